@@ -1,0 +1,21 @@
+/** OCI image-spec media types, descriptors, and strict reading of manifests and indexes. */
+export {
+  MANIFEST_ACCEPT,
+  MediaType,
+  isIndexMediaType,
+  isManifestMediaType,
+  isSchema1MediaType,
+  stripMediaTypeParameters,
+} from './media-types.ts';
+export type { Descriptor, ImageIndex, ImageManifest, ManifestDocument, Platform } from './types.ts';
+export {
+  EMPTY_SHA256,
+  ManifestError,
+  manifestBlobs,
+  parseDescriptor,
+  parseManifestDocument,
+  type DocumentLimits,
+  type ManifestErrorCode,
+  type ParseDocumentOptions,
+} from './document.ts';
+export { JsonError, MAX_JSON_DEPTH, parseStrictJson } from './json.ts';
