@@ -1,0 +1,73 @@
+/**
+ * The per-plugin response cache (kubelet.md §9): keyed by image, registry (text before the first
+ * `/`) or `global` as the response's `cacheKeyType` says; looked up image → registry → global.
+ * An entry is valid until the clock passes its expiry (Go's `After`: valid at the exact instant);
+ * expired entries go lazily on lookup, and a full sweep runs at most every 15 minutes.
+ */
+import type { KubeletDockerConfig } from './kubelet-config.ts';
+import type { CacheKeyType } from './provider-response.ts';
+
+/** Milliseconds since the epoch; injectable so expiry is tested without waiting. */
+export type Clock = () => number;
+
+export const CACHE_PURGE_INTERVAL_MS = 15 * 60 * 1000;
+export const GLOBAL_CACHE_KEY = 'global';
+
+export function registryOf(image: string): string {
+  const slash = image.indexOf('/');
+  return slash < 0 ? image : image.slice(0, slash);
+}
+
+export function cacheKeyFor(type: CacheKeyType, image: string): string {
+  switch (type) {
+    case 'Image':
+      return image;
+    case 'Registry':
+      return registryOf(image);
+    case 'Global':
+      return GLOBAL_CACHE_KEY;
+  }
+}
+
+interface Entry {
+  readonly config: KubeletDockerConfig;
+  readonly expiresAt: number;
+}
+
+export class ProviderCache {
+  readonly #clock: Clock;
+  readonly #entries = new Map<string, Entry>();
+  #lastPurge: number;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#lastPurge = clock();
+  }
+
+  get(image: string): KubeletDockerConfig | undefined {
+    const now = this.#clock();
+    if (now > this.#lastPurge + CACHE_PURGE_INTERVAL_MS) {
+      for (const [key, entry] of this.#entries) if (now > entry.expiresAt) this.#entries.delete(key);
+      this.#lastPurge = now;
+    }
+    for (const key of [image, registryOf(image), GLOBAL_CACHE_KEY]) {
+      const entry = this.#entries.get(key);
+      if (entry === undefined) continue;
+      if (now > entry.expiresAt) {
+        this.#entries.delete(key);
+        continue;
+      }
+      return entry.config;
+    }
+    return undefined;
+  }
+
+  set(key: string, config: KubeletDockerConfig, expiresAt: number): void {
+    this.#entries.set(key, { config, expiresAt });
+  }
+
+  /** Entries held, expired or not (for tests and metrics). */
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The kubelet's credential order for one image (kubelet.md §8): pod secrets, then node config,
+ * then credential provider plugins. Each source keeps its own keyring (and Docker Hub fallback);
+ * the caller tries each credential in turn, one pull per credential, then anonymous.
+ */
+import { imageNameString, type ImageName, type Keyring, type KeyringMatch } from './keyring.ts';
+import type { NodeKeyring } from './node-keyring.ts';
+import type { CredentialProviders } from './provider.ts';
+
+export interface PullCredentialSources {
+  /** All of the pod's usable pull secrets in one keyring (see keyringFromPullSecrets). */
+  readonly podSecrets?: Keyring;
+  readonly node?: NodeKeyring | Keyring;
+  readonly plugins?: CredentialProviders;
+}
+
+export async function lookupPullCredentials(image: ImageName, sources: PullCredentialSources): Promise<KeyringMatch[]> {
+  const name = imageNameString(image);
+  const fromSecrets = sources.podSecrets?.lookup(name) ?? [];
+  const fromNode = (await sources.node?.lookup(name)) ?? [];
+  const fromPlugins = (await sources.plugins?.lookup(name)) ?? [];
+  return [...fromSecrets, ...fromNode, ...fromPlugins];
+}
