@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { errnoCode } from './errors.ts';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = constants;
+
+/** Opening flags that refuse a symlink as the last path component (ELOOP). */
+export const READ_NOFOLLOW = O_RDONLY | O_NOFOLLOW;
+
+/** A file larger than the cap a reader set (S10: bounded reads, also from disk). */
+export class FileTooLargeError extends Error {
+  readonly size: number;
+  readonly limit: number;
+  constructor(path: string, size: number, limit: number) {
+    super(`${path} is ${size} bytes, more than the limit of ${limit}`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** A path that should be a regular file or directory but is a symlink or something else. */
+export class NotRegularError extends Error {
+  readonly path: string;
+  constructor(path: string, what: string) {
+    super(`${path} is ${what}`);
+    this.path = path;
+  }
+}
+
+/**
+ * Reads a whole file, refusing symlinks and anything but a regular file, and never reading more
+ * than `maxBytes` (+1, to notice a file that grew past the cap while it was read).
+ */
+export async function readBounded(path: string, maxBytes: number): Promise<Buffer> {
+  const fh = await open(path, READ_NOFOLLOW).catch((err: unknown) => {
+    if (errnoCode(err) === 'ELOOP') throw new NotRegularError(path, 'a symlink (refused)');
+    throw err;
+  });
+  try {
+    const stat = await fh.stat();
+    if (!stat.isFile()) throw new NotRegularError(path, 'not a regular file');
+    if (stat.size > maxBytes) throw new FileTooLargeError(path, stat.size, maxBytes);
+    const buffer = Buffer.allocUnsafe(Math.min(stat.size, maxBytes) + 1);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await fh.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    if (filled > maxBytes) throw new FileTooLargeError(path, filled, maxBytes);
+    return buffer.subarray(0, filled);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A name for a temporary file that tells which process made it: `tmp-<pid>-<random>`. */
+export function tempName(purpose: string): string {
+  return `tmp-${process.pid}-${randomBytes(6).toString('hex')}-${purpose}`;
+}
+
+/** The pid a `tempName` was made by, or undefined for other names. */
+export function tempNamePid(name: string): number | undefined {
+  const match = /^tmp-(\d+)-[0-9a-f]{12}-/.exec(name);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+export async function fsyncDir(path: string): Promise<void> {
+  const fh = await open(path, O_RDONLY | O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes `data` to a new file `tmpDir/<temp>`, fsynced; returns its path. */
+async function writeTemp(tmpDir: string, purpose: string, data: Uint8Array | string): Promise<string> {
+  const temp = join(tmpDir, tempName(purpose));
+  const fh = await open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.datasync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  return temp;
+}
+
+/** Replaces `target` atomically: temp in `tmpDir` (same filesystem), fsync, rename, fsync dir. */
+export async function writeFileAtomic(tmpDir: string, target: string, data: Uint8Array | string): Promise<void> {
+  const temp = await writeTemp(tmpDir, 'write', data);
+  try {
+    await rename(temp, target);
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dirname(target));
+}
+
+/**
+ * Creates `target` with `data` only if nothing is there, atomically and with its full content
+ * from the first moment (link(2) never replaces). False when `target` already existed.
+ */
+export async function createExclusive(tmpDir: string, target: string, data: Uint8Array | string, sync = true): Promise<boolean> {
+  const temp = sync ? await writeTemp(tmpDir, 'create', data) : await writeTempNoSync(tmpDir, data);
+  try {
+    await link(temp, target);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
+async function writeTempNoSync(tmpDir: string, data: Uint8Array | string): Promise<string> {
+  const temp = join(tmpDir, tempName('create'));
+  const fh = await open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+  try {
+    await fh.writeFile(data);
+  } finally {
+    await fh.close();
+  }
+  return temp;
+}
+
+/**
+ * Makes sure `path` is a real directory, not a symlink planted to send writes elsewhere (S11).
+ * Creates it when absent (the parent must already be checked). True when it was created.
+ */
+export async function ensureRealDir(path: string): Promise<boolean> {
+  try {
+    const stat = await lstat(path);
+    if (stat.isSymbolicLink()) throw new NotRegularError(path, 'a symlink (refused)');
+    if (!stat.isDirectory()) throw new NotRegularError(path, 'not a directory');
+    return false;
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  try {
+    await mkdir(path, { mode: 0o755 });
+    return true;
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    return ensureRealDir(path);
+  }
+}
+
+export async function unlinkIfPresent(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolvePromise();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,447 @@
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, lutimes, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VerifyError, type ParsedDigest } from '../digest/index.ts';
+import type { Descriptor } from '../oci/index.ts';
+import { StoreError, errnoCode } from './errors.ts';
+import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
+import type { FileLock } from './lock.ts';
+
+const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
+
+/** Writes are coalesced into buffers of this size; two buffers let one fill while the other is
+ * written. One fdatasync at commit: measured here, background fdatasyncs during the download made
+ * the whole ingest slower (≈ 430 vs 650 MiB/s for 512 MiB), not faster. */
+const WRITE_BUFFER = 1 << 20;
+const REHASH_BUFFER = 1 << 20;
+
+/** A download in progress into `ingest/`, committed into `blobs/` only once verified. Calls are
+ * sequential: await each `write` before the next. */
+export interface Ingest {
+  readonly descriptor: Descriptor;
+  /** Bytes already present when the ingest was opened (a resumed partial), 0 for a new one, and
+   * `descriptor.size` when the blob was already present. Ask the server for `Range: bytes=<offset>-`;
+   * when `offset === descriptor.size` nothing is left to fetch: call `commit()`. */
+  readonly offset: number;
+  readonly resumed: boolean;
+  /** The blob was already in the store (or another process committed it while we waited):
+   * nothing to download; `commit()` and `abort()` do nothing, `write()` throws. */
+  readonly alreadyPresent: boolean;
+  /** Bytes received so far, `offset` included. */
+  readonly bytes: number;
+  /** Hashes and writes; throws VerifyError ErrSizeMismatch the moment the total exceeds the
+   * descriptor's size (the partial is then discarded and the ingest closed). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Discards what is there (a server that ignored `Range`) and starts again from 0. */
+  reset(): Promise<void>;
+  /** Verifies size and digest (VerifyError on a mismatch: the partial is removed and nothing
+   * reaches `blobs/`), fsyncs, renames into `blobs/<alg>/<hex>` and fsyncs the directory. */
+  commit(): Promise<void>;
+  /** Closes without committing: `keepPartial` leaves the bytes for a later resume, otherwise
+   * they are deleted. Idempotent; does nothing after commit. */
+  abort(options?: { keepPartial?: boolean }): Promise<void>;
+}
+
+export interface IngestMetadata {
+  readonly digest: string;
+  readonly size: number;
+  readonly source?: string;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+}
+
+export interface IngestPaths {
+  readonly store: string;
+  readonly data: string;
+  readonly meta: string;
+  readonly blobDir: string;
+  readonly blobFile: string;
+}
+
+/** Where a registry URL is written down, it loses its query (presigned signatures) and user info. */
+export function redactSource(source: string | undefined): string | undefined {
+  if (source === undefined) return undefined;
+  try {
+    const url = new URL(source);
+    url.search = '';
+    url.hash = '';
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return source.replace(/[?#].*$/s, '');
+  }
+}
+
+export class PresentIngest implements Ingest {
+  readonly descriptor: Descriptor;
+  readonly offset: number;
+  readonly resumed = false;
+  readonly alreadyPresent = true;
+  readonly bytes: number;
+  private readonly blobFile: string;
+  private readonly store: string;
+
+  constructor(descriptor: Descriptor, store: string, blobFile: string) {
+    this.descriptor = descriptor;
+    this.store = store;
+    this.offset = descriptor.size;
+    this.bytes = descriptor.size;
+    this.blobFile = blobFile;
+  }
+
+  write(): Promise<void> {
+    return Promise.reject(this.closed('write'));
+  }
+
+  reset(): Promise<void> {
+    return Promise.reject(this.closed('reset'));
+  }
+
+  private closed(what: string): StoreError {
+    const digest = this.descriptor.digest;
+    return new StoreError('ErrIngestClosed', `cannot ${what}: blob ${digest} is already present at ${this.blobFile}`, {
+      store: this.store,
+      digest,
+      path: this.blobFile,
+    });
+  }
+
+  async commit(): Promise<void> {}
+
+  async abort(): Promise<void> {}
+}
+
+type State = 'open' | 'committed' | 'closed';
+
+export class FileIngest implements Ingest {
+  readonly descriptor: Descriptor;
+  readonly alreadyPresent = false;
+  private startOffset: number;
+  private wasResumed: boolean;
+  private received: number;
+  private hash: Hash;
+  private state: State = 'open';
+  private buffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  private spare = Buffer.allocUnsafe(WRITE_BUFFER);
+  private fill = 0;
+  private filePosition: number;
+  private pending: Promise<void> | undefined;
+  private writeError: unknown;
+
+  private constructor(
+    descriptor: Descriptor,
+    private readonly parsed: ParsedDigest,
+    private readonly paths: IngestPaths,
+    private readonly lock: FileLock,
+    private readonly handle: FileHandle,
+    private readonly metadata: IngestMetadata,
+    private readonly beforePublish: () => Promise<void>,
+    private readonly replaceExisting: boolean,
+    hash: Hash,
+    present: number,
+  ) {
+    this.descriptor = descriptor;
+    this.hash = hash;
+    this.startOffset = present;
+    this.wasResumed = present > 0;
+    this.received = present;
+    this.filePosition = present;
+  }
+
+  /** Opens (or resumes) the partial of a digest; the caller holds the digest's ingest lock. */
+  static async open(
+    descriptor: Descriptor,
+    parsed: ParsedDigest,
+    paths: IngestPaths,
+    lock: FileLock,
+    source: string | undefined,
+    beforePublish: () => Promise<void>,
+    replaceExisting = false,
+  ): Promise<FileIngest> {
+    const handle = await open(paths.data, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644);
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new Error(`${paths.data} is not a regular file`);
+      const hash = createHash(parsed.algorithm);
+      let present = stat.size;
+      // A partial longer than the blob cannot be a prefix of it.
+      if (present > descriptor.size) {
+        await handle.truncate(0);
+        present = 0;
+      }
+      if (present > 0) present = await rehash(handle, hash, present);
+      const previous = present > 0 ? await readMetadata(paths.meta) : undefined;
+      const now = new Date().toISOString();
+      const redacted = redactSource(source) ?? previous?.source;
+      const metadata: IngestMetadata = {
+        digest: descriptor.digest,
+        size: descriptor.size,
+        ...(redacted !== undefined && { source: redacted }),
+        startedAt: previous?.startedAt ?? now,
+        updatedAt: now,
+      };
+      await writeMetadata(paths.meta, metadata);
+      return new FileIngest(descriptor, parsed, paths, lock, handle, metadata, beforePublish, replaceExisting, hash, present);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get offset(): number {
+    return this.startOffset;
+  }
+
+  get resumed(): boolean {
+    return this.wasResumed;
+  }
+
+  get bytes(): number {
+    return this.received;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.assertOpen('write');
+    const total = this.received + chunk.byteLength;
+    if (total > this.descriptor.size) {
+      await this.fail(
+        new VerifyError('ErrSizeMismatch', {
+          expectedDigest: this.descriptor.digest,
+          expectedSize: this.descriptor.size,
+          actualSize: total,
+        }),
+      );
+    }
+    this.hash.update(chunk);
+    this.received = total;
+    let from = 0;
+    while (from < chunk.byteLength) {
+      const n = Math.min(chunk.byteLength - from, WRITE_BUFFER - this.fill);
+      this.buffer.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), this.fill);
+      this.fill += n;
+      from += n;
+      if (this.fill === WRITE_BUFFER) await this.flush();
+    }
+  }
+
+  async reset(): Promise<void> {
+    this.assertOpen('reset');
+    await this.settle();
+    this.writeError = undefined;
+    await this.handle.truncate(0);
+    this.hash = createHash(this.parsed.algorithm);
+    this.fill = 0;
+    this.received = 0;
+    this.filePosition = 0;
+    this.startOffset = 0;
+    this.wasResumed = false;
+  }
+
+  async commit(): Promise<void> {
+    this.assertOpen('commit');
+    try {
+      await this.flush();
+      await this.settle();
+      this.throwWriteError();
+    } catch (err) {
+      await this.fail(err);
+    }
+    const { digest, size } = this.descriptor;
+    if (this.received !== size) {
+      await this.fail(new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }));
+    }
+    const actual = `${this.parsed.algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== digest) {
+      await this.fail(
+        new VerifyError('ErrDigestMismatch', { expectedDigest: digest, actualDigest: actual, expectedSize: size, actualSize: size }),
+      );
+    }
+    this.state = 'committed';
+    try {
+      await this.handle.datasync();
+      await this.handle.close();
+      await this.beforePublish();
+      await publish(this.paths.data, this.paths, size, this.replaceExisting);
+      await unlinkIfPresent(this.paths.meta);
+    } catch (err) {
+      await this.handle.close().catch(() => undefined);
+      await unlinkIfPresent(this.paths.data).catch(() => undefined);
+      await unlinkIfPresent(this.paths.meta).catch(() => undefined);
+      if (err instanceof NotRegularError) {
+        throw new StoreError('ErrStoreCorrupt', `image store ${this.paths.store}: cannot commit ${digest}: ${err.message}`, {
+          store: this.paths.store,
+          digest,
+          path: err.path,
+          cause: err,
+        });
+      }
+      throw err;
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  async abort(options?: { keepPartial?: boolean }): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closed';
+    try {
+      if (options?.keepPartial === true) {
+        await this.flush().catch(() => undefined);
+        await this.settle();
+        // What was written is what the next run re-hashes; a failed write may have left a torn
+        // tail, so keep only what is known to be on disk.
+        try {
+          if (this.writeError !== undefined) await this.handle.truncate(0);
+          await this.handle.datasync();
+        } finally {
+          await this.handle.close();
+        }
+        await writeMetadata(this.paths.meta, { ...this.metadata, updatedAt: new Date().toISOString() });
+      } else {
+        await this.settle();
+        await this.handle.close().catch(() => undefined);
+        await unlinkIfPresent(this.paths.data);
+        await unlinkIfPresent(this.paths.meta);
+      }
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  private assertOpen(what: string): void {
+    if (this.state !== 'open') {
+      const digest = this.descriptor.digest;
+      throw new StoreError('ErrIngestClosed', `cannot ${what}: the ingest of ${digest} in ${this.paths.store} is ${this.state}`, {
+        store: this.paths.store,
+        digest,
+      });
+    }
+  }
+
+  /** Starts writing the filled buffer and swaps in the other one (after its own write finished). */
+  private async flush(): Promise<void> {
+    if (this.fill === 0) return;
+    await this.settle();
+    this.throwWriteError();
+    const buffer = this.buffer;
+    const length = this.fill;
+    const position = this.filePosition;
+    this.filePosition += length;
+    this.pending = writeFully(this.handle, buffer, length, position).catch((err: unknown) => {
+      this.writeError = err;
+    });
+
+    this.buffer = this.spare;
+    this.spare = buffer;
+    this.fill = 0;
+  }
+
+  private async settle(): Promise<void> {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending !== undefined) await pending;
+  }
+
+  private throwWriteError(): void {
+    if (this.writeError !== undefined) throw this.writeError;
+  }
+
+  /** Closes, removes the partial and its metadata, releases the lock, then throws `err`. */
+  private async fail(err: unknown): Promise<never> {
+    this.state = 'closed';
+    try {
+      await this.settle();
+      await this.handle.close().catch(() => undefined);
+      await unlinkIfPresent(this.paths.data).catch(() => undefined);
+      await unlinkIfPresent(this.paths.meta).catch(() => undefined);
+    } finally {
+      await this.lock.release();
+    }
+    throw err;
+  }
+}
+
+async function writeFully(handle: FileHandle, buffer: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await handle.write(buffer, done, length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** The hex digest of a file's content, read without following a symlink. */
+export async function hashFile(path: string, algorithm: string): Promise<{ hex: string; bytes: number }> {
+  const handle = await open(path, constants.O_RDONLY | O_NOFOLLOW);
+  try {
+    const hash = createHash(algorithm);
+    const bytes = await rehash(handle, hash, Number.MAX_SAFE_INTEGER);
+    return { hex: hash.digest('hex'), bytes };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Feeds the first `size` bytes of the partial to `hash`; returns how many were there. */
+async function rehash(handle: FileHandle, hash: Hash, size: number): Promise<number> {
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(REHASH_BUFFER, size)));
+  let position = 0;
+  while (position < size) {
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+    if (bytesRead === 0) break;
+    hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return position;
+}
+
+async function readMetadata(path: string): Promise<Partial<IngestMetadata> | undefined> {
+  try {
+    const value = JSON.parse((await readBounded(path, 64 * 1024)).toString('utf8')) as unknown;
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { startedAt, source } = value as Record<string, unknown>;
+    return {
+      ...(typeof startedAt === 'string' && { startedAt }),
+      ...(typeof source === 'string' && { source }),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeMetadata(path: string, metadata: IngestMetadata): Promise<void> {
+  const handle = await open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
+  try {
+    await handle.writeFile(`${JSON.stringify(metadata)}\n`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves a verified file to its blob path and fsyncs the directory. A regular file of the right
+ * size already there (another process, same content) wins and ours is dropped, unless `replace`
+ * (it was found corrupt); anything else there (a planted symlink, a truncated file) is replaced,
+ * since rename(2) never follows it.
+ */
+export async function publish(verifiedFile: string, paths: IngestPaths, size: number, replace = false): Promise<void> {
+  const blobsDir = join(paths.blobDir, '..');
+  if (await ensureRealDir(paths.blobDir)) await fsyncDir(blobsDir);
+  const existing = await lstat(paths.blobFile).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!replace && existing?.isFile() && existing.size === size) {
+    await unlink(verifiedFile);
+    return;
+  }
+  await rename(verifiedFile, paths.blobFile);
+  await fsyncDir(paths.blobDir);
+}
+
+/** Marks a present blob as recently used, so that a concurrent `gc` within its grace keeps it. */
+export async function touch(path: string): Promise<void> {
+  const now = new Date();
+  await lutimes(path, now, now).catch(() => undefined);
+}

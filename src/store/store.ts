@@ -1,0 +1,520 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { DigestVerifier, digestOf, parseDigest, type ParsedDigest } from '../digest/index.ts';
+import { parseDescriptor, type Descriptor, type ImageIndex } from '../oci/index.ts';
+import { BlobReadStream } from './blob-stream.ts';
+import { ClaimLog } from './claims.ts';
+import { StoreError, errnoCode } from './errors.ts';
+import { fsck, type FsckReport } from './fsck.ts';
+import {
+  FileTooLargeError,
+  NotRegularError,
+  createExclusive,
+  ensureRealDir,
+  readBounded,
+  tempName,
+  unlinkIfPresent,
+  writeFileAtomic,
+} from './fs-utils.ts';
+import { gc, type GcOptions, type GcResult } from './gc.ts';
+import { splitImageName } from './image-name.ts';
+import { FileIngest, PresentIngest, hashFile, publish, touch, type Ingest, type IngestPaths } from './ingest.ts';
+import {
+  emptyLayoutIndex,
+  findEntries,
+  parseLayoutIndex,
+  serializeLayoutIndex,
+  toRecord,
+  withImage,
+  withoutImage,
+  type ImageRecord,
+} from './layout-index.ts';
+import { LockTimeoutError, acquireLock, type FileLock } from './lock.ts';
+import {
+  BLOBS_DIR,
+  INDEX_FILE,
+  INDEX_LOCK,
+  INGEST_DIR,
+  OCI_LAYOUT_CONTENT,
+  OCI_LAYOUT_FILE,
+  blobRelativePath,
+  defaultStorePath,
+  ingestBaseName,
+} from './paths.ts';
+
+export interface StoreOptions {
+  /** Create the layout when absent (default true). With false a missing store is ErrStoreNotFound. */
+  readonly create?: boolean;
+  /** How long `lock` (and so setImage, removeImage, gc) waits for another process; default 120 s. */
+  readonly lockTimeoutMs?: number;
+  /** Cap on `index.json` read from disk (S10); default 16 MiB. */
+  readonly maxIndexBytes?: number;
+  /** Cap on a manifest or index blob read from disk by gc and fsck; default 4 MiB. */
+  readonly maxManifestBytes?: number;
+}
+
+export interface OpenIngestOptions {
+  /** Where the bytes come from, kept in the ingest metadata (query string and user info dropped). */
+  readonly source?: string;
+  /** Ends a wait for another process ingesting the same digest. */
+  readonly signal?: AbortSignal;
+  /** Gives up waiting for another process with ErrStoreLocked; default: wait (the signal decides). */
+  readonly timeoutMs?: number;
+  /** Re-hash a blob already present instead of trusting it; a corrupt one is downloaded again
+   * and replaced. */
+  readonly verifyExisting?: boolean;
+}
+
+export interface OpenBlobStreamOptions {
+  /** Hash while reading and fail at the end (ErrStoreCorrupt) when the content is not the digest's. */
+  readonly verify?: boolean;
+}
+
+/** An OCI image layout: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`, plus `ingest/`. */
+export interface Store {
+  readonly root: string;
+  /** True when `blobs/<alg>/<hex>` is a regular file (a symlink there is not a blob). Throws a
+   * DigestError for an invalid digest. */
+  hasBlob(digest: string): Promise<boolean>;
+  /** The path of a blob; throws a DigestError for an invalid digest (S8, S11). */
+  blobPath(digest: string): string;
+  /** The whole blob, at most `maxBytes` (ErrBlobTooLarge beyond), verified against its digest
+   * (ErrStoreCorrupt otherwise). ErrBlobUnknown when absent. */
+  readBlob(digest: string, maxBytes: number): Promise<Buffer>;
+  /** Streams a blob; errors (ErrBlobUnknown, ErrStoreCorrupt) arrive as stream errors. */
+  openBlobStream(digest: string, options?: OpenBlobStreamOptions): Readable;
+  /** Stores small content held in memory (manifests, configs): verified, then written through a
+   * temporary file renamed into place. VerifyError when the bytes are not the descriptor's. */
+  putBlob(descriptor: Descriptor, bytes: Uint8Array): Promise<void>;
+  /** Starts or resumes the download of a blob. When another process (or call) ingests the same
+   * digest, waits until it committed (then `alreadyPresent`) or gave up (then takes over). */
+  openIngest(descriptor: Descriptor, options?: OpenIngestOptions): Promise<Ingest>;
+  /** Points a full normalized reference (`docker.io/library/busybox:1.36`, or `…@sha256:…`) at a
+   * top-level descriptor, replacing that reference's entry. */
+  setImage(name: string, descriptor: Descriptor): Promise<void>;
+  /** The entry for a full reference; also finds entries written by skopeo (ref.name = tag) and
+   * crane (ref.name = full reference). */
+  getImage(name: string): Promise<ImageRecord | undefined>;
+  /** As getImage, but ErrImageUnknown (naming the image and the store) when absent. */
+  requireImage(name: string): Promise<ImageRecord>;
+  listImages(): Promise<ImageRecord[]>;
+  /** Removes the entry `getImage` would return (and duplicates of the same full name). */
+  removeImage(name: string): Promise<boolean>;
+  /** Removes blobs no image reaches and stale ingests. */
+  gc(options?: GcOptions): Promise<GcResult>;
+  /** Re-hashes every blob and checks every image's blobs are there; reports, never throws on a problem. */
+  fsck(): Promise<FsckReport>;
+  /** Runs `fn` holding the store's cross-process lock on `index.json` (re-entrant). */
+  lock<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+const DEFAULT_LOCK_TIMEOUT_MS = 120_000;
+const DEFAULT_MAX_INDEX_BYTES = 16 << 20;
+const DEFAULT_MAX_MANIFEST_BYTES = 4 << 20;
+
+/** Index locks this async context holds, for re-entrant `lock`. */
+const heldIndexLocks = new AsyncLocalStorage<ReadonlySet<string>>();
+
+/** Opens (by default creating) the layout at `dir`, or at `defaultStorePath()`. */
+export async function openStore(dir?: string, options: StoreOptions = {}): Promise<Store> {
+  const given = resolve(dir ?? defaultStorePath());
+  const create = options.create ?? true;
+  await new LayoutStore(given, options).init(create, false);
+  // One spelling per store, so that locks taken through two paths to it are one lock.
+  const store = new LayoutStore(await realpath(given), options);
+  await store.init(create, true);
+  return store;
+}
+
+export class LayoutStore implements Store {
+  readonly root: string;
+  readonly ingestDir: string;
+  readonly indexPath: string;
+  readonly maxManifestBytes: number;
+  private readonly maxIndexBytes: number;
+  private readonly lockTimeoutMs: number;
+  private prepared: Promise<void> | undefined;
+  private readonly claims: ClaimLog;
+
+  constructor(root: string, options: StoreOptions) {
+    this.root = root;
+    this.ingestDir = join(root, INGEST_DIR);
+    this.indexPath = join(root, INDEX_FILE);
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.maxIndexBytes = options.maxIndexBytes ?? DEFAULT_MAX_INDEX_BYTES;
+    this.maxManifestBytes = options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
+    this.claims = new ClaimLog(this.ingestDir);
+  }
+
+  /** @internal Checks (and with `create` makes) the layout; `prepare` also creates its parts. */
+  async init(create: boolean, prepare: boolean): Promise<void> {
+    const rootStat = await lstat(this.root).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (rootStat === undefined) {
+      if (!create) throw this.error('ErrStoreNotFound', `no image store at ${this.root}`);
+      await mkdir(this.root, { recursive: true, mode: 0o755 });
+    }
+    const layoutPath = join(this.root, OCI_LAYOUT_FILE);
+    let layout: Buffer | undefined;
+    try {
+      layout = await readBounded(layoutPath, 64 * 1024);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOTDIR') throw this.error('ErrStoreCorrupt', `image store ${this.root} is not a directory`, { cause: err });
+      if (errnoCode(err) !== 'ENOENT') throw this.corrupt(`cannot read ${layoutPath}: ${(err as Error).message}`, err);
+    }
+    if (layout === undefined) {
+      if (!create) throw this.error('ErrStoreNotFound', `${this.root} is not an OCI image layout (no ${OCI_LAYOUT_FILE})`);
+      const entries = await readdir(this.root);
+      // A fresh file system mounted here has lost+found; dot files are not content either.
+      const foreign = entries.filter((e) => ![INGEST_DIR, BLOBS_DIR, INDEX_FILE, 'lost+found'].includes(e) && !e.startsWith('.'));
+      if (foreign.length > 0) {
+        throw this.corrupt(`${this.root} is not empty and not an OCI image layout (no ${OCI_LAYOUT_FILE}); refusing to write into it`);
+      }
+    } else {
+      checkLayoutFile(layout, layoutPath, (message) => this.corrupt(message));
+    }
+    if (create && prepare) await this.prepareWrite();
+  }
+
+  /** Makes sure `blobs/`, `ingest/`, `oci-layout` and `index.json` exist, none of them a symlink. */
+  private prepareWrite(): Promise<void> {
+    this.prepared ??= (async () => {
+      try {
+        await ensureRealDir(join(this.root, BLOBS_DIR));
+        await ensureRealDir(join(this.root, BLOBS_DIR, 'sha256'));
+        await ensureRealDir(this.ingestDir);
+        await createExclusive(this.ingestDir, join(this.root, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT);
+        await createExclusive(this.ingestDir, this.indexPath, serializeLayoutIndex(emptyLayoutIndex()));
+      } catch (err) {
+        this.prepared = undefined;
+        if (err instanceof NotRegularError) throw this.corrupt(err.message, err);
+        throw err;
+      }
+    })();
+    return this.prepared;
+  }
+
+  error(code: StoreError['code'], message: string, facts: { digest?: string; image?: string; path?: string; cause?: unknown; holderPid?: number } = {}): StoreError {
+    return new StoreError(code, message, { store: this.root, ...facts });
+  }
+
+  corrupt(message: string, cause?: unknown, facts: { digest?: string; image?: string; path?: string } = {}): StoreError {
+    return this.error('ErrStoreCorrupt', `image store ${this.root}: ${message}`, { ...facts, cause });
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, blobRelativePath(digest).file);
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    const path = this.blobPath(digest);
+    try {
+      return (await lstat(path)).isFile();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
+  /** Maps a file-system error about a blob to the store's errors. */
+  blobError(err: unknown, digest: string): unknown {
+    const path = this.blobPath(digest);
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
+      return this.error('ErrBlobUnknown', `blob ${digest} is not in the image store ${this.root}`, { digest, path, cause: err });
+    }
+    if (err instanceof NotRegularError || errnoCode(err) === 'ELOOP') {
+      return this.corrupt(`blob ${digest} at ${path} is a symlink or not a regular file (refused)`, err, { digest, path });
+    }
+    if (err instanceof FileTooLargeError) {
+      return this.error('ErrBlobTooLarge', `blob ${digest} in the image store ${this.root} is ${err.size} bytes, more than the limit of ${err.limit}`, {
+        digest,
+        path,
+        cause: err,
+      });
+    }
+    return err;
+  }
+
+  async readBlob(digest: string, maxBytes: number): Promise<Buffer> {
+    const { parsed, file } = blobRelativePath(digest);
+    let bytes: Buffer;
+    try {
+      bytes = await readBounded(join(this.root, file), maxBytes);
+    } catch (err) {
+      throw this.blobError(err, digest);
+    }
+    const actual = digestOf(bytes, parsed.algorithm);
+    if (actual !== digest) {
+      throw this.corrupt(`blob ${digest} holds content that hashes to ${actual}; run kimg fsck`, undefined, {
+        digest,
+        path: join(this.root, file),
+      });
+    }
+    return bytes;
+  }
+
+  openBlobStream(digest: string, options: OpenBlobStreamOptions = {}): Readable {
+    const { parsed, file } = blobRelativePath(digest);
+    const path = join(this.root, file);
+    return new BlobReadStream(
+      path,
+      parsed,
+      (err) => {
+        const mapped = this.blobError(err, digest);
+        if (mapped !== err) return mapped as Error;
+        return err instanceof Error && errnoCode(err) !== undefined
+          ? err
+          : this.corrupt(`blob ${digest} at ${path}: ${(err as Error).message}`, err, { digest, path });
+      },
+      options.verify === true,
+    );
+  }
+
+  private ingestPaths(parsed: ParsedDigest): IngestPaths {
+    const base = ingestBaseName(parsed);
+    const blobDir = join(this.root, BLOBS_DIR, parsed.algorithm);
+    return {
+      store: this.root,
+      data: join(this.ingestDir, `${base}.data`),
+      meta: join(this.ingestDir, `${base}.json`),
+      blobDir,
+      blobFile: join(blobDir, parsed.encoded),
+    };
+  }
+
+  /** True when the blob is present with the descriptor's size (a wrong size means a corrupt
+   * file, which a new download replaces, or a lying descriptor, whose download will fail). */
+  private async presentWithSize(path: string, size: number): Promise<boolean> {
+    try {
+      const stat = await lstat(path);
+      return stat.isFile() && stat.size === size;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
+  async putBlob(descriptor: Descriptor, bytes: Uint8Array): Promise<void> {
+    const parsed = checkDescriptor(descriptor);
+    const verifier = new DigestVerifier(descriptor.digest, descriptor.size);
+    verifier.update(bytes);
+    verifier.finish();
+    const paths = this.ingestPaths(parsed);
+    await this.prepareWrite();
+    await this.claims.claim(descriptor.digest);
+    if (await this.presentWithSize(paths.blobFile, descriptor.size)) return;
+    const temp = join(this.ingestDir, tempName('blob'));
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.datasync();
+      await handle.close();
+      await publish(temp, paths, descriptor.size);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlinkIfPresent(temp).catch(() => undefined);
+      if (err instanceof NotRegularError) throw this.corrupt(err.message, err, { digest: descriptor.digest });
+      throw err;
+    }
+  }
+
+  async openIngest(descriptor: Descriptor, options: OpenIngestOptions = {}): Promise<Ingest> {
+    const parsed = checkDescriptor(descriptor);
+    const paths = this.ingestPaths(parsed);
+    const present = (): Promise<boolean> => this.presentWithSize(paths.blobFile, descriptor.size);
+    await this.prepareWrite();
+    // Claimed before looking, so that a concurrent gc keeps what we are about to rely on.
+    await this.claims.claim(descriptor.digest);
+    let replaceExisting = false;
+    if (await present()) {
+      if (options.verifyExisting !== true || (await hashFile(paths.blobFile, parsed.algorithm)).hex === parsed.encoded) {
+        await touch(paths.blobFile);
+        return new PresentIngest(descriptor, this.root, paths.blobFile);
+      }
+      replaceExisting = true;
+    }
+    const lockPath = join(this.ingestDir, `${ingestBaseName(parsed)}.lock`);
+    let lock: FileLock | undefined;
+    try {
+      lock = await acquireLock(lockPath, this.ingestDir, {
+        ...(options.signal !== undefined && { signal: options.signal }),
+        ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+        until: replaceExisting ? undefined : present,
+        purpose: `ingest ${descriptor.digest}`,
+      });
+    } catch (err) {
+      throw this.lockError(err, `the ingest of ${descriptor.digest}`, descriptor.digest);
+    }
+    if (lock === undefined || (!replaceExisting && (await present()))) {
+      await lock?.release();
+      await touch(paths.blobFile);
+      return new PresentIngest(descriptor, this.root, paths.blobFile);
+    }
+    try {
+      return await FileIngest.open(
+        descriptor,
+        parsed,
+        paths,
+        lock,
+        options.source,
+        () => this.claims.claim(descriptor.digest),
+        replaceExisting,
+      );
+    } catch (err) {
+      await lock.release();
+      if (errnoCode(err) === 'ELOOP') throw this.corrupt(`${paths.data} is a symlink (refused)`, err, { digest: descriptor.digest });
+      throw err;
+    }
+  }
+
+  private lockError(err: unknown, what: string, digest?: string): unknown {
+    if (!(err instanceof LockTimeoutError)) return err;
+    const holder = err.holder;
+    return this.error(
+      'ErrStoreLocked',
+      `image store ${this.root}: timed out waiting for ${what}` +
+        (holder ? ` (lock ${err.lockPath} held by pid ${holder.pid} since ${holder.acquiredAt})` : ` (lock ${err.lockPath})`),
+      { path: err.lockPath, cause: err, ...(digest !== undefined && { digest }), ...(holder !== undefined && { holderPid: holder.pid }) },
+    );
+  }
+
+  async lock<T>(fn: () => Promise<T>): Promise<T> {
+    const lockPath = join(this.ingestDir, INDEX_LOCK);
+    const current = heldIndexLocks.getStore();
+    if (current?.has(lockPath)) return fn();
+    await this.prepareWrite();
+    let lock: FileLock | undefined;
+    try {
+      lock = await acquireLock(lockPath, this.ingestDir, { timeoutMs: this.lockTimeoutMs, purpose: 'index.json' });
+    } catch (err) {
+      throw this.lockError(err, 'the index.json lock');
+    }
+    try {
+      return await heldIndexLocks.run(new Set([...(current ?? []), lockPath]), fn);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  /** The layout's `index.json`, read bounded and strictly; empty when the file is absent. */
+  async readIndex(): Promise<ImageIndex> {
+    let bytes: Buffer;
+    try {
+      bytes = await readBounded(this.indexPath, this.maxIndexBytes);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return emptyLayoutIndex();
+      throw this.corrupt(`cannot read ${this.indexPath}: ${(err as Error).message}`, err, { path: this.indexPath });
+    }
+    try {
+      return parseLayoutIndex(bytes, this.indexPath);
+    } catch (err) {
+      throw this.corrupt(`invalid ${INDEX_FILE}: ${(err as Error).message}`, err, { path: this.indexPath });
+    }
+  }
+
+  private async writeIndex(index: ImageIndex): Promise<void> {
+    await writeFileAtomic(this.ingestDir, this.indexPath, serializeLayoutIndex(index));
+  }
+
+  async setImage(name: string, descriptor: Descriptor): Promise<void> {
+    const parts = splitImageName(name);
+    if (parts === undefined || (parts.tag === undefined && parts.digest === undefined)) {
+      throw this.error('ErrImageNameInvalid', `image name ${JSON.stringify(name.slice(0, 300))} is not a full reference with a tag or digest`, {
+        image: name,
+      });
+    }
+    const checked = parseDescriptor(descriptor, `descriptor for ${name}`, (message) => {
+      throw new TypeError(message);
+    });
+    await this.updateIndex((index) => ({ index: withImage(index, name, checked), result: undefined }));
+  }
+
+  async getImage(name: string): Promise<ImageRecord | undefined> {
+    const index = await this.readIndex();
+    const found = findEntries(index.manifests, name)[0];
+    const entry = found === undefined ? undefined : index.manifests[found];
+    return entry === undefined ? undefined : toRecord(entry);
+  }
+
+  async listImages(): Promise<ImageRecord[]> {
+    return (await this.readIndex()).manifests.map(toRecord);
+  }
+
+  async removeImage(name: string): Promise<boolean> {
+    return this.updateIndex((index) => {
+      const updated = withoutImage(index, name);
+      return { index: updated.removed > 0 ? updated.index : undefined, result: updated.removed > 0 };
+    });
+  }
+
+  /** Read, change, write `index.json` under the lock. Updates are also queued within the process:
+   * calls made concurrently inside one `lock()` section re-enter it and must not interleave. */
+  private updateIndex<T>(change: (index: ImageIndex) => { index: ImageIndex | undefined; result: T }): Promise<T> {
+    return this.lock(() =>
+      serially(this.indexPath, async () => {
+        const { index, result } = change(await this.readIndex());
+        if (index !== undefined) await this.writeIndex(index);
+        return result;
+      }),
+    );
+  }
+
+  async requireImage(name: string): Promise<ImageRecord> {
+    const record = await this.getImage(name);
+    if (record === undefined) throw this.imageUnknown(name);
+    return record;
+  }
+
+  imageUnknown(name: string): StoreError {
+    return this.error('ErrImageUnknown', `image ${name} is not in the image store ${this.root}`, { image: name });
+  }
+
+  gc(options?: GcOptions): Promise<GcResult> {
+    return gc(this, options);
+  }
+
+  fsck(): Promise<FsckReport> {
+    return fsck(this);
+  }
+}
+
+const queues = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after every earlier call with the same key has settled. */
+function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = queues.get(key) ?? Promise.resolve();
+  const next = previous.then(fn, fn);
+  const tail = next.catch(() => undefined);
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return next;
+}
+
+/** The digest parsed (DigestError passes through) and the size checked. */
+function checkDescriptor(descriptor: Descriptor): ParsedDigest {
+  const parsed = parseDigest(descriptor.digest);
+  if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) {
+    throw new RangeError(`invalid size ${descriptor.size} for ${descriptor.digest}`);
+  }
+  return parsed;
+}
+
+function checkLayoutFile(bytes: Buffer, path: string, corrupt: (message: string) => Error): void {
+  let version: unknown;
+  try {
+    version = (JSON.parse(bytes.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch {
+    throw corrupt(`${path} is not valid JSON`);
+  }
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
+    throw corrupt(`${path} declares imageLayoutVersion ${JSON.stringify(version)}; only 1.x layouts are supported`);
+  }
+}
+
