@@ -19,3 +19,17 @@ export {
   type ParseDocumentOptions,
 } from './document.ts';
 export { JsonError, MAX_JSON_DEPTH, parseStrictJson } from './json.ts';
+export {
+  InvalidPlatformError,
+  PlatformNotFoundError,
+  describeAvailable,
+  formatPlatform,
+  hostPlatform,
+  isAttestationPlatform,
+  normalizePlatform,
+  parsePlatform,
+  platformMatcher,
+  selectPlatform,
+  type HostInfo,
+  type PlatformMatchOptions,
+} from './platform.ts';

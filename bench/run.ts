@@ -1,0 +1,12 @@
+// `npm run bench`: speed and memory figures, each next to a peer measured in the same run.
+// Figures vary between runs on a shared machine; compare the ratios, not the absolute numbers.
+import { runReferenceBench } from './reference.bench.ts';
+
+const only = process.argv.slice(2);
+const suites: [string, () => Promise<void>][] = [['reference', runReferenceBench]];
+
+for (const [name, run] of suites) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  console.log(`\n### ${name}`);
+  await run();
+}

@@ -1,0 +1,3 @@
+/** The `kimg` command line, runnable in-process. */
+export { main } from './main.ts';
+export type { Io } from './io.ts';

@@ -1,0 +1,342 @@
+import { KimgError } from '../errors/index.ts';
+import {
+  isIndexMediaType,
+  isManifestMediaType,
+  manifestBlobs,
+  parseManifestDocument,
+  type Descriptor,
+  type ManifestDocument,
+  type Platform,
+  PlatformNotFoundError,
+  describeAvailable,
+  formatPlatform,
+  hostPlatform,
+  parsePlatform,
+  selectPlatform,
+} from '../oci/index.ts';
+import { parseDockerRef, type NamedReference } from '../reference/index.ts';
+import type { HostsConfig } from '../registry/hosts/index.ts';
+import { RegistryClient, type BlobSink, type CredentialSource, type RegistryClientOptions, type RegistryEvent } from '../registry/index.ts';
+import { openStore, type Store } from '../store/index.ts';
+import { EndpointResolver } from './endpoints.ts';
+import type { PullEvent, PullEventSink } from './events.ts';
+
+const MAX_INDEX_DEPTH = 8;
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export interface PullerOptions {
+  /** The store, or its directory; default the embedded default store (`openStore()`). */
+  readonly store?: Store | string;
+  /** Credentials per host contacted; default anonymous. */
+  readonly credentials?: CredentialSource;
+  /** Registry host configuration (mirrors, TLS, insecure hosts). */
+  readonly hosts?: HostsConfig;
+  /** Extra CA certificates (PEM) trusted for every registry. */
+  readonly caPems?: readonly string[];
+  /** Blobs downloaded at once per pull; default 4. */
+  readonly concurrency?: number;
+  /** Passed to the registry client (retries, timeouts, proxies, clock). */
+  readonly client?: Omit<RegistryClientOptions, 'endpoints' | 'credentials' | 'onEvent'>;
+}
+
+export interface PullOptions {
+  /** `os/arch[/variant]`; default the host's. */
+  readonly platform?: string | Platform;
+  /** Keep every platform of an index. */
+  readonly allPlatforms?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: PullEventSink;
+}
+
+export interface PulledManifest {
+  readonly digest: string;
+  readonly platform?: string;
+}
+
+export interface PullResult {
+  /** The full normalized reference stored (`docker.io/library/busybox:latest`). */
+  readonly name: string;
+  /** The top-level descriptor: the index or manifest the reference points at. */
+  readonly descriptor: Descriptor;
+  readonly manifests: readonly PulledManifest[];
+  /** Blobs (configs and layers) the image needs, and how many of them were downloaded now. */
+  readonly blobs: number;
+  readonly blobsFetched: number;
+  readonly bytesReceived: number;
+  /** Nothing was downloaded: the image was complete in the store. */
+  readonly upToDate: boolean;
+  readonly ms: number;
+}
+
+export interface ResolveResult {
+  readonly name: string;
+  readonly descriptor: Descriptor;
+  readonly via: 'HEAD' | 'GET';
+}
+
+/** A pull that failed, naming the image; `cause` is the typed error underneath. */
+export class PullError extends KimgError<string> {
+  readonly image: string;
+
+  constructor(image: string, cause: unknown) {
+    const inner = cause instanceof Error ? cause.message : String(cause);
+    const code = cause instanceof KimgError ? cause.code : 'ErrPull';
+    super(code, inner.includes(image) ? inner : `pulling ${image}: ${inner}`, { cause });
+    this.image = image;
+  }
+}
+
+interface Plan {
+  readonly manifests: PulledManifest[];
+  readonly blobs: Map<string, Descriptor>;
+}
+
+/**
+ * Pulls images into an OCI layout: resolve the tag (one HEAD), fetch manifests by digest, then
+ * the blobs that are missing, in parallel, each verified before it is committed. An image whose
+ * content is all present costs one request by tag and none by digest. Two pulls of the same
+ * image in one Puller share the work.
+ */
+export class Puller {
+  readonly client: RegistryClient;
+  private readonly storePromise: Promise<Store>;
+  private readonly endpoints: EndpointResolver;
+  private readonly concurrency: number;
+  private readonly inFlight = new Map<string, Promise<PullResult>>();
+  private readonly listeners = new Set<PullEventSink>();
+
+  constructor(options: PullerOptions = {}) {
+    this.storePromise = typeof options.store === 'object' ? Promise.resolve(options.store) : openStore(options.store);
+    this.endpoints = new EndpointResolver(options.hosts ?? {}, options.caPems);
+    this.concurrency = Math.max(1, options.concurrency ?? 4);
+    this.client = new RegistryClient({
+      ...options.client,
+      ...(options.credentials !== undefined && { credentials: options.credentials }),
+      endpoints: (registry) => this.endpoints.forRegistry({ domain: registry, path: '' }, { byDigest: false }),
+      onEvent: (event) => this.forwardRegistryEvent(event),
+    });
+  }
+
+  store(): Promise<Store> {
+    return this.storePromise;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** The digest a reference points at now, without downloading anything else. */
+  async resolve(image: string, options: { signal?: AbortSignal } = {}): Promise<ResolveResult> {
+    const ref = parseDockerRef(image);
+    const name = ref.toString();
+    try {
+      const found = await this.client.resolve({ registry: ref.domain, path: ref.path }, ref.digest ?? ref.tag ?? 'latest', options);
+      return { name, descriptor: found.descriptor, via: found.via };
+    } catch (err) {
+      throw new PullError(name, err);
+    }
+  }
+
+  /** Pulls `image` into the store and records it under its full normalized name. */
+  pull(image: string, options: PullOptions = {}): Promise<PullResult> {
+    const ref = parseDockerRef(image);
+    const want = options.allPlatforms ? 'all' : formatPlatform(this.wantedPlatform(options.platform));
+    const key = `${ref.toString()} ${want}`;
+    let running = this.inFlight.get(key);
+    if (running === undefined) {
+      running = this.pullOnce(ref, options).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, running);
+    }
+    if (options.onEvent) {
+      const sink = options.onEvent;
+      this.listeners.add(sink);
+      void running.finally(() => this.listeners.delete(sink)).catch(() => undefined);
+    }
+    return running;
+  }
+
+  private wantedPlatform(platform: string | Platform | undefined): Platform {
+    if (platform === undefined) return hostPlatform();
+    return typeof platform === 'string' ? parsePlatform(platform) : platform;
+  }
+
+  private emit(event: PullEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private forwardRegistryEvent(event: RegistryEvent): void {
+    if (event.type === 'retrying') {
+      this.emit({ type: 'retrying', host: event.host, reason: event.reason, attempt: event.attempt, delayMs: event.delayMs });
+    } else if (event.type === 'warning') {
+      this.emit({ type: 'warning', message: `${event.host}: ${event.message}` });
+    } else if (event.type === 'resuming') {
+      this.emit({ type: 'retrying', host: event.host, reason: `resuming ${event.digest} at byte ${event.offset}: ${event.reason}`, attempt: event.attemptsWithoutProgress, delayMs: 0 });
+    }
+  }
+
+  private async pullOnce(ref: NamedReference, options: PullOptions): Promise<PullResult> {
+    const started = Date.now();
+    const name = ref.toString();
+    const store = await this.storePromise;
+    const repo = { registry: ref.domain, path: ref.path };
+    const call = { ...(options.signal !== undefined && { signal: options.signal }) };
+    const platform = options.allPlatforms ? undefined : this.wantedPlatform(options.platform);
+    try {
+      this.emit({ type: 'resolving', image: name });
+      let top: Descriptor | undefined;
+      let via: 'HEAD' | 'GET' | 'store' = 'store';
+      if (ref.digest !== undefined) top = await this.storedDescriptor(store, ref.digest);
+      if (top === undefined) {
+        const found = await this.client.resolve(repo, ref.digest ?? ref.tag ?? 'latest', call);
+        top = found.descriptor;
+        via = found.via;
+        if (found.manifest !== undefined && !(await store.hasBlob(top.digest))) {
+          await store.putBlob(top, found.manifest.bytes);
+        }
+      }
+      this.emit({ type: 'resolved', image: name, digest: top.digest, mediaType: top.mediaType, via });
+
+      const plan: Plan = { manifests: [], blobs: new Map() };
+      await this.planManifest(store, repo, name, top, platform, plan, 0, call);
+
+      const missing: Descriptor[] = [];
+      for (const blob of plan.blobs.values()) {
+        if (await store.hasBlob(blob.digest)) this.emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
+        else missing.push(blob);
+      }
+      const received = await this.fetchBlobs(store, repo, missing, options.signal);
+      await store.setImage(name, top);
+      const ms = Date.now() - started;
+      this.emit({ type: 'done', image: name, digest: top.digest, bytesReceived: received, ms });
+      return {
+        name,
+        descriptor: top,
+        manifests: plan.manifests,
+        blobs: plan.blobs.size,
+        blobsFetched: missing.length,
+        bytesReceived: received,
+        upToDate: missing.length === 0 && via !== 'GET',
+        ms,
+      };
+    } catch (err) {
+      throw err instanceof PullError ? err : new PullError(name, err);
+    }
+  }
+
+  /** The descriptor of a manifest already in the store, so a digest pull needs no request. */
+  private async storedDescriptor(store: Store, digest: string): Promise<Descriptor | undefined> {
+    if (!(await store.hasBlob(digest))) return undefined;
+    const bytes = await store.readBlob(digest, MAX_MANIFEST_BYTES);
+    const document = parseManifestDocument(bytes, { what: digest });
+    return { mediaType: document.mediaType, digest, size: bytes.byteLength };
+  }
+
+  /** Reads a manifest from the store, or fetches, verifies and stores it. */
+  private async manifest(
+    store: Store,
+    repo: { registry: string; path: string },
+    name: string,
+    descriptor: Descriptor,
+    call: { signal?: AbortSignal },
+  ): Promise<ManifestDocument> {
+    const what = `${name} (${descriptor.digest})`;
+    if (await store.hasBlob(descriptor.digest)) {
+      const bytes = await store.readBlob(descriptor.digest, MAX_MANIFEST_BYTES);
+      return parseManifestDocument(bytes, { what, descriptorMediaType: descriptor.mediaType });
+    }
+    const fetched = await this.client.getManifest(repo, descriptor.digest, { ...call, descriptor });
+    await store.putBlob(descriptor, fetched.bytes);
+    return fetched.document;
+  }
+
+  private async planManifest(
+    store: Store,
+    repo: { registry: string; path: string },
+    name: string,
+    descriptor: Descriptor,
+    platform: Platform | undefined,
+    plan: Plan,
+    depth: number,
+    call: { signal?: AbortSignal },
+  ): Promise<void> {
+    if (depth > MAX_INDEX_DEPTH) throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
+    const document = await this.manifest(store, repo, name, descriptor, call);
+    const platformText = descriptor.platform ? formatPlatform(descriptor.platform) : undefined;
+    this.emit({ type: 'manifest', image: name, digest: descriptor.digest, mediaType: document.mediaType, ...(platformText !== undefined && { platform: platformText }) });
+    if (document.kind === 'manifest') {
+      plan.manifests.push({ digest: descriptor.digest, ...(platformText !== undefined && { platform: platformText }) });
+      for (const blob of manifestBlobs(document.manifest)) plan.blobs.set(blob.digest, blob);
+      return;
+    }
+    const children = document.index.manifests;
+    let chosen: Descriptor[];
+    if (platform === undefined) {
+      chosen = children.filter((c) => isIndexMediaType(c.mediaType) || isManifestMediaType(c.mediaType));
+    } else {
+      const at = selectPlatform(children, platform);
+      const child = at === undefined ? undefined : children[at];
+      if (child === undefined) throw new PlatformNotFoundError(name, platform, describeAvailable(children));
+      chosen = [child];
+    }
+    for (const child of chosen) await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call);
+  }
+
+  private async fetchBlobs(store: Store, repo: { registry: string; path: string }, blobs: Descriptor[], signal?: AbortSignal): Promise<number> {
+    let received = 0;
+    let next = 0;
+    const failures: unknown[] = [];
+    const worker = async () => {
+      while (next < blobs.length && failures.length === 0) {
+        const blob = blobs[next++];
+        if (blob === undefined) break;
+        try {
+          const bytes = await this.fetchBlob(store, repo, blob, signal);
+          received += bytes;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    };
+    for (const blob of blobs) this.emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, blobs.length) }, worker));
+    if (failures.length > 0) throw failures[0];
+    return received;
+  }
+
+  private async fetchBlob(store: Store, repo: { registry: string; path: string }, blob: Descriptor, signal?: AbortSignal): Promise<number> {
+    const started = Date.now();
+    const ingest = await store.openIngest(blob, { source: `${repo.registry}/${repo.path}`, ...(signal !== undefined && { signal }) });
+    if (ingest.alreadyPresent) {
+      this.emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
+      return 0;
+    }
+    if (ingest.offset > 0) this.emit({ type: 'blob-resumed', digest: blob.digest, size: blob.size, offset: ingest.offset });
+    let bytesReceived = 0;
+    try {
+      if (ingest.offset < blob.size) {
+        const sink: BlobSink = {
+          get offset() {
+            return ingest.bytes;
+          },
+          write: (chunk) => ingest.write(chunk),
+          reset: () => ingest.reset(),
+        };
+        const result = await this.client.fetchBlob(repo, blob, sink, {
+          verify: false,
+          ...(signal !== undefined && { signal }),
+          onProgress: (p) => this.emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes: p.offset }),
+        });
+        bytesReceived = result.bytesReceived;
+      }
+      this.emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
+      await ingest.commit();
+    } catch (err) {
+      // A partial download is kept for the next pull to resume; a verification failure has
+      // already discarded its bytes.
+      await ingest.abort({ keepPartial: true }).catch(() => undefined);
+      throw err;
+    }
+    this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });
+    return bytesReceived;
+  }
+}
