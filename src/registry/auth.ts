@@ -1,0 +1,388 @@
+/**
+ * Authentication (spec §6, S4, S13, R1): answers a registry's Basic or Bearer challenge with the
+ * credential for the host actually contacted, exchanges it for tokens at a realm the policy
+ * accepts, caches tokens per (realm, service, scopes, credential), and re-authenticates at most
+ * once per request when a token is rejected. A 401 from a host we were redirected to is never
+ * answered.
+ */
+import { Readable } from 'node:stream';
+import { classifyHost, checkRealm, type AddressClass } from './realm.ts';
+import { ChallengeTooLargeError, formatScope, mergeScopes, parseChallenges, parseScopes, pickChallenge, type Challenge, type Scope } from './challenge.ts';
+import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
+import { ERROR_BODY_LIMIT, TOKEN_LIMIT, BodyTooLargeError, discard, readCapped, readForMessage } from './body.ts';
+import type { OperationContext } from './context.ts';
+import { RegistryError, codeForResponse, describeDetails, factsOf, parseErrorBody } from './errors.ts';
+import { contentLength, headerValue, headerValues } from './headers.ts';
+import { redactUrl, scrubSecrets } from './redact.ts';
+import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
+import { TokenCache, TokenResponseError, credentialIdentity, parseTokenResponse, tokenCacheKey, type BearerToken } from './token.ts';
+import type { HttpRequest, Transport } from './transport.ts';
+import type { Clock, Credential, CredentialSource, EventSink } from './types.ts';
+
+export interface AuthOptions {
+  /** Credentials per contacted host; none = anonymous everywhere. */
+  readonly credentials?: CredentialSource;
+  /** Realm hosts always accepted and trusted with credentials. */
+  readonly realmAllowList?: readonly string[];
+  /**
+   * Also refuse realms whose DNS name resolves to a loopback, private, link-local or unspecified
+   * address at connect time (unless the registry is on such an address class itself). Has no
+   * effect through an HTTP proxy, which resolves names itself.
+   */
+  readonly strictRealmAddresses?: boolean;
+  /** How a username/password is exchanged: OAuth2 POST first, GET on 400/401/404/405
+   * (containerd's rule, the default), or GET with Basic directly (ctr 1.6, skopeo). */
+  readonly passwordTokenExchange?: 'post-then-get' | 'get';
+  /** OAuth2 `client_id`; default `kimg`. */
+  readonly clientId?: string;
+  /** How long a looked-up credential is reused; default 60 s. */
+  readonly credentialCacheMs?: number;
+}
+
+export interface PingResult {
+  /** The endpoint's base URL. */
+  readonly endpoint: string;
+  readonly status: number;
+  /** Challenges from a 401 (realm, service, scope: no secrets). */
+  readonly challenges: readonly Challenge[];
+  /** `Docker-Distribution-Api-Version`, when sent. */
+  readonly apiVersion?: string;
+  /** 200 or 401: the registry API is there. */
+  readonly supportsV2: boolean;
+}
+
+interface KnownChallenge {
+  readonly challenge: Challenge;
+  /** The Bearer realm resolved against the URL that sent it. */
+  readonly realm?: URL;
+}
+
+type AuthUsed =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'basic' | 'registryToken'; readonly header: string }
+  | { readonly kind: 'bearer'; readonly header: string; readonly key: string; readonly token: string };
+
+export interface AuthorizedRequest {
+  readonly url: URL;
+  readonly method: 'GET' | 'HEAD';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly bodyTimeoutMs?: number;
+}
+
+export class Authenticator {
+  private readonly challenges = new Map<string, KnownChallenge>();
+  private readonly pings = new Map<string, Promise<PingResult>>();
+  private readonly credentialCache = new Map<string, { at: number; value: Promise<Credential | undefined> }>();
+  /** Realms that refused the OAuth2 password POST: GET from then on. */
+  private readonly noPost = new Set<string>();
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly tokens: TokenCache,
+    private readonly clock: Clock,
+    private readonly options: AuthOptions,
+    private readonly onEvent: EventSink | undefined,
+  ) {}
+
+  /**
+   * Sends a request to an endpoint with the right `Authorization`, following redirects. On a
+   * 401 from the endpoint itself it learns the challenge (falling back to the ping's when the
+   * 401 has none), fetches a token, and retries; a rejected token is dropped and replaced once,
+   * with the challenge's scope merged. Returns the final response, which may still be a 401.
+   */
+  async send(ep: PreparedEndpoint, request: AuthorizedRequest, scopes: readonly Scope[], ctx: OperationContext): Promise<FollowedResponse> {
+    let extra: Scope[] = [];
+    let rejections = 0;
+    let learned = false;
+    for (;;) {
+      const auth = await this.authorization(ep, mergeScopes(scopes, extra), ctx);
+      const headers: Record<string, string> = { ...request.headers };
+      if (auth.kind !== 'none') headers.authorization = auth.header;
+      const req: HttpRequest = {
+        url: request.url,
+        method: request.method,
+        headers,
+        tls: ep.tls,
+        description: ctx.description,
+        facts: { ...ctx.facts, host: ep.host },
+        ...(ctx.signal !== undefined && { signal: ctx.signal }),
+        ...(request.bodyTimeoutMs !== undefined && { bodyTimeoutMs: request.bodyTimeoutMs }),
+      };
+      const received = await exchangeFollowingRedirects(this.transport, req);
+      if (received.status !== 401 || received.crossOrigin) return received;
+      // Read the (small) 401 body now: the host slot must be free before any ping or token
+      // request to the same host, and the caller may still want the body for its message.
+      const body = await readForMessage(received.body, ERROR_BODY_LIMIT);
+      const res: FollowedResponse = { ...received, body: Readable.from([body]) };
+
+      let challenge: KnownChallenge | undefined = this.challengeFrom(res, ep, ctx);
+      // GCR answers some 401s without a challenge: use the one from the ping.
+      if (challenge === undefined) {
+        await this.ping(ep, ctx);
+        challenge = this.challenges.get(ep.label);
+      }
+      if (challenge === undefined) return res;
+      // Rejected Basic credentials or a registry token would be rejected again.
+      if (auth.kind === 'basic' || auth.kind === 'registryToken') return res;
+      if (auth.kind === 'bearer') {
+        rejections++;
+        this.tokens.invalidate(auth.key, auth.token);
+        if (rejections >= 2) return res;
+      } else {
+        if (learned) return res;
+        learned = true;
+        // Basic without a username/password: asking again cannot succeed.
+        if (challenge.challenge.scheme === 'basic' && (await this.credentialFor(ep))?.kind !== 'basic') {
+          this.challenges.set(ep.label, challenge);
+          return res;
+        }
+      }
+      this.challenges.set(ep.label, challenge);
+      extra = mergeScopes(extra, parseScopes(challenge.challenge.params.scope));
+    }
+  }
+
+  /** `GET /v2/` without credentials; learns and caches the endpoint's challenge. */
+  ping(ep: PreparedEndpoint, ctx: OperationContext): Promise<PingResult> {
+    const cached = this.pings.get(ep.label);
+    if (cached !== undefined) return cached;
+    const started = this.doPing(ep, ctx);
+    this.pings.set(ep.label, started);
+    started.catch(() => this.pings.delete(ep.label));
+    return started;
+  }
+
+  private async doPing(ep: PreparedEndpoint, ctx: OperationContext): Promise<PingResult> {
+    const res = await exchangeFollowingRedirects(this.transport, {
+      url: apiUrl(ep, ''),
+      method: 'GET',
+      headers: {},
+      tls: ep.tls,
+      description: `ping ${ep.label}`,
+      facts: { registry: ep.registry, host: ep.host },
+      ...(ctx.signal !== undefined && { signal: ctx.signal }),
+    });
+    await discard(res.body);
+    const apiVersion = headerValue(res.headers, 'docker-distribution-api-version');
+    let challenges: Challenge[] = [];
+    if (res.status === 401 && !res.crossOrigin) {
+      const known = this.challengeFrom(res, ep, ctx);
+      challenges = this.parseOrThrow(res, ep, ctx);
+      if (known !== undefined) this.challenges.set(ep.label, known);
+    }
+    return {
+      endpoint: ep.label,
+      status: res.status,
+      challenges,
+      ...(apiVersion !== undefined && { apiVersion }),
+      supportsV2: res.status === 200 || res.status === 401,
+    };
+  }
+
+  private parseOrThrow(res: FollowedResponse, ep: PreparedEndpoint, ctx: OperationContext): Challenge[] {
+    try {
+      return parseChallenges(headerValues(res.headers, 'www-authenticate'));
+    } catch (err) {
+      if (err instanceof ChallengeTooLargeError) {
+        throw new RegistryError('ErrInvalidChallenge', `${ctx.description}: ${ep.host} sent ${err.message}`, { ...ctx.facts, host: ep.host });
+      }
+      throw err;
+    }
+  }
+
+  /** The challenge to answer from a 401, its realm resolved against the responding URL. */
+  private challengeFrom(res: FollowedResponse, ep: PreparedEndpoint, ctx: OperationContext): KnownChallenge | undefined {
+    const challenge = pickChallenge(this.parseOrThrow(res, ep, ctx));
+    if (challenge === undefined) return undefined;
+    if (challenge.scheme !== 'bearer') return { challenge };
+    const realmText = challenge.params.realm;
+    let realm: URL | undefined;
+    try {
+      realm = realmText === undefined || realmText === '' ? undefined : new URL(realmText, res.url);
+    } catch {
+      realm = undefined;
+    }
+    if (realm === undefined) {
+      throw new RegistryError('ErrInvalidChallenge', `${ctx.description}: ${ep.host} sent a Bearer challenge without a valid realm`, {
+        ...ctx.facts,
+        host: ep.host,
+      });
+    }
+    return { challenge, realm };
+  }
+
+  private async authorization(ep: PreparedEndpoint, scopes: readonly Scope[], ctx: OperationContext): Promise<AuthUsed> {
+    const credential = await this.credentialFor(ep);
+    if (credential?.kind === 'registryToken') {
+      ctx.secrets.add(credential.token);
+      return { kind: 'registryToken', header: `Bearer ${credential.token}` };
+    }
+    const known = this.challenges.get(ep.label);
+    if (known === undefined) return { kind: 'none' };
+    if (known.challenge.scheme === 'basic') {
+      if (credential?.kind !== 'basic') {
+        if (credential !== undefined) ctx.notes.push(`the registry asks for Basic auth but the credential for ${ep.host} is a token`);
+        return { kind: 'none' };
+      }
+      ctx.secrets.add(credential.password);
+      const header = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+      ctx.secrets.add(header);
+      return { kind: 'basic', header };
+    }
+
+    const realm = known.realm as URL;
+    const decision = checkRealm(realm, ep.base, this.options.realmAllowList === undefined ? {} : { allowList: this.options.realmAllowList });
+    if (!decision.ok) {
+      throw new RegistryError(
+        'ErrRealmRefused',
+        `${ctx.description}: ${ep.host} named the token realm ${redactUrl(realm)}, refused: ${decision.reason}`,
+        { ...ctx.facts, host: ep.host, url: redactUrl(realm) },
+      );
+    }
+    const usable = decision.sendCredentials ? credential : undefined;
+    if (credential !== undefined && !decision.sendCredentials && decision.withheldReason !== undefined) ctx.notes.push(decision.withheldReason);
+    if (credential?.kind === 'basic') ctx.secrets.add(credential.password);
+    if (credential?.kind === 'identityToken') ctx.secrets.add(credential.token);
+    const service = known.challenge.params.service;
+    const key = tokenCacheKey({ realm: realm.href, service, scopes, identity: credentialIdentity(usable) });
+    let token: BearerToken;
+    try {
+      token = await raceSignal(
+        this.tokens.get(key, () => this.fetchToken(ep, realm, service, scopes, usable)),
+        ctx.signal,
+      );
+    } catch (err) {
+      if (err instanceof RegistryError) {
+        const notes = ctx.notes.length > 0 ? ` (${ctx.notes.join('; ')})` : '';
+        throw new RegistryError(err.code, scrubSecrets(`${ctx.description}: ${err.message}${notes}`, ctx.secrets), { ...ctx.facts, ...factsOf(err) }, { cause: err });
+      }
+      throw err;
+    }
+    ctx.secrets.add(token.token);
+    return { kind: 'bearer', header: `Bearer ${token.token}`, key, token: token.token };
+  }
+
+  private async credentialFor(ep: PreparedEndpoint): Promise<Credential | undefined> {
+    const source = this.options.credentials;
+    if (source === undefined) return undefined;
+    const ttl = this.options.credentialCacheMs ?? 60_000;
+    const cached = this.credentialCache.get(ep.host);
+    if (cached !== undefined && this.clock.now() - cached.at < ttl) return cached.value;
+    const value = source(ep.host, { registry: ep.registry, endpoint: ep.endpoint });
+    this.credentialCache.set(ep.host, { at: this.clock.now(), value });
+    value.catch(() => this.credentialCache.delete(ep.host));
+    return value;
+  }
+
+  /**
+   * One token request. Not tied to any caller's signal: it is shared by every request waiting
+   * for the same key (timeouts bound it).
+   */
+  private async fetchToken(ep: PreparedEndpoint, realm: URL, service: string | undefined, scopes: readonly Scope[], credential: Credential | undefined): Promise<BearerToken> {
+    const scopeTexts = scopes.map(formatScope);
+    const secrets = new Set<string>();
+    if (credential?.kind === 'basic') secrets.add(credential.password);
+    if (credential?.kind === 'identityToken') secrets.add(credential.token);
+    const description = `token request to ${realm.host} for ${scopeTexts.join(' ') || 'registry access'}`;
+    const allowListed = (this.options.realmAllowList ?? []).includes(realm.hostname.toLowerCase());
+    const registryClass = classifyHost(ep.base.hostname);
+    const allowedAddressClasses: AddressClass[] | undefined =
+      this.options.strictRealmAddresses === true && !allowListed ? ['public', ...(registryClass === 'public' ? [] : [registryClass])] : undefined;
+    const base = {
+      tls: realm.origin === ep.base.origin ? ep.tls : ep.tls?.ca === undefined ? undefined : { ca: ep.tls.ca },
+      description,
+      facts: { registry: ep.registry, host: realm.host, url: redactUrl(realm) },
+      ...(allowedAddressClasses !== undefined && { allowedAddressClasses }),
+    };
+
+    const form = (fields: Record<string, string>) => {
+      const body = new URLSearchParams(fields);
+      if (service !== undefined) body.set('service', service);
+      if (scopeTexts.length > 0) body.set('scope', scopeTexts.join(' '));
+      body.set('client_id', this.options.clientId ?? 'kimg');
+      return body.toString();
+    };
+    const post = (fields: Record<string, string>) =>
+      exchangeFollowingRedirects(this.transport, {
+        ...base,
+        url: realm,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: form(fields),
+      });
+
+    let res: FollowedResponse | undefined;
+    if (credential?.kind === 'identityToken') {
+      res = await post({ grant_type: 'refresh_token', refresh_token: credential.token });
+    } else if (credential?.kind === 'basic' && (this.options.passwordTokenExchange ?? 'post-then-get') === 'post-then-get' && !this.noPost.has(realm.href)) {
+      res = await post({ grant_type: 'password', username: credential.username, password: credential.password });
+      if ([400, 401, 404, 405].includes(res.status)) {
+        await discard(res.body);
+        this.noPost.add(realm.href);
+        res = undefined;
+      }
+    }
+    if (res === undefined) {
+      const url = new URL(realm);
+      if (service !== undefined) url.searchParams.append('service', service);
+      for (const scope of scopeTexts) url.searchParams.append('scope', scope);
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (credential?.kind === 'basic') {
+        headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+        secrets.add(headers.authorization);
+      }
+      res = await exchangeFollowingRedirects(this.transport, { ...base, url, method: 'GET', headers });
+    }
+
+    const facts = { ...base.facts, status: res.status, attempts: res.attempts };
+    if (res.status !== 200) {
+      const details = parseErrorBody(await readForMessage(res.body, ERROR_BODY_LIMIT), (t) => scrubSecrets(t, secrets));
+      const code = res.status === 401 || res.status === 403 ? 'ErrUnauthorized' : codeForResponse(res.status, details, 'ErrUnauthorized');
+      const who = credential === undefined ? 'anonymous access' : 'the credentials';
+      const retried = res.attempts > 1 ? `; gave up after ${res.attempts} attempts` : '';
+      throw new RegistryError(
+        code,
+        `${description}: the token server ${realm.host} refused ${who} (HTTP ${res.status}${details.length > 0 ? `: ${describeDetails(details)}` : ''})${retried}`,
+        { ...facts, registryErrors: details },
+      );
+    }
+    let body: Buffer;
+    try {
+      body = await readCapped(res.body, TOKEN_LIMIT, contentLength(res.headers));
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        throw new RegistryError('ErrBodyTooLarge', `${description}: the token response from ${realm.host} is larger than ${TOKEN_LIMIT} bytes`, facts);
+      }
+      throw err;
+    }
+    let token: BearerToken;
+    try {
+      token = parseTokenResponse(body, this.clock.now());
+    } catch (err) {
+      if (err instanceof TokenResponseError) throw new RegistryError('ErrInvalidTokenResponse', `${description}: ${err.message}`, facts);
+      throw err;
+    }
+    this.onEvent?.({ type: 'tokenFetched', realm: redactUrl(realm), ...(service !== undefined && { service }), scopes: scopeTexts });
+    return token;
+  }
+}
+
+/** Waits for a shared promise but gives up when this caller's signal aborts. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,227 @@
+/**
+ * The registry client: ping, resolve, manifests and blobs over an ordered list of endpoints per
+ * registry (mirrors first, as the hosts configuration says), with shared connections, tokens,
+ * back-off and per-host concurrency across every operation of one client.
+ */
+import { DigestVerifier, VerifyError, isValidDigest } from '../digest/index.ts';
+import { KimgError } from '../errors/index.ts';
+import type { Descriptor } from '../oci/index.ts';
+import { Authenticator, type AuthOptions, type PingResult } from './auth.ts';
+import { BlobTransfer, fetchBlobOnEndpoint, type FetchBlobOptions, type FetchBlobResult } from './blobs.ts';
+import { MANIFEST_LIMIT } from './body.ts';
+import { createContext, type OperationContext } from './context.ts';
+import { checkReference, defaultEndpoints, normalizeRepository, prepareEndpoint, isValidRegistryName, type PreparedEndpoint } from './endpoints.ts';
+import { RegistryError, factsOf } from './errors.ts';
+import { getManifestOnEndpoint, resolveOnEndpoint, type ManifestDeps, type ManifestResult, type ResolveResult } from './manifests.ts';
+import { systemClock } from './retry.ts';
+import { TokenCache } from './token.ts';
+import { Transport, type TransportOptions } from './transport.ts';
+import type { BlobSink, Capability, Clock, Endpoint, EventSink, RepositoryRef } from './types.ts';
+
+export interface RegistryClientOptions extends TransportOptions, AuthOptions {
+  /** Endpoints per registry name, in the order to try them; default `https://<registry>`
+   * (`https://registry-1.docker.io` for Docker Hub). */
+  readonly endpoints?: (registry: string) => readonly Endpoint[] | Promise<readonly Endpoint[]>;
+  /** Largest manifest or index read; default 4 MiB. */
+  readonly maxManifestBytes?: number;
+  readonly onEvent?: EventSink;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface GetManifestOptions extends CallOptions {
+  /** The descriptor that pointed at the manifest: its size and mediaType must match. */
+  readonly descriptor?: Descriptor;
+}
+
+export class RegistryClient {
+  private readonly transport: Transport;
+  private readonly auth: Authenticator;
+  private readonly clock: Clock;
+  private readonly endpointCache = new Map<string, Promise<PreparedEndpoint[]>>();
+  private readonly warned = new Set<string>();
+  private readonly manifestDeps: ManifestDeps;
+
+  constructor(private readonly options: RegistryClientOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.transport = new Transport(options);
+    this.auth = new Authenticator(this.transport, new TokenCache(this.clock), this.clock, options, options.onEvent);
+    this.manifestDeps = {
+      auth: this.auth,
+      maxManifestBytes: options.maxManifestBytes ?? MANIFEST_LIMIT,
+      now: () => this.clock.now(),
+      onWarning: (host, text) => this.warn(host, text),
+    };
+  }
+
+  /** `GET /v2/` on the registry's first reachable endpoint; the result is cached per endpoint. */
+  async ping(registry: string, options: CallOptions = {}): Promise<PingResult> {
+    if (!isValidRegistryName(registry)) throw new RegistryError('ErrInvalidArgument', `registry name ${JSON.stringify(registry.slice(0, 100))} is not a valid host[:port]`);
+    const ctx = createContext(`ping ${registry}`, { registry }, options.signal);
+    return this.onEndpoints(registry, undefined, ctx, (ep) => this.auth.ping(ep, ctx));
+  }
+
+  /**
+   * What a tag (or digest) points at: HEAD with all four manifest types accepted, its answer used
+   * only with a valid `Docker-Content-Digest`, `Content-Length` and `Content-Type`; otherwise GET
+   * and hash (the bytes are then returned too).
+   */
+  async resolve(repo: RepositoryRef | string, tagOrDigest: string, options: CallOptions = {}): Promise<ResolveResult> {
+    const ref = normalizeRepository(repo);
+    const reference = checkReference(ref, tagOrDigest);
+    const shown = `${ref.registry}/${ref.path}${reference.kind === 'tag' ? ':' : '@'}${reference.value}`;
+    const ctx = createContext(`resolve ${shown}`, { registry: ref.registry, repository: ref.path, reference: reference.value }, options.signal);
+    // containerd: a digest needs only `pull` hosts, a tag needs `resolve`.
+    const capability: Capability = reference.kind === 'tag' ? 'resolve' : 'pull';
+    return this.onEndpoints(ref.registry, capability, ctx, (ep) => resolveOnEndpoint(ep, ref, reference, ctx, this.manifestDeps));
+  }
+
+  /**
+   * A manifest or index by digest: body capped while reading, bytes verified against the
+   * digest, parsed strictly. A 404 falls back to `GET /blobs/<digest>`.
+   */
+  async getManifest(repo: RepositoryRef | string, digest: string, options: GetManifestOptions = {}): Promise<ManifestResult> {
+    const ref = normalizeRepository(repo);
+    checkReference(ref, digest);
+    if (!digest.includes(':')) throw new RegistryError('ErrInvalidArgument', `getManifest needs a digest, got the tag ${JSON.stringify(digest)}`);
+    const descriptor = options.descriptor;
+    const ctx = createContext(`fetch manifest ${ref.registry}/${ref.path}@${digest}`, { registry: ref.registry, repository: ref.path, reference: digest }, options.signal);
+    if (descriptor !== undefined) {
+      if (descriptor.digest !== digest) {
+        throw new RegistryError('ErrInvalidArgument', `${ctx.description}: the descriptor is for ${descriptor.digest.slice(0, 200)}`, ctx.facts);
+      }
+      if (descriptor.size > this.manifestDeps.maxManifestBytes) {
+        throw new RegistryError(
+          'ErrManifestTooLarge',
+          `${ctx.description}: the descriptor declares ${descriptor.size} bytes, more than the limit of ${this.manifestDeps.maxManifestBytes}; not fetched`,
+          { ...ctx.facts, expectedSize: descriptor.size },
+        );
+      }
+    }
+    return this.onEndpoints(ref.registry, 'pull', ctx, (ep) => getManifestOnEndpoint(ep, ref, digest, descriptor, ctx, this.manifestDeps));
+  }
+
+  /**
+   * Streams a blob into `sink`, resuming from `sink.offset` with `Range`. The descriptor's
+   * foreign `urls` are ignored; an embedded `data` field is used when it verifies.
+   */
+  async fetchBlob(repo: RepositoryRef | string, descriptor: Descriptor, sink: BlobSink, options: FetchBlobOptions = {}): Promise<FetchBlobResult> {
+    const ref = normalizeRepository(repo);
+    if (typeof descriptor.digest !== 'string' || !isValidDigest(descriptor.digest)) {
+      throw new RegistryError('ErrInvalidArgument', `fetch blob from ${ref.registry}/${ref.path}: the descriptor's digest is not valid`, { registry: ref.registry, repository: ref.path });
+    }
+    if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) {
+      throw new RegistryError('ErrInvalidArgument', `fetch blob ${descriptor.digest} from ${ref.registry}/${ref.path}: size ${String(descriptor.size)} is not a non-negative integer`);
+    }
+    const ctx = createContext(
+      `fetch blob ${descriptor.digest} (${descriptor.size} bytes) from ${ref.registry}/${ref.path}`,
+      { registry: ref.registry, repository: ref.path, reference: descriptor.digest },
+      options.signal,
+    );
+    const transfer = new BlobTransfer(descriptor, sink, options);
+    const result = (endpoint: string): FetchBlobResult => ({
+      digest: descriptor.digest,
+      size: descriptor.size,
+      endpoint,
+      resumes: transfer.resumes,
+      bytesReceived: transfer.bytesReceived,
+      verified: transfer.verify,
+    });
+
+    if (descriptor.data !== undefined && (await this.writeEmbedded(descriptor, transfer))) return result('data:');
+    if (descriptor.size === 0) {
+      await transfer.prepare();
+      this.finishLocal(transfer, ctx);
+      return result('data:');
+    }
+    const endpoint = await this.onEndpoints(ref.registry, 'pull', ctx, async (ep) => {
+      await fetchBlobOnEndpoint(ep, ref, transfer, ctx, { auth: this.auth, clock: this.clock, onEvent: this.options.onEvent });
+      return ep.label;
+    });
+    return result(endpoint);
+  }
+
+  /** Closes pooled connections; the client cannot be used afterwards. */
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  /** Writes a descriptor's embedded `data` when it decodes to exactly the declared content. */
+  private async writeEmbedded(descriptor: Descriptor, transfer: BlobTransfer): Promise<boolean> {
+    const data = descriptor.data ?? '';
+    if (data.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) return false;
+    const bytes = Buffer.from(data, 'base64');
+    if (bytes.byteLength !== descriptor.size) return false;
+    const verifier = new DigestVerifier(descriptor.digest, descriptor.size);
+    verifier.update(bytes);
+    try {
+      verifier.finish();
+    } catch {
+      return false;
+    }
+    await transfer.restart();
+    if (bytes.byteLength > 0) await transfer.sink.write(bytes);
+    return true;
+  }
+
+  private finishLocal(transfer: BlobTransfer, ctx: OperationContext): void {
+    try {
+      transfer.verifier?.finish();
+    } catch (err) {
+      if (err instanceof VerifyError) throw new RegistryError(err.code, `${ctx.description}: ${err.message}`, ctx.facts);
+      throw err;
+    }
+  }
+
+  private warn(host: string, text: string): void {
+    const key = `${host}\u0000${text}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.options.onEvent?.({ type: 'warning', host, message: text });
+  }
+
+  private endpointsFor(registry: string): Promise<PreparedEndpoint[]> {
+    let cached = this.endpointCache.get(registry);
+    if (cached === undefined) {
+      cached = (async () => {
+        const list = await (this.options.endpoints ?? defaultEndpoints)(registry);
+        return list.map((e) => prepareEndpoint(registry, e));
+      })();
+      this.endpointCache.set(registry, cached);
+      cached.catch(() => this.endpointCache.delete(registry));
+    }
+    return cached;
+  }
+
+  /**
+   * Runs `op` on each endpoint with the capability in order until one succeeds. Any registry
+   * failure moves on to the next endpoint; the last failure is thrown, naming the earlier ones.
+   */
+  private async onEndpoints<T>(registry: string, capability: Capability | undefined, ctx: OperationContext, op: (ep: PreparedEndpoint) => Promise<T>): Promise<T> {
+    const all = await this.endpointsFor(registry);
+    const endpoints = capability === undefined ? all : all.filter((ep) => ep.capabilities.has(capability));
+    if (endpoints.length === 0) {
+      throw new RegistryError('ErrNoEndpoint', `${ctx.description}: no endpoint of ${registry} is configured for ${capability ?? 'use'}`, ctx.facts);
+    }
+    const failures: string[] = [];
+    let last: unknown;
+    for (const ep of endpoints) {
+      try {
+        return await op(ep);
+      } catch (err) {
+        if (ctx.signal?.aborted) throw err;
+        if (!(err instanceof KimgError) || err.code === 'ErrInvalidArgument') throw err;
+        last = err;
+        failures.push(`${ep.label}: ${err.code}`);
+        this.options.onEvent?.({ type: 'endpointFailed', endpoint: ep.label, code: err.code, message: err.message });
+      }
+    }
+    if (failures.length > 1 && last instanceof RegistryError) {
+      const previous = failures.slice(0, -1);
+      throw new RegistryError(last.code, `${last.message}; tried before: ${previous.join(', ')}`, { ...factsOf(last), previousEndpoints: previous }, { cause: last });
+    }
+    throw last;
+  }
+}

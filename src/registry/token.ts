@@ -1,0 +1,156 @@
+/**
+ * Bearer token responses and the token cache. Pure apart from hashing the credential identity.
+ */
+import { createHash } from 'node:crypto';
+import { formatScope, mergeScopes, type Scope } from './challenge.ts';
+import type { Clock, Credential } from './types.ts';
+
+/** Tokens without `expires_in`, or with less, live this long (regclient and containers/image clamp). */
+export const MIN_TOKEN_LIFETIME_SECONDS = 60;
+/** A cached token is replaced this long before it expires. */
+export const TOKEN_REFRESH_MARGIN_MS = 5_000;
+
+export interface BearerToken {
+  /** The secret. Never logged, never put in a message. */
+  readonly token: string;
+  /** When we consider it issued (server's `issued_at` when plausible, else receipt), ms since epoch. */
+  readonly issuedAt: number;
+  /** ms since epoch. */
+  readonly expiresAt: number;
+}
+
+export class TokenResponseError extends Error {}
+
+/**
+ * Reads a token server's JSON answer: `token` or `access_token` (`token` wins when both are
+ * present), `expires_in` (default and floor 60 s), `issued_at` (RFC 3339). `receivedAt` is the
+ * local clock when the answer arrived. Throws TokenResponseError, whose message never quotes
+ * the body (it may hold a token).
+ */
+export function parseTokenResponse(body: Uint8Array | string, receivedAt: number): BearerToken {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+  } catch {
+    throw new TokenResponseError('the token server answered with something that is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new TokenResponseError('the token server answered with JSON that is not an object');
+  }
+  const fields = parsed as Record<string, unknown>;
+  const token = nonEmptyString(fields.token) ?? nonEmptyString(fields.access_token);
+  if (token === undefined) throw new TokenResponseError('the token server answered without a "token" or "access_token"');
+  if (/[\s"\\]/.test(token) || token.length > 64 * 1024) {
+    throw new TokenResponseError('the token server answered with a token that cannot be sent in a header');
+  }
+
+  let lifetime = MIN_TOKEN_LIFETIME_SECONDS;
+  if (typeof fields.expires_in === 'number' && Number.isFinite(fields.expires_in)) {
+    lifetime = Math.max(MIN_TOKEN_LIFETIME_SECONDS, Math.floor(fields.expires_in));
+  }
+  // One day at most: a token "valid for a year" is more likely a server bug than a feature.
+  lifetime = Math.min(lifetime, 24 * 60 * 60);
+
+  let issuedAt = receivedAt;
+  if (typeof fields.issued_at === 'string') {
+    const t = parseRfc3339(fields.issued_at);
+    // Only an earlier issue time shortens the life; a future one (clock skew) is ignored, and so
+    // is one so old that the token would already be expired by our clock.
+    if (t !== undefined && t <= receivedAt && t + lifetime * 1000 > receivedAt + TOKEN_REFRESH_MARGIN_MS) issuedAt = t;
+  }
+  return { token, issuedAt, expiresAt: issuedAt + lifetime * 1000 };
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** RFC 3339 date-time to ms since epoch; undefined when malformed. */
+export function parseRfc3339(text: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const t = Date.parse(text.replace(' ', 'T'));
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/**
+ * Stands for the credential in cache keys without holding it: a hash of kind and secret.
+ * Two credentials for one host never share a token.
+ */
+export function credentialIdentity(credential: Credential | undefined): string {
+  if (credential === undefined) return 'anonymous';
+  const material =
+    credential.kind === 'basic'
+      ? `basic\u0000${credential.username}\u0000${credential.password}`
+      : credential.kind === 'identityToken'
+        ? `identity\u0000${credential.username ?? ''}\u0000${credential.token}`
+        : `registry\u0000${credential.token}`;
+  return createHash('sha256').update(material).digest('hex').slice(0, 32);
+}
+
+export interface TokenKey {
+  readonly realm: string;
+  readonly service: string | undefined;
+  readonly scopes: readonly Scope[];
+  /** From credentialIdentity. */
+  readonly identity: string;
+}
+
+/** The cache key: realm, service, sorted scope set, credential identity. */
+export function tokenCacheKey(key: TokenKey): string {
+  const scopes = mergeScopes(key.scopes).map(formatScope).join(' ');
+  return JSON.stringify([key.realm, key.service ?? '', scopes, key.identity]);
+}
+
+/**
+ * Bearer tokens by key, refreshed TOKEN_REFRESH_MARGIN_MS before expiry, with one fetch in flight
+ * per key however many requests want it (N parallel blob requests ⇒ one token request).
+ */
+export class TokenCache {
+  private readonly tokens = new Map<string, BearerToken>();
+  private readonly inFlight = new Map<string, Promise<BearerToken>>();
+
+  constructor(
+    private readonly clock: Pick<Clock, 'now'>,
+    private readonly refreshMarginMs = TOKEN_REFRESH_MARGIN_MS,
+  ) {}
+
+  /** A fresh cached token, or the result of the (shared) fetch. A failed fetch is not cached. */
+  get(key: string, fetch: () => Promise<BearerToken>): Promise<BearerToken> {
+    const cached = this.peek(key);
+    if (cached !== undefined) return Promise.resolve(cached);
+    const pending = this.inFlight.get(key);
+    if (pending !== undefined) return pending;
+    const started = (async () => {
+      try {
+        const token = await fetch();
+        this.tokens.set(key, token);
+        return token;
+      } finally {
+        this.inFlight.delete(key);
+      }
+    })();
+    this.inFlight.set(key, started);
+    return started;
+  }
+
+  /** The cached token when it is not within the refresh margin of its expiry. */
+  peek(key: string): BearerToken | undefined {
+    const cached = this.tokens.get(key);
+    if (cached === undefined) return undefined;
+    if (this.clock.now() < cached.expiresAt - this.refreshMarginMs) return cached;
+    this.tokens.delete(key);
+    return undefined;
+  }
+
+  /**
+   * Drops the token a server rejected, but only if it is still the cached one: concurrent
+   * requests that were rejected with the same old token must not discard a newer one.
+   */
+  invalidate(key: string, rejected: string): void {
+    if (this.tokens.get(key)?.token === rejected) this.tokens.delete(key);
+  }
+
+  get size(): number {
+    return this.tokens.size;
+  }
+}
