@@ -89,7 +89,7 @@ describe('DigestVerifier', () => {
 
   it('verifies a stream end to end', async () => {
     const chunks: Buffer[] = [];
-    await pipeline(Readable.from([data]), createVerifyStream(digest, data.length), async function* (source) {
+    await pipeline(Readable.from([data]), createVerifyStream(digest, data.length), async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) chunks.push(chunk as Buffer);
     });
     assert.deepEqual(Buffer.concat(chunks), data);
