@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the integration tests run for real (a Distribution registry,
+# Installs the Debian packages the integration tests and the demo run for real (a Distribution registry,
 # skopeo, umoci, containerd, htpasswd, openssl), only those that are missing.
 set -euo pipefail
 
