@@ -70,8 +70,8 @@ function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
 function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
   const bars = new cliProgress.MultiBar(
     {
-      stream: stream as NodeJS.WritableStream & { isTTY: true } as unknown as NodeJS.WriteStream,
-      format: '{id}: {state} [{bar}] {done}/{total} {rate}',
+      stream: stream as NodeJS.WriteStream,
+      format: '{id}: {state} [{bar}] {done}/{size} {rate}',
       barsize: 30,
       hideCursor: true,
       clearOnComplete: false,
@@ -82,6 +82,7 @@ function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
     cliProgress.Presets.legacy,
   );
   const rows = new Map<string, { bar: cliProgress.SingleBar; started: number; size: number }>();
+  let stopped = false;
   const update = (digest: string, bytes: number, state: string) => {
     const row = rows.get(digest);
     if (row === undefined) return;
@@ -92,7 +93,7 @@ function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
     onEvent(event: PullEvent) {
       switch (event.type) {
         case 'blob-waiting': {
-          const bar = bars.create(Math.max(event.size, 1), 0, { id: shortDigest(event.digest), state: 'Waiting    ', done: '0B', total: formatBytes(event.size), rate: '' });
+          const bar = bars.create(Math.max(event.size, 1), 0, { id: shortDigest(event.digest), state: 'Waiting    ', done: '0B', size: formatBytes(event.size), rate: '' });
           rows.set(event.digest, { bar, started: Date.now(), size: event.size });
           break;
         }
@@ -116,6 +117,11 @@ function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
           break;
       }
     },
-    stop: () => bars.stop(),
+    stop: () => {
+      // A second stop would redraw the bars over what was printed after the first.
+      if (stopped) return;
+      stopped = true;
+      bars.stop();
+    },
   };
 }

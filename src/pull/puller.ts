@@ -91,6 +91,16 @@ interface Plan {
   readonly blobs: Map<string, Descriptor>;
 }
 
+/** One pull in progress, shared by every caller pulling the same image and platforms. */
+interface SharedPull {
+  readonly result: Promise<PullResult>;
+  /** The callers' event sinks: each sees the events of the pulls it joined, and no others. */
+  readonly listeners: Set<PullEventSink>;
+  /** Aborts the work once every caller has given up. */
+  readonly controller: AbortController;
+  callers: number;
+}
+
 /**
  * Pulls images into an OCI layout: resolve the tag (one HEAD), fetch manifests by digest, then
  * the blobs that are missing, in parallel, each verified before it is committed. An image whose
@@ -102,8 +112,7 @@ export class Puller {
   private readonly storePromise: Promise<Store>;
   private readonly endpoints: EndpointResolver;
   private readonly concurrency: number;
-  private readonly inFlight = new Map<string, Promise<PullResult>>();
-  private readonly listeners = new Set<PullEventSink>();
+  private readonly inFlight = new Map<string, SharedPull>();
 
   constructor(options: PullerOptions = {}) {
     this.storePromise = typeof options.store === 'object' ? Promise.resolve(options.store) : openStore(options.store);
@@ -137,22 +146,86 @@ export class Puller {
     }
   }
 
-  /** Pulls `image` into the store and records it under its full normalized name. */
+  /**
+   * Pulls `image` into the store and records it under its full normalized name. A pull of an
+   * image already being pulled by this Puller joins it; aborting one caller's signal abandons
+   * only that caller, and the work stops when the last caller has aborted.
+   */
   pull(image: string, options: PullOptions = {}): Promise<PullResult> {
-    const ref = parseDockerRef(image);
-    const want = options.allPlatforms ? 'all' : formatPlatform(this.wantedPlatform(options.platform));
-    const key = `${ref.toString()} ${want}`;
-    let running = this.inFlight.get(key);
-    if (running === undefined) {
-      running = this.pullOnce(ref, options).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, running);
+    let ref: NamedReference;
+    let want: string;
+    try {
+      ref = parseDockerRef(image);
+      want = options.allPlatforms ? 'all' : formatPlatform(this.wantedPlatform(options.platform));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    if (options.onEvent) {
-      const sink = options.onEvent;
-      this.listeners.add(sink);
-      void running.finally(() => this.listeners.delete(sink)).catch(() => undefined);
+    const name = ref.toString();
+    if (options.signal?.aborted) return Promise.reject(new PullError(name, options.signal.reason));
+    const key = `${name} ${want}`;
+    let shared = this.inFlight.get(key);
+    if (shared === undefined) {
+      const controller = new AbortController();
+      const listeners = new Set<PullEventSink>();
+      const emit = (event: PullEvent) => {
+        for (const listener of listeners) listener(event);
+      };
+      const result = this.pullOnce(ref, options, controller.signal, emit).finally(() => this.forget(key, fresh));
+      const fresh: SharedPull = { result, listeners, controller, callers: 0 };
+      shared = fresh;
+      this.inFlight.set(key, fresh);
     }
-    return running;
+    return this.join(key, shared, name, options);
+  }
+
+  private forget(key: string, shared: SharedPull): void {
+    if (this.inFlight.get(key) === shared) this.inFlight.delete(key);
+  }
+
+  /** One caller's view of a shared pull: its events, its result, its own abort. */
+  private join(key: string, shared: SharedPull, name: string, options: PullOptions): Promise<PullResult> {
+    const { signal, onEvent } = options;
+    shared.callers++;
+    if (onEvent !== undefined) shared.listeners.add(onEvent);
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      shared.callers--;
+      if (onEvent !== undefined) shared.listeners.delete(onEvent);
+    };
+    if (signal === undefined) return shared.result.finally(leave);
+    return new Promise<PullResult>((resolve, reject) => {
+      const onAbort = () => {
+        leave();
+        if (shared.callers > 0) {
+          reject(new PullError(name, signal.reason));
+          return;
+        }
+        // The last caller gave up: stop the work, and answer once it has cleaned up (partial
+        // downloads kept for the next pull), so nothing of it runs after the rejection.
+        this.forget(key, shared);
+        shared.controller.abort(signal.reason);
+        shared.result.then(
+          () => reject(new PullError(name, signal.reason)),
+          () => reject(new PullError(name, signal.reason)),
+        );
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      shared.result.then(
+        (result) => {
+          signal.removeEventListener('abort', onAbort);
+          leave();
+          resolve(result);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          if (left) return;
+          leave();
+          reject(err);
+        },
+      );
+    });
   }
 
   private wantedPlatform(platform: string | Platform | undefined): Platform {
@@ -160,29 +233,31 @@ export class Puller {
     return typeof platform === 'string' ? parsePlatform(platform) : platform;
   }
 
-  private emit(event: PullEvent): void {
-    for (const listener of this.listeners) listener(event);
+  /** Registry events (retries, warnings) belong to a host, not to one pull: every caller of a
+   * pull in progress sees them. */
+  private broadcast(event: PullEvent): void {
+    for (const shared of this.inFlight.values()) for (const listener of shared.listeners) listener(event);
   }
 
   private forwardRegistryEvent(event: RegistryEvent): void {
     if (event.type === 'retrying') {
-      this.emit({ type: 'retrying', host: event.host, reason: event.reason, attempt: event.attempt, delayMs: event.delayMs });
+      this.broadcast({ type: 'retrying', host: event.host, reason: event.reason, attempt: event.attempt, delayMs: event.delayMs });
     } else if (event.type === 'warning') {
-      this.emit({ type: 'warning', message: `${event.host}: ${event.message}` });
+      this.broadcast({ type: 'warning', message: `${event.host}: ${event.message}` });
     } else if (event.type === 'resuming') {
-      this.emit({ type: 'retrying', host: event.host, reason: `resuming ${event.digest} at byte ${event.offset}: ${event.reason}`, attempt: event.attemptsWithoutProgress, delayMs: 0 });
+      this.broadcast({ type: 'retrying', host: event.host, reason: `resuming ${event.digest} at byte ${event.offset}: ${event.reason}`, attempt: event.attemptsWithoutProgress, delayMs: 0 });
     }
   }
 
-  private async pullOnce(ref: NamedReference, options: PullOptions): Promise<PullResult> {
+  private async pullOnce(ref: NamedReference, options: PullOptions, signal: AbortSignal, emit: PullEventSink): Promise<PullResult> {
     const started = Date.now();
     const name = ref.toString();
     const store = await this.storePromise;
     const repo = { registry: ref.domain, path: ref.path };
-    const call = { ...(options.signal !== undefined && { signal: options.signal }) };
+    const call = { signal };
     const platform = options.allPlatforms ? undefined : this.wantedPlatform(options.platform);
     try {
-      this.emit({ type: 'resolving', image: name });
+      emit({ type: 'resolving', image: name });
       let top: Descriptor | undefined;
       let via: 'HEAD' | 'GET' | 'store' = 'store';
       if (ref.digest !== undefined) top = await this.storedDescriptor(store, ref.digest);
@@ -194,20 +269,20 @@ export class Puller {
           await store.putBlob(top, found.manifest.bytes);
         }
       }
-      this.emit({ type: 'resolved', image: name, digest: top.digest, mediaType: top.mediaType, via });
+      emit({ type: 'resolved', image: name, digest: top.digest, mediaType: top.mediaType, via });
 
       const plan: Plan = { manifests: [], blobs: new Map() };
-      await this.planManifest(store, repo, name, top, platform, plan, 0, call);
+      await this.planManifest(store, repo, name, top, platform, plan, 0, call, emit);
 
       const missing: Descriptor[] = [];
       for (const blob of plan.blobs.values()) {
-        if (await store.hasBlob(blob.digest)) this.emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
+        if (await store.hasBlob(blob.digest)) emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
         else missing.push(blob);
       }
-      const received = await this.fetchBlobs(store, repo, missing, options.signal);
+      const received = await this.fetchBlobs(store, repo, missing, signal, emit);
       await store.setImage(name, top);
       const ms = Date.now() - started;
-      this.emit({ type: 'done', image: name, digest: top.digest, bytesReceived: received, ms });
+      emit({ type: 'done', image: name, digest: top.digest, bytesReceived: received, ms });
       return {
         name,
         descriptor: top,
@@ -258,11 +333,12 @@ export class Puller {
     plan: Plan,
     depth: number,
     call: { signal?: AbortSignal },
+    emit: PullEventSink,
   ): Promise<void> {
     if (depth > MAX_INDEX_DEPTH) throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
     const document = await this.manifest(store, repo, name, descriptor, call);
     const platformText = descriptor.platform ? formatPlatform(descriptor.platform) : undefined;
-    this.emit({ type: 'manifest', image: name, digest: descriptor.digest, mediaType: document.mediaType, ...(platformText !== undefined && { platform: platformText }) });
+    emit({ type: 'manifest', image: name, digest: descriptor.digest, mediaType: document.mediaType, ...(platformText !== undefined && { platform: platformText }) });
     if (document.kind === 'manifest') {
       plan.manifests.push({ digest: descriptor.digest, ...(platformText !== undefined && { platform: platformText }) });
       for (const blob of manifestBlobs(document.manifest)) plan.blobs.set(blob.digest, blob);
@@ -278,10 +354,16 @@ export class Puller {
       if (child === undefined) throw new PlatformNotFoundError(name, platform, describeAvailable(children));
       chosen = [child];
     }
-    for (const child of chosen) await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call);
+    for (const child of chosen) await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call, emit);
   }
 
-  private async fetchBlobs(store: Store, repo: { registry: string; path: string }, blobs: Descriptor[], signal?: AbortSignal): Promise<number> {
+  private async fetchBlobs(
+    store: Store,
+    repo: { registry: string; path: string },
+    blobs: Descriptor[],
+    signal: AbortSignal,
+    emit: PullEventSink,
+  ): Promise<number> {
     let received = 0;
     let next = 0;
     const failures: unknown[] = [];
@@ -290,27 +372,33 @@ export class Puller {
         const blob = blobs[next++];
         if (blob === undefined) break;
         try {
-          const bytes = await this.fetchBlob(store, repo, blob, signal);
+          const bytes = await this.fetchBlob(store, repo, blob, signal, emit);
           received += bytes;
         } catch (err) {
           failures.push(err);
         }
       }
     };
-    for (const blob of blobs) this.emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
+    for (const blob of blobs) emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
     await Promise.all(Array.from({ length: Math.min(this.concurrency, blobs.length) }, worker));
     if (failures.length > 0) throw failures[0];
     return received;
   }
 
-  private async fetchBlob(store: Store, repo: { registry: string; path: string }, blob: Descriptor, signal?: AbortSignal): Promise<number> {
+  private async fetchBlob(
+    store: Store,
+    repo: { registry: string; path: string },
+    blob: Descriptor,
+    signal: AbortSignal,
+    emit: PullEventSink,
+  ): Promise<number> {
     const started = Date.now();
-    const ingest = await store.openIngest(blob, { source: `${repo.registry}/${repo.path}`, ...(signal !== undefined && { signal }) });
+    const ingest = await store.openIngest(blob, { source: `${repo.registry}/${repo.path}`, signal });
     if (ingest.alreadyPresent) {
-      this.emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
+      emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
       return 0;
     }
-    if (ingest.offset > 0) this.emit({ type: 'blob-resumed', digest: blob.digest, size: blob.size, offset: ingest.offset });
+    if (ingest.offset > 0) emit({ type: 'blob-resumed', digest: blob.digest, size: blob.size, offset: ingest.offset });
     let bytesReceived = 0;
     try {
       if (ingest.offset < blob.size) {
@@ -323,12 +411,12 @@ export class Puller {
         };
         const result = await this.client.fetchBlob(repo, blob, sink, {
           verify: false,
-          ...(signal !== undefined && { signal }),
-          onProgress: (p) => this.emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes: p.offset }),
+          signal,
+          onProgress: (p) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes: p.offset }),
         });
         bytesReceived = result.bytesReceived;
       }
-      this.emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
+      emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
       await ingest.commit();
     } catch (err) {
       // A partial download is kept for the next pull to resume; a verification failure has
@@ -336,7 +424,7 @@ export class Puller {
       await ingest.abort({ keepPartial: true }).catch(() => undefined);
       throw err;
     }
-    this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });
+    emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });
     return bytesReceived;
   }
 }

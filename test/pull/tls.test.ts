@@ -1,0 +1,103 @@
+// The pull engine against a real registry serving TLS with a throwaway CA. Loopback registries
+// are unverified by default (containerd's rule), so these tests turn that off
+// (`hosts: { insecureLoopback: false }`, `--tls-verify-loopback`) to exercise verification: the
+// CA given as PEM, in a containerd hosts.toml and as `--ca-file` succeeds; no CA fails with
+// ErrTLS naming the image.
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PullError, Puller } from '../../src/pull/index.ts';
+import { loadHostsConfig } from '../../src/registry/hosts/index.ts';
+import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import { runCli } from '../cli/run-cli.ts';
+import { storedBlobs } from './helpers.ts';
+
+const skip = requireTools(['docker-registry', 'skopeo', 'openssl']);
+
+describe('pull engine over TLS with a custom CA', { skip }, () => {
+  let registry: RunningRegistry;
+  let tmp: TempDir;
+  let image: BuiltImage;
+  let caPem: string;
+  let caFile: string;
+  const pullers: Puller[] = [];
+  let stores = 0;
+  const storeDir = () => join(tmp.path, `store-${++stores}`);
+  const newPuller = (options: ConstructorParameters<typeof Puller>[0] = {}): Puller => {
+    const puller = new Puller({ store: storeDir(), ...options });
+    pullers.push(puller);
+    return puller;
+  };
+  const ref = () => `${registry.host}/test/tls:v1`;
+  /** An environment without the user's registry configuration or credentials. */
+  const env = () => ({ HOME: tmp.path, DOCKER_CONFIG: join(tmp.path, 'no-docker-config'), REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'), XDG_RUNTIME_DIR: tmp.path });
+
+  before(async () => {
+    tmp = await makeTempDir('kimg-pull-tls-');
+    registry = await startRegistry({ tls: true });
+    assert.ok(registry.caPem && registry.caFile);
+    caPem = registry.caPem;
+    caFile = registry.caFile;
+    image = await buildImage({ layers: [40_000], seed: 'pull-tls' });
+    await pushImage(image, registry, 'test/tls:v1');
+  });
+  after(async () => {
+    await Promise.all(pullers.map((p) => p.close()));
+    await registry?.stop();
+    await image?.remove();
+    await tmp?.remove();
+  });
+
+  test('verifies the registry against the CA it is given', async () => {
+    const puller = newPuller({ hosts: { insecureLoopback: false }, caPems: [caPem] });
+    const result = await puller.pull(ref());
+    assert.equal(result.descriptor.digest, image.digest);
+    const store = await puller.store();
+    assert.equal((await storedBlobs(store.root)).length, 3);
+    assert.equal((await store.fsck()).ok, true);
+  });
+
+  test('without the CA the pull fails with ErrTLS naming the image, and stores nothing', async () => {
+    const puller = newPuller({ hosts: { insecureLoopback: false } });
+    await assert.rejects(puller.pull(ref()), (err: unknown) => {
+      assert.ok(err instanceof PullError, String(err));
+      assert.equal(err.code, 'ErrTLS');
+      assert.ok(err.message.includes(ref()) || err.message.includes(registry.host), err.message);
+      assert.match(err.message, /TLS handshake with 127\.0\.0\.1:\d+ failed/);
+      assert.match(err.message, /CA certificate/);
+      return true;
+    });
+    assert.deepEqual(await storedBlobs((await puller.store()).root), []);
+  });
+
+  test('by default a loopback registry is reached over unverified TLS, as containerd does', async () => {
+    const result = await newPuller().pull(ref());
+    assert.equal(result.descriptor.digest, image.digest);
+  });
+
+  test('verifies the registry against the ca of its containerd hosts.toml', async () => {
+    const hostsDir = join(tmp.path, 'certs.d');
+    await mkdir(join(hostsDir, registry.host), { recursive: true });
+    await writeFile(
+      join(hostsDir, registry.host, 'hosts.toml'),
+      `server = "${registry.url}"\n\n[host."${registry.url}"]\n  capabilities = ["pull", "resolve"]\n  ca = ${JSON.stringify(caFile)}\n`,
+    );
+    const hosts = await loadHostsConfig({ hostsDir, insecureLoopback: false });
+    const result = await newPuller({ hosts }).pull(ref());
+    assert.equal(result.descriptor.digest, image.digest);
+  });
+
+  test('kimg pull --tls-verify-loopback: --ca-file succeeds, no CA fails with ErrTLS naming the registry', async () => {
+    const [withCaFile, without] = await Promise.all([
+      runCli(['pull', '-q', '--tls-verify-loopback', '--ca-file', caFile, '--store', storeDir(), ref()], { env: env() }),
+      runCli(['pull', '-q', '--tls-verify-loopback', '--store', storeDir(), ref()], { env: env() }),
+    ]);
+    assert.equal(withCaFile.status, 0, withCaFile.stderr);
+    assert.equal(withCaFile.stdout, `${ref()}\n`);
+    assert.equal(without.status, 1);
+    assert.match(without.stderr, /\(ErrTLS\)$/m);
+    assert.match(without.stderr, /CA certificate/);
+    assert.ok(without.stderr.includes(ref()), without.stderr);
+  });
+});
