@@ -40,6 +40,7 @@ export class EndpointResolver {
       insecure: plainHttp,
       mirror: host.mirror,
       capabilities,
+      ...(host.repository !== '' && { repository: host.repository }),
       tls: { ca, skipVerify: host.tls.skipVerify },
       ...(host.namespace !== undefined && { query: { ns: host.namespace } }),
     };

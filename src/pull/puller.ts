@@ -121,7 +121,7 @@ export class Puller {
     this.client = new RegistryClient({
       ...options.client,
       ...(options.credentials !== undefined && { credentials: options.credentials }),
-      endpoints: (registry) => this.endpoints.forRegistry({ domain: registry, path: '' }, { byDigest: false }),
+      endpoints: (registry, request) => this.endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
       onEvent: (event) => this.forwardRegistryEvent(event),
     });
   }

@@ -21,10 +21,19 @@ import type { BlobSink, Capability, Clock, Endpoint, EventSink, RepositoryRef } 
 export interface RegistryClientOptions extends TransportOptions, AuthOptions {
   /** Endpoints per registry name, in the order to try them; default `https://<registry>`
    * (`https://registry-1.docker.io` for Docker Hub). */
-  readonly endpoints?: (registry: string) => readonly Endpoint[] | Promise<readonly Endpoint[]>;
+  readonly endpoints?: (registry: string, request: EndpointRequest) => readonly Endpoint[] | Promise<readonly Endpoint[]>;
   /** Largest manifest or index read; default 4 MiB. */
   readonly maxManifestBytes?: number;
   readonly onEvent?: EventSink;
+}
+
+/** What the endpoints are asked for: mirrors may depend on the repository (registries.conf
+ * prefixes) and on whether content is addressed by digest (digest-only mirrors). */
+export interface EndpointRequest {
+  /** The repository path as the reference names it (`library/nginx`); empty for a ping. */
+  readonly repository: string;
+  /** Content addressed by digest: manifests and blobs by digest, and digest resolves. */
+  readonly byDigest: boolean;
 }
 
 export interface CallOptions {
@@ -60,7 +69,7 @@ export class RegistryClient {
   async ping(registry: string, options: CallOptions = {}): Promise<PingResult> {
     if (!isValidRegistryName(registry)) throw new RegistryError('ErrInvalidArgument', `registry name ${JSON.stringify(registry.slice(0, 100))} is not a valid host[:port]`);
     const ctx = createContext(`ping ${registry}`, { registry }, options.signal);
-    return this.onEndpoints(registry, undefined, ctx, (ep) => this.auth.ping(ep, ctx));
+    return this.onEndpoints({ registry, path: '' }, false, undefined, ctx, (ep) => this.auth.ping(ep, ctx));
   }
 
   /**
@@ -75,7 +84,7 @@ export class RegistryClient {
     const ctx = createContext(`resolve ${shown}`, { registry: ref.registry, repository: ref.path, reference: reference.value }, options.signal);
     // containerd: a digest needs only `pull` hosts, a tag needs `resolve`.
     const capability: Capability = reference.kind === 'tag' ? 'resolve' : 'pull';
-    return this.onEndpoints(ref.registry, capability, ctx, (ep) => resolveOnEndpoint(ep, ref, reference, ctx, this.manifestDeps));
+    return this.onEndpoints(ref, reference.kind !== 'tag', capability, ctx, (ep, epRef) => resolveOnEndpoint(ep, epRef, reference, ctx, this.manifestDeps));
   }
 
   /**
@@ -100,7 +109,7 @@ export class RegistryClient {
         );
       }
     }
-    return this.onEndpoints(ref.registry, 'pull', ctx, (ep) => getManifestOnEndpoint(ep, ref, digest, descriptor, ctx, this.manifestDeps));
+    return this.onEndpoints(ref, true, 'pull', ctx, (ep, epRef) => getManifestOnEndpoint(ep, epRef, digest, descriptor, ctx, this.manifestDeps));
   }
 
   /**
@@ -136,8 +145,8 @@ export class RegistryClient {
       this.finishLocal(transfer, ctx);
       return result('data:');
     }
-    const endpoint = await this.onEndpoints(ref.registry, 'pull', ctx, async (ep) => {
-      await fetchBlobOnEndpoint(ep, ref, transfer, ctx, { auth: this.auth, clock: this.clock, onEvent: this.options.onEvent });
+    const endpoint = await this.onEndpoints(ref, true, 'pull', ctx, async (ep, epRef) => {
+      await fetchBlobOnEndpoint(ep, epRef, transfer, ctx, { auth: this.auth, clock: this.clock, onEvent: this.options.onEvent });
       return ep.label;
     });
     return result(endpoint);
@@ -182,15 +191,16 @@ export class RegistryClient {
     this.options.onEvent?.({ type: 'warning', host, message: text });
   }
 
-  private endpointsFor(registry: string): Promise<PreparedEndpoint[]> {
-    let cached = this.endpointCache.get(registry);
+  private endpointsFor(registry: string, request: EndpointRequest): Promise<PreparedEndpoint[]> {
+    const key = `${registry}\u0000${request.repository}\u0000${request.byDigest}`;
+    let cached = this.endpointCache.get(key);
     if (cached === undefined) {
       cached = (async () => {
-        const list = await (this.options.endpoints ?? defaultEndpoints)(registry);
+        const list = await (this.options.endpoints ?? defaultEndpoints)(registry, request);
         return list.map((e) => prepareEndpoint(registry, e));
       })();
-      this.endpointCache.set(registry, cached);
-      cached.catch(() => this.endpointCache.delete(registry));
+      this.endpointCache.set(key, cached);
+      cached.catch(() => this.endpointCache.delete(key));
     }
     return cached;
   }
@@ -199,8 +209,15 @@ export class RegistryClient {
    * Runs `op` on each endpoint with the capability in order until one succeeds. Any registry
    * failure moves on to the next endpoint; the last failure is thrown, naming the earlier ones.
    */
-  private async onEndpoints<T>(registry: string, capability: Capability | undefined, ctx: OperationContext, op: (ep: PreparedEndpoint) => Promise<T>): Promise<T> {
-    const all = await this.endpointsFor(registry);
+  private async onEndpoints<T>(
+    ref: RepositoryRef,
+    byDigest: boolean,
+    capability: Capability | undefined,
+    ctx: OperationContext,
+    op: (ep: PreparedEndpoint, ref: RepositoryRef) => Promise<T>,
+  ): Promise<T> {
+    const { registry } = ref;
+    const all = await this.endpointsFor(registry, { repository: ref.path, byDigest });
     const endpoints = capability === undefined ? all : all.filter((ep) => ep.capabilities.has(capability));
     if (endpoints.length === 0) {
       throw new RegistryError('ErrNoEndpoint', `${ctx.description}: no endpoint of ${registry} is configured for ${capability ?? 'use'}`, ctx.facts);
@@ -209,7 +226,8 @@ export class RegistryClient {
     let last: unknown;
     for (const ep of endpoints) {
       try {
-        return await op(ep);
+        // An endpoint may name the repository otherwise (a registries.conf location rewrite).
+        return await op(ep, ep.endpoint.repository === undefined ? ref : { registry, path: ep.endpoint.repository });
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
         if (!(err instanceof KimgError) || err.code === 'ErrInvalidArgument') throw err;

@@ -2,7 +2,7 @@
  * The registry client (OCI distribution protocol): resolve, manifests and blobs over ordered
  * endpoints, with token auth, realm policy, retries, redirects and in-process resume.
  */
-export { RegistryClient, type CallOptions, type GetManifestOptions, type RegistryClientOptions } from './client.ts';
+export { RegistryClient, type CallOptions, type EndpointRequest, type GetManifestOptions, type RegistryClientOptions } from './client.ts';
 export type { AuthOptions, PingResult } from './auth.ts';
 export type { BlobProgress, FetchBlobOptions, FetchBlobResult } from './blobs.ts';
 export type { ManifestResult, ResolveResult } from './manifests.ts';

@@ -26,6 +26,9 @@ export interface Endpoint {
   readonly capabilities?: readonly Capability[];
   /** The baseUrl path is the API root itself (containerd's `override_path`); else `/v2` is appended. */
   readonly overridePath?: boolean;
+  /** The repository path as this endpoint names it, when it differs from the reference's
+   * (a registries.conf `location` rewriting a `prefix`). */
+  readonly repository?: string;
   /** Query parameters added to every request to this endpoint (e.g. containerd's `ns=`). */
   readonly query?: Readonly<Record<string, string>>;
 }

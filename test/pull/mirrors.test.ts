@@ -67,7 +67,6 @@ describe('pull engine with mirrors', { skip }, () => {
 
   test(
     'registries.conf: a tag pull goes to the mirror, not to the upstream',
-    { todo: 'every registries.conf [[registry]] match fails with ErrHostsConfig ("location … turns 127.0.0.1:PORT/ into an invalid reference"): the Puller resolves hosts per registry with path "" (src/pull/puller.ts endpoints callback), because the RegistryClient asks for endpoints by registry name only' },
     async () => {
     const puller = newPuller(await registriesConf(''));
     const result = await puller.pull(`${upstream.host}/test/mirrored:v1`);
@@ -94,7 +93,6 @@ describe('pull engine with mirrors', { skip }, () => {
 
   test(
     'registries.conf: a digest-only mirror serves a pull by digest',
-    { todo: 'the Puller asks its RegistryClient for endpoints per registry only (src/registry endpoints callback gets the registry name and caches per registry), and src/pull/endpoints.ts always passes { byDigest: false }: digest-only mirrors are never used' },
     async () => {
       const puller = newPuller(await registriesConf('pull-from-mirror = "digest-only"\n'));
       await puller.pull(`${upstream.host}/test/mirrored@${image.digest}`);
@@ -105,7 +103,6 @@ describe('pull engine with mirrors', { skip }, () => {
 
   test(
     'registries.conf: prefix and location rewrite the repository',
-    { todo: 'the Puller resolves hosts with path "" (src/pull/puller.ts endpoints callback) and the RegistryClient has no per-endpoint repository, so a [[registry]] prefix with a path never matches and a location with a path is never applied' },
     async () => {
       const file = join(tmp.path, 'rewrite.conf');
       await writeFile(file, `[[registry]]\nprefix = "${upstream.host}/alias"\nlocation = "${mirror.host}/test"\ninsecure = true\n`);
