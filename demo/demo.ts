@@ -1,9 +1,12 @@
 // `npm run demo`: kimg's main job end to end, offline. Each step runs the real CLI in-process;
 // the registry is a real CNCF Distribution registry on a loopback port, started and stopped here.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, type Io } from '../src/cli/index.ts';
+import { formatEvents } from '../src/cli/commands/ensure-describe.ts';
+import { ImageManager, ManualClock, StoreImageService, type KubeletEvent } from '../src/kubelet/index.ts';
+import { openStore } from '../src/store/index.ts';
 import { buildImage, pushImage, startRegistry, type RunningRegistry } from '../test/harness/index.ts';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -66,9 +69,105 @@ async function run(): Promise<void> {
   const registry = await startRegistry();
   try {
     await pulling(registry, join(work, 'store'));
+    await kubelet(registry, join(work, 'kubelet'));
   } finally {
     await registry.stop();
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+// The kubelet image manager: the three pull policies, a wrong tag under the back-off (on a manual
+// clock, pulls for real), and the preflight that finds a missing imagePullSecret.
+async function kubelet(registry: RunningRegistry, work: string): Promise<void> {
+  const alice = { user: 'alice', password: 's3cret' };
+  const privateRegistry = await startRegistry({ htpasswd: [alice] });
+  try {
+    console.log(`\n${bold('== The kubelet image manager')}: a second registry at ${privateRegistry.url} requires a login`);
+    const web = await buildImage({ layers: [256 << 10], seed: 'demo-web' });
+    await pushImage(web, registry, 'team/web:v1');
+    const old = await buildImage({ layers: [1200 << 10], seed: 'demo-old' });
+    await pushImage(old, registry, 'team/old:v1');
+    await pushImage(web, privateRegistry, 'team/private:v1', { creds: `${alice.user}:${alice.password}` });
+    await mkdir(work, { recursive: true });
+    const node = ['--store', join(work, 'store')];
+    const kubeletFlags = ['--root-dir', join(work, 'root'), '--no-node-credentials'];
+    const file = async (name: string, text: string) => {
+      await writeFile(join(work, name), text);
+      return join(work, name);
+    };
+    const policies = await file(
+      'policies.yaml',
+      `apiVersion: v1
+kind: Pod
+metadata: {name: policies}
+spec:
+  containers:
+  - {name: always, image: ${registry.host}/team/web:v1, imagePullPolicy: Always}
+  - {name: if-not-present, image: ${registry.host}/team/web:v1, imagePullPolicy: IfNotPresent}
+  - {name: never, image: ${registry.host}/team/web:v2, imagePullPolicy: Never}
+`,
+    );
+    const privatePod = await file(
+      'private.yaml',
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  template:
+    spec:
+      imagePullSecrets: [{name: regcred}]
+      containers: [{name: api, image: ${privateRegistry.host}/team/private:v1}]
+`,
+    );
+    const secret = await file(
+      'secret.yaml',
+      `apiVersion: v1
+kind: Secret
+metadata: {name: regcred}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths": {"${privateRegistry.host}": {"username": "${alice.user}", "password": "${alice.password}"}}}'
+`,
+    );
+
+    await step('A node with an old image no pod uses any more', [...node, 'pull', '-q', `${registry.host}/team/old:v1`]);
+    await step('The three pull policies: Always pulls (resolving the tag), IfNotPresent finds it present, Never refuses an absent image', [
+      ...node, 'ensure', ...kubeletFlags, '-f', policies,
+    ]);
+
+    const image = `${registry.host}/team/web:v9`;
+    console.log(`\n${bold('== A wrong tag under the back-off')}: 10 s doubling to 5 min, on a manual clock; every pull is real`);
+    const clock = new ManualClock(Date.now());
+    const events: KubeletEvent[] = [];
+    const manager = new ImageManager({
+      imageService: new StoreImageService({ store: await openStore(join(work, 'store')) }),
+      clock,
+      recorder: (e) => events.push(e),
+      config: { registryPullQPS: 0 },
+    });
+    const pod = { uid: 'demo-pod', namespace: 'default', name: 'web' };
+    const start = clock.now();
+    for (const at of [0, 5, 10, 15, 30, 45, 70, 110, 150, 200, 310, 400, 610]) {
+      clock.set(start + at * 1000);
+      const result = await manager.ensureImageExists({ pod, image, pullPolicy: 'IfNotPresent' });
+      const window = manager.backOff.state(`${pod.uid}_${image}`);
+      const next = `next pull at +${((window?.retryAt ?? start) - start) / 1000}s`;
+      const message = result.message.length > 100 ? `${result.message.slice(0, 99)}…` : result.message;
+      console.log(`  ${`+${at}s`.padEnd(6)} ${(result.reason ?? '').padEnd(17)} ${next.padEnd(20)} ${message}`);
+    }
+    console.log(formatEvents(events, clock.now()).join('\n'));
+
+    await step('Preflight: resolve every image with the credentials the kubelet would use, download nothing — the Secret is missing', [
+      ...node, 'ensure', '--dry-run', ...kubeletFlags, '-f', privatePod,
+    ]);
+    await step('With the Secret the preflight passes', [...node, 'ensure', '--dry-run', ...kubeletFlags, '-f', privatePod, '-f', secret]);
+    await step('And the kubelet pulls with it', [...node, 'ensure', ...kubeletFlags, '-f', privatePod, '-f', secret]);
+    await step('Image GC as the kubelet does it: above the high threshold, least recently used first, none in use (a what-if disk)', [
+      ...node, 'gc', '--thresholds', '--dry-run', '--root-dir', join(work, 'root'), '--minimum-image-gc-age', '0s', '--capacity', '10M', '--available', '1M',
+      '--in-use', `${privateRegistry.host}/team/private:v1`,
+    ]);
+  } finally {
+    await privateRegistry.stop();
   }
 }
 

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerEnsure } from './commands/ensure.ts';
 import { registerImages, registerInspect, registerRmi } from './commands/images.ts';
 import { registerFsck, registerGc } from './commands/maintenance.ts';
 import { registerPull, registerResolve } from './commands/pull.ts';
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerRmi(program, io);
   registerGc(program, io);
   registerFsck(program, io);
+  registerEnsure(program, io, setExit);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -3,29 +3,33 @@ import { KimgError } from '../../errors/index.ts';
 import { formatBytes } from '../format.ts';
 import { parseOutputFormat, writeLine, type Io } from '../io.ts';
 import { storeFrom, type StoreFlags } from '../registry-options.ts';
+import { addThresholdGcFlags, runThresholdGc, type ThresholdGcFlags } from './ensure-gc.ts';
 
 export function registerGc(program: Command, io: Io): void {
-  program
+  const gc = program
     .command('gc')
-    .description('remove blobs no image uses and partial downloads left by dead processes')
+    .description('remove blobs no image uses and partial downloads left by dead processes; --thresholds first removes images as the kubelet image GC would')
     .option('--dry-run', 'report what would be removed, remove nothing')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (flags: StoreFlags & { dryRun?: boolean; output: string }, command: Command) => {
-      const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
-      const format = parseOutputFormat(all.output);
-      const store = await storeFrom(all, io);
-      const result = await store.gc({ dryRun: all.dryRun === true, claimMaxAgeMs: 0 });
-      if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify(result, null, 2));
-        return;
-      }
+    .option('-o, --output <format>', 'text or json', 'text');
+  addThresholdGcFlags(gc).action(async (flags: StoreFlags & ThresholdGcFlags & { thresholds?: boolean; output: string }, command: Command) => {
+    const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
+    const format = parseOutputFormat(all.output);
+    const store = await storeFrom(all, io);
+    const images = all.thresholds === true ? await runThresholdGc(all, io, store) : undefined;
+    const result = await store.gc({ dryRun: all.dryRun === true });
+    if (format === 'json') {
+      writeLine(io.stdout, JSON.stringify(images === undefined ? result : { images: images.result, blobs: result }, null, 2));
+    } else {
+      for (const line of images?.lines ?? []) writeLine(io.stdout, line);
       const verb = result.dryRun ? 'Would remove' : 'Removed';
       for (const blob of result.removedBlobs) writeLine(io.stdout, `${verb} ${blob.digest} (${formatBytes(blob.size)})`);
       writeLine(
         io.stdout,
         `${verb} ${result.removedBlobs.length} blobs (${formatBytes(result.reclaimedBytes)}) and ${result.removedIngests.length} stale ingest files; kept ${result.keptBlobs} blobs in use`,
       );
-    });
+    }
+    if (images?.result.error !== undefined) throw new KimgError('ErrImageGC', images.result.error);
+  });
 }
 
 export function registerFsck(program: Command, io: Io): void {
