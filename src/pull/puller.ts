@@ -1,3 +1,4 @@
+import { VerifyError } from '../digest/index.ts';
 import { KimgError } from '../errors/index.ts';
 import {
   isIndexMediaType,
@@ -35,6 +36,8 @@ export interface PullerOptions {
   readonly caPems?: readonly string[];
   /** Blobs downloaded at once per pull; default 4. */
   readonly concurrency?: number;
+  /** No body bytes for this long: drop the connection and resume with Range (default 60 s). */
+  readonly stallTimeoutMs?: number;
   /** Passed to the registry client (retries, timeouts, proxies, clock). */
   readonly client?: Omit<RegistryClientOptions, 'endpoints' | 'credentials' | 'onEvent'>;
 }
@@ -112,12 +115,14 @@ export class Puller {
   private readonly storePromise: Promise<Store>;
   private readonly endpoints: EndpointResolver;
   private readonly concurrency: number;
+  private readonly stallTimeoutMs: number | undefined;
   private readonly inFlight = new Map<string, SharedPull>();
 
   constructor(options: PullerOptions = {}) {
     this.storePromise = typeof options.store === 'object' ? Promise.resolve(options.store) : openStore(options.store);
     this.endpoints = new EndpointResolver(options.hosts ?? {}, options.caPems);
     this.concurrency = Math.max(1, options.concurrency ?? 4);
+    this.stallTimeoutMs = options.stallTimeoutMs;
     this.client = new RegistryClient({
       ...options.client,
       ...(options.credentials !== undefined && { credentials: options.credentials }),
@@ -400,6 +405,7 @@ export class Puller {
     }
     if (ingest.offset > 0) emit({ type: 'blob-resumed', digest: blob.digest, size: blob.size, offset: ingest.offset });
     let bytesReceived = 0;
+    let source = repo.registry;
     try {
       if (ingest.offset < blob.size) {
         const sink: BlobSink = {
@@ -412,16 +418,22 @@ export class Puller {
         const result = await this.client.fetchBlob(repo, blob, sink, {
           verify: false,
           signal,
+          ...(this.stallTimeoutMs !== undefined && { stallTimeoutMs: this.stallTimeoutMs }),
           onProgress: (p) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes: p.offset }),
         });
         bytesReceived = result.bytesReceived;
+        source = new URL(result.endpoint).host || source;
       }
       emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
       await ingest.commit();
     } catch (err) {
-      // A partial download is kept for the next pull to resume; a verification failure has
-      // already discarded its bytes.
-      await ingest.abort({ keepPartial: true }).catch(() => undefined);
+      if (err instanceof VerifyError) {
+        // The store has already discarded the bytes; say so, and where they came from.
+        const what = blob.mediaType.includes('config') ? 'config' : 'layer';
+        throw new KimgError(err.code, `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`, { cause: err });
+      }
+      // A partial download is kept for the next pull to resume, unless nothing arrived.
+      await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
       throw err;
     }
     emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });

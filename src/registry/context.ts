@@ -5,7 +5,7 @@
 import { readForMessage } from './body.ts';
 import { RegistryError, codeForResponse, describeDetails, parseErrorBody, type RateLimit, type RegistryErrorCode, type RegistryErrorFacts } from './errors.ts';
 import { describeRateLimit, headerValue, parseRateLimit, parseWarnings } from './headers.ts';
-import { redactUrl, scrubSecrets } from './redact.ts';
+import { queryParts, redactUrl, scrubSecrets } from './redact.ts';
 import type { FollowedResponse } from './redirect.ts';
 import { parseRetryAfter } from './retry.ts';
 
@@ -68,7 +68,10 @@ export async function errorFromResponse(
   now: number,
 ): Promise<RegistryError> {
   const body = await readForMessage(res.body);
-  const details = parseErrorBody(body, (t) => scrubSecrets(t, ctx.secrets));
+  // A redirect target's query is a credential (presigned URLs), and storage services echo the
+  // request, path and query, in their error bodies.
+  const secrets = res.redirects > 0 ? new Set([...ctx.secrets, ...queryParts(res.url)]) : ctx.secrets;
+  const details = parseErrorBody(body, (t) => scrubSecrets(t, secrets));
   const code = codeForResponse(res.status, details, notFound);
   const rateLimit = parseRateLimit(res.headers) ?? ctx.rateLimit;
   const retryAfterMs = parseRetryAfter(headerValue(res.headers, 'retry-after'), now);
@@ -98,5 +101,5 @@ export async function errorFromResponse(
   if (details.length > 0) facts.registryErrors = details;
   if (rateLimit !== undefined) facts.rateLimit = rateLimit;
   if (retryAfterMs !== undefined) facts.retryAfterMs = retryAfterMs;
-  return new RegistryError(code, scrubSecrets(message, ctx.secrets), facts as RegistryErrorFacts);
+  return new RegistryError(code, scrubSecrets(message, secrets), facts as RegistryErrorFacts);
 }

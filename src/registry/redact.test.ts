@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RegistryError, codeForResponse, parseErrorBody } from './errors.ts';
-import { redactUrl, redactUrlsInText, sanitizeCause, scrubSecrets } from './redact.ts';
+import { queryParts, redactUrl, redactUrlsInText, sanitizeCause, scrubSecrets } from './redact.ts';
 
 const PRESIGNED = 'https://bucket.s3.amazonaws.com/blobs/sha256/ab?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA123';
 
@@ -36,11 +36,21 @@ describe('redaction (S12)', () => {
     assert.equal((cause as Error & { code?: string }).code, 'ECONNRESET');
   });
 
-  it('RegistryError messages never carry URL queries', () => {
+  it('RegistryError messages never carry URL queries, and keep the ? of one redacted before', () => {
     const err = new RegistryError('ErrBlobUnknown', `blob missing at ${PRESIGNED}`, { host: 'h' });
     assert.ok(!err.message.includes('deadbeef'));
     assert.equal(err.host, 'h');
     assert.equal(err.code, 'ErrBlobUnknown');
+    const twice = new RegistryError('ErrDenied', `after a redirect to ${redactUrl(PRESIGNED)}`);
+    assert.equal(twice.message, 'after a redirect to https://bucket.s3.amazonaws.com/blobs/sha256/ab?<redacted>');
+  });
+
+  it('hides a presigned query echoed without its URL (a storage error body quoting the request)', () => {
+    const echoed = 'denied /blobs/sha256/ab?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA123, signature deadbeef, key X-Amz-Credential=AKIA123';
+    const out = scrubSecrets(echoed, queryParts(new URL(PRESIGNED)));
+    assert.ok(!out.includes('deadbeef') && !out.includes('AKIA123'), out);
+    assert.deepEqual(queryParts(new URL('https://h/p')), []);
+    assert.ok(!queryParts(new URL('https://h/p?X-Amz-Expires=3600&x=true')).includes('3600'), 'short values alone would blank ordinary words');
   });
 });
 

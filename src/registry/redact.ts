@@ -17,7 +17,26 @@ export function redactUrl(url: URL | string): string {
 
 /** Every URL in free text (e.g. a server's error message) with its query and user info hidden. */
 export function redactUrlsInText(text: string): string {
-  return text.replace(/\bhttps?:\/\/[^\s"'<>]+/gi, (match) => redactUrl(match));
+  // A URL redacted before ends in `?` followed by `<redacted>`: keep its `?`.
+  return text.replace(/\bhttps?:\/\/[^\s"'<>]+/gi, (match, offset: number, whole: string) =>
+    match.endsWith('?') && whole.startsWith('<redacted>', offset + match.length) ? `${redactUrl(match)}?` : redactUrl(match),
+  );
+}
+
+/**
+ * The secret-bearing parts of a URL's query, to scrub from text that may echo them: the whole
+ * raw query, each raw `name=value` pair, and each value (raw and decoded) of 8 characters or
+ * more. Empty without a query.
+ */
+export function queryParts(url: URL): string[] {
+  if (url.search.length <= 1) return [];
+  const raw = url.search.slice(1);
+  const parts = new Set<string>([raw, ...raw.split('&')]);
+  // Values alone only when long enough not to blank ordinary words (`3600`, `true`) elsewhere.
+  const values = [...raw.split('&').map((pair) => pair.slice(pair.indexOf('=') + 1)), ...url.searchParams.values()];
+  for (const value of values) if (value.length >= 8) parts.add(value);
+  // Longest first, so a pair is hidden whole before its value alone is.
+  return [...parts].filter((p) => p.length >= 4).sort((a, b) => b.length - a.length);
 }
 
 /**

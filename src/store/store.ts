@@ -150,7 +150,7 @@ export class LayoutStore implements Store {
   }
 
   /** @internal Checks (and with `create` makes) the layout; `prepare` also creates its parts. */
-  async init(create: boolean, prepare: boolean): Promise<void> {
+  async init(create: boolean, prepare: boolean, recheck = true): Promise<void> {
     const rootStat = await lstat(this.root).catch((err: unknown) => {
       if (errnoCode(err) === 'ENOENT') return undefined;
       throw err;
@@ -170,6 +170,8 @@ export class LayoutStore implements Store {
     if (layout === undefined) {
       if (!create) throw this.error('ErrStoreNotFound', `${this.root} is not an OCI image layout (no ${OCI_LAYOUT_FILE})`);
       const entries = await readdir(this.root);
+      // Another process creating the same store wrote its oci-layout since we looked: check that.
+      if (entries.includes(OCI_LAYOUT_FILE) && recheck) return this.init(create, prepare, false);
       // A fresh file system mounted here has lost+found; dot files are not content either.
       const foreign = entries.filter((e) => ![INGEST_DIR, BLOBS_DIR, INDEX_FILE, 'lost+found'].includes(e) && !e.startsWith('.'));
       if (foreign.length > 0) {
