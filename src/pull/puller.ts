@@ -286,6 +286,7 @@ export class Puller {
       }
       const received = await this.fetchBlobs(store, repo, missing, signal, emit);
       await store.setImage(name, top);
+      await store.releaseClaims([top.digest, ...plan.manifests.map((m) => m.digest), ...plan.blobs.keys()]);
       const ms = Date.now() - started;
       emit({ type: 'done', image: name, digest: top.digest, bytesReceived: received, ms });
       return {

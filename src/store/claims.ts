@@ -23,7 +23,15 @@ export class ClaimLog {
   }
 
   async claim(digest: string): Promise<void> {
-    const line = `${digest} ${Date.now()}\n`;
+    await this.append(`${digest} ${Date.now()}\n`);
+  }
+
+  /** Ends this process's claims on `digests` (an image now reaches them). */
+  async release(digests: readonly string[]): Promise<void> {
+    if (digests.length > 0) await this.append(digests.map((d) => `${d} -\n`).join(''));
+  }
+
+  private async append(line: string): Promise<void> {
     // A long-running process rotates its log, keeping the previous file for recent claims.
     if (this.written + line.length > ROTATE_BYTES) {
       if (this.previous !== undefined) await unlinkIfPresent(this.previous);
@@ -86,10 +94,14 @@ export async function liveClaims(ingestDir: string, maxAgeMs: number, now: numbe
     } catch {
       continue;
     }
+    // The last line for a digest wins: a claim, or its release (`<digest> -`).
+    const latest = new Map<string, string>();
     for (const line of text.split('\n')) {
       const space = line.indexOf(' ');
-      if (space === -1) continue;
-      if (now - Number(line.slice(space + 1)) <= maxAgeMs) claimed.add(line.slice(0, space));
+      if (space !== -1) latest.set(line.slice(0, space), line.slice(space + 1));
+    }
+    for (const [digest, at] of latest) {
+      if (at !== '-' && now - Number(at) <= maxAgeMs) claimed.add(digest);
     }
   }
   return claimed;

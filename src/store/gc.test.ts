@@ -104,6 +104,17 @@ describe('gc', () => {
     assert.deepEqual(swept.removedBlobs.map((r) => r.digest), [orphan.digest]);
   });
 
+  it('drops released claims: an image recorded, then removed, is collected by gc in the same process', async () => {
+    const image = await putImage(store, 'example.com/app:v1', [randomBytes(50)]);
+    const claimedAll = image.blobs.map((d) => d.digest);
+    await store.removeImage('example.com/app:v1');
+    assert.deepEqual((await store.gc({ dryRun: true })).claimedBlobs.sort(), [...claimedAll].sort());
+    await store.releaseClaims(claimedAll);
+    const swept = await store.gc();
+    assert.deepEqual(swept.claimedBlobs, []);
+    assert.deepEqual(swept.removedBlobs.map((r) => r.digest).sort(), [...claimedAll].sort());
+  });
+
   it('removes planted symlinks but never what they point at', async () => {
     const target = join(store.root, '..', `${Date.now()}-target`);
     await writeFile(target, 'keep me');

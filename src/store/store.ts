@@ -109,6 +109,11 @@ export interface Store {
   fsck(): Promise<FsckReport>;
   /** Runs `fn` holding the store's cross-process lock on `index.json` (re-entrant). */
   lock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Ends this store instance's claims on blobs that an image now reaches (call after
+   * `setImage`), so that a `gc` in this very process may collect them once the image goes.
+   */
+  releaseClaims(digests: readonly string[]): Promise<void>;
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 120_000;
@@ -421,6 +426,10 @@ export class LayoutStore implements Store {
 
   private async writeIndex(index: ImageIndex): Promise<void> {
     await writeFileAtomic(this.ingestDir, this.indexPath, serializeLayoutIndex(index));
+  }
+
+  releaseClaims(digests: readonly string[]): Promise<void> {
+    return this.claims.release(digests);
   }
 
   async setImage(name: string, descriptor: Descriptor): Promise<void> {
