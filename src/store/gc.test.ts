@@ -108,7 +108,7 @@ describe('gc', () => {
     const image = await putImage(store, 'example.com/app:v1', [randomBytes(50)]);
     const claimedAll = image.blobs.map((d) => d.digest);
     await store.removeImage('example.com/app:v1');
-    assert.deepEqual((await store.gc({ dryRun: true })).claimedBlobs.sort(), [...claimedAll].sort());
+    assert.deepEqual([...(await store.gc({ dryRun: true })).claimedBlobs].sort(), [...claimedAll].sort());
     await store.releaseClaims(claimedAll);
     const swept = await store.gc();
     assert.deepEqual(swept.claimedBlobs, []);
