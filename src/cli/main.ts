@@ -1,9 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { registerEnsure } from './commands/ensure.ts';
 import { registerImages, registerInspect, registerRmi } from './commands/images.ts';
+import { registerLint } from './commands/lint.ts';
 import { registerFsck, registerGc } from './commands/maintenance.ts';
+import { registerPin } from './commands/pin.ts';
 import { registerPull, registerResolve } from './commands/pull.ts';
 import { registerRef } from './commands/ref.ts';
+import { registerWebhook } from './commands/webhook.ts';
 import { formatError, processIo, type Io } from './io.ts';
 
 /** Runs the `kimg` command line with `argv` (without node and the script) and returns the exit
@@ -30,6 +33,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerGc(program, io);
   registerFsck(program, io);
   registerEnsure(program, io, setExit);
+  registerWebhook(program, io, setExit);
+  registerPin(program, io, setExit);
+  registerLint(program, io, setExit);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

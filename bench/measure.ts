@@ -1,0 +1,120 @@
+// Small helpers shared by the pull benchmark: figures (best, median, rates), tables, and the CPU
+// time of processes read from /proc, so that a figure can be put next to what it cost.
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+}
+
+export function best(values: readonly number[]): number {
+  return values.length === 0 ? NaN : Math.min(...values);
+}
+
+/** Decimal megabytes per second, as skopeo, curl and the spec's tables count them. */
+export function mbps(bytes: number, ms: number): number {
+  return bytes / 1e6 / (ms / 1000);
+}
+
+export const fmtRate = (bytes: number, ms: number): string => (Number.isFinite(ms) ? mbps(bytes, ms).toFixed(0) : '-');
+export const fmtSeconds = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : '-');
+export const fmtRatio = (ratio: number): string => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-');
+
+export function fmtBytes(bytes: number): string {
+  if (bytes >= GiB) return `${+(bytes / GiB).toFixed(2)} GiB`;
+  if (bytes >= MiB) return `${+(bytes / MiB).toFixed(1)} MiB`;
+  return `${+(bytes / 1024).toFixed(0)} KiB`;
+}
+
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  console.log(line(head));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const r of rows) console.log(line(r));
+}
+
+const CLOCK_TICKS = (() => {
+  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const ticks = Number.parseInt(out.stdout ?? '', 10);
+  return Number.isFinite(ticks) && ticks > 0 ? ticks : 100;
+})();
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces). */
+function statFields(pid: number | 'self'): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a running process has used so far; NaN when it is gone. */
+export function cpuSecondsOf(pid: number): number {
+  const f = statFields(pid);
+  // After the name: state(0) … utime(11) stime(12).
+  return f === undefined ? NaN : (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+
+/** CPU seconds of this process's children that have exited and been waited for (cutime + cstime). */
+export function childrenCpuSeconds(): number {
+  const f = statFields('self');
+  return f === undefined ? NaN : (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+}
+
+/** CPU seconds this process has used (all threads). */
+export function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+/** CPU seconds the main thread of this process has run (the event loop: a pull's JavaScript). */
+export function mainThreadSeconds(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `VmHWM` (peak resident set) of a process in bytes, from /proc; undefined when unreadable. */
+export function peakRss(pid: number | 'self'): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match?.[1] === undefined ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `jobs` at most `width` at a time. */
+export async function inPool<T>(items: readonly T[], width: number, job: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await job(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));
+}
+
+/** Wall milliseconds and CPU seconds of `fn`, CPU read by `cpu` before and after. */
+export async function timed(fn: () => Promise<unknown>, cpu: () => number = ownCpuSeconds): Promise<{ ms: number; cpu: number }> {
+  const cpu0 = cpu();
+  const start = performance.now();
+  await fn();
+  const ms = performance.now() - start;
+  return { ms, cpu: cpu() - cpu0 };
+}

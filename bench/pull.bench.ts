@@ -1,0 +1,568 @@
+// Pull speed and cost (registry-client.md §14, test-environment.md §8): kimg's Puller against
+// skopeo and containerd on one local Distribution registry (plain HTTP, loopback, no proxy),
+// measured in the same run, alternating the tools, each run into a fresh store with fsync on.
+//   1. 1 GiB (8 × 128 MiB) and 200 MiB (4 × 50 MiB) images: kimg, skopeo, `ctr content fetch`
+//   2. 200 layers of 64 KiB: kimg and skopeo
+//   3. re-pull of a stored image: HTTP requests seen by a counting proxy (tag and digest)
+//   4. peak resident memory of a child process pulling a 2 GiB single-layer image
+//   5. where the time goes: sha256, disk, store ingest, raw HTTP, registry client, full pull
+// Figures vary by ±40 % between runs on a shared machine: compare the ratios, measured here in
+// the same run. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes as a smoke test.
+// Run alone with `node --import tsx bench/pull.bench.ts`, or through `npm run bench pull`.
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Agent, request } from 'undici';
+import { Puller, type PullEvent } from '../src/pull/index.ts';
+import { RegistryClient, type BlobSink } from '../src/registry/index.ts';
+import { openStore } from '../src/store/index.ts';
+import { buildImage, ensureTools, onExit, pushImage, startFaultProxy, startRegistry, which, type BuiltImage, type RunningRegistry } from '../test/harness/index.ts';
+import {
+  GiB,
+  MiB,
+  best,
+  childrenCpuSeconds,
+  cpuSecondsOf,
+  fmtBytes,
+  fmtRate,
+  fmtRatio,
+  fmtSeconds,
+  inPool,
+  mainThreadSeconds,
+  mbps,
+  median,
+  ownCpuSeconds,
+  table,
+  timed,
+} from './measure.ts';
+import type { RssReport } from './pull-rss-child.ts';
+import { Containerd, skopeoPull } from './pull-peers.ts';
+
+const QUICK = process.env.KIMG_BENCH_QUICK === '1';
+const SCALE = QUICK ? 1 / 8 : 1;
+const ROUNDS = 3;
+const TAG = 'v1';
+/** kimg's default; the figures below are for it unless a row says otherwise. */
+const CONCURRENCY = 4;
+
+interface ImagePlan {
+  readonly key: string;
+  readonly title: string;
+  readonly layers: readonly number[];
+}
+
+const PLANS = {
+  big: { key: 'big', title: `${fmtBytes(1 * GiB * SCALE)} (8 × ${fmtBytes(128 * MiB * SCALE)})`, layers: Array<number>(8).fill(128 * MiB * SCALE) },
+  mid: { key: 'mid', title: `${fmtBytes(200 * MiB * SCALE)} (4 × ${fmtBytes(50 * MiB * SCALE)})`, layers: Array<number>(4).fill(50 * MiB * SCALE) },
+  many: { key: 'many', title: `${200 * SCALE} layers × 64 KiB`, layers: Array<number>(200 * SCALE).fill(64 * 1024) },
+  huge: { key: 'huge', title: `${fmtBytes(2 * GiB * SCALE)}, one layer`, layers: [2 * GiB * SCALE] },
+} as const satisfies Record<string, ImagePlan>;
+
+interface PushedBench {
+  readonly plan: ImagePlan;
+  readonly built: BuiltImage;
+  /** `HOST/bench/KEY:v1` on the registry. */
+  readonly ref: string;
+  readonly repo: string;
+  /** Layer blobs, what the transfer is made of. */
+  readonly layers: readonly { mediaType: string; digest: string; size: number }[];
+  /** Bytes of every blob and manifest a pull downloads. */
+  readonly bytes: number;
+}
+
+interface Sample {
+  readonly ms: number;
+  /** CPU seconds of the tool (kimg's process, skopeo, ctr + containerd). */
+  readonly cpu: number;
+  /** CPU seconds of the registry serving it. */
+  readonly registryCpu: number;
+  /** CPU seconds of this process's main thread (meaningful for in-process work). */
+  readonly mainCpu: number;
+}
+
+interface Tool {
+  readonly name: string;
+  /** Downloads `image` into `dir` (which does not exist yet). */
+  run(image: PushedBench, dir: string): Promise<void>;
+  cpu(): number;
+  /** Undoes what `run` kept outside `dir`. */
+  clean?(): Promise<void>;
+}
+
+let work = '';
+let registry: RunningRegistry | undefined;
+let runCounter = 0;
+const freshDir = (what: string): string => join(work, 'runs', `${what}-${++runCounter}`);
+
+async function kimgPull(ref: string, store: string, onEvent?: (event: PullEvent) => void, concurrency = CONCURRENCY): Promise<void> {
+  const puller = new Puller({ store, concurrency });
+  try {
+    await puller.pull(ref, onEvent === undefined ? {} : { onEvent });
+  } finally {
+    await puller.close();
+  }
+}
+
+const kimgTool: Tool = {
+  name: 'kimg',
+  run: (image, dir) => kimgPull(image.ref, dir),
+  cpu: ownCpuSeconds,
+};
+
+const skopeoTool: Tool = {
+  name: 'skopeo',
+  run: (image, dir) => skopeoPull(image.ref, dir, TAG),
+  cpu: childrenCpuSeconds,
+};
+
+function ctrTool(daemon: Containerd): Tool {
+  return {
+    name: 'ctr',
+    run: (image) => daemon.fetch(image.ref),
+    cpu: () => cpuSecondsOf(daemon.pid) + childrenCpuSeconds(),
+    clean: () => daemon.clean(),
+  };
+}
+
+/** Builds (once, into the run's temp dir) and pushes an image; the layout stays for part 5. */
+async function prepare(plan: ImagePlan): Promise<PushedBench> {
+  if (registry === undefined) throw new Error('no registry');
+  const built = await buildImage({ layers: plan.layers, seed: `bench-${plan.key}`, tag: TAG, layout: join(work, 'layouts', plan.key) });
+  const repo = `bench/${plan.key}`;
+  const pushed = await pushImage(built, registry, `${repo}:${TAG}`);
+  if (pushed.digest !== built.digest) throw new Error(`${repo}: pushed ${pushed.digest}, built ${built.digest}`);
+  const image = built.images[0];
+  if (image === undefined) throw new Error(`${repo}: no image built`);
+  const bytes = image.layers.reduce((sum, l) => sum + l.size, image.config.size + image.manifest.size);
+  return { plan, built, ref: pushed.ref, repo, layers: image.layers, bytes };
+}
+
+/** Each tool `rounds` times, alternating (the order rotates every round). */
+async function compare(image: PushedBench, tools: readonly Tool[], rounds: number): Promise<Map<string, Sample[]>> {
+  const samples = new Map<string, Sample[]>(tools.map((t) => [t.name, []]));
+  const registryPid = registry?.pid ?? -1;
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < tools.length; i++) {
+      const tool = tools[(round + i) % tools.length] as Tool;
+      const dir = freshDir(tool.name);
+      const registryCpu0 = cpuSecondsOf(registryPid);
+      const main0 = mainThreadSeconds();
+      const { ms, cpu } = await timed(() => tool.run(image, dir), () => tool.cpu());
+      samples.get(tool.name)?.push({ ms, cpu, registryCpu: cpuSecondsOf(registryPid) - registryCpu0, mainCpu: mainThreadSeconds() - main0 });
+      await rm(dir, { recursive: true, force: true });
+      await tool.clean?.();
+    }
+  }
+  return samples;
+}
+
+function printComparison(image: PushedBench, samples: Map<string, Sample[]>): void {
+  const kimg = samples.get('kimg') ?? [];
+  const rows: string[][] = [];
+  for (const [name, list] of samples) {
+    const times = list.map((s) => s.ms);
+    // Same-round pairs ran back to back, so load from elsewhere on the machine hits both alike.
+    const paired = name === 'kimg' ? [] : list.map((s, i) => s.ms / (kimg[i]?.ms ?? NaN));
+    rows.push([
+      name,
+      times.map((ms) => fmtRate(image.bytes, ms)).join(' '),
+      fmtRate(image.bytes, best(times)),
+      fmtRate(image.bytes, median(times)),
+      name === 'kimg' ? '' : fmtRatio(best(times) / best(kimg.map((s) => s.ms))),
+      name === 'kimg' ? '' : fmtRatio(median(times) / median(kimg.map((s) => s.ms))),
+      name === 'kimg' ? '' : fmtRatio(median(paired)),
+      median(list.map((s) => s.cpu)).toFixed(2),
+      name === 'kimg' ? median(list.map((s) => s.mainCpu)).toFixed(2) : '',
+      median(list.map((s) => s.registryCpu)).toFixed(2),
+    ]);
+  }
+  console.log(`\n${image.plan.title}: ${fmtBytes(image.bytes)} from ${image.ref}; MB/s = 10^6 bytes/s`);
+  table(['tool', 'MB/s per run', 'best', 'median', 'kimg ÷ tool (best)', '(median)', '(same-round pairs)', 'CPU s', 'main thread s', 'registry CPU s'], rows);
+}
+
+function ratioOf(samples: Map<string, Sample[]>, peer: string): { best: number; median: number; paired: number } {
+  const kimg = (samples.get('kimg') ?? []).map((s) => s.ms);
+  const other = (samples.get(peer) ?? []).map((s) => s.ms);
+  return {
+    best: best(other) / best(kimg),
+    median: median(other) / median(kimg),
+    paired: median(other.map((ms, i) => ms / (kimg[i] ?? NaN))),
+  };
+}
+
+function verdict(label: string, ratio: { best: number; median: number; paired: number }, target: number): void {
+  const met = ratio.median >= target ? 'met' : ratio.best >= target ? 'met at best, not at median' : 'NOT met';
+  console.log(`${label}: ${fmtRatio(ratio.best)} best, ${fmtRatio(ratio.median)} median, ${fmtRatio(ratio.paired)} same-round (target ≥ ${target}×): ${met}`);
+}
+
+// ---------------------------------------------------------------- 1 and 2: against the peers
+
+async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench): Promise<void> {
+  console.log('\n## 1. Pull into a layout (fresh store each run, fsync on), against skopeo and containerd');
+  let daemon: Containerd | undefined;
+  try {
+    try {
+      daemon = await Containerd.start(join(work, 'containerd'));
+    } catch (err) {
+      console.log(`containerd skipped: ${(err as Error).message}`);
+    }
+    const tools = [kimgTool, skopeoTool, ...(daemon ? [ctrTool(daemon)] : [])];
+    const bigSamples = await compare(big, tools, ROUNDS);
+    printComparison(big, bigSamples);
+    const midSamples = await compare(mid, tools, ROUNDS);
+    printComparison(mid, midSamples);
+    console.log('');
+    verdict(`kimg ÷ skopeo, ${big.plan.title}`, ratioOf(bigSamples, 'skopeo'), 1.5);
+    if (daemon) verdict(`kimg ÷ ctr content fetch, ${big.plan.title}`, ratioOf(bigSamples, 'ctr'), 2.5);
+  } finally {
+    await daemon?.stop();
+  }
+
+  console.log(`\n## 2. Many small layers: ${many.plan.title}`);
+  const manySamples = await compare(many, [kimgTool, skopeoTool], 2);
+  const rows = [...manySamples].map(([name, list]) => {
+    const times = list.map((s) => s.ms);
+    return [name, times.map(fmtSeconds).join(' '), fmtSeconds(best(times)), fmtSeconds(median(times)), median(list.map((s) => s.cpu)).toFixed(2)];
+  });
+  table(['tool', 's per run', 'best s', 'median s', 'CPU s'], rows);
+  const kimgMedian = median((manySamples.get('kimg') ?? []).map((s) => s.ms));
+  console.log(`kimg ${fmtSeconds(kimgMedian)} s median (target < 3 s${QUICK ? ' for 200 layers' : ''}); skopeo ÷ kimg ${fmtRatio(ratioOf(manySamples, 'skopeo').median)}`);
+}
+
+// ---------------------------------------------------------------- 3: requests of a re-pull
+
+async function partRepull(many: PushedBench): Promise<void> {
+  if (registry === undefined) return;
+  console.log(`\n## 3. Re-pull of a stored image (${many.plan.title}), HTTP requests counted by a proxy in front`);
+  const proxy = await startFaultProxy({ upstream: registry.url });
+  try {
+    const store = freshDir('repull');
+    const byTag = `${proxy.host}/${many.repo}:${TAG}`;
+    const byDigest = `${proxy.host}/${many.repo}@${many.built.digest}`;
+    await kimgPull(byTag, store);
+    const first = proxy.requests.length;
+    const count = async (ref: string): Promise<string[]> => {
+      proxy.reset();
+      await kimgPull(ref, store); // a new Puller each time, as a new `kimg pull` process would be
+      return proxy.requests.map((r) => `${r.method} ${r.path}`);
+    };
+    const tag = await count(byTag);
+    const digest = await count(byDigest);
+    const blobs = (list: string[]) => list.filter((r) => r.includes('/blobs/')).length;
+    table(
+      ['pull', 'requests', 'blob requests', 'target', 'what was sent'],
+      [
+        ['first pull, by tag', String(first), '', '', `${many.layers.length + 1} blobs + manifest`],
+        ['again, by tag', String(tag.length), String(blobs(tag)), tag.length === 1 && blobs(tag) === 0 ? '1: met' : '1: NOT met', tag.join(', ') || '-'],
+        ['again, by digest', String(digest.length), String(blobs(digest)), digest.length === 0 ? '0: met' : '0: NOT met', digest.join(', ') || '-'],
+      ],
+    );
+    await rm(store, { recursive: true, force: true });
+  } finally {
+    await proxy.stop();
+  }
+}
+
+// ---------------------------------------------------------------- 4: peak memory
+
+async function partMemory(huge: PushedBench): Promise<void> {
+  console.log(`\n## 4. Peak resident memory of a process pulling ${huge.plan.title} (${fmtBytes(huge.bytes)})`);
+  const store = freshDir('rss');
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)), huge.ref, store], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  await rm(store, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`the memory child exited with ${code}: ${out}`);
+  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as RssReport;
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+  table(
+    ['RSS before the pull (MB)', 'peak RSS, VmHWM (MB)', 'ru_maxrss (MB)', 'growth (MB)', 'pull MB/s', 'target'],
+    [
+      [
+        mb(report.rssBefore),
+        mb(report.peakRss),
+        mb(report.maxRss),
+        mb(report.peakRss - report.rssBefore),
+        fmtRate(report.bytesReceived, report.ms),
+        report.peakRss < 150e6 ? '< 150 MB: met' : '< 150 MB: NOT met',
+      ],
+    ],
+  );
+  // The TypeScript loader is a cost of running from source: the built CLI has none.
+  const bare = await idleRss([]);
+  const withLoader = await idleRss(process.execArgv);
+  const withoutLoader = report.peakRss - (withLoader - bare);
+  console.log(
+    `an idle \`node\`: ${mb(bare)} MB; idle with this run's loader (${process.execArgv.join(' ') || 'none'}): ${mb(withLoader)} MB; ` +
+      `so the peak without the loader, as the built CLI runs, ≈ ${mb(withoutLoader)} MB (< 150 MB: ${withoutLoader < 150e6 ? 'met' : 'NOT met'})`,
+  );
+}
+
+/** Resident bytes of an idle `node` started with `execArgv`. */
+async function idleRss(execArgv: readonly string[]): Promise<number> {
+  const child = spawn(process.execPath, [...execArgv, '--input-type=module', '-e', 'setTimeout(() => console.log(process.memoryUsage.rss()), 300)'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+  await new Promise((resolve) => child.once('close', resolve));
+  return Number(out.trim());
+}
+
+// ---------------------------------------------------------------- 5: where the time goes
+
+interface Stage {
+  readonly name: string;
+  readonly run: () => Promise<void>;
+  /** CPU seconds of whoever does the work. */
+  readonly cpu: () => number;
+  /** Work per run in bytes (default the image's layers). */
+  readonly bytes?: number;
+  /** Runs in this process (its main thread's time is shown). */
+  readonly inProcess?: boolean;
+  /** Extra details printed after the table. */
+  readonly note?: () => string;
+}
+
+/** Wall time during which blobs were being committed (verify, fsync, rename) and none downloading. */
+function commitOnlyMs(events: readonly { t: number; event: PullEvent }[]): number {
+  const downloading = new Set<string>();
+  const committing = new Set<string>();
+  let last = 0;
+  let total = 0;
+  for (const { t, event } of events) {
+    if (downloading.size === 0 && committing.size > 0) total += t - last;
+    last = t;
+    if (event.type === 'blob-progress') downloading.add(event.digest);
+    else if (event.type === 'blob-verifying') {
+      downloading.delete(event.digest);
+      committing.add(event.digest);
+    } else if (event.type === 'blob-done') committing.delete(event.digest);
+  }
+  return total;
+}
+
+async function partBreakdown(big: PushedBench): Promise<void> {
+  if (registry === undefined) return;
+  const reg = registry;
+  const layers = big.layers;
+  const layerBytes = layers.reduce((sum, l) => sum + l.size, 0);
+  console.log(`\n## 5. Where the time goes: ${big.plan.title}, ${layers.length} layer blobs, ${CONCURRENCY} at a time unless said`);
+
+  const blobUrl = (digest: string) => `${reg.url}/v2/${big.repo}/blobs/${digest}`;
+  const contents = await Promise.all(layers.map((l) => readFile(big.built.blobPath(l.digest))));
+  const agent = new Agent({ keepAliveTimeout: 30_000 });
+  const client = new RegistryClient({ endpoints: () => [{ baseUrl: reg.url, insecure: true }] });
+  const repo = { registry: reg.host, path: big.repo };
+  await client.resolve(repo, TAG);
+  const discardSink = (): BlobSink => {
+    let held = 0;
+    return {
+      get offset() {
+        return held;
+      },
+      write: async (chunk) => {
+        held += chunk.byteLength;
+      },
+      reset: async () => {
+        held = 0;
+      },
+    };
+  };
+  const undiciGet = async (digest: string): Promise<void> => {
+    const res = await request(blobUrl(digest), { dispatcher: agent });
+    if (res.statusCode !== 200) throw new Error(`GET ${digest}: ${res.statusCode}`);
+    for await (const _chunk of res.body) {
+      // discarded
+    }
+  };
+  const curl = (url: string) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn('curl', ['-sS', '-f', '-o', '/dev/null', url], { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`curl exited with ${code}`))));
+    });
+  const first = layers[0];
+  if (first === undefined) return;
+  const chunk = randomFillSync(Buffer.alloc(64 * 1024));
+  let pullEvents: { t: number; event: PullEvent }[] = [];
+  const commitOnly: number[] = [];
+
+  const stages: Stage[] = [
+    {
+      name: 'sha256 alone, 64 KiB updates, one core',
+      cpu: ownCpuSeconds, inProcess: true,
+      run: async () => {
+        const hash = createHash('sha256');
+        for (let done = 0; done < layerBytes; done += chunk.length) hash.update(chunk);
+        hash.digest();
+      },
+    },
+    {
+      name: 'disk alone: 1 MiB writes + fdatasync per file',
+      cpu: ownCpuSeconds, inProcess: true,
+      run: async () => {
+        const dir = freshDir('disk');
+        await mkdir(dir, { recursive: true });
+        const block = Buffer.alloc(MiB, 1);
+        await inPool(layers, CONCURRENCY, async (l) => {
+          const handle = await open(join(dir, l.digest.slice(7)), 'w');
+          try {
+            for (let at = 0; at < l.size; at += MiB) await handle.write(block, 0, Math.min(MiB, l.size - at), at);
+            await handle.datasync();
+          } finally {
+            await handle.close();
+          }
+        });
+        await rm(dir, { recursive: true, force: true });
+      },
+    },
+    {
+      name: 'store ingest alone: hash + write + fsync + rename, 64 KiB chunks from memory',
+      cpu: ownCpuSeconds, inProcess: true,
+      run: async () => {
+        const dir = freshDir('ingest');
+        const store = await openStore(dir);
+        await inPool(
+          layers.map((l, i) => [l, contents[i] as Buffer] as const),
+          CONCURRENCY,
+          async ([layer, data]) => {
+            const ingest = await store.openIngest(layer);
+            for (let at = 0; at < data.length; at += 64 * 1024) await ingest.write(data.subarray(at, at + 64 * 1024));
+            await ingest.commit();
+          },
+        );
+        await rm(dir, { recursive: true, force: true });
+      },
+    },
+    ...(which('curl')
+      ? [
+          { name: 'curl, one blob → /dev/null', bytes: first.size, cpu: childrenCpuSeconds, run: () => curl(blobUrl(first.digest)) },
+          { name: 'curl, all blobs → /dev/null', cpu: childrenCpuSeconds, run: () => inPool(layers, CONCURRENCY, (l) => curl(blobUrl(l.digest))) },
+        ]
+      : []),
+    { name: 'undici request, one blob → discard', bytes: first.size, cpu: ownCpuSeconds, inProcess: true, run: () => undiciGet(first.digest) },
+    { name: 'undici request, all blobs → discard', cpu: ownCpuSeconds, inProcess: true, run: () => inPool(layers, CONCURRENCY, (l) => undiciGet(l.digest)) },
+    {
+      name: 'RegistryClient.fetchBlob (verify: false) → discard',
+      cpu: ownCpuSeconds, inProcess: true,
+      run: () =>
+        inPool(layers, CONCURRENCY, async (l) => {
+          await client.fetchBlob(repo, l, discardSink(), { verify: false });
+        }),
+    },
+    {
+      name: 'RegistryClient.fetchBlob (verify: true) → discard',
+      cpu: ownCpuSeconds, inProcess: true,
+      run: () =>
+        inPool(layers, CONCURRENCY, async (l) => {
+          await client.fetchBlob(repo, l, discardSink());
+        }),
+    },
+    {
+      name: 'full kimg pull (fresh store, fsync)',
+      bytes: big.bytes,
+      cpu: ownCpuSeconds, inProcess: true,
+      run: async () => {
+        const store = freshDir('pull');
+        pullEvents = [];
+        await kimgPull(big.ref, store, (event) => pullEvents.push({ t: performance.now(), event }));
+        commitOnly.push(commitOnlyMs(pullEvents));
+        await rm(store, { recursive: true, force: true });
+      },
+      note: () => `full pull: ${fmtSeconds(median(commitOnly))} s (median) of its wall time had blobs committing (hash check, fdatasync, rename) and none downloading`,
+    },
+    ...[2, 8].map(
+      (concurrency): Stage => ({
+        name: `full kimg pull, ${concurrency} blobs at a time`,
+        bytes: big.bytes,
+        cpu: ownCpuSeconds,
+        inProcess: true,
+        run: async () => {
+          const store = freshDir('pull');
+          await kimgPull(big.ref, store, undefined, concurrency);
+          await rm(store, { recursive: true, force: true });
+        },
+      }),
+    ),
+  ];
+
+  const results = new Map<Stage, Sample[]>(stages.map((s) => [s, []]));
+  try {
+    for (let round = 0; round < 2; round++) {
+      for (const stage of stages) {
+        const registryCpu0 = cpuSecondsOf(reg.pid);
+        const main0 = mainThreadSeconds();
+        const { ms, cpu } = await timed(stage.run, stage.cpu);
+        results.get(stage)?.push({ ms, cpu, registryCpu: cpuSecondsOf(reg.pid) - registryCpu0, mainCpu: mainThreadSeconds() - main0 });
+      }
+    }
+  } finally {
+    await agent.close();
+    await client.close();
+  }
+  const rows = stages.map((stage) => {
+    const list = results.get(stage) ?? [];
+    const bytes = stage.bytes ?? layerBytes;
+    const fastest = list.reduce<Sample | undefined>((a, b) => (a === undefined || b.ms < a.ms ? b : a), undefined);
+    if (fastest === undefined) return [stage.name];
+    // Every figure scaled to the whole image, to line the stages up.
+    const scale = layerBytes / bytes;
+    return [
+      stage.name,
+      fmtRate(bytes, fastest.ms),
+      fmtSeconds(fastest.ms * scale),
+      (fastest.cpu * scale).toFixed(2),
+      stage.inProcess ? (fastest.mainCpu * scale).toFixed(2) : '',
+      (fastest.registryCpu * scale).toFixed(2),
+    ];
+  });
+  console.log('(each figure from the faster of 2 runs, scaled to the whole image; CPU s = all threads of whoever does the work)');
+  table(['stage', 'MB/s', `s per ${fmtBytes(layerBytes)}`, 'CPU s', 'main thread s', 'registry CPU s'], rows);
+  for (const stage of stages) if (stage.note) console.log(stage.note());
+  const sha = results.get(stages[0] as Stage) ?? [];
+  console.log(`sha256 at ${(mbps(layerBytes, best(sha.map((s) => s.ms))) / 1e3).toFixed(2)} GB/s (target ≥ 1 GiB/s = 1.07 GB/s: never the bottleneck)`);
+}
+
+// ---------------------------------------------------------------- the suite
+
+export async function runPullBench(): Promise<void> {
+  const started = performance.now();
+  ensureTools(['docker-registry', 'skopeo']);
+  work = await mkdtemp(join(tmpdir(), 'kimg-bench-pull-'));
+  const forget = onExit(() => rmSync(work, { recursive: true, force: true }));
+  try {
+    registry = await startRegistry({ logLevel: 'error' });
+    console.log(`registry ${registry.url} (pid ${registry.pid}); work dir ${work}${QUICK ? '; QUICK: sizes ÷ 8' : ''}`);
+    const images: PushedBench[] = [];
+    for (const plan of [PLANS.big, PLANS.mid, PLANS.many, PLANS.huge]) {
+      const { ms } = await timed(async () => images.push(await prepare(plan)));
+      console.log(`built and pushed ${plan.title} in ${fmtSeconds(ms)} s`);
+    }
+    const [big, mid, many, huge] = images as [PushedBench, PushedBench, PushedBench, PushedBench];
+    await partPeers(big, mid, many);
+    await partRepull(many);
+    await partMemory(huge);
+    await partBreakdown(big);
+  } finally {
+    await registry?.stop();
+    registry = undefined;
+    await rm(work, { recursive: true, force: true });
+    forget();
+  }
+  console.log(`\npull bench: ${fmtSeconds(performance.now() - started)} s in all`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runPullBench();
+}

@@ -1,0 +1,372 @@
+/**
+ * `kimg webhook manifests` (spec §4.17): the Namespace, ServiceAccount (and RBAC when Secrets
+ * come from an informer), TLS Secret, ConfigMap, Deployment (two replicas, probes, spread), a
+ * PodDisruptionBudget, the Service, and the Mutating and Validating WebhookConfigurations with
+ * their caBundle. Certificates are made with the openssl CLI (node:crypto cannot issue X.509).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KimgError } from '../errors/index.ts';
+import type { AdmissionConfig } from './config.ts';
+import { podSpecPaths } from './pod-specs.ts';
+import { stringifyAll } from './yaml.ts';
+
+const run = promisify(execFile);
+
+export const OPT_IN_LABEL = 'kimg.dev/digest-pinning';
+
+export interface WebhookCertificates {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface WebhookManifestOptions {
+  /** The webhook's image (pin it by digest). */
+  readonly image: string;
+  /** The webhook's namespace (`mutate.ownNamespace`); default from the config, else `kimg-system`. */
+  readonly namespace?: string;
+  /** Name of the Deployment, Service, … ; default `kimg-webhook`. */
+  readonly name?: string;
+  readonly replicas?: number;
+  /** Container port; default 8443. */
+  readonly port?: number;
+  /** 1–30; default 10. */
+  readonly timeoutSeconds?: number;
+  /** Default `Fail` (see the README for the trade-off). */
+  readonly failurePolicy?: 'Fail' | 'Ignore';
+  /** Default both. */
+  readonly mutating?: boolean;
+  readonly validating?: boolean;
+  /** Add matchConditions so the mutating webhook is not called for objects whose images all carry a digest. */
+  readonly matchConditions?: boolean;
+  /** The configuration mounted into the pods (its ownNamespace is set to `namespace`). */
+  readonly config: AdmissionConfig;
+  readonly certificates: WebhookCertificates;
+}
+
+type Obj = Record<string, unknown>;
+
+function plural(kind: string): string {
+  const lower = kind.toLowerCase();
+  if (/(s|x|z|ch|sh)$/.test(lower)) return `${lower}es`;
+  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
+  return `${lower}s`;
+}
+
+const BUILT_IN_RULES: readonly { apiGroups: string[]; apiVersions: string[]; resources: string[] }[] = [
+  { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/ephemeralcontainers', 'podtemplates', 'replicationcontrollers'] },
+  { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'] },
+  { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'] },
+];
+
+function rules(config: AdmissionConfig): Obj[] {
+  const out: Obj[] = BUILT_IN_RULES.map((r) => ({ operations: ['CREATE', 'UPDATE'], ...r, scope: '*' }));
+  const byGroup = new Map<string, Set<string>>();
+  for (const key of Object.keys(config.mutate.extraPodSpecPaths)) {
+    const slash = key.lastIndexOf('/');
+    const group = key.slice(0, slash);
+    const set = byGroup.get(group) ?? new Set<string>();
+    set.add(plural(key.slice(slash + 1)));
+    byGroup.set(group, set);
+  }
+  for (const [group, resources] of byGroup) out.push({ operations: ['CREATE', 'UPDATE'], apiGroups: [group], apiVersions: ['*'], resources: [...resources].sort(), scope: '*' });
+  return out;
+}
+
+/** CEL: every image slot of the pod spec at `base` carries a digest (absent lists count as pinned). */
+function allPinnedCel(base: string): string {
+  const list = (field: string, item: string) => `(!has(${base}.${field}) || ${base}.${field}.all(x, ${item}))`;
+  const image = "!has(x.image) || x.image.contains('@')";
+  return [
+    list('containers', image),
+    list('initContainers', image),
+    list('ephemeralContainers', image),
+    list('volumes', "!has(x.image) || !has(x.image.reference) || x.image.reference.contains('@')"),
+  ].join(' && ');
+}
+
+/** matchConditions (spec §4.17): call the mutating webhook only when some image lacks a digest. */
+function matchConditions(config: AdmissionConfig): Obj[] {
+  const kinds: [string, string, string][] = [
+    ['', 'Pod', ''],
+    ['', 'PodTemplate', ''],
+    ['', 'ReplicationController', ''],
+    ['apps', 'ReplicaSet', ''],
+    ['apps', 'Deployment', ''],
+    ['apps', 'StatefulSet', ''],
+    ['apps', 'DaemonSet', ''],
+    ['batch', 'Job', ''],
+    ['batch', 'CronJob', ''],
+  ];
+  const branches: string[] = [];
+  const seen = new Set<string>();
+  const add = (group: string, kind: string) => {
+    const key = `${group}/${kind}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const specs = podSpecPaths({ group, kind }, config.mutate.extraPodSpecPaths);
+    if (specs.length === 0) return;
+    // A path step may be absent: has() on each prefix.
+    const pinned = specs
+      .map((loc) => {
+        const guards: string[] = [];
+        for (let i = 1; i <= loc.segments.length; i++) guards.push(`has(object.${loc.segments.slice(0, i).join('.')})`);
+        return `(!(${guards.join(' && ')}) || (${allPinnedCel(`object.${loc.path}`)}))`;
+      })
+      .join(' && ');
+    branches.push(`(request.kind.group == '${group}' && request.kind.kind == '${kind}') ? !(${pinned})`);
+  };
+  for (const [group, kind] of kinds) add(group, kind);
+  for (const key of Object.keys(config.mutate.extraPodSpecPaths)) {
+    const slash = key.lastIndexOf('/');
+    add(key.slice(0, slash), key.slice(slash + 1));
+  }
+  const expression = `${branches.join(' : ')} : true`;
+  const conditions: Obj[] = [{ name: 'some-image-not-pinned', expression }];
+  return conditions;
+}
+
+function yamlConfig(config: AdmissionConfig, namespace: string): string {
+  const withNamespace: AdmissionConfig = { ...config, mutate: { ...config.mutate, ownNamespace: namespace } };
+  return stringifyAll([withNamespace]);
+}
+
+/** The manifests as objects, in apply order. */
+export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
+  const namespace = options.namespace ?? options.config.mutate.ownNamespace;
+  const name = options.name ?? 'kimg-webhook';
+  const port = options.port ?? 8443;
+  const timeoutSeconds = options.timeoutSeconds ?? 10;
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) throw new KimgError('ErrInvalidArgument', `timeoutSeconds must be a whole number from 1 to 30, got ${timeoutSeconds}`);
+  const replicas = options.replicas ?? 2;
+  const labels = { 'app.kubernetes.io/name': 'kimg-webhook', 'app.kubernetes.io/instance': name };
+  const informer = options.config.resolver.secretSource === 'informer';
+  const caBundle = Buffer.from(options.certificates.caPem).toString('base64');
+  const namespaceSelector = {
+    matchExpressions: [
+      { key: OPT_IN_LABEL, operator: 'In', values: ['enabled'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set(['kube-system', namespace])] },
+    ],
+  };
+  const webhookBase = (path: string) => ({
+    clientConfig: { service: { namespace, name, path, port: 443 }, caBundle },
+    rules: rules(options.config),
+    failurePolicy: options.failurePolicy ?? 'Fail',
+    matchPolicy: 'Equivalent',
+    namespaceSelector,
+    sideEffects: 'None',
+    timeoutSeconds,
+    admissionReviewVersions: ['v1'],
+  });
+
+  const objects: Obj[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels }, automountServiceAccountToken: informer },
+  ];
+  if (informer) {
+    objects.push(
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name, labels },
+        rules: [{ apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get', 'list', 'watch'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
+    );
+  }
+  objects.push(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: `${name}-tls`, namespace, labels },
+      stringData: { 'tls.crt': options.certificates.certPem, 'tls.key': options.certificates.keyPem, 'ca.crt': options.certificates.caPem },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `${name}-config`, namespace, labels },
+      data: { 'config.yaml': yamlConfig(options.config, namespace) },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace, labels },
+      spec: {
+        replicas,
+        selector: { matchLabels: labels },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: name,
+            automountServiceAccountToken: informer,
+            securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            topologySpreadConstraints: [
+              { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } },
+            ],
+            containers: [
+              {
+                name: 'webhook',
+                image: options.image,
+                args: ['webhook', 'serve', '--config', '/etc/kimg/config/config.yaml', '--tls-cert-file', '/etc/kimg/tls/tls.crt', '--tls-key-file', '/etc/kimg/tls/tls.key', '--port', String(port)],
+                env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+                ports: [{ name: 'https', containerPort: port, protocol: 'TCP' }],
+                readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
+                resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+                volumeMounts: [
+                  { name: 'tls', mountPath: '/etc/kimg/tls', readOnly: true },
+                  { name: 'config', mountPath: '/etc/kimg/config', readOnly: true },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'tls', secret: { secretName: `${name}-tls` } },
+              { name: 'config', configMap: { name: `${name}-config` } },
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name, namespace, labels },
+      spec: { minAvailable: 1, selector: { matchLabels: labels } },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace, labels },
+      spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+    },
+  );
+  if (options.mutating ?? true) {
+    objects.push({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name, labels },
+      webhooks: [
+        {
+          name: 'pin.kimg.dev',
+          ...webhookBase('/mutate'),
+          reinvocationPolicy: 'IfNeeded',
+          ...(options.matchConditions === true && { matchConditions: matchConditions(options.config) }),
+        },
+      ],
+    });
+  }
+  if (options.validating ?? true) {
+    objects.push({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name, labels },
+      webhooks: [{ name: 'policy.kimg.dev', ...webhookBase('/validate') }],
+    });
+  }
+  return objects;
+}
+
+/** The manifests as one YAML stream. */
+export function renderWebhookManifests(options: WebhookManifestOptions): string {
+  return stringifyAll(webhookManifestObjects(options));
+}
+
+export interface CertificateRequest {
+  /** Service name and namespace: the certificate is for `<service>.<namespace>.svc` (and its short and long forms). */
+  readonly service: string;
+  readonly namespace: string;
+  /** Keep the files here and reuse them on the next run (the leaf is re-issued 30 days before it expires); default a temporary directory. */
+  readonly dir?: string;
+  /** Leaf lifetime in days; default 365 (the CA: 10 years). */
+  readonly days?: number;
+}
+
+async function openssl(args: readonly string[], cwd: string): Promise<void> {
+  try {
+    await run('openssl', args, { cwd, timeout: 60_000 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new KimgError('ErrToolMissing', 'certificate generation needs the openssl command (Debian: apt-get install openssl)');
+    throw new KimgError('ErrCertificate', `openssl ${args[0] ?? ''} failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-2).join(' ')}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * A CA and a serving certificate for the webhook's Service, with the openssl CLI: ECDSA P-256,
+ * SANs `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`, `<svc>.<ns>.svc.cluster.local`.
+ */
+export async function generateWebhookCertificates(request: CertificateRequest): Promise<WebhookCertificates> {
+  const { service, namespace } = request;
+  if (!DNS_LABEL.test(service) || !DNS_LABEL.test(namespace)) throw new KimgError('ErrInvalidArgument', `service ${JSON.stringify(service)} and namespace ${JSON.stringify(namespace)} must be DNS labels`);
+  const dir = request.dir ?? (await mkdtemp(join(tmpdir(), 'kimg-webhook-certs-')));
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    const ca = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+    const leaf = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+    if (!(await exists(ca.cert)) || !(await exists(ca.key))) {
+      await openssl(
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '3650', '-subj', '/CN=kimg webhook CA',
+          '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', ca.key, '-out', ca.cert],
+        dir,
+      );
+    }
+    let reuse = (await exists(leaf.cert)) && (await exists(leaf.key));
+    if (reuse) {
+      // Still valid for 30 days, and issued by this CA?
+      reuse = await openssl(['x509', '-checkend', String(30 * 86400), '-noout', '-in', leaf.cert], dir).then(() => true, () => false);
+      if (reuse) reuse = await openssl(['verify', '-CAfile', ca.cert, leaf.cert], dir).then(() => true, () => false);
+    }
+    if (!reuse) {
+      const host = `${service}.${namespace}.svc`;
+      const ext = join(dir, 'tls.ext');
+      const csr = join(dir, 'tls.csr');
+      await writeFile(
+        ext,
+        [
+          'basicConstraints=critical,CA:FALSE',
+          'keyUsage=critical,digitalSignature',
+          'extendedKeyUsage=serverAuth',
+          `subjectAltName=DNS:${service},DNS:${service}.${namespace},DNS:${host},DNS:${host}.cluster.local`,
+          '',
+        ].join('\n'),
+      );
+      await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${host}`, '-keyout', leaf.key, '-out', csr], dir);
+      await openssl(
+        ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-sha256', '-days', String(request.days ?? 365), '-extfile', ext, '-out', leaf.cert],
+        dir,
+      );
+      await Promise.all([rm(ext, { force: true }), rm(csr, { force: true })]);
+    }
+    const [caPem, certPem, keyPem] = await Promise.all([readFile(ca.cert, 'utf8'), readFile(leaf.cert, 'utf8'), readFile(leaf.key, 'utf8')]);
+    return { caPem, certPem, keyPem };
+  } finally {
+    if (request.dir === undefined) await rm(dir, { recursive: true, force: true });
+  }
+}

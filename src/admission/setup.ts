@@ -1,0 +1,101 @@
+/** Assembling the webhook from a §3 configuration: resolver, Pinner, policy, credentials, metrics. */
+import { readFile } from 'node:fs/promises';
+import { KimgError } from '../errors/index.ts';
+import type { AdmissionConfig, ResolverConfig } from './config.ts';
+import { dockerConfigCredentials, loadObjectFile, type ClusterObjectSource, type CredentialLookup } from './credentials.ts';
+import { AdmissionConfigError } from './errors.ts';
+import { AdmissionHandler } from './handler.ts';
+import { SecretInformer, type InformerOptions } from './informer.ts';
+import { WebhookMetrics } from './metrics.ts';
+import { Pinner } from './pinner.ts';
+import { ImagePolicy } from './policy.ts';
+import { PullerResolver, type ImageResolver, type PullerResolverOptions } from './resolver.ts';
+
+/** A PullerResolver for the `resolver` section (reads `caFile`). */
+export async function resolverFromConfig(config: ResolverConfig, extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs'> = {}): Promise<PullerResolver> {
+  let caPems: string[] = [...(extra.caPems ?? [])];
+  if (config.caFile !== undefined) {
+    try {
+      caPems = [...caPems, await readFile(config.caFile, 'utf8')];
+    } catch (err) {
+      throw new AdmissionConfigError('resolver.caFile', `cannot read ${config.caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  return new PullerResolver({ ...extra, registryHosts: config.registryHosts, registryTimeoutMs: config.registryTimeoutMs, caPems });
+}
+
+export interface AdmissionRuntime {
+  readonly handler: AdmissionHandler;
+  readonly pinner: Pinner;
+  readonly resolver: ImageResolver;
+  readonly objects: ClusterObjectSource | undefined;
+  readonly metrics: WebhookMetrics;
+  close(): Promise<void>;
+}
+
+export interface AdmissionRuntimeOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Instead of one built from `config.resolver`. */
+  readonly resolver?: ImageResolver;
+  /** Instead of one built from `config.resolver.secretSource`. */
+  readonly objects?: ClusterObjectSource;
+  readonly informer?: InformerOptions;
+  readonly metrics?: WebhookMetrics;
+}
+
+/** Everything the webhook server needs, from a configuration. */
+export async function createAdmissionRuntime(config: AdmissionConfig, options: AdmissionRuntimeOptions = {}): Promise<AdmissionRuntime> {
+  const env = options.env ?? process.env;
+  const metrics = options.metrics ?? new WebhookMetrics();
+  const resolver = options.resolver ?? (await resolverFromConfig(config.resolver));
+  let objects = options.objects;
+  if (objects === undefined) {
+    const source = config.resolver.secretSource;
+    if (source === 'informer') {
+      try {
+        objects = await SecretInformer.start({ env, ...options.informer });
+      } catch (err) {
+        throw new AdmissionConfigError('resolver.secretSource', err instanceof Error ? err.message.replace(/^secretSource informer: /, 'informer: ') : String(err));
+      }
+    } else if (source !== 'none') {
+      try {
+        objects = await loadObjectFile(source.file);
+      } catch (err) {
+        throw new AdmissionConfigError('resolver.secretSource.file', err instanceof KimgError ? err.message : `cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+    }
+  }
+  let dockerCredentials: CredentialLookup | undefined;
+  try {
+    dockerCredentials = await dockerConfigCredentials(config.resolver.dockerConfig, env);
+  } catch (err) {
+    throw new AdmissionConfigError('resolver.dockerConfig', err instanceof Error ? err.message : String(err));
+  }
+  const pinner = Pinner.fromConfig(config.mutate, config.resolver, resolver, {
+    onLookup: (e) => metrics.lookup(e.ms, e.ok, e.reason),
+  });
+  metrics.watchCache(
+    () => pinner.stats,
+    () => pinner.cacheSize,
+  );
+  const handler = new AdmissionHandler({
+    mutate: config.mutate,
+    policy: new ImagePolicy(config.validate),
+    pinner,
+    ...(objects !== undefined && { objects }),
+    dockerCredentials,
+    budgetFraction: config.resolver.budgetFraction,
+    maxBudgetMs: config.resolver.maxBudgetMs,
+  });
+  return {
+    handler,
+    pinner,
+    resolver,
+    objects,
+    metrics,
+    async close() {
+      await objects?.close?.();
+      await resolver.close?.();
+    },
+  };
+}

@@ -1,0 +1,260 @@
+// The pinning engine as `kimg pin` configures it: the admission engine's Pinner, with flags laid
+// over the §3 configuration, resolving through the registry flags, a `--config` resolver
+// section, or a lock file.
+import { readFile } from 'node:fs/promises';
+import {
+  Pinner,
+  checkPlatform,
+  classifyImage,
+  dockerConfigCredentials,
+  loadAdmissionConfig,
+  parseAdmissionConfig,
+  parseExtraPodSpecPaths,
+  resolverFromConfig,
+  type AdmissionConfig,
+  type CredentialLookup,
+  type ExistingDigestMode,
+  type ImageResolver,
+  type MutateConfig,
+  type OutputFormat,
+} from '../../admission/index.ts';
+import type { Descriptor } from '../../oci/index.ts';
+import { ImageLockError, LockResolver, LockedResolutions, parseImageLock, type ImageSlot } from '../../manifests/index.ts';
+import type { Puller } from '../../pull/index.ts';
+import { parseDockerRef } from '../../reference/index.ts';
+import type { Io } from '../io.ts';
+import { pullerFrom, type RegistryFlags } from '../registry-options.ts';
+import { UsageError } from './pin-input.ts';
+
+/** Flags `kimg pin` and `kimg lint` share. */
+export interface ManifestFlags {
+  readonly filename?: string[];
+  readonly output: string;
+  readonly podSpecPath?: string[];
+  readonly extraPath?: string[];
+  readonly config?: string;
+  readonly krm?: boolean;
+}
+
+export interface PinFlags extends ManifestFlags, RegistryFlags {
+  readonly write?: boolean;
+  readonly lock?: string;
+  readonly fromLock?: string;
+  readonly check?: boolean;
+  readonly outputFormat?: string;
+  readonly form?: string;
+  readonly platform?: string;
+  readonly existingDigest?: string;
+  readonly onMismatch?: string;
+  readonly skipPrefix?: string[];
+  readonly timeout?: string;
+}
+
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** The §3 configuration of `--config FILE`, or the defaults. */
+export async function loadConfig(path: string | undefined, io: Io): Promise<AdmissionConfig> {
+  // Offline: the in-cluster defaults (informer, POD_NAMESPACE) never apply to the CLI.
+  const environment = { env: { ...io.env, KUBERNETES_SERVICE_HOST: '' } };
+  return path === undefined ? parseAdmissionConfig({}, environment) : loadAdmissionConfig(path, environment);
+}
+
+const OUTPUT_FORMATS: Readonly<Record<string, OutputFormat>> = {
+  preserve: 'preserve',
+  'tag+digest': 'preserve',
+  canonical: 'canonical',
+  'digest-only': 'digest-only',
+  digest: 'digest-only',
+};
+
+const EXISTING_DIGEST: Readonly<Record<string, ExistingDigestMode>> = {
+  keep: 'keep',
+  'verify-warn': 'verify-warn',
+  warn: 'verify-warn',
+  'verify-deny': 'verify-deny',
+  deny: 'verify-deny',
+};
+
+function oneOf<T>(table: Readonly<Record<string, T>>, flags: readonly [string, string | undefined][]): T | undefined {
+  let chosen: { flag: string; value: T } | undefined;
+  for (const [flag, raw] of flags) {
+    if (raw === undefined) continue;
+    const value = table[raw];
+    if (value === undefined) throw new UsageError(`${flag} "${raw}" is not one of ${Object.keys(table).join(', ')}`);
+    if (chosen !== undefined && chosen.value !== value) throw new UsageError(`${chosen.flag} and ${flag} disagree`);
+    chosen = { flag, value };
+  }
+  return chosen?.value;
+}
+
+/** `group/Kind=a.b` (repeatable) as `extraPodSpecPaths`; a bare `Kind` is the core group. */
+export function podSpecPathFlags(values: readonly string[] = []): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--pod-spec-path must be group/Kind=path (e.g. argoproj.io/Rollout=spec.template.spec), got "${value}"`);
+    const kind = value.slice(0, eq);
+    (out[kind.includes('/') ? kind : `/${kind}`] ??= []).push(value.slice(eq + 1));
+  }
+  try {
+    parseExtraPodSpecPaths(out, '--pod-spec-path');
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err));
+  }
+  return out;
+}
+
+/** The `mutate` section with the command-line flags laid over it. */
+export function mutateFromFlags(base: MutateConfig, flags: PinFlags): MutateConfig {
+  const outputFormat = oneOf(OUTPUT_FORMATS, [['--output-format', flags.outputFormat], ['--form', flags.form]]);
+  const existingDigest = oneOf(EXISTING_DIGEST, [['--existing-digest', flags.existingDigest], ['--on-mismatch', flags.onMismatch]]);
+  if (flags.platform !== undefined) {
+    try {
+      checkPlatform(flags.platform, '--platform');
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err));
+    }
+  }
+  const extra = podSpecPathFlags(flags.podSpecPath);
+  const extraPodSpecPaths: Record<string, readonly string[]> = { ...base.extraPodSpecPaths };
+  for (const [kind, paths] of Object.entries(extra)) extraPodSpecPaths[kind] = [...(extraPodSpecPaths[kind] ?? []), ...paths];
+  return {
+    ...base,
+    ...(outputFormat !== undefined && { outputFormat }),
+    ...(existingDigest !== undefined && { existingDigest }),
+    ...(flags.platform !== undefined && { resolve: { platform: flags.platform } }),
+    skipPrefixes: [...base.skipPrefixes, ...(flags.skipPrefix ?? [])],
+    extraPodSpecPaths,
+  };
+}
+
+/** `index`, or the platform: how the lock file names the resolve mode. */
+export function resolveModeOf(mutate: MutateConfig): string {
+  return mutate.resolve === 'index' ? 'index' : mutate.resolve.platform;
+}
+
+/** `--timeout`: `30s`, `500ms`, `2m`, or whole seconds. */
+export function parseTimeout(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_LOOKUP_TIMEOUT_MS;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  const ms = match === null ? NaN : Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's'] ?? 1000);
+  if (!Number.isFinite(ms) || ms <= 0) throw new UsageError(`--timeout must be a duration such as 30s, 500ms or 2m, got "${value}"`);
+  return ms;
+}
+
+/** How long one image's lookup (HEAD, a GET fallback, retries) may take before it fails with `timeout`. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 30_000;
+
+/** True when pinning `image` needs a registry (or lock) lookup under these settings. */
+function needsLookup(image: string, mutate: MutateConfig): boolean {
+  const c = classifyImage(image, mutate.skipPrefixes);
+  return c.kind === 'tag' || (c.kind === 'digest' && c.tag !== undefined && mutate.existingDigest !== 'keep');
+}
+
+export interface PinEngineHandle {
+  readonly pinner: Pinner;
+  close(): Promise<void>;
+}
+
+/** Reads `--from-lock FILE` (exit 2 when unreadable, invalid or for another resolve mode). */
+export async function readLock(file: string, resolveMode: string): Promise<LockedResolutions> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ImageLockError('ErrLockInvalid', `${file}: cannot read the lock: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
+  }
+  const resolutions = new LockedResolutions(parseImageLock(text, file), file);
+  resolutions.assertResolve(resolveMode);
+  return resolutions;
+}
+
+/**
+ * The Pinner for this run. Nothing connects to a registry until an image needs a lookup; with
+ * `--from-lock` nothing ever does.
+ */
+export async function createPinEngine(flags: PinFlags, config: AdmissionConfig, mutate: MutateConfig, slots: readonly ImageSlot[], io: Io): Promise<PinEngineHandle> {
+  const pinnerFor = (resolver: ImageResolver, credentials?: CredentialLookup) =>
+    Pinner.fromConfig(mutate, config.resolver, resolver, credentials === undefined ? {} : { credentials });
+
+  if (flags.fromLock !== undefined) {
+    const resolutions = await readLock(flags.fromLock, resolveModeOf(mutate));
+    return { pinner: pinnerFor(new LockResolver(resolutions)), close: () => Promise.resolve() };
+  }
+
+  const lookups = slots.map((s) => s.image).filter((image) => needsLookup(image, mutate));
+  const r = config.resolver;
+  if (Object.keys(r.registryHosts).length > 0 || r.caFile !== undefined || r.dockerConfig !== undefined) {
+    if (flags.hostsDir !== undefined || flags.registriesConf !== undefined || flags.creds !== undefined || flags.authfile !== undefined) {
+      throw new UsageError('--config has resolver settings (registryHosts, caFile, dockerConfig): use them or the registry flags, not both');
+    }
+    const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
+    const resolver = await resolverFromConfig(r, { insecureLoopback: flags.tlsVerifyLoopback !== true, caPems });
+    const credentials = await dockerConfigCredentials(r.dockerConfig, io.env);
+    return { pinner: pinnerFor(resolver, credentials), close: () => resolver.close() };
+  }
+
+  const image = credsImage(flags, lookups);
+  const lazy = new LazyPullerResolver(() => pullerFrom(flags, io, image), parseTimeout(flags.timeout));
+  // Set up now when lookups are due, so that a bad flag (an unreadable CA, a broken hosts.toml)
+  // is a usage error rather than one resolution failure per image.
+  if (lookups.length > 0) await lazy.start();
+  return { pinner: pinnerFor(lazy), close: () => lazy.close() };
+}
+
+/** `--creds` names no registry: it is for the one registry the manifests' images need. */
+function credsImage(flags: RegistryFlags, lookups: readonly string[]): string | undefined {
+  if (flags.creds === undefined) return undefined;
+  const registries = [...new Set(lookups.map((image) => parseDockerRef(image).domain))];
+  if (registries.length > 1) {
+    throw new UsageError(`--creds is for one registry, and these manifests need ${registries.join(', ')}: put the credentials in a file for --authfile instead`);
+  }
+  return lookups[0];
+}
+
+/**
+ * An ImageResolver on kimg's Puller as the registry flags configure it (mirrors from
+ * `--hosts-dir`/`--registries-conf`, CAs, credentials from `--creds`, `--authfile` and the
+ * Docker config), created at the first lookup.
+ */
+class LazyPullerResolver implements ImageResolver {
+  #puller: Promise<Puller> | undefined;
+
+  constructor(
+    private readonly create: () => Promise<Puller>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private signal(given: AbortSignal | undefined): AbortSignal {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    return given === undefined ? timeout : AbortSignal.any([given, timeout]);
+  }
+
+  private puller(): Promise<Puller> {
+    return (this.#puller ??= this.create());
+  }
+
+  async start(): Promise<void> {
+    await this.puller();
+  }
+
+  async resolve(reference: string, context: { signal?: AbortSignal } = {}): Promise<Descriptor> {
+    const puller = await this.puller();
+    const found = await puller.resolve(reference, { signal: this.signal(context.signal) });
+    return found.descriptor;
+  }
+
+  async indexManifests(repository: string, index: Descriptor, context: { signal?: AbortSignal } = {}): Promise<readonly Descriptor[]> {
+    const puller = await this.puller();
+    const slash = repository.indexOf('/');
+    const fetched = await puller.client.getManifest({ registry: repository.slice(0, slash), path: repository.slice(slash + 1) }, index.digest, {
+      descriptor: index,
+      signal: this.signal(context.signal),
+    });
+    return fetched.document.kind === 'index' ? fetched.document.index.manifests : [];
+  }
+
+  async close(): Promise<void> {
+    if (this.#puller !== undefined) await (await this.#puller).close();
+  }
+}

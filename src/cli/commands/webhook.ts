@@ -1,0 +1,166 @@
+import type { Command } from 'commander';
+import {
+  AdmissionConfigError,
+  WebhookServer,
+  createAdmissionRuntime,
+  generateWebhookCertificates,
+  parseAdmissionConfig,
+  readConfigFile,
+  renderWebhookManifests,
+  type AdmissionConfig,
+} from '../../admission/index.ts';
+import { formatError, writeLine, type Io } from '../io.ts';
+
+interface ServeFlags {
+  readonly config?: string;
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly host: string;
+  readonly port: string;
+  readonly certReloadSeconds: string;
+}
+
+interface ManifestFlags {
+  readonly image: string;
+  readonly config?: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly replicas: string;
+  readonly timeoutSeconds: string;
+  readonly failurePolicy: string;
+  readonly certDir?: string;
+  readonly matchConditions?: boolean;
+  readonly mutating: boolean;
+  readonly validating: boolean;
+}
+
+/** A usage or configuration problem: `kimg: …`, exit status 2. */
+class UsageProblem extends Error {}
+
+function wholeNumber(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageProblem(`${flag} must be a whole number from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Promise<AdmissionConfig> {
+  return parseAdmissionConfig(file === undefined ? {} : await readConfigFile(file), { env });
+}
+
+/** Runs `body`, mapping configuration and usage problems to exit status 2. */
+async function guarded(io: Io, setExit: (code: number) => void, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (err instanceof AdmissionConfigError || err instanceof UsageProblem) {
+      io.stderr.write(`${formatError(err)}\n`);
+      setExit(2);
+      return;
+    }
+    throw err;
+  }
+}
+
+/** Resolves on SIGTERM or SIGINT (the kubelet stops pods with SIGTERM). */
+function untilStopped(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      resolve(signal);
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+  });
+}
+
+export function registerWebhook(program: Command, io: Io, setExit: (code: number) => void): void {
+  const webhook = program.command('webhook').description('the digest-pinning and image-policy admission webhook');
+
+  webhook
+    .command('serve')
+    .description('serve AdmissionReview v1 over HTTPS: POST /mutate (pin images to digests), POST /validate (image policy), /healthz, /readyz, /metrics')
+    .option('--config <file>', 'admission configuration (YAML or JSON): mutate, validate and resolver sections')
+    .option('--tls-cert-file <file>', 'serving certificate (PEM chain), reloaded when it changes', '/etc/kimg/tls/tls.crt')
+    .option('--tls-key-file <file>', 'serving key (PEM), reloaded when it changes', '/etc/kimg/tls/tls.key')
+    .option('--host <address>', 'address to listen on', '0.0.0.0')
+    .option('--port <n>', 'HTTPS port', '8443')
+    .option('--cert-reload-seconds <n>', 'how often the certificate files are checked for changes', '10')
+    .action(async (flags: ServeFlags) => {
+      await guarded(io, setExit, async () => {
+        const port = wholeNumber(flags.port, '--port', 0, 65535);
+        const reloadSeconds = wholeNumber(flags.certReloadSeconds, '--cert-reload-seconds', 1);
+        const config = await loadConfig(flags.config, io.env);
+        const log = (line: string) => writeLine(io.stderr, `kimg webhook: ${line}`);
+        const runtime = await createAdmissionRuntime(config, { env: io.env, informer: { log } });
+        let server: WebhookServer;
+        try {
+          server = await WebhookServer.start({
+            handler: runtime.handler,
+            metrics: runtime.metrics,
+            certFile: flags.tlsCertFile,
+            keyFile: flags.tlsKeyFile,
+            host: flags.host,
+            port,
+            reloadIntervalMs: reloadSeconds * 1000,
+            notReady: () => (runtime.objects === undefined || runtime.objects.synced ? undefined : 'pull secrets and service accounts are not listed yet'),
+            log,
+          });
+        } catch (err) {
+          await runtime.close();
+          throw new UsageProblem(err instanceof Error ? err.message : String(err));
+        }
+        log(`serving https://${flags.host}:${server.port} (/mutate, /validate, /healthz, /readyz, /metrics); own namespace ${config.mutate.ownNamespace}`);
+        const signal = await untilStopped();
+        log(`${signal}: finishing requests in progress`);
+        await server.close(5000);
+        await runtime.close();
+      });
+    });
+
+  webhook
+    .command('manifests')
+    .description('print the Kubernetes manifests for the webhook (Namespace, RBAC, TLS Secret, Deployment, PodDisruptionBudget, Service, webhook configurations with caBundle); certificates are made with openssl')
+    .requiredOption('--image <image>', "the webhook's image (pin it by digest)")
+    .option('--config <file>', 'admission configuration to mount (YAML or JSON)')
+    .option('--namespace <ns>', "the webhook's namespace (default: the config's ownNamespace, else kimg-system)")
+    .option('--name <name>', 'name of the Deployment, Service and webhook configurations', 'kimg-webhook')
+    .option('--replicas <n>', 'webhook replicas', '2')
+    .option('--timeout-seconds <n>', 'apiserver timeout per call, 1 to 30', '10')
+    .option('--failure-policy <policy>', 'Fail (no unpinned image gets in while the webhook is down) or Ignore', 'Fail')
+    .option('--cert-dir <dir>', 'keep the CA and serving certificate here and reuse them on the next run (default: fresh ones each run)')
+    .option('--match-conditions', 'skip calling the mutating webhook for objects whose images all carry a digest (Kubernetes ≥ 1.28)')
+    .option('--no-mutating', 'leave out the MutatingWebhookConfiguration')
+    .option('--no-validating', 'leave out the ValidatingWebhookConfiguration')
+    .action(async (flags: ManifestFlags) => {
+      await guarded(io, setExit, async () => {
+        const replicas = wholeNumber(flags.replicas, '--replicas', 1);
+        const timeoutSeconds = wholeNumber(flags.timeoutSeconds, '--timeout-seconds', 1, 30);
+        if (flags.failurePolicy !== 'Fail' && flags.failurePolicy !== 'Ignore') throw new UsageProblem(`--failure-policy must be Fail or Ignore, got "${flags.failurePolicy}"`);
+        // The configuration as the pods will read it: in a cluster, in the webhook's namespace.
+        const raw = flags.config === undefined ? {} : await readConfigFile(flags.config);
+        const probe = parseAdmissionConfig(raw, { env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc' } });
+        const namespace = flags.namespace ?? probe.mutate.ownNamespace;
+        const config = parseAdmissionConfig(raw, { env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc', POD_NAMESPACE: namespace } });
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.name)) throw new UsageProblem(`--name must be a DNS label, got "${flags.name}"`);
+        const certificates = await generateWebhookCertificates({ service: flags.name, namespace, ...(flags.certDir !== undefined && { dir: flags.certDir }) });
+        io.stdout.write(
+          renderWebhookManifests({
+            image: flags.image,
+            namespace,
+            name: flags.name,
+            replicas,
+            timeoutSeconds,
+            failurePolicy: flags.failurePolicy,
+            mutating: flags.mutating,
+            validating: flags.validating,
+            matchConditions: flags.matchConditions === true,
+            config,
+            certificates,
+          }),
+        );
+      });
+    });
+}

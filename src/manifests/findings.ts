@@ -1,0 +1,66 @@
+import { classifyImage } from '../admission/index.ts';
+import type { ImageSlot } from './slots.ts';
+
+/** A check finding or a policy violation at one image slot (spec §5.5, §5.6). */
+export interface Finding {
+  readonly slot: ImageSlot;
+  /** `missing-digest`, `invalid-reference`, or a policy rule id (`disallowed-tag`, …). */
+  readonly rule: string;
+  readonly message: string;
+}
+
+/**
+ * `kimg pin --check`: a `missing-digest` finding for every slot pinning would resolve, an
+ * `invalid-reference` one for every slot it could not parse. Empty and whitespace-only values
+ * (template placeholders) and skipped prefixes are not findings; nothing is looked up.
+ */
+export function checkSlots(slots: readonly ImageSlot[], options: { skipPrefixes?: readonly string[] } = {}): Finding[] {
+  const findings: Finding[] = [];
+  for (const slot of slots) {
+    // The engine's slot rules (spec §4.4), so --check flags exactly what pinning would act on.
+    const c = classifyImage(slot.image, options.skipPrefixes ?? []);
+    if (c.kind === 'invalid') findings.push({ slot, rule: 'invalid-reference', message: `${slot.image}: invalid image reference (${c.reason})` });
+    else if (c.kind === 'tag') findings.push({ slot, rule: 'missing-digest', message: `${slot.image}: not pinned to a digest` });
+  }
+  return findings;
+}
+
+/** What `kimg lint` needs of a validating policy: the admission engine's `ImagePolicy`. */
+export interface ImagePolicyLike {
+  evaluate(image: string): { readonly violations: readonly { readonly rule: string; readonly message?: string }[] };
+}
+
+/** Every violation of `policy` at every slot, in slot order (spec §4.15, offline). */
+export function lintSlots(slots: readonly ImageSlot[], policy: ImagePolicyLike): Finding[] {
+  return slots.flatMap((slot) =>
+    policy.evaluate(slot.image).violations.map((v) => ({ slot, rule: v.rule, message: v.message ?? `${v.rule}: ${slot.image}` })),
+  );
+}
+
+/** One line per finding: `<file>:<doc>: <path>: <rule>: <image>`. */
+export function formatFindingsText(findings: readonly Finding[]): string {
+  return findings.map(({ slot, rule }) => `${slot.file}:${slot.doc}: ${slot.path}: ${rule}: ${slot.image}\n`).join('');
+}
+
+/** The JSON form of findings, one record each (`line`, 1-based, locates the image's text). */
+export interface FindingRecord {
+  readonly file: string;
+  readonly doc: number;
+  readonly path: string;
+  readonly image: string;
+  readonly rule: string;
+  readonly container: string | null;
+  readonly line: number;
+}
+
+export function findingRecords(findings: readonly Finding[]): FindingRecord[] {
+  return findings.map(({ slot, rule }) => ({
+    file: slot.file,
+    doc: slot.doc,
+    path: slot.path,
+    image: slot.image,
+    rule,
+    container: slot.container ?? null,
+    line: slot.line,
+  }));
+}
