@@ -69,9 +69,14 @@ export interface AuthorizedRequest {
   readonly bodyTimeoutMs?: number;
 }
 
+/** How long a scope whose fresh token was rejected too fails without asking for another. */
+const TWICE_REJECTED_MS = 60_000;
+
 export class Authenticator {
   private readonly challenges = new Map<string, KnownChallenge>();
   private readonly pings = new Map<string, Promise<PingResult>>();
+  /** Token cache keys whose freshly fetched token was rejected as well, and when. */
+  private readonly twiceRejected = new Map<string, number>();
   private readonly credentialCache = new Map<string, { at: number; value: Promise<Credential | undefined> }>();
   /** Realms that refused the OAuth2 password POST: GET from then on. */
   private readonly noPost = new Set<string>();
@@ -126,8 +131,13 @@ export class Authenticator {
       if (auth.kind === 'basic' || auth.kind === 'registryToken') return res;
       if (auth.kind === 'bearer') {
         rejections++;
+        // A fresh token was rejected too: requests that start later must not fetch a third
+        // (R1: at most two token requests per scope against a registry that rejects them all).
+        if (rejections >= 2 || this.rejectedTwice(auth.key)) {
+          this.twiceRejected.set(auth.key, this.clock.now());
+          return res;
+        }
         this.tokens.invalidate(auth.key, auth.token);
-        if (rejections >= 2) return res;
       } else {
         if (learned) return res;
         learned = true;
@@ -140,6 +150,11 @@ export class Authenticator {
       this.challenges.set(ep.label, challenge);
       extra = mergeScopes(extra, parseScopes(challenge.challenge.params.scope));
     }
+  }
+
+  private rejectedTwice(key: string): boolean {
+    const at = this.twiceRejected.get(key);
+    return at !== undefined && this.clock.now() - at < TWICE_REJECTED_MS;
   }
 
   /** `GET /v2/` without credentials; learns and caches the endpoint's challenge. */
