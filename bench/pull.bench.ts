@@ -211,6 +211,12 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
       console.log(`containerd skipped: ${(err as Error).message}`);
     }
     const tools = [kimgTool, skopeoTool, ...(daemon ? [ctrTool(daemon)] : [])];
+    // kimg runs in this process: one untimed pull compiles its code first, as in a long-lived
+    // process (skopeo and ctr are compiled programs).
+    const warmUp = freshDir('warm-up');
+    await kimgPull(mid.ref, warmUp);
+    await rm(warmUp, { recursive: true, force: true });
+    console.log(`(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image)`);
     const bigSamples = await compare(big, tools, ROUNDS);
     printComparison(big, bigSamples);
     const midSamples = await compare(mid, tools, ROUNDS);
