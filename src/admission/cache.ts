@@ -3,36 +3,65 @@
  * beyond `maxEntries`; and single-flight, so concurrent identical lookups share one registry
  * call. A caller that gives up (its signal aborts) leaves; the shared call is aborted only when
  * every caller has left. Failures are never cached.
+ *
+ * With `staleMs` > 0 an expired entry is kept that much longer, never answered by `get`, only
+ * by `stale` (stale-while-error: the caller asks for it after a lookup failed).
  */
 
+/** An entry past its lifetime but inside the stale window. */
+export interface StaleEntry<T> {
+  readonly value: T;
+  /** How long ago the value was stored (looked up). */
+  readonly ageMs: number;
+}
+
 export class TtlCache<T> {
-  private readonly entries = new Map<string, { readonly value: T; readonly expires: number }>();
+  private readonly entries = new Map<string, { readonly value: T; readonly stored: number; readonly expires: number }>();
 
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
     private readonly now: () => number = Date.now,
+    private readonly staleMs = 0,
   ) {}
 
   get size(): number {
     return this.entries.size;
   }
 
+  /** The value while it is fresh. */
   get(key: string): T | undefined {
-    if (this.ttlMs <= 0) return undefined;
+    if (this.ttlMs <= 0 && this.staleMs <= 0) return undefined;
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
-    if (entry.expires <= this.now()) {
-      this.entries.delete(key);
+    const now = this.now();
+    if (entry.expires <= now) {
+      // Kept for `stale` until the stale window closes too.
+      if (entry.expires + this.staleMs <= now) this.entries.delete(key);
       return undefined;
     }
     return entry.value;
   }
 
+  /** The value, fresh or expired less than `staleMs` ago; undefined beyond that or without a stale window. */
+  stale(key: string): StaleEntry<T> | undefined {
+    if (this.staleMs <= 0) return undefined;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    const now = this.now();
+    if (entry.expires + this.staleMs <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return { value: entry.value, ageMs: now - entry.stored };
+  }
+
   set(key: string, value: T): void {
-    if (this.ttlMs <= 0) return;
+    // With a TTL of 0 and a stale window, entries are stored expired: never fresh, stale only.
+    if (this.ttlMs <= 0 && this.staleMs <= 0) return;
+    const now = this.now();
     this.entries.delete(key);
-    this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+    this.entries.set(key, { value, stored: now, expires: now + Math.max(0, this.ttlMs) });
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;

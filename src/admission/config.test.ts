@@ -18,7 +18,7 @@ describe('admission configuration (spec §3)', () => {
       invalidReference: 'warn-and-skip',
       extraPodSpecPaths: {},
     });
-    assert.deepEqual(config.resolver, { registryHosts: {}, cacheTtlSeconds: 60, registryTimeoutMs: 5000, budgetFraction: 0.8, maxBudgetMs: 8000, secretSource: 'none' });
+    assert.deepEqual(config.resolver, { registryHosts: {}, cacheTtlSeconds: 60, staleIfErrorSeconds: 0, registryTimeoutMs: 5000, budgetFraction: 0.8, maxBudgetMs: 8000, secretSource: 'none' });
     assert.equal(config.validate.enforcement, 'deny');
     assert.deepEqual(config.validate.disallowedTags, []);
     assert.equal(config.validate.requireDigest, false);
@@ -53,6 +53,11 @@ describe('admission configuration (spec §3)', () => {
       [{ mutate: { extraPodSpecPaths: { Rollout: ['spec.template.spec'] } } }, /extraPodSpecPaths\["Rollout"\]/],
       [{ mutate: { extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec..spec'] } } }, /extraPodSpecPaths\["argoproj.io\/Rollout"\]\[0\]/],
       [{ resolver: { cacheTtlSeconds: -1 } }, /resolver\.cacheTtlSeconds/],
+      [{ resolver: { staleIfErrorSeconds: -5 } }, /resolver\.staleIfErrorSeconds: expected a whole number of seconds/],
+      [{ resolver: { staleIfErrorSeconds: 1.5 } }, /resolver\.staleIfErrorSeconds/],
+      [{ resolver: { staleIfErrorSeconds: '300' } }, /resolver\.staleIfErrorSeconds/],
+      [{ resolver: { hostsDir: '' } }, /resolver\.hostsDir: expected a non-empty string/],
+      [{ resolver: { registriesConf: ['/etc/containers/registries.conf'] } }, /resolver\.registriesConf: expected a non-empty string/],
       [{ resolver: { budgetFraction: 1.5 } }, /resolver\.budgetFraction/],
       [{ resolver: { registryHosts: { 'ghcr.io': 'ftp://x' } } }, /registryHosts\["ghcr.io"\]/],
       [{ resolver: { registryHosts: { 'GHCR.io/x': 'https://x' } } }, /registryHosts/],
@@ -69,5 +74,13 @@ describe('admission configuration (spec §3)', () => {
   test('sections parse alone (the CLI takes a validate section as a policy file)', () => {
     assert.equal(parseMutateConfig({ outputFormat: 'digest-only' }).outputFormat, 'digest-only');
     assert.equal(parseResolverConfig({ cacheTtlSeconds: 0 }).cacheTtlSeconds, 0);
+  });
+
+  test('stale-while-error and registry host configuration', () => {
+    const resolver = parseResolverConfig({ staleIfErrorSeconds: 600, hostsDir: '/etc/containerd/certs.d:/etc/docker/certs.d', registriesConf: '/etc/containers/registries.conf' });
+    assert.equal(resolver.staleIfErrorSeconds, 600);
+    assert.equal(resolver.hostsDir, '/etc/containerd/certs.d:/etc/docker/certs.d');
+    assert.equal(resolver.registriesConf, '/etc/containers/registries.conf');
+    assert.equal('hostsDir' in parseResolverConfig({}), false);
   });
 });

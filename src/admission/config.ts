@@ -34,6 +34,20 @@ export interface ResolverConfig {
   /** Extra trusted CAs (PEM file); absent = system roots only. */
   readonly caFile?: string;
   readonly cacheTtlSeconds: number;
+  /**
+   * Bounded stale-while-error: when a lookup fails for a reason that says nothing about the image
+   * (timeout, unreachable, 5xx, 429), a cached answer that expired less than this long ago is
+   * pinned, with a warning. 0 (default) = off: the failure stands.
+   */
+  readonly staleIfErrorSeconds: number;
+  /**
+   * containerd `config_path`: `<dir>/<host>/hosts.toml` (mirrors, CAs, plain-HTTP hosts), as the
+   * pull engine reads it; a `:`-separated list is searched in order. `registryHosts` wins for the
+   * hosts it names.
+   */
+  readonly hostsDir?: string;
+  /** A containers-registries.conf(5) file: prefixes, mirrors, insecure and blocked registries. */
+  readonly registriesConf?: string;
   readonly registryTimeoutMs: number;
   readonly budgetFraction: number;
   readonly maxBudgetMs: number;
@@ -95,6 +109,7 @@ export function defaultResolverConfig(environment: ConfigEnvironment = {}): Reso
   return {
     registryHosts: {},
     cacheTtlSeconds: 60,
+    staleIfErrorSeconds: 0,
     registryTimeoutMs: 5000,
     budgetFraction: 0.8,
     maxBudgetMs: 8000,
@@ -277,7 +292,7 @@ const URL_OVERRIDE = /^(https?):\/\/([^/?#@\s]+)\/?$/;
 
 export function parseResolverConfig(input: unknown, environment: ConfigEnvironment = {}, where = 'resolver'): ResolverConfig {
   const s = Section.of(input, where);
-  s.only(['registryHosts', 'caFile', 'cacheTtlSeconds', 'registryTimeoutMs', 'budgetFraction', 'maxBudgetMs', 'secretSource', 'dockerConfig']);
+  s.only(['registryHosts', 'hostsDir', 'registriesConf', 'caFile', 'cacheTtlSeconds', 'staleIfErrorSeconds', 'registryTimeoutMs', 'budgetFraction', 'maxBudgetMs', 'secretSource', 'dockerConfig']);
   const defaults = defaultResolverConfig(environment);
   const registryHosts: Record<string, string> = {};
   const hostsValue = s.value['registryHosts'];
@@ -293,10 +308,15 @@ export function parseResolverConfig(input: unknown, environment: ConfigEnvironme
   }
   const caFile = s.string('caFile');
   const dockerConfig = s.string('dockerConfig');
+  const hostsDir = s.string('hostsDir');
+  const registriesConf = s.string('registriesConf');
   return {
     registryHosts,
+    ...(hostsDir !== undefined && { hostsDir }),
+    ...(registriesConf !== undefined && { registriesConf }),
     ...(caFile !== undefined && { caFile }),
     cacheTtlSeconds: s.number('cacheTtlSeconds', defaults.cacheTtlSeconds, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    staleIfErrorSeconds: s.number('staleIfErrorSeconds', defaults.staleIfErrorSeconds, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds ≥ 0'),
     registryTimeoutMs: s.number('registryTimeoutMs', defaults.registryTimeoutMs, (n) => Number.isInteger(n) && n > 0, 'a whole number of milliseconds > 0'),
     budgetFraction: s.number('budgetFraction', defaults.budgetFraction, (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'),
     maxBudgetMs: s.number('maxBudgetMs', defaults.maxBudgetMs, (n) => Number.isInteger(n) && n > 0, 'a whole number of milliseconds > 0'),

@@ -148,25 +148,50 @@ function secretNames(list: unknown): string[] {
   return out;
 }
 
+export interface DockerConfigCredentialOptions {
+  /** How long an answer (a credential helper's included) is kept per repository; default 60 s, as the registry client keeps credentials. */
+  readonly cacheMs?: number;
+  /**
+   * A credential helper still running after this long is killed; default 30 s. The webhook sets
+   * its longest request budget: no request waits longer (each stops waiting at its own budget),
+   * so a hung helper must not outlive that.
+   */
+  readonly helperTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
 /**
  * Docker config credentials for the logical registry host: the file is read once; answers
- * (credential helpers included) are kept per repository for `cacheMs` (default 60 s, as the
- * registry client keeps credentials).
+ * (credential helpers included) are kept per repository for `cacheMs`. Concurrent lookups share
+ * one run of a helper per server; after `cacheMs` helpers are asked again, so rotating tokens
+ * (ECR, GCR helpers) are picked up by a long-running webhook.
  */
-export async function dockerConfigCredentials(path?: string, env: NodeJS.ProcessEnv = process.env, cacheMs = 60_000): Promise<CredentialLookup> {
+export async function dockerConfigCredentials(path?: string, env: NodeJS.ProcessEnv = process.env, options: DockerConfigCredentialOptions = {}): Promise<CredentialLookup> {
   const file = path ?? join(env['DOCKER_CONFIG'] ?? join(env['HOME'] ?? homedir(), '.docker'), 'config.json');
-  const resolver = await HostCredentialResolver.load({ paths: [file], env });
-  if (resolver.files.length === 0) return () => [];
+  const cacheMs = options.cacheMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  const resolverOptions = { env, ...(options.helperTimeoutMs !== undefined && { helperTimeoutMs: options.helperTimeoutMs }) };
+  const loaded = await HostCredentialResolver.load({ paths: [file], ...resolverOptions });
+  if (loaded.files.length === 0) return () => [];
+  // A HostCredentialResolver keeps helper answers for its whole life (and shares a run among
+  // concurrent callers): one per `cacheMs` generation keeps the sharing and ends the keeping.
+  let generation = { resolver: loaded, started: now() };
+  const current = (): HostCredentialResolver => {
+    if (now() - generation.started >= cacheMs) generation = { resolver: new HostCredentialResolver(loaded.files, resolverOptions), started: now() };
+    return generation.resolver;
+  };
   const answers = new Map<string, { at: number; value: readonly RegistryCredential[] }>();
   return (registry, repository) => {
     const known = answers.get(repository);
-    if (known !== undefined && Date.now() - known.at < cacheMs) return known.value;
-    return resolver.resolve({ host: registry, repository: repository.slice(registry.length + 1) }).then((found) => {
-      const value = found === undefined ? [] : [toClientCredential(found.credential)];
-      if (answers.size > 10_000) answers.clear();
-      answers.set(repository, { at: Date.now(), value });
-      return value;
-    });
+    if (known !== undefined && now() - known.at < cacheMs) return known.value;
+    return current()
+      .resolve({ host: registry, repository: repository.slice(registry.length + 1) })
+      .then((found) => {
+        const value = found === undefined ? [] : [toClientCredential(found.credential)];
+        if (answers.size > 10_000) answers.clear();
+        answers.set(repository, { at: now(), value });
+        return value;
+      });
   };
 }
 

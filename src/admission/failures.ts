@@ -3,6 +3,7 @@
  * 401, 403 → `auth`; the request budget or a call timeout → `timeout`; otherwise the HTTP status
  * or the network error. Messages never carry credentials (the registry client redacts them).
  */
+import { CredentialHelperError } from '../credentials/index.ts';
 import { isKimgError } from '../errors/index.ts';
 import { ResolveFailure } from './errors.ts';
 
@@ -44,10 +45,15 @@ function isAbort(err: unknown): boolean {
 export function failureReason(err: unknown): string {
   if (err instanceof ResolveFailure) return err.reason;
   if (isAbort(err)) return 'timeout';
-  const codes = chain(err).filter((e) => isKimgError(e)).map((e) => (e as { code: string }).code);
+  const links = chain(err);
+  // A Docker credential helper that hung (killed at its timeout) or failed: no registry was asked.
+  const helper = links.find((e): e is CredentialHelperError => e instanceof CredentialHelperError);
+  if (helper !== undefined) return helper.reason === 'timeout' ? 'timeout' : 'credential helper';
+  const codes = links.filter((e) => isKimgError(e)).map((e) => (e as { code: string }).code);
   if (codes.some((c) => NOT_FOUND.has(c))) return 'not found';
   if (codes.some((c) => AUTH.has(c))) return 'auth';
   if (codes.includes('ErrPlatformNotFound')) return 'platform not found';
+  if (codes.includes('ErrRegistryBlocked')) return 'blocked';
   const status = statusOf(err);
   if (status === 404) return 'not found';
   if (status === 401 || status === 403) return 'auth';
@@ -59,6 +65,28 @@ export function failureReason(err: unknown): string {
   const network = NETWORK_CODE.exec(message);
   if (network?.[1] !== undefined) return network[1];
   return codes[0] ?? 'error';
+}
+
+/** Registry client codes for a registry that is down or shedding load, not for anything about the image. */
+const TRANSIENT_CODES = new Set(['ErrRegistryUnavailable', 'ErrTooManyRequests', 'ErrConnection']);
+/** Network errors of an unreachable or flapping registry (DNS included). TLS failures are not among them: a certificate problem is configuration, or an attack. */
+const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Reasons that are the registry's (or the configuration's) answer, whatever else the error chain holds. */
+const ANSWERS = new Set(['not found', 'auth', 'platform not found', 'blocked', 'TLS', 'digest mismatch', 'credential helper']);
+
+/**
+ * Whether a lookup failure says the registry could not answer (timeout, unreachable, 5xx, 429),
+ * as opposed to an answer about the image (not found, auth, platform not found, blocked, a
+ * digest mismatch, TLS). Only the former may be bridged with a stale digest: a 404 or 401 is the
+ * registry's current word and must stand.
+ */
+export function isTransientFailure(err: unknown): boolean {
+  const reason = failureReason(err);
+  if (reason === 'timeout') return true;
+  if (ANSWERS.has(reason)) return false;
+  if (/^HTTP (5\d\d|429)$/.test(reason) || TRANSIENT_NETWORK.has(reason)) return true;
+  return chain(err).some((e) => isKimgError(e) && TRANSIENT_CODES.has((e as { code: string }).code));
 }
 
 const DETAIL_MAX = 160;

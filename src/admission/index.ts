@@ -64,9 +64,11 @@ export {
   type PinStatus,
   type PinnerOptions,
   type PinnerStats,
+  type StaleServeEvent,
 } from './pinner.ts';
 export {
   PullerResolver,
+  combineHostsConfig,
   registryHostsConfig,
   selectPlatformManifest,
   type ImageResolver,
@@ -74,10 +76,10 @@ export {
   type RegistryCredential,
   type ResolveContext,
 } from './resolver.ts';
-export { createAdmissionRuntime, resolverFromConfig, type AdmissionRuntime, type AdmissionRuntimeOptions } from './setup.ts';
+export { createAdmissionRuntime, loadResolverHosts, resolverFromConfig, type AdmissionRuntime, type AdmissionRuntimeOptions } from './setup.ts';
 export { SecretInformer, type InformerOptions } from './informer.ts';
-export { BudgetExpired, failureReason, toResolveFailure } from './failures.ts';
-export { SingleFlight, TtlCache } from './cache.ts';
+export { BudgetExpired, failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
+export { SingleFlight, TtlCache, type StaleEntry } from './cache.ts';
 export {
   MemoryObjectSource,
   dockerConfigCredentials,
@@ -85,6 +87,7 @@ export {
   podCredentials,
   type ClusterObjectSource,
   type CredentialLookup,
+  type DockerConfigCredentialOptions,
   type ServiceAccountObject,
 } from './credentials.ts';
 

@@ -85,6 +85,10 @@ export class WebhookMetrics {
   readonly requestDuration = new Histogram('kimg_admission_request_duration_seconds', 'Time to answer an AdmissionReview, by webhook.');
   readonly lookupDuration = new Histogram('kimg_registry_lookup_duration_seconds', 'Registry lookups (HEAD, GET fallback, index GET in platform mode), by result.');
   private readonly lookupFailures = new Counter('kimg_registry_lookup_failures_total', 'Failed registry lookups by cause (not found, auth, timeout, HTTP status, network error).');
+  private readonly staleServes = new Counter(
+    'kimg_digest_stale_served_total',
+    'Failed lookups answered with an expired cached digest (staleIfErrorSeconds), by the cause of the failure (timeout, HTTP 503, ECONNREFUSED, …).',
+  );
   private cacheStats: (() => PinnerStats) | undefined;
   private cacheEntries: (() => number) | undefined;
 
@@ -104,6 +108,11 @@ export class WebhookMetrics {
     if (!ok) this.lookupFailures.inc({ cause: reason ?? 'error' });
   }
 
+  /** One answer served stale because its lookup failed with `reason`. */
+  staleServe(reason: string): void {
+    this.staleServes.inc({ cause: reason });
+  }
+
   render(): string {
     const out: string[] = [];
     this.decisions.render(out);
@@ -111,6 +120,7 @@ export class WebhookMetrics {
     this.requestDuration.render(out);
     this.lookupDuration.render(out);
     this.lookupFailures.render(out);
+    this.staleServes.render(out);
     const stats = this.cacheStats?.();
     if (stats !== undefined) {
       const total = stats.cacheHits + stats.cacheMisses;

@@ -3,7 +3,8 @@
  * image as written in, the value to write and what to tell the user out. Lookups are cached per
  * (normalized reference, resolve mode, credentials) for a TTL, merged while in flight and
  * within one batch; images with a digest (under `keep`), skipped prefixes and invalid
- * references cost nothing.
+ * references cost nothing. Optionally (stale-while-error, spec §7) a lookup that fails because
+ * the registry could not answer is bridged with an answer that expired a bounded time ago.
  */
 import { createHash } from 'node:crypto';
 import { formatPlatform, isIndexMediaType, type Descriptor } from '../oci/index.ts';
@@ -12,7 +13,7 @@ import type { ExistingDigestMode, MutateConfig, OutputFormat, ResolverConfig } f
 import { checkPlatform } from './config.ts';
 import type { CredentialLookup } from './credentials.ts';
 import { ResolveFailure } from './errors.ts';
-import { failureReason, toResolveFailure } from './failures.ts';
+import { failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
 import { classifyImage, pinnedValue, type ImageClass } from './images.ts';
 import { imageWarning } from './messages.ts';
 import { selectPlatformManifest, type ImageResolver, type RegistryCredential } from './resolver.ts';
@@ -26,6 +27,16 @@ export interface LookupEvent {
   readonly reason?: string;
 }
 
+/** A failed lookup answered from an expired cache entry (stale-while-error). */
+export interface StaleServeEvent {
+  /** The normalized reference (`docker.io/library/nginx:1.25`). */
+  readonly reference: string;
+  /** How long ago the digest served was looked up. */
+  readonly ageMs: number;
+  /** The §4.5 keyword of the failure bridged (`timeout`, `HTTP 503`, `ECONNREFUSED`). */
+  readonly reason: string;
+}
+
 export interface PinnerOptions {
   readonly resolver: ImageResolver;
   /** `preserve` (alias `tag+digest`, the default), `canonical`, `digest-only` (alias `digest`). */
@@ -36,6 +47,13 @@ export interface PinnerOptions {
   readonly onMismatch?: ExistingDigestMode | 'warn' | 'deny';
   /** Tag → digest cache lifetime; default 60; 0 disables the cache (in-flight merging stays). */
   readonly cacheTtlSeconds?: number;
+  /**
+   * Stale-while-error: a lookup failing because the registry could not answer (timeout,
+   * unreachable, 5xx, 429; never not found or auth) pins the cached digest if it expired less
+   * than this long ago, with a warning. Default 0: off. With `cacheTtlSeconds` 0 it is the last
+   * answer, up to this old.
+   */
+  readonly staleIfErrorSeconds?: number;
   /** Images starting with one of these (as written) are left alone, never looked up. */
   readonly skipPrefixes?: readonly string[];
   /** An image that does not parse: left alone with a warning (default), or denied. */
@@ -46,6 +64,8 @@ export interface PinnerOptions {
   readonly now?: () => number;
   /** Called after every registry lookup (metrics). */
   readonly onLookup?: (event: LookupEvent) => void;
+  /** Called for every answer served stale (metrics). */
+  readonly onStaleServe?: (event: StaleServeEvent) => void;
 }
 
 export interface PinContext {
@@ -93,6 +113,8 @@ export interface PinResult {
   readonly denied?: string;
   /** Set when the lookup failed; the caller decides (webhook: `onResolveError`; CLI: fatal). */
   readonly failure?: ResolveFailure;
+  /** Set when the digest came from an expired cache entry because the lookup failed (stale-while-error). */
+  readonly stale?: StaleServeEvent;
 }
 
 export interface PinnerStats {
@@ -105,6 +127,8 @@ export interface PinnerStats {
   cacheMisses: number;
   /** Of the misses, those that joined a lookup already in flight. */
   coalesced: number;
+  /** Of the misses, those whose lookup failed and were answered from an expired entry (stale-while-error). */
+  staleServes: number;
 }
 
 interface LookupOutcome {
@@ -112,6 +136,8 @@ interface LookupOutcome {
   readonly digest: string;
   readonly top: Descriptor;
   readonly credential: RegistryCredential | undefined;
+  /** Set when this answer is an expired one, served because the lookup failed. */
+  readonly stale?: StaleServeEvent;
 }
 
 /** A per-call memo, so one request looks each reference up once whatever the cache does. */
@@ -123,6 +149,45 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 
 function signalOf(context: PinContext): AbortSignal | undefined {
   return typeof context.signal === 'function' ? context.signal() : context.signal;
+}
+
+/**
+ * `pending`, or a rejection with `onAbort(reason)` as soon as `signal` aborts. Credential
+ * lookups may run programs (Docker credential helpers) that take no signal: the request must
+ * not wait for them past its budget (spec §4.10), whatever becomes of the program.
+ */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal | undefined, onAbort: (reason: unknown) => Error): Promise<T> {
+  if (signal === undefined) return pending;
+  if (signal.aborted) {
+    pending.catch(() => undefined);
+    return Promise.reject(onAbort(signal.reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(onAbort(signal.reason));
+    signal.addEventListener('abort', abort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** `95 s`, `12 min`, `3 h`: the age of a stale digest, for warnings. */
+function formatAge(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
+
+function staleWarning(image: string, stale: StaleServeEvent, what: string): string {
+  return imageWarning(image, `${what} a stale digest, looked up ${formatAge(stale.ageMs)} ago (registry lookup failed: ${stale.reason})`);
 }
 
 function credentialIdentity(c: RegistryCredential): string {
@@ -161,7 +226,7 @@ export class Pinner {
   readonly existingDigest: ExistingDigestMode;
   readonly skipPrefixes: readonly string[];
   readonly invalidReference: 'warn-and-skip' | 'deny';
-  readonly stats: PinnerStats = { lookups: 0, lookupFailures: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0 };
+  readonly stats: PinnerStats = { lookups: 0, lookupFailures: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, staleServes: 0 };
   private readonly resolver: ImageResolver;
   private readonly credentials: CredentialLookup | undefined;
   private readonly cache: TtlCache<LookupOutcome>;
@@ -170,6 +235,8 @@ export class Pinner {
   private readonly childFlights = new SingleFlight<readonly Descriptor[]>();
   private readonly now: () => number;
   private readonly onLookup: ((event: LookupEvent) => void) | undefined;
+  private readonly onStaleServe: ((event: StaleServeEvent) => void) | undefined;
+  private readonly staleIfError: boolean;
   private readonly modeKey: string;
   private readonly anonymousSuffix: string;
 
@@ -183,8 +250,11 @@ export class Pinner {
     this.credentials = options.credentials;
     this.now = options.now ?? Date.now;
     this.onLookup = options.onLookup;
+    this.onStaleServe = options.onStaleServe;
     const ttlMs = Math.max(0, options.cacheTtlSeconds ?? 60) * 1000;
-    this.cache = new TtlCache(ttlMs, options.maxCacheEntries ?? 10_000, this.now);
+    const staleMs = Math.max(0, options.staleIfErrorSeconds ?? 0) * 1000;
+    this.staleIfError = staleMs > 0;
+    this.cache = new TtlCache(ttlMs, options.maxCacheEntries ?? 10_000, this.now, staleMs);
     // An index's content never changes for its digest: keep its children longer than tags.
     this.childrenCache = new TtlCache(ttlMs > 0 ? Math.max(ttlMs, 3_600_000) : 0, 1000, this.now);
     this.modeKey = this.platform === undefined ? 'index' : `platform=${this.platform}`;
@@ -192,13 +262,19 @@ export class Pinner {
   }
 
   /** A Pinner configured by the §3 `mutate` and `resolver` sections. */
-  static fromConfig(mutate: MutateConfig, resolver: Pick<ResolverConfig, 'cacheTtlSeconds'>, imageResolver: ImageResolver, extra: Partial<PinnerOptions> = {}): Pinner {
+  static fromConfig(
+    mutate: MutateConfig,
+    resolver: Pick<ResolverConfig, 'cacheTtlSeconds'> & Partial<Pick<ResolverConfig, 'staleIfErrorSeconds'>>,
+    imageResolver: ImageResolver,
+    extra: Partial<PinnerOptions> = {},
+  ): Pinner {
     return new Pinner({
       resolver: imageResolver,
       output: mutate.outputFormat,
       ...(mutate.resolve !== 'index' && { platform: mutate.resolve.platform }),
       onMismatch: mutate.existingDigest,
       cacheTtlSeconds: resolver.cacheTtlSeconds,
+      ...(resolver.staleIfErrorSeconds !== undefined && { staleIfErrorSeconds: resolver.staleIfErrorSeconds }),
       skipPrefixes: mutate.skipPrefixes,
       invalidReference: mutate.invalidReference,
       ...extra,
@@ -251,7 +327,9 @@ export class Pinner {
   private pinned(image: string, c: Extract<ImageClass, { kind: 'tag' }>, outcome: LookupOutcome): PinResult {
     const value = pinnedValue(image, c.named, outcome.digest, this.output);
     const warnings = c.implicitLatest && this.output === 'preserve' ? [imageWarning(image, 'no tag, pinned the implicit latest tag')] : [];
-    return { input: image, image: value, changed: value !== image, status: 'pinned', digest: outcome.digest, reference: c.lookup, warnings };
+    if (outcome.stale === undefined) return { input: image, image: value, changed: value !== image, status: 'pinned', digest: outcome.digest, reference: c.lookup, warnings };
+    warnings.push(staleWarning(image, outcome.stale, 'pinned'));
+    return { input: image, image: value, changed: value !== image, status: 'pinned', digest: outcome.digest, reference: c.lookup, warnings, stale: outcome.stale };
   }
 
   private failed(image: string, reference: string, err: unknown): PinResult {
@@ -296,15 +374,18 @@ export class Pinner {
     const reference = `${c.named.name}:${c.tag}`;
     const deny = this.existingDigest === 'verify-deny';
     let current: string;
+    // Checked against an expired answer: say so, whatever the verdict.
+    let staleNote: readonly string[] = [];
     try {
       const outcome = await this.lookup(reference, c.named.domain, c.named.name, context, memo);
       current = outcome.digest;
+      if (outcome.stale !== undefined) staleNote = [staleWarning(image, outcome.stale, 'verified against')];
       let equal = current === c.digest;
       if (!equal && this.platform === undefined && isIndexMediaType(outcome.top.mediaType)) {
         const children = await this.children(c.named.name, outcome.top, outcome.credential, signalOf(context));
         equal = children.some((child) => child.digest === c.digest);
       }
-      if (equal) return { ...kept, status: 'verified', digest: current, reference };
+      if (equal) return { ...kept, status: 'verified', digest: current, reference, warnings: staleNote };
     } catch (err) {
       const failure = toResolveFailure(image, err, this.platform);
       if (deny) return { ...kept, status: 'failed', reference, failure };
@@ -313,8 +394,8 @@ export class Pinner {
     const text = `digest does not match the tag, which points at ${current}`;
     const message = imageWarning(image, text);
     return deny
-      ? { ...kept, status: 'mismatch', digest: current, reference, denied: message }
-      : { ...kept, status: 'mismatch', digest: current, reference, warnings: [message] };
+      ? { ...kept, status: 'mismatch', digest: current, reference, denied: message, warnings: staleNote }
+      : { ...kept, status: 'mismatch', digest: current, reference, warnings: [message, ...staleNote] };
   }
 
   private candidates(context: PinContext, registry: string, repository: string): readonly RegistryCredential[] | Promise<readonly RegistryCredential[]> {
@@ -326,7 +407,15 @@ export class Pinner {
   /** The cached answer (synchronously), or the lookup joined or started. Throws only for bugs. */
   private lookup(reference: string, registry: string, repository: string, context: PinContext, memo: Memo): LookupOutcome | Promise<LookupOutcome> {
     const credentials = this.candidates(context, registry, repository);
-    if (isPromise(credentials)) return credentials.then((list) => this.lookupWith(reference, repository, list, context, memo));
+    if (isPromise(credentials)) {
+      // Only a credential lookup that has to wait (a helper program) sets up the budget's timer.
+      const bounded = untilAborted(
+        credentials,
+        signalOf(context),
+        (reason) => new ResolveFailure(reference, 'timeout', 'no pull credentials within the request budget (a credential helper did not answer)', { error: reason }),
+      );
+      return bounded.then((list) => this.lookupWith(reference, repository, list, context, memo));
+    }
     return this.lookupWith(reference, repository, credentials, context, memo);
   }
 
@@ -347,12 +436,32 @@ export class Pinner {
     this.stats.cacheMisses++;
     const { result, joined } = this.flights.run(key, (signal) => this.fetch(reference, repository, credentials, signal), signalOf(context));
     if (joined) this.stats.coalesced++;
-    const stored = result.then((outcome) => {
-      this.cache.set(key, outcome);
-      return outcome;
-    });
+    const stored = result.then(
+      (outcome) => {
+        this.cache.set(key, outcome);
+        return outcome;
+      },
+      (err: unknown) => this.staleOrThrow(key, reference, err),
+    );
     memo.set(key, stored);
     return stored;
+  }
+
+  /**
+   * Stale-while-error: the expired answer for `key` when the failure says the registry could not
+   * answer and the answer is inside the stale window; otherwise the failure stands.
+   */
+  private staleOrThrow(key: string, reference: string, err: unknown): LookupOutcome {
+    if (!this.staleIfError || !isTransientFailure(err)) throw err;
+    // Another request may have refreshed it meanwhile: then it is no stale answer.
+    const fresh = this.cache.get(key);
+    if (fresh !== undefined) return fresh;
+    const entry = this.cache.stale(key);
+    if (entry === undefined) throw err;
+    const stale: StaleServeEvent = { reference, ageMs: entry.ageMs, reason: failureReason(err) };
+    this.stats.staleServes++;
+    this.onStaleServe?.(stale);
+    return { ...entry.value, stale };
   }
 
   /** One lookup: HEAD (or GET) of the reference, trying each candidate credential on auth failures; in platform mode also the index. */

@@ -2,8 +2,10 @@
  * Looking digests up (spec §3.2, §4.7): the ImageResolver interface the Pinner uses, and its
  * implementation on kimg's Puller (HEAD with all four manifest types, GET fallback hashing the
  * exact bytes, Bearer/Basic auth, custom CAs, HTTPS_PROXY), with `registryHosts` endpoint
- * overrides and a credential chosen per call. Nothing is stored: the Puller gets a store that
- * refuses every write, so the webhook needs no writable disk.
+ * overrides, the pull engine's host configuration (containerd hosts.toml directories,
+ * registries.conf: mirrors, insecure and blocked registries) and a credential chosen per call.
+ * Nothing is stored: the Puller gets a store that refuses every write, so the webhook needs no
+ * writable disk.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { KimgError } from '../errors/index.ts';
@@ -37,6 +39,11 @@ export interface ImageResolver {
 export interface PullerResolverOptions {
   /** Normalized registry host → `https://h:p` / `http://h:p`: where to connect; the logical host still selects credentials. */
   readonly registryHosts?: Readonly<Record<string, string>>;
+  /**
+   * Host configuration as the pull engine reads it (`loadHostsConfig`: hosts.toml directories,
+   * registries.conf). `registryHosts` wins for the hosts it names. Mirrors get no credentials.
+   */
+  readonly hosts?: HostsConfig;
   /** Extra CAs (PEM) trusted for every registry. */
   readonly caPems?: readonly string[];
   /** Treat loopback registries without configuration as containerd does (unverified TLS or plain HTTP). Default false: HTTPS, verified. */
@@ -95,6 +102,17 @@ export function registryHostsConfig(registryHosts: Readonly<Record<string, strin
 }
 
 /**
+ * `registryHosts` in front of loaded host configuration: its root is searched first, so an
+ * explicit override wins over a hosts.toml for the same host, and a host no containerd directory
+ * names falls through to registries.conf as in the pull engine.
+ */
+export function combineHostsConfig(registryHosts: Readonly<Record<string, string>>, loaded: HostsConfig | undefined, insecureLoopback: boolean): HostsConfig {
+  const own = registryHostsConfig(registryHosts, insecureLoopback);
+  if (loaded === undefined) return own;
+  return { ...loaded, containerd: { roots: [...(own.containerd?.roots ?? []), ...(loaded.containerd?.roots ?? [])] }, insecureLoopback };
+}
+
+/**
  * An ImageResolver on kimg's Puller (`resolve`) and registry client (`getManifest`). One
  * instance serves every request: connections, tokens and host back-off are shared, while the
  * credential travels with each call (AsyncLocalStorage), so token caches stay keyed per
@@ -115,7 +133,7 @@ export class PullerResolver implements ImageResolver {
     this.puller = new Puller({
       store: noStore(),
       credentials,
-      hosts: registryHostsConfig(registryHosts, options.insecureLoopback ?? false),
+      hosts: combineHostsConfig(registryHosts, options.hosts, options.insecureLoopback ?? false),
       ...(options.caPems !== undefined && { caPems: options.caPems }),
       client: {
         connectTimeoutMs: timeout,

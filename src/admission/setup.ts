@@ -1,6 +1,7 @@
 /** Assembling the webhook from a §3 configuration: resolver, Pinner, policy, credentials, metrics. */
 import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
+import { HostsConfigError, loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
 import type { AdmissionConfig, ResolverConfig } from './config.ts';
 import { dockerConfigCredentials, loadObjectFile, type ClusterObjectSource, type CredentialLookup } from './credentials.ts';
 import { AdmissionConfigError } from './errors.ts';
@@ -11,8 +12,46 @@ import { Pinner } from './pinner.ts';
 import { ImagePolicy } from './policy.ts';
 import { PullerResolver, type ImageResolver, type PullerResolverOptions } from './resolver.ts';
 
-/** A PullerResolver for the `resolver` section (reads `caFile`). */
-export async function resolverFromConfig(config: ResolverConfig, extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs'> = {}): Promise<PullerResolver> {
+function problemOf(err: unknown): string {
+  if (err instanceof KimgError) return err.message;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined ? `cannot read it (${code})` : String(err);
+}
+
+/**
+ * `hostsDir` and `registriesConf`, read as the pull engine reads them. Unlike containerd, which
+ * skips a missing directory and fails only the registries of a broken hosts.toml at pull time,
+ * the webhook refuses to start: a typo in a mount path would otherwise send every lookup past
+ * its mirror, and a broken file would deny every admission for that registry.
+ */
+export async function loadResolverHosts(config: Pick<ResolverConfig, 'hostsDir' | 'registriesConf'>): Promise<HostsConfig | undefined> {
+  if (config.hostsDir === undefined && config.registriesConf === undefined) return undefined;
+  let fromDirs: HostsConfig = {};
+  if (config.hostsDir !== undefined) {
+    try {
+      fromDirs = await loadHostsConfig({ hostsDir: config.hostsDir });
+    } catch (err) {
+      throw new AdmissionConfigError('resolver.hostsDir', problemOf(err));
+    }
+    const roots = fromDirs.containerd?.roots ?? [];
+    if (roots.length === 0) throw new AdmissionConfigError('resolver.hostsDir', `${config.hostsDir}: no such directory`);
+    for (const { dirs } of roots) {
+      for (const dir of dirs.values()) if (dir instanceof HostsConfigError) throw new AdmissionConfigError('resolver.hostsDir', dir.message);
+    }
+  }
+  let fromConf: HostsConfig = {};
+  if (config.registriesConf !== undefined) {
+    try {
+      fromConf = await loadHostsConfig({ registriesConf: config.registriesConf });
+    } catch (err) {
+      throw new AdmissionConfigError('resolver.registriesConf', problemOf(err));
+    }
+  }
+  return { ...fromConf, ...fromDirs };
+}
+
+/** A PullerResolver for the `resolver` section (reads `caFile`, `hostsDir`, `registriesConf`). */
+export async function resolverFromConfig(config: ResolverConfig, extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs' | 'hosts'> = {}): Promise<PullerResolver> {
   let caPems: string[] = [...(extra.caPems ?? [])];
   if (config.caFile !== undefined) {
     try {
@@ -21,7 +60,8 @@ export async function resolverFromConfig(config: ResolverConfig, extra: Omit<Pul
       throw new AdmissionConfigError('resolver.caFile', `cannot read ${config.caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
   }
-  return new PullerResolver({ ...extra, registryHosts: config.registryHosts, registryTimeoutMs: config.registryTimeoutMs, caPems });
+  const hosts = await loadResolverHosts(config);
+  return new PullerResolver({ ...extra, registryHosts: config.registryHosts, registryTimeoutMs: config.registryTimeoutMs, caPems, ...(hosts !== undefined && { hosts }) });
 }
 
 export interface AdmissionRuntime {
@@ -67,12 +107,14 @@ export async function createAdmissionRuntime(config: AdmissionConfig, options: A
   }
   let dockerCredentials: CredentialLookup | undefined;
   try {
-    dockerCredentials = await dockerConfigCredentials(config.resolver.dockerConfig, env);
+    // No request waits longer than maxBudgetMs for a credential helper: kill a hung one then.
+    dockerCredentials = await dockerConfigCredentials(config.resolver.dockerConfig, env, { helperTimeoutMs: config.resolver.maxBudgetMs });
   } catch (err) {
     throw new AdmissionConfigError('resolver.dockerConfig', err instanceof Error ? err.message : String(err));
   }
   const pinner = Pinner.fromConfig(config.mutate, config.resolver, resolver, {
     onLookup: (e) => metrics.lookup(e.ms, e.ok, e.reason),
+    onStaleServe: (e) => metrics.staleServe(e.reason),
   });
   metrics.watchCache(
     () => pinner.stats,

@@ -121,11 +121,15 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown>): R
   return out;
 }
 
-/** Starts the webhook server with a §3 configuration (registryHosts and secretSource defaulted to the fixture's). */
-export async function startWebhook(fixture: RegistryFixture, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningWebhook> {
+/**
+ * Starts the webhook server with a §3 configuration (registryHosts and secretSource defaulted to
+ * the fixture's). `registries`: logical registries besides the registryHosts ones that lookups
+ * may go to (those a hostsDir or registriesConf sends to the local registry).
+ */
+export async function startWebhook(fixture: RegistryFixture, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, registries: readonly string[] = []): Promise<RunningWebhook> {
   const dockerConfig = join(fixture.temp.path, 'no-docker-config.json');
   const parsed = parseAdmissionConfig(merge({ resolver: { registryHosts: fixture.registryHosts, secretSource: 'none', dockerConfig } }, config), { env });
-  const runtime = await createAdmissionRuntime(parsed, { env, resolver: offline(await resolverFromConfig(parsed.resolver), Object.keys(parsed.resolver.registryHosts)) });
+  const runtime = await createAdmissionRuntime(parsed, { env, resolver: offline(await resolverFromConfig(parsed.resolver), [...Object.keys(parsed.resolver.registryHosts), ...registries]) });
   const server = await WebhookServer.start({ handler: runtime.handler, metrics: runtime.metrics, certFile: fixture.certFile, keyFile: fixture.keyFile, host: '127.0.0.1', port: 0 });
   const client = { port: server.port, caPem: fixture.ca.certPem };
   return {

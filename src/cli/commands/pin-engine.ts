@@ -184,9 +184,10 @@ export async function createPinEngine(flags: PinFlags, config: AdmissionConfig, 
 
   const lookups = slots.map((s) => s.image).filter((image) => needsLookup(image, mutate));
   const r = config.resolver;
-  if (Object.keys(r.registryHosts).length > 0 || r.caFile !== undefined || r.dockerConfig !== undefined) {
+  const configured = Object.keys(r.registryHosts).length > 0 || [r.caFile, r.dockerConfig, r.hostsDir, r.registriesConf].some((v) => v !== undefined);
+  if (configured) {
     if (flags.hostsDir !== undefined || flags.registriesConf !== undefined || flags.creds !== undefined || flags.authfile !== undefined) {
-      throw new UsageError('--config has resolver settings (registryHosts, caFile, dockerConfig): use them or the registry flags, not both');
+      throw new UsageError('--config has resolver settings (registryHosts, caFile, dockerConfig, hostsDir, registriesConf): use them or the registry flags, not both');
     }
     const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
     const resolver = await resolverFromConfig(r, { insecureLoopback: flags.tlsVerifyLoopback !== true, caPems });
