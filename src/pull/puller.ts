@@ -373,13 +373,15 @@ export class Puller {
     let received = 0;
     let next = 0;
     const failures: unknown[] = [];
+    const commits: Promise<void>[] = [];
     const worker = async () => {
       while (next < blobs.length && failures.length === 0) {
         const blob = blobs[next++];
         if (blob === undefined) break;
         try {
-          const bytes = await this.fetchBlob(store, repo, blob, signal, emit);
+          const { bytes, committed } = await this.fetchBlob(store, repo, blob, signal, emit);
           received += bytes;
+          commits.push(committed.catch((err: unknown) => void failures.push(err)));
         } catch (err) {
           failures.push(err);
         }
@@ -387,6 +389,7 @@ export class Puller {
     };
     for (const blob of blobs) emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
     await Promise.all(Array.from({ length: Math.min(this.concurrency, blobs.length) }, worker));
+    await Promise.all(commits);
     if (failures.length > 0) throw failures[0];
     return received;
   }
@@ -397,12 +400,12 @@ export class Puller {
     blob: Descriptor,
     signal: AbortSignal,
     emit: PullEventSink,
-  ): Promise<number> {
+  ): Promise<{ bytes: number; committed: Promise<void> }> {
     const started = Date.now();
     const ingest = await store.openIngest(blob, { source: `${repo.registry}/${repo.path}`, signal });
     if (ingest.alreadyPresent) {
       emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
-      return 0;
+      return { bytes: 0, committed: Promise.resolve() };
     }
     if (ingest.offset > 0) emit({ type: 'blob-resumed', digest: blob.digest, size: blob.size, offset: ingest.offset });
     let bytesReceived = 0;
@@ -414,6 +417,7 @@ export class Puller {
             return ingest.bytes;
           },
           write: (chunk) => ingest.write(chunk),
+          take: (chunk) => ingest.take(chunk),
           reset: () => ingest.reset(),
         };
         const result = await this.client.fetchBlob(repo, blob, sink, {
@@ -425,19 +429,28 @@ export class Puller {
         bytesReceived = result.bytesReceived;
         source = new URL(result.endpoint).host || source;
       }
-      emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
-      await ingest.commit();
     } catch (err) {
-      if (err instanceof VerifyError) {
-        // The store has already discarded the bytes; say so, and where they came from.
-        const what = blob.mediaType.includes('config') ? 'config' : 'layer';
-        throw new KimgError(err.code, `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`, { cause: err });
-      }
       // A partial download is kept for the next pull to resume, unless nothing arrived.
       await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
       throw err;
     }
-    emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });
-    return bytesReceived;
+    // Verifying and syncing to disk take a while for a large blob: the download slot goes to
+    // the next blob meanwhile.
+    const committed = (async () => {
+      emit({ type: 'blob-verifying', digest: blob.digest, size: blob.size });
+      try {
+        await ingest.commit();
+      } catch (err) {
+        if (err instanceof VerifyError) {
+          // The store has already discarded the bytes; say so, and where they came from.
+          const what = blob.mediaType.includes('config') ? 'config' : 'layer';
+          throw new KimgError(err.code, `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`, { cause: err });
+        }
+        await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
+        throw err;
+      }
+      emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });
+    })();
+    return { bytes: bytesReceived, committed };
   }
 }

@@ -67,6 +67,8 @@ export interface AuthorizedRequest {
   readonly method: 'GET' | 'HEAD';
   readonly headers: Readonly<Record<string, string>>;
   readonly bodyTimeoutMs?: number;
+  /** See {@link HttpRequest.bulk}. */
+  readonly bulk?: boolean;
 }
 
 /** How long a scope whose fresh token was rejected too fails without asking for another. */
@@ -112,6 +114,7 @@ export class Authenticator {
         facts: { ...ctx.facts, host: ep.host },
         ...(ctx.signal !== undefined && { signal: ctx.signal }),
         ...(request.bodyTimeoutMs !== undefined && { bodyTimeoutMs: request.bodyTimeoutMs }),
+        ...(request.bulk === true && { bulk: true }),
       };
       const received = await exchangeFollowingRedirects(this.transport, req);
       if (received.status !== 401 || received.crossOrigin) return received;

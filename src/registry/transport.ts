@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { discard } from './body.ts';
+import { leanGet, type LeanResponse } from './lean-http.ts';
 import { RegistryError, type RegistryErrorFacts } from './errors.ts';
 import { classifyHost, type AddressClass } from './realm.ts';
 import { headerValue, type ResponseHeaders } from './headers.ts';
@@ -56,6 +57,9 @@ export interface HttpRequest {
   readonly allowedAddressClasses?: readonly AddressClass[];
   /** No retries (the caller has its own loop). */
   readonly noRetry?: boolean;
+  /** A large body the caller pumps ({@link LeanBody.pump}): read outside undici when no proxy
+   * applies (see lean-http.ts). */
+  readonly bulk?: boolean;
   /** Names the operation in errors: `resolve docker.io/library/nginx:1.25`. */
   readonly description: string;
   readonly facts?: RegistryErrorFacts;
@@ -113,11 +117,15 @@ export class Transport {
     const host = req.url.host;
     const gate = this.gate(host);
     const dispatcher = this.dispatcher(req.tls, req.allowedAddressClasses);
+    const lean =
+      req.bulk === true && req.method === 'GET' && this.proxySettings() === undefined
+        ? { connect: this.connectOptions(req.tls, req.allowedAddressClasses), headersTimeoutMs: this.options.headersTimeoutMs ?? 60_000, bodyTimeoutMs: req.bodyTimeoutMs ?? 60_000 }
+        : undefined;
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
-      let response: Dispatcher.ResponseData;
+      let response: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse;
       try {
-        response = await dispatcher.request({
+        response = lean !== undefined ? await leanGet({ ...lean, url: req.url, headers: { 'user-agent': this.userAgent, ...req.headers }, ...(req.signal !== undefined && { signal: req.signal }) }) : await dispatcher.request({
           origin: req.url.origin,
           path: `${req.url.pathname}${req.url.search}`,
           method: req.method,
@@ -176,19 +184,24 @@ export class Transport {
     const existing = this.dispatchers.get(key);
     if (existing !== undefined) return existing;
 
-    const baseLookup = this.options.lookup ?? (dnsLookup as unknown as LookupFunction);
-    const connect = {
-      timeout: this.options.connectTimeoutMs ?? 30_000,
-      ...(tls?.ca !== undefined && tls.ca.length > 0 && { ca: [...rootCertificates, ...tls.ca] }),
-      ...(tls?.skipVerify === true && { rejectUnauthorized: false }),
-      lookup: allowed === undefined ? baseLookup : filteringLookup(baseLookup, (address) => allowed.includes(classifyHost(address))),
-    };
+    const connect = this.connectOptions(tls, allowed);
     const agentOptions = { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
     const proxy = this.proxySettings();
     const dispatcher: Dispatcher =
       proxy === undefined ? new Agent(agentOptions) : new EnvHttpProxyAgent({ ...agentOptions, ...proxy, requestTls: connect });
     this.dispatchers.set(key, dispatcher);
     return dispatcher;
+  }
+
+  /** Socket and TLS options for one TLS configuration and address restriction. */
+  private connectOptions(tls: EndpointTls | undefined, allowed: readonly AddressClass[] | undefined) {
+    const baseLookup = this.options.lookup ?? (dnsLookup as unknown as LookupFunction);
+    return {
+      timeout: this.options.connectTimeoutMs ?? 30_000,
+      ...(tls?.ca !== undefined && tls.ca.length > 0 && { ca: [...rootCertificates, ...tls.ca] }),
+      ...(tls?.skipVerify === true && { rejectUnauthorized: false }),
+      lookup: allowed === undefined ? baseLookup : filteringLookup(baseLookup, (address) => allowed.includes(classifyHost(address))),
+    };
   }
 
   private proxySettings(): ProxySettings | undefined {

@@ -57,6 +57,12 @@ export type CredentialSource = (
 export interface BlobSink {
   readonly offset: number;
   write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Like `write`, for chunks whose memory is reused as soon as it returns: the sink uses the
+   * chunk up (hashes, copies) before returning, and returns a promise only to ask the caller to
+   * wait before the next chunk. Without it, such chunks are copied for `write`.
+   */
+  take?(chunk: Uint8Array): Promise<void> | undefined;
   reset(): Promise<void>;
   /**
    * The bytes already held, from the start, so a resumed download can be verified end to end.
