@@ -1,13 +1,36 @@
 import { Command, CommanderError } from 'commander';
-import { registerEnsure } from './commands/ensure.ts';
-import { registerImages, registerInspect, registerRmi } from './commands/images.ts';
-import { registerLint } from './commands/lint.ts';
-import { registerFsck, registerGc } from './commands/maintenance.ts';
-import { registerPin } from './commands/pin.ts';
-import { registerPull, registerResolve } from './commands/pull.ts';
-import { registerRef } from './commands/ref.ts';
-import { registerWebhook } from './commands/webhook.ts';
 import { formatError, processIo, type Io } from './io.ts';
+
+type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
+
+/**
+ * The commands, in help order, each loaded only when it runs (every one for help or an unknown
+ * command): `kimg pull` should not pay at start-up for YAML, the webhook and the admission engine.
+ */
+const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>])[] = [
+  ['ref', async () => (await import('./commands/ref.ts')).registerRef],
+  ['pull', async () => (await import('./commands/pull.ts')).registerPull],
+  ['resolve', async () => (await import('./commands/pull.ts')).registerResolve],
+  ['images', async () => (await import('./commands/images.ts')).registerImages],
+  ['inspect', async () => (await import('./commands/images.ts')).registerInspect],
+  ['rmi', async () => (await import('./commands/images.ts')).registerRmi],
+  ['gc', async () => (await import('./commands/maintenance.ts')).registerGc],
+  ['fsck', async () => (await import('./commands/maintenance.ts')).registerFsck],
+  ['ensure', async () => (await import('./commands/ensure.ts')).registerEnsure],
+  ['webhook', async () => (await import('./commands/webhook.ts')).registerWebhook],
+  ['pin', async () => (await import('./commands/pin.ts')).registerPin],
+  ['lint', async () => (await import('./commands/lint.ts')).registerLint],
+];
+
+/** The command word: the first argument that is neither an option nor `--store`'s value. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--store') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
 
 /** Runs the `kimg` command line with `argv` (without node and the script) and returns the exit
  * status; it never calls process.exit, so it can run in-process. */
@@ -24,18 +47,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       writeErr: (s) => io.stderr.write(s),
     })
     .option('--store <dir>', 'the image store (an OCI layout); default $KIMG_STORE, else $XDG_DATA_HOME/kimg, else ~/.local/share/kimg');
-  registerRef(program, io, setExit);
-  registerPull(program, io);
-  registerResolve(program, io);
-  registerImages(program, io);
-  registerInspect(program, io);
-  registerRmi(program, io);
-  registerGc(program, io);
-  registerFsck(program, io);
-  registerEnsure(program, io, setExit);
-  registerWebhook(program, io, setExit);
-  registerPin(program, io, setExit);
-  registerLint(program, io, setExit);
+  const name = commandName(argv);
+  const wanted = COMMANDS.filter(([command]) => command === name);
+  for (const [, load] of wanted.length > 0 ? wanted : COMMANDS) (await load())(program, io, setExit);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -54,7 +54,8 @@ describe('registry client over TLS', { skip }, () => {
 
   before(async () => {
     registry = await startRegistry({ tls: true });
-    image = await buildImage({ layers: [500_000], seed: 'tls' });
+    // The 3 MB layer is read by the lean HTTP reader (bodies ≥ 1 MiB), the other through undici.
+    image = await buildImage({ layers: [500_000, 3_000_000], seed: 'tls' });
     await pushImage(image, registry, `${REPO.path}:v1`);
     relay = await startRecordingRelay(registry.port);
   });
@@ -75,6 +76,20 @@ describe('registry client over TLS', { skip }, () => {
     const sink = new MemorySink();
     await c.fetchBlob(REPO, layer, sink);
     assert.deepEqual(sink.bytes(), await readBlob(image.blobPath(layer.digest)));
+  });
+
+  test('a large blob (the lean reader) verifies the certificate too: with the CA it arrives intact, without it ErrTLS', async () => {
+    const layer = image.images[0]?.layers[1];
+    assert.ok(layer && layer.size > 1024 * 1024 && registry.caPem);
+    const sink = new MemorySink();
+    const result = await client({ tls: { ca: [registry.caPem] } }).fetchBlob(REPO, layer, sink);
+    assert.equal(result.verified, true);
+    assert.deepEqual(sink.bytes(), await readBlob(image.blobPath(layer.digest)));
+
+    relay.firstBytes.length = 0;
+    const err = await client({}, `https://127.0.0.1:${relay.port}`).fetchBlob(REPO, layer, new MemorySink()).catch((e: unknown) => e);
+    assert.ok(err instanceof RegistryError && err.code === 'ErrTLS', String(err));
+    assert.ok(relay.firstBytes.length >= 1 && relay.firstBytes.every((b) => b === 0x16), `plaintext seen: ${JSON.stringify(relay.firstBytes)}`);
   });
 
   test('without the CA: ErrTLS, and nothing but TLS on the wire', async () => {
