@@ -19,7 +19,7 @@ export function registerPull(program: Command, io: Io): void {
       .argument('<image>', 'image reference, e.g. busybox:1.36 or registry.example.com/team/app@sha256:…')
       .option('--platform <os/arch[/variant]>', "platform to pull from a multi-platform image (default: this machine's)")
       .option('--all-platforms', 'keep every platform of a multi-platform image')
-      .option('--concurrency <n>', 'blobs downloaded at once', '4')
+      .option('--concurrency <n>', 'blobs downloaded at once', '3')
       .option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), tty, plain, json (events as JSON lines) or quiet', 'auto')
       .option('-q, --quiet', 'print only the pulled reference'),
   ).action(async (image: string, flags: PullFlags, command: Command) => {
