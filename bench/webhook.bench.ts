@@ -329,7 +329,9 @@ export async function runWebhookBench(): Promise<void> {
     const cold = rows[2]?.[1];
     if (warm !== undefined && bare !== undefined) {
       console.log(
-        `targets: warm p99 < 20 ms: end to end ${warm.p99.toFixed(2)} ms ${warm.p99 < 20 ? 'met' : 'MISSED'}, in the handler ${warm.handler.p99.toFixed(3)} ms ${warm.handler.p99 < 20 ? 'met' : 'MISSED'}; ` +
+        `targets: warm p99 added handler latency < 20 ms (admission.md §6): in the handler ${warm.handler.p99.toFixed(3)} ms ${warm.handler.p99 < 20 ? 'met' : 'MISSED'}, ` +
+          `end to end over the bare server's ${bare.p99.toFixed(2)} ms ${(warm.p99 - bare.p99).toFixed(2)} ms ${warm.p99 - bare.p99 < 20 ? 'met' : 'MISSED'} ` +
+          `(end to end ${warm.p99.toFixed(2)} ms, ${warm.p99 < 20 ? 'also' : 'not'} under 20 ms); ` +
           `≥ 0.5 × bare throughput: ${fmtRatio(warm.rps / bare.rps)} ${warm.rps >= 0.5 * bare.rps ? 'met' : 'MISSED'}` +
           (cold === undefined ? '' : `; cache off p99 < 250 ms: ${cold.p99.toFixed(1)} ms ${cold.p99 < 250 ? 'met' : 'MISSED'}`),
       );
