@@ -8,15 +8,15 @@
 //              (concurrent identical lookups still merge)
 // Each server runs in its own process (this file, KIMG_BENCH_ROLE=…), the load generator here.
 // Targets: warm p99 < 20 ms and ≥ 0.5 × the bare server's throughput; cache off p99 < 250 ms.
-// Run alone with `node --import tsx bench/webhook.bench.ts`, or through `npm run bench webhook`.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Run alone with `node --import tsx bench/webhook.bench.ts`, or through `npm run bench webhook`;
+// KIMG_BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the servers.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
-import { WebhookServer, createAdmissionRuntime, parseAdmissionConfig } from '../src/admission/index.ts';
 import {
   buildImage,
   createCertificateAuthority,
@@ -61,6 +61,7 @@ function answerStats(): void {
 
 /** Child role: a server on port 0; prints `PORT <n>` and runs until killed. */
 async function serve(role: string): Promise<void> {
+  process.once('SIGTERM', () => process.exit(0));
   answerStats();
   const cert = process.env.KIMG_BENCH_CERT ?? '';
   const key = process.env.KIMG_BENCH_KEY ?? '';
@@ -84,6 +85,9 @@ async function serve(role: string): Promise<void> {
     });
     return;
   }
+  // The built code, as `kimg webhook serve` runs it (see useBuiltAdmission).
+  const admission = (await import(process.env.KIMG_BENCH_ADMISSION ?? '../src/admission/index.ts')) as typeof import('../src/admission/index.ts');
+  const { WebhookServer, createAdmissionRuntime, parseAdmissionConfig } = admission;
   const config = parseAdmissionConfig(JSON.parse(process.env.KIMG_BENCH_CONFIG ?? '{}'), { env: {} });
   const runtime = await createAdmissionRuntime(config, { env: {} });
   const handler = runtime.handler;
@@ -107,7 +111,7 @@ interface ServerProcess {
 }
 
 function startServer(role: string, env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.KIMG_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), fileURLToPath(import.meta.url)], {
     env: { ...process.env, ...env, KIMG_BENCH_ROLE: role },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -124,7 +128,9 @@ function startServer(role: string, env: Record<string, string>): Promise<ServerP
             new Promise<void>((done) => {
               if (child.exitCode !== null) return done();
               child.once('exit', () => done());
-              child.kill('SIGKILL');
+              // SIGTERM first: a server run with KIMG_BENCH_SERVER_ARGS=--cpu-prof writes its profile on exit.
+              child.kill('SIGTERM');
+              setTimeout(() => child.kill('SIGKILL'), 3000).unref();
             }),
         });
       }
@@ -267,8 +273,22 @@ function reviewBody(images: readonly string[]): string {
 
 // ------------------------------------------------------------------ the suite
 
+/** Builds `dist/` so the servers run the code `kimg webhook serve` runs (not tsx's transform of
+ * the sources); falls back to the sources, saying so, when the build fails. */
+function useBuiltAdmission(): void {
+  if (process.env.KIMG_BENCH_ADMISSION !== undefined) return;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  try {
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+    process.env.KIMG_BENCH_ADMISSION = join(root, 'dist', 'admission', 'index.js');
+  } catch {
+    console.log('(the build failed: the servers run the TypeScript sources under tsx)');
+  }
+}
+
 export async function runWebhookBench(): Promise<void> {
   ensureTools(['docker-registry', 'skopeo', 'openssl']);
+  useBuiltAdmission();
   let temp: TempDir | undefined;
   let registry: RunningRegistry | undefined;
   const built: BuiltImage[] = [];
@@ -290,7 +310,7 @@ export async function runWebhookBench(): Promise<void> {
     const body = reviewBody(images);
     console.log(
       `${CONTAINERS}-container Pod (${body.length} bytes), ${CONCURRENCY} concurrent requests, HTTPS keep-alive, ${MEASURE_MS / 1000} s per run after ${WARMUP_MS / 1000} s warm-up, ` +
-        `median of ${ROUNDS} alternating rounds; registry ${registry.url}${QUICK ? '; QUICK' : ''}`,
+        `median of ${ROUNDS} alternating rounds; registry ${registry.url}; kimg from ${process.env.KIMG_BENCH_ADMISSION === undefined ? 'the sources (tsx)' : 'the build (dist/)'}${QUICK ? '; QUICK' : ''}`,
     );
 
     const plans = [

@@ -18,6 +18,9 @@ import { classifyImage, pinnedValue, type ImageClass } from './images.ts';
 import { imageWarning } from './messages.ts';
 import { selectPlatformManifest, type ImageResolver, type RegistryCredential } from './resolver.ts';
 
+/** Image strings whose classification is kept (a few hundred bytes each). */
+const CLASS_MEMO_ENTRIES = 4096;
+
 export interface LookupEvent {
   /** The normalized reference looked up (`docker.io/library/nginx:1.25`). */
   readonly reference: string;
@@ -288,8 +291,17 @@ export class Pinner {
 
   /** The slot rules 1–4 of spec §4.4 for an image as written, without any lookup. */
   classify(image: string): ImageClass {
-    return classifyImage(image, this.skipPrefixes);
+    // A cluster admits the same few hundred image strings over and over: parse each once.
+    let known = this.classes.get(image);
+    if (known === undefined) {
+      if (this.classes.size >= CLASS_MEMO_ENTRIES) this.classes.clear();
+      known = classifyImage(image, this.skipPrefixes);
+      this.classes.set(image, known);
+    }
+    return known;
   }
+
+  private readonly classes = new Map<string, ImageClass>();
 
   /** Pins one image. Never throws for a bad image or a registry failure: see `status`. */
   async pin(image: string, context: PinContext = {}): Promise<PinResult> {

@@ -119,10 +119,15 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** `?timeout=` as the apiserver sends it: a Go duration (`10s`, `1.5s`, `500ms`); missing or invalid → 10 s. */
 export function parseTimeoutParameter(value: string | null | undefined): number {
   if (value === null || value === undefined || value === '') return DEFAULT_TIMEOUT_MS;
+  // The apiserver sends one value per webhook configuration: parse it once.
+  if (value === lastTimeout.value) return lastTimeout.ms;
   const nanoseconds = parseGoDuration(value);
-  if (nanoseconds === undefined || nanoseconds <= 0n) return DEFAULT_TIMEOUT_MS;
-  return Number(nanoseconds / 1000n) / 1000;
+  const ms = nanoseconds === undefined || nanoseconds <= 0n ? DEFAULT_TIMEOUT_MS : Number(nanoseconds / 1000n) / 1000;
+  lastTimeout = { value, ms };
+  return ms;
 }
+
+let lastTimeout = { value: '', ms: DEFAULT_TIMEOUT_MS };
 
 /** The time the webhook gives registries: min(fraction × timeout, max). */
 export function requestBudgetMs(timeoutMs: number, budgetFraction: number, maxBudgetMs: number): number {

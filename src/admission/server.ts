@@ -83,8 +83,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 function send(res: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8', extra: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...extra });
-  res.end(body);
+  const bytes = Buffer.from(body, 'utf8');
+  res.writeHead(status, { 'content-type': contentType, 'content-length': bytes.length, ...extra });
+  res.end(bytes);
 }
 
 export class WebhookServer {
