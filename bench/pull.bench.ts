@@ -223,6 +223,7 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
     const warmUp = freshDir('warm-up');
     await kimgPull(mid.ref, warmUp);
     await rm(warmUp, { recursive: true, force: true });
+    settleDisk();
     console.log(`(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image)`);
     const bigSamples = await compare(big, tools, ROUNDS);
     printComparison(big, bigSamples);
