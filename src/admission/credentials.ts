@@ -170,21 +170,19 @@ export async function dockerConfigCredentials(path?: string, env: NodeJS.Process
   const file = path ?? join(env['DOCKER_CONFIG'] ?? join(env['HOME'] ?? homedir(), '.docker'), 'config.json');
   const cacheMs = options.cacheMs ?? 60_000;
   const now = options.now ?? Date.now;
-  const resolverOptions = { env, ...(options.helperTimeoutMs !== undefined && { helperTimeoutMs: options.helperTimeoutMs }) };
-  const loaded = await HostCredentialResolver.load({ paths: [file], ...resolverOptions });
-  if (loaded.files.length === 0) return () => [];
-  // A HostCredentialResolver keeps helper answers for its whole life (and shares a run among
-  // concurrent callers): one per `cacheMs` generation keeps the sharing and ends the keeping.
-  let generation = { resolver: loaded, started: now() };
-  const current = (): HostCredentialResolver => {
-    if (now() - generation.started >= cacheMs) generation = { resolver: new HostCredentialResolver(loaded.files, resolverOptions), started: now() };
-    return generation.resolver;
-  };
+  const resolver = await HostCredentialResolver.load({
+    paths: [file],
+    env,
+    helperCacheMs: cacheMs,
+    now,
+    ...(options.helperTimeoutMs !== undefined && { helperTimeoutMs: options.helperTimeoutMs }),
+  });
+  if (resolver.files.length === 0) return () => [];
   const answers = new Map<string, { at: number; value: readonly RegistryCredential[] }>();
   return (registry, repository) => {
     const known = answers.get(repository);
     if (known !== undefined && now() - known.at < cacheMs) return known.value;
-    return current()
+    return resolver
       .resolve({ host: registry, repository: repository.slice(registry.length + 1) })
       .then((found) => {
         const value = found === undefined ? [] : [toClientCredential(found.credential)];

@@ -7,6 +7,7 @@
  * the registry could not answer is bridged with an answer that expired a bounded time ago.
  */
 import { createHash } from 'node:crypto';
+import { raceSignal } from '../signals/index.ts';
 import { formatPlatform, isIndexMediaType, type Descriptor } from '../oci/index.ts';
 import { TtlCache, SingleFlight } from './cache.ts';
 import type { ExistingDigestMode, MutateConfig, OutputFormat, ResolverConfig } from './config.ts';
@@ -152,33 +153,6 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 
 function signalOf(context: PinContext): AbortSignal | undefined {
   return typeof context.signal === 'function' ? context.signal() : context.signal;
-}
-
-/**
- * `pending`, or a rejection with `onAbort(reason)` as soon as `signal` aborts. Credential
- * lookups may run programs (Docker credential helpers) that take no signal: the request must
- * not wait for them past its budget (spec §4.10), whatever becomes of the program.
- */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal | undefined, onAbort: (reason: unknown) => Error): Promise<T> {
-  if (signal === undefined) return pending;
-  if (signal.aborted) {
-    pending.catch(() => undefined);
-    return Promise.reject(onAbort(signal.reason));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(onAbort(signal.reason));
-    signal.addEventListener('abort', abort, { once: true });
-    pending.then(
-      (value) => {
-        signal.removeEventListener('abort', abort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(err as Error);
-      },
-    );
-  });
 }
 
 /** `95 s`, `12 min`, `3 h`: the age of a stale digest, for warnings. */
@@ -421,11 +395,13 @@ export class Pinner {
     const credentials = this.candidates(context, registry, repository);
     if (isPromise(credentials)) {
       // Only a credential lookup that has to wait (a helper program) sets up the budget's timer.
-      const bounded = untilAborted(
-        credentials,
-        signalOf(context),
-        (reason) => new ResolveFailure(reference, 'timeout', 'no pull credentials within the request budget (a credential helper did not answer)', { error: reason }),
-      );
+      // Credential helpers take no signal: the request stops waiting at its budget, whatever
+      // becomes of the program (spec §4.10).
+      const signal = signalOf(context);
+      const bounded = raceSignal(credentials, signal).catch((err: unknown) => {
+        if (signal?.aborted !== true || err !== signal.reason) throw err;
+        throw new ResolveFailure(reference, 'timeout', 'no pull credentials within the request budget (a credential helper did not answer)', { error: err });
+      });
       return bounded.then((list) => this.lookupWith(reference, repository, list, context, memo));
     }
     return this.lookupWith(reference, repository, credentials, context, memo);

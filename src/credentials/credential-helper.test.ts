@@ -7,8 +7,10 @@ import { inspect } from 'node:util';
 import {
   BasicCredential,
   CredentialHelperError,
+  HostCredentialResolver,
   IdentityTokenCredential,
   getFromCredentialHelper,
+  parseDockerConfigFile,
   parseHelperOutput,
 } from './index.ts';
 
@@ -150,5 +152,35 @@ describe('parseHelperOutput', () => {
     const credential = parseHelperOutput('{"Username":"u","Secret":""}', 'h', 's');
     assert.ok(credential instanceof BasicCredential);
     assert.equal(credential.password, '');
+  });
+});
+
+describe('HostCredentialResolver helper answers', () => {
+  const config = parseDockerConfigFile(JSON.stringify({ credHelpers: { 'reg.example.com': 'test' } }), 'config.json');
+  const asked = async () => (await readFile(join(dir, 'log'), 'utf8').catch(() => '')).split('\n').filter((l) => l === 'reg.example.com').length;
+
+  it('share one run among concurrent requests, and are kept for helperCacheMs, then asked again', async () => {
+    let t = 0;
+    const resolver = new HostCredentialResolver([config], { env, helperCacheMs: 60_000, now: () => t });
+    const before = await asked();
+    const target = { host: 'reg.example.com', repository: 'team/app' };
+    const [a, b] = await Promise.all([resolver.resolve(target), resolver.resolve(target)]);
+    assert.ok(a?.credential instanceof BasicCredential && b?.credential === a.credential);
+    t = 59_999;
+    await resolver.resolve(target);
+    assert.equal((await asked()) - before, 1);
+    t = 60_000;
+    await resolver.resolve(target);
+    assert.equal((await asked()) - before, 2);
+  });
+
+  it('are kept for the resolver’s life without helperCacheMs', async () => {
+    let t = 0;
+    const resolver = new HostCredentialResolver([config], { env, now: () => t });
+    const before = await asked();
+    await resolver.resolve({ host: 'reg.example.com', repository: 'x' });
+    t = 10 * 24 * 3_600_000;
+    await resolver.resolve({ host: 'reg.example.com', repository: 'x' });
+    assert.equal((await asked()) - before, 1);
   });
 });

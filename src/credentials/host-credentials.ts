@@ -33,14 +33,18 @@ export interface HostCredentialResolverOptions {
   /** Environment for credential helpers (PATH, HOME, …); default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly helperTimeoutMs?: number;
+  /** How long a helper's answer is kept (rotating tokens: ECR, GCR helpers); default for the
+   * resolver's whole life. Concurrent requests share one run either way. */
+  readonly helperCacheMs?: number;
+  readonly now?: () => number;
   readonly runProgram?: ProgramRunner;
 }
 
 export class HostCredentialResolver {
   readonly #files: readonly DockerConfigFile[];
   readonly #options: HostCredentialResolverOptions;
-  /** Helper answers for this resolver's lifetime, shared by concurrent requests. */
-  readonly #helperResults = new Map<string, Promise<Credential | undefined>>();
+  /** Helper answers (and runs in progress, shared by concurrent requests), with when they started. */
+  readonly #helperResults = new Map<string, { readonly at: number; readonly pending: Promise<Credential | undefined> }>();
 
   constructor(files: readonly DockerConfigFile[], options: HostCredentialResolverOptions = {}) {
     this.#files = files;
@@ -96,17 +100,23 @@ export class HostCredentialResolver {
 
   #runHelper(helper: string, serverURL: string): Promise<Credential | undefined> {
     const cacheKey = `${helper}\n${serverURL}`;
-    let pending = this.#helperResults.get(cacheKey);
-    if (pending === undefined) {
-      pending = getFromCredentialHelper(helper, serverURL, {
+    const now = this.#options.now ?? Date.now;
+    const maxAge = this.#options.helperCacheMs;
+    const known = this.#helperResults.get(cacheKey);
+    if (known !== undefined && (maxAge === undefined || now() - known.at < maxAge)) return known.pending;
+    const entry = {
+      at: now(),
+      pending: getFromCredentialHelper(helper, serverURL, {
         env: this.#options.env ?? process.env,
         timeoutMs: this.#options.helperTimeoutMs,
         run: this.#options.runProgram,
-      });
-      // A failure is not remembered: the next pull may find the helper working again.
-      pending.catch(() => this.#helperResults.delete(cacheKey));
-      this.#helperResults.set(cacheKey, pending);
-    }
-    return pending;
+      }),
+    };
+    // A failure is not remembered: the next pull may find the helper working again.
+    entry.pending.catch(() => {
+      if (this.#helperResults.get(cacheKey) === entry) this.#helperResults.delete(cacheKey);
+    });
+    this.#helperResults.set(cacheKey, entry);
+    return entry.pending;
   }
 }

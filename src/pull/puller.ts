@@ -442,12 +442,11 @@ export class Puller {
       try {
         await ingest.commit();
       } catch (err) {
+        // A failed commit has already closed the ingest and removed its bytes.
         if (err instanceof VerifyError) {
-          // The store has already discarded the bytes; say so, and where they came from.
           const what = blob.mediaType.includes('config') ? 'config' : 'layer';
           throw new KimgError(err.code, `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`, { cause: err });
         }
-        await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
         throw err;
       }
       emit({ type: 'blob-done', digest: blob.digest, size: blob.size, bytesReceived, ms: Date.now() - started });

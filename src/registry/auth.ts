@@ -6,6 +6,7 @@
  * answered.
  */
 import { Readable } from 'node:stream';
+import { raceSignal } from '../signals/index.ts';
 import { classifyHost, checkRealm, type AddressClass } from './realm.ts';
 import { ChallengeTooLargeError, formatScope, mergeScopes, parseChallenges, parseScopes, pickChallenge, type Challenge, type Scope } from './challenge.ts';
 import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
@@ -383,24 +384,4 @@ export class Authenticator {
     this.onEvent?.({ type: 'tokenFetched', realm: redactUrl(realm), ...(service !== undefined && { service }), scopes: scopeTexts });
     return token;
   }
-}
-
-/** Waits for a shared promise but gives up when this caller's signal aborts. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -15,7 +15,7 @@
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
-import type { ResponseHeaders } from './headers.ts';
+import { contentLength, type ResponseHeaders } from './headers.ts';
 
 export interface LeanRequestOptions {
   readonly url: URL;
@@ -421,10 +421,9 @@ function framingOf(headers: Readonly<Record<string, string | string[]>>, statusC
     return { kind: 'chunked' };
   }
   if (cl !== undefined) {
-    const values = Array.isArray(cl) ? cl : [cl];
-    const first = values[0] as string;
-    if (!/^\d{1,15}$/.test(first) || values.some((v) => v !== first)) throw new LeanHttpError('UND_ERR_INVALID_ARG', 'invalid Content-Length');
-    return { kind: 'length', remaining: Number(first) };
+    const length = contentLength(headers);
+    if (length === undefined) throw new LeanHttpError('UND_ERR_INVALID_ARG', 'invalid Content-Length');
+    return { kind: 'length', remaining: length };
   }
   return { kind: 'close' };
 }
