@@ -111,7 +111,10 @@ export async function inPool<T>(items: readonly T[], width: number, job: (item: 
 }
 
 /** Wall milliseconds and CPU seconds of `fn`, CPU read by `cpu` before and after. */
-export async function timed(fn: () => Promise<unknown>, cpu: () => number = ownCpuSeconds): Promise<{ ms: number; cpu: number }> {
+export async function timed(
+  fn: () => Promise<unknown>,
+  cpu: () => number = ownCpuSeconds,
+): Promise<{ ms: number; cpu: number }> {
   const cpu0 = cpu();
   const start = performance.now();
   await fn();

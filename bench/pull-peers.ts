@@ -28,7 +28,8 @@ export class Containerd {
 
   /** Starts containerd in `dir` (created); throws with the log tail when it does not serve within 20 s. */
   static async start(dir: string): Promise<Containerd> {
-    if (!which('containerd') || !which('ctr')) throw new Error('containerd or ctr is not installed (apt-get install -y containerd)');
+    if (!which('containerd') || !which('ctr'))
+      throw new Error('containerd or ctr is not installed (apt-get install -y containerd)');
     await mkdir(dir, { recursive: true });
     const socket = join(dir, 'containerd.sock');
     const config = [
@@ -74,7 +75,9 @@ export class Containerd {
   }
 
   ctr(args: readonly string[], timeoutMs = 600_000): Promise<string> {
-    return run('ctr', ['-a', this.socket, '-n', 'bench', ...args], { timeoutMs }).then((r) => r.stdout.toString('utf8'));
+    return run('ctr', ['-a', this.socket, '-n', 'bench', ...args], { timeoutMs }).then((r) =>
+      r.stdout.toString('utf8'),
+    );
   }
 
   /** `ctr content fetch --plain-http REF`: download and verify every blob, no unpack. */
@@ -84,7 +87,8 @@ export class Containerd {
 
   /** Removes images, leases and content, so that the next fetch downloads everything again. */
   async clean(): Promise<void> {
-    const list = async (what: string[]): Promise<string[]> => (await this.ctr([...what, 'ls', '-q'])).split('\n').filter(Boolean);
+    const list = async (what: string[]): Promise<string[]> =>
+      (await this.ctr([...what, 'ls', '-q'])).split('\n').filter(Boolean);
     for (const image of await list(['images'])) await this.ctr(['images', 'rm', '--sync', image]);
     for (const lease of await list(['leases'])) await this.ctr(['leases', 'rm', '--sync', lease]);
     const left = await list(['content']);

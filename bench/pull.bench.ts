@@ -20,7 +20,17 @@ import { Agent, request } from 'undici';
 import { Puller, type PullEvent } from '../src/pull/index.ts';
 import { RegistryClient, type BlobSink } from '../src/registry/index.ts';
 import { openStore } from '../src/store/index.ts';
-import { buildImage, ensureTools, onExit, pushImage, startFaultProxy, startRegistry, which, type BuiltImage, type RunningRegistry } from '../test/harness/index.ts';
+import {
+  buildImage,
+  ensureTools,
+  onExit,
+  pushImage,
+  startFaultProxy,
+  startRegistry,
+  which,
+  type BuiltImage,
+  type RunningRegistry,
+} from '../test/harness/index.ts';
 import {
   GiB,
   MiB,
@@ -56,8 +66,16 @@ interface ImagePlan {
 }
 
 const PLANS = {
-  big: { key: 'big', title: `${fmtBytes(1 * GiB * SCALE)} (8 × ${fmtBytes(128 * MiB * SCALE)})`, layers: Array<number>(8).fill(128 * MiB * SCALE) },
-  mid: { key: 'mid', title: `${fmtBytes(200 * MiB * SCALE)} (4 × ${fmtBytes(50 * MiB * SCALE)})`, layers: Array<number>(4).fill(50 * MiB * SCALE) },
+  big: {
+    key: 'big',
+    title: `${fmtBytes(1 * GiB * SCALE)} (8 × ${fmtBytes(128 * MiB * SCALE)})`,
+    layers: Array<number>(8).fill(128 * MiB * SCALE),
+  },
+  mid: {
+    key: 'mid',
+    title: `${fmtBytes(200 * MiB * SCALE)} (4 × ${fmtBytes(50 * MiB * SCALE)})`,
+    layers: Array<number>(4).fill(50 * MiB * SCALE),
+  },
   many: { key: 'many', title: `${200 * SCALE} layers × 64 KiB`, layers: Array<number>(200 * SCALE).fill(64 * 1024) },
   huge: { key: 'huge', title: `${fmtBytes(2 * GiB * SCALE)}, one layer`, layers: [2 * GiB * SCALE] },
 } as const satisfies Record<string, ImagePlan>;
@@ -98,7 +116,12 @@ let registry: RunningRegistry | undefined;
 let runCounter = 0;
 const freshDir = (what: string): string => join(work, 'runs', `${what}-${++runCounter}`);
 
-async function kimgPull(ref: string, store: string, onEvent?: (event: PullEvent) => void, concurrency = CONCURRENCY): Promise<void> {
+async function kimgPull(
+  ref: string,
+  store: string,
+  onEvent?: (event: PullEvent) => void,
+  concurrency = CONCURRENCY,
+): Promise<void> {
   const puller = new Puller({ store, concurrency });
   try {
     await puller.pull(ref, onEvent === undefined ? {} : { onEvent });
@@ -131,7 +154,12 @@ function ctrTool(daemon: Containerd): Tool {
 /** Builds (once, into the run's temp dir) and pushes an image; the layout stays for part 5. */
 async function prepare(plan: ImagePlan): Promise<PushedBench> {
   if (registry === undefined) throw new Error('no registry');
-  const built = await buildImage({ layers: plan.layers, seed: `bench-${plan.key}`, tag: TAG, layout: join(work, 'layouts', plan.key) });
+  const built = await buildImage({
+    layers: plan.layers,
+    seed: `bench-${plan.key}`,
+    tag: TAG,
+    layout: join(work, 'layouts', plan.key),
+  });
   const repo = `bench/${plan.key}`;
   const pushed = await pushImage(built, registry, `${repo}:${TAG}`);
   if (pushed.digest !== built.digest) throw new Error(`${repo}: pushed ${pushed.digest}, built ${built.digest}`);
@@ -157,8 +185,16 @@ async function compare(image: PushedBench, tools: readonly Tool[], rounds: numbe
       const dir = freshDir(tool.name);
       const registryCpu0 = cpuSecondsOf(registryPid);
       const main0 = mainThreadSeconds();
-      const { ms, cpu } = await timed(() => tool.run(image, dir), () => tool.cpu());
-      samples.get(tool.name)?.push({ ms, cpu, registryCpu: cpuSecondsOf(registryPid) - registryCpu0, mainCpu: mainThreadSeconds() - main0 });
+      const { ms, cpu } = await timed(
+        () => tool.run(image, dir),
+        () => tool.cpu(),
+      );
+      samples.get(tool.name)?.push({
+        ms,
+        cpu,
+        registryCpu: cpuSecondsOf(registryPid) - registryCpu0,
+        mainCpu: mainThreadSeconds() - main0,
+      });
       await rm(dir, { recursive: true, force: true });
       await tool.clean?.();
       settleDisk();
@@ -188,7 +224,21 @@ function printComparison(image: PushedBench, samples: Map<string, Sample[]>): vo
     ]);
   }
   console.log(`\n${image.plan.title}: ${fmtBytes(image.bytes)} from ${image.ref}; MB/s = 10^6 bytes/s`);
-  table(['tool', 'MB/s per run', 'best', 'median', 'kimg ÷ tool (best)', '(median)', '(same-round pairs)', 'CPU s', 'main thread s', 'registry CPU s'], rows);
+  table(
+    [
+      'tool',
+      'MB/s per run',
+      'best',
+      'median',
+      'kimg ÷ tool (best)',
+      '(median)',
+      '(same-round pairs)',
+      'CPU s',
+      'main thread s',
+      'registry CPU s',
+    ],
+    rows,
+  );
 }
 
 function ratioOf(samples: Map<string, Sample[]>, peer: string): { best: number; median: number; paired: number } {
@@ -203,7 +253,9 @@ function ratioOf(samples: Map<string, Sample[]>, peer: string): { best: number; 
 
 function verdict(label: string, ratio: { best: number; median: number; paired: number }, target: number): void {
   const met = ratio.median >= target ? 'met' : ratio.best >= target ? 'met at best, not at median' : 'NOT met';
-  console.log(`${label}: ${fmtRatio(ratio.best)} best, ${fmtRatio(ratio.median)} median, ${fmtRatio(ratio.paired)} same-round (target ≥ ${target}×): ${met}`);
+  console.log(
+    `${label}: ${fmtRatio(ratio.best)} best, ${fmtRatio(ratio.median)} median, ${fmtRatio(ratio.paired)} same-round (target ≥ ${target}×): ${met}`,
+  );
 }
 
 // ---------------------------------------------------------------- 1 and 2: against the peers
@@ -224,7 +276,9 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
     await kimgPull(mid.ref, warmUp);
     await rm(warmUp, { recursive: true, force: true });
     settleDisk();
-    console.log(`(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image)`);
+    console.log(
+      `(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image)`,
+    );
     const bigSamples = await compare(big, tools, ROUNDS);
     printComparison(big, bigSamples);
     const midSamples = await compare(mid, tools, ROUNDS);
@@ -240,11 +294,19 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
   const manySamples = await compare(many, [kimgTool, skopeoTool], 2);
   const rows = [...manySamples].map(([name, list]) => {
     const times = list.map((s) => s.ms);
-    return [name, times.map(fmtSeconds).join(' '), fmtSeconds(best(times)), fmtSeconds(median(times)), median(list.map((s) => s.cpu)).toFixed(2)];
+    return [
+      name,
+      times.map(fmtSeconds).join(' '),
+      fmtSeconds(best(times)),
+      fmtSeconds(median(times)),
+      median(list.map((s) => s.cpu)).toFixed(2),
+    ];
   });
   table(['tool', 's per run', 'best s', 'median s', 'CPU s'], rows);
   const kimgMedian = median((manySamples.get('kimg') ?? []).map((s) => s.ms));
-  console.log(`kimg ${fmtSeconds(kimgMedian)} s median (target < 3 s${QUICK ? ' for 200 layers' : ''}); skopeo ÷ kimg ${fmtRatio(ratioOf(manySamples, 'skopeo').median)}`);
+  console.log(
+    `kimg ${fmtSeconds(kimgMedian)} s median (target < 3 s${QUICK ? ' for 200 layers' : ''}); skopeo ÷ kimg ${fmtRatio(ratioOf(manySamples, 'skopeo').median)}`,
+  );
 }
 
 // ---------------------------------------------------------------- 3: requests of a re-pull
@@ -271,8 +333,20 @@ async function partRepull(many: PushedBench): Promise<void> {
       ['pull', 'requests', 'blob requests', 'target', 'what was sent'],
       [
         ['first pull, by tag', String(first), '', '', `${many.layers.length + 1} blobs + manifest`],
-        ['again, by tag', String(tag.length), String(blobs(tag)), tag.length === 1 && blobs(tag) === 0 ? '1: met' : '1: NOT met', tag.join(', ') || '-'],
-        ['again, by digest', String(digest.length), String(blobs(digest)), digest.length === 0 ? '0: met' : '0: NOT met', digest.join(', ') || '-'],
+        [
+          'again, by tag',
+          String(tag.length),
+          String(blobs(tag)),
+          tag.length === 1 && blobs(tag) === 0 ? '1: met' : '1: NOT met',
+          tag.join(', ') || '-',
+        ],
+        [
+          'again, by digest',
+          String(digest.length),
+          String(blobs(digest)),
+          digest.length === 0 ? '0: met' : '0: NOT met',
+          digest.join(', ') || '-',
+        ],
       ],
     );
     await rm(store, { recursive: true, force: true });
@@ -286,9 +360,13 @@ async function partRepull(many: PushedBench): Promise<void> {
 async function partMemory(huge: PushedBench): Promise<void> {
   console.log(`\n## 4. Peak resident memory of a process pulling ${huge.plan.title} (${fmtBytes(huge.bytes)})`);
   const store = freshDir('rss');
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)), huge.ref, store], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)), huge.ref, store],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -324,9 +402,13 @@ async function partMemory(huge: PushedBench): Promise<void> {
 
 /** Resident bytes of an idle `node` started with `execArgv`. */
 async function idleRss(execArgv: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, [...execArgv, '--input-type=module', '-e', 'setTimeout(() => console.log(process.memoryUsage.rss()), 300)'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...execArgv, '--input-type=module', '-e', 'setTimeout(() => console.log(process.memoryUsage.rss()), 300)'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
   await new Promise((resolve) => child.once('close', resolve));
@@ -371,7 +453,9 @@ async function partBreakdown(big: PushedBench): Promise<void> {
   const reg = registry;
   const layers = big.layers;
   const layerBytes = layers.reduce((sum, l) => sum + l.size, 0);
-  console.log(`\n## 5. Where the time goes: ${big.plan.title}, ${layers.length} layer blobs, ${CONCURRENCY} at a time unless said`);
+  console.log(
+    `\n## 5. Where the time goes: ${big.plan.title}, ${layers.length} layer blobs, ${CONCURRENCY} at a time unless said`,
+  );
 
   const blobUrl = (digest: string) => `${reg.url}/v2/${big.repo}/blobs/${digest}`;
   const contents = await Promise.all(layers.map((l) => readFile(big.built.blobPath(l.digest))));
@@ -415,7 +499,8 @@ async function partBreakdown(big: PushedBench): Promise<void> {
   const stages: Stage[] = [
     {
       name: 'sha256 alone, 64 KiB updates, one core',
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: async () => {
         const hash = createHash('sha256');
         for (let done = 0; done < layerBytes; done += chunk.length) hash.update(chunk);
@@ -424,7 +509,8 @@ async function partBreakdown(big: PushedBench): Promise<void> {
     },
     {
       name: 'disk alone: 1 MiB writes + fdatasync per file',
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: async () => {
         const dir = freshDir('disk');
         await mkdir(dir, { recursive: true });
@@ -443,7 +529,8 @@ async function partBreakdown(big: PushedBench): Promise<void> {
     },
     {
       name: 'store ingest alone: hash + write + fsync + rename, 64 KiB chunks from memory',
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: async () => {
         const dir = freshDir('ingest');
         const store = await openStore(dir);
@@ -461,15 +548,36 @@ async function partBreakdown(big: PushedBench): Promise<void> {
     },
     ...(which('curl')
       ? [
-          { name: 'curl, one blob → /dev/null', bytes: first.size, cpu: childrenCpuSeconds, run: () => curl(blobUrl(first.digest)) },
-          { name: 'curl, all blobs → /dev/null', cpu: childrenCpuSeconds, run: () => inPool(layers, CONCURRENCY, (l) => curl(blobUrl(l.digest))) },
+          {
+            name: 'curl, one blob → /dev/null',
+            bytes: first.size,
+            cpu: childrenCpuSeconds,
+            run: () => curl(blobUrl(first.digest)),
+          },
+          {
+            name: 'curl, all blobs → /dev/null',
+            cpu: childrenCpuSeconds,
+            run: () => inPool(layers, CONCURRENCY, (l) => curl(blobUrl(l.digest))),
+          },
         ]
       : []),
-    { name: 'undici request, one blob → discard', bytes: first.size, cpu: ownCpuSeconds, inProcess: true, run: () => undiciGet(first.digest) },
-    { name: 'undici request, all blobs → discard', cpu: ownCpuSeconds, inProcess: true, run: () => inPool(layers, CONCURRENCY, (l) => undiciGet(l.digest)) },
+    {
+      name: 'undici request, one blob → discard',
+      bytes: first.size,
+      cpu: ownCpuSeconds,
+      inProcess: true,
+      run: () => undiciGet(first.digest),
+    },
+    {
+      name: 'undici request, all blobs → discard',
+      cpu: ownCpuSeconds,
+      inProcess: true,
+      run: () => inPool(layers, CONCURRENCY, (l) => undiciGet(l.digest)),
+    },
     {
       name: 'RegistryClient.fetchBlob (verify: false) → discard',
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: () =>
         inPool(layers, CONCURRENCY, async (l) => {
           await client.fetchBlob(repo, l, discardSink(), { verify: false });
@@ -477,7 +585,8 @@ async function partBreakdown(big: PushedBench): Promise<void> {
     },
     {
       name: 'RegistryClient.fetchBlob (verify: true) → discard',
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: () =>
         inPool(layers, CONCURRENCY, async (l) => {
           await client.fetchBlob(repo, l, discardSink());
@@ -486,7 +595,8 @@ async function partBreakdown(big: PushedBench): Promise<void> {
     {
       name: 'full kimg pull (fresh store, fsync)',
       bytes: big.bytes,
-      cpu: ownCpuSeconds, inProcess: true,
+      cpu: ownCpuSeconds,
+      inProcess: true,
       run: async () => {
         const store = freshDir('pull');
         pullEvents = [];
@@ -495,10 +605,12 @@ async function partBreakdown(big: PushedBench): Promise<void> {
         await rm(store, { recursive: true, force: true });
         settleDisk();
       },
-      note: () => `full pull: ${fmtSeconds(median(commitOnly))} s (median) of its wall time had blobs committing (hash check, fdatasync, rename) and none downloading`,
+      note: () =>
+        `full pull: ${fmtSeconds(median(commitOnly))} s (median) of its wall time had blobs committing (hash check, fdatasync, rename) and none downloading`,
     },
-    ...[2, 4, 8].filter((c) => c !== CONCURRENCY).map(
-      (concurrency): Stage => ({
+    ...[2, 4, 8]
+      .filter((c) => c !== CONCURRENCY)
+      .map((concurrency): Stage => ({
         name: `full kimg pull, ${concurrency} blobs at a time`,
         bytes: big.bytes,
         cpu: ownCpuSeconds,
@@ -509,8 +621,7 @@ async function partBreakdown(big: PushedBench): Promise<void> {
           await rm(store, { recursive: true, force: true });
           settleDisk();
         },
-      }),
-    ),
+      })),
   ];
 
   const results = new Map<Stage, Sample[]>(stages.map((s) => [s, []]));
@@ -520,7 +631,9 @@ async function partBreakdown(big: PushedBench): Promise<void> {
         const registryCpu0 = cpuSecondsOf(reg.pid);
         const main0 = mainThreadSeconds();
         const { ms, cpu } = await timed(stage.run, stage.cpu);
-        results.get(stage)?.push({ ms, cpu, registryCpu: cpuSecondsOf(reg.pid) - registryCpu0, mainCpu: mainThreadSeconds() - main0 });
+        results
+          .get(stage)
+          ?.push({ ms, cpu, registryCpu: cpuSecondsOf(reg.pid) - registryCpu0, mainCpu: mainThreadSeconds() - main0 });
       }
     }
   } finally {
@@ -543,11 +656,15 @@ async function partBreakdown(big: PushedBench): Promise<void> {
       (fastest.registryCpu * scale).toFixed(2),
     ];
   });
-  console.log('(each figure from the faster of 2 runs, scaled to the whole image; CPU s = all threads of whoever does the work)');
+  console.log(
+    '(each figure from the faster of 2 runs, scaled to the whole image; CPU s = all threads of whoever does the work)',
+  );
   table(['stage', 'MB/s', `s per ${fmtBytes(layerBytes)}`, 'CPU s', 'main thread s', 'registry CPU s'], rows);
   for (const stage of stages) if (stage.note) console.log(stage.note());
   const sha = results.get(stages[0] as Stage) ?? [];
-  console.log(`sha256 at ${(mbps(layerBytes, best(sha.map((s) => s.ms))) / 1e3).toFixed(2)} GB/s (target ≥ 1 GiB/s = 1.07 GB/s: never the bottleneck)`);
+  console.log(
+    `sha256 at ${(mbps(layerBytes, best(sha.map((s) => s.ms))) / 1e3).toFixed(2)} GB/s (target ≥ 1 GiB/s = 1.07 GB/s: never the bottleneck)`,
+  );
 }
 
 // ---------------------------------------------------------------- the suite

@@ -108,7 +108,11 @@ function compare(
   return samples.map((times) => times.sort((a, b) => a - b)[pick === 'best' ? 0 : Math.floor(times.length / 2)] ?? NaN);
 }
 
-function measure(inputs: readonly string[], fn: (s: string) => unknown, options?: Parameters<typeof compare>[2]): number {
+function measure(
+  inputs: readonly string[],
+  fn: (s: string) => unknown,
+  options?: Parameters<typeof compare>[2],
+): number {
   return compare(inputs, [fn], options)[0] ?? NaN;
 }
 
@@ -200,7 +204,9 @@ export async function runReferenceBench(): Promise<void> {
     const growth = times.slice(1).map((t, i) => (t / (times[i] ?? t)).toFixed(1));
     rows.push([label, ...times.map((t) => t.toFixed(4)), growth.join(' / ')]);
   }
-  console.log('\nhostile inputs, kimg tryParseNormalizedNamed (ms per parse, best of 9 rounds; target ≤ 5 ms at 64 KiB, growth ≲ ×5)');
+  console.log(
+    '\nhostile inputs, kimg tryParseNormalizedNamed (ms per parse, best of 9 rounds; target ≤ 5 ms at 64 KiB, growth ≲ ×5)',
+  );
   table(['input', '1 KiB', '4 KiB', '16 KiB', '64 KiB', 'growth per ×4'], rows);
   console.log(`worst 64 KiB parse: ${worst64.toFixed(3)} ms`);
 
@@ -211,7 +217,10 @@ export async function runReferenceBench(): Promise<void> {
   const blowUp = [
     [`swimlane parseFamiliarName("a"×10 + ":"), once`, timeOnce(() => parseFamiliarName(short))],
     [`swimlane parseFamiliarName("a"×12 + ":"), once`, timeOnce(() => parseFamiliarName(longer))],
-    [`kimg tryParseNormalizedNamed("a"×12 + ":")`, measure([longer], (s) => tryParseNormalizedNamed(s), { roundMs: 40, rounds: 5 }) / 1e6],
+    [
+      `kimg tryParseNormalizedNamed("a"×12 + ":")`,
+      measure([longer], (s) => tryParseNormalizedNamed(s), { roundMs: 40, rounds: 5 }) / 1e6,
+    ],
   ] as const;
   console.log('\nbacktracking on an 11–13 character typo');
   table(

@@ -5,7 +5,11 @@ import { runReferenceBench } from './reference.bench.ts';
 import { runWebhookBench } from './webhook.bench.ts';
 
 const only = process.argv.slice(2);
-const suites: [string, () => Promise<void>][] = [['reference', runReferenceBench], ['pull', runPullBench], ['webhook', runWebhookBench]];
+const suites: [string, () => Promise<void>][] = [
+  ['reference', runReferenceBench],
+  ['pull', runPullBench],
+  ['webhook', runWebhookBench],
+];
 
 for (const [name, run] of suites) {
   if (only.length > 0 && !only.includes(name)) continue;

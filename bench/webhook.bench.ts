@@ -66,7 +66,13 @@ async function serve(role: string): Promise<void> {
   const cert = process.env.KIMG_BENCH_CERT ?? '';
   const key = process.env.KIMG_BENCH_KEY ?? '';
   if (role === 'bare') {
-    const fixed = Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'fixed', allowed: true } }));
+    const fixed = Buffer.from(
+      JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: { uid: 'fixed', allowed: true },
+      }),
+    );
     const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -86,7 +92,9 @@ async function serve(role: string): Promise<void> {
     return;
   }
   // The built code, as `kimg webhook serve` runs it (see useBuiltAdmission).
-  const admission = (await import(process.env.KIMG_BENCH_ADMISSION ?? '../src/admission/index.ts')) as typeof import('../src/admission/index.ts');
+  const admission = (await import(
+    process.env.KIMG_BENCH_ADMISSION ?? '../src/admission/index.ts'
+  )) as typeof import('../src/admission/index.ts');
   const { WebhookServer, createAdmissionRuntime, parseAdmissionConfig } = admission;
   const config = parseAdmissionConfig(JSON.parse(process.env.KIMG_BENCH_CONFIG ?? '{}'), { env: {} });
   const runtime = await createAdmissionRuntime(config, { env: {} });
@@ -100,7 +108,14 @@ async function serve(role: string): Promise<void> {
       if (recording) handlerMs.push(performance.now() - started);
     }
   };
-  const server = await WebhookServer.start({ handler: runtime.handler, metrics: runtime.metrics, certFile: cert, keyFile: key, host: '127.0.0.1', port: 0 });
+  const server = await WebhookServer.start({
+    handler: runtime.handler,
+    metrics: runtime.metrics,
+    certFile: cert,
+    keyFile: key,
+    host: '127.0.0.1',
+    port: 0,
+  });
   process.stdout.write(`PORT ${server.port}\n`);
 }
 
@@ -111,10 +126,18 @@ interface ServerProcess {
 }
 
 function startServer(role: string, env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...process.execArgv, ...(process.env.KIMG_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean), fileURLToPath(import.meta.url)], {
-    env: { ...process.env, ...env, KIMG_BENCH_ROLE: role },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...process.execArgv,
+      ...(process.env.KIMG_BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean),
+      fileURLToPath(import.meta.url),
+    ],
+    {
+      env: { ...process.env, ...env, KIMG_BENCH_ROLE: role },
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (s: string) => {
@@ -174,7 +197,11 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 async function load(server: ServerProcess, caPem: string, body: string): Promise<LoadResult> {
-  const pool = new Pool(`https://127.0.0.1:${server.port}`, { connections: CONCURRENCY, pipelining: 1, connect: { ca: caPem, servername: SERVICE } });
+  const pool = new Pool(`https://127.0.0.1:${server.port}`, {
+    connections: CONCURRENCY,
+    pipelining: 1,
+    connect: { ca: caPem, servername: SERVICE },
+  });
   const latencies: number[] = [];
   let errors = 0;
   let patched = false;
@@ -185,7 +212,12 @@ async function load(server: ServerProcess, caPem: string, body: string): Promise
     const counted = measuring;
     const started = performance.now();
     try {
-      const res = await pool.request({ path: '/mutate?timeout=10s', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const res = await pool.request({
+        path: '/mutate?timeout=10s',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
       const text = await res.body.text();
       if (res.statusCode !== 200) errors++;
       else if (!patched && text.includes('"patchType":"JSONPatch"')) patched = true;
@@ -249,7 +281,12 @@ function reviewBody(images: readonly string[]): string {
     kind: 'Pod',
     metadata: { name: 'bench', namespace: 'team', labels: { app: 'bench' } },
     spec: {
-      containers: images.map((image, i) => ({ name: `c${i}`, image, ports: [{ containerPort: 8080 + i }], resources: { requests: { cpu: '10m', memory: '16Mi' } } })),
+      containers: images.map((image, i) => ({
+        name: `c${i}`,
+        image,
+        ports: [{ containerPort: 8080 + i }],
+        resources: { requests: { cpu: '10m', memory: '16Mi' } },
+      })),
       restartPolicy: 'Always',
     },
   };
@@ -279,7 +316,11 @@ function useBuiltAdmission(): void {
   if (process.env.KIMG_BENCH_ADMISSION !== undefined) return;
   const root = fileURLToPath(new URL('..', import.meta.url));
   try {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')],
+      { stdio: 'inherit' },
+    );
     process.env.KIMG_BENCH_ADMISSION = join(root, 'dist', 'admission', 'index.js');
   } catch {
     console.log('(the build failed: the servers run the TypeScript sources under tsx)');
@@ -298,15 +339,29 @@ export async function runWebhookBench(): Promise<void> {
     registry = await startRegistry({ logLevel: 'error' });
     const images: string[] = [];
     for (let i = 0; i < CONTAINERS; i++) {
-      const image = await buildImage({ layers: [512], seed: `bench-webhook-${i}`, platforms: i % 2 === 0 ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'] });
+      const image = await buildImage({
+        layers: [512],
+        seed: `bench-webhook-${i}`,
+        platforms: i % 2 === 0 ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'],
+      });
       built.push(image);
       await pushImage(image, registry, `team/svc-${i}:v1`);
       images.push(`${LOGICAL}/team/svc-${i}:v1`);
     }
     const ca = await createCertificateAuthority(join(temp.path, 'tls'));
     const leaf = await issueCertificate(ca, { name: 'tls', sans: [SERVICE] });
-    const env = (config: unknown) => ({ KIMG_BENCH_CERT: leaf.certFile, KIMG_BENCH_KEY: leaf.keyFile, KIMG_BENCH_CONFIG: JSON.stringify(config) });
-    const base = { resolver: { registryHosts: { [LOGICAL]: registry.url }, secretSource: 'none', dockerConfig: join(temp.path, 'none.json') } };
+    const env = (config: unknown) => ({
+      KIMG_BENCH_CERT: leaf.certFile,
+      KIMG_BENCH_KEY: leaf.keyFile,
+      KIMG_BENCH_CONFIG: JSON.stringify(config),
+    });
+    const base = {
+      resolver: {
+        registryHosts: { [LOGICAL]: registry.url },
+        secretSource: 'none',
+        dockerConfig: join(temp.path, 'none.json'),
+      },
+    };
     const body = reviewBody(images);
     console.log(
       `${CONTAINERS}-container Pod (${body.length} bytes), ${CONCURRENCY} concurrent requests, HTTPS keep-alive, ${MEASURE_MS / 1000} s per run after ${WARMUP_MS / 1000} s warm-up, ` +
@@ -331,7 +386,18 @@ export async function runWebhookBench(): Promise<void> {
     const rows: [string, LoadResult][] = plans.map(([name], i) => [name, medianResult(runs[i] ?? [])]);
     const bare = rows[0]?.[1];
     table(
-      ['server', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'handler p50 / p99 ms', 'server CPU s / 1000 req', 'vs bare', 'errors', 'patched'],
+      [
+        'server',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'handler p50 / p99 ms',
+        'server CPU s / 1000 req',
+        'vs bare',
+        'errors',
+        'patched',
+      ],
       rows.map(([name, r]) => [
         name,
         r.rps.toFixed(0),
@@ -353,9 +419,17 @@ export async function runWebhookBench(): Promise<void> {
           `end to end over the bare server's ${bare.p99.toFixed(2)} ms ${(warm.p99 - bare.p99).toFixed(2)} ms ${warm.p99 - bare.p99 < 20 ? 'met' : 'MISSED'} ` +
           `(end to end ${warm.p99.toFixed(2)} ms, ${warm.p99 < 20 ? 'also' : 'not'} under 20 ms); ` +
           `≥ 0.5 × bare throughput: ${fmtRatio(warm.rps / bare.rps)} ${warm.rps >= 0.5 * bare.rps ? 'met' : 'MISSED'}` +
-          (cold === undefined ? '' : `; cache off p99 < 250 ms: ${cold.p99.toFixed(1)} ms ${cold.p99 < 250 ? 'met' : 'MISSED'}`),
+          (cold === undefined
+            ? ''
+            : `; cache off p99 < 250 ms: ${cold.p99.toFixed(1)} ms ${cold.p99 < 250 ? 'met' : 'MISSED'}`),
       );
-      console.log(`load average while measuring: ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} CPUs (end-to-end tails grow with other load; the bare row shows the floor)`);
+      console.log(
+        `load average while measuring: ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(
+            ' ',
+          )} on ${availableParallelism()} CPUs (end-to-end tails grow with other load; the bare row shows the floor)`,
+      );
     }
   } finally {
     await Promise.all(servers.map((s) => s.stop()));

@@ -34,27 +34,62 @@ const realWorldNames = [
 ];
 
 async function references(): Promise<void> {
-  await step('Image references, normalized as Kubernetes and containerd read them', ['ref', ...realWorldNames.slice(0, 2)]);
-  await step('The same as JSON lines, one per input (batch mode: `kimg ref -` reads standard input)', ['ref', '-o', 'json', ...realWorldNames.slice(2)]);
+  await step('Image references, normalized as Kubernetes and containerd read them', [
+    'ref',
+    ...realWorldNames.slice(0, 2),
+  ]);
+  await step('The same as JSON lines, one per input (batch mode: `kimg ref -` reads standard input)', [
+    'ref',
+    '-o',
+    'json',
+    ...realWorldNames.slice(2),
+  ]);
   await step('Invalid names get a precise, typed error and exit status 1; the valid ones are still printed', [
-    'ref', 'Nginx:1.25', 'nginx:', 'docker.io/library/busybox:latest',
+    'ref',
+    'Nginx:1.25',
+    'nginx:',
+    'docker.io/library/busybox:latest',
   ]);
 }
 
 async function pulling(registry: RunningRegistry, store: string): Promise<void> {
-  console.log(`\n${bold('== A local registry')}: Distribution at ${registry.url}, a generated image pushed with skopeo`);
+  console.log(
+    `\n${bold('== A local registry')}: Distribution at ${registry.url}, a generated image pushed with skopeo`,
+  );
   const app = await buildImage({ layers: [4 << 20, 1 << 20, 64 << 10], content: 'text', seed: 'demo-app' });
   await pushImage(app, registry, 'team/app:v1');
-  const multi = await buildImage({ layers: [256 << 10], seed: 'demo-multi', platforms: ['linux/amd64', 'linux/arm64/v8'] });
+  const multi = await buildImage({
+    layers: [256 << 10],
+    seed: 'demo-multi',
+    platforms: ['linux/amd64', 'linux/arm64/v8'],
+  });
   await pushImage(multi, registry, 'team/tool:2.0');
   const image = `${registry.host}/team/app:v1`;
   const s = ['--store', store];
 
   await step('Resolve a tag to its digest (one HEAD request, nothing downloaded)', [...s, 'resolve', image]);
-  await step('Pull it: every layer hashed while it streams, verified, fsynced, then moved into the store', [...s, 'pull', '--progress=plain', image]);
+  await step('Pull it: every layer hashed while it streams, verified, fsynced, then moved into the store', [
+    ...s,
+    'pull',
+    '--progress=plain',
+    image,
+  ]);
   await step('Pull again: the image is complete, so one manifest request and no blob', [...s, 'pull', image]);
-  await step('A multi-platform image: the platform asked for is chosen from the index', [...s, 'pull', '-q', '--platform', 'linux/arm64', `${registry.host}/team/tool:2.0`]);
-  await step('A platform the image lacks is an error that lists what is there', [...s, 'pull', '--platform', 'linux/s390x', `${registry.host}/team/tool:2.0`]);
+  await step('A multi-platform image: the platform asked for is chosen from the index', [
+    ...s,
+    'pull',
+    '-q',
+    '--platform',
+    'linux/arm64',
+    `${registry.host}/team/tool:2.0`,
+  ]);
+  await step('A platform the image lacks is an error that lists what is there', [
+    ...s,
+    'pull',
+    '--platform',
+    'linux/s390x',
+    `${registry.host}/team/tool:2.0`,
+  ]);
   await step('A tag that does not exist', [...s, 'pull', `${registry.host}/team/app:v9`]);
   await step('The store (an OCI image layout that skopeo and umoci read too)', [...s, 'images']);
   await step('Inspect an image', [...s, 'inspect', image]);
@@ -82,7 +117,9 @@ async function kubelet(registry: RunningRegistry, work: string): Promise<void> {
   const alice = { user: 'alice', password: 's3cret' };
   const privateRegistry = await startRegistry({ htpasswd: [alice] });
   try {
-    console.log(`\n${bold('== The kubelet image manager')}: a second registry at ${privateRegistry.url} requires a login`);
+    console.log(
+      `\n${bold('== The kubelet image manager')}: a second registry at ${privateRegistry.url} requires a login`,
+    );
     const web = await buildImage({ layers: [256 << 10], seed: 'demo-web' });
     await pushImage(web, registry, 'team/web:v1');
     const old = await buildImage({ layers: [1200 << 10], seed: 'demo-old' });
@@ -130,13 +167,21 @@ stringData:
 `,
     );
 
-    await step('A node with an old image no pod uses any more', [...node, 'pull', '-q', `${registry.host}/team/old:v1`]);
-    await step('The three pull policies: Always pulls (resolving the tag), IfNotPresent finds it present, Never refuses an absent image', [
-      ...node, 'ensure', ...kubeletFlags, '-f', policies,
+    await step('A node with an old image no pod uses any more', [
+      ...node,
+      'pull',
+      '-q',
+      `${registry.host}/team/old:v1`,
     ]);
+    await step(
+      'The three pull policies: Always pulls (resolving the tag), IfNotPresent finds it present, Never refuses an absent image',
+      [...node, 'ensure', ...kubeletFlags, '-f', policies],
+    );
 
     const image = `${registry.host}/team/web:v9`;
-    console.log(`\n${bold('== A wrong tag under the back-off')}: 10 s doubling to 5 min, on a manual clock; every pull is real`);
+    console.log(
+      `\n${bold('== A wrong tag under the back-off')}: 10 s doubling to 5 min, on a manual clock; every pull is real`,
+    );
     const clock = new ManualClock(Date.now());
     const events: KubeletEvent[] = [];
     const manager = new ImageManager({
@@ -157,15 +202,40 @@ stringData:
     }
     console.log(formatEvents(events, clock.now()).join('\n'));
 
-    await step('Preflight: resolve every image with the credentials the kubelet would use, download nothing — the Secret is missing', [
-      ...node, 'ensure', '--dry-run', ...kubeletFlags, '-f', privatePod,
+    await step(
+      'Preflight: resolve every image with the credentials the kubelet would use, download nothing — the Secret is missing',
+      [...node, 'ensure', '--dry-run', ...kubeletFlags, '-f', privatePod],
+    );
+    await step('With the Secret the preflight passes', [
+      ...node,
+      'ensure',
+      '--dry-run',
+      ...kubeletFlags,
+      '-f',
+      privatePod,
+      '-f',
+      secret,
     ]);
-    await step('With the Secret the preflight passes', [...node, 'ensure', '--dry-run', ...kubeletFlags, '-f', privatePod, '-f', secret]);
     await step('And the kubelet pulls with it', [...node, 'ensure', ...kubeletFlags, '-f', privatePod, '-f', secret]);
-    await step('Image GC as the kubelet does it: above the high threshold, least recently used first, none in use (a what-if disk)', [
-      ...node, 'gc', '--thresholds', '--dry-run', '--root-dir', join(work, 'root'), '--minimum-image-gc-age', '0s', '--capacity', '10M', '--available', '1M',
-      '--in-use', `${privateRegistry.host}/team/private:v1`,
-    ]);
+    await step(
+      'Image GC as the kubelet does it: above the high threshold, least recently used first, none in use (a what-if disk)',
+      [
+        ...node,
+        'gc',
+        '--thresholds',
+        '--dry-run',
+        '--root-dir',
+        join(work, 'root'),
+        '--minimum-image-gc-age',
+        '0s',
+        '--capacity',
+        '10M',
+        '--available',
+        '1M',
+        '--in-use',
+        `${privateRegistry.host}/team/private:v1`,
+      ],
+    );
   } finally {
     await privateRegistry.stop();
   }

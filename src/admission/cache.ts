@@ -16,7 +16,10 @@ export interface StaleEntry<T> {
 }
 
 export class TtlCache<T> {
-  private readonly entries = new Map<string, { readonly value: T; readonly stored: number; readonly expires: number }>();
+  private readonly entries = new Map<
+    string,
+    { readonly value: T; readonly stored: number; readonly expires: number }
+  >();
 
   constructor(
     private readonly ttlMs: number,
@@ -91,7 +94,11 @@ export class SingleFlight<T> {
    * Joins the call for `key`, starting it when none runs. `joined` tells whether an existing
    * call was joined. The caller's `signal` ends only the caller's wait.
    */
-  run(key: string, start: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): { readonly result: Promise<T>; readonly joined: boolean } {
+  run(
+    key: string,
+    start: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): { readonly result: Promise<T>; readonly joined: boolean } {
     if (signal?.aborted === true) return { result: Promise.reject(signal.reason as Error), joined: false };
     let flight = this.flights.get(key);
     const joined = flight !== undefined;

@@ -18,7 +18,15 @@ describe('admission configuration (spec §3)', () => {
       invalidReference: 'warn-and-skip',
       extraPodSpecPaths: {},
     });
-    assert.deepEqual(config.resolver, { registryHosts: {}, cacheTtlSeconds: 60, staleIfErrorSeconds: 0, registryTimeoutMs: 5000, budgetFraction: 0.8, maxBudgetMs: 8000, secretSource: 'none' });
+    assert.deepEqual(config.resolver, {
+      registryHosts: {},
+      cacheTtlSeconds: 60,
+      staleIfErrorSeconds: 0,
+      registryTimeoutMs: 5000,
+      budgetFraction: 0.8,
+      maxBudgetMs: 8000,
+      secretSource: 'none',
+    });
     assert.equal(config.validate.enforcement, 'deny');
     assert.deepEqual(config.validate.disallowedTags, []);
     assert.equal(config.validate.requireDigest, false);
@@ -34,9 +42,21 @@ describe('admission configuration (spec §3)', () => {
 
   test('the example of §3 parses', () => {
     const config = parseAdmissionConfig({
-      mutate: { outputFormat: 'preserve', onResolveError: 'deny', resolve: { platform: 'linux/arm64' }, extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec.template.spec'] } },
+      mutate: {
+        outputFormat: 'preserve',
+        onResolveError: 'deny',
+        resolve: { platform: 'linux/arm64' },
+        extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec.template.spec'] },
+      },
       validate: { enforcement: 'deny', disallowedTags: ['latest'], requireDigest: true },
-      resolver: { registryHosts: { 'ghcr.io': 'https://127.0.0.1:5443', 'localhost:5000': 'http://127.0.0.1:5000/', '[::1]:5000': 'http://[::1]:5000' }, secretSource: { file: '/x.yaml' } },
+      resolver: {
+        registryHosts: {
+          'ghcr.io': 'https://127.0.0.1:5443',
+          'localhost:5000': 'http://127.0.0.1:5000/',
+          '[::1]:5000': 'http://[::1]:5000',
+        },
+        secretSource: { file: '/x.yaml' },
+      },
     });
     assert.deepEqual(config.mutate.resolve, { platform: 'linux/arm64' });
     assert.equal(config.resolver.registryHosts['localhost:5000'], 'http://127.0.0.1:5000');
@@ -51,13 +71,19 @@ describe('admission configuration (spec §3)', () => {
       [{ mutate: { resolve: { platform: 'linux' } } }, /mutate\.resolve\.platform: expected os\/arch/],
       [{ mutate: { skipControllerOwned: ['ReplicaSet by Deployment'] } }, /skipControllerOwned\[0\]/],
       [{ mutate: { extraPodSpecPaths: { Rollout: ['spec.template.spec'] } } }, /extraPodSpecPaths\["Rollout"\]/],
-      [{ mutate: { extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec..spec'] } } }, /extraPodSpecPaths\["argoproj.io\/Rollout"\]\[0\]/],
+      [
+        { mutate: { extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec..spec'] } } },
+        /extraPodSpecPaths\["argoproj.io\/Rollout"\]\[0\]/,
+      ],
       [{ resolver: { cacheTtlSeconds: -1 } }, /resolver\.cacheTtlSeconds/],
       [{ resolver: { staleIfErrorSeconds: -5 } }, /resolver\.staleIfErrorSeconds: expected a whole number of seconds/],
       [{ resolver: { staleIfErrorSeconds: 1.5 } }, /resolver\.staleIfErrorSeconds/],
       [{ resolver: { staleIfErrorSeconds: '300' } }, /resolver\.staleIfErrorSeconds/],
       [{ resolver: { hostsDir: '' } }, /resolver\.hostsDir: expected a non-empty string/],
-      [{ resolver: { registriesConf: ['/etc/containers/registries.conf'] } }, /resolver\.registriesConf: expected a non-empty string/],
+      [
+        { resolver: { registriesConf: ['/etc/containers/registries.conf'] } },
+        /resolver\.registriesConf: expected a non-empty string/,
+      ],
       [{ resolver: { budgetFraction: 1.5 } }, /resolver\.budgetFraction/],
       [{ resolver: { registryHosts: { 'ghcr.io': 'ftp://x' } } }, /registryHosts\["ghcr.io"\]/],
       [{ resolver: { registryHosts: { 'GHCR.io/x': 'https://x' } } }, /registryHosts/],
@@ -67,7 +93,11 @@ describe('admission configuration (spec §3)', () => {
       [[], /expected a map/],
     ];
     for (const [input, message] of cases) {
-      assert.throws(() => parseAdmissionConfig(input), (err: unknown) => err instanceof AdmissionConfigError && message.test(err.message), JSON.stringify(input));
+      assert.throws(
+        () => parseAdmissionConfig(input),
+        (err: unknown) => err instanceof AdmissionConfigError && message.test(err.message),
+        JSON.stringify(input),
+      );
     }
   });
 
@@ -77,7 +107,11 @@ describe('admission configuration (spec §3)', () => {
   });
 
   test('stale-while-error and registry host configuration', () => {
-    const resolver = parseResolverConfig({ staleIfErrorSeconds: 600, hostsDir: '/etc/containerd/certs.d:/etc/docker/certs.d', registriesConf: '/etc/containers/registries.conf' });
+    const resolver = parseResolverConfig({
+      staleIfErrorSeconds: 600,
+      hostsDir: '/etc/containerd/certs.d:/etc/docker/certs.d',
+      registriesConf: '/etc/containers/registries.conf',
+    });
     assert.equal(resolver.staleIfErrorSeconds, 600);
     assert.equal(resolver.hostsDir, '/etc/containerd/certs.d:/etc/docker/certs.d');
     assert.equal(resolver.registriesConf, '/etc/containers/registries.conf');

@@ -99,7 +99,8 @@ export function defaultMutateConfig(environment: ConfigEnvironment = {}): Mutate
     existingDigest: 'keep',
     onUpdate: 'changed-only',
     skipControllerOwned: DEFAULT_SKIP_CONTROLLER_OWNED,
-    ownNamespace: inCluster(env) && podNamespace !== undefined && podNamespace !== '' ? podNamespace : DEFAULT_OWN_NAMESPACE,
+    ownNamespace:
+      inCluster(env) && podNamespace !== undefined && podNamespace !== '' ? podNamespace : DEFAULT_OWN_NAMESPACE,
     invalidReference: 'warn-and-skip',
     extraPodSpecPaths: {},
   };
@@ -162,7 +163,8 @@ class Section {
 
   only(known: readonly string[]): void {
     for (const name of Object.keys(this.value)) {
-      if (!known.includes(name)) throw new AdmissionConfigError(this.key(name), `unknown key (known: ${known.join(', ')})`);
+      if (!known.includes(name))
+        throw new AdmissionConfigError(this.key(name), `unknown key (known: ${known.join(', ')})`);
     }
   }
 
@@ -174,7 +176,10 @@ class Section {
     const value = this.value[name];
     if (value === undefined || value === null) return fallback;
     if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
-      throw new AdmissionConfigError(this.key(name), `unknown value ${JSON.stringify(value)} (use ${values.join(', ')})`);
+      throw new AdmissionConfigError(
+        this.key(name),
+        `unknown value ${JSON.stringify(value)} (use ${values.join(', ')})`,
+      );
     }
     return value as T;
   }
@@ -182,14 +187,16 @@ class Section {
   boolean(name: string, fallback: boolean): boolean {
     const value = this.value[name];
     if (value === undefined || value === null) return fallback;
-    if (typeof value !== 'boolean') throw new AdmissionConfigError(this.key(name), `expected true or false, found ${typeName(value)}`);
+    if (typeof value !== 'boolean')
+      throw new AdmissionConfigError(this.key(name), `expected true or false, found ${typeName(value)}`);
     return value;
   }
 
   string(name: string): string | undefined {
     const value = this.value[name];
     if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'string' || value === '') throw new AdmissionConfigError(this.key(name), `expected a non-empty string, found ${typeName(value)}`);
+    if (typeof value !== 'string' || value === '')
+      throw new AdmissionConfigError(this.key(name), `expected a non-empty string, found ${typeName(value)}`);
     return value;
   }
 
@@ -210,9 +217,11 @@ class Section {
 }
 
 function stringList(value: unknown, where: string): readonly string[] {
-  if (!Array.isArray(value)) throw new AdmissionConfigError(where, `expected a list of strings, found ${typeName(value)}`);
+  if (!Array.isArray(value))
+    throw new AdmissionConfigError(where, `expected a list of strings, found ${typeName(value)}`);
   return value.map((item: unknown, i) => {
-    if (typeof item !== 'string' || item === '') throw new AdmissionConfigError(`${where}[${i}]`, `expected a non-empty string, found ${typeName(item)}`);
+    if (typeof item !== 'string' || item === '')
+      throw new AdmissionConfigError(`${where}[${i}]`, `expected a non-empty string, found ${typeName(item)}`);
     return item;
   });
 }
@@ -225,12 +234,26 @@ const DOTTED_PATH = /^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*$/;
 
 export function parseMutateConfig(input: unknown, environment: ConfigEnvironment = {}, where = 'mutate'): MutateConfig {
   const s = Section.of(input, where);
-  s.only(['outputFormat', 'resolve', 'skipPrefixes', 'onResolveError', 'existingDigest', 'onUpdate', 'skipControllerOwned', 'ownNamespace', 'invalidReference', 'extraPodSpecPaths']);
+  s.only([
+    'outputFormat',
+    'resolve',
+    'skipPrefixes',
+    'onResolveError',
+    'existingDigest',
+    'onUpdate',
+    'skipControllerOwned',
+    'ownNamespace',
+    'invalidReference',
+    'extraPodSpecPaths',
+  ]);
   const defaults = defaultMutateConfig(environment);
   const skipControllerOwned = s.strings('skipControllerOwned', defaults.skipControllerOwned);
   skipControllerOwned.forEach((entry, i) => {
     if (!CONTROLLER_OWNED.test(entry)) {
-      throw new AdmissionConfigError(`${s.key('skipControllerOwned')}[${i}]`, `expected "<apiVersion> <Kind> owned by <apiVersion> <Kind>", found ${JSON.stringify(entry)}`);
+      throw new AdmissionConfigError(
+        `${s.key('skipControllerOwned')}[${i}]`,
+        `expected "<apiVersion> <Kind> owned by <apiVersion> <Kind>", found ${JSON.stringify(entry)}`,
+      );
     }
   });
   return {
@@ -250,7 +273,11 @@ export function parseMutateConfig(input: unknown, environment: ConfigEnvironment
 /** `"index"` or `{platform: "os/arch[/variant]"}`. */
 export function parseResolveMode(value: unknown, where = 'mutate.resolve'): ResolveMode {
   if (value === undefined || value === null || value === 'index') return 'index';
-  if (!isObject(value)) throw new AdmissionConfigError(where, `expected "index" or {platform: "os/arch[/variant]"}, found ${typeName(value)}`);
+  if (!isObject(value))
+    throw new AdmissionConfigError(
+      where,
+      `expected "index" or {platform: "os/arch[/variant]"}, found ${typeName(value)}`,
+    );
   const s = new Section(value, where);
   s.only(['platform']);
   const platform = s.string('platform');
@@ -272,16 +299,28 @@ export function checkPlatform(platform: string, where: string): string {
   return platform;
 }
 
-export function parseExtraPodSpecPaths(value: unknown, where = 'mutate.extraPodSpecPaths'): Readonly<Record<string, readonly string[]>> {
+export function parseExtraPodSpecPaths(
+  value: unknown,
+  where = 'mutate.extraPodSpecPaths',
+): Readonly<Record<string, readonly string[]>> {
   if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw new AdmissionConfigError(where, `expected a map of "<group>/<Kind>" to lists of dotted paths, found ${typeName(value)}`);
+  if (!isObject(value))
+    throw new AdmissionConfigError(
+      where,
+      `expected a map of "<group>/<Kind>" to lists of dotted paths, found ${typeName(value)}`,
+    );
   const out: Record<string, readonly string[]> = {};
   for (const [groupKind, paths] of Object.entries(value)) {
     const key = `${where}[${JSON.stringify(groupKind)}]`;
-    if (!GROUP_KIND.test(groupKind)) throw new AdmissionConfigError(key, 'expected "<group>/<Kind>", e.g. "argoproj.io/Rollout"');
+    if (!GROUP_KIND.test(groupKind))
+      throw new AdmissionConfigError(key, 'expected "<group>/<Kind>", e.g. "argoproj.io/Rollout"');
     const list = stringList(paths, key);
     list.forEach((p, i) => {
-      if (!DOTTED_PATH.test(p)) throw new AdmissionConfigError(`${key}[${i}]`, `expected a dotted path such as spec.template.spec, found ${JSON.stringify(p)}`);
+      if (!DOTTED_PATH.test(p))
+        throw new AdmissionConfigError(
+          `${key}[${i}]`,
+          `expected a dotted path such as spec.template.spec, found ${JSON.stringify(p)}`,
+        );
     });
     out[groupKind] = list;
   }
@@ -290,19 +329,47 @@ export function parseExtraPodSpecPaths(value: unknown, where = 'mutate.extraPodS
 
 const URL_OVERRIDE = /^(https?):\/\/([^/?#@\s]+)\/?$/;
 
-export function parseResolverConfig(input: unknown, environment: ConfigEnvironment = {}, where = 'resolver'): ResolverConfig {
+export function parseResolverConfig(
+  input: unknown,
+  environment: ConfigEnvironment = {},
+  where = 'resolver',
+): ResolverConfig {
   const s = Section.of(input, where);
-  s.only(['registryHosts', 'hostsDir', 'registriesConf', 'caFile', 'cacheTtlSeconds', 'staleIfErrorSeconds', 'registryTimeoutMs', 'budgetFraction', 'maxBudgetMs', 'secretSource', 'dockerConfig']);
+  s.only([
+    'registryHosts',
+    'hostsDir',
+    'registriesConf',
+    'caFile',
+    'cacheTtlSeconds',
+    'staleIfErrorSeconds',
+    'registryTimeoutMs',
+    'budgetFraction',
+    'maxBudgetMs',
+    'secretSource',
+    'dockerConfig',
+  ]);
   const defaults = defaultResolverConfig(environment);
   const registryHosts: Record<string, string> = {};
   const hostsValue = s.value['registryHosts'];
   if (hostsValue !== undefined && hostsValue !== null) {
-    if (!isObject(hostsValue)) throw new AdmissionConfigError(s.key('registryHosts'), `expected a map of registry host to URL, found ${typeName(hostsValue)}`);
+    if (!isObject(hostsValue))
+      throw new AdmissionConfigError(
+        s.key('registryHosts'),
+        `expected a map of registry host to URL, found ${typeName(hostsValue)}`,
+      );
     for (const [host, url] of Object.entries(hostsValue)) {
       const key = `${s.key('registryHosts')}[${JSON.stringify(host)}]`;
       const parsed = tryParseNormalizedNamed(`${host}/x`);
-      if (!parsed.ok || parsed.value.domain !== host || host.includes('/')) throw new AdmissionConfigError(key, 'expected a normalized registry host such as docker.io, localhost:5000 or [::1]:5000');
-      if (typeof url !== 'string' || !URL_OVERRIDE.test(url)) throw new AdmissionConfigError(key, `expected https://host[:port] or http://host[:port], found ${typeName(url)}`);
+      if (!parsed.ok || parsed.value.domain !== host || host.includes('/'))
+        throw new AdmissionConfigError(
+          key,
+          'expected a normalized registry host such as docker.io, localhost:5000 or [::1]:5000',
+        );
+      if (typeof url !== 'string' || !URL_OVERRIDE.test(url))
+        throw new AdmissionConfigError(
+          key,
+          `expected https://host[:port] or http://host[:port], found ${typeName(url)}`,
+        );
       registryHosts[host] = url.replace(/\/$/, '');
     }
   }
@@ -315,11 +382,31 @@ export function parseResolverConfig(input: unknown, environment: ConfigEnvironme
     ...(hostsDir !== undefined && { hostsDir }),
     ...(registriesConf !== undefined && { registriesConf }),
     ...(caFile !== undefined && { caFile }),
-    cacheTtlSeconds: s.number('cacheTtlSeconds', defaults.cacheTtlSeconds, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
-    staleIfErrorSeconds: s.number('staleIfErrorSeconds', defaults.staleIfErrorSeconds, (n) => Number.isInteger(n) && n >= 0, 'a whole number of seconds ≥ 0'),
-    registryTimeoutMs: s.number('registryTimeoutMs', defaults.registryTimeoutMs, (n) => Number.isInteger(n) && n > 0, 'a whole number of milliseconds > 0'),
+    cacheTtlSeconds: s.number(
+      'cacheTtlSeconds',
+      defaults.cacheTtlSeconds,
+      (n) => Number.isInteger(n) && n >= 0,
+      'a whole number ≥ 0',
+    ),
+    staleIfErrorSeconds: s.number(
+      'staleIfErrorSeconds',
+      defaults.staleIfErrorSeconds,
+      (n) => Number.isInteger(n) && n >= 0,
+      'a whole number of seconds ≥ 0',
+    ),
+    registryTimeoutMs: s.number(
+      'registryTimeoutMs',
+      defaults.registryTimeoutMs,
+      (n) => Number.isInteger(n) && n > 0,
+      'a whole number of milliseconds > 0',
+    ),
     budgetFraction: s.number('budgetFraction', defaults.budgetFraction, (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'),
-    maxBudgetMs: s.number('maxBudgetMs', defaults.maxBudgetMs, (n) => Number.isInteger(n) && n > 0, 'a whole number of milliseconds > 0'),
+    maxBudgetMs: s.number(
+      'maxBudgetMs',
+      defaults.maxBudgetMs,
+      (n) => Number.isInteger(n) && n > 0,
+      'a whole number of milliseconds > 0',
+    ),
     secretSource: parseSecretSource(s.value['secretSource'], s.key('secretSource'), defaults.secretSource),
     ...(dockerConfig !== undefined && { dockerConfig }),
   };
@@ -340,7 +427,17 @@ function parseSecretSource(value: unknown, where: string, fallback: SecretSource
 
 export function parsePolicyConfig(input: unknown, where = 'validate'): PolicyConfig {
   const s = Section.of(input, where);
-  s.only(['enforcement', 'disallowedTags', 'implicitLatestIsLatest', 'digestSatisfiesTagRules', 'requireDigest', 'digestMustBeValid', 'rejectInvalidReferences', 'allowedRepositories', 'exemptImages']);
+  s.only([
+    'enforcement',
+    'disallowedTags',
+    'implicitLatestIsLatest',
+    'digestSatisfiesTagRules',
+    'requireDigest',
+    'digestMustBeValid',
+    'rejectInvalidReferences',
+    'allowedRepositories',
+    'exemptImages',
+  ]);
   const d = DEFAULT_POLICY;
   const allowedRepositories = s.strings('allowedRepositories', d.allowedRepositories);
   allowedRepositories.forEach((entry, i) => checkRepositoryEntry(entry, `${s.key('allowedRepositories')}[${i}]`));
@@ -366,13 +463,19 @@ export function parsePolicyConfig(input: unknown, where = 'validate'): PolicyCon
 export function checkRepositoryEntry(entry: string, where: string): void {
   const wildcard = entry.endsWith('/*');
   const body = wildcard ? entry.slice(0, -2) : entry;
-  if (body.includes('*')) throw new AdmissionConfigError(where, `${JSON.stringify(entry)}: "*" is allowed only as a final "/*"`);
+  if (body.includes('*'))
+    throw new AdmissionConfigError(where, `${JSON.stringify(entry)}: "*" is allowed only as a final "/*"`);
   // Two more components, so `docker.io/*` is not read as the familiar `docker.io/library/x`.
   const probe = wildcard ? `${body}/x/y` : body;
   const parsed = tryParseNormalizedNamed(probe);
   if (!parsed.ok || parsed.value.kind !== 'name' || parsed.value.toString() !== probe) {
-    const hint = parsed.ok ? ` (normalized: ${JSON.stringify(wildcard ? `${parsed.value.name.slice(0, -4)}/*` : parsed.value.name)})` : '';
-    throw new AdmissionConfigError(where, `${JSON.stringify(entry)} is not a normalized repository or <prefix>/*${hint}`);
+    const hint = parsed.ok
+      ? ` (normalized: ${JSON.stringify(wildcard ? `${parsed.value.name.slice(0, -4)}/*` : parsed.value.name)})`
+      : '';
+    throw new AdmissionConfigError(
+      where,
+      `${JSON.stringify(entry)} is not a normalized repository or <prefix>/*${hint}`,
+    );
   }
 }
 

@@ -10,7 +10,12 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYamlAll } from './yaml.ts';
-import { HostCredentialResolver, keyringFromPullSecrets, type Keyring, type SecretObject } from '../credentials/index.ts';
+import {
+  HostCredentialResolver,
+  keyringFromPullSecrets,
+  type Keyring,
+  type SecretObject,
+} from '../credentials/index.ts';
 import { toClientCredential } from '../pull/index.ts';
 import type { RegistryCredential } from './resolver.ts';
 
@@ -18,7 +23,10 @@ import type { RegistryCredential } from './resolver.ts';
  * Candidate credentials for one image, best first. `registry` is the logical registry
  * (`docker.io`, `ghcr.io`), `repository` the normalized repository (`docker.io/library/nginx`).
  */
-export type CredentialLookup = (registry: string, repository: string) => readonly RegistryCredential[] | Promise<readonly RegistryCredential[]>;
+export type CredentialLookup = (
+  registry: string,
+  repository: string,
+) => readonly RegistryCredential[] | Promise<readonly RegistryCredential[]>;
 
 /** The part of a core/v1 ServiceAccount read here. */
 export interface ServiceAccountObject {
@@ -51,7 +59,10 @@ export class MemoryObjectSource implements ClusterObjectSource {
   private readonly keyrings = new Map<string, Keyring | null>();
   synced = true;
 
-  constructor(objects: Iterable<unknown> = [], private readonly defaultNamespace = 'default') {
+  constructor(
+    objects: Iterable<unknown> = [],
+    private readonly defaultNamespace = 'default',
+  ) {
     for (const object of objects) this.upsert(object);
   }
 
@@ -62,7 +73,10 @@ export class MemoryObjectSource implements ClusterObjectSource {
   private identify(object: Readonly<Record<string, unknown>>): { namespace: string; name: string } | undefined {
     const metadata = object['metadata'];
     if (!isRecord(metadata) || typeof metadata['name'] !== 'string' || metadata['name'] === '') return undefined;
-    const namespace = typeof metadata['namespace'] === 'string' && metadata['namespace'] !== '' ? metadata['namespace'] : this.defaultNamespace;
+    const namespace =
+      typeof metadata['namespace'] === 'string' && metadata['namespace'] !== ''
+        ? metadata['namespace']
+        : this.defaultNamespace;
     return { namespace, name: metadata['name'] };
   }
 
@@ -166,7 +180,11 @@ export interface DockerConfigCredentialOptions {
  * one run of a helper per server; after `cacheMs` helpers are asked again, so rotating tokens
  * (ECR, GCR helpers) are picked up by a long-running webhook.
  */
-export async function dockerConfigCredentials(path?: string, env: NodeJS.ProcessEnv = process.env, options: DockerConfigCredentialOptions = {}): Promise<CredentialLookup> {
+export async function dockerConfigCredentials(
+  path?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  options: DockerConfigCredentialOptions = {},
+): Promise<CredentialLookup> {
   const file = path ?? join(env['DOCKER_CONFIG'] ?? join(env['HOME'] ?? homedir(), '.docker'), 'config.json');
   const cacheMs = options.cacheMs ?? 60_000;
   const now = options.now ?? Date.now;
@@ -182,18 +200,21 @@ export async function dockerConfigCredentials(path?: string, env: NodeJS.Process
   return (registry, repository) => {
     const known = answers.get(repository);
     if (known !== undefined && now() - known.at < cacheMs) return known.value;
-    return resolver
-      .resolve({ host: registry, repository: repository.slice(registry.length + 1) })
-      .then((found) => {
-        const value = found === undefined ? [] : [toClientCredential(found.credential)];
-        if (answers.size > 10_000) answers.clear();
-        answers.set(repository, { at: now(), value });
-        return value;
-      });
+    return resolver.resolve({ host: registry, repository: repository.slice(registry.length + 1) }).then((found) => {
+      const value = found === undefined ? [] : [toClientCredential(found.credential)];
+      if (answers.size > 10_000) answers.clear();
+      answers.set(repository, { at: now(), value });
+      return value;
+    });
   };
 }
 
-function keyringCandidates(source: ClusterObjectSource, namespace: string, names: readonly string[], repository: string): RegistryCredential[] {
+function keyringCandidates(
+  source: ClusterObjectSource,
+  namespace: string,
+  names: readonly string[],
+  repository: string,
+): RegistryCredential[] {
   const out: RegistryCredential[] = [];
   for (const name of names) {
     let keyring = source.keyringOf?.(namespace, name);
@@ -216,17 +237,26 @@ function keyringCandidates(source: ClusterObjectSource, namespace: string, names
  * The credential lookup for one pod spec in `namespace`: its pull secrets, then its service
  * account's, then `fallback` (the Docker config). Nothing is read until an image needs it.
  */
-export function podCredentials(podSpec: unknown, namespace: string, source: ClusterObjectSource | undefined, fallback?: CredentialLookup): CredentialLookup | undefined {
+export function podCredentials(
+  podSpec: unknown,
+  namespace: string,
+  source: ClusterObjectSource | undefined,
+  fallback?: CredentialLookup,
+): CredentialLookup | undefined {
   const spec = isRecord(podSpec) ? podSpec : {};
   const podSecrets = secretNames(spec['imagePullSecrets']);
-  const accountName = typeof spec['serviceAccountName'] === 'string' && spec['serviceAccountName'] !== '' ? spec['serviceAccountName'] : 'default';
+  const accountName =
+    typeof spec['serviceAccountName'] === 'string' && spec['serviceAccountName'] !== ''
+      ? spec['serviceAccountName']
+      : 'default';
   if (source === undefined && fallback === undefined) return undefined;
   return (registry, repository) => {
     const out: RegistryCredential[] = [];
     if (source !== undefined) {
       out.push(...keyringCandidates(source, namespace, podSecrets, repository));
       const account = source.getServiceAccount(namespace, accountName);
-      if (account !== undefined) out.push(...keyringCandidates(source, namespace, secretNames(account.imagePullSecrets), repository));
+      if (account !== undefined)
+        out.push(...keyringCandidates(source, namespace, secretNames(account.imagePullSecrets), repository));
     }
     if (fallback === undefined) return out;
     const last = fallback(registry, repository);

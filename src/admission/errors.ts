@@ -28,7 +28,9 @@ export class ResolveFailure extends KimgError<'ErrResolveFailed'> {
   readonly platform?: string;
 
   constructor(image: string, reason: string, detail = '', options: { platform?: string; error?: unknown } = {}) {
-    super('ErrResolveFailed', detail === '' ? `${image}: ${reason}` : `${image}: ${reason} (${detail})`, { cause: options.error });
+    super('ErrResolveFailed', detail === '' ? `${image}: ${reason}` : `${image}: ${reason} (${detail})`, {
+      cause: options.error,
+    });
     this.image = image;
     this.reason = reason;
     this.detail = detail;

@@ -33,7 +33,10 @@ describe('lookup failures', () => {
 
   test('cause keywords for credential helpers and blocked registries', () => {
     assert.equal(failureReason(new CredentialHelperError('hang', 'https://r.example', 'timeout')), 'timeout');
-    assert.equal(failureReason(new CredentialHelperError('gone', 'https://r.example', 'not-installed')), 'credential helper');
+    assert.equal(
+      failureReason(new CredentialHelperError('gone', 'https://r.example', 'not-installed')),
+      'credential helper',
+    );
     assert.equal(failureReason(new RegistryBlockedError('example.com/app', 'example.com', '/r.conf')), 'blocked');
   });
 });

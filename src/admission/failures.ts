@@ -17,7 +17,8 @@ export class BudgetExpired extends Error {
 
 const NOT_FOUND = new Set(['ErrManifestUnknown', 'ErrNameUnknown', 'ErrBlobUnknown']);
 const AUTH = new Set(['ErrUnauthorized', 'ErrDenied']);
-const TIMEOUT_CODES = /\b(UND_ERR_HEADERS_TIMEOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_BODY_TIMEOUT|ETIMEDOUT|TimeoutError)\b/;
+const TIMEOUT_CODES =
+  /\b(UND_ERR_HEADERS_TIMEOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_BODY_TIMEOUT|ETIMEDOUT|TimeoutError)\b/;
 const NETWORK_CODE = /\b(E[A-Z]{3,}|UND_ERR_[A-Z_]+|ERR_[A-Z_]+)\b/;
 
 function chain(err: unknown): unknown[] {
@@ -38,7 +39,9 @@ function statusOf(err: unknown): number | undefined {
 }
 
 function isAbort(err: unknown): boolean {
-  return chain(err).some((e) => e instanceof BudgetExpired || (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError')));
+  return chain(err).some(
+    (e) => e instanceof BudgetExpired || (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError')),
+  );
 }
 
 /** The §4.5 keyword for an error. */
@@ -70,10 +73,31 @@ export function failureReason(err: unknown): string {
 /** Registry client codes for a registry that is down or shedding load, not for anything about the image. */
 const TRANSIENT_CODES = new Set(['ErrRegistryUnavailable', 'ErrTooManyRequests', 'ErrConnection']);
 /** Network errors of an unreachable or flapping registry (DNS included). TLS failures are not among them: a certificate problem is configuration, or an attack. */
-const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const TRANSIENT_NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
 
 /** Reasons that are the registry's (or the configuration's) answer, whatever else the error chain holds. */
-const ANSWERS = new Set(['not found', 'auth', 'platform not found', 'blocked', 'TLS', 'digest mismatch', 'credential helper']);
+const ANSWERS = new Set([
+  'not found',
+  'auth',
+  'platform not found',
+  'blocked',
+  'TLS',
+  'digest mismatch',
+  'credential helper',
+]);
 
 /**
  * Whether a lookup failure says the registry could not answer (timeout, unreachable, 5xx, 429),
@@ -93,9 +117,20 @@ const DETAIL_MAX = 160;
 
 /** A ResolveFailure for `image` (as written) from whatever the lookup threw. */
 export function toResolveFailure(image: string, err: unknown, platform?: string): ResolveFailure {
-  if (err instanceof ResolveFailure) return err.image === image ? err : new ResolveFailure(image, err.reason, err.detail, { ...(err.platform !== undefined && { platform: err.platform }), error: err });
+  if (err instanceof ResolveFailure)
+    return err.image === image
+      ? err
+      : new ResolveFailure(image, err.reason, err.detail, {
+          ...(err.platform !== undefined && { platform: err.platform }),
+          error: err,
+        });
   const reason = failureReason(err);
-  let detail = reason === 'timeout' && isAbort(err) ? 'no answer within the request budget' : err instanceof Error ? err.message : String(err);
+  let detail =
+    reason === 'timeout' && isAbort(err)
+      ? 'no answer within the request budget'
+      : err instanceof Error
+        ? err.message
+        : String(err);
   if (reason === 'auth' && !/auth/i.test(detail)) detail = `authentication required: ${detail}`;
   if (detail.length > DETAIL_MAX) detail = `${detail.slice(0, DETAIL_MAX - 1)}…`;
   return new ResolveFailure(image, reason, detail, { ...(platform !== undefined && { platform }), error: err });

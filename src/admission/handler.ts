@@ -89,7 +89,13 @@ function allowed(uid: string, reason: DecisionReason, warnings: readonly string[
   return { response: { uid, allowed: true, ...(warnings.length > 0 && { warnings: [...new Set(warnings)] }) }, reason };
 }
 
-function denied(uid: string, reason: DecisionReason, message: string, warnings: readonly string[] = [], code = 403): Decision {
+function denied(
+  uid: string,
+  reason: DecisionReason,
+  message: string,
+  warnings: readonly string[] = [],
+  code = 403,
+): Decision {
   return {
     response: {
       uid,
@@ -120,7 +126,9 @@ function parseControllerRules(entries: readonly string[]): ControllerRule[] {
 }
 
 /** What the request's gates let through: the kind and object to look at. */
-type Gate = { readonly pass: false; readonly decision: Decision } | { readonly pass: true; readonly kind: GroupKind; readonly object: Readonly<Record<string, unknown>> };
+type Gate =
+  | { readonly pass: false; readonly decision: Decision }
+  | { readonly pass: true; readonly kind: GroupKind; readonly object: Readonly<Record<string, unknown>> };
 
 export class AdmissionHandler {
   readonly config: MutateConfig;
@@ -147,16 +155,23 @@ export class AdmissionHandler {
   private gate(request: AdmissionRequest): Gate {
     const uid = request.uid;
     const operation = request.operation;
-    if (operation !== 'CREATE' && operation !== 'UPDATE') return { pass: false, decision: allowed(uid, 'NoMutationForOperation') };
-    if (request.namespace !== undefined && request.namespace === this.config.ownNamespace) return { pass: false, decision: allowed(uid, 'NoSelfManagement') };
-    if (request.subResource !== undefined && request.subResource !== '' && request.subResource !== 'ephemeralcontainers') {
+    if (operation !== 'CREATE' && operation !== 'UPDATE')
+      return { pass: false, decision: allowed(uid, 'NoMutationForOperation') };
+    if (request.namespace !== undefined && request.namespace === this.config.ownNamespace)
+      return { pass: false, decision: allowed(uid, 'NoSelfManagement') };
+    if (
+      request.subResource !== undefined &&
+      request.subResource !== '' &&
+      request.subResource !== 'ephemeralcontainers'
+    ) {
       return { pass: false, decision: allowed(uid, 'NoMutationForSubresource') };
     }
     const kind = request.kind;
     const object = request.object;
     if (kind === undefined || !isRecord(object)) return { pass: false, decision: allowed(uid, 'KindNotCovered') };
     const groupKind = { group: kind.group, kind: kind.kind };
-    if (!isCoveredKind(groupKind, this.config.extraPodSpecPaths)) return { pass: false, decision: allowed(uid, 'KindNotCovered') };
+    if (!isCoveredKind(groupKind, this.config.extraPodSpecPaths))
+      return { pass: false, decision: allowed(uid, 'KindNotCovered') };
     return { pass: true, kind: groupKind, object };
   }
 
@@ -164,7 +179,14 @@ export class AdmissionHandler {
   private controllerOwner(request: AdmissionRequest, object: Readonly<Record<string, unknown>>): string | undefined {
     if (this.controllerRules.length === 0) return undefined;
     const kind = request.kind;
-    const apiVersion = typeof object['apiVersion'] === 'string' ? object['apiVersion'] : kind === undefined ? '' : kind.group === '' ? kind.version : `${kind.group}/${kind.version}`;
+    const apiVersion =
+      typeof object['apiVersion'] === 'string'
+        ? object['apiVersion']
+        : kind === undefined
+          ? ''
+          : kind.group === ''
+            ? kind.version
+            : `${kind.group}/${kind.version}`;
     const objectKind = typeof object['kind'] === 'string' ? object['kind'] : (kind?.kind ?? '');
     const metadata = isRecord(object['metadata']) ? object['metadata'] : {};
     const owners = Array.isArray(metadata['ownerReferences']) ? (metadata['ownerReferences'] as unknown[]) : [];
@@ -174,8 +196,12 @@ export class AdmissionHandler {
         if (!isRecord(owner) || owner['controller'] !== true) continue;
         if (owner['apiVersion'] === rule.ownerApiVersion && owner['kind'] === rule.ownerKind) {
           const ownerName = typeof owner['name'] === 'string' ? owner['name'] : '';
-          const name = typeof metadata['name'] === 'string' && metadata['name'] !== '' ? metadata['name'] : (request.name ?? '');
-          return `${objectKind} ${name}: not pinned: owned by ${rule.ownerKind} ${ownerName}, whose template is pinned instead`.slice(0, WARNING_LIMIT);
+          const name =
+            typeof metadata['name'] === 'string' && metadata['name'] !== '' ? metadata['name'] : (request.name ?? '');
+          return `${objectKind} ${name}: not pinned: owned by ${rule.ownerKind} ${ownerName}, whose template is pinned instead`.slice(
+            0,
+            WARNING_LIMIT,
+          );
         }
       }
     }
@@ -187,7 +213,13 @@ export class AdmissionHandler {
     try {
       return await this.mutateUnsafe(request, options);
     } catch (err) {
-      return denied(request.uid, 'InternalError', `kimg: internal error while pinning images: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}`, [], 500);
+      return denied(
+        request.uid,
+        'InternalError',
+        `kimg: internal error while pinning images: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}`,
+        [],
+        500,
+      );
     }
   }
 
@@ -207,7 +239,9 @@ export class AdmissionHandler {
     if (request.operation === 'UPDATE' || request.subResource === 'ephemeralcontainers') {
       const old = findImages(request.oldObject, { kind, extraPodSpecPaths: extra });
       const counterpart = (slot: ImageSlot): ImageSlot | undefined =>
-        slot.name === undefined ? undefined : old.find((o) => o.podSpec.path === slot.podSpec.path && o.list === slot.list && o.name === slot.name);
+        slot.name === undefined
+          ? undefined
+          : old.find((o) => o.podSpec.path === slot.podSpec.path && o.list === slot.list && o.name === slot.name);
       if (request.subResource === 'ephemeralcontainers') {
         // Only ephemeral containers added by this call; everything else is untouched and silent.
         slots = slots.filter((slot) => slot.list === 'ephemeralContainers' && counterpart(slot) === undefined);
@@ -261,12 +295,20 @@ export class AdmissionHandler {
       }
       if (result.failure !== undefined) (failures ??= []).push(result.failure);
     }
-    const failedOnce = failures === undefined ? [] : [...new Map(failures.map((f) => [`${f.image}\u0000${f.reason}`, f])).values()];
+    const failedOnce =
+      failures === undefined ? [] : [...new Map(failures.map((f) => [`${f.image}\u0000${f.reason}`, f])).values()];
 
     if (denials !== undefined) return denied(uid, denialReason, `kimg: ${[...new Set(denials)].join('; ')}`, warnings);
     if (failedOnce.length > 0 && this.config.onResolveError === 'deny') {
-      const listed = failedOnce.map((f) => `${showImage(f.image)}: ${f.reason}${f.detail !== '' ? ` (${f.detail})` : ''}`).join('; ');
-      return denied(uid, 'ResolveFailed', `kimg: cannot pin ${failedOnce.length === 1 ? 'an image' : `${failedOnce.length} images`} to a digest: ${listed}`, warnings);
+      const listed = failedOnce
+        .map((f) => `${showImage(f.image)}: ${f.reason}${f.detail !== '' ? ` (${f.detail})` : ''}`)
+        .join('; ');
+      return denied(
+        uid,
+        'ResolveFailed',
+        `kimg: cannot pin ${failedOnce.length === 1 ? 'an image' : `${failedOnce.length} images`} to a digest: ${listed}`,
+        warnings,
+      );
     }
     for (const f of failedOnce) warnings.push(imageWarning(f.image, `not pinned: ${f.reason}`, f.detail));
     const reason: DecisionReason = failedOnce.length > 0 ? 'ErrorIgnored' : patch.length > 0 ? 'Patched' : 'NotPatched';
@@ -282,11 +324,22 @@ export class AdmissionHandler {
   }
 
   /** Pins the slots, each pod spec with its own credentials (pull secrets, service account, Docker config). */
-  private async pinSlots(request: AdmissionRequest, object: Readonly<Record<string, unknown>>, kind: GroupKind, slots: readonly ImageSlot[], signal: () => AbortSignal): Promise<PinResult[]> {
+  private async pinSlots(
+    request: AdmissionRequest,
+    object: Readonly<Record<string, unknown>>,
+    kind: GroupKind,
+    slots: readonly ImageSlot[],
+    signal: () => AbortSignal,
+  ): Promise<PinResult[]> {
     const pinner = this.pinner;
     if (pinner === undefined) return [];
     const metadata = isRecord(object['metadata']) ? object['metadata'] : {};
-    const namespace = request.namespace !== undefined && request.namespace !== '' ? request.namespace : typeof metadata['namespace'] === 'string' && metadata['namespace'] !== '' ? metadata['namespace'] : 'default';
+    const namespace =
+      request.namespace !== undefined && request.namespace !== ''
+        ? request.namespace
+        : typeof metadata['namespace'] === 'string' && metadata['namespace'] !== ''
+          ? metadata['namespace']
+          : 'default';
     const specs = podSpecsOf(object, kind, this.config.extraPodSpecPaths);
     if (specs.length === 1 && specs[0] !== undefined) {
       // The usual case: one pod spec, one credential lookup for every slot.
@@ -314,7 +367,16 @@ export class AdmissionHandler {
         });
       }),
     );
-    return results.map((r, i) => r ?? { input: slots[i]?.image ?? '', image: slots[i]?.image ?? '', changed: false, status: 'blank', warnings: [] });
+    return results.map(
+      (r, i) =>
+        r ?? {
+          input: slots[i]?.image ?? '',
+          image: slots[i]?.image ?? '',
+          changed: false,
+          status: 'blank',
+          warnings: [],
+        },
+    );
   }
 
   /** The validating webhook: the image policy on every slot of the new object. Never contacts a registry. */
@@ -322,7 +384,13 @@ export class AdmissionHandler {
     try {
       return this.validateUnsafe(request);
     } catch (err) {
-      return denied(request.uid, 'InternalError', `kimg: internal error while checking images: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}`, [], 500);
+      return denied(
+        request.uid,
+        'InternalError',
+        `kimg: internal error while checking images: ${err instanceof Error ? err.message.slice(0, 300) : String(err)}`,
+        [],
+        500,
+      );
     }
   }
 
@@ -330,13 +398,19 @@ export class AdmissionHandler {
     const uid = request.uid;
     const gate = this.gate(request);
     if (!gate.pass) return gate.decision;
-    const records = this.policy.validate(gate.object, { kind: gate.kind, extraPodSpecPaths: this.config.extraPodSpecPaths });
+    const records = this.policy.validate(gate.object, {
+      kind: gate.kind,
+      extraPodSpecPaths: this.config.extraPodSpecPaths,
+    });
     if (records.length === 0) return allowed(uid, 'PolicyAllowed');
     const auditAnnotations = { violations: JSON.stringify(records) };
     const lines = records.map((r) => `${r.path}: ${r.rule}: ${showImage(r.image)}`);
     if (this.policy.config.enforcement === 'warn') {
       const warnings = records.map((r) => prefixedImage(`${r.path}: ${r.rule}: `, r.image));
-      return { response: { uid, allowed: true, warnings: [...new Set(warnings)], auditAnnotations }, reason: 'PolicyWarning' };
+      return {
+        response: { uid, allowed: true, warnings: [...new Set(warnings)], auditAnnotations },
+        reason: 'PolicyWarning',
+      };
     }
     const decision = denied(uid, 'PolicyViolation', `kimg image policy: ${lines.join('; ')}`);
     return { ...decision, response: { ...decision.response, auditAnnotations } };

@@ -26,7 +26,12 @@ describe('image slot rules and output forms (spec §4.3, §4.4)', () => {
       ['redis', `redis@${D}`, `docker.io/library/redis:latest@${D}`, `docker.io/library/redis@${D}`],
       ['redis:7', `redis:7@${D}`, `docker.io/library/redis:7@${D}`, `docker.io/library/redis@${D}`],
       ['reg:5000/app', `reg:5000/app@${D}`, `reg:5000/app:latest@${D}`, `reg:5000/app@${D}`],
-      ['index.docker.io/library/nginx:1', `index.docker.io/library/nginx:1@${D}`, `docker.io/library/nginx:1@${D}`, `docker.io/library/nginx@${D}`],
+      [
+        'index.docker.io/library/nginx:1',
+        `index.docker.io/library/nginx:1@${D}`,
+        `docker.io/library/nginx:1@${D}`,
+        `docker.io/library/nginx@${D}`,
+      ],
     ];
     for (const [image, preserve, canonical, digestOnly] of cases) {
       const named = parseNormalizedNamed(image);

@@ -24,7 +24,8 @@ export function classifyImage(image: string, skipPrefixes: readonly string[] = [
   const parsed = tryParseNormalizedNamed(image);
   if (!parsed.ok) return { kind: 'invalid', reason: parsed.error.message };
   const named = parsed.value;
-  if (named.digest !== undefined) return { kind: 'digest', named, digest: named.digest, ...(named.tag !== undefined && { tag: named.tag }) };
+  if (named.digest !== undefined)
+    return { kind: 'digest', named, digest: named.digest, ...(named.tag !== undefined && { tag: named.tag }) };
   // parseDockerRef's string without a second parse: the normalized name, `latest` by default.
   const lookup = named.tag === undefined ? `${named.name}:latest` : named.toString();
   return { kind: 'tag', named, lookup, implicitLatest: named.tag === undefined };

@@ -76,7 +76,13 @@ export {
   type RegistryCredential,
   type ResolveContext,
 } from './resolver.ts';
-export { createAdmissionRuntime, loadResolverHosts, resolverFromConfig, type AdmissionRuntime, type AdmissionRuntimeOptions } from './setup.ts';
+export {
+  createAdmissionRuntime,
+  loadResolverHosts,
+  resolverFromConfig,
+  type AdmissionRuntime,
+  type AdmissionRuntimeOptions,
+} from './setup.ts';
 export { SecretInformer, type InformerOptions } from './informer.ts';
 export { BudgetExpired, failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
 export { SingleFlight, TtlCache, type StaleEntry } from './cache.ts';

@@ -47,7 +47,11 @@ function metadataOf(object: unknown): { namespace: string; name: string; resourc
   if (!isRecord(object) || !isRecord(object['metadata'])) return undefined;
   const m = object['metadata'];
   if (typeof m['name'] !== 'string' || typeof m['namespace'] !== 'string') return undefined;
-  return { namespace: m['namespace'], name: m['name'], ...(typeof m['resourceVersion'] === 'string' && { resourceVersion: m['resourceVersion'] }) };
+  return {
+    namespace: m['namespace'],
+    name: m['name'],
+    ...(typeof m['resourceVersion'] === 'string' && { resourceVersion: m['resourceVersion'] }),
+  };
 }
 
 /** A ClusterObjectSource kept current by list + watch. `synced` once every stream has listed. */
@@ -72,9 +76,30 @@ export class SecretInformer extends MemoryObjectSource {
     this.backoffMs = options.backoffMs ?? 500;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
     this.streams = [
-      { name: 'dockerconfigjson secrets', kind: 'Secret', path: '/api/v1/secrets', query: { fieldSelector: 'type=kubernetes.io/dockerconfigjson' }, keys: new Set(), synced: false },
-      { name: 'dockercfg secrets', kind: 'Secret', path: '/api/v1/secrets', query: { fieldSelector: 'type=kubernetes.io/dockercfg' }, keys: new Set(), synced: false },
-      { name: 'service accounts', kind: 'ServiceAccount', path: '/api/v1/serviceaccounts', query: {}, keys: new Set(), synced: false },
+      {
+        name: 'dockerconfigjson secrets',
+        kind: 'Secret',
+        path: '/api/v1/secrets',
+        query: { fieldSelector: 'type=kubernetes.io/dockerconfigjson' },
+        keys: new Set(),
+        synced: false,
+      },
+      {
+        name: 'dockercfg secrets',
+        kind: 'Secret',
+        path: '/api/v1/secrets',
+        query: { fieldSelector: 'type=kubernetes.io/dockercfg' },
+        keys: new Set(),
+        synced: false,
+      },
+      {
+        name: 'service accounts',
+        kind: 'ServiceAccount',
+        path: '/api/v1/serviceaccounts',
+        query: {},
+        keys: new Set(),
+        synced: false,
+      },
     ];
   }
 
@@ -85,7 +110,11 @@ export class SecretInformer extends MemoryObjectSource {
     if (server === undefined) {
       const host = env['KUBERNETES_SERVICE_HOST'];
       const port = env['KUBERNETES_SERVICE_PORT'] ?? '443';
-      if (host === undefined || host === '') throw new KimgError('ErrInvalidConfig', 'secretSource informer: not in a cluster (KUBERNETES_SERVICE_HOST is unset); use secretSource: none or {file: PATH}');
+      if (host === undefined || host === '')
+        throw new KimgError(
+          'ErrInvalidConfig',
+          'secretSource informer: not in a cluster (KUBERNETES_SERVICE_HOST is unset); use secretSource: none or {file: PATH}',
+        );
       server = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
     }
     const caPem = options.caPem ?? (await readFile(`${SERVICE_ACCOUNT_DIR}/ca.crt`, 'utf8').catch(() => undefined));
@@ -124,7 +153,9 @@ export class SecretInformer extends MemoryObjectSource {
           resourceVersion = undefined;
           continue;
         }
-        this.log(`informer: ${stream.name}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
+        this.log(
+          `informer: ${stream.name}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`,
+        );
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
         delay = Math.min(delay * 2, 30_000);
         resourceVersion = undefined;
@@ -138,15 +169,20 @@ export class SecretInformer extends MemoryObjectSource {
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
-      const res = await request(this.url(stream, { limit: '500', ...(continueToken !== undefined && { continue: continueToken }) }), {
-        dispatcher: this.dispatcher,
-        headers: await this.headers(),
-        signal: this.controller.signal,
-      });
+      const res = await request(
+        this.url(stream, { limit: '500', ...(continueToken !== undefined && { continue: continueToken }) }),
+        {
+          dispatcher: this.dispatcher,
+          headers: await this.headers(),
+          signal: this.controller.signal,
+        },
+      );
       const text = await res.body.text();
-      if (res.statusCode !== 200) throw new KimgError('ErrApiServer', `list ${stream.path}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+      if (res.statusCode !== 200)
+        throw new KimgError('ErrApiServer', `list ${stream.path}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
       const body: unknown = JSON.parse(text);
-      if (!isRecord(body) || !Array.isArray(body['items'])) throw new KimgError('ErrApiServer', `list ${stream.path}: not a list`);
+      if (!isRecord(body) || !Array.isArray(body['items']))
+        throw new KimgError('ErrApiServer', `list ${stream.path}: not a list`);
       for (const item of body['items'] as unknown[]) {
         const m = metadataOf(item);
         if (m === undefined || !isRecord(item)) continue;
@@ -174,14 +210,28 @@ export class SecretInformer extends MemoryObjectSource {
   /** Follows a watch until the server ends it; returns the last resourceVersion seen. */
   private async watch(stream: Stream, resourceVersion: string): Promise<string> {
     const res = await request(
-      this.url(stream, { watch: '1', allowWatchBookmarks: 'true', resourceVersion, timeoutSeconds: String(this.watchTimeoutSeconds) }),
-      { dispatcher: this.dispatcher, headers: await this.headers(), signal: this.controller.signal, bodyTimeout: (this.watchTimeoutSeconds + 30) * 1000 },
+      this.url(stream, {
+        watch: '1',
+        allowWatchBookmarks: 'true',
+        resourceVersion,
+        timeoutSeconds: String(this.watchTimeoutSeconds),
+      }),
+      {
+        dispatcher: this.dispatcher,
+        headers: await this.headers(),
+        signal: this.controller.signal,
+        bodyTimeout: (this.watchTimeoutSeconds + 30) * 1000,
+      },
     );
     if (res.statusCode === 410) {
       await res.body.dump();
       throw new KimgError('ErrGone', 'watch: resourceVersion too old');
     }
-    if (res.statusCode !== 200) throw new KimgError('ErrApiServer', `watch ${stream.path}: HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+    if (res.statusCode !== 200)
+      throw new KimgError(
+        'ErrApiServer',
+        `watch ${stream.path}: HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`,
+      );
     let last = resourceVersion;
     let buffered = '';
     for await (const chunk of res.body) {
@@ -207,7 +257,12 @@ export class SecretInformer extends MemoryObjectSource {
       throw new KimgError('ErrApiServer', `watch ${stream.path}: ${JSON.stringify(object).slice(0, 200)}`);
     }
     const m = metadataOf(object);
-    if (type === 'BOOKMARK') return isRecord(object) && isRecord(object['metadata']) && typeof object['metadata']['resourceVersion'] === 'string' ? object['metadata']['resourceVersion'] : undefined;
+    if (type === 'BOOKMARK')
+      return isRecord(object) &&
+        isRecord(object['metadata']) &&
+        typeof object['metadata']['resourceVersion'] === 'string'
+        ? object['metadata']['resourceVersion']
+        : undefined;
     if (m === undefined || !isRecord(object)) return undefined;
     const key = `${m.namespace}/${m.name}`;
     if (type === 'DELETED') {

@@ -59,7 +59,11 @@ function plural(kind: string): string {
 }
 
 const BUILT_IN_RULES: readonly { apiGroups: string[]; apiVersions: string[]; resources: string[] }[] = [
-  { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'pods/ephemeralcontainers', 'podtemplates', 'replicationcontrollers'] },
+  {
+    apiGroups: [''],
+    apiVersions: ['v1'],
+    resources: ['pods', 'pods/ephemeralcontainers', 'podtemplates', 'replicationcontrollers'],
+  },
   { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'] },
   { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'] },
 ];
@@ -74,7 +78,14 @@ function rules(config: AdmissionConfig): Obj[] {
     set.add(plural(key.slice(slash + 1)));
     byGroup.set(group, set);
   }
-  for (const [group, resources] of byGroup) out.push({ operations: ['CREATE', 'UPDATE'], apiGroups: [group], apiVersions: ['*'], resources: [...resources].sort(), scope: '*' });
+  for (const [group, resources] of byGroup)
+    out.push({
+      operations: ['CREATE', 'UPDATE'],
+      apiGroups: [group],
+      apiVersions: ['*'],
+      resources: [...resources].sort(),
+      scope: '*',
+    });
   return out;
 }
 
@@ -142,7 +153,11 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
   const name = options.name ?? 'kimg-webhook';
   const port = options.port ?? 8443;
   const timeoutSeconds = options.timeoutSeconds ?? 10;
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) throw new KimgError('ErrInvalidArgument', `timeoutSeconds must be a whole number from 1 to 30, got ${timeoutSeconds}`);
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30)
+    throw new KimgError(
+      'ErrInvalidArgument',
+      `timeoutSeconds must be a whole number from 1 to 30, got ${timeoutSeconds}`,
+    );
   const replicas = options.replicas ?? 2;
   const labels = { 'app.kubernetes.io/name': 'kimg-webhook', 'app.kubernetes.io/instance': name };
   const informer = options.config.resolver.secretSource === 'informer';
@@ -170,7 +185,12 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
       kind: 'Namespace',
       metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
     },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels }, automountServiceAccountToken: informer },
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name, namespace, labels },
+      automountServiceAccountToken: informer,
+    },
   ];
   if (informer) {
     objects.push(
@@ -195,7 +215,11 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
       kind: 'Secret',
       type: 'kubernetes.io/tls',
       metadata: { name: `${name}-tls`, namespace, labels },
-      stringData: { 'tls.crt': options.certificates.certPem, 'tls.key': options.certificates.keyPem, 'ca.crt': options.certificates.caPem },
+      stringData: {
+        'tls.crt': options.certificates.certPem,
+        'tls.key': options.certificates.keyPem,
+        'ca.crt': options.certificates.caPem,
+      },
     },
     {
       apiVersion: 'v1',
@@ -218,19 +242,48 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
             automountServiceAccountToken: informer,
             securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
             topologySpreadConstraints: [
-              { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } },
+              {
+                maxSkew: 1,
+                topologyKey: 'kubernetes.io/hostname',
+                whenUnsatisfiable: 'ScheduleAnyway',
+                labelSelector: { matchLabels: labels },
+              },
             ],
             containers: [
               {
                 name: 'webhook',
                 image: options.image,
-                args: ['webhook', 'serve', '--config', '/etc/kimg/config/config.yaml', '--tls-cert-file', '/etc/kimg/tls/tls.crt', '--tls-key-file', '/etc/kimg/tls/tls.key', '--port', String(port)],
+                args: [
+                  'webhook',
+                  'serve',
+                  '--config',
+                  '/etc/kimg/config/config.yaml',
+                  '--tls-cert-file',
+                  '/etc/kimg/tls/tls.crt',
+                  '--tls-key-file',
+                  '/etc/kimg/tls/tls.key',
+                  '--port',
+                  String(port),
+                ],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
                 ports: [{ name: 'https', containerPort: port, protocol: 'TCP' }],
-                readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
-                livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
+                readinessProbe: {
+                  httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' },
+                  periodSeconds: 5,
+                  failureThreshold: 3,
+                },
+                livenessProbe: {
+                  httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' },
+                  periodSeconds: 10,
+                  failureThreshold: 6,
+                },
                 resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  readOnlyRootFilesystem: true,
+                  runAsNonRoot: true,
+                  capabilities: { drop: ['ALL'] },
+                },
                 volumeMounts: [
                   { name: 'tls', mountPath: '/etc/kimg/tls', readOnly: true },
                   { name: 'config', mountPath: '/etc/kimg/config', readOnly: true },
@@ -304,8 +357,15 @@ async function openssl(args: readonly string[], cwd: string): Promise<void> {
     await run('openssl', args, { cwd, timeout: 60_000 });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new KimgError('ErrToolMissing', 'certificate generation needs the openssl command (Debian: apt-get install openssl)');
-    throw new KimgError('ErrCertificate', `openssl ${args[0] ?? ''} failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-2).join(' ')}`);
+    if (e.code === 'ENOENT')
+      throw new KimgError(
+        'ErrToolMissing',
+        'certificate generation needs the openssl command (Debian: apt-get install openssl)',
+      );
+    throw new KimgError(
+      'ErrCertificate',
+      `openssl ${args[0] ?? ''} failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-2).join(' ')}`,
+    );
   }
 }
 
@@ -324,7 +384,11 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
  */
 export async function generateWebhookCertificates(request: CertificateRequest): Promise<WebhookCertificates> {
   const { service, namespace } = request;
-  if (!DNS_LABEL.test(service) || !DNS_LABEL.test(namespace)) throw new KimgError('ErrInvalidArgument', `service ${JSON.stringify(service)} and namespace ${JSON.stringify(namespace)} must be DNS labels`);
+  if (!DNS_LABEL.test(service) || !DNS_LABEL.test(namespace))
+    throw new KimgError(
+      'ErrInvalidArgument',
+      `service ${JSON.stringify(service)} and namespace ${JSON.stringify(namespace)} must be DNS labels`,
+    );
   const dir = request.dir ?? (await mkdtemp(join(tmpdir(), 'kimg-webhook-certs-')));
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
@@ -332,16 +396,42 @@ export async function generateWebhookCertificates(request: CertificateRequest): 
     const leaf = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
     if (!(await exists(ca.cert)) || !(await exists(ca.key))) {
       await openssl(
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '3650', '-subj', '/CN=kimg webhook CA',
-          '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-keyout', ca.key, '-out', ca.cert],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '3650',
+          '-subj',
+          '/CN=kimg webhook CA',
+          '-addext',
+          'basicConstraints=critical,CA:TRUE',
+          '-addext',
+          'keyUsage=critical,keyCertSign,cRLSign',
+          '-keyout',
+          ca.key,
+          '-out',
+          ca.cert,
+        ],
         dir,
       );
     }
     let reuse = (await exists(leaf.cert)) && (await exists(leaf.key));
     if (reuse) {
       // Still valid for 30 days, and issued by this CA?
-      reuse = await openssl(['x509', '-checkend', String(30 * 86400), '-noout', '-in', leaf.cert], dir).then(() => true, () => false);
-      if (reuse) reuse = await openssl(['verify', '-CAfile', ca.cert, leaf.cert], dir).then(() => true, () => false);
+      reuse = await openssl(['x509', '-checkend', String(30 * 86400), '-noout', '-in', leaf.cert], dir).then(
+        () => true,
+        () => false,
+      );
+      if (reuse)
+        reuse = await openssl(['verify', '-CAfile', ca.cert, leaf.cert], dir).then(
+          () => true,
+          () => false,
+        );
     }
     if (!reuse) {
       const host = `${service}.${namespace}.svc`;
@@ -357,14 +447,52 @@ export async function generateWebhookCertificates(request: CertificateRequest): 
           '',
         ].join('\n'),
       );
-      await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${host}`, '-keyout', leaf.key, '-out', csr], dir);
       await openssl(
-        ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-sha256', '-days', String(request.days ?? 365), '-extfile', ext, '-out', leaf.cert],
+        [
+          'req',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-subj',
+          `/CN=${host}`,
+          '-keyout',
+          leaf.key,
+          '-out',
+          csr,
+        ],
+        dir,
+      );
+      await openssl(
+        [
+          'x509',
+          '-req',
+          '-in',
+          csr,
+          '-CA',
+          ca.cert,
+          '-CAkey',
+          ca.key,
+          '-set_serial',
+          `0x${randomBytes(12).toString('hex')}`,
+          '-sha256',
+          '-days',
+          String(request.days ?? 365),
+          '-extfile',
+          ext,
+          '-out',
+          leaf.cert,
+        ],
         dir,
       );
       await Promise.all([rm(ext, { force: true }), rm(csr, { force: true })]);
     }
-    const [caPem, certPem, keyPem] = await Promise.all([readFile(ca.cert, 'utf8'), readFile(leaf.cert, 'utf8'), readFile(leaf.key, 'utf8')]);
+    const [caPem, certPem, keyPem] = await Promise.all([
+      readFile(ca.cert, 'utf8'),
+      readFile(leaf.cert, 'utf8'),
+      readFile(leaf.key, 'utf8'),
+    ]);
     return { caPem, certPem, keyPem };
   } finally {
     if (request.dir === undefined) await rm(dir, { recursive: true, force: true });

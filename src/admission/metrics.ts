@@ -24,7 +24,10 @@ function seriesKey(labels: Readonly<Record<string, string>>): string {
 }
 
 class Histogram {
-  private readonly series = new Map<string, { labels: Record<string, string>; counts: number[]; sum: number; count: number }>();
+  private readonly series = new Map<
+    string,
+    { labels: Record<string, string>; counts: number[]; sum: number; count: number }
+  >();
 
   constructor(
     readonly name: string,
@@ -39,7 +42,8 @@ class Histogram {
       s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
-    for (let i = 0; i < this.buckets.length; i++) if (seconds <= (this.buckets[i] ?? Infinity)) s.counts[i] = (s.counts[i] ?? 0) + 1;
+    for (let i = 0; i < this.buckets.length; i++)
+      if (seconds <= (this.buckets[i] ?? Infinity)) s.counts[i] = (s.counts[i] ?? 0) + 1;
     s.sum += seconds;
     s.count++;
   }
@@ -47,9 +51,14 @@ class Histogram {
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
     for (const s of this.series.values()) {
-      this.buckets.forEach((le, i) => out.push(`${this.name}_bucket${labelText({ ...s.labels, le: String(le) })} ${s.counts[i] ?? 0}`));
+      this.buckets.forEach((le, i) =>
+        out.push(`${this.name}_bucket${labelText({ ...s.labels, le: String(le) })} ${s.counts[i] ?? 0}`),
+      );
       out.push(`${this.name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      out.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`, `${this.name}_count${labelText(s.labels)} ${s.count}`);
+      out.push(
+        `${this.name}_sum${labelText(s.labels)} ${s.sum}`,
+        `${this.name}_count${labelText(s.labels)} ${s.count}`,
+      );
     }
   }
 }
@@ -80,11 +89,26 @@ class Counter {
 }
 
 export class WebhookMetrics {
-  readonly decisions = new Counter('kimg_admission_decisions_total', 'Admission decisions by webhook (mutate, validate) and reason.');
-  readonly badRequests = new Counter('kimg_admission_bad_requests_total', 'Requests answered 4xx (not an AdmissionReview, wrong method or path).');
-  readonly requestDuration = new Histogram('kimg_admission_request_duration_seconds', 'Time to answer an AdmissionReview, by webhook.');
-  readonly lookupDuration = new Histogram('kimg_registry_lookup_duration_seconds', 'Registry lookups (HEAD, GET fallback, index GET in platform mode), by result.');
-  private readonly lookupFailures = new Counter('kimg_registry_lookup_failures_total', 'Failed registry lookups by cause (not found, auth, timeout, HTTP status, network error).');
+  readonly decisions = new Counter(
+    'kimg_admission_decisions_total',
+    'Admission decisions by webhook (mutate, validate) and reason.',
+  );
+  readonly badRequests = new Counter(
+    'kimg_admission_bad_requests_total',
+    'Requests answered 4xx (not an AdmissionReview, wrong method or path).',
+  );
+  readonly requestDuration = new Histogram(
+    'kimg_admission_request_duration_seconds',
+    'Time to answer an AdmissionReview, by webhook.',
+  );
+  readonly lookupDuration = new Histogram(
+    'kimg_registry_lookup_duration_seconds',
+    'Registry lookups (HEAD, GET fallback, index GET in platform mode), by result.',
+  );
+  private readonly lookupFailures = new Counter(
+    'kimg_registry_lookup_failures_total',
+    'Failed registry lookups by cause (not found, auth, timeout, HTTP status, network error).',
+  );
   private readonly staleServes = new Counter(
     'kimg_digest_stale_served_total',
     'Failed lookups answered with an expired cached digest (staleIfErrorSeconds), by the cause of the failure (timeout, HTTP 503, ECONNREFUSED, …).',
@@ -140,7 +164,11 @@ export class WebhookMetrics {
     }
     const entries = this.cacheEntries?.();
     if (entries !== undefined) {
-      out.push('# HELP kimg_digest_cache_entries Cached tag → digest answers.', '# TYPE kimg_digest_cache_entries gauge', `kimg_digest_cache_entries ${entries}`);
+      out.push(
+        '# HELP kimg_digest_cache_entries Cached tag → digest answers.',
+        '# TYPE kimg_digest_cache_entries gauge',
+        `kimg_digest_cache_entries ${entries}`,
+      );
     }
     return `${out.join('\n')}\n`;
   }

@@ -164,7 +164,10 @@ function formatAge(ms: number): string {
 }
 
 function staleWarning(image: string, stale: StaleServeEvent, what: string): string {
-  return imageWarning(image, `${what} a stale digest, looked up ${formatAge(stale.ageMs)} ago (registry lookup failed: ${stale.reason})`);
+  return imageWarning(
+    image,
+    `${what} a stale digest, looked up ${formatAge(stale.ageMs)} ago (registry lookup failed: ${stale.reason})`,
+  );
 }
 
 function credentialIdentity(c: RegistryCredential): string {
@@ -203,7 +206,14 @@ export class Pinner {
   readonly existingDigest: ExistingDigestMode;
   readonly skipPrefixes: readonly string[];
   readonly invalidReference: 'warn-and-skip' | 'deny';
-  readonly stats: PinnerStats = { lookups: 0, lookupFailures: 0, cacheHits: 0, cacheMisses: 0, coalesced: 0, staleServes: 0 };
+  readonly stats: PinnerStats = {
+    lookups: 0,
+    lookupFailures: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    coalesced: 0,
+    staleServes: 0,
+  };
   private readonly resolver: ImageResolver;
   private readonly credentials: CredentialLookup | undefined;
   private readonly cache: TtlCache<LookupOutcome>;
@@ -307,15 +317,38 @@ export class Pinner {
   }
 
   private unchanged(image: string, status: PinStatus, extra?: Partial<PinResult>): PinResult {
-    return extra === undefined ? { input: image, image, changed: false, status, warnings: [] } : { input: image, image, changed: false, status, warnings: [], ...extra };
+    return extra === undefined
+      ? { input: image, image, changed: false, status, warnings: [] }
+      : { input: image, image, changed: false, status, warnings: [], ...extra };
   }
 
   private pinned(image: string, c: Extract<ImageClass, { kind: 'tag' }>, outcome: LookupOutcome): PinResult {
     const value = pinnedValue(image, c.named, outcome.digest, this.output);
-    const warnings = c.implicitLatest && this.output === 'preserve' ? [imageWarning(image, 'no tag, pinned the implicit latest tag')] : [];
-    if (outcome.stale === undefined) return { input: image, image: value, changed: value !== image, status: 'pinned', digest: outcome.digest, reference: c.lookup, warnings };
+    const warnings =
+      c.implicitLatest && this.output === 'preserve'
+        ? [imageWarning(image, 'no tag, pinned the implicit latest tag')]
+        : [];
+    if (outcome.stale === undefined)
+      return {
+        input: image,
+        image: value,
+        changed: value !== image,
+        status: 'pinned',
+        digest: outcome.digest,
+        reference: c.lookup,
+        warnings,
+      };
     warnings.push(staleWarning(image, outcome.stale, 'pinned'));
-    return { input: image, image: value, changed: value !== image, status: 'pinned', digest: outcome.digest, reference: c.lookup, warnings, stale: outcome.stale };
+    return {
+      input: image,
+      image: value,
+      changed: value !== image,
+      status: 'pinned',
+      digest: outcome.digest,
+      reference: c.lookup,
+      warnings,
+      stale: outcome.stale,
+    };
   }
 
   private failed(image: string, reference: string, err: unknown): PinResult {
@@ -331,9 +364,12 @@ export class Pinner {
       case 'skipped':
         return this.unchanged(image, 'skipped');
       case 'invalid': {
-        const text = this.invalidReference === 'deny' ? 'invalid image reference' : 'invalid image reference, not pinned';
+        const text =
+          this.invalidReference === 'deny' ? 'invalid image reference' : 'invalid image reference, not pinned';
         const message = imageWarning(image, text, c.reason.replace(/^invalid reference format: /, ''));
-        return this.invalidReference === 'deny' ? this.unchanged(image, 'invalid', { denied: message }) : this.unchanged(image, 'invalid', { warnings: [message] });
+        return this.invalidReference === 'deny'
+          ? this.unchanged(image, 'invalid', { denied: message })
+          : this.unchanged(image, 'invalid', { warnings: [message] });
       }
       case 'digest':
         return this.existing(image, c, context, memo);
@@ -354,7 +390,12 @@ export class Pinner {
   }
 
   /** §4.14: a digest is kept as is, or (`verify-*`, with a tag) checked against what the tag points at now. */
-  private async existing(image: string, c: Extract<ImageClass, { kind: 'digest' }>, context: PinContext, memo: Memo): Promise<PinResult> {
+  private async existing(
+    image: string,
+    c: Extract<ImageClass, { kind: 'digest' }>,
+    context: PinContext,
+    memo: Memo,
+  ): Promise<PinResult> {
     const kept: PinResult = { input: image, image, changed: false, status: 'kept', digest: c.digest, warnings: [] };
     if (this.existingDigest === 'keep' || c.tag === undefined) return kept;
     const reference = `${c.named.name}:${c.tag}`;
@@ -384,14 +425,24 @@ export class Pinner {
       : { ...kept, status: 'mismatch', digest: current, reference, warnings: [message, ...staleNote] };
   }
 
-  private candidates(context: PinContext, registry: string, repository: string): readonly RegistryCredential[] | Promise<readonly RegistryCredential[]> {
+  private candidates(
+    context: PinContext,
+    registry: string,
+    repository: string,
+  ): readonly RegistryCredential[] | Promise<readonly RegistryCredential[]> {
     const lookup = context.credentials ?? this.credentials;
     if (lookup === undefined) return [];
     return lookup(registry, repository);
   }
 
   /** The cached answer (synchronously), or the lookup joined or started. Throws only for bugs. */
-  private lookup(reference: string, registry: string, repository: string, context: PinContext, memo: Memo): LookupOutcome | Promise<LookupOutcome> {
+  private lookup(
+    reference: string,
+    registry: string,
+    repository: string,
+    context: PinContext,
+    memo: Memo,
+  ): LookupOutcome | Promise<LookupOutcome> {
     const credentials = this.candidates(context, registry, repository);
     if (isPromise(credentials)) {
       // Only a credential lookup that has to wait (a helper program) sets up the budget's timer.
@@ -400,15 +451,29 @@ export class Pinner {
       const signal = signalOf(context);
       const bounded = raceSignal(credentials, signal).catch((err: unknown) => {
         if (signal?.aborted !== true || err !== signal.reason) throw err;
-        throw new ResolveFailure(reference, 'timeout', 'no pull credentials within the request budget (a credential helper did not answer)', { error: err });
+        throw new ResolveFailure(
+          reference,
+          'timeout',
+          'no pull credentials within the request budget (a credential helper did not answer)',
+          { error: err },
+        );
       });
       return bounded.then((list) => this.lookupWith(reference, repository, list, context, memo));
     }
     return this.lookupWith(reference, repository, credentials, context, memo);
   }
 
-  private lookupWith(reference: string, repository: string, credentials: readonly RegistryCredential[], context: PinContext, memo: Memo): LookupOutcome | Promise<LookupOutcome> {
-    const key = credentials.length === 0 ? reference + this.anonymousSuffix : `${reference}\u0000${this.modeKey}\u0000${fingerprint(credentials)}`;
+  private lookupWith(
+    reference: string,
+    repository: string,
+    credentials: readonly RegistryCredential[],
+    context: PinContext,
+    memo: Memo,
+  ): LookupOutcome | Promise<LookupOutcome> {
+    const key =
+      credentials.length === 0
+        ? reference + this.anonymousSuffix
+        : `${reference}\u0000${this.modeKey}\u0000${fingerprint(credentials)}`;
     // The cache first; the per-request memo only holds lookups in flight (it matters when the
     // cache is off or the answer is still coming).
     const cached = this.cache.get(key);
@@ -422,7 +487,11 @@ export class Pinner {
       return memoized;
     }
     this.stats.cacheMisses++;
-    const { result, joined } = this.flights.run(key, (signal) => this.fetch(reference, repository, credentials, signal), signalOf(context));
+    const { result, joined } = this.flights.run(
+      key,
+      (signal) => this.fetch(reference, repository, credentials, signal),
+      signalOf(context),
+    );
     if (joined) this.stats.coalesced++;
     const stored = result.then(
       (outcome) => {
@@ -453,7 +522,12 @@ export class Pinner {
   }
 
   /** One lookup: HEAD (or GET) of the reference, trying each candidate credential on auth failures; in platform mode also the index. */
-  private async fetch(reference: string, repository: string, credentials: readonly RegistryCredential[], signal: AbortSignal): Promise<LookupOutcome> {
+  private async fetch(
+    reference: string,
+    repository: string,
+    credentials: readonly RegistryCredential[],
+    signal: AbortSignal,
+  ): Promise<LookupOutcome> {
     this.stats.lookups++;
     const started = this.now();
     try {
@@ -475,8 +549,15 @@ export class Pinner {
         const children = await this.children(repository, top, used, signal);
         const child = selectPlatformManifest(children, this.platform);
         if (child === undefined) {
-          const available = children.filter((m) => m.platform !== undefined).map((m) => formatPlatform(m.platform ?? { os: '', architecture: '' }));
-          throw new ResolveFailure(reference, 'platform not found', `no ${this.platform} manifest in the index${available.length > 0 ? `; it has ${available.slice(0, 6).join(', ')}` : ''}`, { platform: this.platform });
+          const available = children
+            .filter((m) => m.platform !== undefined)
+            .map((m) => formatPlatform(m.platform ?? { os: '', architecture: '' }));
+          throw new ResolveFailure(
+            reference,
+            'platform not found',
+            `no ${this.platform} manifest in the index${available.length > 0 ? `; it has ${available.slice(0, 6).join(', ')}` : ''}`,
+            { platform: this.platform },
+          );
         }
         digest = child.digest;
       }
@@ -489,12 +570,18 @@ export class Pinner {
     }
   }
 
-  private async children(repository: string, index: Descriptor, credential: RegistryCredential | undefined, signal: AbortSignal | undefined): Promise<readonly Descriptor[]> {
+  private async children(
+    repository: string,
+    index: Descriptor,
+    credential: RegistryCredential | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<readonly Descriptor[]> {
     const cached = this.childrenCache.get(index.digest);
     if (cached !== undefined) return cached;
     const { result } = this.childFlights.run(
       `${repository}@${index.digest}`,
-      (s) => this.resolver.indexManifests(repository, index, { ...(credential !== undefined && { credential }), signal: s }),
+      (s) =>
+        this.resolver.indexManifests(repository, index, { ...(credential !== undefined && { credential }), signal: s }),
       signal,
     );
     const children = await result;

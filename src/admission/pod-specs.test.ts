@@ -8,11 +8,18 @@ describe('pod specs and image slots (spec §4.1)', () => {
     assert.deepEqual(at('Pod'), ['/spec spec']);
     assert.deepEqual(at('/PodTemplate'), ['/template/spec template.spec']);
     assert.deepEqual(at('ReplicationController'), ['/spec/template/spec spec.template.spec']);
-    for (const kind of ['apps/ReplicaSet', 'apps/Deployment', 'apps/StatefulSet', 'apps/DaemonSet', 'batch/Job']) assert.deepEqual(at(kind), ['/spec/template/spec spec.template.spec']);
+    for (const kind of ['apps/ReplicaSet', 'apps/Deployment', 'apps/StatefulSet', 'apps/DaemonSet', 'batch/Job'])
+      assert.deepEqual(at(kind), ['/spec/template/spec spec.template.spec']);
     assert.deepEqual(at('batch/CronJob'), ['/spec/jobTemplate/spec/template/spec spec.jobTemplate.spec.template.spec']);
     assert.deepEqual(at('extensions/Deployment'), [], 'the group matters');
     assert.deepEqual(at('ConfigMap'), []);
-    assert.deepEqual(podSpecPaths({ group: 'argoproj.io', kind: 'Rollout' }, { 'argoproj.io/Rollout': ['spec.template.spec', 'spec.template.spec'] }).map((l) => l.pointer), ['/spec/template/spec']);
+    assert.deepEqual(
+      podSpecPaths(
+        { group: 'argoproj.io', kind: 'Rollout' },
+        { 'argoproj.io/Rollout': ['spec.template.spec', 'spec.template.spec'] },
+      ).map((l) => l.pointer),
+      ['/spec/template/spec'],
+    );
     assert.equal(isCoveredKind('argoproj.io/Rollout'), false);
   });
 
@@ -24,7 +31,11 @@ describe('pod specs and image slots (spec §4.1)', () => {
         containers: [{ name: 'a', image: 'x' }, { name: 'b' }, { name: 'c', image: 5 }, null, { image: ' ' }],
         initContainers: [{ name: 'i', image: 'y' }],
         ephemeralContainers: 'nope',
-        volumes: [{ name: 'cfg', configMap: {} }, { name: 'img', image: { reference: 'z' } }, { name: 'bad', image: { reference: ['z'] } }],
+        volumes: [
+          { name: 'cfg', configMap: {} },
+          { name: 'img', image: { reference: 'z' } },
+          { name: 'bad', image: { reference: ['z'] } },
+        ],
       },
     };
     assert.deepEqual(
@@ -40,7 +51,16 @@ describe('pod specs and image slots (spec §4.1)', () => {
   });
 
   test('objects without a kind, other kinds and odd shapes give nothing', () => {
-    for (const object of [null, 42, 'Pod', [], {}, { kind: 'Pod' }, { apiVersion: 'v1', kind: 'Pod', spec: [] }, { apiVersion: 'v1', kind: 'ConfigMap', spec: { containers: [{ image: 'x' }] } }]) {
+    for (const object of [
+      null,
+      42,
+      'Pod',
+      [],
+      {},
+      { kind: 'Pod' },
+      { apiVersion: 'v1', kind: 'Pod', spec: [] },
+      { apiVersion: 'v1', kind: 'ConfigMap', spec: { containers: [{ image: 'x' }] } },
+    ]) {
       assert.deepEqual(findImages(object), []);
     }
     // An explicit kind wins over the object's own fields (the webhook uses request.kind).

@@ -94,7 +94,10 @@ const answers = new WeakMap<object, Map<string, readonly PodSpecLocation[]>>();
  * (`{"argoproj.io/Rollout": ["spec.template.spec"]}`). `kind` is a GroupKind or
  * `"<group>/<Kind>"` (`"Pod"` alone means the core group). Empty for kinds not covered.
  */
-export function podSpecPaths(kind: GroupKind | string, customPaths: Readonly<Record<string, readonly string[]>> = NO_CUSTOM_PATHS): PodSpecLocation[] {
+export function podSpecPaths(
+  kind: GroupKind | string,
+  customPaths: Readonly<Record<string, readonly string[]>> = NO_CUSTOM_PATHS,
+): PodSpecLocation[] {
   const key = groupKindKey(toGroupKind(kind));
   let known = answers.get(customPaths);
   const answered = known?.get(key);
@@ -126,7 +129,10 @@ function computePodSpecPaths(key: string, customPaths: Readonly<Record<string, r
 }
 
 /** True when the kind has a pod spec (built in or custom). */
-export function isCoveredKind(kind: GroupKind | string, customPaths: Readonly<Record<string, readonly string[]>> = {}): boolean {
+export function isCoveredKind(
+  kind: GroupKind | string,
+  customPaths: Readonly<Record<string, readonly string[]>> = {},
+): boolean {
   return podSpecPaths(kind, customPaths).length > 0;
 }
 
@@ -183,7 +189,8 @@ export function imagesInPodSpec(podSpec: unknown, where: PodSpecLocation): Image
     if (!Array.isArray(items)) continue;
     for (let i = 0; i < items.length; i++) {
       const item: unknown = items[i];
-      if (isRecord(item) && typeof item['image'] === 'string') out.push(new FoundSlot(where, list, i, item['name'], item['image']));
+      if (isRecord(item) && typeof item['image'] === 'string')
+        out.push(new FoundSlot(where, list, i, item['name'], item['image']));
     }
   }
   const volumes = podSpec['volumes'];
@@ -192,7 +199,8 @@ export function imagesInPodSpec(podSpec: unknown, where: PodSpecLocation): Image
       const volume: unknown = volumes[i];
       if (!isRecord(volume)) continue;
       const source = volume['image'];
-      if (isRecord(source) && typeof source['reference'] === 'string') out.push(new FoundSlot(where, 'volumes', i, volume['name'], source['reference']));
+      if (isRecord(source) && typeof source['reference'] === 'string')
+        out.push(new FoundSlot(where, 'volumes', i, volume['name'], source['reference']));
     }
   }
   return out;
@@ -229,7 +237,11 @@ export function findImages(object: unknown, options: FindImagesOptions = {}): Im
 }
 
 /** The pod spec objects of an object (for pull secrets and the service account). */
-export function podSpecsOf(object: unknown, kind: GroupKind | string, extraPodSpecPaths?: Readonly<Record<string, readonly string[]>>): { readonly location: PodSpecLocation; readonly spec: Readonly<Record<string, unknown>> }[] {
+export function podSpecsOf(
+  object: unknown,
+  kind: GroupKind | string,
+  extraPodSpecPaths?: Readonly<Record<string, readonly string[]>>,
+): { readonly location: PodSpecLocation; readonly spec: Readonly<Record<string, unknown>> }[] {
   const out: { location: PodSpecLocation; spec: Readonly<Record<string, unknown>> }[] = [];
   for (const location of podSpecPaths(kind, extraPodSpecPaths)) {
     const spec = valueAt(object, location.segments);

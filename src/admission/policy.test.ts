@@ -12,7 +12,8 @@ function rules(policy: ImagePolicy, image: string): PolicyRule[] {
 describe('ImagePolicy (spec §4.15)', () => {
   test('defaults are neutral', () => {
     const policy = new ImagePolicy();
-    for (const image of ['nginx', 'nginx:latest', 'Bad Image', '', `x@sha256:abc`]) assert.deepEqual(policy.evaluate(image), { allowed: true, violations: [] });
+    for (const image of ['nginx', 'nginx:latest', 'Bad Image', '', `x@sha256:abc`])
+      assert.deepEqual(policy.evaluate(image), { allowed: true, violations: [] });
     assert.equal(policy.isEmpty, true);
   });
 
@@ -20,7 +21,11 @@ describe('ImagePolicy (spec §4.15)', () => {
     const policy = new ImagePolicy({ disallowedTags: ['latest', 'dev'] });
     assert.deepEqual(rules(policy, 'nginx:latest'), ['disallowed-tag']);
     assert.deepEqual(rules(policy, 'nginx'), ['implicit-latest']);
-    assert.deepEqual(rules(policy, 'registry:443/app'), ['implicit-latest'], 'Gatekeeper calls this untagged too; kimg reads the port as a port');
+    assert.deepEqual(
+      rules(policy, 'registry:443/app'),
+      ['implicit-latest'],
+      'Gatekeeper calls this untagged too; kimg reads the port as a port',
+    );
     assert.deepEqual(rules(policy, 'registry:443/app:1'), []);
     assert.deepEqual(rules(policy, 'app:dev'), ['disallowed-tag']);
     assert.deepEqual(rules(policy, 'app:Latest'), [], 'exact and case-sensitive');
@@ -28,29 +33,54 @@ describe('ImagePolicy (spec §4.15)', () => {
     assert.deepEqual(rules(policy, `nginx@${D}`), []);
     const strict = new ImagePolicy({ disallowedTags: ['latest'], digestSatisfiesTagRules: false });
     assert.deepEqual(rules(strict, `nginx:latest@${D}`), ['disallowed-tag']);
-    assert.deepEqual(rules(new ImagePolicy({ disallowedTags: ['latest'], implicitLatestIsLatest: false }), 'nginx'), []);
-    assert.deepEqual(rules(new ImagePolicy({ disallowedTags: ['dev'] }), 'nginx'), [], 'implicit-latest only when latest is listed');
+    assert.deepEqual(
+      rules(new ImagePolicy({ disallowedTags: ['latest'], implicitLatestIsLatest: false }), 'nginx'),
+      [],
+    );
+    assert.deepEqual(
+      rules(new ImagePolicy({ disallowedTags: ['dev'] }), 'nginx'),
+      [],
+      'implicit-latest only when latest is listed',
+    );
   });
 
   test('requireDigest needs a digest that parses (Gatekeeper accepts alpine@sha256:randomsha)', () => {
     const policy = new ImagePolicy({ requireDigest: true });
     assert.deepEqual(rules(policy, 'nginx:1.25'), ['missing-digest']);
     assert.deepEqual(rules(policy, `nginx:1.25@${D}`), []);
-    assert.deepEqual(rules(policy, 'alpine@sha256:randomsha'), [], 'unparseable: no rule runs unless invalid references are rejected');
+    assert.deepEqual(
+      rules(policy, 'alpine@sha256:randomsha'),
+      [],
+      'unparseable: no rule runs unless invalid references are rejected',
+    );
     const checked = new ImagePolicy({ requireDigest: true, digestMustBeValid: true });
     assert.deepEqual(rules(checked, 'alpine@sha256:randomsha'), ['invalid-reference']);
     assert.deepEqual(rules(checked, ''), ['invalid-reference']);
     assert.deepEqual(rules(checked, '  '), ['invalid-reference']);
-    assert.deepEqual(rules(new ImagePolicy({ rejectInvalidReferences: true, disallowedTags: ['latest'] }), 'Nginx:latest'), ['invalid-reference'], 'exactly one rule');
+    assert.deepEqual(
+      rules(new ImagePolicy({ rejectInvalidReferences: true, disallowedTags: ['latest'] }), 'Nginx:latest'),
+      ['invalid-reference'],
+      'exactly one rule',
+    );
   });
 
   test('allowed repositories match the normalized repository at path boundaries', () => {
-    const policy = new ImagePolicy({ allowedRepositories: ['docker.io/acme/*', 'quay.io/team/tool', 'registry.example.com:5000/*'] });
+    const policy = new ImagePolicy({
+      allowedRepositories: ['docker.io/acme/*', 'quay.io/team/tool', 'registry.example.com:5000/*'],
+    });
     assert.deepEqual(rules(policy, 'acme/web:1'), []);
     assert.deepEqual(rules(policy, 'docker.io/acme/web/deep:1'), []);
-    assert.deepEqual(rules(policy, 'acmecorp/web:1'), ['registry-not-allowed'], 'Gatekeeper k8sallowedrepos admits acmemalicious/x for "acme"');
+    assert.deepEqual(
+      rules(policy, 'acmecorp/web:1'),
+      ['registry-not-allowed'],
+      'Gatekeeper k8sallowedrepos admits acmemalicious/x for "acme"',
+    );
     assert.deepEqual(rules(policy, 'docker.io/acme'), ['registry-not-allowed'], 'the prefix itself is not below it');
-    assert.deepEqual(rules(policy, `quay.io/team/tool:1@${D}`), [], 'pinned images still pass (k8sallowedreposv2 exact entries stop matching)');
+    assert.deepEqual(
+      rules(policy, `quay.io/team/tool:1@${D}`),
+      [],
+      'pinned images still pass (k8sallowedreposv2 exact entries stop matching)',
+    );
     assert.deepEqual(rules(policy, 'quay.io/team/tool2'), ['registry-not-allowed']);
     assert.deepEqual(rules(policy, 'registry.example.com:5000/x/y:1'), []);
     assert.deepEqual(rules(policy, 'registry.example.com/x'), ['registry-not-allowed']);
@@ -58,7 +88,14 @@ describe('ImagePolicy (spec §4.15)', () => {
   });
 
   test('allowedRepositories entries must be normalized; "*" only as a final "/*"', () => {
-    for (const entry of ['nginx', 'acme/*', 'docker.io/*/web', 'quay.io/team*', 'docker.io/library/nginx:1', 'docker.io/library/Nginx']) {
+    for (const entry of [
+      'nginx',
+      'acme/*',
+      'docker.io/*/web',
+      'quay.io/team*',
+      'docker.io/library/nginx:1',
+      'docker.io/library/Nginx',
+    ]) {
       assert.throws(() => new ImagePolicy({ allowedRepositories: [entry] }), AdmissionConfigError, entry);
     }
     assert.throws(() => new ImagePolicy({ allowedRepositories: ['nginx'] }), /docker\.io\/library\/nginx/);
@@ -73,7 +110,11 @@ describe('ImagePolicy (spec §4.15)', () => {
 
   test('rules 3–5 are independent; enforcement decides allowed', () => {
     const config = { disallowedTags: ['latest'], requireDigest: true, allowedRepositories: ['quay.io/team/*'] };
-    assert.deepEqual(rules(new ImagePolicy(config), 'nginx'), ['implicit-latest', 'missing-digest', 'registry-not-allowed']);
+    assert.deepEqual(rules(new ImagePolicy(config), 'nginx'), [
+      'implicit-latest',
+      'missing-digest',
+      'registry-not-allowed',
+    ]);
     assert.equal(new ImagePolicy(config).evaluate('nginx').allowed, false);
     assert.equal(new ImagePolicy({ ...config, enforcement: 'warn' }).evaluate('nginx').allowed, true);
   });
@@ -85,7 +126,10 @@ describe('ImagePolicy (spec §4.15)', () => {
       metadata: { name: 'p' },
       spec: {
         initContainers: [{ name: 'i', image: 'nginx' }],
-        containers: [{ name: 'c', image: 'nginx:latest' }, { name: 'ok', image: 'nginx:1' }],
+        containers: [
+          { name: 'c', image: 'nginx:latest' },
+          { name: 'ok', image: 'nginx:1' },
+        ],
         volumes: [{ name: 'v', image: { reference: 'data:latest' } }],
       },
     };
@@ -94,7 +138,10 @@ describe('ImagePolicy (spec §4.15)', () => {
       { path: 'spec.containers[0].image', rule: 'disallowed-tag', image: 'nginx:latest', container: 'c' },
       { path: 'spec.volumes[0].image.reference', rule: 'disallowed-tag', image: 'data:latest', container: 'v' },
     ]);
-    assert.deepEqual(validate({ apiVersion: 'v1', kind: 'ConfigMap', data: { image: 'nginx' } }, { disallowedTags: ['latest'] }), []);
+    assert.deepEqual(
+      validate({ apiVersion: 'v1', kind: 'ConfigMap', data: { image: 'nginx' } }, { disallowedTags: ['latest'] }),
+      [],
+    );
   });
 
   test('unknown policy keys and values are errors naming them', () => {

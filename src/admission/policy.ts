@@ -9,7 +9,8 @@ import { tryParseNormalizedNamed } from '../reference/index.ts';
 import { DEFAULT_POLICY, parsePolicyConfig, type PolicyConfig } from './config.ts';
 import { findImages, type FindImagesOptions, type ImageSlot } from './pod-specs.ts';
 
-export type PolicyRule = 'disallowed-tag' | 'implicit-latest' | 'missing-digest' | 'invalid-reference' | 'registry-not-allowed';
+export type PolicyRule =
+  'disallowed-tag' | 'implicit-latest' | 'missing-digest' | 'invalid-reference' | 'registry-not-allowed';
 
 export interface PolicyViolation {
   readonly rule: PolicyRule;
@@ -56,7 +57,13 @@ export class ImagePolicy {
   /** True when the policy checks nothing at all. */
   get isEmpty(): boolean {
     const c = this.config;
-    return c.disallowedTags.length === 0 && !c.requireDigest && !c.digestMustBeValid && !c.rejectInvalidReferences && c.allowedRepositories.length === 0;
+    return (
+      c.disallowedTags.length === 0 &&
+      !c.requireDigest &&
+      !c.digestMustBeValid &&
+      !c.rejectInvalidReferences &&
+      c.allowedRepositories.length === 0
+    );
   }
 
   /** The rules an image (as written) breaks. */
@@ -84,9 +91,13 @@ export class ImagePolicy {
     } else if (!hasDigest && c.implicitLatestIsLatest && c.disallowedTags.includes('latest')) {
       out.push({ rule: 'implicit-latest', message: 'no tag or digest: the implicit "latest" tag is not allowed' });
     }
-    if (c.requireDigest && !hasDigest) out.push({ rule: 'missing-digest', message: 'missing digest: the image must be pinned (@sha256:…)' });
+    if (c.requireDigest && !hasDigest)
+      out.push({ rule: 'missing-digest', message: 'missing digest: the image must be pinned (@sha256:…)' });
     if (c.allowedRepositories.length > 0 && !repositoryAllowed(named.name, c.allowedRepositories)) {
-      out.push({ rule: 'registry-not-allowed', message: `the repository ${named.name} is not in the allowed repositories` });
+      out.push({
+        rule: 'registry-not-allowed',
+        message: `the repository ${named.name} is not in the allowed repositories`,
+      });
     }
     return out;
   }
@@ -99,13 +110,18 @@ export class ImagePolicy {
   validateSlots(slots: readonly ImageSlot[]): ViolationRecord[] {
     const out: ViolationRecord[] = [];
     for (const slot of slots) {
-      for (const v of this.violations(slot.image)) out.push({ path: slot.path, rule: v.rule, image: slot.image, container: slot.name ?? '' });
+      for (const v of this.violations(slot.image))
+        out.push({ path: slot.path, rule: v.rule, image: slot.image, container: slot.name ?? '' });
     }
     return out;
   }
 }
 
 /** The library form of §4.15: every violation of `policy` in `object`. */
-export function validate(object: unknown, policy: ImagePolicy | Partial<PolicyConfig>, options: FindImagesOptions = {}): ViolationRecord[] {
+export function validate(
+  object: unknown,
+  policy: ImagePolicy | Partial<PolicyConfig>,
+  options: FindImagesOptions = {},
+): ViolationRecord[] {
   return (policy instanceof ImagePolicy ? policy : new ImagePolicy(policy)).validate(object, options);
 }

@@ -9,7 +9,14 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { KimgError } from '../errors/index.ts';
-import { isIndexMediaType, normalizePlatform, parsePlatform, isAttestationPlatform, type Descriptor, type Platform } from '../oci/index.ts';
+import {
+  isIndexMediaType,
+  normalizePlatform,
+  parsePlatform,
+  isAttestationPlatform,
+  type Descriptor,
+  type Platform,
+} from '../oci/index.ts';
 import { Puller } from '../pull/index.ts';
 import { parseHostsToml, type HostsConfig, type HostsDirConfig } from '../registry/hosts/index.ts';
 import type { Credential, CredentialSource, Endpoint, RegistryClientOptions } from '../registry/index.ts';
@@ -59,7 +66,8 @@ export interface PullerResolverOptions {
  * else is refused. A Proxy, so that methods the Store interface gains later are refused too.
  */
 function noStore(): Store {
-  const refused = () => Promise.reject(new KimgError('ErrNoStore', 'digest resolution keeps no images: this Puller has no store'));
+  const refused = () =>
+    Promise.reject(new KimgError('ErrNoStore', 'digest resolution keeps no images: this Puller has no store'));
   const known: Partial<Store> = {
     root: '',
     hasBlob: () => Promise.resolve(false),
@@ -92,7 +100,10 @@ function endpointHost(endpoint: Endpoint): string {
 }
 
 /** `registryHosts` as an in-memory containerd hosts configuration: `server = <url>` per registry. */
-export function registryHostsConfig(registryHosts: Readonly<Record<string, string>>, insecureLoopback: boolean): HostsConfig {
+export function registryHostsConfig(
+  registryHosts: Readonly<Record<string, string>>,
+  insecureLoopback: boolean,
+): HostsConfig {
   const dirs = new Map<string, HostsDirConfig>();
   for (const [host, url] of Object.entries(registryHosts)) {
     const source = `resolver.registryHosts[${JSON.stringify(host)}]`;
@@ -106,10 +117,18 @@ export function registryHostsConfig(registryHosts: Readonly<Record<string, strin
  * explicit override wins over a hosts.toml for the same host, and a host no containerd directory
  * names falls through to registries.conf as in the pull engine.
  */
-export function combineHostsConfig(registryHosts: Readonly<Record<string, string>>, loaded: HostsConfig | undefined, insecureLoopback: boolean): HostsConfig {
+export function combineHostsConfig(
+  registryHosts: Readonly<Record<string, string>>,
+  loaded: HostsConfig | undefined,
+  insecureLoopback: boolean,
+): HostsConfig {
   const own = registryHostsConfig(registryHosts, insecureLoopback);
   if (loaded === undefined) return own;
-  return { ...loaded, containerd: { roots: [...(own.containerd?.roots ?? []), ...(loaded.containerd?.roots ?? [])] }, insecureLoopback };
+  return {
+    ...loaded,
+    containerd: { roots: [...(own.containerd?.roots ?? []), ...(loaded.containerd?.roots ?? [])] },
+    insecureLoopback,
+  };
 }
 
 /**
@@ -129,7 +148,8 @@ export class PullerResolver implements ImageResolver {
     for (const [host, url] of Object.entries(registryHosts)) overrides.set(host, new URL(url).host);
     this.overrideHosts = overrides;
     const timeout = options.registryTimeoutMs ?? 5000;
-    const credentials: CredentialSource = (host, context) => Promise.resolve(this.credentialFor(host, context.registry, context.endpoint));
+    const credentials: CredentialSource = (host, context) =>
+      Promise.resolve(this.credentialFor(host, context.registry, context.endpoint));
     this.puller = new Puller({
       store: noStore(),
       credentials,
@@ -158,7 +178,10 @@ export class PullerResolver implements ImageResolver {
   resolve(reference: string, context: ResolveContext = {}): Promise<Descriptor> {
     const registry = reference.slice(0, reference.indexOf('/'));
     return this.calls.run({ registry, credential: context.credential }, async () => {
-      const found = await this.puller.resolve(reference, context.signal === undefined ? {} : { signal: context.signal });
+      const found = await this.puller.resolve(
+        reference,
+        context.signal === undefined ? {} : { signal: context.signal },
+      );
       return found.descriptor;
     });
   }
@@ -187,7 +210,10 @@ export class PullerResolver implements ImageResolver {
  * (`arm64` = `arm64/v8`); `unknown/unknown` entries (attestations) are skipped; the first match
  * in index order wins.
  */
-export function selectPlatformManifest(manifests: readonly Descriptor[], platform: string | Platform): Descriptor | undefined {
+export function selectPlatformManifest(
+  manifests: readonly Descriptor[],
+  platform: string | Platform,
+): Descriptor | undefined {
   const wanted = typeof platform === 'string' ? parsePlatform(platform) : platform;
   const want = normalizePlatform(wanted);
   for (const child of manifests) {

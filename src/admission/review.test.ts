@@ -8,12 +8,35 @@ import { parseAdmissionReview, parseTimeoutParameter, requestBudgetMs } from './
 describe('AdmissionReview parsing and the request budget (spec §1, §4.10)', () => {
   test('a review needs JSON, admission.k8s.io/v1 AdmissionReview and a request uid', () => {
     assert.equal(parseAdmissionReview('{').ok, false);
-    assert.equal(parseAdmissionReview('{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}').ok, true);
+    assert.equal(
+      parseAdmissionReview('{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}').ok,
+      true,
+    );
     const parsed = parseAdmissionReview(
-      Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'ns', object: 7, dryRun: true } })),
+      Buffer.from(
+        JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: {
+            uid: 'u',
+            kind: { group: '', version: 'v1', kind: 'Pod' },
+            operation: 'CREATE',
+            namespace: 'ns',
+            object: 7,
+            dryRun: true,
+          },
+        }),
+      ),
     );
     assert.ok(parsed.ok);
-    assert.deepEqual(parsed.request, { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'ns', operation: 'CREATE', object: 7, dryRun: true });
+    assert.deepEqual(parsed.request, {
+      uid: 'u',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: 'ns',
+      operation: 'CREATE',
+      object: 7,
+      dryRun: true,
+    });
   });
 
   test('?timeout= is a Go duration; missing or invalid means 10 s', () => {
@@ -21,7 +44,8 @@ describe('AdmissionReview parsing and the request budget (spec §1, §4.10)', ()
     assert.equal(parseTimeoutParameter('1.5s'), 1500);
     assert.equal(parseTimeoutParameter('500ms'), 500);
     assert.equal(parseTimeoutParameter('2m'), 120_000);
-    for (const bad of [undefined, null, '', '10', 'abc', '-1s', '0s']) assert.equal(parseTimeoutParameter(bad), 10_000, String(bad));
+    for (const bad of [undefined, null, '', '10', 'abc', '-1s', '0s'])
+      assert.equal(parseTimeoutParameter(bad), 10_000, String(bad));
     assert.equal(requestBudgetMs(10_000, 0.8, 8000), 8000);
     assert.equal(requestBudgetMs(2000, 0.8, 8000), 1600);
     assert.equal(requestBudgetMs(30_000, 0.8, 8000), 8000);
@@ -33,9 +57,15 @@ describe('AdmissionReview parsing and the request budget (spec §1, §4.10)', ()
     assert.equal(failureReason(new RegistryError('ErrUnauthorized', 'm', { status: 401 })), 'auth');
     assert.equal(failureReason(new RegistryError('ErrDenied', 'm', { status: 403 })), 'auth');
     assert.equal(failureReason(new BudgetExpired(100)), 'timeout');
-    assert.equal(failureReason(new RegistryError('ErrRegistryUnavailable', 'GET x failed: UND_ERR_HEADERS_TIMEOUT (…)')), 'timeout');
+    assert.equal(
+      failureReason(new RegistryError('ErrRegistryUnavailable', 'GET x failed: UND_ERR_HEADERS_TIMEOUT (…)')),
+      'timeout',
+    );
     assert.equal(failureReason(new RegistryError('ErrRegistryUnavailable', 'm', { status: 503 })), 'HTTP 503');
-    assert.equal(failureReason(new RegistryError('ErrConnection', 'GET x failed: ECONNREFUSED (connect)')), 'ECONNREFUSED');
+    assert.equal(
+      failureReason(new RegistryError('ErrConnection', 'GET x failed: ECONNREFUSED (connect)')),
+      'ECONNREFUSED',
+    );
   });
 });
 

@@ -53,7 +53,8 @@ export interface AdmissionReview {
   readonly response?: AdmissionResponse;
 }
 
-export type ReviewParseResult = { readonly ok: true; readonly request: AdmissionRequest } | { readonly ok: false; readonly reason: string };
+export type ReviewParseResult =
+  { readonly ok: true; readonly request: AdmissionRequest } | { readonly ok: false; readonly reason: string };
 
 function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -75,16 +76,23 @@ function optionalString(value: unknown): string | undefined {
  * JSON, not an `admission.k8s.io/v1` `AdmissionReview`, or has no `request.uid`.
  */
 export function parseAdmissionReview(body: string | Uint8Array): ReviewParseResult {
-  const text = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  const text =
+    typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: `the body is not JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}` };
+    return {
+      ok: false,
+      reason: `the body is not JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`,
+    };
   }
   if (!isRecord(value)) return { ok: false, reason: 'the body is not a JSON object' };
   if (value['apiVersion'] !== ADMISSION_API_VERSION || value['kind'] !== 'AdmissionReview') {
-    return { ok: false, reason: `expected apiVersion ${ADMISSION_API_VERSION} and kind AdmissionReview, found ${JSON.stringify(value['apiVersion'])?.slice(0, 80)} ${JSON.stringify(value['kind'])?.slice(0, 80)}` };
+    return {
+      ok: false,
+      reason: `expected apiVersion ${ADMISSION_API_VERSION} and kind AdmissionReview, found ${JSON.stringify(value['apiVersion'])?.slice(0, 80)} ${JSON.stringify(value['kind'])?.slice(0, 80)}`,
+    };
   }
   const request = value['request'];
   if (!isRecord(request)) return { ok: false, reason: 'the AdmissionReview has no request' };
@@ -98,7 +106,11 @@ export function parseAdmissionReview(body: string | Uint8Array): ReviewParseResu
   if (requestKind !== undefined) out.requestKind = requestKind;
   const resource = request['resource'];
   if (isRecord(resource) && typeof resource['resource'] === 'string') {
-    out.resource = { group: optionalString(resource['group']) ?? '', version: optionalString(resource['version']) ?? '', resource: resource['resource'] };
+    out.resource = {
+      group: optionalString(resource['group']) ?? '',
+      version: optionalString(resource['version']) ?? '',
+      resource: resource['resource'],
+    };
   }
   const subResource = optionalString(request['subResource']);
   if (subResource !== undefined) out.subResource = subResource;

@@ -76,12 +76,20 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size)));
+    req.on('end', () =>
+      resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size)),
+    );
     req.on('error', reject);
   });
 }
 
-function send(res: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8', extra: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+  extra: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const bytes = Buffer.from(body, 'utf8');
   res.writeHead(status, { 'content-type': contentType, 'content-length': bytes.length, ...extra });
@@ -120,7 +128,10 @@ export class WebhookServer {
     try {
       pair = await readPair(options.certFile, options.keyFile);
     } catch (err) {
-      throw new KimgError('ErrTlsConfig', `cannot use the serving certificate ${options.certFile} with key ${options.keyFile}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new KimgError(
+        'ErrTlsConfig',
+        `cannot use the serving certificate ${options.certFile} with key ${options.keyFile}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     const server = new WebhookServer(options, pair);
     await new Promise<void>((resolve, reject) => {
@@ -152,7 +163,9 @@ export class WebhookServer {
       this.log(`serving certificate reloaded from ${this.options.certFile}`);
       return true;
     } catch (err) {
-      this.log(`serving certificate not reloaded (keeping the current one): ${err instanceof Error ? err.message : String(err)}`);
+      this.log(
+        `serving certificate not reloaded (keeping the current one): ${err instanceof Error ? err.message : String(err)}`,
+      );
       return false;
     } finally {
       this.reloading = false;
@@ -221,7 +234,12 @@ export class WebhookServer {
     }
   }
 
-  private async review(webhook: 'mutate' | 'validate', req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+  private async review(
+    webhook: 'mutate' | 'validate',
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: string,
+  ): Promise<void> {
     const started = performance.now();
     let body: Buffer;
     try {

@@ -3,7 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
 import { HostsConfigError, loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
 import type { AdmissionConfig, ResolverConfig } from './config.ts';
-import { dockerConfigCredentials, loadObjectFile, type ClusterObjectSource, type CredentialLookup } from './credentials.ts';
+import {
+  dockerConfigCredentials,
+  loadObjectFile,
+  type ClusterObjectSource,
+  type CredentialLookup,
+} from './credentials.ts';
 import { AdmissionConfigError } from './errors.ts';
 import { AdmissionHandler } from './handler.ts';
 import { SecretInformer, type InformerOptions } from './informer.ts';
@@ -24,7 +29,9 @@ function problemOf(err: unknown): string {
  * the webhook refuses to start: a typo in a mount path would otherwise send every lookup past
  * its mirror, and a broken file would deny every admission for that registry.
  */
-export async function loadResolverHosts(config: Pick<ResolverConfig, 'hostsDir' | 'registriesConf'>): Promise<HostsConfig | undefined> {
+export async function loadResolverHosts(
+  config: Pick<ResolverConfig, 'hostsDir' | 'registriesConf'>,
+): Promise<HostsConfig | undefined> {
   if (config.hostsDir === undefined && config.registriesConf === undefined) return undefined;
   let fromDirs: HostsConfig = {};
   if (config.hostsDir !== undefined) {
@@ -34,9 +41,11 @@ export async function loadResolverHosts(config: Pick<ResolverConfig, 'hostsDir' 
       throw new AdmissionConfigError('resolver.hostsDir', problemOf(err));
     }
     const roots = fromDirs.containerd?.roots ?? [];
-    if (roots.length === 0) throw new AdmissionConfigError('resolver.hostsDir', `${config.hostsDir}: no such directory`);
+    if (roots.length === 0)
+      throw new AdmissionConfigError('resolver.hostsDir', `${config.hostsDir}: no such directory`);
     for (const { dirs } of roots) {
-      for (const dir of dirs.values()) if (dir instanceof HostsConfigError) throw new AdmissionConfigError('resolver.hostsDir', dir.message);
+      for (const dir of dirs.values())
+        if (dir instanceof HostsConfigError) throw new AdmissionConfigError('resolver.hostsDir', dir.message);
     }
   }
   let fromConf: HostsConfig = {};
@@ -51,17 +60,29 @@ export async function loadResolverHosts(config: Pick<ResolverConfig, 'hostsDir' 
 }
 
 /** A PullerResolver for the `resolver` section (reads `caFile`, `hostsDir`, `registriesConf`). */
-export async function resolverFromConfig(config: ResolverConfig, extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs' | 'hosts'> = {}): Promise<PullerResolver> {
+export async function resolverFromConfig(
+  config: ResolverConfig,
+  extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs' | 'hosts'> = {},
+): Promise<PullerResolver> {
   let caPems: string[] = [...(extra.caPems ?? [])];
   if (config.caFile !== undefined) {
     try {
       caPems = [...caPems, await readFile(config.caFile, 'utf8')];
     } catch (err) {
-      throw new AdmissionConfigError('resolver.caFile', `cannot read ${config.caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw new AdmissionConfigError(
+        'resolver.caFile',
+        `cannot read ${config.caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
     }
   }
   const hosts = await loadResolverHosts(config);
-  return new PullerResolver({ ...extra, registryHosts: config.registryHosts, registryTimeoutMs: config.registryTimeoutMs, caPems, ...(hosts !== undefined && { hosts }) });
+  return new PullerResolver({
+    ...extra,
+    registryHosts: config.registryHosts,
+    registryTimeoutMs: config.registryTimeoutMs,
+    caPems,
+    ...(hosts !== undefined && { hosts }),
+  });
 }
 
 export interface AdmissionRuntime {
@@ -84,7 +105,10 @@ export interface AdmissionRuntimeOptions {
 }
 
 /** Everything the webhook server needs, from a configuration. */
-export async function createAdmissionRuntime(config: AdmissionConfig, options: AdmissionRuntimeOptions = {}): Promise<AdmissionRuntime> {
+export async function createAdmissionRuntime(
+  config: AdmissionConfig,
+  options: AdmissionRuntimeOptions = {},
+): Promise<AdmissionRuntime> {
   const env = options.env ?? process.env;
   const metrics = options.metrics ?? new WebhookMetrics();
   const resolver = options.resolver ?? (await resolverFromConfig(config.resolver));
@@ -95,20 +119,30 @@ export async function createAdmissionRuntime(config: AdmissionConfig, options: A
       try {
         objects = await SecretInformer.start({ env, ...options.informer });
       } catch (err) {
-        throw new AdmissionConfigError('resolver.secretSource', err instanceof Error ? err.message.replace(/^secretSource informer: /, 'informer: ') : String(err));
+        throw new AdmissionConfigError(
+          'resolver.secretSource',
+          err instanceof Error ? err.message.replace(/^secretSource informer: /, 'informer: ') : String(err),
+        );
       }
     } else if (source !== 'none') {
       try {
         objects = await loadObjectFile(source.file);
       } catch (err) {
-        throw new AdmissionConfigError('resolver.secretSource.file', err instanceof KimgError ? err.message : `cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+        throw new AdmissionConfigError(
+          'resolver.secretSource.file',
+          err instanceof KimgError
+            ? err.message
+            : `cannot read ${source.file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+        );
       }
     }
   }
   let dockerCredentials: CredentialLookup | undefined;
   try {
     // No request waits longer than maxBudgetMs for a credential helper: kill a hung one then.
-    dockerCredentials = await dockerConfigCredentials(config.resolver.dockerConfig, env, { helperTimeoutMs: config.resolver.maxBudgetMs });
+    dockerCredentials = await dockerConfigCredentials(config.resolver.dockerConfig, env, {
+      helperTimeoutMs: config.resolver.maxBudgetMs,
+    });
   } catch (err) {
     throw new AdmissionConfigError('resolver.dockerConfig', err instanceof Error ? err.message : String(err));
   }

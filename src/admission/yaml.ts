@@ -9,7 +9,10 @@ export function parse(text: string, name: string): unknown[] {
     const error = document.errors[0];
     if (error !== undefined) {
       const line = error.linePos?.[0];
-      throw new KimgError('ErrInvalidYaml', `${name}${line === undefined ? '' : `:${line.line}:${line.col}`}: ${error.message.split('\n')[0] ?? error.code}`);
+      throw new KimgError(
+        'ErrInvalidYaml',
+        `${name}${line === undefined ? '' : `:${line.line}:${line.col}`}: ${error.message.split('\n')[0] ?? error.code}`,
+      );
     }
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (value !== null && value !== undefined) out.push(value);

@@ -40,13 +40,18 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     exitCode = Math.max(exitCode, code);
   };
   const program = new Command('kimg')
-    .description("Kubernetes' container image handling: references, pulls into an OCI layout, the kubelet's pull policies, digest pinning")
+    .description(
+      "Kubernetes' container image handling: references, pulls into an OCI layout, the kubelet's pull policies, digest pinning",
+    )
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
-    .option('--store <dir>', 'the image store (an OCI layout); default $KIMG_STORE, else $XDG_DATA_HOME/kimg, else ~/.local/share/kimg');
+    .option(
+      '--store <dir>',
+      'the image store (an OCI layout); default $KIMG_STORE, else $XDG_DATA_HOME/kimg, else ~/.local/share/kimg',
+    );
   const name = commandName(argv);
   const wanted = COMMANDS.filter(([command]) => command === name);
   for (const [, load] of wanted.length > 0 ? wanted : COMMANDS) (await load())(program, io, setExit);
@@ -55,11 +60,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+        ? 0
+        : 2;
     }
     io.stderr.write(`${formatError(err)}\n`);
     return 1;
   }
   return exitCode;
 }
-

@@ -17,13 +17,19 @@ export interface ProgressRenderer {
 }
 
 /** Picks the renderer: bars on a terminal, plain lines elsewhere, JSON lines for programs. */
-export function createProgress(mode: ProgressMode, stream: NodeJS.WritableStream & { isTTY?: boolean }): ProgressRenderer {
+export function createProgress(
+  mode: ProgressMode,
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+): ProgressRenderer {
   const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
   switch (resolved) {
     case 'quiet':
       return { onEvent: () => undefined, stop: () => undefined };
     case 'json':
-      return { onEvent: (event) => writeLine(stream, JSON.stringify({ time: new Date().toISOString(), ...event })), stop: () => undefined };
+      return {
+        onEvent: (event) => writeLine(stream, JSON.stringify({ time: new Date().toISOString(), ...event })),
+        stop: () => undefined,
+      };
     case 'plain':
       return plainProgress(stream);
     case 'tty':
@@ -87,13 +93,23 @@ function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
     const row = rows.get(digest);
     if (row === undefined) return;
     const seconds = Math.max((Date.now() - row.started) / 1000, 0.001);
-    row.bar.update(bytes, { state: state.padEnd(11), done: formatBytes(bytes), rate: state === 'Downloading' ? `${formatBytes(bytes / seconds)}/s` : '' });
+    row.bar.update(bytes, {
+      state: state.padEnd(11),
+      done: formatBytes(bytes),
+      rate: state === 'Downloading' ? `${formatBytes(bytes / seconds)}/s` : '',
+    });
   };
   return {
     onEvent(event: PullEvent) {
       switch (event.type) {
         case 'blob-waiting': {
-          const bar = bars.create(Math.max(event.size, 1), 0, { id: shortDigest(event.digest), state: 'Waiting    ', done: '0B', size: formatBytes(event.size), rate: '' });
+          const bar = bars.create(Math.max(event.size, 1), 0, {
+            id: shortDigest(event.digest),
+            state: 'Waiting    ',
+            done: '0B',
+            size: formatBytes(event.size),
+            rate: '',
+          });
           rows.set(event.digest, { bar, started: Date.now(), size: event.size });
           break;
         }

@@ -26,12 +26,25 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 /** Flags every command that talks to a registry takes. */
 export function addRegistryFlags(command: Command): Command {
   return command
-    .option('--hosts-dir <dir>', "containerd registry host directory (config_path): <dir>/<host>/hosts.toml with mirrors, CAs, plain-http hosts")
+    .option(
+      '--hosts-dir <dir>',
+      'containerd registry host directory (config_path): <dir>/<host>/hosts.toml with mirrors, CAs, plain-http hosts',
+    )
     .option('--registries-conf <file>', 'containers-registries.conf(5) file: mirrors, insecure and blocked registries')
     .option('--ca-file <file>', 'extra CA certificate (PEM) to trust for every registry (repeatable)', collect)
-    .option('--creds <user:password>', "credentials for the image's registry (prefer a credential file: flags show in `ps`)")
-    .option('--authfile <file>', 'Docker config.json or containers auth.json to read instead of the defaults (repeatable)', collect)
-    .option('--tls-verify-loopback', 'verify TLS for registries on localhost/127.0.0.0/8 too (default: like containerd, loopback may be plain HTTP or unverified)');
+    .option(
+      '--creds <user:password>',
+      "credentials for the image's registry (prefer a credential file: flags show in `ps`)",
+    )
+    .option(
+      '--authfile <file>',
+      'Docker config.json or containers auth.json to read instead of the defaults (repeatable)',
+      collect,
+    )
+    .option(
+      '--tls-verify-loopback',
+      'verify TLS for registries on localhost/127.0.0.0/8 too (default: like containerd, loopback may be plain HTTP or unverified)',
+    );
 }
 
 export async function storeFrom(flags: StoreFlags, io: Io): Promise<Store> {
@@ -51,7 +64,10 @@ export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): 
     const colon = flags.creds.indexOf(':');
     if (colon <= 0) throw new Error('--creds must be USER:PASSWORD');
     if (image === undefined) throw new Error('--creds needs an image to know its registry');
-    explicit[parseDockerRef(image).domain] = new BasicCredential(flags.creds.slice(0, colon), flags.creds.slice(colon + 1));
+    explicit[parseDockerRef(image).domain] = new BasicCredential(
+      flags.creds.slice(0, colon),
+      flags.creds.slice(colon + 1),
+    );
   }
   const credentials = await loadCredentialSource({
     explicit,

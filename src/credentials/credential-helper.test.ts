@@ -157,7 +157,9 @@ describe('parseHelperOutput', () => {
 
 describe('HostCredentialResolver helper answers', () => {
   const config = parseDockerConfigFile(JSON.stringify({ credHelpers: { 'reg.example.com': 'test' } }), 'config.json');
-  const asked = async () => (await readFile(join(dir, 'log'), 'utf8').catch(() => '')).split('\n').filter((l) => l === 'reg.example.com').length;
+  const asked = async () =>
+    (await readFile(join(dir, 'log'), 'utf8').catch(() => '')).split('\n').filter((l) => l === 'reg.example.com')
+      .length;
 
   it('share one run among concurrent requests, and are kept for helperCacheMs, then asked again', async () => {
     let t = 0;

@@ -42,7 +42,9 @@ export async function getFromCredentialHelper(
     case 'not-found':
       throw new CredentialHelperError(helper, serverURL, 'not-installed');
     case 'not-executable':
-      throw new CredentialHelperError(helper, serverURL, 'not-installed', { problem: `cannot execute (${outcome.code})` });
+      throw new CredentialHelperError(helper, serverURL, 'not-installed', {
+        problem: `cannot execute (${outcome.code})`,
+      });
     case 'timeout':
       throw new CredentialHelperError(helper, serverURL, 'timeout');
     case 'output-too-large':

@@ -56,7 +56,11 @@ describe('credentials never print their secrets', () => {
 
       it('still hands the secret to code that asks for it', () => {
         const value =
-          credential.kind === 'basic' ? credential.password : credential.kind === 'identityToken' ? credential.identityToken : credential.registryToken;
+          credential.kind === 'basic'
+            ? credential.password
+            : credential.kind === 'identityToken'
+              ? credential.identityToken
+              : credential.registryToken;
         assert.equal(value, secret);
         assert.ok(isCredential(credential));
       });
@@ -69,7 +73,11 @@ describe('credentials never print their secrets', () => {
 
   it('shows the username, which is not secret, for debugging', () => {
     assert.match(inspect(new BasicCredential('alice', PASSWORD)), /alice/);
-    assert.deepEqual(JSON.parse(JSON.stringify(new BasicCredential('alice', PASSWORD))), { kind: 'basic', username: 'alice', password: REDACTED });
+    assert.deepEqual(JSON.parse(JSON.stringify(new BasicCredential('alice', PASSWORD))), {
+      kind: 'basic',
+      username: 'alice',
+      password: REDACTED,
+    });
   });
 
   it('isCredential rejects look-alikes', () => {
@@ -90,7 +98,7 @@ describe('redact(text, secrets)', () => {
     assert.equal(redact('key=abcdef', ['abc', 'abcdef']), `key=${REDACTED}`);
   });
 
-  it('covers a credential\'s password, Basic header payload and encoded forms', () => {
+  it("covers a credential's password, Basic header payload and encoded forms", () => {
     const credential = new BasicCredential('bob', 'p@ss word/+');
     const header = `Authorization: Basic ${Buffer.from('bob:p@ss word/+').toString('base64')}`;
     const form = `grant_type=password&username=bob&password=${new URLSearchParams({ p: 'p@ss word/+' }).toString().slice(2)}`;
@@ -115,17 +123,27 @@ describe('structures that hold credentials print them redacted', () => {
   const secret = {
     metadata: { name: 'regcred', namespace: 'default' },
     type: 'kubernetes.io/dockerconfigjson',
-    stringData: { '.dockerconfigjson': JSON.stringify({ auths: { 'reg.example.com': { auth: b64(`user:${PASSWORD}`) } } }) },
+    stringData: {
+      '.dockerconfigjson': JSON.stringify({ auths: { 'reg.example.com': { auth: b64(`user:${PASSWORD}`) } } }),
+    },
   };
   const structures: [string, () => unknown][] = [
     ['a parsed pull secret', () => parsePullSecret(secret)],
     ['keyring lookup results', () => keyringFromPullSecrets([secret]).lookup('reg.example.com/app')],
-    ['a parsed docker config file', () => parseDockerConfigFile(JSON.stringify({ auths: { r: { auth: b64(`user:${PASSWORD}`) } } }), '/c.json')],
+    [
+      'a parsed docker config file',
+      () => parseDockerConfigFile(JSON.stringify({ auths: { r: { auth: b64(`user:${PASSWORD}`) } } }), '/c.json'),
+    ],
     [
       'a parsed provider response',
       () =>
         parseProviderResponse(
-          JSON.stringify({ apiVersion: 'v', kind: 'CredentialProviderResponse', cacheKeyType: 'Image', auth: { r: { username: 'u', password: PASSWORD } } }),
+          JSON.stringify({
+            apiVersion: 'v',
+            kind: 'CredentialProviderResponse',
+            cacheKeyType: 'Image',
+            auth: { r: { username: 'u', password: PASSWORD } },
+          }),
           'v',
         ),
     ],

@@ -102,7 +102,9 @@ export type Credential = BasicCredential | IdentityTokenCredential | RegistryTok
 
 export function isCredential(value: unknown): value is Credential {
   return (
-    value instanceof BasicCredential || value instanceof IdentityTokenCredential || value instanceof RegistryTokenCredential
+    value instanceof BasicCredential ||
+    value instanceof IdentityTokenCredential ||
+    value instanceof RegistryTokenCredential
   );
 }
 

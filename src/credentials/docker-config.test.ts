@@ -23,7 +23,8 @@ import {
 
 const SECRET = 'cfg-s3cret-pw';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
-const file = (document: object, path = '/home/u/.docker/config.json') => parseDockerConfigFile(JSON.stringify(document), path);
+const file = (document: object, path = '/home/u/.docker/config.json') =>
+  parseDockerConfigFile(JSON.stringify(document), path);
 
 function userOf(credential: Credential | undefined): string | undefined {
   if (credential === undefined) return undefined;
@@ -55,7 +56,10 @@ describe('docker config: key normalisation (registry-client.md §7)', () => {
 
   for (const host of ['docker.io', 'index.docker.io', 'registry-1.docker.io']) {
     it(`serves ${host} from the Hub key https://index.docker.io/v1/`, () => {
-      const user = resolvedUser({ auths: { 'https://index.docker.io/v1/': { auth: b64(`hub:${SECRET}`) } } }, { host, repository: 'library/nginx' });
+      const user = resolvedUser(
+        { auths: { 'https://index.docker.io/v1/': { auth: b64(`hub:${SECRET}`) } } },
+        { host, repository: 'library/nginx' },
+      );
       assert.equal(user, 'hub');
     });
   }
@@ -91,7 +95,12 @@ describe('docker config: precedence credHelpers > credsStore > auths', () => {
 
   it('asks helpers about Docker Hub with the Hub server URL', () => {
     const resolution = resolveInDockerConfig(file(document), { host: 'registry-1.docker.io' });
-    assert.deepEqual(resolution, { kind: 'helper', helper: 'hub-helper', serverURL: 'https://index.docker.io/v1/', key: 'https://index.docker.io/v1/' });
+    assert.deepEqual(resolution, {
+      kind: 'helper',
+      helper: 'hub-helper',
+      serverURL: 'https://index.docker.io/v1/',
+      key: 'https://index.docker.io/v1/',
+    });
   });
 
   it('then credsStore, which shadows auths', () => {
@@ -110,7 +119,10 @@ describe('docker config: entries', () => {
   const target = { host: 'reg.example.com' };
 
   it('decodes auth (base64 user:pass), replacing username/password', () => {
-    const resolution = resolveInDockerConfig(file({ auths: { 'reg.example.com': { username: 'x', auth: b64(`user:${SECRET}`) } } }), target);
+    const resolution = resolveInDockerConfig(
+      file({ auths: { 'reg.example.com': { username: 'x', auth: b64(`user:${SECRET}`) } } }),
+      target,
+    );
     assert.ok(resolution.kind === 'credential' && resolution.credential instanceof BasicCredential);
     assert.equal(resolution.credential.username, 'user');
     assert.equal(resolution.credential.password, SECRET);
@@ -121,14 +133,20 @@ describe('docker config: entries', () => {
   });
 
   it('turns identitytoken into an identity token credential', () => {
-    const resolution = resolveInDockerConfig(file({ auths: { 'reg.example.com': { auth: b64('user:x'), identitytoken: SECRET } } }), target);
+    const resolution = resolveInDockerConfig(
+      file({ auths: { 'reg.example.com': { auth: b64('user:x'), identitytoken: SECRET } } }),
+      target,
+    );
     assert.ok(resolution.kind === 'credential' && resolution.credential instanceof IdentityTokenCredential);
     assert.equal(resolution.credential.identityToken, SECRET);
     assert.equal(resolution.credential.username, 'user');
   });
 
   it('turns registrytoken into a registry token credential (it wins over the rest)', () => {
-    const resolution = resolveInDockerConfig(file({ auths: { 'reg.example.com': { identitytoken: 'x', registrytoken: SECRET } } }), target);
+    const resolution = resolveInDockerConfig(
+      file({ auths: { 'reg.example.com': { identitytoken: 'x', registrytoken: SECRET } } }),
+      target,
+    );
     assert.ok(resolution.kind === 'credential' && resolution.credential instanceof RegistryTokenCredential);
     assert.equal(resolution.credential.registryToken, SECRET);
   });
@@ -148,19 +166,22 @@ describe('docker config: entries', () => {
     it(`reports ${problem.source} naming the file and key, never the secret`, () => {
       const parsed = file({ auths: { 'reg.example.com': entry, 'ok.example.com': { auth: b64('ok:p') } } });
       assert.equal(userOf(resolveOk(parsed, { host: 'ok.example.com' })), 'ok', 'other hosts still work');
-      assert.throws(() => resolveInDockerConfig(parsed, target), (err: unknown) => {
-        assert.ok(err instanceof DockerConfigError);
-        assert.equal(err.code, 'credentials.ErrInvalidDockerConfig');
-        assert.equal(err.path, '/home/u/.docker/config.json');
-        assert.equal(err.key, 'reg.example.com');
-        assert.match(err.message, /\/home\/u\/\.docker\/config\.json, key "reg\.example\.com"/);
-        assert.match(err.problem, problem);
-        for (const rendering of [err.message, inspect(err), JSON.stringify(err)]) {
-          assert.ok(!rendering.includes(SECRET), rendering);
-          assert.ok(!rendering.includes(b64(`user${SECRET}`)), rendering);
-        }
-        return true;
-      });
+      assert.throws(
+        () => resolveInDockerConfig(parsed, target),
+        (err: unknown) => {
+          assert.ok(err instanceof DockerConfigError);
+          assert.equal(err.code, 'credentials.ErrInvalidDockerConfig');
+          assert.equal(err.path, '/home/u/.docker/config.json');
+          assert.equal(err.key, 'reg.example.com');
+          assert.match(err.message, /\/home\/u\/\.docker\/config\.json, key "reg\.example\.com"/);
+          assert.match(err.problem, problem);
+          for (const rendering of [err.message, inspect(err), JSON.stringify(err)]) {
+            assert.ok(!rendering.includes(SECRET), rendering);
+            assert.ok(!rendering.includes(b64(`user${SECRET}`)), rendering);
+          }
+          return true;
+        },
+      );
     });
   }
 
@@ -172,13 +193,16 @@ describe('docker config: entries', () => {
       ['{"credHelpers": {"r": 1}}', /credHelpers value: expected a string/],
       ['{"credsStore": 1}', /credsStore: expected a string/],
     ] as const) {
-      assert.throws(() => parseDockerConfigFile(text, '/x/config.json'), (err: unknown) => {
-        assert.ok(err instanceof DockerConfigError);
-        assert.match(err.message, /\/x\/config\.json/);
-        assert.match(err.message, problem);
-        assert.ok(!err.message.includes(SECRET));
-        return true;
-      });
+      assert.throws(
+        () => parseDockerConfigFile(text, '/x/config.json'),
+        (err: unknown) => {
+          assert.ok(err instanceof DockerConfigError);
+          assert.match(err.message, /\/x\/config\.json/);
+          assert.match(err.message, problem);
+          assert.ok(!err.message.includes(SECRET));
+          return true;
+        },
+      );
     }
   });
 });
@@ -211,19 +235,31 @@ describe('containers auth.json: namespace keys', () => {
   }
 
   it('does not fall back to a namespace key for the bare registry', () => {
-    assert.equal(resolvedUser({ auths: { 'quay.io/team': { auth: b64('team:p') } } }, { host: 'quay.io', repository: 'other/app' }), 'none');
+    assert.equal(
+      resolvedUser(
+        { auths: { 'quay.io/team': { auth: b64('team:p') } } },
+        { host: 'quay.io', repository: 'other/app' },
+      ),
+      'none',
+    );
   });
 });
 
 describe('credential file locations', () => {
   it('uses $DOCKER_CONFIG/config.json, else ~/.docker/config.json', () => {
-    assert.equal(dockerConfigPath({ env: { DOCKER_CONFIG: '/etc/docker-cfg' }, home: '/home/u' }), '/etc/docker-cfg/config.json');
+    assert.equal(
+      dockerConfigPath({ env: { DOCKER_CONFIG: '/etc/docker-cfg' }, home: '/home/u' }),
+      '/etc/docker-cfg/config.json',
+    );
     assert.equal(dockerConfigPath({ env: {}, home: '/home/u' }), '/home/u/.docker/config.json');
     assert.equal(dockerConfigPath({ env: { DOCKER_CONFIG: '' }, home: '/home/u' }), '/home/u/.docker/config.json');
   });
 
   it('uses $REGISTRY_AUTH_FILE alone, else $XDG_RUNTIME_DIR then ~/.config for auth.json', () => {
-    assert.deepEqual(containersAuthPaths({ env: { REGISTRY_AUTH_FILE: '/a/auth.json', XDG_RUNTIME_DIR: '/run/user/1' }, home: '/h' }), ['/a/auth.json']);
+    assert.deepEqual(
+      containersAuthPaths({ env: { REGISTRY_AUTH_FILE: '/a/auth.json', XDG_RUNTIME_DIR: '/run/user/1' }, home: '/h' }),
+      ['/a/auth.json'],
+    );
     assert.deepEqual(containersAuthPaths({ env: { XDG_RUNTIME_DIR: '/run/user/1' }, home: '/h' }), [
       '/run/user/1/containers/auth.json',
       '/h/.config/containers/auth.json',
@@ -256,7 +292,11 @@ esac
     await mkdir(bin);
     await writeFile(join(bin, 'docker-credential-kimgtest'), HELPER);
     await chmod(join(bin, 'docker-credential-kimgtest'), 0o755);
-    env = { PATH: `${bin}${delimiter}${process.env['PATH'] ?? ''}`, HELPER_LOG: join(home, 'helper.log'), XDG_RUNTIME_DIR: join(home, 'run') };
+    env = {
+      PATH: `${bin}${delimiter}${process.env['PATH'] ?? ''}`,
+      HELPER_LOG: join(home, 'helper.log'),
+      XDG_RUNTIME_DIR: join(home, 'run'),
+    };
     await writeJson(join(home, '.docker', 'config.json'), {
       auths: {
         'https://index.docker.io/v1/': { auth: b64(`hubuser:${SECRET}`) },
@@ -264,10 +304,17 @@ esac
         'mirror.example.com:5000': { auth: b64('mirror-user:mi') },
         'notfound.example.com': { auth: b64('never-used:x') },
       },
-      credHelpers: { 'helped.example.com': 'kimgtest', 'failing.example.com': 'kimgtest', 'notfound.example.com': 'kimgtest' },
+      credHelpers: {
+        'helped.example.com': 'kimgtest',
+        'failing.example.com': 'kimgtest',
+        'notfound.example.com': 'kimgtest',
+      },
     });
     await writeJson(join(home, 'run', 'containers', 'auth.json'), {
-      auths: { 'podman.example.com/team': { auth: b64('podman-team:p') }, 'notfound.example.com': { auth: b64('from-auth-json:p') } },
+      auths: {
+        'podman.example.com/team': { auth: b64('podman-team:p') },
+        'notfound.example.com': { auth: b64('from-auth-json:p') },
+      },
     });
   });
 
@@ -276,11 +323,15 @@ esac
   });
 
   const load = (extra: object = {}) => HostCredentialResolver.load({ env, home, ...extra });
-  const user = async (resolver: HostCredentialResolver, target: RegistryTarget) => userOf((await resolver.resolve(target))?.credential);
+  const user = async (resolver: HostCredentialResolver, target: RegistryTarget) =>
+    userOf((await resolver.resolve(target))?.credential);
 
   it('reads Docker config then containers auth.json from the injected home and env', async () => {
     const resolver = await load();
-    assert.deepEqual(resolver.files.map((f) => f.path), [join(home, '.docker', 'config.json'), join(home, 'run', 'containers', 'auth.json')]);
+    assert.deepEqual(
+      resolver.files.map((f) => f.path),
+      [join(home, '.docker', 'config.json'), join(home, 'run', 'containers', 'auth.json')],
+    );
     assert.equal(await user(resolver, { host: 'registry-1.docker.io', repository: 'library/nginx' }), 'hubuser');
     assert.equal(await user(resolver, { host: 'podman.example.com', repository: 'team/app' }), 'podman-team');
     assert.equal(await user(resolver, { host: 'podman.example.com', repository: 'other/app' }), undefined);
@@ -311,7 +362,10 @@ esac
     assert.ok(found?.credential instanceof BasicCredential);
     assert.equal(found.credential.username, 'from-helper');
     assert.equal(found.credential.password, SECRET);
-    assert.equal(found.sourceLabel, `credential helper docker-credential-kimgtest (from ${join(home, '.docker', 'config.json')})`);
+    assert.equal(
+      found.sourceLabel,
+      `credential helper docker-credential-kimgtest (from ${join(home, '.docker', 'config.json')})`,
+    );
   });
 
   it('moves on to the next file when a helper has no credentials (auths of the same file stay shadowed)', async () => {
@@ -349,13 +403,20 @@ esac
 
   it('honours $DOCKER_CONFIG and $REGISTRY_AUTH_FILE', async () => {
     const other = join(home, 'other');
-    await writeJson(join(other, 'config.json'), { auths: { 'upstream.example.com': { auth: b64('from-docker-config-env:p') } } });
-    await writeJson(join(other, 'auth.json'), { auths: { 'podman.example.com': { auth: b64('from-registry-auth-file:p') } } });
+    await writeJson(join(other, 'config.json'), {
+      auths: { 'upstream.example.com': { auth: b64('from-docker-config-env:p') } },
+    });
+    await writeJson(join(other, 'auth.json'), {
+      auths: { 'podman.example.com': { auth: b64('from-registry-auth-file:p') } },
+    });
     const resolver = await HostCredentialResolver.load({
       env: { ...env, DOCKER_CONFIG: other, REGISTRY_AUTH_FILE: join(other, 'auth.json') },
       home,
     });
     assert.equal(await user(resolver, { host: 'upstream.example.com' }), 'from-docker-config-env');
-    assert.equal(await user(resolver, { host: 'podman.example.com', repository: 'team/app' }), 'from-registry-auth-file');
+    assert.equal(
+      await user(resolver, { host: 'podman.example.com', repository: 'team/app' }),
+      'from-registry-auth-file',
+    );
   });
 });

@@ -6,12 +6,7 @@
  * namespace (`host/ns/repo`, as auth.json allows): the most specific namespace wins. Matching is
  * exact per host (Docker's rule), unlike the kubelet keyring's globs. Pure: text in, decisions out.
  */
-import {
-  BasicCredential,
-  IdentityTokenCredential,
-  RegistryTokenCredential,
-  type Credential,
-} from './credential.ts';
+import { BasicCredential, IdentityTokenCredential, RegistryTokenCredential, type Credential } from './credential.ts';
 import { DockerConfigError } from './errors.ts';
 import { decodeGoBase64 } from './go-base64.ts';
 import { InputProblem, isJsonObject, jsonTypeName, parseJsonQuietly, readField, readStringFields } from './go-json.ts';
@@ -30,7 +25,11 @@ export interface DockerAuthEntry {
 export interface DockerConfigFile {
   readonly path: string;
   readonly auths: readonly DockerAuthEntry[];
-  readonly credHelpers: ReadonlyArray<{ readonly key: string; readonly normalizedKey: string; readonly helper: string }>;
+  readonly credHelpers: ReadonlyArray<{
+    readonly key: string;
+    readonly normalizedKey: string;
+    readonly helper: string;
+  }>;
   readonly credsStore: string | undefined;
 }
 
@@ -65,7 +64,8 @@ export function parseDockerConfigFile(text: string, path: string): DockerConfigF
   const auths: DockerAuthEntry[] = [];
   const authsValue = readField(document, 'auths');
   if (authsValue !== undefined && authsValue !== null) {
-    if (!isJsonObject(authsValue)) throw new DockerConfigError(path, `auths: expected an object, found ${jsonTypeName(authsValue)}`);
+    if (!isJsonObject(authsValue))
+      throw new DockerConfigError(path, `auths: expected an object, found ${jsonTypeName(authsValue)}`);
     for (const [key, value] of Object.entries(authsValue)) auths.push(decodeAuthEntry(path, key, value));
   }
 
@@ -107,7 +107,11 @@ function decodeAuthEntry(path: string, key: string, value: unknown): DockerAuthE
 function decodeDockerAuth(value: unknown): Credential | undefined {
   if (value === null) return undefined;
   if (!isJsonObject(value)) throw new InputProblem(`expected an object, found ${jsonTypeName(value)}`);
-  const fields = readStringFields(value, ['username', 'password', 'auth', 'email', 'identitytoken', 'registrytoken'], '');
+  const fields = readStringFields(
+    value,
+    ['username', 'password', 'auth', 'email', 'identitytoken', 'registrytoken'],
+    '',
+  );
   let username = fields.username ?? '';
   let password = fields.password ?? '';
   if (fields.auth !== undefined && fields.auth !== '') {
@@ -119,8 +123,10 @@ function decodeDockerAuth(value: unknown): Credential | undefined {
     username = text.slice(0, colon);
     password = text.slice(colon + 1).replace(/\0+$/, '');
   }
-  if (fields.registrytoken !== undefined && fields.registrytoken !== '') return new RegistryTokenCredential(fields.registrytoken);
-  if (fields.identitytoken !== undefined && fields.identitytoken !== '') return new IdentityTokenCredential(fields.identitytoken, username);
+  if (fields.registrytoken !== undefined && fields.registrytoken !== '')
+    return new RegistryTokenCredential(fields.registrytoken);
+  if (fields.identitytoken !== undefined && fields.identitytoken !== '')
+    return new IdentityTokenCredential(fields.identitytoken, username);
   if (username === '' && password === '') return undefined;
   return new BasicCredential(username, password, fields.email ?? '');
 }
@@ -170,12 +176,17 @@ export function resolveInDockerConfig(file: DockerConfigFile, target: RegistryTa
   const candidates = candidateKeys(target);
   const serverURL = helperServerURL(target.host);
   for (const candidate of candidates) {
-    const helper = preferExact(file.credHelpers.filter((entry) => entry.normalizedKey === candidate), candidate);
+    const helper = preferExact(
+      file.credHelpers.filter((entry) => entry.normalizedKey === candidate),
+      candidate,
+    );
     if (helper !== undefined) return { kind: 'helper', helper: helper.helper, serverURL, key: helper.key };
   }
   if (file.credsStore !== undefined) return { kind: 'helper', helper: file.credsStore, serverURL, key: undefined };
   for (const candidate of candidates) {
-    const entries = file.auths.filter((entry) => entry.normalizedKey === candidate && (entry.credential !== undefined || entry.error !== undefined));
+    const entries = file.auths.filter(
+      (entry) => entry.normalizedKey === candidate && (entry.credential !== undefined || entry.error !== undefined),
+    );
     const entry = preferExact(entries, candidate);
     if (entry === undefined) continue;
     if (entry.error !== undefined) throw entry.error;

@@ -65,7 +65,10 @@ export class CredentialHelperError extends KimgError<'credentials.ErrCredentialH
     reason: CredentialHelperFailure,
     detail: { exitCode?: number; signal?: string; problem?: string } = {},
   ) {
-    super('credentials.ErrCredentialHelper', `credential helper docker-credential-${helper} for ${serverURL}: ${describe(reason, detail)}`);
+    super(
+      'credentials.ErrCredentialHelper',
+      `credential helper docker-credential-${helper} for ${serverURL}: ${describe(reason, detail)}`,
+    );
     this.helper = helper;
     this.serverURL = serverURL;
     this.reason = reason;
@@ -106,7 +109,10 @@ export class CredentialProviderError extends KimgError<'credentials.ErrCredentia
     reason: CredentialProviderFailure,
     detail: { exitCode?: number; signal?: string; problem?: string } = {},
   ) {
-    super('credentials.ErrCredentialProvider', `credential provider ${provider} for image ${image}: ${describe(reason, detail)}`);
+    super(
+      'credentials.ErrCredentialProvider',
+      `credential provider ${provider} for image ${image}: ${describe(reason, detail)}`,
+    );
     this.provider = provider;
     this.image = image;
     this.reason = reason;

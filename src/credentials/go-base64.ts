@@ -9,7 +9,8 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const VALUES = new Map([...ALPHABET].map((c, i) => [c, i]));
 
 /** The bytes, or the offset (in `input`) where Go would report `illegal base64 data at input byte N`. */
-export type Base64Result = { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly offset: number };
+export type Base64Result =
+  { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly offset: number };
 
 export function decodeGoBase64(input: string, padded: boolean): Base64Result {
   const chars: string[] = [];

@@ -96,7 +96,8 @@ describe('Go base64', () => {
     ['a b=', true],
   ];
   for (const [input, padded] of bad) {
-    it(`rejects ${JSON.stringify(input)} (${padded ? 'padded' : 'raw'})`, () => assert.equal(decodeGoBase64(input, padded).ok, false));
+    it(`rejects ${JSON.stringify(input)} (${padded ? 'padded' : 'raw'})`, () =>
+      assert.equal(decodeGoBase64(input, padded).ok, false));
   }
 });
 

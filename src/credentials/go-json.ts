@@ -63,7 +63,11 @@ export function readField(object: JsonObject, field: string, options: { caseSens
   return found;
 }
 
-function findField<Field extends string>(key: string, fields: readonly Field[], caseSensitive: boolean): Field | undefined {
+function findField<Field extends string>(
+  key: string,
+  fields: readonly Field[],
+  caseSensitive: boolean,
+): Field | undefined {
   const exact = fields.find((field) => field === key);
   if (exact !== undefined || caseSensitive) return exact;
   const folded = foldFieldName(key);

@@ -13,7 +13,11 @@ import {
   type DockerConfigFile,
   type RegistryTarget,
 } from './docker-config.ts';
-import { defaultCredentialFilePaths, loadCredentialFiles, type CredentialFileLocations } from './docker-config-files.ts';
+import {
+  defaultCredentialFilePaths,
+  loadCredentialFiles,
+  type CredentialFileLocations,
+} from './docker-config-files.ts';
 import { getFromCredentialHelper } from './credential-helper.ts';
 import { describeSource, type CredentialSource } from './keyring.ts';
 import type { ProgramRunner } from './run-program.ts';
@@ -44,7 +48,10 @@ export class HostCredentialResolver {
   readonly #files: readonly DockerConfigFile[];
   readonly #options: HostCredentialResolverOptions;
   /** Helper answers (and runs in progress, shared by concurrent requests), with when they started. */
-  readonly #helperResults = new Map<string, { readonly at: number; readonly pending: Promise<Credential | undefined> }>();
+  readonly #helperResults = new Map<
+    string,
+    { readonly at: number; readonly pending: Promise<Credential | undefined> }
+  >();
 
   constructor(files: readonly DockerConfigFile[], options: HostCredentialResolverOptions = {}) {
     this.#files = files;
@@ -88,7 +95,9 @@ export class HostCredentialResolver {
   #explicit(target: RegistryTarget): HostCredential | undefined {
     const explicit = this.#options.explicit;
     if (explicit === undefined) return undefined;
-    const byKey = new Map(Object.entries(explicit).map(([key, credential]) => [normalizeAuthKey(key), { key, credential }]));
+    const byKey = new Map(
+      Object.entries(explicit).map(([key, credential]) => [normalizeAuthKey(key), { key, credential }]),
+    );
     for (const candidate of candidateKeys(target)) {
       const found = byKey.get(candidate);
       if (found === undefined) continue;

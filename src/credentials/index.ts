@@ -81,7 +81,12 @@ export {
   PROVIDER_TIMEOUT_MS,
   type CredentialProviderOptions,
 } from './provider.ts';
-export { parseProviderResponse, providerRequest, type CacheKeyType, type ProviderResponse } from './provider-response.ts';
+export {
+  parseProviderResponse,
+  providerRequest,
+  type CacheKeyType,
+  type ProviderResponse,
+} from './provider-response.ts';
 export { CACHE_PURGE_INTERVAL_MS, GLOBAL_CACHE_KEY, type Clock } from './provider-cache.ts';
 export { parseGoDuration } from './go-duration.ts';
 
@@ -114,9 +119,5 @@ export {
   parseHelperOutput,
   type CredentialHelperOptions,
 } from './credential-helper.ts';
-export {
-  HostCredentialResolver,
-  type HostCredential,
-  type HostCredentialResolverOptions,
-} from './host-credentials.ts';
+export { HostCredentialResolver, type HostCredential, type HostCredentialResolverOptions } from './host-credentials.ts';
 export { runProgram, type ProgramOutcome, type ProgramRunner, type RunProgramOptions } from './run-program.ts';

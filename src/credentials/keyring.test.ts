@@ -15,7 +15,8 @@ import {
 const node: CredentialSource = { kind: 'node', path: '/var/lib/kubelet/config.json' };
 const secret = (name: string): CredentialSource => ({ kind: 'secret', namespace: 'default', name, uid: `uid-${name}` });
 const entry = (username: string, password = `${username}-pw`) => new BasicCredential(username, password);
-const config = (...keys: [string, string][]): KubeletDockerConfig => keys.map(([key, user]) => [key, entry(user)] as const);
+const config = (...keys: [string, string][]): KubeletDockerConfig =>
+  keys.map(([key, user]) => [key, entry(user)] as const);
 const users = (keyring: Keyring, image: string | { domain: string; path: string }) =>
   keyring.lookup(image).map((match) => match.credential.username);
 
@@ -59,7 +60,10 @@ describe('keyring: config key → index key (kubelet.md §6)', () => {
 
 describe('keyring: index order', () => {
   it('sorts keys in reverse byte order: quay.io/coreos before quay.io, reg.example.com before *.example.com', () => {
-    const keyring = new Keyring().add(node, config(['quay.io', 'a'], ['*.example.com', 'b'], ['quay.io/coreos', 'c'], ['reg.example.com', 'd']));
+    const keyring = new Keyring().add(
+      node,
+      config(['quay.io', 'a'], ['*.example.com', 'b'], ['quay.io/coreos', 'c'], ['reg.example.com', 'd']),
+    );
     assert.deepEqual(keyring.keys, ['reg.example.com', 'quay.io/coreos', 'quay.io', '*.example.com']);
   });
 
@@ -69,12 +73,21 @@ describe('keyring: index order', () => {
       .add(secret('second'), config(['quay.io', 'three']));
     assert.deepEqual(keyring.keys, ['quay.io']);
     const matches = keyring.lookup('quay.io/app');
-    assert.deepEqual(matches.map((m) => m.credential.username), ['one', 'two', 'three']);
-    assert.deepEqual(matches.map((m) => m.sourceLabel), ['secret default/first', 'secret default/first', 'secret default/second']);
+    assert.deepEqual(
+      matches.map((m) => m.credential.username),
+      ['one', 'two', 'three'],
+    );
+    assert.deepEqual(
+      matches.map((m) => m.sourceLabel),
+      ['secret default/first', 'secret default/first', 'secret default/second'],
+    );
   });
 
   it('returns every matching key in index order so the caller can try each', () => {
-    const keyring = new Keyring().add(node, config(['quay.io', 'host'], ['*.io', 'glob'], ['quay.io/coreos', 'namespace'], ['gcr.io', 'other']));
+    const keyring = new Keyring().add(
+      node,
+      config(['quay.io', 'host'], ['*.io', 'glob'], ['quay.io/coreos', 'namespace'], ['gcr.io', 'other']),
+    );
     assert.deepEqual(users(keyring, 'quay.io/coreos/etcd'), ['namespace', 'host', 'glob']);
     assert.deepEqual(users(keyring, 'quay.io/other/etcd'), ['host', 'glob']);
   });
@@ -132,12 +145,18 @@ describe('keyring: Docker Hub fallback', () => {
 
   it('serves docker.io/library/nginx from https://index.docker.io/v1/ via the fallback', () => {
     const matches = hub().lookup('docker.io/library/nginx');
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.key, m.viaDockerHubFallback]), [['hubuser', 'index.docker.io', true]]);
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.key, m.viaDockerHubFallback]),
+      [['hubuser', 'index.docker.io', true]],
+    );
   });
 
   it('matches index.docker.io/… directly (no fallback needed)', () => {
     const matches = hub().lookup('index.docker.io/library/nginx');
-    assert.deepEqual(matches.map((m) => m.viaDockerHubFallback), [false]);
+    assert.deepEqual(
+      matches.map((m) => m.viaDockerHubFallback),
+      [false],
+    );
   });
 
   const targets: [string, boolean, string][] = [
@@ -171,20 +190,28 @@ describe('keyring: Docker Hub fallback', () => {
   });
 
   it('uses the credentials under index.docker.io however they were spelled', () => {
-    const keyring = new Keyring().add(node, config(['index.docker.io', 'a'], ['https://index.docker.io', 'b'], ['index.docker.io/v2/', 'c']));
+    const keyring = new Keyring().add(
+      node,
+      config(['index.docker.io', 'a'], ['https://index.docker.io', 'b'], ['index.docker.io/v2/', 'c']),
+    );
     assert.deepEqual(users(keyring, 'library/nginx'), ['a', 'b', 'c']);
   });
 
   it('each keyring applies its own fallback when looked up in order', () => {
     const secrets = new Keyring().add(secret('s'), config(['quay.io', 'quay']));
     const nodeKeyring = new Keyring().add(node, config(['https://index.docker.io/v1/', 'nodehub']));
-    assert.deepEqual(lookupInOrder('docker.io/library/nginx', [secrets, nodeKeyring]).map((m) => m.credential.username), ['nodehub']);
+    assert.deepEqual(
+      lookupInOrder('docker.io/library/nginx', [secrets, nodeKeyring]).map((m) => m.credential.username),
+      ['nodehub'],
+    );
   });
 });
 
 describe('keyring: credentials and hashes', () => {
   it('carries the source, its label and the KEP-2535 credential hash', () => {
-    const keyring = new Keyring().add(secret('regcred'), [['reg.example.com', new BasicCredential('user', 'password')]]);
+    const keyring = new Keyring().add(secret('regcred'), [
+      ['reg.example.com', new BasicCredential('user', 'password')],
+    ]);
     const [match] = keyring.lookup('reg.example.com/app');
     assert.ok(match);
     assert.ok(match.credential instanceof BasicCredential);

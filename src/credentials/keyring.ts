@@ -106,7 +106,9 @@ export class Keyring {
       for (const tracked of this.#credentials.get(key) ?? []) matches.push(toMatch(key, tracked, false));
     }
     if (matches.length > 0 || !isDockerHubFallbackTarget(target)) return matches;
-    return (this.#credentials.get(DOCKER_HUB_INDEX_KEY) ?? []).map((tracked) => toMatch(DOCKER_HUB_INDEX_KEY, tracked, true));
+    return (this.#credentials.get(DOCKER_HUB_INDEX_KEY) ?? []).map((tracked) =>
+      toMatch(DOCKER_HUB_INDEX_KEY, tracked, true),
+    );
   }
 }
 
@@ -120,7 +122,8 @@ function toMatch(key: string, tracked: Tracked, viaDockerHubFallback: boolean): 
  * the path is empty or `/`. Undefined for keys Go cannot parse.
  */
 export function indexKey(configKey: string): string | undefined {
-  const withScheme = configKey.startsWith('https://') || configKey.startsWith('http://') ? configKey : `https://${configKey}`;
+  const withScheme =
+    configKey.startsWith('https://') || configKey.startsWith('http://') ? configKey : `https://${configKey}`;
   const parsed = parseGoUrl(withScheme);
   if (parsed === undefined) return undefined;
   let path = parsed.path;

@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AUTH_FORMAT_PROBLEM, decodeDockercfg, decodeDockerConfigJson, encodeKubeletEntry, type KubeletDockerConfig } from './index.ts';
+import {
+  AUTH_FORMAT_PROBLEM,
+  decodeDockercfg,
+  decodeDockerConfigJson,
+  encodeKubeletEntry,
+  type KubeletDockerConfig,
+} from './index.ts';
 
 /** A credential's fields as plain data (deepEqual does not see private fields). */
 const plain = (config: KubeletDockerConfig) =>
   config.map(([key, c]) => [key, { username: c.username, password: c.password, email: c.email }] as const);
-
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const decodeAuth = (auth: string) => {
@@ -20,7 +25,12 @@ describe('kubelet entry parsing: auth field (kubelet.md §6)', () => {
     ['dXNlcjpwYXNzd29yZA==', 'user', 'password', 'padded value'],
     ['dXNlcjpwYXNzd29yZA', 'user', 'password', 'unpadded value whose length needs padding'],
     ['dXNlcjpw\r\nYXNz', 'user', 'pass', 'CR and LF are skipped anywhere'],
-    ['dXNlcjpwYXNzd29yZA==\n', 'user', 'password', 'trailing newline after padding: trimmed for the choice, skipped when decoding'],
+    [
+      'dXNlcjpwYXNzd29yZA==\n',
+      'user',
+      'password',
+      'trailing newline after padding: trimmed for the choice, skipped when decoding',
+    ],
     ['dXNlcjpwYXNzd29yZB==', 'user', 'password', 'unused low bits of the last character are tolerated'],
     [b64('user:pass\n'), 'user', 'pass\n', 'decoded text is not trimmed'],
     [b64('user:pa:ss'), 'user', 'pa:ss', 'split at the first colon'],
@@ -56,7 +66,9 @@ describe('kubelet entry parsing: auth field (kubelet.md §6)', () => {
 
 describe('kubelet entry parsing: fields (Go JSON rules)', () => {
   it('lets a non-empty auth replace username and password, and keeps email', () => {
-    const [first] = plain(decodeDockercfg({ r: { username: 'x', password: 'y', email: 'me@example.com', auth: b64('user:pass') } }));
+    const [first] = plain(
+      decodeDockercfg({ r: { username: 'x', password: 'y', email: 'me@example.com', auth: b64('user:pass') } }),
+    );
     assert.deepEqual(first?.[1], { username: 'user', password: 'pass', email: 'me@example.com' });
   });
 
@@ -71,7 +83,9 @@ describe('kubelet entry parsing: fields (Go JSON rules)', () => {
   });
 
   it('ignores unknown fields and null values', () => {
-    const [first] = plain(decodeDockercfg({ r: { username: 'u', password: null, identitytoken: 'ignored', extra: { deep: 1 } } }));
+    const [first] = plain(
+      decodeDockercfg({ r: { username: 'u', password: null, identitytoken: 'ignored', extra: { deep: 1 } } }),
+    );
     assert.deepEqual(first?.[1], { username: 'u', password: '', email: '' });
   });
 
@@ -92,11 +106,18 @@ describe('kubelet entry parsing: fields (Go JSON rules)', () => {
   }
 
   it('fails the whole document on one invalid entry', () => {
-    assert.throws(() => decodeDockerConfigJson({ auths: { good: { username: 'u' }, bad: { auth: '!!!!' } } }), /auths\["bad"\]\.auth/);
+    assert.throws(
+      () => decodeDockerConfigJson({ auths: { good: { username: 'u' }, bad: { auth: '!!!!' } } }),
+      /auths\["bad"\]\.auth/,
+    );
   });
 
   it('reads {"auths": …} with a case-insensitive field name and tolerates other fields', () => {
-    const config = decodeDockerConfigJson({ Auths: { 'quay.io': { username: 'u', password: 'p' } }, credsStore: 'desktop', HttpHeaders: { 'User-Agent': 'x' } });
+    const config = decodeDockerConfigJson({
+      Auths: { 'quay.io': { username: 'u', password: 'p' } },
+      credsStore: 'desktop',
+      HttpHeaders: { 'User-Agent': 'x' },
+    });
     assert.deepEqual(plain(config), [['quay.io', { username: 'u', password: 'p', email: '' }]]);
   });
 
@@ -110,7 +131,10 @@ describe('kubelet entry parsing: fields (Go JSON rules)', () => {
 
   it('keeps entries in document order', () => {
     const config = decodeDockercfg({ 'b.io': { username: 'b' }, 'a.io': { username: 'a' } });
-    assert.deepEqual(config.map(([key]) => key), ['b.io', 'a.io']);
+    assert.deepEqual(
+      config.map(([key]) => key),
+      ['b.io', 'a.io'],
+    );
   });
 });
 
@@ -120,7 +144,10 @@ describe('kubelet entry serialisation', () => {
       encodeKubeletEntry({ username: 'user', password: 'pass', email: 'a@b.c' }),
       '{"username":"user","password":"pass","email":"a@b.c","auth":"dXNlcjpwYXNz"}',
     );
-    assert.equal(encodeKubeletEntry({ username: 'u', password: 'p', email: '' }), '{"username":"u","password":"p","auth":"dTpw"}');
+    assert.equal(
+      encodeKubeletEntry({ username: 'u', password: 'p', email: '' }),
+      '{"username":"u","password":"p","auth":"dTpw"}',
+    );
     assert.equal(encodeKubeletEntry({ username: '', password: '', email: '' }), '{"auth":"Og=="}');
   });
 

@@ -5,7 +5,15 @@
  */
 import { BasicCredential } from './credential.ts';
 import { decodeGoBase64, encodeBase64 } from './go-base64.ts';
-import { InputProblem, goJsonString, isJsonObject, jsonTypeName, readField, readStringFields, type JsonObject } from './go-json.ts';
+import {
+  InputProblem,
+  goJsonString,
+  isJsonObject,
+  jsonTypeName,
+  readField,
+  readStringFields,
+  type JsonObject,
+} from './go-json.ts';
 
 /**
  * Registry key → credential (`{username, password, email}`, as the kubelet keeps it), in document
@@ -18,17 +26,20 @@ export const AUTH_FORMAT_PROBLEM = 'unable to parse auth field, must be formatte
 /** A `.dockercfg` document: the registry map itself. Throws InputProblem. */
 export function decodeDockercfg(document: unknown): KubeletDockerConfig {
   if (document === null) return [];
-  if (!isJsonObject(document)) throw new InputProblem(`expected an object of registry entries, found ${jsonTypeName(document)}`);
+  if (!isJsonObject(document))
+    throw new InputProblem(`expected an object of registry entries, found ${jsonTypeName(document)}`);
   return decodeEntries(document, '');
 }
 
 /** A `.dockerconfigjson` / `config.json` document: `{"auths": {...}}`. Throws InputProblem. */
 export function decodeDockerConfigJson(document: unknown): KubeletDockerConfig {
   if (document === null) return [];
-  if (!isJsonObject(document)) throw new InputProblem(`expected an object with "auths", found ${jsonTypeName(document)}`);
+  if (!isJsonObject(document))
+    throw new InputProblem(`expected an object with "auths", found ${jsonTypeName(document)}`);
   const headers = readField(document, 'HttpHeaders');
   if (headers !== undefined && headers !== null) {
-    if (!isJsonObject(headers)) throw new InputProblem(`HttpHeaders: expected an object, found ${jsonTypeName(headers)}`);
+    if (!isJsonObject(headers))
+      throw new InputProblem(`HttpHeaders: expected an object, found ${jsonTypeName(headers)}`);
     for (const [name, value] of Object.entries(headers)) {
       if (value !== null && typeof value !== 'string') {
         throw new InputProblem(`HttpHeaders[${JSON.stringify(name)}]: expected a string, found ${jsonTypeName(value)}`);
@@ -42,7 +53,9 @@ export function decodeDockerConfigJson(document: unknown): KubeletDockerConfig {
 }
 
 function decodeEntries(map: JsonObject, prefix: string): KubeletDockerConfig {
-  return Object.entries(map).map(([key, value]) => [key, decodeEntry(value, `${prefix}[${JSON.stringify(key)}]`)] as const);
+  return Object.entries(map).map(
+    ([key, value]) => [key, decodeEntry(value, `${prefix}[${JSON.stringify(key)}]`)] as const,
+  );
 }
 
 /** One entry; a non-empty `auth` replaces `username`/`password`. */
@@ -76,7 +89,11 @@ export function decodeAuthField(auth: string, where: string): { username: string
  * `email`, `auth` in that order, empty ones omitted; `auth` is the padded base64 of
  * `username:password`, so it is always present.
  */
-export function encodeKubeletEntry(entry: { readonly username: string; readonly password: string; readonly email: string }): string {
+export function encodeKubeletEntry(entry: {
+  readonly username: string;
+  readonly password: string;
+  readonly email: string;
+}): string {
   const fields: [string, string][] = [
     ['username', entry.username],
     ['password', entry.password],

@@ -50,7 +50,12 @@ describe('node keyring (kubelet.md §8.2)', () => {
       join(home, '.docker', 'config.json'),
       '/.docker/config.json',
     ]);
-    assert.deepEqual(nodeDockercfgPaths(locations()), [join(rootDir, '.dockercfg'), join(workingDir, '.dockercfg'), join(home, '.dockercfg'), '/.dockercfg']);
+    assert.deepEqual(nodeDockercfgPaths(locations()), [
+      join(rootDir, '.dockercfg'),
+      join(workingDir, '.dockercfg'),
+      join(home, '.dockercfg'),
+      '/.dockercfg',
+    ]);
   });
 
   it('takes the first config.json', async () => {
@@ -75,30 +80,53 @@ describe('node keyring (kubelet.md §8.2)', () => {
     await writeFile(join(home, '.dockercfg'), dockercfg('legacy'));
     assert.deepEqual(await userFound(), [join(home, '.dockercfg'), 'legacy']);
     await writeFile(join(workingDir, 'config.json'), '{}');
-    assert.deepEqual(await userFound(), [join(workingDir, 'config.json'), undefined], 'a valid config.json without auths still wins');
+    assert.deepEqual(
+      await userFound(),
+      [join(workingDir, 'config.json'), undefined],
+      'a valid config.json without auths still wins',
+    );
   });
 
   it('keeps its answer for 5 minutes', async () => {
     let now = 0;
     const keyring = new NodeKeyring({ ...locations(), clock: () => now });
-    assert.deepEqual((await keyring.lookup('reg.example.com/app')).map((m) => m.credential.username), []);
+    assert.deepEqual(
+      (await keyring.lookup('reg.example.com/app')).map((m) => m.credential.username),
+      [],
+    );
     await writeFile(join(rootDir, 'config.json'), configJson('root'));
     now = NODE_CONFIG_LIFETIME_MS - 1;
-    assert.deepEqual((await keyring.lookup('reg.example.com/app')).map((m) => m.credential.username), [], 'cached, even when empty');
+    assert.deepEqual(
+      (await keyring.lookup('reg.example.com/app')).map((m) => m.credential.username),
+      [],
+      'cached, even when empty',
+    );
     now = NODE_CONFIG_LIFETIME_MS;
     const matches = await keyring.lookup('reg.example.com/app');
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.sourceLabel]), [['root', `node config ${join(rootDir, 'config.json')}`]]);
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.sourceLabel]),
+      [['root', `node config ${join(rootDir, 'config.json')}`]],
+    );
   });
 
   it('orders pod secrets before node credentials, each keyring with its own Hub fallback (kubelet.md §8)', async () => {
-    await writeFile(join(rootDir, 'config.json'), JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('node-hub:pw') } } }));
+    await writeFile(
+      join(rootDir, 'config.json'),
+      JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('node-hub:pw') } } }),
+    );
     const podSecrets = new Keyring().add({ kind: 'secret', namespace: 'ns', name: 's', uid: 'u' }, [
       ['docker.io', new BasicCredential('secret-direct', 'pw')],
     ]);
-    const matches = await lookupPullCredentials('docker.io/library/nginx', { podSecrets, node: new NodeKeyring(locations()) });
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.sourceLabel, m.viaDockerHubFallback]), [
-      ['secret-direct', 'secret ns/s', false],
-      ['node-hub', `node config ${join(rootDir, 'config.json')}`, true],
-    ]);
+    const matches = await lookupPullCredentials('docker.io/library/nginx', {
+      podSecrets,
+      node: new NodeKeyring(locations()),
+    });
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.sourceLabel, m.viaDockerHubFallback]),
+      [
+        ['secret-direct', 'secret ns/s', false],
+        ['node-hub', `node config ${join(rootDir, 'config.json')}`, true],
+      ],
+    );
   });
 });

@@ -49,12 +49,15 @@ export interface CredentialProviderConfig {
 /** Validates and converts; throws a ProviderConfigError listing every problem. */
 export function parseCredentialProviderConfig(document: unknown, path?: string): CredentialProviderConfig {
   const problems: string[] = [];
-  if (!isJsonObject(document)) throw new ProviderConfigError([`expected an object, found ${jsonTypeName(document)}`], path);
+  if (!isJsonObject(document))
+    throw new ProviderConfigError([`expected an object, found ${jsonTypeName(document)}`], path);
   if (document['kind'] !== 'CredentialProviderConfig') {
     problems.push(`kind: must be "CredentialProviderConfig", found ${describe(document['kind'])}`);
   }
   if (typeof document['apiVersion'] !== 'string' || !CONFIG_API_VERSIONS.includes(document['apiVersion'])) {
-    problems.push(`apiVersion: must be one of ${CONFIG_API_VERSIONS.join(', ')}, found ${describe(document['apiVersion'])}`);
+    problems.push(
+      `apiVersion: must be one of ${CONFIG_API_VERSIONS.join(', ')}, found ${describe(document['apiVersion'])}`,
+    );
   }
   const providersValue = document['providers'];
   const providers: CredentialProviderSpec[] = [];
@@ -67,7 +70,8 @@ export function parseCredentialProviderConfig(document: unknown, path?: string):
     providersValue.forEach((value: unknown, i) => {
       const provider = parseProvider(value, `providers[${i}]`, problems);
       if (provider === undefined) return;
-      if (seen.has(provider.name)) problems.push(`providers[${i}].name: Duplicate value: ${JSON.stringify(provider.name)}`);
+      if (seen.has(provider.name))
+        problems.push(`providers[${i}].name: Duplicate value: ${JSON.stringify(provider.name)}`);
       seen.add(provider.name);
       providers.push(provider);
     });
@@ -84,8 +88,10 @@ function parseProvider(value: unknown, at: string, problems: string[]): Credenti
   const before = problems.length;
   const name = stringField(value, 'name', at, problems) ?? '';
   if (name === '') problems.push(`${at}.name: Required value`);
-  if (name.includes('/')) problems.push(`${at}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
-  if (name.includes(' ')) problems.push(`${at}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
+  if (name.includes('/'))
+    problems.push(`${at}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
+  if (name.includes(' '))
+    problems.push(`${at}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
   if (name === '.' || name === '..') {
     problems.push(`${at}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot be '${name}'`);
   }
@@ -93,11 +99,14 @@ function parseProvider(value: unknown, at: string, problems: string[]): Credenti
   const apiVersion = stringField(value, 'apiVersion', at, problems) ?? '';
   if (apiVersion === '') problems.push(`${at}.apiVersion: Required value`);
   else if (!PROVIDER_API_VERSIONS.includes(apiVersion)) {
-    problems.push(`${at}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${PROVIDER_API_VERSIONS.join(', ')}`);
+    problems.push(
+      `${at}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${PROVIDER_API_VERSIONS.join(', ')}`,
+    );
   }
 
   const matchImages = stringList(value, 'matchImages', at, problems);
-  if (matchImages.length === 0) problems.push(`${at}.matchImages: Required value: at least 1 item in matchImages is required`);
+  if (matchImages.length === 0)
+    problems.push(`${at}.matchImages: Required value: at least 1 item in matchImages is required`);
   for (const matchImage of matchImages) {
     if (parseSchemelessUrl(matchImage) === undefined) {
       problems.push(`${at}.matchImages: Invalid value: ${JSON.stringify(matchImage)}: match image is invalid`);
@@ -109,11 +118,16 @@ function parseProvider(value: unknown, at: string, problems: string[]): Credenti
   if (duration === undefined || duration === null) {
     problems.push(`${at}.defaultCacheDuration: Required value`);
   } else if (typeof duration !== 'string') {
-    problems.push(`${at}.defaultCacheDuration: expected a duration string such as "12h", found ${jsonTypeName(duration)}`);
+    problems.push(
+      `${at}.defaultCacheDuration: expected a duration string such as "12h", found ${jsonTypeName(duration)}`,
+    );
   } else {
     const ns = parseGoDuration(duration);
     if (ns === undefined) problems.push(`${at}.defaultCacheDuration: invalid duration ${JSON.stringify(duration)}`);
-    else if (ns < 0n) problems.push(`${at}.defaultCacheDuration: Invalid value: ${JSON.stringify(duration)}: must be greater than or equal to 0`);
+    else if (ns < 0n)
+      problems.push(
+        `${at}.defaultCacheDuration: Invalid value: ${JSON.stringify(duration)}: must be greater than or equal to 0`,
+      );
     else defaultCacheDurationMs = Number(ns) / 1e6;
   }
 

@@ -26,7 +26,8 @@ export function providerRequest(apiVersion: string, image: string): string {
 /** Reads a plugin's stdout; throws InputProblem (safe to show) when the kubelet would drop it. */
 export function parseProviderResponse(stdout: string, expectedApiVersion: string): ProviderResponse {
   const document = parseJsonQuietly(stdout, 'response');
-  if (!isJsonObject(document)) throw new InputProblem(`response is not a JSON object (found ${jsonTypeName(document)})`);
+  if (!isJsonObject(document))
+    throw new InputProblem(`response is not a JSON object (found ${jsonTypeName(document)})`);
   const apiVersion = document['apiVersion'];
   if (apiVersion !== expectedApiVersion) {
     throw new InputProblem(
@@ -34,13 +35,16 @@ export function parseProviderResponse(stdout: string, expectedApiVersion: string
     );
   }
   if (document['kind'] !== 'CredentialProviderResponse') {
-    throw new InputProblem(`failed to decode CredentialProviderResponse, unexpected Kind: ${showToken(document['kind'])}`);
+    throw new InputProblem(
+      `failed to decode CredentialProviderResponse, unexpected Kind: ${showToken(document['kind'])}`,
+    );
   }
 
   let cacheDurationMs: number | undefined;
   const duration = document['cacheDuration'];
   if (duration !== undefined && duration !== null) {
-    if (typeof duration !== 'string') throw new InputProblem(`cacheDuration: expected a duration string, found ${jsonTypeName(duration)}`);
+    if (typeof duration !== 'string')
+      throw new InputProblem(`cacheDuration: expected a duration string, found ${jsonTypeName(duration)}`);
     const ns = parseGoDuration(duration);
     if (ns === undefined) throw new InputProblem('cacheDuration: not a valid duration');
     cacheDurationMs = Number(ns) / 1e6;
@@ -58,7 +62,9 @@ export function parseProviderResponse(stdout: string, expectedApiVersion: string
     if (cacheKeyType !== undefined && cacheKeyType !== null && typeof cacheKeyType !== 'string') {
       throw new InputProblem(`cacheKeyType: expected a string, found ${jsonTypeName(cacheKeyType)}`);
     }
-    throw new InputProblem(`credential provider plugin did not return a valid cacheKeyType: ${showToken(cacheKeyType ?? '')}`);
+    throw new InputProblem(
+      `credential provider plugin did not return a valid cacheKeyType: ${showToken(cacheKeyType ?? '')}`,
+    );
   }
   return { cacheKeyType, cacheDurationMs, auth };
 }

@@ -56,7 +56,11 @@ const validProvider = {
   args: ['get-credentials'],
   env: [{ name: 'AWS_PROFILE', value: 'temp' }],
 };
-const configWith = (...providers: unknown[]) => ({ apiVersion: 'kubelet.config.k8s.io/v1', kind: 'CredentialProviderConfig', providers });
+const configWith = (...providers: unknown[]) => ({
+  apiVersion: 'kubelet.config.k8s.io/v1',
+  kind: 'CredentialProviderConfig',
+  providers,
+});
 
 describe('CredentialProviderConfig validation (kubelet.md §9)', () => {
   it('accepts a valid config', () => {
@@ -83,44 +87,77 @@ describe('CredentialProviderConfig validation (kubelet.md §9)', () => {
     ['empty name', configWith({ ...validProvider, name: '' }), /name: Required value/],
     ['duplicate names', configWith(validProvider, validProvider), /Duplicate value: "ecr-credential-provider"/],
     ['missing apiVersion', configWith({ ...validProvider, apiVersion: undefined }), /apiVersion: Required value/],
-    ['unknown apiVersion', configWith({ ...validProvider, apiVersion: 'credentialprovider.kubelet.k8s.io/v2' }), /Unsupported value/],
+    [
+      'unknown apiVersion',
+      configWith({ ...validProvider, apiVersion: 'credentialprovider.kubelet.k8s.io/v2' }),
+      /Unsupported value/,
+    ],
     ['no matchImages', configWith({ ...validProvider, matchImages: [] }), /at least 1 item in matchImages is required/],
-    ['unparseable matchImage', configWith({ ...validProvider, matchImages: ['reg.example.com/%zz'] }), /match image is invalid/],
-    ['missing defaultCacheDuration', configWith({ ...validProvider, defaultCacheDuration: undefined }), /defaultCacheDuration: Required value/],
-    ['negative defaultCacheDuration', configWith({ ...validProvider, defaultCacheDuration: '-1m' }), /must be greater than or equal to 0/],
+    [
+      'unparseable matchImage',
+      configWith({ ...validProvider, matchImages: ['reg.example.com/%zz'] }),
+      /match image is invalid/,
+    ],
+    [
+      'missing defaultCacheDuration',
+      configWith({ ...validProvider, defaultCacheDuration: undefined }),
+      /defaultCacheDuration: Required value/,
+    ],
+    [
+      'negative defaultCacheDuration',
+      configWith({ ...validProvider, defaultCacheDuration: '-1m' }),
+      /must be greater than or equal to 0/,
+    ],
     ['bad defaultCacheDuration', configWith({ ...validProvider, defaultCacheDuration: '1d' }), /invalid duration "1d"/],
-    ['tokenAttributes without audience', configWith({ ...validProvider, tokenAttributes: {} }), /serviceAccountTokenAudience: Required value/],
+    [
+      'tokenAttributes without audience',
+      configWith({ ...validProvider, tokenAttributes: {} }),
+      /serviceAccountTokenAudience: Required value/,
+    ],
   ];
   for (const [why, document, problem] of invalid) {
     it(`rejects ${why}`, () => {
-      assert.throws(() => parseCredentialProviderConfig(document, '/etc/kubernetes/credential-providers.yaml'), (err: unknown) => {
-        assert.ok(err instanceof ProviderConfigError);
-        assert.equal(err.code, 'credentials.ErrInvalidProviderConfig');
-        assert.match(err.message, /\/etc\/kubernetes\/credential-providers\.yaml/);
-        assert.match(err.message, problem);
-        return true;
-      });
+      assert.throws(
+        () => parseCredentialProviderConfig(document, '/etc/kubernetes/credential-providers.yaml'),
+        (err: unknown) => {
+          assert.ok(err instanceof ProviderConfigError);
+          assert.equal(err.code, 'credentials.ErrInvalidProviderConfig');
+          assert.match(err.message, /\/etc\/kubernetes\/credential-providers\.yaml/);
+          assert.match(err.message, problem);
+          return true;
+        },
+      );
     });
   }
 
   it('lists every problem at once and never echoes env values', () => {
     const document = configWith({ name: '', matchImages: [], env: [{ name: 'TOKEN', value: 5 }], apiVersion: 'x' });
-    assert.throws(() => parseCredentialProviderConfig(document), (err: unknown) => {
-      assert.ok(err instanceof ProviderConfigError);
-      assert.ok(err.problems.length >= 4, err.problems.join('\n'));
-      return true;
-    });
+    assert.throws(
+      () => parseCredentialProviderConfig(document),
+      (err: unknown) => {
+        assert.ok(err instanceof ProviderConfigError);
+        assert.ok(err.problems.length >= 4, err.problems.join('\n'));
+        return true;
+      },
+    );
     const withSecretEnv = configWith({ ...validProvider, name: '', env: [{ name: 'TOKEN', value: SECRET }] });
-    assert.throws(() => parseCredentialProviderConfig(withSecretEnv), (err: unknown) => err instanceof Error && !err.message.includes(SECRET));
+    assert.throws(
+      () => parseCredentialProviderConfig(withSecretEnv),
+      (err: unknown) => err instanceof Error && !err.message.includes(SECRET),
+    );
   });
 });
 
 describe('CredentialProviderResponse parsing', () => {
-  const response = (extra: object) => JSON.stringify({ apiVersion: V1, kind: 'CredentialProviderResponse', cacheKeyType: 'Image', ...extra });
+  const response = (extra: object) =>
+    JSON.stringify({ apiVersion: V1, kind: 'CredentialProviderResponse', cacheKeyType: 'Image', ...extra });
 
   it('reads cacheKeyType, cacheDuration and the auth map in order', () => {
     const parsed = parseProviderResponse(
-      response({ cacheDuration: '5m', auth: { 'b.example.com': { username: 'b', password: SECRET }, 'a.example.com': null } }),
+      response({
+        cacheDuration: '5m',
+        auth: { 'b.example.com': { username: 'b', password: SECRET }, 'a.example.com': null },
+      }),
       V1,
     );
     assert.equal(parsed.cacheKeyType, 'Image');
@@ -132,9 +169,21 @@ describe('CredentialProviderResponse parsing', () => {
   });
 
   const bad: [string, string, RegExp][] = [
-    ['apiVersion mismatch', JSON.stringify({ apiVersion: 'credentialprovider.kubelet.k8s.io/v1beta1', kind: 'CredentialProviderResponse', cacheKeyType: 'Image' }), /did not match expected apiVersion/],
+    [
+      'apiVersion mismatch',
+      JSON.stringify({
+        apiVersion: 'credentialprovider.kubelet.k8s.io/v1beta1',
+        kind: 'CredentialProviderResponse',
+        cacheKeyType: 'Image',
+      }),
+      /did not match expected apiVersion/,
+    ],
     ['wrong kind', JSON.stringify({ apiVersion: V1, kind: 'Other', cacheKeyType: 'Image' }), /unexpected Kind/],
-    ['unknown cacheKeyType', response({ cacheKeyType: 'ServiceAccount' }), /did not return a valid cacheKeyType: "ServiceAccount"/],
+    [
+      'unknown cacheKeyType',
+      response({ cacheKeyType: 'ServiceAccount' }),
+      /did not return a valid cacheKeyType: "ServiceAccount"/,
+    ],
     ['empty cacheKeyType', response({ cacheKeyType: '' }), /did not return a valid cacheKeyType/],
     ['missing cacheKeyType', response({ cacheKeyType: undefined }), /did not return a valid cacheKeyType/],
     ['bad cacheDuration', response({ cacheDuration: 'soon' }), /cacheDuration: not a valid duration/],
@@ -143,19 +192,26 @@ describe('CredentialProviderResponse parsing', () => {
   ];
   for (const [why, stdout, problem] of bad) {
     it(`drops a response with ${why}`, () => {
-      assert.throws(() => parseProviderResponse(stdout, V1), (err: unknown) => {
-        assert.ok(err instanceof Error);
-        assert.match(err.message, problem);
-        assert.ok(!err.message.includes(SECRET));
-        return true;
-      });
+      assert.throws(
+        () => parseProviderResponse(stdout, V1),
+        (err: unknown) => {
+          assert.ok(err instanceof Error);
+          assert.match(err.message, problem);
+          assert.ok(!err.message.includes(SECRET));
+          return true;
+        },
+      );
     });
   }
 
   it('never shows a value in the apiVersion position that does not look like one', () => {
-    assert.throws(() => parseProviderResponse(JSON.stringify({ apiVersion: `x ${SECRET} y`, kind: 'CredentialProviderResponse' }), V1), (err: unknown) => {
-      return err instanceof Error && !err.message.includes(SECRET);
-    });
+    assert.throws(
+      () =>
+        parseProviderResponse(JSON.stringify({ apiVersion: `x ${SECRET} y`, kind: 'CredentialProviderResponse' }), V1),
+      (err: unknown) => {
+        return err instanceof Error && !err.message.includes(SECRET);
+      },
+    );
   });
 });
 
@@ -226,7 +282,10 @@ cat "$PLUGIN_RESPONSE"
   });
 
   const respond = (extra: object) =>
-    writeFile(responseFile, JSON.stringify({ apiVersion: V1, kind: 'CredentialProviderResponse', cacheKeyType: 'Image', ...extra }));
+    writeFile(
+      responseFile,
+      JSON.stringify({ apiVersion: V1, kind: 'CredentialProviderResponse', cacheKeyType: 'Image', ...extra }),
+    );
   const spec = (extra: Partial<CredentialProviderSpec> = {}): CredentialProviderSpec => ({
     name: 'test-plugin',
     matchImages: ['*.example.com', 'docker.io'],
@@ -249,14 +308,19 @@ cat "$PLUGIN_RESPONSE"
       timeoutMs,
     });
   const runs = async () => (await readFile(join(state, 'runs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  const users = (config: readonly (readonly [string, { username: string }])[]) => config.map(([key, entry]) => `${key}=${entry.username}`);
+  const users = (config: readonly (readonly [string, { username: string }])[]) =>
+    config.map(([key, entry]) => `${key}=${entry.username}`);
 
   it('sends a CredentialProviderRequest on stdin with args and env (config env overrides inherited)', async () => {
     await respond({ auth: { 'reg.example.com': { username: 'u', password: SECRET } } });
     const config = await plugin().provide('reg.example.com/team/app');
     assert.deepEqual(users(config), ['reg.example.com=u']);
     const [request] = (await readFile(join(state, 'requests'), 'utf8')).trim().split('\n');
-    assert.deepEqual(JSON.parse(request ?? ''), { apiVersion: V1, kind: 'CredentialProviderRequest', image: 'reg.example.com/team/app' });
+    assert.deepEqual(JSON.parse(request ?? ''), {
+      apiVersion: V1,
+      kind: 'CredentialProviderRequest',
+      image: 'reg.example.com/team/app',
+    });
     assert.deepEqual(await runs(), ['--flag value|from-config']);
     assert.deepEqual(errors, []);
   });
@@ -270,12 +334,26 @@ cat "$PLUGIN_RESPONSE"
   });
 
   it('feeds a keyring whose lookup applies the keyring rules and labels the source', async () => {
-    await respond({ auth: { '*.example.com': { username: 'glob', password: 'p' }, 'https://index.docker.io/v1/': { username: 'hub', password: 'p' } } });
-    const providers = new CredentialProviders({ providers: [spec()] }, { binDir, clock: () => now, env: { PATH: process.env['PATH'], PLUGIN_STATE: state } });
+    await respond({
+      auth: {
+        '*.example.com': { username: 'glob', password: 'p' },
+        'https://index.docker.io/v1/': { username: 'hub', password: 'p' },
+      },
+    });
+    const providers = new CredentialProviders(
+      { providers: [spec()] },
+      { binDir, clock: () => now, env: { PATH: process.env['PATH'], PLUGIN_STATE: state } },
+    );
     const matches = await providers.lookup('docker.io/library/nginx');
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.sourceLabel, m.viaDockerHubFallback]), [['hub', 'credential provider test-plugin', true]]);
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.sourceLabel, m.viaDockerHubFallback]),
+      [['hub', 'credential provider test-plugin', true]],
+    );
     const regMatches = await providers.lookup({ domain: 'reg.example.com', path: 'app' });
-    assert.deepEqual(regMatches.map((m) => m.credential.username), ['glob']);
+    assert.deepEqual(
+      regMatches.map((m) => m.credential.username),
+      ['glob'],
+    );
   });
 
   it('caches by image for cacheDuration, using the injected clock', async () => {
@@ -284,23 +362,39 @@ cat "$PLUGIN_RESPONSE"
     assert.deepEqual(users(await p.provide('reg.example.com/app')), ['reg.example.com=first']);
     await respond({ cacheDuration: '10m', auth: { 'reg.example.com': { username: 'second', password: 'p' } } });
     now += 10 * 60_000;
-    assert.deepEqual(users(await p.provide('reg.example.com/app')), ['reg.example.com=first'], 'still cached at the deadline');
+    assert.deepEqual(
+      users(await p.provide('reg.example.com/app')),
+      ['reg.example.com=first'],
+      'still cached at the deadline',
+    );
     assert.equal((await runs()).length, 1);
-    assert.deepEqual(users(await p.provide('reg.example.com/other')), ['reg.example.com=second'], 'Image key: another image runs again');
+    assert.deepEqual(
+      users(await p.provide('reg.example.com/other')),
+      ['reg.example.com=second'],
+      'Image key: another image runs again',
+    );
     now += 1;
     assert.deepEqual(users(await p.provide('reg.example.com/app')), ['reg.example.com=second'], 'expired');
     assert.equal((await runs()).length, 3);
   });
 
   it('caches by registry and globally as cacheKeyType says', async () => {
-    await respond({ cacheKeyType: 'Registry', cacheDuration: '1h', auth: { 'reg.example.com': { username: 'r', password: 'p' } } });
+    await respond({
+      cacheKeyType: 'Registry',
+      cacheDuration: '1h',
+      auth: { 'reg.example.com': { username: 'r', password: 'p' } },
+    });
     const byRegistry = plugin();
     await byRegistry.provide('reg.example.com/a');
     await byRegistry.provide('reg.example.com/b/c');
     await byRegistry.provide('other.example.com/a');
     assert.equal((await runs()).length, 2);
 
-    await respond({ cacheKeyType: 'Global', cacheDuration: '1h', auth: { '*.example.com': { username: 'g', password: 'p' } } });
+    await respond({
+      cacheKeyType: 'Global',
+      cacheDuration: '1h',
+      auth: { '*.example.com': { username: 'g', password: 'p' } },
+    });
     const global = plugin();
     await global.provide('one.example.com/a');
     assert.deepEqual(users(await global.provide('two.example.com/b')), ['*.example.com=g']);
@@ -342,7 +436,11 @@ cat "$PLUGIN_RESPONSE"
   });
 
   it('drops a response with an unknown cacheKeyType and caches nothing', async () => {
-    await respond({ cacheKeyType: 'ServiceAccount', cacheDuration: '1h', auth: { 'reg.example.com': { username: 'u', password: SECRET } } });
+    await respond({
+      cacheKeyType: 'ServiceAccount',
+      cacheDuration: '1h',
+      auth: { 'reg.example.com': { username: 'u', password: SECRET } },
+    });
     const p = plugin();
     assert.deepEqual(await p.provide('reg.example.com/app'), []);
     assert.deepEqual(await p.provide('reg.example.com/app'), []);
@@ -355,7 +453,11 @@ cat "$PLUGIN_RESPONSE"
     ['a timeout', () => plugin({}, { PLUGIN_MODE: 'slow' }, 300), 'timeout'],
     ['a missing executable', () => plugin({ name: 'absent-plugin' }), 'not-installed'],
     ['a file that is not executable', () => plugin({ name: 'not-executable' }), 'not-installed'],
-    ['an apiVersion mismatch', () => plugin({ apiVersion: 'credentialprovider.kubelet.k8s.io/v1beta1' }), 'invalid-response'],
+    [
+      'an apiVersion mismatch',
+      () => plugin({ apiVersion: 'credentialprovider.kubelet.k8s.io/v1beta1' }),
+      'invalid-response',
+    ],
   ];
   for (const [why, make, reason] of failures) {
     it(`yields no credentials and reports ${why}`, async () => {
@@ -368,14 +470,20 @@ cat "$PLUGIN_RESPONSE"
       assert.equal(err.reason, reason);
       assert.equal(err.image, 'reg.example.com/app');
       assert.match(err.message, /reg\.example\.com\/app/);
-      for (const rendering of [err.message, inspect(err), JSON.stringify(err)]) assert.ok(!rendering.includes(SECRET), rendering);
+      for (const rendering of [err.message, inspect(err), JSON.stringify(err)])
+        assert.ok(!rendering.includes(SECRET), rendering);
     });
   }
 
   it('does not run service-account-mode providers (kimg mints no pod tokens)', async () => {
     await respond({ auth: {} });
     const p = plugin({
-      tokenAttributes: { serviceAccountTokenAudience: 'aud', requireServiceAccount: true, requiredServiceAccountAnnotationKeys: [], optionalServiceAccountAnnotationKeys: [] },
+      tokenAttributes: {
+        serviceAccountTokenAudience: 'aud',
+        requireServiceAccount: true,
+        requiredServiceAccountAnnotationKeys: [],
+        optionalServiceAccountAnnotationKeys: [],
+      },
     });
     assert.deepEqual(await p.provide('reg.example.com/app'), []);
     assert.deepEqual(await runs(), []);
@@ -385,18 +493,33 @@ cat "$PLUGIN_RESPONSE"
   it('merges every matching plugin into one keyring, in configuration order', async () => {
     await respond({ auth: { 'reg.example.com': { username: 'from-first', password: 'p' } } });
     const secondResponse = join(state, 'second.json');
-    await writeFile(secondResponse, JSON.stringify({ apiVersion: V1, kind: 'CredentialProviderResponse', cacheKeyType: 'Image', auth: { 'reg.example.com': { username: 'from-second', password: 'p' } } }));
-    const second = spec({ name: 'test-plugin-2', matchImages: ['reg.example.com'], env: [{ name: 'PLUGIN_RESPONSE', value: secondResponse }] });
+    await writeFile(
+      secondResponse,
+      JSON.stringify({
+        apiVersion: V1,
+        kind: 'CredentialProviderResponse',
+        cacheKeyType: 'Image',
+        auth: { 'reg.example.com': { username: 'from-second', password: 'p' } },
+      }),
+    );
+    const second = spec({
+      name: 'test-plugin-2',
+      matchImages: ['reg.example.com'],
+      env: [{ name: 'PLUGIN_RESPONSE', value: secondResponse }],
+    });
     const unmatched = spec({ name: 'test-plugin-3', matchImages: ['quay.io'] });
     const providers = new CredentialProviders(
       { providers: [spec(), second, unmatched] },
       { binDir, clock: () => now, env: { PATH: process.env['PATH'], PLUGIN_STATE: state } },
     );
     const matches = await providers.lookup('reg.example.com/app');
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.sourceLabel]), [
-      ['from-first', 'credential provider test-plugin'],
-      ['from-second', 'credential provider test-plugin-2'],
-    ]);
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.sourceLabel]),
+      [
+        ['from-first', 'credential provider test-plugin'],
+        ['from-second', 'credential provider test-plugin-2'],
+      ],
+    );
     assert.equal((await runs()).length, 2);
   });
 });

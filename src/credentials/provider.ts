@@ -52,7 +52,11 @@ export class CredentialProviderPlugin {
   async provide(image: string): Promise<KubeletDockerConfig> {
     if (!this.matches(image)) return [];
     if (this.spec.tokenAttributes !== undefined) {
-      this.#report(image, 'unsupported', 'service-account token mode needs a pod-bound token, which kimg does not mint');
+      this.#report(
+        image,
+        'unsupported',
+        'service-account token mode needs a pod-bound token, which kimg does not mint',
+      );
       return [];
     }
     const cached = this.#cache.get(image);
@@ -105,7 +109,11 @@ export class CredentialProviderPlugin {
         this.#report(image, 'not-installed', `no executable at ${join(this.#options.binDir, this.spec.name)}`);
         return undefined;
       case 'not-executable':
-        this.#report(image, 'not-installed', `cannot execute ${join(this.#options.binDir, this.spec.name)} (${outcome.code})`);
+        this.#report(
+          image,
+          'not-installed',
+          `cannot execute ${join(this.#options.binDir, this.spec.name)} (${outcome.code})`,
+        );
         return undefined;
       case 'timeout':
         this.#report(image, 'timeout');

@@ -23,7 +23,11 @@ export type ProgramOutcome =
   | { readonly kind: 'output-too-large' };
 
 /** Runs a program; it is never handed a shell, so names and arguments are taken literally. */
-export type ProgramRunner = (file: string, args: readonly string[], options: RunProgramOptions) => Promise<ProgramOutcome>;
+export type ProgramRunner = (
+  file: string,
+  args: readonly string[],
+  options: RunProgramOptions,
+) => Promise<ProgramOutcome>;
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 
@@ -74,7 +78,8 @@ export const runProgram: ProgramRunner = (file, args, options) =>
     });
     child.on('close', (code, signal) => {
       if (signal !== null) finish({ kind: 'signalled', signal });
-      else finish({ kind: 'exited', exitCode: code ?? -1, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
+      else
+        finish({ kind: 'exited', exitCode: code ?? -1, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) });
     });
 
     child.stdin.end(options.input);

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { PullSecretError, keyringFromPullSecrets, parsePullSecret, type KubeletDockerConfig, type SecretObject } from './index.ts';
+import {
+  PullSecretError,
+  keyringFromPullSecrets,
+  parsePullSecret,
+  type KubeletDockerConfig,
+  type SecretObject,
+} from './index.ts';
 
 /** A credential's fields as plain data (deepEqual does not see private fields). */
 const plain = (config: KubeletDockerConfig) =>
   config.map(([key, c]) => [key, { username: c.username, password: c.password, email: c.email }] as const);
-
 
 const PASSWORD = 'Sup3r-S3cret-Pa55';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -54,25 +59,41 @@ describe('pull secrets: usable types (kubelet.md §8.1)', () => {
       data: { '.dockerconfigjson': b64(dockerConfigJson({ 'old.example.com': { username: 'old' } })) },
       stringData: { '.dockerconfigjson': dockerConfigJson({ 'new.example.com': { username: 'new', password: 'p' } }) },
     });
-    assert.deepEqual(parsed?.config.map(([key]) => key), ['new.example.com']);
+    assert.deepEqual(
+      parsed?.config.map(([key]) => key),
+      ['new.example.com'],
+    );
   });
 
   it('reads kubernetes.io/dockercfg (.dockercfg, the bare map)', () => {
     const parsed = parsePullSecret({
       metadata: { name: 'legacy', namespace: 'team-a' },
       type: 'kubernetes.io/dockercfg',
-      data: { '.dockercfg': b64(JSON.stringify({ 'https://index.docker.io/v1/': { auth: b64('hub:pw'), email: 'a@b.c' } })) },
+      data: {
+        '.dockercfg': b64(JSON.stringify({ 'https://index.docker.io/v1/': { auth: b64('hub:pw'), email: 'a@b.c' } })),
+      },
     });
-    assert.deepEqual(plain(parsed?.config ?? []), [['https://index.docker.io/v1/', { username: 'hub', password: 'pw', email: 'a@b.c' }]]);
+    assert.deepEqual(plain(parsed?.config ?? []), [
+      ['https://index.docker.io/v1/', { username: 'hub', password: 'pw', email: 'a@b.c' }],
+    ]);
   });
 
   const ignored: [string, SecretObject][] = [
     ['an Opaque secret', { metadata: { name: 'o' }, type: 'Opaque', data: { '.dockerconfigjson': b64('{}') } }],
     ['a secret without type', { metadata: { name: 'o' }, data: { '.dockerconfigjson': b64('{}') } }],
     ['dockerconfigjson without the key', { metadata: { name: 'o' }, type: 'kubernetes.io/dockerconfigjson', data: {} }],
-    ['dockerconfigjson with an empty value', { metadata: { name: 'o' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': '' } }],
-    ['dockerconfigjson carrying only .dockercfg', { metadata: { name: 'o' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockercfg': b64('not json') } }],
-    ['dockercfg carrying only .dockerconfigjson', { metadata: { name: 'o' }, type: 'kubernetes.io/dockercfg', data: { '.dockerconfigjson': b64('not json') } }],
+    [
+      'dockerconfigjson with an empty value',
+      { metadata: { name: 'o' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': '' } },
+    ],
+    [
+      'dockerconfigjson carrying only .dockercfg',
+      { metadata: { name: 'o' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockercfg': b64('not json') } },
+    ],
+    [
+      'dockercfg carrying only .dockerconfigjson',
+      { metadata: { name: 'o' }, type: 'kubernetes.io/dockercfg', data: { '.dockerconfigjson': b64('not json') } },
+    ],
   ];
   for (const [why, secret] of ignored) {
     it(`ignores ${why}`, () => {
@@ -81,15 +102,28 @@ describe('pull secrets: usable types (kubelet.md §8.1)', () => {
   }
 
   it('names the default namespace when metadata has none', () => {
-    const parsed = parsePullSecret({ metadata: { name: 'n' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': '{}' } });
+    const parsed = parsePullSecret({
+      metadata: { name: 'n' },
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: { '.dockerconfigjson': '{}' },
+    });
     assert.equal(parsed?.source.namespace, 'default');
-    assert.equal(parsePullSecret({ metadata: { name: 'n' }, type: 'kubernetes.io/dockercfg', stringData: { '.dockercfg': '{}' } }, { defaultNamespace: 'ns' })?.source.namespace, 'ns');
+    assert.equal(
+      parsePullSecret(
+        { metadata: { name: 'n' }, type: 'kubernetes.io/dockercfg', stringData: { '.dockercfg': '{}' } },
+        { defaultNamespace: 'ns' },
+      )?.source.namespace,
+      'ns',
+    );
   });
 });
 
 describe('pull secrets: malformed content → PullSecretError naming the secret, never its value', () => {
   it('invalid JSON', () => {
-    const secret = { ...jsonSecret('broken', {}), data: { '.dockerconfigjson': b64(`{"auths": {"r": {"password": "${PASSWORD}"`) } };
+    const secret = {
+      ...jsonSecret('broken', {}),
+      data: { '.dockerconfigjson': b64(`{"auths": {"r": {"password": "${PASSWORD}"`) },
+    };
     assertSecretError(() => parsePullSecret(secret), 'broken', /\.dockerconfigjson is not valid JSON/);
   });
 
@@ -100,7 +134,11 @@ describe('pull secrets: malformed content → PullSecretError naming the secret,
 
   it('an auth field without a colon', () => {
     const secret = jsonSecret('nocolon', { 'reg.example.com': { auth: b64(`user${PASSWORD}`) } });
-    assertSecretError(() => parsePullSecret(secret), 'nocolon', /auths\["reg\.example\.com"\]\.auth: unable to parse auth field/);
+    assertSecretError(
+      () => parsePullSecret(secret),
+      'nocolon',
+      /auths\["reg\.example\.com"\]\.auth: unable to parse auth field/,
+    );
   });
 
   it('an auth field that is not base64', () => {
@@ -114,12 +152,19 @@ describe('pull secrets: malformed content → PullSecretError naming the secret,
   });
 
   it('auths that is not an object', () => {
-    const secret = { ...jsonSecret('auths', {}), stringData: { '.dockerconfigjson': JSON.stringify({ auths: [PASSWORD] }) } };
+    const secret = {
+      ...jsonSecret('auths', {}),
+      stringData: { '.dockerconfigjson': JSON.stringify({ auths: [PASSWORD] }) },
+    };
     assertSecretError(() => parsePullSecret(secret), 'auths', /auths: expected an object, found array/);
   });
 
   it('data values that are not strings', () => {
-    const secret = { metadata: { name: 'data', namespace: 'team-a' }, type: 'kubernetes.io/dockercfg', data: { '.dockercfg': 42 } };
+    const secret = {
+      metadata: { name: 'data', namespace: 'team-a' },
+      type: 'kubernetes.io/dockercfg',
+      data: { '.dockercfg': 42 },
+    };
     assertSecretError(() => parsePullSecret(secret), 'data', /expected a base64 string, found number/);
   });
 
@@ -128,18 +173,24 @@ describe('pull secrets: malformed content → PullSecretError naming the secret,
   });
 });
 
-describe('pull secrets: one keyring for all of a pod\'s secrets', () => {
+describe("pull secrets: one keyring for all of a pod's secrets", () => {
   it('adds usable secrets in order and skips the others', () => {
     const keyring = keyringFromPullSecrets([
       jsonSecret('first', { 'reg.example.com': { username: 'one', password: 'p1' } }),
       { metadata: { name: 'opaque' }, type: 'Opaque' },
-      jsonSecret('second', { 'https://reg.example.com/v1/': { username: 'two', password: 'p2' }, 'quay.io': { username: 'q', password: 'p' } }),
+      jsonSecret('second', {
+        'https://reg.example.com/v1/': { username: 'two', password: 'p2' },
+        'quay.io': { username: 'q', password: 'p' },
+      }),
     ]);
     const matches = keyring.lookup('reg.example.com/app');
-    assert.deepEqual(matches.map((m) => [m.credential.username, m.sourceLabel]), [
-      ['one', 'secret team-a/first'],
-      ['two', 'secret team-a/second'],
-    ]);
+    assert.deepEqual(
+      matches.map((m) => [m.credential.username, m.sourceLabel]),
+      [
+        ['one', 'secret team-a/first'],
+        ['two', 'secret team-a/second'],
+      ],
+    );
   });
 
   it('fails the whole lookup on one malformed usable secret', () => {

@@ -39,9 +39,15 @@ export interface PullSecretOptions {
 /** The Secret's registry entries; undefined when the kubelet would ignore it. Throws PullSecretError. */
 export function parsePullSecret(secret: unknown, options: PullSecretOptions = {}): PullSecretConfig | undefined {
   const source = secretSource(secret, options.defaultNamespace ?? 'default');
-  if (!isJsonObject(secret)) throw new PullSecretError(source.namespace, source.name, `expected a Secret object, found ${jsonTypeName(secret)}`);
+  if (!isJsonObject(secret))
+    throw new PullSecretError(source.namespace, source.name, `expected a Secret object, found ${jsonTypeName(secret)}`);
   const type = secret['type'];
-  const dataKey = type === SECRET_TYPE_DOCKER_CONFIG_JSON ? '.dockerconfigjson' : type === SECRET_TYPE_DOCKERCFG ? '.dockercfg' : undefined;
+  const dataKey =
+    type === SECRET_TYPE_DOCKER_CONFIG_JSON
+      ? '.dockerconfigjson'
+      : type === SECRET_TYPE_DOCKERCFG
+        ? '.dockercfg'
+        : undefined;
   if (dataKey === undefined) return undefined;
   const fail = (problem: string): never => {
     throw new PullSecretError(source.namespace, source.name, problem);
@@ -93,15 +99,18 @@ function secretValue(secret: JsonObject, key: string): string | undefined {
   const stringData = mapField(secret, 'stringData');
   const plain = stringData?.[key];
   if (plain !== undefined && plain !== null) {
-    if (typeof plain !== 'string') throw new InputProblem(`stringData[${JSON.stringify(key)}]: expected a string, found ${jsonTypeName(plain)}`);
+    if (typeof plain !== 'string')
+      throw new InputProblem(`stringData[${JSON.stringify(key)}]: expected a string, found ${jsonTypeName(plain)}`);
     return plain;
   }
   const data = mapField(secret, 'data');
   const encoded = data?.[key];
   if (encoded === undefined || encoded === null) return undefined;
-  if (typeof encoded !== 'string') throw new InputProblem(`data[${JSON.stringify(key)}]: expected a base64 string, found ${jsonTypeName(encoded)}`);
+  if (typeof encoded !== 'string')
+    throw new InputProblem(`data[${JSON.stringify(key)}]: expected a base64 string, found ${jsonTypeName(encoded)}`);
   const decoded = decodeGoBase64(encoded, true);
-  if (!decoded.ok) throw new InputProblem(`data[${JSON.stringify(key)}]: illegal base64 data at input byte ${decoded.offset}`);
+  if (!decoded.ok)
+    throw new InputProblem(`data[${JSON.stringify(key)}]: illegal base64 data at input byte ${decoded.offset}`);
   return decoded.bytes.toString('utf8');
 }
 

@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { DigestError, DigestVerifier, VerifyError, createVerifyStream, digestOf, isValidDigest, parseDigest, tryParseDigest } from './index.ts';
+import {
+  DigestError,
+  DigestVerifier,
+  VerifyError,
+  createVerifyStream,
+  digestOf,
+  isValidDigest,
+  parseDigest,
+  tryParseDigest,
+} from './index.ts';
 
 const hex64 = 'a'.repeat(64);
 
@@ -36,7 +45,10 @@ describe('parseDigest (go-digest v1.0.0 rules)', () => {
         assert.equal(result.ok, false);
         assert.ok(!result.ok && result.error instanceof DigestError);
         assert.equal(!result.ok && result.error.code, code);
-        assert.throws(() => parseDigest(input), (err: unknown) => err instanceof DigestError && err.code === code);
+        assert.throws(
+          () => parseDigest(input),
+          (err: unknown) => err instanceof DigestError && err.code === code,
+        );
       }
     });
   }
@@ -69,7 +81,10 @@ describe('DigestVerifier', () => {
 
   it('fails the moment content exceeds the declared size', () => {
     const v = new DigestVerifier(digest, data.length - 1);
-    assert.throws(() => v.update(data), (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch');
+    assert.throws(
+      () => v.update(data),
+      (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch',
+    );
   });
 
   it('fails a short body and a flipped byte', () => {
@@ -80,7 +95,11 @@ describe('DigestVerifier', () => {
     flipped[0] = (flipped[0] ?? 0) ^ 1;
     const wrong = new DigestVerifier(digest, data.length);
     wrong.update(flipped);
-    assert.throws(() => wrong.finish(), (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch' && err.actualDigest === digestOf(flipped));
+    assert.throws(
+      () => wrong.finish(),
+      (err: unknown) =>
+        err instanceof VerifyError && err.code === 'ErrDigestMismatch' && err.actualDigest === digestOf(flipped),
+    );
   });
 
   it('rejects an invalid expected digest before any content', () => {
@@ -89,9 +108,13 @@ describe('DigestVerifier', () => {
 
   it('verifies a stream end to end', async () => {
     const chunks: Buffer[] = [];
-    await pipeline(Readable.from([data]), createVerifyStream(digest, data.length), async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) chunks.push(chunk as Buffer);
-    });
+    await pipeline(
+      Readable.from([data]),
+      createVerifyStream(digest, data.length),
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) chunks.push(chunk as Buffer);
+      },
+    );
     assert.deepEqual(Buffer.concat(chunks), data);
     await assert.rejects(
       pipeline(Readable.from([data, data]), createVerifyStream(digest, data.length), async function* (source) {

@@ -2,9 +2,7 @@ import { KimgError } from '../errors/index.ts';
 import { DEFAULT_ALGORITHMS, ENCODED_LENGTH, isKnownAlgorithm, type Algorithm } from './algorithms.ts';
 
 export type DigestErrorCode =
-  | 'digest.ErrDigestInvalidFormat'
-  | 'digest.ErrDigestInvalidLength'
-  | 'digest.ErrDigestUnsupported';
+  'digest.ErrDigestInvalidFormat' | 'digest.ErrDigestInvalidLength' | 'digest.ErrDigestUnsupported';
 
 const MESSAGES: Record<DigestErrorCode, string> = {
   'digest.ErrDigestInvalidFormat': 'invalid checksum digest format',
@@ -41,8 +39,7 @@ export interface DigestOptions {
 }
 
 export type DigestResult =
-  | { readonly ok: true; readonly value: ParsedDigest }
-  | { readonly ok: false; readonly error: DigestError };
+  { readonly ok: true; readonly value: ParsedDigest } | { readonly ok: false; readonly error: DigestError };
 
 /**
  * Validates `algorithm:encoded` exactly as go-digest v1.0.0 does (OCI image spec rules): the
@@ -102,8 +99,12 @@ function isGrammaticalDigest(input: string): boolean {
   for (i++; i < input.length; i++) {
     const c = input.charCodeAt(i);
     const ok =
-      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
-      c === 0x3d || c === 0x5f || c === 0x2d;
+      (c >= 0x61 && c <= 0x7a) ||
+      (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x30 && c <= 0x39) ||
+      c === 0x3d ||
+      c === 0x5f ||
+      c === 0x2d;
     if (!ok) return false;
   }
   return true;

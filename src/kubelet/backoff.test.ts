@@ -81,14 +81,23 @@ describe('image pull back-off (kubelet.md §5)', () => {
     const { backOff } = kubeletBackoff();
     backOff.next(backOffKey('pod-a', 'nginx'));
     assert.equal(backOff.isInBackOffSinceUpdate(backOffKey('pod-b', 'nginx')), false, 'pods never share back-off');
-    assert.equal(backOff.isInBackOffSinceUpdate(backOffKey('pod-a', 'nginx:latest')), false, 'the key is the string as written');
+    assert.equal(
+      backOff.isInBackOffSinceUpdate(backOffKey('pod-a', 'nginx:latest')),
+      false,
+      'the key is the string as written',
+    );
   });
 
   it('reports when the next pull is allowed', () => {
     const { clock, backOff } = kubeletBackoff();
     backOff.next('k');
     const start = clock.now();
-    assert.deepEqual(backOff.state('k'), { windowMs: 10_000, lastUpdate: start, retryAt: start + 10_000, inBackOff: true });
+    assert.deepEqual(backOff.state('k'), {
+      windowMs: 10_000,
+      lastUpdate: start,
+      retryAt: start + 10_000,
+      inBackOff: true,
+    });
     assert.equal(backOff.reset('k'), true);
     assert.equal(backOff.state('k'), undefined);
   });

@@ -45,7 +45,10 @@ export class Backoff {
   /** `Next(key, now)`: a failure. New or expired → `initial`; else `min(2·window, max)`. */
   next(key: string, eventTime = this.clock.now()): void {
     const entry = this.#entries.get(key);
-    const windowMs = entry === undefined || this.#expired(eventTime, entry) ? this.initialMs : Math.min(2 * entry.windowMs, this.maxMs);
+    const windowMs =
+      entry === undefined || this.#expired(eventTime, entry)
+        ? this.initialMs
+        : Math.min(2 * entry.windowMs, this.maxMs);
     this.#entries.set(key, { windowMs, lastUpdate: this.clock.now() });
   }
 

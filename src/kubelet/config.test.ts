@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_KUBELET_IMAGE_CONFIG, KubeletConfigError, parseFeatureGates, readKubeletConfigDocument, resolveKubeletImageConfig } from './config.ts';
+import {
+  DEFAULT_KUBELET_IMAGE_CONFIG,
+  KubeletConfigError,
+  parseFeatureGates,
+  readKubeletConfigDocument,
+  resolveKubeletImageConfig,
+} from './config.ts';
 
 function problems(fn: () => unknown): readonly string[] {
   try {
@@ -31,7 +37,11 @@ describe('kubelet image configuration (kubelet.md §7, §10, §11)', () => {
   it('defaults serializeImagePulls from maxParallelImagePulls', () => {
     assert.equal(resolveKubeletImageConfig({ maxParallelImagePulls: 1 }).serializeImagePulls, true);
     assert.equal(resolveKubeletImageConfig({ maxParallelImagePulls: 2 }).serializeImagePulls, false);
-    assert.equal(resolveKubeletImageConfig({ serializeImagePulls: false }).maxParallelImagePulls, undefined, 'unset = unlimited');
+    assert.equal(
+      resolveKubeletImageConfig({ serializeImagePulls: false }).maxParallelImagePulls,
+      undefined,
+      'unset = unlimited',
+    );
   });
 
   it('validates with the kubelet messages', () => {
@@ -40,21 +50,50 @@ describe('kubelet image configuration (kubelet.md §7, §10, §11)', () => {
         'maxParallelImagePulls cannot be larger than 1 unless SerializeImagePulls (--serialize-image-pulls) is set to false',
       ),
     );
-    assert.ok(problems(() => resolveKubeletImageConfig({ serializeImagePulls: false, maxParallelImagePulls: 0 })).includes('maxParallelImagePulls 0 must be a positive number'));
     assert.ok(
-      problems(() => resolveKubeletImageConfig({ imageGCHighThresholdPercent: 80, imageGCLowThresholdPercent: 80 })).includes(
+      problems(() => resolveKubeletImageConfig({ serializeImagePulls: false, maxParallelImagePulls: 0 })).includes(
+        'maxParallelImagePulls 0 must be a positive number',
+      ),
+    );
+    assert.ok(
+      problems(() =>
+        resolveKubeletImageConfig({ imageGCHighThresholdPercent: 80, imageGCLowThresholdPercent: 80 }),
+      ).includes(
         'imageGCLowThresholdPercent (--image-gc-low-threshold) 80 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 80',
       ),
     );
-    assert.ok(problems(() => resolveKubeletImageConfig({ imageGCHighThresholdPercent: 101 })).some((p) => p.includes('between 0 and 100')));
-    assert.ok(problems(() => resolveKubeletImageConfig({ registryPullQPS: -1 })).some((p) => p.includes('must not be a negative number')));
-    assert.ok(problems(() => resolveKubeletImageConfig({ registryBurst: -1 })).some((p) => p.includes('must not be a negative number')));
-    assert.ok(problems(() => resolveKubeletImageConfig({ imageMaximumGCAge: '1m' })).some((p) => p.includes('must be greater than imageMinimumGCAge')));
-    assert.ok(problems(() => resolveKubeletImageConfig({ imagePullCredentialsVerificationPolicy: 'Sometimes' })).some((p) => p.includes('unsupported value')));
     assert.ok(
-      problems(() => resolveKubeletImageConfig({ imagePullCredentialsVerificationPolicy: 'NeverVerifyAllowlistedImages', preloadedImagesVerificationAllowlist: ['alpine'] })).some((p) =>
-        p.includes('normalized repository'),
+      problems(() => resolveKubeletImageConfig({ imageGCHighThresholdPercent: 101 })).some((p) =>
+        p.includes('between 0 and 100'),
       ),
+    );
+    assert.ok(
+      problems(() => resolveKubeletImageConfig({ registryPullQPS: -1 })).some((p) =>
+        p.includes('must not be a negative number'),
+      ),
+    );
+    assert.ok(
+      problems(() => resolveKubeletImageConfig({ registryBurst: -1 })).some((p) =>
+        p.includes('must not be a negative number'),
+      ),
+    );
+    assert.ok(
+      problems(() => resolveKubeletImageConfig({ imageMaximumGCAge: '1m' })).some((p) =>
+        p.includes('must be greater than imageMinimumGCAge'),
+      ),
+    );
+    assert.ok(
+      problems(() => resolveKubeletImageConfig({ imagePullCredentialsVerificationPolicy: 'Sometimes' })).some((p) =>
+        p.includes('unsupported value'),
+      ),
+    );
+    assert.ok(
+      problems(() =>
+        resolveKubeletImageConfig({
+          imagePullCredentialsVerificationPolicy: 'NeverVerifyAllowlistedImages',
+          preloadedImagesVerificationAllowlist: ['alpine'],
+        }),
+      ).some((p) => p.includes('normalized repository')),
     );
   });
 
@@ -75,8 +114,15 @@ describe('kubelet image configuration (kubelet.md §7, §10, §11)', () => {
     assert.equal(config.registryPullQPS, 0);
     assert.equal(config.imageMinimumGCAgeMs, 300_000);
     assert.equal(config.ensureSecretPulledImages, false);
-    assert.ok(problems(() => readKubeletConfigDocument({ kind: 'Pod' })).some((p) => p.includes('KubeletConfiguration')));
-    assert.ok(problems(() => readKubeletConfigDocument({ registryBurst: 'ten' })).some((p) => p.includes('registryBurst')));
-    assert.deepEqual(parseFeatureGates('KubeletEnsureSecretPulledImages=false, Other=true'), { KubeletEnsureSecretPulledImages: false, Other: true });
+    assert.ok(
+      problems(() => readKubeletConfigDocument({ kind: 'Pod' })).some((p) => p.includes('KubeletConfiguration')),
+    );
+    assert.ok(
+      problems(() => readKubeletConfigDocument({ registryBurst: 'ten' })).some((p) => p.includes('registryBurst')),
+    );
+    assert.deepEqual(parseFeatureGates('KubeletEnsureSecretPulledImages=false, Other=true'), {
+      KubeletEnsureSecretPulledImages: false,
+      Other: true,
+    });
   });
 });

@@ -5,7 +5,12 @@
  */
 import { parseGoDuration } from '../credentials/index.ts';
 import { KimgError } from '../errors/index.ts';
-import { DEFAULT_VERIFICATION_POLICY, allowlistProblems, isVerificationPolicy, type VerificationPolicy } from './verification-policy.ts';
+import {
+  DEFAULT_VERIFICATION_POLICY,
+  allowlistProblems,
+  isVerificationPolicy,
+  type VerificationPolicy,
+} from './verification-policy.ts';
 
 export interface KubeletImageConfig {
   readonly serializeImagePulls: boolean;
@@ -61,13 +66,19 @@ export class KubeletConfigError extends KimgError<'kubelet.ErrInvalidConfigurati
   readonly source: string | undefined;
 
   constructor(problems: readonly string[], source?: string) {
-    super('kubelet.ErrInvalidConfiguration', `invalid kubelet configuration${source === undefined ? '' : ` ${source}`}: ${problems.join('; ')}`);
+    super(
+      'kubelet.ErrInvalidConfiguration',
+      `invalid kubelet configuration${source === undefined ? '' : ` ${source}`}: ${problems.join('; ')}`,
+    );
     this.problems = problems;
     this.source = source;
   }
 }
 
-const FIELDS: Record<keyof Omit<KubeletImageConfigInput, 'featureGates'>, 'boolean' | 'number' | 'string' | 'string[]'> = {
+const FIELDS: Record<
+  keyof Omit<KubeletImageConfigInput, 'featureGates'>,
+  'boolean' | 'number' | 'string' | 'string[]'
+> = {
   serializeImagePulls: 'boolean',
   maxParallelImagePulls: 'number',
   registryPullQPS: 'number',
@@ -87,7 +98,8 @@ export function readKubeletConfigDocument(document: unknown, source?: string): K
     throw new KubeletConfigError(['expected a KubeletConfiguration object'], source);
   }
   const doc = document as Record<string, unknown>;
-  if (doc['kind'] !== undefined && doc['kind'] !== 'KubeletConfiguration') problems.push(`kind: must be "KubeletConfiguration", found ${JSON.stringify(doc['kind'])}`);
+  if (doc['kind'] !== undefined && doc['kind'] !== 'KubeletConfiguration')
+    problems.push(`kind: must be "KubeletConfiguration", found ${JSON.stringify(doc['kind'])}`);
   if (doc['apiVersion'] !== undefined && doc['apiVersion'] !== KUBELET_CONFIG_API_VERSION) {
     problems.push(`apiVersion: must be "${KUBELET_CONFIG_API_VERSION}", found ${JSON.stringify(doc['apiVersion'])}`);
   }
@@ -96,13 +108,21 @@ export function readKubeletConfigDocument(document: unknown, source?: string): K
     const value = doc[field];
     if (value === undefined || value === null) continue;
     const ok =
-      type === 'string[]' ? Array.isArray(value) && value.every((v) => typeof v === 'string') : type === 'number' ? typeof value === 'number' && Number.isFinite(value) : typeof value === type;
+      type === 'string[]'
+        ? Array.isArray(value) && value.every((v) => typeof v === 'string')
+        : type === 'number'
+          ? typeof value === 'number' && Number.isFinite(value)
+          : typeof value === type;
     if (!ok) problems.push(`${field}: expected ${type === 'string[]' ? 'a list of strings' : `a ${type}`}`);
     else input[field] = value;
   }
   const gates = doc['featureGates'];
   if (gates !== undefined && gates !== null) {
-    if (typeof gates !== 'object' || Array.isArray(gates) || !Object.values(gates).every((v) => typeof v === 'boolean')) {
+    if (
+      typeof gates !== 'object' ||
+      Array.isArray(gates) ||
+      !Object.values(gates).every((v) => typeof v === 'boolean')
+    ) {
       problems.push('featureGates: expected a map of gate names to true/false');
     } else {
       input['featureGates'] = gates;
@@ -165,25 +185,42 @@ export function resolveKubeletImageConfig(...inputs: readonly KubeletImageConfig
   const policy = m.imagePullCredentialsVerificationPolicy ?? d.imagePullCredentialsVerificationPolicy;
   const allowlist = m.preloadedImagesVerificationAllowlist ?? [];
 
-  if (high < 0 || high > 100) problems.push(`imageGCHighThresholdPercent (--image-gc-high-threshold) ${high} must be between 0 and 100, inclusive`);
-  if (low < 0 || low > 100) problems.push(`imageGCLowThresholdPercent (--image-gc-low-threshold) ${low} must be between 0 and 100, inclusive`);
+  if (high < 0 || high > 100)
+    problems.push(
+      `imageGCHighThresholdPercent (--image-gc-high-threshold) ${high} must be between 0 and 100, inclusive`,
+    );
+  if (low < 0 || low > 100)
+    problems.push(`imageGCLowThresholdPercent (--image-gc-low-threshold) ${low} must be between 0 and 100, inclusive`);
   if (low >= high) {
-    problems.push(`imageGCLowThresholdPercent (--image-gc-low-threshold) ${low} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) ${high}`);
+    problems.push(
+      `imageGCLowThresholdPercent (--image-gc-low-threshold) ${low} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) ${high}`,
+    );
   }
   if (maxAge < 0) problems.push(`imageMaximumGCAge ${m.imageMaximumGCAge} must not be negative`);
-  if (maxAge > 0 && maxAge <= minAge) problems.push(`imageMaximumGCAge ${m.imageMaximumGCAge} must be greater than imageMinimumGCAge ${m.imageMinimumGCAge ?? '2m0s'}`);
-  if (maxParallel !== undefined && maxParallel < 1) problems.push(`maxParallelImagePulls ${maxParallel} must be a positive number`);
-  if (maxParallel !== undefined && !Number.isInteger(maxParallel)) problems.push(`maxParallelImagePulls ${maxParallel} must be a whole number`);
+  if (maxAge > 0 && maxAge <= minAge)
+    problems.push(
+      `imageMaximumGCAge ${m.imageMaximumGCAge} must be greater than imageMinimumGCAge ${m.imageMinimumGCAge ?? '2m0s'}`,
+    );
+  if (maxParallel !== undefined && maxParallel < 1)
+    problems.push(`maxParallelImagePulls ${maxParallel} must be a positive number`);
+  if (maxParallel !== undefined && !Number.isInteger(maxParallel))
+    problems.push(`maxParallelImagePulls ${maxParallel} must be a whole number`);
   if (serialize && maxParallel !== undefined && maxParallel > 1) {
-    problems.push('maxParallelImagePulls cannot be larger than 1 unless SerializeImagePulls (--serialize-image-pulls) is set to false');
+    problems.push(
+      'maxParallelImagePulls cannot be larger than 1 unless SerializeImagePulls (--serialize-image-pulls) is set to false',
+    );
   }
   if (qps < 0) problems.push(`registryPullQPS (--registry-qps) ${qps} must not be a negative number`);
   if (burst < 0) problems.push(`registryBurst (--registry-burst) ${burst} must not be a negative number`);
   if (!Number.isInteger(burst)) problems.push(`registryBurst (--registry-burst) ${burst} must be a whole number`);
   if (!isVerificationPolicy(policy)) {
-    problems.push(`imagePullCredentialsVerificationPolicy: unsupported value ${JSON.stringify(policy)} (NeverVerify, NeverVerifyPreloadedImages, NeverVerifyAllowlistedImages, AlwaysVerify)`);
+    problems.push(
+      `imagePullCredentialsVerificationPolicy: unsupported value ${JSON.stringify(policy)} (NeverVerify, NeverVerifyPreloadedImages, NeverVerifyAllowlistedImages, AlwaysVerify)`,
+    );
   } else if (policy !== 'NeverVerifyAllowlistedImages' && allowlist.length > 0) {
-    problems.push('preloadedImagesVerificationAllowlist can only be set with imagePullCredentialsVerificationPolicy "NeverVerifyAllowlistedImages"');
+    problems.push(
+      'preloadedImagesVerificationAllowlist can only be set with imagePullCredentialsVerificationPolicy "NeverVerifyAllowlistedImages"',
+    );
   } else {
     problems.push(...allowlistProblems(allowlist));
   }

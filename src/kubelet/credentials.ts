@@ -46,7 +46,12 @@ export function podCredentialsOf(matches: readonly KeyringMatch[]): PodCredentia
   const secrets = [];
   for (const match of matches) {
     if (match.source.kind !== 'secret') continue;
-    secrets.push({ uid: match.source.uid, namespace: match.source.namespace, name: match.source.name, credentialHash: match.hash });
+    secrets.push({
+      uid: match.source.uid,
+      namespace: match.source.namespace,
+      name: match.source.name,
+      credentialHash: match.hash,
+    });
   }
   return { secrets };
 }

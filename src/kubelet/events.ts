@@ -60,14 +60,16 @@ export const messages = {
   pulled: (img: string, pullMs: number, totalMs: number, sizeBytes: number) =>
     `Successfully pulled image ${goQuote(img)} in ${formatGoDuration(pullMs)} (${formatGoDuration(totalMs)} including waiting). Image size: ${sizeBytes} bytes.`,
   alreadyPresent: (img: string) => `Container image ${goQuote(img)} already present on machine`,
-  alreadyPresentAndAccessible: (img: string) => `Container image ${goQuote(img)} already present on machine and can be accessed by the pod`,
+  alreadyPresentAndAccessible: (img: string) =>
+    `Container image ${goQuote(img)} already present on machine and can be accessed by the pod`,
   failedToPull: (img: string, error: string) => `Failed to pull image ${goQuote(img)}: ${error}`,
   backOff: (img: string) => `Back-off pulling image ${goQuote(img)}`,
   neverPull: (img: string) => `Container image ${goQuote(img)} is not present with pull policy of Never`,
   invalidImageName: (img: string, error: string) => `Failed to apply default image tag ${goQuote(img)}: ${error}`,
   /** v1.35 formats the still-empty image ref here, not the name; kept. */
   inspectFailed: (error: string) => `Failed to inspect image "": ${error}`,
-  pullIntentFailed: (img: string, error: string) => `Failed to record image pull intent for container image ${goQuote(img)}: ${error}`,
+  pullIntentFailed: (img: string, error: string) =>
+    `Failed to record image pull intent for container image ${goQuote(img)}: ${error}`,
   /** The container-start event every image error adds (`Failed`, Warning). */
   containerError: (reason: string) => `Error: ${reason}`,
   secretsMissing: (names: readonly string[]) =>
@@ -76,7 +78,8 @@ export const messages = {
     `Failed to garbage collect required amount of images. Attempted to free ${toFree} bytes, but only found ${freed} bytes eligible to free.`,
   invalidDiskCapacity: () => 'invalid capacity 0 on image filesystem',
   /** `kubectl logs` for a container waiting on ErrImagePull or ImagePullBackOff. */
-  logsWaiting: (container: string, pod: string) => `container ${goQuote(container)} in pod ${goQuote(pod)} is waiting to start: image can't be pulled`,
+  logsWaiting: (container: string, pod: string) =>
+    `container ${goQuote(container)} in pod ${goQuote(pod)} is waiting to start: image can't be pulled`,
 } as const;
 
 const REGISTRY_UNAVAILABLE = 'RegistryUnavailable';

@@ -91,25 +91,39 @@ export class FakeImageService implements ImageService, ImageResolver {
     return this.#local.get(normalize(image))?.id ?? '';
   }
 
-  async pullImage(image: string, credential: BasicCredential | undefined, _options: PullImageOptions = {}): Promise<string> {
+  async pullImage(
+    image: string,
+    credential: BasicCredential | undefined,
+    _options: PullImageOptions = {},
+  ): Promise<string> {
     this.calls.push({ op: 'pullImage', image, ...(credential !== undefined && { username: credential.username }) });
     if (this.#hold !== undefined) await this.#hold;
     const failure = this.#failures.shift();
     if (failure !== undefined) throw typeof failure === 'string' ? new KimgError('ErrPull', failure) : failure;
     const remote = this.#check(image, credential);
     if (!remote.platforms.includes(this.platform)) {
-      throw new KimgError('ErrPlatformNotFound', `${normalize(image)}: no image for ${this.platform}; available: ${remote.platforms.join(', ')}`);
+      throw new KimgError(
+        'ErrPlatformNotFound',
+        `${normalize(image)}: no image for ${this.platform}; available: ${remote.platforms.join(', ')}`,
+      );
     }
     this.#local.set(normalize(image), { id: remote.digest, size: remote.size ?? 1000 });
     return remote.digest;
   }
 
-  async resolveImage(image: string, credential: BasicCredential | undefined, options: { platform: string }): Promise<ResolvedImage> {
+  async resolveImage(
+    image: string,
+    credential: BasicCredential | undefined,
+    options: { platform: string },
+  ): Promise<ResolvedImage> {
     this.calls.push({ op: 'resolveImage', image, ...(credential !== undefined && { username: credential.username }) });
     const remote = this.#check(image, credential);
     const matches = remote.platforms.includes(options.platform);
     if (!matches && remote.platforms.length > 1) {
-      throw new KimgError('ErrPlatformNotFound', `${normalize(image)}: no image for ${options.platform}; available: ${remote.platforms.join(', ')}`);
+      throw new KimgError(
+        'ErrPlatformNotFound',
+        `${normalize(image)}: no image for ${options.platform}; available: ${remote.platforms.join(', ')}`,
+      );
     }
     return {
       digest: remote.digest,
@@ -124,7 +138,13 @@ export class FakeImageService implements ImageService, ImageResolver {
     const ref = parseDockerRef(image);
     const name = ref.toString();
     const allowed = this.#private.get(`${ref.domain}/${ref.path}`);
-    if (allowed !== undefined && !(credential !== undefined && allowed.some((a) => a.username === credential.username && a.password === credential.password))) {
+    if (
+      allowed !== undefined &&
+      !(
+        credential !== undefined &&
+        allowed.some((a) => a.username === credential.username && a.password === credential.password)
+      )
+    ) {
       throw new KimgError('ErrUnauthorized', `resolve ${name}: authentication required or refused (HTTP 401)`);
     }
     const remote = this.#remote.get(name);

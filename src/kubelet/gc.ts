@@ -78,8 +78,12 @@ interface Candidate extends ImageGcRecord {
 }
 
 /** Least recently used first; ties by first detection; then by id, so the order is stable. */
-export function evictionOrder<T extends { id: string; lastUsed: number; firstDetected: number }>(images: readonly T[]): T[] {
-  return [...images].sort((a, b) => a.lastUsed - b.lastUsed || a.firstDetected - b.firstDetected || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+export function evictionOrder<T extends { id: string; lastUsed: number; firstDetected: number }>(
+  images: readonly T[],
+): T[] {
+  return [...images].sort(
+    (a, b) => a.lastUsed - b.lastUsed || a.firstDetected - b.firstDetected || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
 }
 
 /** Usage in percent as the kubelet computes it (integer division), available clamped to capacity. */
@@ -152,7 +156,11 @@ export class ImageGarbageCollector {
    * One round. `inUse` are the imageRefs containers use; `fsStats` is read after the age pass.
    * With `dryRun` nothing is removed and removals count as if they had succeeded.
    */
-  async garbageCollect(options: { inUse?: ReadonlySet<string>; fsStats: () => Promise<FsStats>; dryRun?: boolean }): Promise<GcRoundResult> {
+  async garbageCollect(options: {
+    inUse?: ReadonlySet<string>;
+    fsStats: () => Promise<FsStats>;
+    dryRun?: boolean;
+  }): Promise<GcRoundResult> {
     const dryRun = options.dryRun === true;
     const began = this.#clock.now();
     const inUse = options.inUse ?? new Set<string>();
@@ -196,7 +204,9 @@ export class ImageGarbageCollector {
         remaining.push(candidate);
       }
       if (errors.length > 0) {
-        roundErrors.push(`wanted to free images older than ${formatGoDuration(this.policy.maxAgeMs)}, encountered errors in image deletion: ${aggregateMessages(errors)}`);
+        roundErrors.push(
+          `wanted to free images older than ${formatGoDuration(this.policy.maxAgeMs)}, encountered errors in image deletion: ${aggregateMessages(errors)}`,
+        );
       }
       candidates = remaining;
     }
@@ -204,7 +214,9 @@ export class ImageGarbageCollector {
     const stats = await options.fsStats();
     const capacity = stats.capacity;
     const available = Math.min(dryRun ? stats.available + ageFreed : stats.available, capacity);
-    const result = (extra: Partial<GcRoundResult> & { usagePercent: number; amountToFree: number; freed: number }): GcRoundResult => {
+    const result = (
+      extra: Partial<GcRoundResult> & { usagePercent: number; amountToFree: number; freed: number },
+    ): GcRoundResult => {
       const error = [...roundErrors, ...(extra.error === undefined ? [] : [extra.error])];
       return {
         dryRun,
@@ -218,7 +230,8 @@ export class ImageGarbageCollector {
     if (capacity === 0) {
       const message = messages.invalidDiskCapacity();
       this.#nodeEvent(EventReason.InvalidDiskCapacity, message);
-      for (const c of candidates) if (!decisions.some((d) => d.id === c.id)) decisions.push({ ...c, action: 'keep', reason: 'below-threshold' });
+      for (const c of candidates)
+        if (!decisions.some((d) => d.id === c.id)) decisions.push({ ...c, action: 'keep', reason: 'below-threshold' });
       return result({ usagePercent: 0, amountToFree: 0, freed: 0, error: message });
     }
     const usage = usagePercent(capacity, available);
@@ -273,6 +286,13 @@ export class ImageGarbageCollector {
   }
 
   #nodeEvent(reason: string, message: string): void {
-    this.#recorder?.({ type: 'Warning', reason, message, object: { kind: 'Node', name: this.#nodeName }, timestamp: this.#clock.now(), source: 'kubelet' });
+    this.#recorder?.({
+      type: 'Warning',
+      reason,
+      message,
+      object: { kind: 'Node', name: this.#nodeName },
+      timestamp: this.#clock.now(),
+      source: 'kubelet',
+    });
   }
 }

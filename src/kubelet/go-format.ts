@@ -72,7 +72,9 @@ export function formatGoDuration(ms: number): string {
     const minutes = Math.floor((whole % 3_600_000) / 60_000);
     const millis = whole % 60_000;
     const seconds = Math.floor(millis / 1000);
-    const fraction = String(millis % 1000).padStart(3, '0').replace(/0+$/, '');
+    const fraction = String(millis % 1000)
+      .padStart(3, '0')
+      .replace(/0+$/, '');
     text = `${seconds}${fraction === '' ? '' : `.${fraction}`}s`;
     if (hours > 0) text = `${hours}h${minutes}m${text}`;
     else if (minutes > 0) text = `${minutes}m${text}`;

@@ -14,7 +14,12 @@ import type { KubeletImageConfig } from './config.ts';
 import type { KubeletEvent } from './events.ts';
 import { FakeImageService } from './fake-image-service.ts';
 import { ImageManager, type EnsureImageResult } from './image-manager.ts';
-import { METRIC_ENSURE_IMAGE_REQUESTS, METRIC_IMAGE_PULL_DURATION, MetricsRegistry, PodStartupLatencyTracker } from './metrics.ts';
+import {
+  METRIC_ENSURE_IMAGE_REQUESTS,
+  METRIC_IMAGE_PULL_DURATION,
+  MetricsRegistry,
+  PodStartupLatencyTracker,
+} from './metrics.ts';
 import type { PullPolicy } from './policy.ts';
 import { ParallelPullScheduler, SerialPullScheduler, type PullScheduler } from './pull-scheduler.ts';
 import type { MustPullDecision, PullVerifier } from './pull-manager.ts';
@@ -24,7 +29,13 @@ const pod = { uid: 'pod-uid-1', namespace: 'default', name: 'web' };
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
 
-export function dockerSecret(name: string, registry: string, username: string, password: string, namespace = 'default') {
+export function dockerSecret(
+  name: string,
+  registry: string,
+  username: string,
+  password: string,
+  namespace = 'default',
+) {
   return {
     metadata: { name, namespace, uid: `uid-${name}` },
     type: 'kubernetes.io/dockerconfigjson',
@@ -55,7 +66,18 @@ interface Setup {
   manager: ImageManager;
 }
 
-function setup(options: { config?: Partial<KubeletImageConfig>; pullMs?: number; scheduler?: (clock: ManualClock) => PullScheduler; verifier?: PullVerifier; node?: Keyring; plugins?: CredentialProviders; tracker?: (clock: ManualClock) => PodStartupLatencyTracker; backOff?: (clock: ManualClock) => Backoff } = {}): Setup {
+function setup(
+  options: {
+    config?: Partial<KubeletImageConfig>;
+    pullMs?: number;
+    scheduler?: (clock: ManualClock) => PullScheduler;
+    verifier?: PullVerifier;
+    node?: Keyring;
+    plugins?: CredentialProviders;
+    tracker?: (clock: ManualClock) => PodStartupLatencyTracker;
+    backOff?: (clock: ManualClock) => Backoff;
+  } = {},
+): Setup {
   const clock = new ManualClock();
   const fake = new SlowFake(clock, options.pullMs ?? 0);
   const events: KubeletEvent[] = [];
@@ -70,18 +92,29 @@ function setup(options: { config?: Partial<KubeletImageConfig>; pullMs?: number;
     ...(options.verifier !== undefined && { verifier: options.verifier }),
     ...(options.backOff !== undefined && { backOff: options.backOff(clock) }),
     ...(options.tracker !== undefined && { latencyTracker: options.tracker(clock) }),
-    credentials: { ...(options.node !== undefined && { node: options.node }), ...(options.plugins !== undefined && { plugins: options.plugins }) },
+    credentials: {
+      ...(options.node !== undefined && { node: options.node }),
+      ...(options.plugins !== undefined && { plugins: options.plugins }),
+    },
   });
   return { clock, fake, events, metrics, manager };
 }
 
-const ensure = (s: Setup, image: string, pullPolicy: PullPolicy, pullSecrets: unknown[] = []): Promise<EnsureImageResult> =>
-  s.manager.ensureImageExists({ pod, image, pullPolicy, pullSecrets });
+const ensure = (
+  s: Setup,
+  image: string,
+  pullPolicy: PullPolicy,
+  pullSecrets: unknown[] = [],
+): Promise<EnsureImageResult> => s.manager.ensureImageExists({ pod, image, pullPolicy, pullSecrets });
 
 const eventLines = (events: readonly KubeletEvent[]) => events.map((e) => `${e.type} ${e.reason} ${e.message}`);
 
 function requests(metrics: MetricsRegistry, policy: string, present: string, required: string): number {
-  return metrics.counter(METRIC_ENSURE_IMAGE_REQUESTS, { pull_policy: policy, present_locally: present, pull_required: required });
+  return metrics.counter(METRIC_ENSURE_IMAGE_REQUESTS, {
+    pull_policy: policy,
+    present_locally: present,
+    pull_required: required,
+  });
 }
 
 describe('ensureImageExists per policy (kubelet.md §3)', () => {
@@ -89,7 +122,10 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
     const s = setup({ pullMs: 2_266 });
     s.fake.addRemote('nginx:1.25', { digest: D1, size: 12_345 }).addLocal('nginx:1.25', D1, 12_345);
     const result = await ensure(s, 'nginx:1.25', 'Always');
-    assert.deepEqual({ imageRef: result.imageRef, message: result.message, reason: result.reason }, { imageRef: D1, message: '', reason: undefined });
+    assert.deepEqual(
+      { imageRef: result.imageRef, message: result.message, reason: result.reason },
+      { imageRef: D1, message: '', reason: undefined },
+    );
     assert.equal(s.fake.count('getImageRef'), 0);
     assert.equal(s.fake.count('pullImage'), 1);
     assert.deepEqual(eventLines(s.events), [
@@ -99,14 +135,20 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
     await ensure(s, 'nginx:1.25', 'Always');
     assert.equal(s.fake.count('pullImage'), 2, 'Always hands every sync to the runtime');
     assert.equal(requests(s.metrics, 'always', 'unknown', 'true'), 2);
-    assert.deepEqual(s.metrics.observations(METRIC_IMAGE_PULL_DURATION, { image_size_in_bytes: '0-10MB' }), [2.266, 2.266]);
+    assert.deepEqual(
+      s.metrics.observations(METRIC_IMAGE_PULL_DURATION, { image_size_in_bytes: '0-10MB' }),
+      [2.266, 2.266],
+    );
   });
 
   it('appends :latest literally before calling the runtime', async () => {
     const s = setup();
     s.fake.addRemote('busybox', { digest: D1 });
     await ensure(s, 'busybox', 'Always');
-    assert.deepEqual(s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.image), ['busybox:latest']);
+    assert.deepEqual(
+      s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.image),
+      ['busybox:latest'],
+    );
     assert.equal(s.events[0]?.message, 'Pulling image "busybox"', 'events show the image as written');
   });
 
@@ -114,8 +156,13 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
     const s = setup();
     s.fake.addLocal('nginx:1.25', D1);
     const result = await ensure(s, 'nginx:1.25', 'IfNotPresent');
-    assert.deepEqual(result, { imageRef: D1, message: 'Container image "nginx:1.25" already present on machine and can be accessed by the pod' });
-    assert.deepEqual(eventLines(s.events), ['Normal Pulled Container image "nginx:1.25" already present on machine and can be accessed by the pod']);
+    assert.deepEqual(result, {
+      imageRef: D1,
+      message: 'Container image "nginx:1.25" already present on machine and can be accessed by the pod',
+    });
+    assert.deepEqual(eventLines(s.events), [
+      'Normal Pulled Container image "nginx:1.25" already present on machine and can be accessed by the pod',
+    ]);
     assert.equal(s.fake.count('pullImage'), 0);
     assert.equal(requests(s.metrics, 'ifnotpresent', 'true', 'false'), 1);
   });
@@ -123,7 +170,10 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
   it('IfNotPresent with the gate off: "already present on machine"', async () => {
     const s = setup({ config: { ensureSecretPulledImages: false } });
     s.fake.addLocal('nginx:1.25', D1);
-    assert.deepEqual(await ensure(s, 'nginx:1.25', 'IfNotPresent'), { imageRef: D1, message: 'Container image "nginx:1.25" already present on machine' });
+    assert.deepEqual(await ensure(s, 'nginx:1.25', 'IfNotPresent'), {
+      imageRef: D1,
+      message: 'Container image "nginx:1.25" already present on machine',
+    });
   });
 
   it('IfNotPresent: pulls an absent image', async () => {
@@ -141,11 +191,17 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
     assert.equal((await ensure(s, 'app:v1', 'Never')).imageRef, D1);
     for (let i = 0; i < 3; i++) {
       const result = await ensure(s, 'app:v2', 'Never');
-      assert.deepEqual(result, { imageRef: '', message: 'Container image "app:v2" is not present with pull policy of Never', reason: 'ErrImageNeverPull' });
+      assert.deepEqual(result, {
+        imageRef: '',
+        message: 'Container image "app:v2" is not present with pull policy of Never',
+        reason: 'ErrImageNeverPull',
+      });
     }
     assert.equal(s.manager.backOff.size, 0);
     assert.equal(s.fake.count('pullImage'), 0);
-    assert.deepEqual(eventLines(s.events.slice(-1)), ['Warning ErrImageNeverPull Container image "app:v2" is not present with pull policy of Never']);
+    assert.deepEqual(eventLines(s.events.slice(-1)), [
+      'Warning ErrImageNeverPull Container image "app:v2" is not present with pull policy of Never',
+    ]);
     assert.equal(requests(s.metrics, 'never', 'false', 'unknown'), 3);
     assert.equal(requests(s.metrics, 'never', 'true', 'false'), 1);
   });
@@ -153,7 +209,8 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
   it('InvalidImageName with InspectFailed and no runtime call at all', async () => {
     const s = setup();
     const result = await ensure(s, 'Nginx', 'IfNotPresent');
-    const message = 'Failed to apply default image tag "Nginx": couldn\'t parse image name "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase';
+    const message =
+      'Failed to apply default image tag "Nginx": couldn\'t parse image name "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase';
     assert.deepEqual(result, { imageRef: '', message, reason: 'InvalidImageName' });
     assert.deepEqual(eventLines(s.events), [`Warning InspectFailed ${message}`]);
     assert.equal(s.fake.calls.length, 0);
@@ -166,7 +223,9 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
     const result = await ensure(s, 'nginx:1.25', 'IfNotPresent');
     assert.equal(result.reason, 'ImageInspectError');
     assert.equal(result.message, 'Failed to inspect image "": rpc error: code = Unavailable');
-    assert.deepEqual(eventLines(s.events), ['Warning InspectFailed Failed to inspect image "": rpc error: code = Unavailable']);
+    assert.deepEqual(eventLines(s.events), [
+      'Warning InspectFailed Failed to inspect image "": rpc error: code = Unavailable',
+    ]);
     assert.equal(requests(s.metrics, 'ifnotpresent', 'unknown', 'unknown'), 1);
   });
 });
@@ -200,7 +259,10 @@ describe('back-off and the ErrImagePull → ImagePullBackOff sequence (kubelet.m
       `Warning Failed Failed to pull image "nginx:wrong": ${raw}`,
       'Normal BackOff Back-off pulling image "nginx:wrong"',
     ]);
-    assert.ok(s.events.filter((e) => e.reason === 'BackOff').every((e) => e.message === 'Back-off pulling image "nginx:wrong"'), 'the event never has the suffix');
+    assert.ok(
+      s.events.filter((e) => e.reason === 'BackOff').every((e) => e.message === 'Back-off pulling image "nginx:wrong"'),
+      'the event never has the suffix',
+    );
     assert.equal(s.manager.backOff.state(backOffKey(pod.uid, 'nginx:wrong'))?.windowMs, 80_000);
   });
 
@@ -208,14 +270,22 @@ describe('back-off and the ErrImagePull → ImagePullBackOff sequence (kubelet.m
     const s = setup({ backOff: (clock) => new Backoff(10_000, 300_000, clock) });
     s.manager.backOff.next(backOffKey(pod.uid, 'nginx:1.25'));
     const result = await ensure(s, 'nginx:1.25', 'Always');
-    assert.deepEqual(result, { imageRef: '', message: 'Back-off pulling image "nginx:1.25"', reason: 'ImagePullBackOff' });
+    assert.deepEqual(result, {
+      imageRef: '',
+      message: 'Back-off pulling image "nginx:1.25"',
+      reason: 'ImagePullBackOff',
+    });
     assert.equal(requests(s.metrics, 'always', 'unknown', 'true'), 1);
   });
 
   it('keys back-off by pod and image as written: another pod pulls at once', async () => {
     const s = setup();
     await ensure(s, 'nginx:wrong', 'Always');
-    const other = await s.manager.ensureImageExists({ pod: { ...pod, uid: 'pod-uid-2' }, image: 'nginx:wrong', pullPolicy: 'Always' });
+    const other = await s.manager.ensureImageExists({
+      pod: { ...pod, uid: 'pod-uid-2' },
+      image: 'nginx:wrong',
+      pullPolicy: 'Always',
+    });
     assert.equal(other.reason, 'ErrImagePull');
     assert.equal(s.fake.count('pullImage'), 2);
   });
@@ -249,27 +319,48 @@ describe('back-off and the ErrImagePull → ImagePullBackOff sequence (kubelet.m
   it('identical images from several pods are not de-duplicated', async () => {
     const s = setup({ scheduler: (clock) => new ParallelPullScheduler(clock) });
     s.fake.addRemote('app:v1', { digest: D1 });
-    await Promise.all(['a', 'b', 'c'].map((uid) => s.manager.ensureImageExists({ pod: { ...pod, uid }, image: 'app:v1', pullPolicy: 'IfNotPresent' })));
+    await Promise.all(
+      ['a', 'b', 'c'].map((uid) =>
+        s.manager.ensureImageExists({ pod: { ...pod, uid }, image: 'app:v1', pullPolicy: 'IfNotPresent' }),
+      ),
+    );
     assert.equal(s.fake.count('pullImage'), 3);
   });
 
   it('maps runtime errors by prefix; Failed shows the raw text', async () => {
     const s = setup();
-    s.fake.failNextPulls('RegistryUnavailable: dial tcp: connection refused', 'SignatureValidationFailed: no valid signature');
+    s.fake.failNextPulls(
+      'RegistryUnavailable: dial tcp: connection refused',
+      'SignatureValidationFailed: no valid signature',
+    );
     const unavailable = await ensure(s, 'reg.example.com/app:v1', 'Always');
-    assert.deepEqual({ reason: unavailable.reason, message: unavailable.message }, {
-      reason: 'RegistryUnavailable',
-      message: 'image pull failed for reg.example.com/app:v1 because the registry is unavailable: dial tcp: connection refused',
-    });
-    assert.equal(s.events[1]?.message, 'Failed to pull image "reg.example.com/app:v1": RegistryUnavailable: dial tcp: connection refused');
+    assert.deepEqual(
+      { reason: unavailable.reason, message: unavailable.message },
+      {
+        reason: 'RegistryUnavailable',
+        message:
+          'image pull failed for reg.example.com/app:v1 because the registry is unavailable: dial tcp: connection refused',
+      },
+    );
+    assert.equal(
+      s.events[1]?.message,
+      'Failed to pull image "reg.example.com/app:v1": RegistryUnavailable: dial tcp: connection refused',
+    );
     const backOff = await ensure(s, 'reg.example.com/app:v1', 'Always');
     assert.equal(
       backOff.message,
       'Back-off pulling image "reg.example.com/app:v1": RegistryUnavailable: image pull failed for reg.example.com/app:v1 because the registry is unavailable: dial tcp: connection refused',
     );
-    const signature = await s.manager.ensureImageExists({ pod: { ...pod, uid: 'p2' }, image: 'reg.example.com/app:v1', pullPolicy: 'Always' });
+    const signature = await s.manager.ensureImageExists({
+      pod: { ...pod, uid: 'p2' },
+      image: 'reg.example.com/app:v1',
+      pullPolicy: 'Always',
+    });
     assert.equal(signature.reason, 'SignatureValidationFailed');
-    assert.equal(signature.message, 'image pull failed for reg.example.com/app:v1 because the signature validation failed: no valid signature');
+    assert.equal(
+      signature.message,
+      'image pull failed for reg.example.com/app:v1 because the signature validation failed: no valid signature',
+    );
   });
 });
 
@@ -279,9 +370,16 @@ describe('pull QPS (kubelet.md §7)', () => {
     s.fake.addRemote('a:1', { digest: D1 }).addRemote('b:1', { digest: D2 });
     assert.equal((await ensure(s, 'a:1', 'Always')).reason, undefined);
     const throttled = await ensure(s, 'b:1', 'Always');
-    assert.deepEqual({ reason: throttled.reason, message: throttled.message }, { reason: 'ErrImagePull', message: 'pull QPS exceeded' });
+    assert.deepEqual(
+      { reason: throttled.reason, message: throttled.message },
+      { reason: 'ErrImagePull', message: 'pull QPS exceeded' },
+    );
     assert.equal(s.events.at(-1)?.message, 'Failed to pull image "b:1": pull QPS exceeded');
-    assert.equal(s.fake.calls.filter((c) => c.op === 'pullImage' && c.image === 'b:1').length, 0, 'the runtime is not called');
+    assert.equal(
+      s.fake.calls.filter((c) => c.op === 'pullImage' && c.image === 'b:1').length,
+      0,
+      'the runtime is not called',
+    );
     assert.equal((await ensure(s, 'b:1', 'Always')).reason, 'ImagePullBackOff');
     s.clock.advance(10_000);
     assert.equal((await ensure(s, 'b:1', 'Always')).reason, undefined, 'a token came back');
@@ -319,27 +417,51 @@ describe('credentials (kubelet.md §8)', () => {
   const good = { username: 'alice', password: 'right' };
 
   it('tries pod secrets, then node, then plugins, one pull per credential, until one works', async () => {
-    const node = new Keyring().add({ kind: 'node', path: '/var/lib/kubelet/config.json' }, decodeDockerConfigJson({ auths: { [registry]: { username: 'node', password: 'wrong' } } }));
+    const node = new Keyring().add(
+      { kind: 'node', path: '/var/lib/kubelet/config.json' },
+      decodeDockerConfigJson({ auths: { [registry]: { username: 'node', password: 'wrong' } } }),
+    );
     const runner: ProgramRunner = async () => ({
       kind: 'exited',
       exitCode: 0,
       stderr: Buffer.alloc(0),
-      stdout: Buffer.from(JSON.stringify({ kind: 'CredentialProviderResponse', apiVersion: 'credentialprovider.kubelet.k8s.io/v1', cacheKeyType: 'Registry', auth: { [registry]: good } })),
+      stdout: Buffer.from(
+        JSON.stringify({
+          kind: 'CredentialProviderResponse',
+          apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
+          cacheKeyType: 'Registry',
+          auth: { [registry]: good },
+        }),
+      ),
     });
     const plugins = new CredentialProviders(
       parseCredentialProviderConfig({
         apiVersion: 'kubelet.config.k8s.io/v1',
         kind: 'CredentialProviderConfig',
-        providers: [{ name: 'fake-provider', matchImages: [registry], defaultCacheDuration: '1m', apiVersion: 'credentialprovider.kubelet.k8s.io/v1' }],
+        providers: [
+          {
+            name: 'fake-provider',
+            matchImages: [registry],
+            defaultCacheDuration: '1m',
+            apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
+          },
+        ],
       }),
       { binDir: '/nonexistent', runProgram: runner },
     );
     const s = setup({ node, plugins });
     s.fake.addRemote(image, { digest: D1, auth: [good] });
-    const secrets = [dockerSecret('first', registry, 'bob', 'nope'), dockerSecret('second', 'other.example.com', 'x', 'y'), dockerSecret('third', registry, 'carol', 'nope')];
+    const secrets = [
+      dockerSecret('first', registry, 'bob', 'nope'),
+      dockerSecret('second', 'other.example.com', 'x', 'y'),
+      dockerSecret('third', registry, 'carol', 'nope'),
+    ];
     const result = await ensure(s, image, 'IfNotPresent', secrets);
     assert.equal(result.imageRef, D1);
-    assert.deepEqual(s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.username), ['bob', 'carol', 'node', 'alice']);
+    assert.deepEqual(
+      s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.username),
+      ['bob', 'carol', 'node', 'alice'],
+    );
     assert.equal(result.credential?.sourceLabel, 'credential provider fake-provider');
   });
 
@@ -347,13 +469,19 @@ describe('credentials (kubelet.md §8)', () => {
     const s = setup();
     s.fake.addRemote(image, { digest: D1, auth: [good] });
     const anonymous = await ensure(s, image, 'Always');
-    assert.deepEqual(s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.username), [undefined]);
+    assert.deepEqual(
+      s.fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.username),
+      [undefined],
+    );
     assert.equal(anonymous.message, `resolve ${image}: authentication required or refused (HTTP 401)`);
 
     const t = setup();
     t.fake.addRemote(image, { digest: D1, auth: [good] });
     t.fake.failNextPulls('e1', 'e2');
-    const failed = await ensure(t, image, 'Always', [dockerSecret('a', registry, 'u1', 'p'), dockerSecret('b', registry, 'u2', 'p')]);
+    const failed = await ensure(t, image, 'Always', [
+      dockerSecret('a', registry, 'u1', 'p'),
+      dockerSecret('b', registry, 'u2', 'p'),
+    ]);
     assert.equal(failed.message, '[e1, e2]');
     assert.equal(t.fake.count('pullImage'), 2, 'no anonymous attempt after the credentials');
   });
@@ -362,7 +490,11 @@ describe('credentials (kubelet.md §8)', () => {
     const intents: string[] = [];
     const verifier = recordingVerifier('pull', intents);
     const s = setup({ verifier });
-    const broken = { metadata: { name: 'broken', namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': '{not json' } };
+    const broken = {
+      metadata: { name: 'broken', namespace: 'default' },
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: { '.dockerconfigjson': '{not json' },
+    };
     const result = await ensure(s, image, 'Always', [broken]);
     assert.ok(result.reason?.startsWith('invalid pull secret default/broken'), result.reason);
     assert.equal(result.message, result.reason);
@@ -390,7 +522,8 @@ describe('credentials (kubelet.md §8)', () => {
 function recordingVerifier(answer: MustPullDecision | Error, log: string[]): PullVerifier {
   return {
     recordPullIntent: async (image) => void log.push(`intent ${image}`),
-    recordImagePulled: async (image, imageRef, credentials?: ImagePullCredentials) => void log.push(`pulled ${image} ${imageRef} ${JSON.stringify(credentials)}`),
+    recordImagePulled: async (image, imageRef, credentials?: ImagePullCredentials) =>
+      void log.push(`pulled ${image} ${imageRef} ${JSON.stringify(credentials)}`),
     recordImagePullFailed: async (image) => void log.push(`failed ${image}`),
     mustAttemptImagePull: async (image, imageRef, getPodCredentials: () => Promise<PodCredentials>) => {
       log.push(`check ${image} ${imageRef}`);
@@ -409,7 +542,11 @@ describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
     await ensure(s, 'nginx:1.25', 'IfNotPresent');
     await ensure(s, 'nginx:1.25', 'IfNotPresent');
     assert.equal(s.fake.count('pullImage'), 2);
-    assert.deepEqual(log.slice(0, 3), [`check nginx:1.25 ${D1}`, 'intent nginx:1.25', `pulled nginx:1.25 ${D1} {"nodePodsAccessible":true}`]);
+    assert.deepEqual(log.slice(0, 3), [
+      `check nginx:1.25 ${D1}`,
+      'intent nginx:1.25',
+      `pulled nginx:1.25 ${D1} {"nodePodsAccessible":true}`,
+    ]);
     assert.equal(requests(s.metrics, 'ifnotpresent', 'true', 'true'), 2);
   });
 
@@ -417,8 +554,14 @@ describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
     const s = setup({ verifier: recordingVerifier('pull', []) });
     s.fake.addLocal('private/app:v1', D1);
     const result = await ensure(s, 'private/app:v1', 'Never');
-    assert.deepEqual(result, { imageRef: '', message: 'Container image "private/app:v1" is not present with pull policy of Never', reason: 'ErrImageNeverPull' });
-    assert.deepEqual(eventLines(s.events), ['Warning ErrImageNeverPull Container image "private/app:v1" is not present with pull policy of Never']);
+    assert.deepEqual(result, {
+      imageRef: '',
+      message: 'Container image "private/app:v1" is not present with pull policy of Never',
+      reason: 'ErrImageNeverPull',
+    });
+    assert.deepEqual(eventLines(s.events), [
+      'Warning ErrImageNeverPull Container image "private/app:v1" is not present with pull policy of Never',
+    ]);
     assert.equal(requests(s.metrics, 'never', 'true', 'true'), 1);
   });
 
@@ -446,16 +589,26 @@ describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
     s.fake.addRemote('reg.example.com/app:v1', { digest: D1, auth: [{ username: 'u', password: 'p' }] });
     await ensure(s, 'reg.example.com/app:v1', 'Always', [dockerSecret('regcred', 'reg.example.com', 'u', 'p')]);
     const pulled = log.find((l) => l.startsWith('pulled')) ?? '';
-    assert.match(pulled, /"kubernetesSecrets":\[\{"uid":"uid-regcred","namespace":"default","name":"regcred","credentialHash":"[0-9a-f]{64}"\}\]/);
+    assert.match(
+      pulled,
+      /"kubernetesSecrets":\[\{"uid":"uid-regcred","namespace":"default","name":"regcred","credentialHash":"[0-9a-f]{64}"\}\]/,
+    );
   });
 
   it('fails with the kubelet message when the intent cannot be recorded', async () => {
-    const verifier: PullVerifier = { ...recordingVerifier('use', []), recordPullIntent: async () => Promise.reject(new Error('failed to record image pull intent: EROFS')) };
+    const verifier: PullVerifier = {
+      ...recordingVerifier('use', []),
+      recordPullIntent: async () => Promise.reject(new Error('failed to record image pull intent: EROFS')),
+    };
     const s = setup({ verifier });
     const result = await ensure(s, 'nginx:1.25', 'Always');
     assert.deepEqual(
       { reason: result.reason, message: result.message },
-      { reason: 'failed to record image pull intent: EROFS', message: 'Failed to record image pull intent for container image "nginx:1.25": failed to record image pull intent: EROFS' },
+      {
+        reason: 'failed to record image pull intent: EROFS',
+        message:
+          'Failed to record image pull intent for container image "nginx:1.25": failed to record image pull intent: EROFS',
+      },
     );
     assert.deepEqual(s.events, []);
     assert.equal(s.manager.backOff.size, 0);
@@ -465,15 +618,41 @@ describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
     const s = setup();
     s.fake.addRemote('reg.example.com/app:v1', { digest: D1, auth: [{ username: 'u', password: 'p' }] });
     const secret = dockerSecret('regcred', 'reg.example.com', 'u', 'p');
-    assert.equal((await s.manager.ensureImageExists({ pod, image: 'reg.example.com/app:v1', pullPolicy: 'IfNotPresent', pullSecrets: [secret] })).imageRef, D1);
+    assert.equal(
+      (
+        await s.manager.ensureImageExists({
+          pod,
+          image: 'reg.example.com/app:v1',
+          pullPolicy: 'IfNotPresent',
+          pullSecrets: [secret],
+        })
+      ).imageRef,
+      D1,
+    );
     const intruder = { uid: 'intruder', namespace: 'default', name: 'intruder' };
-    const never = await s.manager.ensureImageExists({ pod: intruder, image: 'reg.example.com/app:v1', pullPolicy: 'Never' });
+    const never = await s.manager.ensureImageExists({
+      pod: intruder,
+      image: 'reg.example.com/app:v1',
+      pullPolicy: 'Never',
+    });
     assert.equal(never.reason, 'ErrImageNeverPull');
-    const ifNotPresent = await s.manager.ensureImageExists({ pod: intruder, image: 'reg.example.com/app:v1', pullPolicy: 'IfNotPresent' });
+    const ifNotPresent = await s.manager.ensureImageExists({
+      pod: intruder,
+      image: 'reg.example.com/app:v1',
+      pullPolicy: 'IfNotPresent',
+    });
     assert.equal(ifNotPresent.reason, 'ErrImagePull', 'it must pull, and the registry refuses it');
-    const friend = await s.manager.ensureImageExists({ pod: { ...intruder, uid: 'friend' }, image: 'reg.example.com/app:v1', pullPolicy: 'Never', pullSecrets: [secret] });
+    const friend = await s.manager.ensureImageExists({
+      pod: { ...intruder, uid: 'friend' },
+      image: 'reg.example.com/app:v1',
+      pullPolicy: 'Never',
+      pullSecrets: [secret],
+    });
     assert.equal(friend.imageRef, D1);
-    assert.equal(friend.message, 'Container image "reg.example.com/app:v1" already present on machine and can be accessed by the pod');
+    assert.equal(
+      friend.message,
+      'Container image "reg.example.com/app:v1" already present on machine and can be accessed by the pod',
+    );
   });
 });
 
@@ -491,7 +670,11 @@ describe('latency tracker hooks (kubelet.md §3)', () => {
     await ensure(s, 'nginx:wrong', 'Always');
     s.clock.advance(1000);
     await ensure(s, 'local:1', 'IfNotPresent');
-    assert.deepEqual(tracker.pulling(pod.uid), { firstStartedPulling: started, lastFinishedPulling: started + 1000 }, 'a failed pod finishes once an image is found present');
+    assert.deepEqual(
+      tracker.pulling(pod.uid),
+      { firstStartedPulling: started, lastFinishedPulling: started + 1000 },
+      'a failed pod finishes once an image is found present',
+    );
   });
 });
 
@@ -500,7 +683,14 @@ describe('identical results (kubelet.md §12)', () => {
     const s = setup(options);
     s.fake.addRemote('a:1', { digest: D1 }).addLocal('b:1', D2);
     const out: string[] = [];
-    for (const [image, policy] of [['a:1', 'Always'], ['b:1', 'IfNotPresent'], ['nope:1', 'IfNotPresent'], ['nope:1', 'IfNotPresent'], ['c:1', 'Never'], ['Bad', 'Always']] as const) {
+    for (const [image, policy] of [
+      ['a:1', 'Always'],
+      ['b:1', 'IfNotPresent'],
+      ['nope:1', 'IfNotPresent'],
+      ['nope:1', 'IfNotPresent'],
+      ['c:1', 'Never'],
+      ['Bad', 'Always'],
+    ] as const) {
       const r = await ensure(s, image, policy);
       out.push(`${r.imageRef}|${r.reason}|${r.message}`);
       s.clock.advance(1000);
@@ -521,7 +711,9 @@ describe('identical results (kubelet.md §12)', () => {
     const off = await scenario({ config: { ensureSecretPulledImages: false } });
     assert.deepEqual(
       off,
-      on.map((line) => line.replace(' already present on machine and can be accessed by the pod', ' already present on machine')),
+      on.map((line) =>
+        line.replace(' already present on machine and can be accessed by the pod', ' already present on machine'),
+      ),
     );
     assert.notDeepEqual(off, on);
   });

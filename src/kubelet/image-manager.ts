@@ -8,11 +8,32 @@ import type { KeyringMatch } from '../credentials/index.ts';
 import { Backoff, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, backOffKey } from './backoff.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { DEFAULT_KUBELET_IMAGE_CONFIG, type KubeletImageConfig } from './config.ts';
-import { lookupImageCredentials, podCredentialsOf, pulledCredentialsOf, type NodeCredentialSources } from './credentials.ts';
-import { EventReason, WaitingReason, evalPullError, messages, type EventObject, type EventRecorder, type EventType } from './events.ts';
+import {
+  lookupImageCredentials,
+  podCredentialsOf,
+  pulledCredentialsOf,
+  type NodeCredentialSources,
+} from './credentials.ts';
+import {
+  EventReason,
+  WaitingReason,
+  evalPullError,
+  messages,
+  type EventObject,
+  type EventRecorder,
+  type EventType,
+} from './events.ts';
 import { applyDefaultImageTag, parseImageName } from './image-name.ts';
 import { errorText, pullWithCredentials, type ImageService } from './image-service.ts';
-import { METRIC_ENSURE_IMAGE_REQUESTS, METRIC_IMAGE_PULL_DURATION, METRIC_MUSTPULL_CHECKS, MetricsRegistry, imageSizeBucket, type MetricsSink, type PullLatencyTracker } from './metrics.ts';
+import {
+  METRIC_ENSURE_IMAGE_REQUESTS,
+  METRIC_IMAGE_PULL_DURATION,
+  METRIC_MUSTPULL_CHECKS,
+  MetricsRegistry,
+  imageSizeBucket,
+  type MetricsSink,
+  type PullLatencyTracker,
+} from './metrics.ts';
 import { PullQpsExceededError, pullThrottle, type TokenBucket } from './throttle.ts';
 import { pullSchedulerFor, type PullScheduler } from './pull-scheduler.ts';
 import { ImagePullManager, type PullVerifier } from './pull-manager.ts';
@@ -94,7 +115,10 @@ export class ImageManager {
     this.config = { ...DEFAULT_KUBELET_IMAGE_CONFIG, ...options.config };
     this.backOff = options.backOff ?? new Backoff(IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, this.clock);
     this.scheduler = options.scheduler ?? pullSchedulerFor(this.config, this.clock);
-    this.throttle = options.throttle === null ? undefined : (options.throttle ?? pullThrottle(this.config.registryPullQPS, this.config.registryBurst, this.clock));
+    this.throttle =
+      options.throttle === null
+        ? undefined
+        : (options.throttle ?? pullThrottle(this.config.registryPullQPS, this.config.registryBurst, this.clock));
     const metrics = options.metrics ?? new MetricsRegistry();
     this.metrics = metrics;
     this.verifier =
@@ -132,7 +156,11 @@ export class ImageManager {
     try {
       return await this.#ensure(request, labels);
     } finally {
-      this.metrics.inc(METRIC_ENSURE_IMAGE_REQUESTS, { pull_policy: labels.policy, present_locally: labels.present, pull_required: labels.required });
+      this.metrics.inc(METRIC_ENSURE_IMAGE_REQUESTS, {
+        pull_policy: labels.policy,
+        present_locally: labels.present,
+        pull_required: labels.required,
+      });
     }
   }
 
@@ -164,7 +192,8 @@ export class ImageManager {
     const parsed = parseImageName(image);
     const repository = parsed.ok ? parsed.value.repository : image;
     let lookup: Promise<KeyringMatch[]> | undefined;
-    const credentials = () => (lookup ??= lookupImageCredentials(repository, request.pullSecrets ?? [], this.#credentials, pod.namespace));
+    const credentials = () =>
+      (lookup ??= lookupImageCredentials(repository, request.pullSecrets ?? [], this.#credentials, pod.namespace));
 
     if (imageRef !== '') {
       if (!this.ensureSecretPulledImages) {
@@ -173,7 +202,9 @@ export class ImageManager {
       }
       let decision;
       try {
-        decision = await this.verifier.mustAttemptImagePull(img, imageRef, async () => podCredentialsOf(await credentials()));
+        decision = await this.verifier.mustAttemptImagePull(img, imageRef, async () =>
+          podCredentialsOf(await credentials()),
+        );
       } catch (error) {
         const text = errorText(error);
         return { imageRef: '', message: text, reason: text, error };
@@ -210,7 +241,11 @@ export class ImageManager {
     return { imageRef, message };
   }
 
-  async #pull(request: EnsureImageRequest, image: string, matches: readonly KeyringMatch[]): Promise<EnsureImageResult> {
+  async #pull(
+    request: EnsureImageRequest,
+    image: string,
+    matches: readonly KeyringMatch[],
+  ): Promise<EnsureImageResult> {
     const { pod, image: img } = request;
     const gate = this.ensureSecretPulledImages;
     if (gate) {
@@ -228,7 +263,11 @@ export class ImageManager {
         const backOff = messages.backOff(img);
         this.#event(request, 'Normal', EventReason.BackOff, backOff);
         const previous = this.#lastFailure.get(key);
-        return { imageRef: '', message: previous === undefined ? backOff : `${backOff}: ${previous}`, reason: WaitingReason.ImagePullBackOff };
+        return {
+          imageRef: '',
+          message: previous === undefined ? backOff : `${backOff}: ${previous}`,
+          reason: WaitingReason.ImagePullBackOff,
+        };
       }
       this.#lastFailure.delete(key);
       this.#event(request, 'Normal', EventReason.Pulling, messages.pulling(img));
@@ -236,7 +275,9 @@ export class ImageManager {
       const handedOver = this.clock.now();
       const result = await this.scheduler.schedule(async () => {
         if (this.throttle !== undefined && !this.throttle.tryAccept()) throw new PullQpsExceededError();
-        const done = await pullWithCredentials(this.#service, image, matches, { ...(request.signal !== undefined && { signal: request.signal }) });
+        const done = await pullWithCredentials(this.#service, image, matches, {
+          ...(request.signal !== undefined && { signal: request.signal }),
+        });
         const size = done.imageRef === '' ? 0 : await this.#service.getImageSize(image).catch(() => 0);
         return { ...done, size };
       });
@@ -251,21 +292,31 @@ export class ImageManager {
       const { imageRef, credential, size } = result.value;
       const totalMs = this.clock.now() - handedOver;
       this.#event(request, 'Normal', EventReason.Pulled, messages.pulled(img, result.pullMs, totalMs, size));
-      this.metrics.observe(METRIC_IMAGE_PULL_DURATION, { image_size_in_bytes: imageSizeBucket(size) }, Math.trunc(result.pullMs) / 1000);
+      this.metrics.observe(
+        METRIC_IMAGE_PULL_DURATION,
+        { image_size_in_bytes: imageSizeBucket(size) },
+        Math.trunc(result.pullMs) / 1000,
+      );
       pulled = { imageRef, credential };
       this.backOff.gc();
       this.#tracker?.finishedPulling(pod.uid);
       return { imageRef, message: '', ...(credential !== undefined && { credential }) };
     } finally {
       if (gate) {
-        if (pulled !== undefined) await this.verifier.recordImagePulled(img, pulled.imageRef, pulledCredentialsOf(pulled.credential));
+        if (pulled !== undefined)
+          await this.verifier.recordImagePulled(img, pulled.imageRef, pulledCredentialsOf(pulled.credential));
         else await this.verifier.recordImagePullFailed(img);
       }
     }
   }
 
   #event(request: EnsureImageRequest, type: EventType, reason: string, message: string): void {
-    const object: EventObject = request.eventObject ?? { kind: 'Pod', namespace: request.pod.namespace, name: request.pod.name, uid: request.pod.uid };
+    const object: EventObject = request.eventObject ?? {
+      kind: 'Pod',
+      namespace: request.pod.namespace,
+      name: request.pod.name,
+      uid: request.pod.uid,
+    };
     this.#recorder?.({ type, reason, message, object, timestamp: this.clock.now(), source: 'kubelet' });
   }
 }

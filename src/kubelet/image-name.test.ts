@@ -16,16 +16,24 @@ describe('applyDefaultImageTag (kubelet.md §2)', () => {
     [`busybox:1.36@sha256:${hex}`, `busybox:1.36@sha256:${hex}`],
   ];
   for (const [input, expected] of table) {
-    it(`${input} → ${expected} (appended literally, not normalized)`, () => assert.deepEqual(applyDefaultImageTag(input), { ok: true, image: expected }));
+    it(`${input} → ${expected} (appended literally, not normalized)`, () =>
+      assert.deepEqual(applyDefaultImageTag(input), { ok: true, image: expected }));
   }
 
   it('fails with the kubelet text for a name that does not parse', () => {
     assert.deepEqual(applyDefaultImageTag('Nginx'), {
       ok: false,
-      error: 'couldn\'t parse image name "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase',
+      error:
+        'couldn\'t parse image name "Nginx": invalid reference format: repository name (library/Nginx) must be lowercase',
     });
-    assert.deepEqual(applyDefaultImageTag('nginx:'), { ok: false, error: 'couldn\'t parse image name "nginx:": invalid reference format' });
-    assert.deepEqual(applyDefaultImageTag(''), { ok: false, error: 'couldn\'t parse image name "": invalid reference format' });
+    assert.deepEqual(applyDefaultImageTag('nginx:'), {
+      ok: false,
+      error: 'couldn\'t parse image name "nginx:": invalid reference format',
+    });
+    assert.deepEqual(applyDefaultImageTag(''), {
+      ok: false,
+      error: 'couldn\'t parse image name "": invalid reference format',
+    });
   });
 });
 

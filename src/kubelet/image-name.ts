@@ -17,7 +17,8 @@ export interface ParsedImageName {
   readonly digest: string;
 }
 
-export type ImageNameResult = { readonly ok: true; readonly value: ParsedImageName } | { readonly ok: false; readonly error: string };
+export type ImageNameResult =
+  { readonly ok: true; readonly value: ParsedImageName } | { readonly ok: false; readonly error: string };
 
 /** `ParseImageName`; the error text is `couldn't parse image name "<image>": <reference error>`. */
 export function parseImageName(image: string): ImageNameResult {
@@ -36,7 +37,8 @@ export function parseImageName(image: string): ImageNameResult {
   };
 }
 
-export type DefaultTagResult = { readonly ok: true; readonly image: string } | { readonly ok: false; readonly error: string };
+export type DefaultTagResult =
+  { readonly ok: true; readonly image: string } | { readonly ok: false; readonly error: string };
 
 /**
  * `applyDefaultImageTag`: a name without tag and digest gets `:latest` appended as written

@@ -53,7 +53,11 @@ export interface ResolvedImage {
 
 /** Optional: resolution without pulling, for `kimg ensure --dry-run`. */
 export interface ImageResolver {
-  resolveImage(image: string, credential: BasicCredential | undefined, options: { platform: string; signal?: AbortSignal }): Promise<ResolvedImage>;
+  resolveImage(
+    image: string,
+    credential: BasicCredential | undefined,
+    options: { platform: string; signal?: AbortSignal },
+  ): Promise<ResolvedImage>;
 }
 
 export function errorText(err: unknown): string {
@@ -66,7 +70,10 @@ export class PullAttemptsError extends KimgError<string> {
 
   constructor(errors: readonly unknown[]) {
     const first = errors[0];
-    super(errors.length === 1 && first instanceof KimgError ? first.code : 'ErrImagePull', aggregateMessages(errors.map(errorText)));
+    super(
+      errors.length === 1 && first instanceof KimgError ? first.code : 'ErrImagePull',
+      aggregateMessages(errors.map(errorText)),
+    );
     this.errors = errors;
   }
 }
@@ -84,7 +91,8 @@ export async function pullWithCredentials(
   credentials: readonly KeyringMatch[],
   options: PullImageOptions = {},
 ): Promise<CredentialPullResult> {
-  if (credentials.length === 0) return { imageRef: await service.pullImage(image, undefined, options), credential: undefined };
+  if (credentials.length === 0)
+    return { imageRef: await service.pullImage(image, undefined, options), credential: undefined };
   const errors: unknown[] = [];
   for (const match of credentials) {
     try {

@@ -11,7 +11,14 @@ export { ManualClock, systemClock, type Clock } from './clock.ts';
 export { aggregateMessages, formatGoDuration, goQuote, humanDuration } from './go-format.ts';
 
 // Names, events, back-off, throttling, pull scheduling.
-export { applyDefaultImageTag, parseImageName, repositoryOf, type DefaultTagResult, type ImageNameResult, type ParsedImageName } from './image-name.ts';
+export {
+  applyDefaultImageTag,
+  parseImageName,
+  repositoryOf,
+  type DefaultTagResult,
+  type ImageNameResult,
+  type ParsedImageName,
+} from './image-name.ts';
 export {
   EventReason,
   WaitingReason,
@@ -23,7 +30,14 @@ export {
   type EventType,
   type KubeletEvent,
 } from './events.ts';
-export { Backoff, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, backOffKey, type BackoffEntry, type BackoffState } from './backoff.ts';
+export {
+  Backoff,
+  IMAGE_BACKOFF_INITIAL_MS,
+  IMAGE_BACKOFF_MAX_MS,
+  backOffKey,
+  type BackoffEntry,
+  type BackoffState,
+} from './backoff.ts';
 export { PULL_QPS_EXCEEDED, PullQpsExceededError, TokenBucket, pullThrottle } from './throttle.ts';
 export {
   ParallelPullScheduler,
@@ -61,7 +75,12 @@ export {
 } from './image-service.ts';
 export { StoreImageService, runtimeError, type StoreImageServiceOptions } from './store-image-service.ts';
 export { FakeImageService, type FakeCall, type FakeRemoteImage } from './fake-image-service.ts';
-export { lookupImageCredentials, podCredentialsOf, pulledCredentialsOf, type NodeCredentialSources } from './credentials.ts';
+export {
+  lookupImageCredentials,
+  podCredentialsOf,
+  pulledCredentialsOf,
+  type NodeCredentialSources,
+} from './credentials.ts';
 export {
   ImageManager,
   type EnsureImageRequest,

@@ -27,7 +27,10 @@ describe('metrics (kubelet.md §3)', () => {
     metrics.inc('x_total', { a: '1', b: '2' });
     metrics.observe('d_seconds', { size: 'N/A' }, 1.5);
     assert.equal(metrics.counter('x_total', { a: '1', b: '2' }), 2);
-    assert.equal(metrics.render(), 'x_total{a="1",b="2"} 2\nd_seconds_count{size="N/A"} 1\nd_seconds_sum{size="N/A"} 1.5');
+    assert.equal(
+      metrics.render(),
+      'x_total{a="1",b="2"} 2\nd_seconds_count{size="N/A"} 1\nd_seconds_sum{size="N/A"} 1.5',
+    );
   });
 });
 

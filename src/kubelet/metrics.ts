@@ -116,7 +116,9 @@ export class PodStartupLatencyTracker implements PullLatencyTracker {
   /** The pod's image pulling window, when both ends were seen. */
   pulling(podUID: string): { firstStartedPulling: number; lastFinishedPulling: number | undefined } | undefined {
     const state = this.#pods.get(podUID);
-    return state === undefined ? undefined : { firstStartedPulling: state.firstStartedPulling, lastFinishedPulling: state.lastFinishedPulling };
+    return state === undefined
+      ? undefined
+      : { firstStartedPulling: state.firstStartedPulling, lastFinishedPulling: state.lastFinishedPulling };
   }
 
   forget(podUID: string): void {

@@ -20,26 +20,42 @@ function world(pod: PodImageSpec, secrets: Record<string, unknown> = {}) {
 }
 
 const base = { uid: 'uid-1', namespace: 'default', name: 'web', imagePullSecrets: [] as string[] };
-const lines = (events: readonly KubeletEvent[]) => events.map((e) => `${e.object?.fieldPath ?? e.object?.kind} ${e.type} ${e.reason} ${e.message}`);
+const lines = (events: readonly KubeletEvent[]) =>
+  events.map((e) => `${e.object?.fieldPath ?? e.object?.kind} ${e.type} ${e.reason} ${e.message}`);
 
 describe('pod-level image sync (kubelet.md §4, §8)', () => {
   it('warns about missing pull secrets and pulls anyway; empty names are skipped', async () => {
-    const { fake, events, worker } = world({ ...base, imagePullSecrets: ['', 'regcred', 'other'], initContainers: [], containers: [{ name: 'app', image: 'nginx:1.25' }] });
+    const { fake, events, worker } = world({
+      ...base,
+      imagePullSecrets: ['', 'regcred', 'other'],
+      initContainers: [],
+      containers: [{ name: 'app', image: 'nginx:1.25' }],
+    });
     fake.addRemote('nginx:1.25', { digest: D1 });
     const result = await worker.sync();
     assert.equal(result.ready, true);
     assert.deepEqual(result.missingSecrets, ['regcred', 'other']);
-    assert.equal(lines(events)[0], 'Pod Warning FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (regcred, other); attempting to pull the image may not succeed.');
+    assert.equal(
+      lines(events)[0],
+      'Pod Warning FailedToRetrieveImagePullSecret Unable to retrieve some image pull secrets (regcred, other); attempting to pull the image may not succeed.',
+    );
   });
 
   it('adds the container-start "Failed" / "Error: <reason>" event to every image error', async () => {
-    const { events, worker } = world({ ...base, initContainers: [], containers: [{ name: 'app', image: 'nginx:wrong' }] });
+    const { events, worker } = world({
+      ...base,
+      initContainers: [],
+      containers: [{ name: 'app', image: 'nginx:wrong' }],
+    });
     await worker.sync();
-    assert.deepEqual(lines(events).map((l) => l.split(' ').slice(0, 3).join(' ')), [
-      'spec.containers{app} Normal Pulling',
-      'spec.containers{app} Warning Failed',
-      'spec.containers{app} Warning Failed',
-    ]);
+    assert.deepEqual(
+      lines(events).map((l) => l.split(' ').slice(0, 3).join(' ')),
+      [
+        'spec.containers{app} Normal Pulling',
+        'spec.containers{app} Warning Failed',
+        'spec.containers{app} Warning Failed',
+      ],
+    );
     assert.equal(events.at(-1)?.message, 'Error: ErrImagePull');
     const again = await worker.sync();
     assert.equal(events.at(-1)?.message, 'Error: ImagePullBackOff');
@@ -62,14 +78,24 @@ describe('pod-level image sync (kubelet.md §4, §8)', () => {
       first.containers.map((c) => `${c.init ? 'init' : 'app'} ${c.name} ${c.ready} ${c.waiting?.reason ?? ''}`),
       ['init setup false ErrImagePull', 'init migrate false PodInitializing', 'app app false PodInitializing'],
     );
-    assert.deepEqual(fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.image), ['setup:wrong']);
+    assert.deepEqual(
+      fake.calls.filter((c) => c.op === 'pullImage').map((c) => c.image),
+      ['setup:wrong'],
+    );
     assert.equal(podStatusText(first.containers), 'Init:ErrImagePull');
     fake.addRemote('setup:wrong', { digest: D1 });
     assert.equal((await worker.sync()).containers[0]?.waiting?.reason, 'ImagePullBackOff');
   });
 
   it('does not ask again for images already ready (their containers would be running)', async () => {
-    const { fake, clock, worker } = world({ ...base, initContainers: [], containers: [{ name: 'a', image: 'a:1' }, { name: 'b', image: 'b:wrong' }] });
+    const { fake, clock, worker } = world({
+      ...base,
+      initContainers: [],
+      containers: [
+        { name: 'a', image: 'a:1' },
+        { name: 'b', image: 'b:wrong' },
+      ],
+    });
     fake.addRemote('a:1', { digest: D1 });
     await worker.sync();
     clock.advance(10_000);
@@ -83,19 +109,34 @@ describe('pod-level image sync (kubelet.md §4, §8)', () => {
     assert.equal(containerPullPolicy({ name: 'a', image: 'nginx' }), 'Always');
     assert.equal(containerPullPolicy({ name: 'a', image: 'nginx:1.25', imagePullPolicy: '' }), 'IfNotPresent');
     assert.equal(containerPullPolicy({ name: 'a', image: 'nginx', imagePullPolicy: 'Never' }), 'Never');
-    assert.throws(() => containerPullPolicy({ name: 'a', image: 'nginx', imagePullPolicy: 'Sometimes' }), /not Always, IfNotPresent or Never/);
+    assert.throws(
+      () => containerPullPolicy({ name: 'a', image: 'nginx', imagePullPolicy: 'Sometimes' }),
+      /not Always, IfNotPresent or Never/,
+    );
   });
 });
 
 describe('pod worker cadence (kubelet.md §5)', () => {
   const result = (backOffOnly: boolean, ready = false) => ({ containers: [], missingSecrets: [], ready, backOffOnly });
   it('retries a failed sync after 10 s plus up to 50 % jitter', () => {
-    assert.equal(nextSyncDelayMs(result(false), () => 0), 10_000);
-    assert.equal(nextSyncDelayMs(result(false), () => 0.5), 12_500);
+    assert.equal(
+      nextSyncDelayMs(result(false), () => 0),
+      10_000,
+    );
+    assert.equal(
+      nextSyncDelayMs(result(false), () => 0.5),
+      12_500,
+    );
   });
   it('counts a sync with only back-off errors as a success: the 1 min resync', () => {
-    assert.equal(nextSyncDelayMs(result(true), () => 0), 60_000);
-    assert.equal(nextSyncDelayMs(result(true), () => 1), 90_000);
+    assert.equal(
+      nextSyncDelayMs(result(true), () => 0),
+      60_000,
+    );
+    assert.equal(
+      nextSyncDelayMs(result(true), () => 1),
+      90_000,
+    );
   });
   it('stops when every image is ready', () => assert.equal(nextSyncDelayMs(result(false, true)), undefined));
 });

@@ -55,7 +55,9 @@ export interface PodSyncResult {
 export function containerPullPolicy(container: ContainerImageSpec): PullPolicy {
   const written = container.imagePullPolicy ?? '';
   if (written !== '' && !isPullPolicy(written)) {
-    throw new RangeError(`container ${JSON.stringify(container.name)}: imagePullPolicy ${JSON.stringify(written)} is not Always, IfNotPresent or Never`);
+    throw new RangeError(
+      `container ${JSON.stringify(container.name)}: imagePullPolicy ${JSON.stringify(written)} is not Always, IfNotPresent or Never`,
+    );
   }
   return defaultPullPolicy(container.image, written === '' ? undefined : written);
 }
@@ -86,7 +88,12 @@ export class PodImageWorker {
   readonly #clock: Clock;
   readonly #ready = new Map<string, string>();
 
-  constructor(options: { manager: ImageManager; pod: PodImageSpec; getSecret: (name: string) => unknown; recorder?: EventRecorder }) {
+  constructor(options: {
+    manager: ImageManager;
+    pod: PodImageSpec;
+    getSecret: (name: string) => unknown;
+    recorder?: EventRecorder;
+  }) {
     this.#manager = options.manager;
     this.pod = options.pod;
     this.#getSecret = options.getSecret;
@@ -107,7 +114,14 @@ export class PodImageWorker {
       else secrets.push(secret);
     }
     if (missing.length > 0) {
-      this.#recorder?.({ type: 'Warning', reason: EventReason.FailedToRetrieveImagePullSecret, message: messages.secretsMissing(missing), object: podObject, timestamp: this.#clock.now(), source: 'kubelet' });
+      this.#recorder?.({
+        type: 'Warning',
+        reason: EventReason.FailedToRetrieveImagePullSecret,
+        message: messages.secretsMissing(missing),
+        object: podObject,
+        timestamp: this.#clock.now(),
+        source: 'kubelet',
+      });
     }
 
     const states: ContainerImageState[] = [];
@@ -129,8 +143,21 @@ export class PodImageWorker {
       });
       if (result.reason !== undefined) {
         reasons.push(result.reason);
-        this.#recorder?.({ type: 'Warning', reason: EventReason.Failed, message: messages.containerError(result.reason), object: eventObject, timestamp: this.#clock.now(), source: 'kubelet' });
-        return { ...base, ready: false, imageRef: '', waiting: { reason: result.reason, message: result.message }, result };
+        this.#recorder?.({
+          type: 'Warning',
+          reason: EventReason.Failed,
+          message: messages.containerError(result.reason),
+          object: eventObject,
+          timestamp: this.#clock.now(),
+          source: 'kubelet',
+        });
+        return {
+          ...base,
+          ready: false,
+          imageRef: '',
+          waiting: { reason: result.reason, message: result.message },
+          result,
+        };
       }
       this.#ready.set(key, result.imageRef);
       return { ...base, ready: true, imageRef: result.imageRef, result };

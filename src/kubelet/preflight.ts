@@ -97,9 +97,16 @@ export async function preflightPod(pod: PodImageSpec, options: PreflightOptions)
     else secrets.push(secret);
   }
   const containers: PreflightContainer[] = [];
-  for (const container of pod.initContainers) containers.push(await preflightContainer(pod, container, true, secrets, missing, options));
-  for (const container of pod.containers) containers.push(await preflightContainer(pod, container, false, secrets, missing, options));
-  return { pod: { namespace: pod.namespace, name: pod.name }, missingSecrets: missing, containers, ok: containers.every((c) => c.action !== 'fail') };
+  for (const container of pod.initContainers)
+    containers.push(await preflightContainer(pod, container, true, secrets, missing, options));
+  for (const container of pod.containers)
+    containers.push(await preflightContainer(pod, container, false, secrets, missing, options));
+  return {
+    pod: { namespace: pod.namespace, name: pod.name },
+    missingSecrets: missing,
+    containers,
+    ok: containers.every((c) => c.action !== 'fail'),
+  };
 }
 
 async function preflightContainer(
@@ -114,8 +121,15 @@ async function preflightContainer(
   const pullPolicy = containerPullPolicy(container);
   const notes: string[] = [];
   const base = { name: container.name, init, image: img, pullPolicy };
-  if (container.imagePullPolicy === undefined || container.imagePullPolicy === '') notes.push(`imagePullPolicy defaults to ${pullPolicy} for this image`);
-  const fail = (reason: string, message: string, problem: PreflightProblem, fix: string, attempts: PreflightAttempt[] = []): PreflightContainer => ({
+  if (container.imagePullPolicy === undefined || container.imagePullPolicy === '')
+    notes.push(`imagePullPolicy defaults to ${pullPolicy} for this image`);
+  const fail = (
+    reason: string,
+    message: string,
+    problem: PreflightProblem,
+    fix: string,
+    attempts: PreflightAttempt[] = [],
+  ): PreflightContainer => ({
     ...base,
     action: 'fail',
     reason,
@@ -146,7 +160,12 @@ async function preflightContainer(
     imageRef = await options.imageService.getImageRef(image);
   } catch (error) {
     if (pullPolicy !== 'Always') {
-      return fail(WaitingReason.ImageInspectError, messages.inspectFailed(errorText(error)), 'inspect-failed', 'check the node\'s image store (kimg fsck)');
+      return fail(
+        WaitingReason.ImageInspectError,
+        messages.inspectFailed(errorText(error)),
+        'inspect-failed',
+        "check the node's image store (kimg fsck)",
+      );
     }
   }
   if (pullPolicy === 'Never' && imageRef === '') {
@@ -159,30 +178,51 @@ async function preflightContainer(
   }
 
   let lookup: Promise<KeyringMatch[]> | undefined;
-  const credentials = () => (lookup ??= lookupImageCredentials(repository, secrets, options.credentials ?? {}, pod.namespace));
+  const credentials = () =>
+    (lookup ??= lookupImageCredentials(repository, secrets, options.credentials ?? {}, pod.namespace));
   const secretError = (error: unknown) =>
-    fail(errorText(error), errorText(error), 'secret-invalid', 'fix the pull secret: its data must be a valid docker config (kubectl create secret docker-registry …)');
+    fail(
+      errorText(error),
+      errorText(error),
+      'secret-invalid',
+      'fix the pull secret: its data must be a valid docker config (kubectl create secret docker-registry …)',
+    );
 
   if (pullPolicy !== 'Always' && imageRef !== '') {
     const gate = options.ensureSecretPulledImages !== false && options.verifier !== undefined;
-    if (!gate) return { ...base, action: 'use-local', message: messages.alreadyPresent(img), imageRef, attempts: [], notes };
+    if (!gate)
+      return { ...base, action: 'use-local', message: messages.alreadyPresent(img), imageRef, attempts: [], notes };
     let explanation;
     try {
-      explanation = await options.verifier!.explainMustAttemptImagePull(img, imageRef, async () => podCredentialsOf(await credentials()), { write: false });
+      explanation = await options.verifier!.explainMustAttemptImagePull(
+        img,
+        imageRef,
+        async () => podCredentialsOf(await credentials()),
+        { write: false },
+      );
     } catch (error) {
       return secretError(error);
     }
     if (explanation.decision === 'use') {
       notes.push(`credential check (KEP-2535): ${explanation.why}`);
-      return { ...base, action: 'use-local', message: messages.alreadyPresentAndAccessible(img), imageRef, attempts: [], notes };
+      return {
+        ...base,
+        action: 'use-local',
+        message: messages.alreadyPresentAndAccessible(img),
+        imageRef,
+        attempts: [],
+        notes,
+      };
     }
-    notes.push(`the image is present but the pod must prove access to it (KEP-2535, ${options.verifier!.policy}): ${explanation.why}`);
+    notes.push(
+      `the image is present but the pod must prove access to it (KEP-2535, ${options.verifier!.policy}): ${explanation.why}`,
+    );
     if (pullPolicy === 'Never') {
       return fail(
         WaitingReason.ErrImageNeverPull,
         messages.neverPull(img),
         'never-not-verified',
-        'list the imagePullSecret the image was pulled with, or set imagePullPolicy: IfNotPresent so the kubelet re-pulls with this pod\'s credentials',
+        "list the imagePullSecret the image was pulled with, or set imagePullPolicy: IfNotPresent so the kubelet re-pulls with this pod's credentials",
       );
     }
   } else if (pullPolicy === 'Always' && imageRef !== '') {
@@ -206,9 +246,12 @@ async function preflightContainer(
       });
       attempts.push({ credential: describeMatch(match), ok: true });
       if (resolved.platformDigest === undefined) {
-        notes.push(`the image is built for ${resolved.platforms.join(', ') || 'an unknown platform'} only, not ${options.platform}: containerd and CRI-O refuse it (kimg pulls it)`);
+        notes.push(
+          `the image is built for ${resolved.platforms.join(', ') || 'an unknown platform'} only, not ${options.platform}: containerd and CRI-O refuse it (kimg pulls it)`,
+        );
       }
-      if (imageRef !== '' && resolved.digest === imageRef) notes.push('the stored image is up to date: the pull would transfer nothing');
+      if (imageRef !== '' && resolved.digest === imageRef)
+        notes.push('the stored image is up to date: the pull would transfer nothing');
       return {
         ...base,
         action: 'pull',
@@ -220,13 +263,27 @@ async function preflightContainer(
       };
     } catch (error) {
       errors.push(error);
-      attempts.push({ credential: describeMatch(match), ok: false, error: errorText(error), ...(isKimgError(error) && { code: error.code }) });
+      attempts.push({
+        credential: describeMatch(match),
+        ok: false,
+        error: errorText(error),
+        ...(isKimgError(error) && { code: error.code }),
+      });
     }
   }
   const raw = aggregateMessages(errors.map(errorText));
   const { reason, message } = evalPullError(img, raw);
   const codes = new Set(errors.map((e) => (isKimgError(e) ? e.code : '')));
-  const diagnosis = diagnose(codes, { registry, repository, tag: parsed.ok ? parsed.value.tag : '', matches, missingSecrets, pod, platform: options.platform, errors });
+  const diagnosis = diagnose(codes, {
+    registry,
+    repository,
+    tag: parsed.ok ? parsed.value.tag : '',
+    matches,
+    missingSecrets,
+    pod,
+    platform: options.platform,
+    errors,
+  });
   return fail(reason, message, diagnosis.problem, diagnosis.fix, attempts);
 }
 
@@ -245,7 +302,9 @@ function diagnose(
 ): { problem: PreflightProblem; fix: string } {
   const { registry, repository, matches, missingSecrets, pod } = context;
   if (codes.has('ErrPlatformNotFound')) {
-    const available = context.errors.map((e) => (e as { available?: readonly string[] }).available).find((a) => a !== undefined);
+    const available = context.errors
+      .map((e) => (e as { available?: readonly string[] }).available)
+      .find((a) => a !== undefined);
     return {
       problem: 'missing-platform',
       fix: `the image has no ${context.platform} variant${available === undefined ? '' : ` (it offers ${available.join(', ')})`}: use a multi-platform image, or schedule the pod on a matching node (nodeSelector kubernetes.io/arch)`,
@@ -254,7 +313,10 @@ function diagnose(
   if (codes.has('ErrUnauthorized') || codes.has('ErrDenied')) {
     if (matches.length > 0) {
       const used = [...new Set(matches.map((m) => m.sourceLabel))].join(', ');
-      return { problem: 'credentials-refused', fix: `${registry} refused the credentials from ${used}: update the secret with a valid username and password or token for ${registry}` };
+      return {
+        problem: 'credentials-refused',
+        fix: `${registry} refused the credentials from ${used}: update the secret with a valid username and password or token for ${registry}`,
+      };
     }
     if (missingSecrets.length > 0) {
       return {
@@ -274,12 +336,22 @@ function diagnose(
       fix: `${registry} needs credentials and the pod has no imagePullSecrets: kubectl create secret docker-registry regcred --docker-server=${registry} --docker-username=… --docker-password=… -n ${pod.namespace}, then add "imagePullSecrets: [{name: regcred}]" to the pod spec`,
     };
   }
-  if (codes.has('ErrNameUnknown')) return { problem: 'unknown-repository', fix: `${repository} does not exist on ${registry}: check the repository name` };
+  if (codes.has('ErrNameUnknown'))
+    return {
+      problem: 'unknown-repository',
+      fix: `${repository} does not exist on ${registry}: check the repository name`,
+    };
   if (codes.has('ErrManifestUnknown')) {
-    return { problem: 'unknown-tag', fix: `${repository} has no ${context.tag === '' ? 'such digest' : `tag ${JSON.stringify(context.tag)}`} (or the repository does not exist): check the tag (kimg resolve ${repository}:<tag>)` };
+    return {
+      problem: 'unknown-tag',
+      fix: `${repository} has no ${context.tag === '' ? 'such digest' : `tag ${JSON.stringify(context.tag)}`} (or the repository does not exist): check the tag (kimg resolve ${repository}:<tag>)`,
+    };
   }
   if (codes.has('ErrConnection') || codes.has('ErrRegistryUnavailable') || codes.has('ErrTLS')) {
-    return { problem: 'registry-unavailable', fix: `${registry} could not be reached: check the name, the network, and the registry's TLS settings (hosts.toml)` };
+    return {
+      problem: 'registry-unavailable',
+      fix: `${registry} could not be reached: check the name, the network, and the registry's TLS settings (hosts.toml)`,
+    };
   }
   return { problem: 'pull-failed', fix: 'see the error above' };
 }

@@ -16,7 +16,14 @@ function manager(policy: VerificationPolicy = 'NeverVerifyPreloadedImages', allo
   const clock = new ManualClock();
   const checks: string[] = [];
   const errors: string[] = [];
-  const pm = new ImagePullManager({ records, policy, allowlist, clock, onMustPullCheck: (r) => checks.push(r), onError: (_e, context) => errors.push(context) });
+  const pm = new ImagePullManager({
+    records,
+    policy,
+    allowlist,
+    clock,
+    onMustPullCheck: (r) => checks.push(r),
+    onError: (_e, context) => errors.push(context),
+  });
   return { records, clock, pm, checks, errors };
 }
 
@@ -35,7 +42,11 @@ describe('ImagePullManager.mustAttemptImagePull, in the spec order (kubelet.md Â
 
   it('3. a policy that requires no verification â†’ use (preloaded images are trusted)', async () => {
     const { pm } = manager();
-    assert.equal(await pm.mustAttemptImagePull('nginx', 'sha256:preloaded', noCredentials), 'use', 'no record, no intent: loaded behind the kubelet\'s back');
+    assert.equal(
+      await pm.mustAttemptImagePull('nginx', 'sha256:preloaded', noCredentials),
+      'use',
+      "no record, no intent: loaded behind the kubelet's back",
+    );
     const never = manager('NeverVerify');
     await never.pm.recordImagePulled('nginx', 'sha256:1', { kubernetesSecrets: [regcred] });
     assert.equal(await never.pm.mustAttemptImagePull('nginx', 'sha256:1', noCredentials), 'use');
@@ -47,16 +58,30 @@ describe('ImagePullManager.mustAttemptImagePull, in the spec order (kubelet.md Â
     assert.equal(await pm.mustAttemptImagePull('nginx', 'sha256:1', noCredentials), 'pull', 'an intent in flight');
     const restarted = manager();
     await restarted.records.writeIntent('nginx');
-    assert.equal(await restarted.pm.mustAttemptImagePull('nginx', 'sha256:1', noCredentials), 'pull', 'an intent on disk');
+    assert.equal(
+      await restarted.pm.mustAttemptImagePull('nginx', 'sha256:1', noCredentials),
+      'pull',
+      'an intent on disk',
+    );
   });
 
   it('5â€“8. a record decides by repository entry and the pod secrets, calling getPodCredentials only when needed', async () => {
     const { pm, records } = manager();
     await pm.recordImagePulled('nginx:1.25', 'sha256:1', { kubernetesSecrets: [regcred] });
-    assert.equal(await pm.mustAttemptImagePull('nginx:1.25', 'sha256:1', noCredentials), 'pull', 'a pod without the secret must pull');
+    assert.equal(
+      await pm.mustAttemptImagePull('nginx:1.25', 'sha256:1', noCredentials),
+      'pull',
+      'a pod without the secret must pull',
+    );
     assert.equal(await pm.mustAttemptImagePull('nginx:1.25', 'sha256:1', withSecret), 'use');
-    assert.equal(await pm.mustAttemptImagePull('other/nginx:1.25', 'sha256:1', withSecret), 'pull', 'no entry for that repository');
-    await pm.mustAttemptImagePull('nginx:1.25', 'sha256:1', async () => ({ secrets: [{ ...regcred, uid: 'u2', name: 'copy' }] }));
+    assert.equal(
+      await pm.mustAttemptImagePull('other/nginx:1.25', 'sha256:1', withSecret),
+      'pull',
+      'no entry for that repository',
+    );
+    await pm.mustAttemptImagePull('nginx:1.25', 'sha256:1', async () => ({
+      secrets: [{ ...regcred, uid: 'u2', name: 'copy' }],
+    }));
     const merged = await records.getRecord('sha256:1');
     assert.deepEqual(
       merged?.credentialMapping[repo]?.kubernetesSecrets?.map((s) => s.name),
@@ -82,7 +107,12 @@ describe('ImagePullManager.mustAttemptImagePull, in the spec order (kubelet.md Â
   it('counts checks by result and passes getPodCredentials errors through', async () => {
     const { pm, checks } = manager('AlwaysVerify');
     await pm.recordImagePulled('nginx', 'sha256:1', { kubernetesSecrets: [regcred] });
-    await assert.rejects(pm.mustAttemptImagePull('nginx', 'sha256:1', async () => Promise.reject(new Error('invalid pull secret default/x'))), /invalid pull secret/);
+    await assert.rejects(
+      pm.mustAttemptImagePull('nginx', 'sha256:1', async () =>
+        Promise.reject(new Error('invalid pull secret default/x')),
+      ),
+      /invalid pull secret/,
+    );
     await pm.mustAttemptImagePull('nginx', 'sha256:1', withSecret);
     assert.deepEqual(checks, ['error', 'use']);
   });
@@ -91,7 +121,12 @@ describe('ImagePullManager.mustAttemptImagePull, in the spec order (kubelet.md Â
     const { pm, records } = manager();
     await pm.recordImagePulled('nginx', 'sha256:1', { kubernetesSecrets: [regcred] });
     const before = await records.getRecord('sha256:1');
-    const explained = await pm.explainMustAttemptImagePull('nginx', 'sha256:1', async () => ({ secrets: [{ ...regcred, name: 'copy', uid: 'u9' }] }), { write: false });
+    const explained = await pm.explainMustAttemptImagePull(
+      'nginx',
+      'sha256:1',
+      async () => ({ secrets: [{ ...regcred, name: 'copy', uid: 'u9' }] }),
+      { write: false },
+    );
     assert.equal(explained.decision, 'use');
     assert.deepEqual(await records.getRecord('sha256:1'), before);
   });
@@ -123,7 +158,9 @@ describe('ImagePullManager records', () => {
   it('fails recordPullIntent with the kubelet prefix', async () => {
     const { pm, records } = manager();
     records.writeIntent = async () => Promise.reject(new Error('read-only file system'));
-    await assert.rejects(pm.recordPullIntent('nginx'), { message: 'failed to record image pull intent: read-only file system' });
+    await assert.rejects(pm.recordPullIntent('nginx'), {
+      message: 'failed to record image pull intent: read-only file system',
+    });
   });
 
   it('on start, turns intents of images the runtime has into records without credentials', async () => {
@@ -131,10 +168,24 @@ describe('ImagePullManager records', () => {
     await records.writeIntent('docker.io/library/nginx:1.25');
     await records.writeIntent('nginx:1.25');
     await records.writeIntent('gone:1');
-    await pm.initialize([{ id: 'sha256:n', repoTags: ['docker.io/library/nginx:1.25'], repoDigests: ['docker.io/library/nginx@sha256:n'] }]);
-    assert.deepEqual(records.records.get('sha256:n'), { lastUpdatedTime: '2025-01-02T03:04:05Z', imageRef: 'sha256:n', credentialMapping: {} } satisfies ImagePulledRecord);
-    assert.deepEqual([...records.intents.keys()].sort(), ['gone:1', 'nginx:1.25'], 'only exact RepoTags/RepoDigests matches are converted');
-    assert.equal(await pm.mustAttemptImagePull('docker.io/library/nginx:1.25', 'sha256:n', withSecret), 'pull', 'forces re-verification');
+    await pm.initialize([
+      { id: 'sha256:n', repoTags: ['docker.io/library/nginx:1.25'], repoDigests: ['docker.io/library/nginx@sha256:n'] },
+    ]);
+    assert.deepEqual(records.records.get('sha256:n'), {
+      lastUpdatedTime: '2025-01-02T03:04:05Z',
+      imageRef: 'sha256:n',
+      credentialMapping: {},
+    } satisfies ImagePulledRecord);
+    assert.deepEqual(
+      [...records.intents.keys()].sort(),
+      ['gone:1', 'nginx:1.25'],
+      'only exact RepoTags/RepoDigests matches are converted',
+    );
+    assert.equal(
+      await pm.mustAttemptImagePull('docker.io/library/nginx:1.25', 'sha256:n', withSecret),
+      'pull',
+      'forces re-verification',
+    );
   });
 
   it('prunes records of vanished images last updated before the GC round', async () => {

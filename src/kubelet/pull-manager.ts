@@ -15,7 +15,12 @@ import {
   type PodCredentials,
 } from './pull-records.ts';
 import type { PullRecordsAccessor } from './pull-records-store.ts';
-import { parseAllowlist, requiresVerification, type Allowlist, type VerificationPolicy } from './verification-policy.ts';
+import {
+  parseAllowlist,
+  requiresVerification,
+  type Allowlist,
+  type VerificationPolicy,
+} from './verification-policy.ts';
 
 export type MustPullDecision = 'pull' | 'use';
 
@@ -25,7 +30,11 @@ export interface PullVerifier {
   recordImagePulled(image: string, imageRef: string, credentials: ImagePullCredentials | undefined): Promise<void>;
   recordImagePullFailed(image: string): Promise<void>;
   /** May the pod use the present image `imageRef`? Rejects with getPodCredentials' error. */
-  mustAttemptImagePull(image: string, imageRef: string, getPodCredentials: () => Promise<PodCredentials>): Promise<MustPullDecision>;
+  mustAttemptImagePull(
+    image: string,
+    imageRef: string,
+    getPodCredentials: () => Promise<PodCredentials>,
+  ): Promise<MustPullDecision>;
 }
 
 /** A decision with the reason in words, for `--dry-run` and `explain`. */
@@ -94,7 +103,11 @@ export class ImagePullManager implements PullVerifier {
     });
   }
 
-  async recordImagePulled(image: string, imageRef: string, credentials: ImagePullCredentials | undefined): Promise<void> {
+  async recordImagePulled(
+    image: string,
+    imageRef: string,
+    credentials: ImagePullCredentials | undefined,
+  ): Promise<void> {
     try {
       await this.#writePulledRecordIfChanged(image, imageRef, credentials);
     } catch (err) {
@@ -109,7 +122,11 @@ export class ImagePullManager implements PullVerifier {
     await this.#decrementIntent(image);
   }
 
-  async mustAttemptImagePull(image: string, imageRef: string, getPodCredentials: () => Promise<PodCredentials>): Promise<MustPullDecision> {
+  async mustAttemptImagePull(
+    image: string,
+    imageRef: string,
+    getPodCredentials: () => Promise<PodCredentials>,
+  ): Promise<MustPullDecision> {
     try {
       const { decision } = await this.explainMustAttemptImagePull(image, imageRef, getPodCredentials, { write: true });
       this.#options.onMustPullCheck?.(decision);
@@ -144,9 +161,13 @@ export class ImagePullManager implements PullVerifier {
       return { decision: 'pull', why: 'the pull records could not be read (fail safe)' };
     }
     if (!requiresVerification(this.policy, this.allowlist, image, pulledByKubelet)) {
-      return { decision: 'use', why: `${this.policy} requires no verification${pulledByKubelet ? '' : ' (the image was not pulled by the kubelet)'}` };
+      return {
+        decision: 'use',
+        why: `${this.policy} requires no verification${pulledByKubelet ? '' : ' (the image was not pulled by the kubelet)'}`,
+      };
     }
-    if (record === undefined) return { decision: 'pull', why: 'a pull of it is in flight or was interrupted; no record of its credentials' };
+    if (record === undefined)
+      return { decision: 'pull', why: 'a pull of it is in flight or was interrupted; no record of its credentials' };
     const repository = repositoryOf(image);
     if (repository === undefined) return { decision: 'pull', why: 'the image name does not parse' };
     const check = await checkRecordedCredentials(record, repository, getPodCredentials);
@@ -183,9 +204,14 @@ export class ImagePullManager implements PullVerifier {
     return this.#intentCounters.get(image) ?? 0;
   }
 
-  async #writePulledRecordIfChanged(image: string, imageRef: string, credentials: ImagePullCredentials | undefined): Promise<void> {
+  async #writePulledRecordIfChanged(
+    image: string,
+    imageRef: string,
+    credentials: ImagePullCredentials | undefined,
+  ): Promise<void> {
     const repository = repositoryOf(image);
-    if (repository === undefined) throw new Error(`invalid image name ${JSON.stringify(image)} was passed to the pull manager`);
+    if (repository === undefined)
+      throw new Error(`invalid image name ${JSON.stringify(image)} was passed to the pull manager`);
     await this.#recordLocks.run(imageRef, async () => {
       let existing: ImagePulledRecord | undefined;
       try {

@@ -4,7 +4,13 @@
  * order and escaping; files named `sha256-<hex sha256 of the key>`.
  */
 import { createHash } from 'node:crypto';
-import type { ImagePullCredentials, ImagePullIntent, ImagePulledRecord, ImagePullSecretRef, ImagePullServiceAccountRef } from './pull-records.ts';
+import type {
+  ImagePullCredentials,
+  ImagePullIntent,
+  ImagePulledRecord,
+  ImagePullSecretRef,
+  ImagePullServiceAccountRef,
+} from './pull-records.ts';
 
 export const RECORDS_API_VERSION = 'kubelet.config.k8s.io/v1beta1';
 export const RECORDS_READ_VERSIONS: readonly string[] = [RECORDS_API_VERSION, 'kubelet.config.k8s.io/v1alpha1'];
@@ -18,7 +24,10 @@ export function recordFileName(key: string): string {
 
 /** A JSON string as Go's encoding/json writes it (`<`, `>`, `&`, U+2028, U+2029 escaped). */
 export function goJsonString(value: string): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 function encodeObject(fields: [string, string | undefined][]): string {
@@ -58,7 +67,9 @@ function encodeCredentials(c: ImagePullCredentials): string {
 }
 
 export function encodePulledRecord(record: ImagePulledRecord): string {
-  const repositories = Object.keys(record.credentialMapping).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const repositories = Object.keys(record.credentialMapping).sort((a, b) =>
+    Buffer.compare(Buffer.from(a), Buffer.from(b)),
+  );
   const mapping =
     repositories.length === 0
       ? undefined
@@ -83,7 +94,8 @@ export function encodePullIntent(intent: ImagePullIntent): string {
 type Json = Record<string, unknown>;
 
 function strictObject(value: unknown, where: string, allowed: readonly string[]): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RecordDecodeError(`${where}: expected an object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new RecordDecodeError(`${where}: expected an object`);
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) throw new RecordDecodeError(`${where}: unknown field ${JSON.stringify(key)}`);
   }
@@ -133,7 +145,11 @@ function decodeSecret(value: unknown, where: string): ImagePullSecretRef {
 
 function decodeAccount(value: unknown, where: string): ImagePullServiceAccountRef {
   const o = strictObject(value, where, ['uid', 'namespace', 'name']);
-  return { uid: stringField(o, 'uid', where, false), namespace: stringField(o, 'namespace', where, false), name: stringField(o, 'name', where, false) };
+  return {
+    uid: stringField(o, 'uid', where, false),
+    namespace: stringField(o, 'namespace', where, false),
+    name: stringField(o, 'name', where, false),
+  };
 }
 
 function decodeCredentials(value: unknown, where: string): ImagePullCredentials {
@@ -141,7 +157,8 @@ function decodeCredentials(value: unknown, where: string): ImagePullCredentials 
   const secrets = decodeList(o['kubernetesSecrets'], `${where}.kubernetesSecrets`, decodeSecret);
   const accounts = decodeList(o['kubernetesServiceAccounts'], `${where}.kubernetesServiceAccounts`, decodeAccount);
   const node = o['nodePodsAccessible'];
-  if (node !== undefined && node !== null && typeof node !== 'boolean') throw new RecordDecodeError(`${where}.nodePodsAccessible: expected true or false`);
+  if (node !== undefined && node !== null && typeof node !== 'boolean')
+    throw new RecordDecodeError(`${where}.nodePodsAccessible: expected true or false`);
   return {
     ...(secrets !== undefined && secrets.length > 0 && { kubernetesSecrets: secrets }),
     ...(accounts !== undefined && accounts.length > 0 && { kubernetesServiceAccounts: accounts }),
@@ -152,13 +169,16 @@ function decodeCredentials(value: unknown, where: string): ImagePullCredentials 
 export function decodePulledRecord(text: string, where = 'ImagePulledRecord'): ImagePulledRecord {
   const o = parseDocument(text, 'ImagePulledRecord', where, ['lastUpdatedTime', 'imageRef', 'credentialMapping']);
   const lastUpdatedTime = stringField(o, 'lastUpdatedTime', where);
-  if (Number.isNaN(Date.parse(lastUpdatedTime))) throw new RecordDecodeError(`${where}.lastUpdatedTime: not an RFC 3339 time`);
+  if (Number.isNaN(Date.parse(lastUpdatedTime)))
+    throw new RecordDecodeError(`${where}.lastUpdatedTime: not an RFC 3339 time`);
   const imageRef = stringField(o, 'imageRef', where);
   const mappingValue = o['credentialMapping'];
   const credentialMapping: Record<string, ImagePullCredentials> = {};
   if (mappingValue !== undefined && mappingValue !== null) {
-    if (typeof mappingValue !== 'object' || Array.isArray(mappingValue)) throw new RecordDecodeError(`${where}.credentialMapping: expected an object`);
-    for (const [repo, creds] of Object.entries(mappingValue as Json)) credentialMapping[repo] = decodeCredentials(creds, `${where}.credentialMapping[${JSON.stringify(repo)}]`);
+    if (typeof mappingValue !== 'object' || Array.isArray(mappingValue))
+      throw new RecordDecodeError(`${where}.credentialMapping: expected an object`);
+    for (const [repo, creds] of Object.entries(mappingValue as Json))
+      credentialMapping[repo] = decodeCredentials(creds, `${where}.credentialMapping[${JSON.stringify(repo)}]`);
   }
   return { lastUpdatedTime, imageRef, credentialMapping };
 }

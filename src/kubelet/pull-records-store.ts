@@ -193,8 +193,15 @@ export class CachedPullRecords implements PullRecordsAccessor {
   }
 
   /** Loads what the delegate holds; the caches stay authoritative while everything fits. */
-  static async open(delegate: PullRecordsAccessor, options: { intentCapacity?: number; recordCapacity?: number } = {}): Promise<CachedPullRecords> {
-    const cached = new CachedPullRecords(delegate, options.intentCapacity ?? INTENT_CACHE_SIZE, options.recordCapacity ?? RECORD_CACHE_SIZE);
+  static async open(
+    delegate: PullRecordsAccessor,
+    options: { intentCapacity?: number; recordCapacity?: number } = {},
+  ): Promise<CachedPullRecords> {
+    const cached = new CachedPullRecords(
+      delegate,
+      options.intentCapacity ?? INTENT_CACHE_SIZE,
+      options.recordCapacity ?? RECORD_CACHE_SIZE,
+    );
     for (const intent of await delegate.listIntents()) cached.#intents.set(intent.image, intent);
     for (const record of await delegate.listRecords()) cached.#records.set(record.imageRef, record);
     return cached;

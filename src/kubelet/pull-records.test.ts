@@ -5,13 +5,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { credentialHash, BasicCredential } from '../credentials/index.ts';
-import { decodePullIntent, decodePulledRecord, encodePullIntent, encodePulledRecord, recordFileName } from './pull-records-codec.ts';
+import {
+  decodePullIntent,
+  decodePulledRecord,
+  encodePullIntent,
+  encodePulledRecord,
+  recordFileName,
+} from './pull-records-codec.ts';
 import { CachedPullRecords, FsPullRecords, MemoryPullRecords } from './pull-records-store.ts';
-import { checkRecordedCredentials, mergePulledRecord, recordTime, type ImagePulledRecord, type ImagePullSecretRef, type PodCredentials } from './pull-records.ts';
+import {
+  checkRecordedCredentials,
+  mergePulledRecord,
+  recordTime,
+  type ImagePulledRecord,
+  type ImagePullSecretRef,
+  type PodCredentials,
+} from './pull-records.ts';
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 const repo = 'docker.io/library/nginx';
-const secret = (name: string, hash = `hash-${name}`, namespace = 'default', uid = `uid-${name}`): ImagePullSecretRef => ({ uid, namespace, name, credentialHash: hash });
+const secret = (
+  name: string,
+  hash = `hash-${name}`,
+  namespace = 'default',
+  uid = `uid-${name}`,
+): ImagePullSecretRef => ({ uid, namespace, name, credentialHash: hash });
 
 describe('pulled records: merging the credentials of a pull (kubelet.md §10)', () => {
   it('always writes a new record; an empty mapping without credentials', () => {
@@ -32,7 +50,13 @@ describe('pulled records: merging the credentials of a pull (kubelet.md §10)', 
 
   it('stores new credentials as given for a repository not yet mapped', () => {
     const existing = mergePulledRecord(undefined, 'sha256:1', repo, { nodePodsAccessible: true }, T0).record;
-    const merged = mergePulledRecord(existing, 'sha256:1', 'docker.io/team/nginx', { kubernetesSecrets: [secret('b')] }, T0 + 10_000);
+    const merged = mergePulledRecord(
+      existing,
+      'sha256:1',
+      'docker.io/team/nginx',
+      { kubernetesSecrets: [secret('b')] },
+      T0 + 10_000,
+    );
     assert.equal(merged.changed, true);
     assert.equal(merged.record.lastUpdatedTime, '2025-01-02T03:04:15Z');
     assert.deepEqual(merged.record.credentialMapping['docker.io/team/nginx'], { kubernetesSecrets: [secret('b')] });
@@ -40,19 +64,44 @@ describe('pulled records: merging the credentials of a pull (kubelet.md §10)', 
 
   it('keeps node-accessible sticky, and node-accessible replaces secret lists', () => {
     const node = mergePulledRecord(undefined, 'sha256:1', repo, { nodePodsAccessible: true }, T0).record;
-    assert.equal(mergePulledRecord(node, 'sha256:1', repo, { kubernetesSecrets: [secret('a')] }, T0 + 1000).changed, false);
+    assert.equal(
+      mergePulledRecord(node, 'sha256:1', repo, { kubernetesSecrets: [secret('a')] }, T0 + 1000).changed,
+      false,
+    );
     const secrets = mergePulledRecord(undefined, 'sha256:1', repo, { kubernetesSecrets: [secret('a')] }, T0).record;
     const nowNode = mergePulledRecord(secrets, 'sha256:1', repo, { nodePodsAccessible: true }, T0 + 1000);
     assert.deepEqual(nowNode.record.credentialMapping[repo], { nodePodsAccessible: true });
   });
 
   it('de-duplicates secrets by namespace, name and uid, the new hash winning, sorted in byte order', () => {
-    const first = mergePulledRecord(undefined, 'sha256:1', repo, { kubernetesSecrets: [secret('zeta', 'h1')] }, T0).record;
-    const second = mergePulledRecord(first, 'sha256:1', repo, { kubernetesSecrets: [secret('alpha', 'h2', 'prod'), secret('Beta', 'h3')] }, T0 + 1000).record;
+    const first = mergePulledRecord(
+      undefined,
+      'sha256:1',
+      repo,
+      { kubernetesSecrets: [secret('zeta', 'h1')] },
+      T0,
+    ).record;
+    const second = mergePulledRecord(
+      first,
+      'sha256:1',
+      repo,
+      { kubernetesSecrets: [secret('alpha', 'h2', 'prod'), secret('Beta', 'h3')] },
+      T0 + 1000,
+    ).record;
     const third = mergePulledRecord(second, 'sha256:1', repo, { kubernetesSecrets: [secret('zeta', 'h9')] }, T0 + 2000);
     assert.equal(third.changed, true);
-    assert.deepEqual(third.record.credentialMapping[repo]?.kubernetesSecrets, [secret('Beta', 'h3'), secret('zeta', 'h9'), secret('alpha', 'h2', 'prod')]);
-    const again = mergePulledRecord(third.record, 'sha256:1', repo, { kubernetesSecrets: [secret('zeta', 'h9')] }, T0 + 3000);
+    assert.deepEqual(third.record.credentialMapping[repo]?.kubernetesSecrets, [
+      secret('Beta', 'h3'),
+      secret('zeta', 'h9'),
+      secret('alpha', 'h2', 'prod'),
+    ]);
+    const again = mergePulledRecord(
+      third.record,
+      'sha256:1',
+      repo,
+      { kubernetesSecrets: [secret('zeta', 'h9')] },
+      T0 + 3000,
+    );
     assert.equal(again.changed, false, 'nothing new: not updated, lastUpdatedTime unchanged');
     assert.equal(again.record.lastUpdatedTime, '2025-01-02T03:04:07Z');
   });
@@ -64,16 +113,25 @@ describe('pulled records: merging the credentials of a pull (kubelet.md §10)', 
     assert.deepEqual(merged.record.credentialMapping[repo]?.kubernetesServiceAccounts, [sa('a'), sa('b')]);
   });
 
-  it('formats lastUpdatedTime as RFC 3339 UTC whole seconds', () => assert.equal(recordTime(T0), '2025-01-02T03:04:05Z'));
+  it('formats lastUpdatedTime as RFC 3339 UTC whole seconds', () =>
+    assert.equal(recordTime(T0), '2025-01-02T03:04:05Z'));
 });
 
 describe('checking a pod against a pulled record (kubelet.md §10 decision 5–10)', () => {
-  const record = (creds: ImagePulledRecord['credentialMapping'][string]): ImagePulledRecord => ({ lastUpdatedTime: 'x', imageRef: 'sha256:1', credentialMapping: { [repo]: creds } });
+  const record = (creds: ImagePulledRecord['credentialMapping'][string]): ImagePulledRecord => ({
+    lastUpdatedTime: 'x',
+    imageRef: 'sha256:1',
+    credentialMapping: { [repo]: creds },
+  });
   const pod = (p: PodCredentials) => async () => p;
   const never = async (): Promise<PodCredentials> => assert.fail('getPodCredentials must not be called');
 
   it('pulls when the repository has no entry, or the entry names no credentials', async () => {
-    assert.equal((await checkRecordedCredentials({ lastUpdatedTime: 'x', imageRef: 'r', credentialMapping: {} }, repo, never)).decision, 'pull');
+    assert.equal(
+      (await checkRecordedCredentials({ lastUpdatedTime: 'x', imageRef: 'r', credentialMapping: {} }, repo, never))
+        .decision,
+      'pull',
+    );
     assert.equal((await checkRecordedCredentials(record({}), repo, never)).decision, 'pull');
   });
 
@@ -82,45 +140,93 @@ describe('checking a pod against a pulled record (kubelet.md §10 decision 5–1
   });
 
   it('uses on an equal non-empty hash, merging the pod secret when its coordinates differ', async () => {
-    const result = await checkRecordedCredentials(record({ kubernetesSecrets: [secret('a', 'H')] }), repo, pod({ secrets: [secret('other', 'H')] }));
+    const result = await checkRecordedCredentials(
+      record({ kubernetesSecrets: [secret('a', 'H')] }),
+      repo,
+      pod({ secrets: [secret('other', 'H')] }),
+    );
     assert.equal(result.decision, 'use');
     assert.deepEqual(result.decision === 'use' && result.merge, secret('other', 'H'));
-    const same = await checkRecordedCredentials(record({ kubernetesSecrets: [secret('a', 'H')] }), repo, pod({ secrets: [secret('a', 'H')] }));
+    const same = await checkRecordedCredentials(
+      record({ kubernetesSecrets: [secret('a', 'H')] }),
+      repo,
+      pod({ secrets: [secret('a', 'H')] }),
+    );
     assert.equal(same.decision === 'use' && same.merge, undefined);
   });
 
   it('uses on equal coordinates with another hash (the secret was rotated), merging the new hash', async () => {
-    const result = await checkRecordedCredentials(record({ kubernetesSecrets: [secret('a', 'old')] }), repo, pod({ secrets: [secret('a', 'new')] }));
-    assert.deepEqual(result, { decision: 'use', why: 'secret default/a was used to pull it', merge: secret('a', 'new') });
-    const emptyStored = await checkRecordedCredentials(record({ kubernetesSecrets: [secret('a', '')] }), repo, pod({ secrets: [secret('a', '')] }));
+    const result = await checkRecordedCredentials(
+      record({ kubernetesSecrets: [secret('a', 'old')] }),
+      repo,
+      pod({ secrets: [secret('a', 'new')] }),
+    );
+    assert.deepEqual(result, {
+      decision: 'use',
+      why: 'secret default/a was used to pull it',
+      merge: secret('a', 'new'),
+    });
+    const emptyStored = await checkRecordedCredentials(
+      record({ kubernetesSecrets: [secret('a', '')] }),
+      repo,
+      pod({ secrets: [secret('a', '')] }),
+    );
     assert.equal(emptyStored.decision, 'use', 'an empty stored hash still matches by coordinates');
   });
 
   it('never matches an empty hash by hash', async () => {
-    const result = await checkRecordedCredentials(record({ kubernetesSecrets: [secret('a', '')] }), repo, pod({ secrets: [secret('b', '')] }));
+    const result = await checkRecordedCredentials(
+      record({ kubernetesSecrets: [secret('a', '')] }),
+      repo,
+      pod({ secrets: [secret('b', '')] }),
+    );
     assert.equal(result.decision, 'pull');
   });
 
   it('at 100 recorded secrets a hash match still uses without merging, a coordinate-only match is skipped', async () => {
     const many = Array.from({ length: 100 }, (_, i) => secret(`s${String(i).padStart(3, '0')}`));
-    const byHash = await checkRecordedCredentials(record({ kubernetesSecrets: many }), repo, pod({ secrets: [secret('x', 'hash-s050')] }));
+    const byHash = await checkRecordedCredentials(
+      record({ kubernetesSecrets: many }),
+      repo,
+      pod({ secrets: [secret('x', 'hash-s050')] }),
+    );
     assert.deepEqual(byHash, { decision: 'use', why: 'secret default/x holds the credential it was pulled with' });
-    const byCoordinates = await checkRecordedCredentials(record({ kubernetesSecrets: many }), repo, pod({ secrets: [secret('s050', 'rotated')] }));
+    const byCoordinates = await checkRecordedCredentials(
+      record({ kubernetesSecrets: many }),
+      repo,
+      pod({ secrets: [secret('s050', 'rotated')] }),
+    );
     assert.equal(byCoordinates.decision, 'pull');
-    const ninetyNine = await checkRecordedCredentials(record({ kubernetesSecrets: many.slice(1) }), repo, pod({ secrets: [secret('s050', 'rotated')] }));
+    const ninetyNine = await checkRecordedCredentials(
+      record({ kubernetesSecrets: many.slice(1) }),
+      repo,
+      pod({ secrets: [secret('s050', 'rotated')] }),
+    );
     assert.equal(ninetyNine.decision, 'use');
   });
 
   it('uses when the pod service account is recorded, else pulls', async () => {
     const sa = { uid: 'u', namespace: 'ns', name: 'builder' };
     const recorded = record({ kubernetesServiceAccounts: [sa] });
-    assert.equal((await checkRecordedCredentials(recorded, repo, pod({ secrets: [], serviceAccount: sa }))).decision, 'use');
-    assert.equal((await checkRecordedCredentials(recorded, repo, pod({ secrets: [], serviceAccount: { ...sa, uid: 'other' } }))).decision, 'pull');
+    assert.equal(
+      (await checkRecordedCredentials(recorded, repo, pod({ secrets: [], serviceAccount: sa }))).decision,
+      'use',
+    );
+    assert.equal(
+      (await checkRecordedCredentials(recorded, repo, pod({ secrets: [], serviceAccount: { ...sa, uid: 'other' } })))
+        .decision,
+      'pull',
+    );
     assert.equal((await checkRecordedCredentials(recorded, repo, pod({ secrets: [] }))).decision, 'pull');
   });
 
   it('returns the getPodCredentials error', async () => {
-    await assert.rejects(checkRecordedCredentials(record({ kubernetesSecrets: [secret('a')] }), repo, async () => Promise.reject(new Error('bad secret'))), /bad secret/);
+    await assert.rejects(
+      checkRecordedCredentials(record({ kubernetesSecrets: [secret('a')] }), repo, async () =>
+        Promise.reject(new Error('bad secret')),
+      ),
+      /bad secret/,
+    );
   });
 });
 
@@ -129,7 +235,9 @@ describe('records on disk (kubelet.md §10)', () => {
     lastUpdatedTime: '2025-01-02T03:04:05Z',
     imageRef: 'sha256:abc',
     credentialMapping: {
-      'docker.io/library/nginx': { kubernetesSecrets: [{ uid: 'u1', namespace: 'default', name: 'regcred', credentialHash: 'h<&>' }] },
+      'docker.io/library/nginx': {
+        kubernetesSecrets: [{ uid: 'u1', namespace: 'default', name: 'regcred', credentialHash: 'h<&>' }],
+      },
       'docker.io/a/b': { nodePodsAccessible: true },
     },
   };
@@ -139,17 +247,35 @@ describe('records on disk (kubelet.md §10)', () => {
       encodePulledRecord(sample),
       '{"kind":"ImagePulledRecord","apiVersion":"kubelet.config.k8s.io/v1beta1","lastUpdatedTime":"2025-01-02T03:04:05Z","imageRef":"sha256:abc","credentialMapping":{"docker.io/a/b":{"nodePodsAccessible":true},"docker.io/library/nginx":{"kubernetesSecrets":[{"uid":"u1","namespace":"default","name":"regcred","credentialHash":"h\\u003c\\u0026\\u003e"}]}}}\n',
     );
-    assert.equal(encodePullIntent({ image: 'nginx' }), '{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"nginx"}\n');
+    assert.equal(
+      encodePullIntent({ image: 'nginx' }),
+      '{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"nginx"}\n',
+    );
     assert.deepEqual(decodePulledRecord(encodePulledRecord(sample)), sample);
   });
 
   it('reads v1alpha1 and rejects unknown fields and wrong kinds', () => {
-    assert.deepEqual(decodePullIntent('{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1alpha1","image":"x"}'), { image: 'x' });
-    assert.throws(() => decodePullIntent('{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"x","extra":1}'), /unknown field "extra"/);
-    assert.throws(() => decodePullIntent('{"kind":"ImagePulledRecord","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"x"}'), /kind must be/);
+    assert.deepEqual(
+      decodePullIntent('{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1alpha1","image":"x"}'),
+      { image: 'x' },
+    );
+    assert.throws(
+      () =>
+        decodePullIntent(
+          '{"kind":"ImagePullIntent","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"x","extra":1}',
+        ),
+      /unknown field "extra"/,
+    );
+    assert.throws(
+      () => decodePullIntent('{"kind":"ImagePulledRecord","apiVersion":"kubelet.config.k8s.io/v1beta1","image":"x"}'),
+      /kind must be/,
+    );
     assert.throws(() => decodePullIntent('{"kind":"ImagePullIntent","apiVersion":"v1","image":"x"}'), /apiVersion/);
     assert.throws(
-      () => decodePulledRecord('{"kind":"ImagePulledRecord","apiVersion":"kubelet.config.k8s.io/v1beta1","lastUpdatedTime":"2025-01-02T03:04:05Z","imageRef":"r","credentialMapping":{"x":{"kubernetesSecrets":[{"uid":"","namespace":"","name":"","credentialHash":"","extra":1}]}}}'),
+      () =>
+        decodePulledRecord(
+          '{"kind":"ImagePulledRecord","apiVersion":"kubelet.config.k8s.io/v1beta1","lastUpdatedTime":"2025-01-02T03:04:05Z","imageRef":"r","credentialMapping":{"x":{"kubernetesSecrets":[{"uid":"","namespace":"","name":"","credentialHash":"","extra":1}]}}}',
+        ),
       /unknown field/,
     );
   });
@@ -178,7 +304,11 @@ describe('records on disk (kubelet.md §10)', () => {
       const skipped: string[] = [];
       assert.deepEqual(await new FsPullRecords(root, { onSkip: (p) => skipped.push(p) }).listRecords(), [sample]);
       assert.equal(skipped.length, 1);
-      await assert.rejects(records.getRecord('broken'), /apiVersion/, 'a record that cannot be read is an error (the manager then pulls)');
+      await assert.rejects(
+        records.getRecord('broken'),
+        /apiVersion/,
+        'a record that cannot be read is an error (the manager then pulls)',
+      );
       await records.deleteIntent('nginx');
       assert.equal(await records.intentExists('nginx'), false);
     } finally {

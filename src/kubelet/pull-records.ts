@@ -55,17 +55,23 @@ export function recordTime(ms: number): string {
 function hasCredentials(credentials: ImagePullCredentials | undefined): credentials is ImagePullCredentials {
   return (
     credentials !== undefined &&
-    (credentials.nodePodsAccessible === true || (credentials.kubernetesSecrets?.length ?? 0) > 0 || (credentials.kubernetesServiceAccounts?.length ?? 0) > 0)
+    (credentials.nodePodsAccessible === true ||
+      (credentials.kubernetesSecrets?.length ?? 0) > 0 ||
+      (credentials.kubernetesServiceAccounts?.length ?? 0) > 0)
   );
 }
 
 const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
-function compareCoordinates(a: { namespace: string; name: string; uid: string }, b: { namespace: string; name: string; uid: string }): number {
+function compareCoordinates(
+  a: { namespace: string; name: string; uid: string },
+  b: { namespace: string; name: string; uid: string },
+): number {
   return byteOrder(a.namespace, b.namespace) || byteOrder(a.name, b.name) || byteOrder(a.uid, b.uid);
 }
 
-const coordinates = (x: { namespace: string; name: string; uid: string }) => JSON.stringify([x.namespace, x.name, x.uid]);
+const coordinates = (x: { namespace: string; name: string; uid: string }) =>
+  JSON.stringify([x.namespace, x.name, x.uid]);
 
 function sameCredentials(a: ImagePullCredentials, b: ImagePullCredentials): boolean {
   return JSON.stringify(normalizeCredentials(a)) === JSON.stringify(normalizeCredentials(b));
@@ -74,10 +80,19 @@ function sameCredentials(a: ImagePullCredentials, b: ImagePullCredentials): bool
 function normalizeCredentials(c: ImagePullCredentials): ImagePullCredentials {
   return {
     ...((c.kubernetesSecrets?.length ?? 0) > 0 && {
-      kubernetesSecrets: c.kubernetesSecrets?.map((s) => ({ uid: s.uid, namespace: s.namespace, name: s.name, credentialHash: s.credentialHash })),
+      kubernetesSecrets: c.kubernetesSecrets?.map((s) => ({
+        uid: s.uid,
+        namespace: s.namespace,
+        name: s.name,
+        credentialHash: s.credentialHash,
+      })),
     }),
     ...((c.kubernetesServiceAccounts?.length ?? 0) > 0 && {
-      kubernetesServiceAccounts: c.kubernetesServiceAccounts?.map((s) => ({ uid: s.uid, namespace: s.namespace, name: s.name })),
+      kubernetesServiceAccounts: c.kubernetesServiceAccounts?.map((s) => ({
+        uid: s.uid,
+        namespace: s.namespace,
+        name: s.name,
+      })),
     }),
     ...(c.nodePodsAccessible === true && { nodePodsAccessible: true }),
   };
@@ -87,9 +102,11 @@ function mergeCredentials(existing: ImagePullCredentials, incoming: ImagePullCre
   if (existing.nodePodsAccessible === true) return existing;
   if (incoming.nodePodsAccessible === true) return { nodePodsAccessible: true };
   const secrets = new Map<string, ImagePullSecretRef>();
-  for (const secret of [...(existing.kubernetesSecrets ?? []), ...(incoming.kubernetesSecrets ?? [])]) secrets.set(coordinates(secret), secret);
+  for (const secret of [...(existing.kubernetesSecrets ?? []), ...(incoming.kubernetesSecrets ?? [])])
+    secrets.set(coordinates(secret), secret);
   const accounts = new Map<string, ImagePullServiceAccountRef>();
-  for (const account of [...(existing.kubernetesServiceAccounts ?? []), ...(incoming.kubernetesServiceAccounts ?? [])]) accounts.set(coordinates(account), account);
+  for (const account of [...(existing.kubernetesServiceAccounts ?? []), ...(incoming.kubernetesServiceAccounts ?? [])])
+    accounts.set(coordinates(account), account);
   return normalizeCredentials({
     kubernetesSecrets: [...secrets.values()].sort(compareCoordinates),
     kubernetesServiceAccounts: [...accounts.values()].sort(compareCoordinates),
@@ -110,7 +127,11 @@ export function mergePulledRecord(
 ): { record: ImagePulledRecord; changed: boolean } {
   if (existing === undefined) {
     return {
-      record: { lastUpdatedTime: recordTime(now), imageRef, credentialMapping: hasCredentials(credentials) ? { [repository]: normalizeCredentials(credentials) } : {} },
+      record: {
+        lastUpdatedTime: recordTime(now),
+        imageRef,
+        credentialMapping: hasCredentials(credentials) ? { [repository]: normalizeCredentials(credentials) } : {},
+      },
       changed: true,
     };
   }
@@ -119,7 +140,11 @@ export function mergePulledRecord(
   const merged = current === undefined ? normalizeCredentials(credentials) : mergeCredentials(current, credentials);
   if (current !== undefined && sameCredentials(current, merged)) return { record: existing, changed: false };
   return {
-    record: { ...existing, lastUpdatedTime: recordTime(now), credentialMapping: { ...existing.credentialMapping, [repository]: merged } },
+    record: {
+      ...existing,
+      lastUpdatedTime: recordTime(now),
+      credentialMapping: { ...existing.credentialMapping, [repository]: merged },
+    },
     changed: true,
   };
 }
@@ -144,24 +169,35 @@ export async function checkRecordedCredentials(
   if (entry.nodePodsAccessible === true) return { decision: 'use', why: 'pulled with node credentials or none' };
   const recordedSecrets = entry.kubernetesSecrets ?? [];
   const recordedAccounts = entry.kubernetesServiceAccounts ?? [];
-  if (recordedSecrets.length === 0 && recordedAccounts.length === 0) return { decision: 'pull', why: 'the record names no credentials' };
+  if (recordedSecrets.length === 0 && recordedAccounts.length === 0)
+    return { decision: 'pull', why: 'the record names no credentials' };
   const pod = await getPodCredentials();
   const mayMerge = recordedSecrets.length < WRITE_RECORD_WHILE_MATCHING_LIMIT;
   for (const podSecret of pod.secrets) {
     for (const recorded of recordedSecrets) {
       const hashesMatch = recorded.credentialHash !== '' && podSecret.credentialHash === recorded.credentialHash;
-      const coordinatesMatch = podSecret.uid === recorded.uid && podSecret.namespace === recorded.namespace && podSecret.name === recorded.name;
+      const coordinatesMatch =
+        podSecret.uid === recorded.uid &&
+        podSecret.namespace === recorded.namespace &&
+        podSecret.name === recorded.name;
       if (hashesMatch) {
         const why = `secret ${podSecret.namespace}/${podSecret.name} holds the credential it was pulled with`;
         return !coordinatesMatch && mayMerge ? { decision: 'use', why, merge: podSecret } : { decision: 'use', why };
       }
       if (coordinatesMatch && mayMerge) {
-        return { decision: 'use', why: `secret ${podSecret.namespace}/${podSecret.name} was used to pull it`, merge: podSecret };
+        return {
+          decision: 'use',
+          why: `secret ${podSecret.namespace}/${podSecret.name} was used to pull it`,
+          merge: podSecret,
+        };
       }
     }
   }
   const account = pod.serviceAccount;
-  if (account !== undefined && recordedAccounts.some((a) => a.uid === account.uid && a.namespace === account.namespace && a.name === account.name)) {
+  if (
+    account !== undefined &&
+    recordedAccounts.some((a) => a.uid === account.uid && a.namespace === account.namespace && a.name === account.name)
+  ) {
     return { decision: 'use', why: `service account ${account.namespace}/${account.name} was used to pull it` };
   }
   return { decision: 'pull', why: "none of the pod's credentials was used to pull it" };

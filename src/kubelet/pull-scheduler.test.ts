@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from './clock.ts';
-import { ParallelPullScheduler, SERIAL_QUEUE_CAPACITY, SerialPullScheduler, pullSchedulerFor } from './pull-scheduler.ts';
+import {
+  ParallelPullScheduler,
+  SERIAL_QUEUE_CAPACITY,
+  SerialPullScheduler,
+  pullSchedulerFor,
+} from './pull-scheduler.ts';
 
 function deferred() {
   let resolve!: () => void;
@@ -35,7 +40,10 @@ describe('serial puller (kubelet.md §7)', () => {
     gates[0]?.resolve();
     const values = await Promise.all(results);
     assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
-    assert.deepEqual(values.map((v) => v.value), ['a', 'b', 'c']);
+    assert.deepEqual(
+      values.map((v) => v.value),
+      ['a', 'b', 'c'],
+    );
   });
 
   it('queues 10 requests besides the one pulling; further callers block until there is room', async () => {

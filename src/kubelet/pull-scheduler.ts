@@ -122,6 +122,11 @@ export class ParallelPullScheduler implements PullScheduler {
 }
 
 /** The puller the kubelet configuration selects. */
-export function pullSchedulerFor(config: { serializeImagePulls: boolean; maxParallelImagePulls?: number | undefined }, clock: Clock): PullScheduler {
-  return config.serializeImagePulls ? new SerialPullScheduler(clock) : new ParallelPullScheduler(clock, config.maxParallelImagePulls);
+export function pullSchedulerFor(
+  config: { serializeImagePulls: boolean; maxParallelImagePulls?: number | undefined },
+  clock: Clock,
+): PullScheduler {
+  return config.serializeImagePulls
+    ? new SerialPullScheduler(clock)
+    : new ParallelPullScheduler(clock, config.maxParallelImagePulls);
 }

@@ -19,7 +19,14 @@ import {
   type Descriptor,
   type Platform,
 } from '../oci/index.ts';
-import { Puller, describeStoredImage, storedName, toClientCredential, type PullEventSink, type PullerOptions } from '../pull/index.ts';
+import {
+  Puller,
+  describeStoredImage,
+  storedName,
+  toClientCredential,
+  type PullEventSink,
+  type PullerOptions,
+} from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
 import type { BlobSink } from '../registry/index.ts';
 import { splitImageName, type ImageRecord, type Store } from '../store/index.ts';
@@ -41,7 +48,8 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** The runtime's error as the kubelet will see its text. */
 export function runtimeError(err: unknown): unknown {
-  if (isKimgError(err) && UNAVAILABLE_CODES.has(err.code)) return new KimgError(err.code, `RegistryUnavailable: ${err.message}`, { cause: err });
+  if (isKimgError(err) && UNAVAILABLE_CODES.has(err.code))
+    return new KimgError(err.code, `RegistryUnavailable: ${err.message}`, { cause: err });
   return err;
 }
 
@@ -79,7 +87,11 @@ export class StoreImageService implements ImageService, ImageResolver {
     return record?.descriptor.digest ?? '';
   }
 
-  async pullImage(image: string, credential: BasicCredential | undefined, options: PullImageOptions = {}): Promise<string> {
+  async pullImage(
+    image: string,
+    credential: BasicCredential | undefined,
+    options: PullImageOptions = {},
+  ): Promise<string> {
     const puller = this.#puller(credential);
     try {
       const result = await puller.pull(image, {
@@ -124,7 +136,11 @@ export class StoreImageService implements ImageService, ImageResolver {
       }
       let size = 0;
       const first = records[0];
-      if (first !== undefined) size = await describeStoredImage(this.store, first).then((d) => d.size, () => 0);
+      if (first !== undefined)
+        size = await describeStoredImage(this.store, first).then(
+          (d) => d.size,
+          () => 0,
+        );
       const pinned = records.some((r) => r.name !== undefined && this.#pinned.has(r.name));
       images.push({ id, repoTags: [...repoTags], repoDigests: [...repoDigests], size, ...(pinned && { pinned }) });
     }
@@ -140,7 +156,11 @@ export class StoreImageService implements ImageService, ImageResolver {
   }
 
   /** The digest and platforms a reference points at now: manifests and the config only. */
-  async resolveImage(image: string, credential: BasicCredential | undefined, options: { platform: string; signal?: AbortSignal }): Promise<ResolvedImage> {
+  async resolveImage(
+    image: string,
+    credential: BasicCredential | undefined,
+    options: { platform: string; signal?: AbortSignal },
+  ): Promise<ResolvedImage> {
     const ref = parseDockerRef(image);
     const name = ref.toString();
     const repo = { registry: ref.domain, path: ref.path };
@@ -165,10 +185,19 @@ export class StoreImageService implements ImageService, ImageResolver {
         }
         const blobs = manifestBlobs(manifest.document.manifest);
         const size = manifest.bytes.byteLength + blobs.reduce((sum, b) => sum + b.size, 0);
-        const configPlatform = isIndexMediaType(top.mediaType) ? undefined : await this.#configPlatform(puller, repo, manifest.document.manifest.config, call);
+        const configPlatform = isIndexMediaType(top.mediaType)
+          ? undefined
+          : await this.#configPlatform(puller, repo, manifest.document.manifest.config, call);
         if (configPlatform !== undefined) platforms = [formatPlatform(configPlatform)];
-        const matches = configPlatform === undefined || selectPlatform([{ platform: configPlatform }], want) !== undefined;
-        return { digest: top.digest, mediaType: top.mediaType, platforms, platformDigest: matches ? descriptor.digest : undefined, size };
+        const matches =
+          configPlatform === undefined || selectPlatform([{ platform: configPlatform }], want) !== undefined;
+        return {
+          digest: top.digest,
+          mediaType: top.mediaType,
+          platforms,
+          platformDigest: matches ? descriptor.digest : undefined,
+          size,
+        };
       }
       throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than 8 levels`);
     } catch (err) {
@@ -178,14 +207,27 @@ export class StoreImageService implements ImageService, ImageResolver {
     }
   }
 
-  async #configPlatform(puller: Puller, repo: { registry: string; path: string }, config: Descriptor, call: { signal?: AbortSignal }): Promise<Platform | undefined> {
+  async #configPlatform(
+    puller: Puller,
+    repo: { registry: string; path: string },
+    config: Descriptor,
+    call: { signal?: AbortSignal },
+  ): Promise<Platform | undefined> {
     if (config.size > MAX_CONFIG_BYTES) return undefined;
     const sink = new MemorySink();
     try {
       await puller.client.fetchBlob(repo, config, sink, call);
-      const parsed = JSON.parse(sink.bytes().toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+      const parsed = JSON.parse(sink.bytes().toString('utf8')) as {
+        os?: unknown;
+        architecture?: unknown;
+        variant?: unknown;
+      };
       if (typeof parsed.os !== 'string' || typeof parsed.architecture !== 'string') return undefined;
-      return { os: parsed.os, architecture: parsed.architecture, ...(typeof parsed.variant === 'string' && parsed.variant !== '' && { variant: parsed.variant }) };
+      return {
+        os: parsed.os,
+        architecture: parsed.architecture,
+        ...(typeof parsed.variant === 'string' && parsed.variant !== '' && { variant: parsed.variant }),
+      };
     } catch {
       return undefined;
     }
@@ -196,7 +238,8 @@ export class StoreImageService implements ImageService, ImageResolver {
       ...this.#options.puller,
       store: this.store,
       ...(credential !== undefined && {
-        credentials: async (_host, context) => (context.endpoint.mirror === true ? undefined : toClientCredential(credential)),
+        credentials: async (_host, context) =>
+          context.endpoint.mirror === true ? undefined : toClientCredential(credential),
       }),
     });
   }

@@ -16,28 +16,52 @@ describe('KEP-2535 verification policies (kubelet.md §10)', () => {
       ['AlwaysVerify', true, true],
     ];
     for (const [policy, pulledByKubelet, required] of table) {
-      assert.equal(requiresVerification(policy, empty, 'nginx', pulledByKubelet), required, `${policy} pulledByKubelet=${pulledByKubelet}`);
+      assert.equal(
+        requiresVerification(policy, empty, 'nginx', pulledByKubelet),
+        required,
+        `${policy} pulledByKubelet=${pulledByKubelet}`,
+      );
     }
   });
 
   it('skips verification for allowlisted images, kubelet-pulled or not', () => {
     const allowlist = parseAllowlist(['docker.io/library/alpine', 'registry.k8s.io/*']);
     assert.equal(requiresVerification('NeverVerifyAllowlistedImages', allowlist, 'alpine:3.20', true), false);
-    assert.equal(requiresVerification('NeverVerifyAllowlistedImages', allowlist, 'registry.k8s.io/pause:3.9', false), false);
+    assert.equal(
+      requiresVerification('NeverVerifyAllowlistedImages', allowlist, 'registry.k8s.io/pause:3.9', false),
+      false,
+    );
     assert.equal(requiresVerification('NeverVerifyAllowlistedImages', allowlist, 'nginx', false), true);
   });
 });
 
 describe('preloadedImagesVerificationAllowlist', () => {
   it('rejects malformed entries at start-up', () => {
-    const bad = [' docker.io/library/alpine', 'docker.io/library/alpine ', '', '*', '/*', 'docker.io/*/x', 'docker.io/library/*/*', 'docker.io/library*',
-      'alpine', 'docker.io/library/alpine:3.20', `docker.io/library/alpine@sha256:${'a'.repeat(64)}`, 'docker.io/library/alpine/', 'Docker.io/x/Y'];
-    for (const entry of bad) assert.equal(allowlistProblems([entry]).length, 1, `${JSON.stringify(entry)} should be rejected`);
+    const bad = [
+      ' docker.io/library/alpine',
+      'docker.io/library/alpine ',
+      '',
+      '*',
+      '/*',
+      'docker.io/*/x',
+      'docker.io/library/*/*',
+      'docker.io/library*',
+      'alpine',
+      'docker.io/library/alpine:3.20',
+      `docker.io/library/alpine@sha256:${'a'.repeat(64)}`,
+      'docker.io/library/alpine/',
+      'Docker.io/x/Y',
+    ];
+    for (const entry of bad)
+      assert.equal(allowlistProblems([entry]).length, 1, `${JSON.stringify(entry)} should be rejected`);
     assert.throws(() => parseAllowlist(['alpine']), /normalized repository "docker.io\/library\/alpine"/);
   });
 
   it('accepts exact normalized repositories and <prefix>/*, collapsing duplicates', () => {
-    assert.deepEqual(allowlistProblems(['docker.io/library/alpine', 'registry.k8s.io/*', 'quay.io/org/*', 'anything goes here/*']), []);
+    assert.deepEqual(
+      allowlistProblems(['docker.io/library/alpine', 'registry.k8s.io/*', 'quay.io/org/*', 'anything goes here/*']),
+      [],
+    );
     const allowlist = parseAllowlist(['docker.io/library/alpine', 'docker.io/library/alpine', 'quay.io/org/*']);
     assert.equal(allowlist.exact.size, 1);
   });

@@ -29,7 +29,8 @@ export function allowlistProblems(entries: readonly string[]): string[] {
   const problems: string[] = [];
   entries.forEach((entry, i) => {
     const problem = entryProblem(entry);
-    if (problem !== undefined) problems.push(`preloadedImagesVerificationAllowlist[${i}] ${JSON.stringify(entry)}: ${problem}`);
+    if (problem !== undefined)
+      problems.push(`preloadedImagesVerificationAllowlist[${i}] ${JSON.stringify(entry)}: ${problem}`);
   });
   return problems;
 }
@@ -74,7 +75,12 @@ export function isAllowlisted(allowlist: Allowlist, image: string): boolean {
 }
 
 /** `RequireCredentialVerificationForImage`: must the pod's access to this present image be checked? */
-export function requiresVerification(policy: VerificationPolicy, allowlist: Allowlist, image: string, pulledByKubelet: boolean): boolean {
+export function requiresVerification(
+  policy: VerificationPolicy,
+  allowlist: Allowlist,
+  image: string,
+  pulledByKubelet: boolean,
+): boolean {
   switch (policy) {
     case VerificationPolicy.NeverVerify:
       return false;

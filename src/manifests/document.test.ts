@@ -39,12 +39,15 @@ describe('ManifestSource', () => {
   });
 
   it('refuses bytes that are not UTF-8, naming the file', () => {
-    assert.throws(() => ManifestSource.fromBytes('bad.yaml', Buffer.from([0x61, 0x3a, 0x20, 0xff, 0x0a])), (err: unknown) => {
-      assert.ok(err instanceof ManifestFileError);
-      assert.equal(err.code, 'ErrManifestEncoding');
-      assert.match(err.message, /^bad\.yaml: not UTF-8/);
-      return true;
-    });
+    assert.throws(
+      () => ManifestSource.fromBytes('bad.yaml', Buffer.from([0x61, 0x3a, 0x20, 0xff, 0x0a])),
+      (err: unknown) => {
+        assert.ok(err instanceof ManifestFileError);
+        assert.equal(err.code, 'ErrManifestEncoding');
+        assert.match(err.message, /^bad\.yaml: not UTF-8/);
+        return true;
+      },
+    );
   });
 
   it('keeps a byte-order mark in the text, so writing it back gives the same bytes', () => {

@@ -46,7 +46,11 @@ export class ManifestSource {
     try {
       text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
     } catch (cause) {
-      throw new ManifestFileError('ErrManifestEncoding', `${file}: not UTF-8 text; kimg reads YAML and JSON manifests in UTF-8 only`, { file, cause });
+      throw new ManifestFileError(
+        'ErrManifestEncoding',
+        `${file}: not UTF-8 text; kimg reads YAML and JSON manifests in UTF-8 only`,
+        { file, cause },
+      );
     }
     return ManifestSource.parse(file, text);
   }
@@ -71,7 +75,14 @@ export class ManifestSource {
       Alias: (_key, node) => {
         if (isAlias(node) && node.resolve(doc) === undefined) {
           const offset = node.range?.[0] ?? 0;
-          throw this.syntaxError(index, new YAMLParseError([offset, offset + 1], 'BAD_ALIAS', `unknown anchor "${node.source}" (anchors hold within one document)`));
+          throw this.syntaxError(
+            index,
+            new YAMLParseError(
+              [offset, offset + 1],
+              'BAD_ALIAS',
+              `unknown anchor "${node.source}" (anchors hold within one document)`,
+            ),
+          );
         }
       },
     });

@@ -39,7 +39,21 @@ describe('applyEdits', () => {
   });
 
   it('refuses two different values for one scalar and overlapping edits', () => {
-    assert.throws(() => applyEdits('a: x', [{ location: { start: 3, end: 4, style: 'plain' }, value: 'X' }, { location: { start: 3, end: 4, style: 'plain' }, value: 'Z' }]), /conflicting/);
-    assert.throws(() => applyEdits('a: xy', [{ location: { start: 3, end: 5, style: 'plain' }, value: 'X' }, { location: { start: 4, end: 5, style: 'plain' }, value: 'Z' }]), /overlapping/);
+    assert.throws(
+      () =>
+        applyEdits('a: x', [
+          { location: { start: 3, end: 4, style: 'plain' }, value: 'X' },
+          { location: { start: 3, end: 4, style: 'plain' }, value: 'Z' },
+        ]),
+      /conflicting/,
+    );
+    assert.throws(
+      () =>
+        applyEdits('a: xy', [
+          { location: { start: 3, end: 5, style: 'plain' }, value: 'X' },
+          { location: { start: 4, end: 5, style: 'plain' }, value: 'Z' },
+        ]),
+      /overlapping/,
+    );
   });
 });

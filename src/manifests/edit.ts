@@ -48,7 +48,9 @@ export function applyEdits(text: string, edits: readonly ScalarEdit[]): string {
   for (const edit of edits) {
     const other = byStart.get(edit.location.start);
     if (other !== undefined && other.value !== edit.value) {
-      throw new Error(`conflicting rewrites of one scalar at offset ${edit.location.start}: "${other.value}" and "${edit.value}"`);
+      throw new Error(
+        `conflicting rewrites of one scalar at offset ${edit.location.start}: "${other.value}" and "${edit.value}"`,
+      );
     }
     byStart.set(edit.location.start, edit);
   }
@@ -57,7 +59,8 @@ export function applyEdits(text: string, edits: readonly ScalarEdit[]): string {
   let at = 0;
   for (const { location, value } of sorted) {
     if (location.start < at) throw new Error(`overlapping rewrites at offset ${location.start}`);
-    out += text.slice(at, location.start) + renderScalar(location.style, text.slice(location.start, location.end), value);
+    out +=
+      text.slice(at, location.start) + renderScalar(location.style, text.slice(location.start, location.end), value);
     at = location.end;
   }
   return out + text.slice(at);

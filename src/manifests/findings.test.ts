@@ -55,7 +55,12 @@ describe('check and lint findings', () => {
   it('lint: one finding per violation the policy reports, in slot order', () => {
     const policy = {
       evaluate: (image: string) => ({
-        violations: image.includes('@') ? [] : [{ rule: 'missing-digest', message: 'no digest' }, ...(image.startsWith('internal') ? [] : [{ rule: 'registry-not-allowed' }])],
+        violations: image.includes('@')
+          ? []
+          : [
+              { rule: 'missing-digest', message: 'no digest' },
+              ...(image.startsWith('internal') ? [] : [{ rule: 'registry-not-allowed' }]),
+            ],
       }),
     };
     const findings = lintSlots(slots, policy);

@@ -19,8 +19,14 @@ export function checkSlots(slots: readonly ImageSlot[], options: { skipPrefixes?
   for (const slot of slots) {
     // The engine's slot rules (spec §4.4), so --check flags exactly what pinning would act on.
     const c = classifyImage(slot.image, options.skipPrefixes ?? []);
-    if (c.kind === 'invalid') findings.push({ slot, rule: 'invalid-reference', message: `${slot.image}: invalid image reference (${c.reason})` });
-    else if (c.kind === 'tag') findings.push({ slot, rule: 'missing-digest', message: `${slot.image}: not pinned to a digest` });
+    if (c.kind === 'invalid')
+      findings.push({
+        slot,
+        rule: 'invalid-reference',
+        message: `${slot.image}: invalid image reference (${c.reason})`,
+      });
+    else if (c.kind === 'tag')
+      findings.push({ slot, rule: 'missing-digest', message: `${slot.image}: not pinned to a digest` });
   }
   return findings;
 }
@@ -33,7 +39,9 @@ export interface ImagePolicyLike {
 /** Every violation of `policy` at every slot, in slot order (spec §4.15, offline). */
 export function lintSlots(slots: readonly ImageSlot[], policy: ImagePolicyLike): Finding[] {
   return slots.flatMap((slot) =>
-    policy.evaluate(slot.image).violations.map((v) => ({ slot, rule: v.rule, message: v.message ?? `${v.rule}: ${slot.image}` })),
+    policy
+      .evaluate(slot.image)
+      .violations.map((v) => ({ slot, rule: v.rule, message: v.message ?? `${v.rule}: ${slot.image}` })),
   );
 }
 

@@ -6,7 +6,15 @@
 export { ManifestSource, type Position } from './document.ts';
 export { ImageLockError, ManifestFileError, type ImageLockErrorCode, type ManifestFileErrorCode } from './errors.ts';
 export { applyEdits, renderScalar, type ScalarEdit } from './edit.ts';
-export { checkSlots, findingRecords, formatFindingsText, lintSlots, type Finding, type FindingRecord, type ImagePolicyLike } from './findings.ts';
+export {
+  checkSlots,
+  findingRecords,
+  formatFindingsText,
+  lintSlots,
+  type Finding,
+  type FindingRecord,
+  type ImagePolicyLike,
+} from './findings.ts';
 export { readResourceList, slotResult, withResults, type KrmResult, type KrmSeverity } from './krm.ts';
 export {
   LOCK_API_VERSION,
@@ -30,4 +38,12 @@ export {
   type PinWarning,
   type PinnedFile,
 } from './pin.ts';
-export { KRM_ANNOTATIONS, findImageSlots, type ImageSlot, type ObjectRef, type ScalarLocation, type ScalarStyle, type SlotOptions } from './slots.ts';
+export {
+  KRM_ANNOTATIONS,
+  findImageSlots,
+  type ImageSlot,
+  type ObjectRef,
+  type ScalarLocation,
+  type ScalarStyle,
+  type SlotOptions,
+} from './slots.ts';

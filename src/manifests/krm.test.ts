@@ -42,13 +42,19 @@ describe('KRM ResourceList', () => {
 
   it('extra paths apply to each item of a ResourceList', () => {
     const text = `apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n- image: redis:7\n`;
-    assert.deepEqual(findImageSlots(readResourceList(text), { extraPaths: ['image'] }).map((s) => [s.path, s.fieldPath]), [['items[0].image', 'image']]);
+    assert.deepEqual(
+      findImageSlots(readResourceList(text), { extraPaths: ['image'] }).map((s) => [s.path, s.fieldPath]),
+      [['items[0].image', 'image']],
+    );
   });
 
   it('appends results to those of earlier functions, keeping comments', () => {
     const withEarlier = `${LIST}results:\n- message: earlier\n  severity: info\n`;
     const out = withResults(withEarlier, [{ message: 'new', severity: 'warning' }]);
-    assert.deepEqual(parse(out).results, [{ message: 'earlier', severity: 'info' }, { message: 'new', severity: 'warning' }]);
+    assert.deepEqual(parse(out).results, [
+      { message: 'earlier', severity: 'info' },
+      { message: 'new', severity: 'warning' },
+    ]);
     assert.match(out, /image: nginx:1\.25 # keep me/);
   });
 
@@ -58,7 +64,10 @@ describe('KRM ResourceList', () => {
 
   it('refuses anything but one ResourceList', () => {
     for (const text of ['apiVersion: v1\nkind: Pod\n', `${LIST}---\n${LIST}`, '']) {
-      assert.throws(() => readResourceList(text), (err: unknown) => err instanceof ManifestFileError && /one ResourceList/.test(err.message));
+      assert.throws(
+        () => readResourceList(text),
+        (err: unknown) => err instanceof ManifestFileError && /one ResourceList/.test(err.message),
+      );
     }
   });
 });

@@ -11,7 +11,12 @@ export type KrmSeverity = 'error' | 'warning' | 'info';
 export interface KrmResult {
   readonly message: string;
   readonly severity: KrmSeverity;
-  readonly resourceRef?: { readonly apiVersion: string; readonly kind: string; readonly name?: string; readonly namespace?: string };
+  readonly resourceRef?: {
+    readonly apiVersion: string;
+    readonly kind: string;
+    readonly name?: string;
+    readonly namespace?: string;
+  };
   readonly field?: { readonly path: string };
   readonly file?: { readonly path: string; readonly index?: number };
   readonly tags?: Readonly<Record<string, string>>;
@@ -24,7 +29,11 @@ export function readResourceList(text: string, file = '-'): ManifestSource {
   const doc = docs[0];
   const kind: unknown = doc !== undefined && isMap(doc.contents) ? doc.contents.get('kind') : undefined;
   if (docs.length !== 1 || kind !== 'ResourceList') {
-    throw new ManifestFileError('ErrManifestSyntax', `${file}: a KRM function reads one ResourceList document (kind: ResourceList) on standard input`, { file });
+    throw new ManifestFileError(
+      'ErrManifestSyntax',
+      `${file}: a KRM function reads one ResourceList document (kind: ResourceList) on standard input`,
+      { file },
+    );
   }
   return source;
 }
@@ -47,7 +56,9 @@ export function slotResult(slot: ImageSlot, message: string, severity: KrmSeveri
       },
     }),
     field: { path: slot.fieldPath },
-    ...(path !== undefined && { file: { path, ...(index !== undefined && /^\d+$/.test(index) && { index: Number(index) }) } }),
+    ...(path !== undefined && {
+      file: { path, ...(index !== undefined && /^\d+$/.test(index) && { index: Number(index) }) },
+    }),
     ...(rule !== undefined && { tags: { rule, image: slot.image } }),
   };
 }

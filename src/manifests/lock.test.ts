@@ -31,34 +31,59 @@ images:
   });
 
   it('round-trips, quoting references YAML would read as numbers', () => {
-    const lock = makeImageLock('linux/arm64', [{ ref: '1234', digest: D1 }, { ref: 'nginx:1.25', digest: D2 }]);
+    const lock = makeImageLock('linux/arm64', [
+      { ref: '1234', digest: D1 },
+      { ref: 'nginx:1.25', digest: D2 },
+    ]);
     const text = formatImageLock(lock);
     assert.deepEqual(parseImageLock(text, 'app.lock'), lock);
     assert.equal(formatImageLock(parseImageLock(text, 'app.lock')), text);
   });
 
   it('refuses one reference locked to two digests', () => {
-    assert.throws(() => makeImageLock('index', [{ ref: 'a:1', digest: D1 }, { ref: 'a:1', digest: D2 }]), /two digests/);
+    assert.throws(
+      () =>
+        makeImageLock('index', [
+          { ref: 'a:1', digest: D1 },
+          { ref: 'a:1', digest: D2 },
+        ]),
+      /two digests/,
+    );
   });
 
   const invalid: [string, string, RegExp][] = [
     ['not a map', '- a\n', /expected a map/],
     ['wrong kind', `apiVersion: kimg.dev/v1alpha1\nkind: Lock\nresolve: index\n`, /kind must be ImageLock/],
-    ['unknown key', `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nextra: 1\n`, /unknown key "extra"/],
+    [
+      'unknown key',
+      `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nextra: 1\n`,
+      /unknown key "extra"/,
+    ],
     ['no resolve', `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nimages: []\n`, /"resolve"/],
-    ['bad digest', `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages: [{ref: a, digest: "sha256:abc"}]\n`, /images\[0\]\.digest/],
-    ['bad ref', `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages: [{ref: "A:b:c", digest: "${D1}"}]\n`, /images\[0\]\.ref/],
+    [
+      'bad digest',
+      `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages: [{ref: a, digest: "sha256:abc"}]\n`,
+      /images\[0\]\.digest/,
+    ],
+    [
+      'bad ref',
+      `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages: [{ref: "A:b:c", digest: "${D1}"}]\n`,
+      /images\[0\]\.ref/,
+    ],
     ['YAML syntax', 'a: [\n', /not a kimg image lock/],
   ];
   for (const [name, text, message] of invalid) {
     it(`refuses a lock: ${name}`, () => {
-      assert.throws(() => parseImageLock(text, 'app.lock'), (err: unknown) => {
-        assert.ok(err instanceof ImageLockError);
-        assert.equal(err.code, 'ErrLockInvalid');
-        assert.match(err.message, /^app\.lock: /);
-        assert.match(err.message, message);
-        return true;
-      });
+      assert.throws(
+        () => parseImageLock(text, 'app.lock'),
+        (err: unknown) => {
+          assert.ok(err instanceof ImageLockError);
+          assert.equal(err.code, 'ErrLockInvalid');
+          assert.match(err.message, /^app\.lock: /);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
     });
   }
 
@@ -67,12 +92,24 @@ images:
     assert.equal(locked.digestFor('redis:7'), D2);
     assert.equal(locked.digestFor('docker.io/library/redis:7'), D2);
     assert.equal(locked.find('redis:8'), undefined);
-    assert.throws(() => locked.digestFor('redis:8'), (err: unknown) => err instanceof ImageLockError && err.code === 'ErrNotInLock' && /redis:8: not in lock app\.lock/.test(err.message));
+    assert.throws(
+      () => locked.digestFor('redis:8'),
+      (err: unknown) =>
+        err instanceof ImageLockError &&
+        err.code === 'ErrNotInLock' &&
+        /redis:8: not in lock app\.lock/.test(err.message),
+    );
   });
 
   it('refuses a replay that resolves differently from the run that wrote the lock', () => {
     const locked = new LockedResolutions(makeImageLock('linux/arm64', []), 'app.lock');
     locked.assertResolve('linux/arm64');
-    assert.throws(() => locked.assertResolve('index'), (err: unknown) => err instanceof ImageLockError && err.code === 'ErrLockResolveMismatch' && /--platform linux\/arm64/.test(err.message));
+    assert.throws(
+      () => locked.assertResolve('index'),
+      (err: unknown) =>
+        err instanceof ImageLockError &&
+        err.code === 'ErrLockResolveMismatch' &&
+        /--platform linux\/arm64/.test(err.message),
+    );
   });
 });

@@ -28,7 +28,10 @@ export function makeImageLock(resolve: string, entries: Iterable<LockEntry>): Im
   for (const { ref, digest } of entries) {
     const other = byRef.get(ref);
     if (other !== undefined && other !== digest) {
-      throw new ImageLockError('ErrLockInvalid', `${ref} resolved to two digests in one run: ${other} and ${digest}`, { file: '', ref });
+      throw new ImageLockError('ErrLockInvalid', `${ref} resolved to two digests in one run: ${other} and ${digest}`, {
+        file: '',
+        ref,
+      });
     }
     byRef.set(ref, digest);
   }
@@ -40,7 +43,12 @@ export function makeImageLock(resolve: string, entries: Iterable<LockEntry>): Im
 export function formatImageLock(lock: ImageLock): string {
   const sorted = makeImageLock(lock.resolve, lock.images);
   return stringify(
-    { apiVersion: LOCK_API_VERSION, kind: LOCK_KIND, resolve: sorted.resolve, images: sorted.images.map((e) => ({ ref: e.ref, digest: e.digest })) },
+    {
+      apiVersion: LOCK_API_VERSION,
+      kind: LOCK_KIND,
+      resolve: sorted.resolve,
+      images: sorted.images.map((e) => ({ ref: e.ref, digest: e.digest })),
+    },
     { lineWidth: 0 },
   );
 }
@@ -62,9 +70,11 @@ export function parseImageLock(text: string, file: string): ImageLock {
   for (const key of Object.keys(doc)) {
     if (!['apiVersion', 'kind', 'resolve', 'images'].includes(key)) fail(`unknown key "${key}"`);
   }
-  if (doc.apiVersion !== LOCK_API_VERSION) fail(`apiVersion must be ${LOCK_API_VERSION}, got ${JSON.stringify(doc.apiVersion)}`);
+  if (doc.apiVersion !== LOCK_API_VERSION)
+    fail(`apiVersion must be ${LOCK_API_VERSION}, got ${JSON.stringify(doc.apiVersion)}`);
   if (doc.kind !== LOCK_KIND) fail(`kind must be ${LOCK_KIND}, got ${JSON.stringify(doc.kind)}`);
-  if (typeof doc.resolve !== 'string' || doc.resolve === '') fail('"resolve" must be "index" or a platform such as linux/arm64');
+  if (typeof doc.resolve !== 'string' || doc.resolve === '')
+    fail('"resolve" must be "index" or a platform such as linux/arm64');
   const images = doc.images ?? [];
   if (!Array.isArray(images)) return fail('"images" must be a list');
   const entries = images.map((entry: unknown, i): LockEntry => {
@@ -72,8 +82,10 @@ export function parseImageLock(text: string, file: string): ImageLock {
     const { ref, digest, ...rest } = entry as Record<string, unknown>;
     const extra = Object.keys(rest)[0];
     if (extra !== undefined) fail(`images[${i}]: unknown key "${extra}"`);
-    if (typeof ref !== 'string' || !tryParseDockerRef(ref).ok) fail(`images[${i}].ref must be an image reference, got ${JSON.stringify(ref)}`);
-    if (typeof digest !== 'string' || !isValidDigest(digest)) fail(`images[${i}].digest must be a digest (sha256:<64 hex>), got ${JSON.stringify(digest)}`);
+    if (typeof ref !== 'string' || !tryParseDockerRef(ref).ok)
+      fail(`images[${i}].ref must be an image reference, got ${JSON.stringify(ref)}`);
+    if (typeof digest !== 'string' || !isValidDigest(digest))
+      fail(`images[${i}].digest must be a digest (sha256:<64 hex>), got ${JSON.stringify(digest)}`);
     return { ref: ref as string, digest: digest as string };
   });
   try {
@@ -127,7 +139,8 @@ export class LockedResolutions {
   /** The digest locked for `ref`; throws ImageLockError `ErrNotInLock` (cause `not in lock`). */
   digestFor(ref: string): string {
     const digest = this.find(ref);
-    if (digest === undefined) throw new ImageLockError('ErrNotInLock', `${ref}: not in lock ${this.file}`, { file: this.file, ref });
+    if (digest === undefined)
+      throw new ImageLockError('ErrNotInLock', `${ref}: not in lock ${this.file}`, { file: this.file, ref });
     return digest;
   }
 }
@@ -147,7 +160,8 @@ export class LockResolver implements ImageResolver {
 
   resolve(reference: string): Promise<Descriptor> {
     const digest = this.resolutions.find(reference);
-    if (digest === undefined) return Promise.reject(new ResolveFailure(reference, 'not in lock', this.resolutions.file));
+    if (digest === undefined)
+      return Promise.reject(new ResolveFailure(reference, 'not in lock', this.resolutions.file));
     return Promise.resolve({ mediaType: LOCKED_MEDIA_TYPE, digest, size: 0 });
   }
 

@@ -14,7 +14,9 @@ export type ConcreteSegment = { readonly key: string } | { readonly index: numbe
 export function parseFieldPath(path: string, what = 'field path'): PathSegment[] {
   const segments: PathSegment[] = [];
   const fail = (offset: number, reason: string): never => {
-    throw new ManifestFileError('ErrManifestPath', `invalid ${what} "${path}": ${reason} (offset ${offset})`, { file: path });
+    throw new ManifestFileError('ErrManifestPath', `invalid ${what} "${path}": ${reason} (offset ${offset})`, {
+      file: path,
+    });
   };
   let i = 0;
   let expectKey = true;

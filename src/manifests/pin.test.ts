@@ -17,13 +17,15 @@ class StubEngine implements PinEngine {
   ) {}
 
   async pin(image: string): Promise<PinOutcome> {
-    if (image.trim() === '' || this.skipPrefixes.some((p) => image.startsWith(p))) return { image, changed: false, warnings: [] };
+    if (image.trim() === '' || this.skipPrefixes.some((p) => image.startsWith(p)))
+      return { image, changed: false, warnings: [] };
     const parsed = tryParseNormalizedNamed(image);
     if (!parsed.ok) return { image, changed: false, warnings: [`${image}: invalid reference`] };
     if (parsed.value.digest !== undefined) return { image, changed: false, warnings: [] };
     this.lookups.push(image);
     const digest = this.digests[image];
-    if (digest === undefined) return { image, changed: false, warnings: [], failure: { reason: 'not found', message: `${image}: not found` } };
+    if (digest === undefined)
+      return { image, changed: false, warnings: [], failure: { reason: 'not found', message: `${image}: not found` } };
     return { image: `${image}@${digest}`, changed: true, digest, warnings: [] };
   }
 }
@@ -179,7 +181,8 @@ spec:
     },
     {
       name: 'JSON, pretty-printed with tabs',
-      input: '{\n\t"apiVersion": "v1",\n\t"kind": "Pod",\n\t"spec": {\n\t\t"containers": [\n\t\t\t{"name": "a", "image": "nginx:1.25"}\n\t\t]\n\t}\n}\n',
+      input:
+        '{\n\t"apiVersion": "v1",\n\t"kind": "Pod",\n\t"spec": {\n\t\t"containers": [\n\t\t\t{"name": "a", "image": "nginx:1.25"}\n\t\t]\n\t}\n}\n',
       edits: [['"nginx:1.25"', `"nginx:1.25@${D1}"`]],
     },
     {
@@ -261,9 +264,21 @@ describe('pinManifests: kinds and slots', () => {
   const kinds: { kind: string; apiVersion: string; body: string; prefix: string }[] = [
     { kind: 'Pod', apiVersion: 'v1', body: `spec:${indent(podSpec, 2)}`, prefix: 'spec' },
     { kind: 'PodTemplate', apiVersion: 'v1', body: `template:\n  spec:${indent(podSpec, 4)}`, prefix: 'template.spec' },
-    ...['ReplicationController:v1', 'ReplicaSet:apps/v1', 'Deployment:apps/v1', 'StatefulSet:apps/v1', 'DaemonSet:apps/v1', 'Job:batch/v1'].map((k) => {
+    ...[
+      'ReplicationController:v1',
+      'ReplicaSet:apps/v1',
+      'Deployment:apps/v1',
+      'StatefulSet:apps/v1',
+      'DaemonSet:apps/v1',
+      'Job:batch/v1',
+    ].map((k) => {
       const [kind = '', apiVersion = ''] = k.split(':');
-      return { kind, apiVersion, body: `spec:\n  template:\n    spec:${indent(podSpec, 6)}`, prefix: 'spec.template.spec' };
+      return {
+        kind,
+        apiVersion,
+        body: `spec:\n  template:\n    spec:${indent(podSpec, 6)}`,
+        prefix: 'spec.template.spec',
+      };
     }),
     {
       kind: 'CronJob',
@@ -299,7 +314,10 @@ describe('pinManifests: kinds and slots', () => {
   it('any version of the group; not the same Kind in another group', async () => {
     const input = `${deployment('nginx:1.25').replace('apps/v1', 'apps/v1beta2')}---\n${deployment('redis:7').replace('apps/v1', 'example.com/v1')}`;
     const { report } = await pinText(input);
-    assert.deepEqual(report.slots.map((s) => s.image), ['nginx:1.25']);
+    assert.deepEqual(
+      report.slots.map((s) => s.image),
+      ['nginx:1.25'],
+    );
   });
 
   it('never touches non-workload kinds, policies or values files', async () => {
@@ -364,11 +382,17 @@ items:
     spec: {template: {spec: {containers: [{name: b, image: redis:7}]}}}
 `;
     const { report, text } = await pinText(input);
-    assert.deepEqual(report.slots.map((s) => [s.path, s.fieldPath]), [
-      ['items[1].spec.containers[0].image', 'spec.containers[0].image'],
-      ['items[2].items[0].spec.template.spec.containers[0].image', 'spec.template.spec.containers[0].image'],
-    ]);
-    assert.equal(text, input.replace('image: nginx:1.25}]', `image: nginx:1.25@${D1}}]`).replace('redis:7', `redis:7@${D2}`));
+    assert.deepEqual(
+      report.slots.map((s) => [s.path, s.fieldPath]),
+      [
+        ['items[1].spec.containers[0].image', 'spec.containers[0].image'],
+        ['items[2].items[0].spec.template.spec.containers[0].image', 'spec.template.spec.containers[0].image'],
+      ],
+    );
+    assert.equal(
+      text,
+      input.replace('image: nginx:1.25}]', `image: nginx:1.25@${D1}}]`).replace('redis:7', `redis:7@${D2}`),
+    );
   });
 
   it('custom pod-spec paths for custom resources (Argo Rollout, Knative Service)', async () => {
@@ -390,12 +414,18 @@ spec:
     const without = await pinText(input);
     assert.equal(without.report.slots.length, 0);
     const { report } = await pinText(input, {
-      extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec.template.spec'], 'serving.knative.dev/Service': ['spec.template.spec'] },
+      extraPodSpecPaths: {
+        'argoproj.io/Rollout': ['spec.template.spec'],
+        'serving.knative.dev/Service': ['spec.template.spec'],
+      },
     });
-    assert.deepEqual(report.slots.map((s) => [s.doc, s.path, s.container]), [
-      [0, 'spec.template.spec.containers[0].image', 'a'],
-      [1, 'spec.template.spec.containers[0].image', undefined],
-    ]);
+    assert.deepEqual(
+      report.slots.map((s) => [s.doc, s.path, s.container]),
+      [
+        [0, 'spec.template.spec.containers[0].image', 'a'],
+        [1, 'spec.template.spec.containers[0].image', undefined],
+      ],
+    );
   });
 
   it('extra paths: strings opted in anywhere, maps never rewritten', async () => {
@@ -411,7 +441,10 @@ jobs:
 - image: 3
 `;
     const { report, text } = await pinText(input, { extraPaths: ['image', 'sidecar.image', 'jobs[*].image'] });
-    assert.deepEqual(report.slots.map((s) => s.path), ['sidecar.image', 'jobs[0].image']);
+    assert.deepEqual(
+      report.slots.map((s) => s.path),
+      ['sidecar.image', 'jobs[0].image'],
+    );
     assert.equal(text, input.replace('redis:7', `redis:7@${D2}`).replace('busybox:1.36', `busybox:1.36@${D3}`));
   });
 
@@ -431,8 +464,14 @@ spec:
     const { report, engine } = await pinText(input, {}, ['internal.example.com/']);
     assert.equal(report.files[0]?.text, input);
     assert.deepEqual(engine.lookups, []);
-    assert.deepEqual(report.warnings.map((w) => [w.slot.path, w.message]), [['spec.containers[4].image', 'Nginx:1.25: invalid reference']]);
-    assert.deepEqual(report.slots.map((s) => s.container), ['a', 'b', 'c', 'd', 'e']);
+    assert.deepEqual(
+      report.warnings.map((w) => [w.slot.path, w.message]),
+      [['spec.containers[4].image', 'Nginx:1.25: invalid reference']],
+    );
+    assert.deepEqual(
+      report.slots.map((s) => s.container),
+      ['a', 'b', 'c', 'd', 'e'],
+    );
   });
 
   it('is idempotent: a second run changes nothing and resolves nothing', async () => {
@@ -449,7 +488,10 @@ spec:
     const input = `${deployment('nginx:1.25')}---\n${deployment('nginx:1.25')}---\n${deployment('redis:7')}`;
     const { report, engine } = await pinText(input);
     assert.deepEqual(engine.lookups.sort(), ['nginx:1.25', 'redis:7']);
-    assert.deepEqual(report.resolutions, [{ ref: 'nginx:1.25', digest: D1 }, { ref: 'redis:7', digest: D2 }]);
+    assert.deepEqual(report.resolutions, [
+      { ref: 'nginx:1.25', digest: D1 },
+      { ref: 'redis:7', digest: D2 },
+    ]);
   });
 
   it('all or nothing: one failed image and no file is produced', async () => {
@@ -457,9 +499,10 @@ spec:
     const { report } = await pinText(input);
     assert.deepEqual(report.files, []);
     assert.deepEqual(report.resolutions, []);
-    assert.deepEqual(report.failures.map((f) => [f.slot.doc, f.slot.path, f.slot.image, f.cause]), [
-      [1, 'spec.template.spec.containers[0].image', 'ghcr.io/missing/app:1', 'not found'],
-    ]);
+    assert.deepEqual(
+      report.failures.map((f) => [f.slot.doc, f.slot.path, f.slot.image, f.cause]),
+      [[1, 'spec.template.spec.containers[0].image', 'ghcr.io/missing/app:1', 'not found']],
+    );
   });
 
   it('reports an engine that throws as a failure of that image', async () => {
@@ -469,7 +512,10 @@ spec:
       },
     };
     const report = await pinManifests([ManifestSource.parse('a.yaml', deployment('nginx:1.25'))], engine);
-    assert.deepEqual(report.failures.map((f) => f.cause), ['boom nginx:1.25']);
+    assert.deepEqual(
+      report.failures.map((f) => f.cause),
+      ['boom nginx:1.25'],
+    );
   });
 
   it('uses pinAll when the engine has it: one batch', async () => {
@@ -484,18 +530,28 @@ spec:
     const input = `${deployment('nginx:1.25')}---\n${deployment('redis:7')}---\n${deployment('nginx:1.25')}`;
     const report = await pinManifests([ManifestSource.parse('a.yaml', input)], engine);
     assert.deepEqual(batches, [['nginx:1.25', 'redis:7']]);
-    assert.equal(report.files[0]?.text, input.replaceAll('nginx:1.25', `nginx:1.25@${D1}`).replace('redis:7', `redis:7@${D1}`));
+    assert.equal(
+      report.files[0]?.text,
+      input.replaceAll('nginx:1.25', `nginx:1.25@${D1}`).replace('redis:7', `redis:7@${D1}`),
+    );
   });
 
   it('treats a denial as a failure', async () => {
-    const engine: PinEngine = { pin: async (image) => ({ image, changed: false, warnings: [], denied: `${image}: digest does not match` }) };
-    const report = await pinManifests([ManifestSource.parse('a.yaml', deployment('nginx:1.25@sha256:' + 'a'.repeat(64)))], engine);
+    const engine: PinEngine = {
+      pin: async (image) => ({ image, changed: false, warnings: [], denied: `${image}: digest does not match` }),
+    };
+    const report = await pinManifests(
+      [ManifestSource.parse('a.yaml', deployment('nginx:1.25@sha256:' + 'a'.repeat(64)))],
+      engine,
+    );
     assert.equal(report.failures.length, 1);
     assert.match(report.failures[0]?.cause ?? '', /does not match/);
   });
 
   it('writes canonical and digest-only forms the engine returns', async () => {
-    const engine: PinEngine = { pin: async (image) => ({ image: `docker.io/library/${image}@${D1}`, changed: true, digest: D1, warnings: [] }) };
+    const engine: PinEngine = {
+      pin: async (image) => ({ image: `docker.io/library/${image}@${D1}`, changed: true, digest: D1, warnings: [] }),
+    };
     const input = deployment("'nginx:1.25'");
     const report = await pinManifests([ManifestSource.parse('a.yaml', input)], engine);
     assert.equal(report.files[0]?.text, input.replace("'nginx:1.25'", `'docker.io/library/nginx:1.25@${D1}'`));

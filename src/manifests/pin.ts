@@ -69,7 +69,11 @@ export interface PinReport {
  * file is read back and checked to hold exactly the intended images, so a file is never
  * produced half-right.
  */
-export async function pinManifests(sources: readonly ManifestSource[], engine: PinEngine, options: PinOptions = {}): Promise<PinReport> {
+export async function pinManifests(
+  sources: readonly ManifestSource[],
+  engine: PinEngine,
+  options: PinOptions = {},
+): Promise<PinReport> {
   const perSource = sources.map((source) => ({ source, slots: findImageSlots(source, options) }));
   const slots = perSource.flatMap((p) => p.slots);
   const order = new Map(slots.map((slot, i) => [slot, i]));
@@ -81,7 +85,8 @@ export async function pinManifests(sources: readonly ManifestSource[], engine: P
   const results = await pinEach(engine, [...firstSlot.keys()]);
   for (const [image, slot] of firstSlot) {
     const result = results.get(image);
-    if (result === undefined || result instanceof Error) failures.push({ slot, cause: result?.message ?? 'not pinned' });
+    if (result === undefined || result instanceof Error)
+      failures.push({ slot, cause: result?.message ?? 'not pinned' });
     else if (result.failure !== undefined) failures.push({ slot, cause: failureCause(result.failure) });
     else if (result.denied !== undefined) failures.push({ slot, cause: result.denied });
     else outcomes.set(image, result);
@@ -95,7 +100,8 @@ export async function pinManifests(sources: readonly ManifestSource[], engine: P
     for (const message of new Set(outcome.warnings)) warnings.push({ slot, message });
     if (rewrites(outcome, image)) resolutions.push({ ref: image, digest: outcome.digest ?? digestOf(outcome.image) });
   }
-  const bySlotOrder = (a: { slot: ImageSlot }, b: { slot: ImageSlot }) => (order.get(a.slot) ?? 0) - (order.get(b.slot) ?? 0);
+  const bySlotOrder = (a: { slot: ImageSlot }, b: { slot: ImageSlot }) =>
+    (order.get(a.slot) ?? 0) - (order.get(b.slot) ?? 0);
   failures.sort(bySlotOrder);
   warnings.sort(bySlotOrder);
   if (failures.length > 0) return { files: [], slots, failures, warnings, resolutions: [] };
@@ -106,7 +112,10 @@ export async function pinManifests(sources: readonly ManifestSource[], engine: P
       return outcome !== undefined && rewrites(outcome, slot.image) ? [{ slot, image: outcome.image }] : [];
     });
     if (changes.length === 0) return { file: source.file, text: source.text, changed: false, changes };
-    const text = applyEdits(source.text, changes.map(({ slot, image }): ScalarEdit => ({ location: slot.location, value: image })));
+    const text = applyEdits(
+      source.text,
+      changes.map(({ slot, image }): ScalarEdit => ({ location: slot.location, value: image })),
+    );
     verifyRewrite(source, own, text, changes, options);
     return { file: source.file, text, changed: text !== source.text, changes };
   });
@@ -126,7 +135,11 @@ function verifyRewrite(
   options: SlotOptions,
 ): void {
   const fail = (reason: string): never => {
-    throw new ManifestFileError('ErrManifestRewrite', `${source.file}: refusing to write a rewrite that does not read back as intended: ${reason}`, { file: source.file });
+    throw new ManifestFileError(
+      'ErrManifestRewrite',
+      `${source.file}: refusing to write a rewrite that does not read back as intended: ${reason}`,
+      { file: source.file },
+    );
   };
   let reread: ManifestSource;
   try {
@@ -141,7 +154,8 @@ function verifyRewrite(
   if (actual.length !== expected.size) fail('the number of image fields changed');
   for (const slot of actual) {
     const want = expected.get(`${slot.doc} ${slot.path}`);
-    if (want !== slot.image) fail(`document ${slot.doc} ${slot.path} reads "${slot.image}", expected "${want ?? '(no such field)'}"`);
+    if (want !== slot.image)
+      fail(`document ${slot.doc} ${slot.path} reads "${slot.image}", expected "${want ?? '(no such field)'}"`);
   }
 }
 
@@ -152,7 +166,9 @@ function digestOf(image: string): string {
 
 /** `not found (manifest unknown: …)`: the keyword first, as the stderr line shows it. */
 function failureCause(failure: NonNullable<PinOutcome['failure']>): string {
-  return failure.detail !== undefined && failure.detail !== '' ? `${failure.reason} (${failure.detail})` : failure.reason;
+  return failure.detail !== undefined && failure.detail !== ''
+    ? `${failure.reason} (${failure.detail})`
+    : failure.reason;
 }
 
 /** Every image's outcome, or the error the engine threw for it (an engine bug, not a lookup). */

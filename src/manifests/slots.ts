@@ -126,7 +126,12 @@ class DocumentSlots {
     }
   }
 
-  private podSpec(spec: Node, objectAt: readonly ConcreteSegment[], specAt: readonly ConcreteSegment[], ref: ObjectRef | undefined): void {
+  private podSpec(
+    spec: Node,
+    objectAt: readonly ConcreteSegment[],
+    specAt: readonly ConcreteSegment[],
+    ref: ObjectRef | undefined,
+  ): void {
     for (const list of CONTAINER_LISTS) {
       seqItems(mapGet(spec, list, this.doc), this.doc)?.forEach((container, i) => {
         const scalar = stringScalar(mapGet(container, 'image', this.doc), this.doc);

@@ -9,16 +9,21 @@ const manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, l
 const index = {
   schemaVersion: 2,
   mediaType: MediaType.OciIndex,
-  manifests: [{ mediaType: MediaType.OciManifest, digest: D('3'), size: 30, platform: { os: 'linux', architecture: 'amd64' } }],
+  manifests: [
+    { mediaType: MediaType.OciManifest, digest: D('3'), size: 30, platform: { os: 'linux', architecture: 'amd64' } },
+  ],
 };
 const bytes = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const rejects = (v: unknown, pattern: RegExp, code = 'ErrManifestInvalid', options = {}) =>
-  assert.throws(() => parseManifestDocument(bytes(v), options), (err: unknown) => {
-    assert.ok(err instanceof ManifestError, String(err));
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => parseManifestDocument(bytes(v), options),
+    (err: unknown) => {
+      assert.ok(err instanceof ManifestError, String(err));
+      assert.equal(err.code, code);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
 
 describe('parseManifestDocument', () => {
   it('reads an image manifest and an index', () => {
@@ -47,7 +52,10 @@ describe('parseManifestDocument', () => {
 
   it('rejects duplicate keys, even escaped ones', () => {
     rejects(`{"schemaVersion":2,"layers":[],"layers":[],"config":${JSON.stringify(config)}}`, /duplicate key "layers"/);
-    rejects(`{"schemaVersion":2,"mediaType":"${MediaType.OciManifest}","config":${JSON.stringify(config)},"layers":[],"l\\u0061yers":[]}`, /duplicate key/);
+    rejects(
+      `{"schemaVersion":2,"mediaType":"${MediaType.OciManifest}","config":${JSON.stringify(config)},"layers":[],"l\\u0061yers":[]}`,
+      /duplicate key/,
+    );
   });
 
   it('refuses schema 1', () => {
@@ -59,7 +67,11 @@ describe('parseManifestDocument', () => {
     const withLayer = (l: unknown) => ({ ...manifest, layers: [l] });
     rejects(withLayer({ ...layer, digest: 'sha256:../../etc/passwd' }), /layers\[0\]\.digest/);
     rejects(withLayer({ ...layer, digest: D('A') }), /not a valid digest/);
-    rejects(withLayer({ ...layer, digest: `sha1024:${'a'.repeat(64)}` }), /unsupported algorithm/, 'ErrUnsupportedDigestAlgorithm');
+    rejects(
+      withLayer({ ...layer, digest: `sha1024:${'a'.repeat(64)}` }),
+      /unsupported algorithm/,
+      'ErrUnsupportedDigestAlgorithm',
+    );
     rejects(withLayer({ ...layer, size: -1 }), /size must be/);
     rejects(withLayer({ ...layer, size: 2 ** 53 }), /size must be/);
     rejects(withLayer({ ...layer, size: 1.5 }), /size must be/);
@@ -76,8 +88,12 @@ describe('parseManifestDocument', () => {
   });
 
   it('caps descriptors per index and layers per manifest', () => {
-    rejects({ ...manifest, layers: Array(3).fill(layer) }, /3 layers, more than the limit of 2/, 'ErrManifestInvalid', { maxLayers: 2 });
-    rejects({ ...index, manifests: Array(3).fill(index.manifests[0]) }, /limit of 2/, 'ErrManifestInvalid', { maxManifests: 2 });
+    rejects({ ...manifest, layers: Array(3).fill(layer) }, /3 layers, more than the limit of 2/, 'ErrManifestInvalid', {
+      maxLayers: 2,
+    });
+    rejects({ ...index, manifests: Array(3).fill(index.manifests[0]) }, /limit of 2/, 'ErrManifestInvalid', {
+      maxManifests: 2,
+    });
   });
 
   it('names the document in errors', () => {

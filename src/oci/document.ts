@@ -61,10 +61,15 @@ export function parseManifestDocument(bytes: Uint8Array, options: ParseDocumentO
     optionalString(parsed, 'mediaType', fail),
     options.contentType === undefined ? undefined : stripMediaTypeParameters(options.contentType),
     options.descriptorMediaType,
-  ].filter((t): t is string => t !== undefined && t !== '' && t !== 'application/json' && t !== 'application/octet-stream');
+  ].filter(
+    (t): t is string => t !== undefined && t !== '' && t !== 'application/json' && t !== 'application/octet-stream',
+  );
   for (const type of declared) {
     if (isSchema1MediaType(type)) {
-      fail(`Docker schema 1 manifests (${type}) are not supported; push the image again with a current client`, 'ErrUnsupportedMediaType');
+      fail(
+        `Docker schema 1 manifests (${type}) are not supported; push the image again with a current client`,
+        'ErrUnsupportedMediaType',
+      );
     }
   }
   const distinct = [...new Set(declared)];
@@ -75,7 +80,8 @@ export function parseManifestDocument(bytes: Uint8Array, options: ParseDocumentO
 
   const hasManifests = 'manifests' in parsed;
   const hasImageFields = 'layers' in parsed || 'config' in parsed;
-  if (hasManifests && hasImageFields) fail('document has both "manifests" and "layers"/"config": refusing an ambiguous document');
+  if (hasManifests && hasImageFields)
+    fail('document has both "manifests" and "layers"/"config": refusing an ambiguous document');
 
   const mediaType = distinct[0] ?? (hasManifests ? MediaType.OciIndex : MediaType.OciManifest);
   const artifactType = optionalString(parsed, 'artifactType', fail);
@@ -137,7 +143,8 @@ export function parseDescriptor(value: unknown, where: string, fail: Fail): Desc
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     fail(`${where}.size must be a non-negative integer below 2^53, got ${JSON.stringify(size)}`);
   }
-  if (size === 0 && digest !== EMPTY_SHA256) fail(`${where}.size is 0 but ${digest} is not the digest of empty content`);
+  if (size === 0 && digest !== EMPTY_SHA256)
+    fail(`${where}.size is 0 but ${digest} is not the digest of empty content`);
 
   const descriptor: { -readonly [K in keyof Descriptor]: Descriptor[K] } = {
     mediaType: mediaType as string,
@@ -145,7 +152,8 @@ export function parseDescriptor(value: unknown, where: string, fail: Fail): Desc
     size: size as number,
   };
   if (value.urls !== undefined) {
-    if (!Array.isArray(value.urls) || !value.urls.every((u) => typeof u === 'string')) fail(`${where}.urls must be an array of strings`);
+    if (!Array.isArray(value.urls) || !value.urls.every((u) => typeof u === 'string'))
+      fail(`${where}.urls must be an array of strings`);
     descriptor.urls = value.urls as string[];
   }
   const annotations = optionalAnnotations(value.annotations, `${where}.annotations`, fail);
@@ -165,7 +173,8 @@ export function parseDescriptor(value: unknown, where: string, fail: Fail): Desc
 function parsePlatformField(value: unknown, where: string, fail: Fail): Platform {
   if (!isObject(value)) return fail(`${where} must be an object`);
   const { architecture, os, variant } = value;
-  if (typeof architecture !== 'string' || typeof os !== 'string') return fail(`${where} needs string "os" and "architecture"`);
+  if (typeof architecture !== 'string' || typeof os !== 'string')
+    return fail(`${where} needs string "os" and "architecture"`);
   const platform: { -readonly [K in keyof Platform]: Platform[K] } = { architecture, os };
   if (variant !== undefined) {
     if (typeof variant !== 'string') fail(`${where}.variant must be a string`);
@@ -178,7 +187,8 @@ function parsePlatformField(value: unknown, where: string, fail: Fail): Platform
   }
   const features = value['os.features'];
   if (features !== undefined) {
-    if (!Array.isArray(features) || !features.every((f) => typeof f === 'string')) fail(`${where}.os.features must be an array of strings`);
+    if (!Array.isArray(features) || !features.every((f) => typeof f === 'string'))
+      fail(`${where}.os.features must be an array of strings`);
     platform['os.features'] = features as string[];
   }
   return platform;

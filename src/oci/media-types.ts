@@ -35,9 +35,7 @@ export function isManifestMediaType(mediaType: string): boolean {
 /** Schema 1 (and `text/plain`, its old Red Hat quirk) is refused: containerd 2.0 dropped it. */
 export function isSchema1MediaType(mediaType: string): boolean {
   return (
-    mediaType === MediaType.DockerSchema1 ||
-    mediaType === MediaType.DockerSchema1Signed ||
-    mediaType === 'text/plain'
+    mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed || mediaType === 'text/plain'
   );
 }
 

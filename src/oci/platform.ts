@@ -48,13 +48,50 @@ function truncate(s: string): string {
 // Go's syslist (GOOS / GOARCH values): a single-word specifier is an OS if it is one of these,
 // else an architecture if it is one of those.
 const KNOWN_OS = new Set([
-  'aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl',
-  'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows', 'zos',
+  'aix',
+  'android',
+  'darwin',
+  'dragonfly',
+  'freebsd',
+  'hurd',
+  'illumos',
+  'ios',
+  'js',
+  'linux',
+  'nacl',
+  'netbsd',
+  'openbsd',
+  'plan9',
+  'solaris',
+  'wasip1',
+  'windows',
+  'zos',
 ]);
 const KNOWN_ARCH = new Set([
-  '386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'loong64', 'mips', 'mipsle', 'mips64',
-  'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'ppc64', 'ppc64le', 'riscv', 'riscv64', 's390', 's390x',
-  'sparc', 'sparc64', 'wasm',
+  '386',
+  'amd64',
+  'amd64p32',
+  'arm',
+  'armbe',
+  'arm64',
+  'arm64be',
+  'loong64',
+  'mips',
+  'mipsle',
+  'mips64',
+  'mips64le',
+  'mips64p32',
+  'mips64p32le',
+  'ppc',
+  'ppc64',
+  'ppc64le',
+  'riscv',
+  'riscv64',
+  's390',
+  's390x',
+  'sparc',
+  'sparc64',
+  'wasm',
 ]);
 
 const COMPONENT = /^[A-Za-z0-9_.-]+$/;
@@ -388,9 +425,7 @@ export function platformMatcher(
     const c = normalizePlatform(candidate);
     if (!osVersionMatches(wantNormalized['os.version'], c['os.version'])) return undefined;
     if (!osFeaturesMatch(wantNormalized['os.features'], c['os.features'])) return undefined;
-    const rank = slots.findIndex(
-      (s) => s.os === c.os && s.architecture === c.architecture && s.variant === c.variant,
-    );
+    const rank = slots.findIndex((s) => s.os === c.os && s.architecture === c.architecture && s.variant === c.variant);
     return rank === -1 ? undefined : rank;
   };
 }

@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import type { Endpoint as ClientEndpoint } from '../registry/index.ts';
-import { resolveHosts, type Endpoint as HostEndpoint, type HostsConfig, type PullKind, type RepositoryName } from '../registry/hosts/index.ts';
+import {
+  resolveHosts,
+  type Endpoint as HostEndpoint,
+  type HostsConfig,
+  type PullKind,
+  type RepositoryName,
+} from '../registry/hosts/index.ts';
 
 /**
  * Turns host configuration (containerd hosts.toml, registries.conf, the loopback default) into

@@ -1,6 +1,20 @@
 /** Pulling images from registries into the store. */
-export { PullError, Puller, type PullOptions, type PullResult, type PulledManifest, type PullerOptions, type ResolveResult } from './puller.ts';
+export {
+  PullError,
+  Puller,
+  type PullOptions,
+  type PullResult,
+  type PulledManifest,
+  type PullerOptions,
+  type ResolveResult,
+} from './puller.ts';
 export type { PullEvent, PullEventSink } from './events.ts';
 export { loadCredentialSource, toClientCredential, type CredentialOptions } from './credentials.ts';
 export { EndpointResolver } from './endpoints.ts';
-export { describeStoredImage, pickPlatformImage, storedName, type StoredImage, type StoredPlatformImage } from './local.ts';
+export {
+  describeStoredImage,
+  pickPlatformImage,
+  storedName,
+  type StoredImage,
+  type StoredPlatformImage,
+} from './local.ts';

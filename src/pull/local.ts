@@ -90,7 +90,9 @@ export async function describeStoredImage(store: Store, record: ImageRecord): Pr
 /** The stored platform image closest to `platform` (default the host's). */
 export function pickPlatformImage(image: StoredImage, platform?: Platform): StoredPlatformImage | undefined {
   if (image.images.length <= 1) return image.images[0];
-  const candidates = image.images.map((i) => ({ ...(i.descriptor.platform !== undefined && { platform: i.descriptor.platform }) }));
+  const candidates = image.images.map((i) => ({
+    ...(i.descriptor.platform !== undefined && { platform: i.descriptor.platform }),
+  }));
   const at = selectPlatform(candidates, platform ?? hostPlatform());
   return at === undefined ? image.images[0] : image.images[at];
 }

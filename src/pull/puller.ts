@@ -17,7 +17,13 @@ import {
 } from '../oci/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { HostsConfig } from '../registry/hosts/index.ts';
-import { RegistryClient, type BlobSink, type CredentialSource, type RegistryClientOptions, type RegistryEvent } from '../registry/index.ts';
+import {
+  RegistryClient,
+  type BlobSink,
+  type CredentialSource,
+  type RegistryClientOptions,
+  type RegistryEvent,
+} from '../registry/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { EndpointResolver } from './endpoints.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
@@ -127,7 +133,8 @@ export class Puller {
     this.client = new RegistryClient({
       ...options.client,
       ...(options.credentials !== undefined && { credentials: options.credentials }),
-      endpoints: (registry, request) => this.endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
+      endpoints: (registry, request) =>
+        this.endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
       onEvent: (event) => this.forwardRegistryEvent(event),
     });
   }
@@ -145,7 +152,11 @@ export class Puller {
     const ref = parseDockerRef(image);
     const name = ref.toString();
     try {
-      const found = await this.client.resolve({ registry: ref.domain, path: ref.path }, ref.digest ?? ref.tag ?? 'latest', options);
+      const found = await this.client.resolve(
+        { registry: ref.domain, path: ref.path },
+        ref.digest ?? ref.tag ?? 'latest',
+        options,
+      );
       return { name, descriptor: found.descriptor, via: found.via };
     } catch (err) {
       throw new PullError(name, err);
@@ -247,15 +258,32 @@ export class Puller {
 
   private forwardRegistryEvent(event: RegistryEvent): void {
     if (event.type === 'retrying') {
-      this.broadcast({ type: 'retrying', host: event.host, reason: event.reason, attempt: event.attempt, delayMs: event.delayMs });
+      this.broadcast({
+        type: 'retrying',
+        host: event.host,
+        reason: event.reason,
+        attempt: event.attempt,
+        delayMs: event.delayMs,
+      });
     } else if (event.type === 'warning') {
       this.broadcast({ type: 'warning', message: `${event.host}: ${event.message}` });
     } else if (event.type === 'resuming') {
-      this.broadcast({ type: 'retrying', host: event.host, reason: `resuming ${event.digest} at byte ${event.offset}: ${event.reason}`, attempt: event.attemptsWithoutProgress, delayMs: 0 });
+      this.broadcast({
+        type: 'retrying',
+        host: event.host,
+        reason: `resuming ${event.digest} at byte ${event.offset}: ${event.reason}`,
+        attempt: event.attemptsWithoutProgress,
+        delayMs: 0,
+      });
     }
   }
 
-  private async pullOnce(ref: NamedReference, options: PullOptions, signal: AbortSignal, emit: PullEventSink): Promise<PullResult> {
+  private async pullOnce(
+    ref: NamedReference,
+    options: PullOptions,
+    signal: AbortSignal,
+    emit: PullEventSink,
+  ): Promise<PullResult> {
     const started = Date.now();
     const name = ref.toString();
     const store = await this.storePromise;
@@ -342,10 +370,17 @@ export class Puller {
     call: { signal?: AbortSignal },
     emit: PullEventSink,
   ): Promise<void> {
-    if (depth > MAX_INDEX_DEPTH) throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
+    if (depth > MAX_INDEX_DEPTH)
+      throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
     const document = await this.manifest(store, repo, name, descriptor, call);
     const platformText = descriptor.platform ? formatPlatform(descriptor.platform) : undefined;
-    emit({ type: 'manifest', image: name, digest: descriptor.digest, mediaType: document.mediaType, ...(platformText !== undefined && { platform: platformText }) });
+    emit({
+      type: 'manifest',
+      image: name,
+      digest: descriptor.digest,
+      mediaType: document.mediaType,
+      ...(platformText !== undefined && { platform: platformText }),
+    });
     if (document.kind === 'manifest') {
       plan.manifests.push({ digest: descriptor.digest, ...(platformText !== undefined && { platform: platformText }) });
       for (const blob of manifestBlobs(document.manifest)) plan.blobs.set(blob.digest, blob);
@@ -361,7 +396,8 @@ export class Puller {
       if (child === undefined) throw new PlatformNotFoundError(name, platform, describeAvailable(children));
       chosen = [child];
     }
-    for (const child of chosen) await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call, emit);
+    for (const child of chosen)
+      await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call, emit);
   }
 
   private async fetchBlobs(
@@ -388,7 +424,8 @@ export class Puller {
         }
       }
     };
-    for (const blob of blobs) emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
+    for (const blob of blobs)
+      emit({ type: 'blob-waiting', digest: blob.digest, size: blob.size, mediaType: blob.mediaType });
     await Promise.all(Array.from({ length: Math.min(this.concurrency, blobs.length) }, worker));
     await Promise.all(commits);
     if (failures.length > 0) throw failures[0];
@@ -445,7 +482,11 @@ export class Puller {
         // A failed commit has already closed the ingest and removed its bytes.
         if (err instanceof VerifyError) {
           const what = blob.mediaType.includes('config') ? 'config' : 'layer';
-          throw new KimgError(err.code, `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`, { cause: err });
+          throw new KimgError(
+            err.code,
+            `${what} ${blob.digest} from ${source}: ${err.message}; the downloaded bytes were discarded`,
+            { cause: err },
+          );
         }
         throw err;
       }

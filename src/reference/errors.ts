@@ -141,14 +141,22 @@ function describe(code: ReferenceErrorCode, input: string, facts: FailureFacts):
   const at = charAt(input, offset);
   const before = charAt(input, offset - 1);
   const inName =
-    facts.detail === 'component' || facts.detail === 'separator' || facts.detail === 'name-end' || facts.detail === 'uppercase';
+    facts.detail === 'component' ||
+    facts.detail === 'separator' ||
+    facts.detail === 'name-end' ||
+    facts.detail === 'uppercase';
   // Uppercase is the likeliest typo in a name; say so rather than "not allowed".
   if (inName && at !== undefined && firstChangedByLower(input, offset, offset + 1) === offset) {
     return code === 'errNameNotLowercase' ? `${at} is uppercase` : `has uppercase ${at} in the repository name`;
   }
   switch (facts.detail) {
     case 'component':
-      if (at === undefined) return before === undefined ? (input === '' ? 'is empty' : undefined) : `ends with ${before} but no path component follows`;
+      if (at === undefined)
+        return before === undefined
+          ? input === ''
+            ? 'is empty'
+            : undefined
+          : `ends with ${before} but no path component follows`;
       if (at === '"/"') return before === '"/"' ? 'has an empty path component ("//")' : 'starts with "/"';
       return `has ${at} where a path component must start (a lowercase letter or digit)`;
     case 'separator':
@@ -167,7 +175,9 @@ function describe(code: ReferenceErrorCode, input: string, facts: FailureFacts):
     case 'tag-length':
       return code === 'ErrTagInvalidFormat' ? 'is longer than 128 characters' : 'has a tag longer than 128 characters';
     case 'digest':
-      return at === undefined ? 'ends before its digest is complete' : `has ${at}, which the digest grammar does not allow there`;
+      return at === undefined
+        ? 'ends before its digest is complete'
+        : `has ${at}, which the digest grammar does not allow there`;
     case 'digest-short':
       return 'has a digest with fewer than 32 hex digits';
     case 'name-length':

@@ -213,7 +213,8 @@ function decodeRune(b: Uint8Array, i: number): number {
 export function familiarMatch(pattern: string, ref: Reference): boolean {
   const first = pathMatch(pattern, familiarString(ref));
   if (typeof first === 'object') {
-    throw new ReferenceFailure('path.ErrBadPattern', pattern, utf16Offset(pattern, first.badPatternAt), 'pattern').error;
+    throw new ReferenceFailure('path.ErrBadPattern', pattern, utf16Offset(pattern, first.badPatternAt), 'pattern')
+      .error;
   }
   if (first || ref.kind === 'digest') return first;
   return pathMatch(pattern, familiarName(ref)) === true;

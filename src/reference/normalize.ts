@@ -7,7 +7,15 @@ import { tagNameOnly } from './builders.ts';
 import { firstChangedByLower } from './case.ts';
 import { ReferenceFailure } from './errors.ts';
 import { parseHubOrFail, parseOrFail } from './parse.ts';
-import { DEFAULT_DOMAIN, DigestReference, assemble, type NamedReference, type ParseOptions, type ParseResult, type Reference } from './reference.ts';
+import {
+  DEFAULT_DOMAIN,
+  DigestReference,
+  assemble,
+  type NamedReference,
+  type ParseOptions,
+  type ParseResult,
+  type Reference,
+} from './reference.ts';
 import { isIdentifier } from './scanner.ts';
 
 const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
@@ -35,7 +43,11 @@ export function parseNormalizedOrFail(s: string, options?: ParseOptions): NamedR
     remoteStart = slash + 1;
     hubPrefix = s.includes('/', remoteStart) ? '' : OFFICIAL_REPO_PREFIX;
     result = parseHubOrFail(s, remoteStart, hubPrefix, options);
-  } else if (isFirstComponent(s, slash, LOCALHOST) || hasDotOrColon(s, slash) || firstChangedByLower(s, 0, slash) >= 0) {
+  } else if (
+    isFirstComponent(s, slash, LOCALHOST) ||
+    hasDotOrColon(s, slash) ||
+    firstChangedByLower(s, 0, slash) >= 0
+  ) {
     // localhost, hostnames, IPs, host:port and [v6]:port; an uppercase first component cannot be
     // a Docker Hub namespace, so it is taken as a host too (`LOCALDOMAIN/x`). The grammar then
     // has the last word: `a.b_c/x` has no domain at all.
@@ -98,7 +110,8 @@ export function parseNamed(s: string, options?: ParseOptions): NamedReference {
   const result = parseNormalizedOrFail(s, options);
   if (result instanceof ReferenceFailure) throw result.error;
   const canonical = result.toString();
-  if (canonical !== s) throw new ReferenceFailure('ErrNameNotCanonical', s, undefined, 'not-canonical', canonical).error;
+  if (canonical !== s)
+    throw new ReferenceFailure('ErrNameNotCanonical', s, undefined, 'not-canonical', canonical).error;
   return result;
 }
 
@@ -106,7 +119,8 @@ function dockerRefOrFail(s: string, options?: ParseOptions): NamedReference | Re
   const named = parseNormalizedOrFail(s, options);
   if (named instanceof ReferenceFailure) return named;
   // With both, the digest decides what is pulled; the tag would only mislead.
-  if (named.digest !== undefined) return named.tag === undefined ? named : assemble(named.domain, named.path, undefined, named.digest);
+  if (named.digest !== undefined)
+    return named.tag === undefined ? named : assemble(named.domain, named.path, undefined, named.digest);
   return tagNameOnly(named);
 }
 

@@ -19,7 +19,12 @@ export function parseOrFail(s: string, options?: ParseOptions): NamedReference |
  * Hub names: `s` is scanned from `start` with docker.io as its domain, which spares building the
  * full string before scanning it and leaves failure offsets pointing into `s`.
  */
-export function parseHubOrFail(s: string, start: number, pathPrefix: string, options?: ParseOptions): NamedReference | ReferenceFailure {
+export function parseHubOrFail(
+  s: string,
+  start: number,
+  pathPrefix: string,
+  options?: ParseOptions,
+): NamedReference | ReferenceFailure {
   return parseScanned(s, scanReference(s, start), pathPrefix, options);
 }
 
@@ -35,7 +40,8 @@ function parseScanned(
     // uppercase error and `lower:UPPER` is valid. We retry only when lowering changes something
     // that could then match, so hostile input is scanned at most twice.
     const lowered = lowerForGrammar(s);
-    const retry = lowered === undefined ? undefined : scanReference(lowered, hubPathPrefix === undefined ? undefined : pathStart);
+    const retry =
+      lowered === undefined ? undefined : scanReference(lowered, hubPathPrefix === undefined ? undefined : pathStart);
     if (retry?.ok) return new ReferenceFailure('ErrNameContainsUppercase', s, scan.offset, 'uppercase');
     return new ReferenceFailure('ErrReferenceInvalidFormat', s, scan.offset, scan.problem);
   }
@@ -52,7 +58,8 @@ function parseScanned(
     if (failure !== undefined) return failure;
     digest = s.slice(scan.digestStart);
   }
-  const tag = scan.tagStart < 0 ? undefined : s.slice(scan.tagStart, scan.digestStart < 0 ? s.length : scan.digestStart - 1);
+  const tag =
+    scan.tagStart < 0 ? undefined : s.slice(scan.tagStart, scan.digestStart < 0 ? s.length : scan.digestStart - 1);
   if (hubPathPrefix === undefined) {
     const path = s.slice(pathStart, scan.nameEnd);
     const name = pathStart === 0 ? path : s.slice(0, scan.nameEnd);

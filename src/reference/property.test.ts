@@ -45,7 +45,8 @@ const anchoredNameRegexp = new RegExp(`^(?:(${domainAndPort})/)?(${remoteName})$
 const domainRegexp = new RegExp(`^${domainAndPort}$`);
 const identifierRegexp = /^[a-f0-9]{64}$/;
 
-type ModelResult = { code: string } | { domain: string; path: string; tag: string | undefined; digest: string | undefined };
+type ModelResult =
+  { code: string } | { domain: string; path: string; tag: string | undefined; digest: string | undefined };
 
 /** Go's strings.ToLower, rune by rune with the simple mapping (İ → i). */
 function goLower(s: string): string {
@@ -91,7 +92,8 @@ function modelNormalized(s: string, options: ParseOptions): ModelResult {
       goLower(maybeDomain) !== maybeDomain;
     if (isHost) {
       domain = maybeDomain === 'index.docker.io' ? 'docker.io' : maybeDomain;
-      remainder = domain === 'docker.io' && !maybeRemainder.includes('/') ? `library/${maybeRemainder}` : maybeRemainder;
+      remainder =
+        domain === 'docker.io' && !maybeRemainder.includes('/') ? `library/${maybeRemainder}` : maybeRemainder;
     } else {
       [domain, remainder] = ['docker.io', s];
     }
@@ -115,9 +117,44 @@ function fieldsOf(ref: Reference): unknown[] {
 // --- inputs ---
 const HEX = '0123456789abcdef';
 const tokens = [
-  'a', 'b', 'z', '0', '9', 'A', 'Z', '-', '--', '.', '_', '__', '/', ':', '@', '[', ']', '::1', '%',
-  'sha256:', 'sha512:', 'SHA256:', 'md5:', HEX.repeat(4), HEX.repeat(2), 'ABCDEF0123456789'.repeat(4), HEX.repeat(8),
-  'localhost', 'docker.io', 'index.docker.io', 'library/', 'example.com:5000', '\u0130', '\u212A', 'é', 'É', ' ', '$',
+  'a',
+  'b',
+  'z',
+  '0',
+  '9',
+  'A',
+  'Z',
+  '-',
+  '--',
+  '.',
+  '_',
+  '__',
+  '/',
+  ':',
+  '@',
+  '[',
+  ']',
+  '::1',
+  '%',
+  'sha256:',
+  'sha512:',
+  'SHA256:',
+  'md5:',
+  HEX.repeat(4),
+  HEX.repeat(2),
+  'ABCDEF0123456789'.repeat(4),
+  HEX.repeat(8),
+  'localhost',
+  'docker.io',
+  'index.docker.io',
+  'library/',
+  'example.com:5000',
+  '\u0130',
+  '\u212A',
+  'é',
+  'É',
+  ' ',
+  '$',
 ];
 const grammarish = fc.array(fc.constantFrom(...tokens), { maxLength: 14 }).map((parts) => parts.join(''));
 const ascii = fc.string({ unit: 'binary-ascii', maxLength: 40 });
@@ -139,7 +176,10 @@ function settle(fn: () => unknown): unknown {
 
 describe('grammar validators agree with upstream regular expressions', () => {
   it('matchDomain', () => {
-    fc.assert(fc.property(anyInput, (s) => matchDomain(s) === domainRegexp.test(s)), RUNS);
+    fc.assert(
+      fc.property(anyInput, (s) => matchDomain(s) === domainRegexp.test(s)),
+      RUNS,
+    );
   });
 
   it('matchAnchoredName, groups included', () => {
@@ -164,7 +204,10 @@ describe('grammar validators agree with upstream regular expressions', () => {
 
   it('isIdentifier', () => {
     const hex64 = fc.string({ unit: fc.constantFrom(...HEX, 'A', 'g'), minLength: 63, maxLength: 65 });
-    fc.assert(fc.property(fc.oneof(anyInput, hex64), (s) => isIdentifier(s) === identifierRegexp.test(s)), RUNS);
+    fc.assert(
+      fc.property(fc.oneof(anyInput, hex64), (s) => isIdentifier(s) === identifierRegexp.test(s)),
+      RUNS,
+    );
   });
 });
 
@@ -188,7 +231,17 @@ describe('parse operations agree with the upstream model', () => {
   });
 
   it('names go-digest failures as the digest module does', () => {
-    const algorithm = fc.constantFrom('sha256', 'sha384', 'sha512', 'md5', 'SHA256', 'Sha512', 'sha-256', 'a+b.c', 'x_y');
+    const algorithm = fc.constantFrom(
+      'sha256',
+      'sha384',
+      'sha512',
+      'md5',
+      'SHA256',
+      'Sha512',
+      'sha-256',
+      'a+b.c',
+      'x_y',
+    );
     const hex = fc.string({ unit: fc.constantFrom(...HEX, 'A', 'F'), minLength: 32, maxLength: 130 });
     fc.assert(
       fc.property(algorithm, hex, algorithmsOption, (alg, encoded, options) => {
@@ -196,7 +249,11 @@ describe('parse operations agree with the upstream model', () => {
         const want = tryParseDigest(digest, options);
         const got = tryParse(`repo@${digest}`, options);
         // `sha-256` fails the reference grammar (a component must start with a letter) first.
-        const wantCode = !referenceRegexp.test(`repo@${digest}`) ? 'ErrReferenceInvalidFormat' : want.ok ? undefined : want.error.code;
+        const wantCode = !referenceRegexp.test(`repo@${digest}`)
+          ? 'ErrReferenceInvalidFormat'
+          : want.ok
+            ? undefined
+            : want.error.code;
         assert.equal(got.ok ? undefined : got.code, wantCode);
       }),
       RUNS,
@@ -216,12 +273,18 @@ describe('robustness', () => {
         settle(() => withDigest(base, s));
         settle(() => familiarMatch(s, base));
         settle(() => sort([s, 'b', s], options));
-        for (const result of [tryParse(s, options), tryParseNormalizedNamed(s, options), tryParseDockerRef(s, options), tryParseAnyReference(s, options)]) {
+        for (const result of [
+          tryParse(s, options),
+          tryParseNormalizedNamed(s, options),
+          tryParseDockerRef(s, options),
+          tryParseAnyReference(s, options),
+        ]) {
           if (result.ok) continue;
           assert.ok(result.error instanceof InvalidReferenceError);
           assert.equal(result.error.code, result.code);
           assert.ok(result.error.message.length > 0);
-          if (result.offset !== undefined) assert.ok(result.offset >= 0 && result.offset <= s.length, `offset ${result.offset}`);
+          if (result.offset !== undefined)
+            assert.ok(result.offset >= 0 && result.offset <= s.length, `offset ${result.offset}`);
         }
       }),
       RUNS,
@@ -247,7 +310,9 @@ describe('robustness', () => {
   });
 
   it('pattern matching never throws anything but ErrBadPattern', () => {
-    const patternish = fc.array(fc.constantFrom('*', '?', '[', ']', '^', '-', '\\', 'a', '/', 'é', ':'), { maxLength: 10 }).map((p) => p.join(''));
+    const patternish = fc
+      .array(fc.constantFrom('*', '?', '[', ']', '^', '-', '\\', 'a', '/', 'é', ':'), { maxLength: 10 })
+      .map((p) => p.join(''));
     const ref = parse('docker.io/library/a:b');
     fc.assert(
       fc.property(fc.oneof(patternish, ascii), (pattern) => {

@@ -76,7 +76,13 @@ describe('hostile inputs complete through every operation', { timeout: 120_000 }
         try {
           const result = run(input);
           // Building the lazy error (and its message) must be linear too.
-          if (typeof result === 'object' && result !== null && 'ok' in result && result.ok === false && 'error' in result) {
+          if (
+            typeof result === 'object' &&
+            result !== null &&
+            'ok' in result &&
+            result.ok === false &&
+            'error' in result
+          ) {
             assert.ok(result.error instanceof InvalidReferenceError, name);
           }
         } catch (err) {

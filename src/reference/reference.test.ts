@@ -150,7 +150,8 @@ describe('parse', () => {
   });
 
   it('accepts separators as the grammar has them', () => {
-    for (const ok of ['a.b', 'a_b', 'a__b', 'a-b', 'a---b', 'a-b.c_d__e/f', 'xn--n3h.com/x']) assert.ok(tryParse(ok).ok, ok);
+    for (const ok of ['a.b', 'a_b', 'a__b', 'a-b', 'a---b', 'a-b.c_d__e/f', 'xn--n3h.com/x'])
+      assert.ok(tryParse(ok).ok, ok);
     for (const bad of ['a..b', 'a___b', 'a._b', 'a-', '-a', '_a', 'a/', '/a', 'a//b', 'a-.b']) {
       assert.equal(tryParse(bad).ok, false, bad);
     }
@@ -228,23 +229,43 @@ describe('parse', () => {
 
 describe('error messages and offsets', () => {
   const cases: [input: string, code: ReferenceErrorCode, offset: number | undefined, message: string][] = [
-    ['nginx:', 'ErrReferenceInvalidFormat', 6, 'invalid reference format: "nginx:" ends with ":" but no tag follows (offset 6)'],
+    [
+      'nginx:',
+      'ErrReferenceInvalidFormat',
+      6,
+      'invalid reference format: "nginx:" ends with ":" but no tag follows (offset 6)',
+    ],
     [
       'aa/asdf$$^/aa',
       'ErrReferenceInvalidFormat',
       7,
       'invalid reference format: "aa/asdf$$^/aa" has "$", which a repository name cannot contain (offset 7)',
     ],
-    ['foo//bar', 'ErrReferenceInvalidFormat', 4, 'invalid reference format: "foo//bar" has an empty path component ("//") (offset 4)'],
+    [
+      'foo//bar',
+      'ErrReferenceInvalidFormat',
+      4,
+      'invalid reference format: "foo//bar" has an empty path component ("//") (offset 4)',
+    ],
     ['foo-', 'ErrReferenceInvalidFormat', 4, 'invalid reference format: "foo-" ends with the separator "-" (offset 4)'],
-    ['a/', 'ErrReferenceInvalidFormat', 2, 'invalid reference format: "a/" ends with "/" but no path component follows (offset 2)'],
+    [
+      'a/',
+      'ErrReferenceInvalidFormat',
+      2,
+      'invalid reference format: "a/" ends with "/" but no path component follows (offset 2)',
+    ],
     [
       'a:.x',
       'ErrReferenceInvalidFormat',
       2,
       'invalid reference format: "a:.x" has a tag starting with "."; a tag starts with a letter, a digit or "_" (offset 2)',
     ],
-    [`a:@${DIGEST}`, 'ErrReferenceInvalidFormat', 2, `invalid reference format: "a:@${DIGEST}" has ":" but no tag follows (offset 2)`],
+    [
+      `a:@${DIGEST}`,
+      'ErrReferenceInvalidFormat',
+      2,
+      `invalid reference format: "a:@${DIGEST}" has ":" but no tag follows (offset 2)`,
+    ],
     [
       'Foo/Bar',
       'ErrNameContainsUppercase',
@@ -287,7 +308,10 @@ describe('error messages and offsets', () => {
     const hub = tryParseNormalizedNamed('docker.io/ubuntu:');
     assert.ok(!hub.ok);
     assert.equal(hub.offset, 17);
-    assert.match(hub.error.message, /^invalid reference format: "docker\.io\/ubuntu:" ends with ":" but no tag follows \(offset 17\)$/);
+    assert.match(
+      hub.error.message,
+      /^invalid reference format: "docker\.io\/ubuntu:" ends with ":" but no tag follows \(offset 17\)$/,
+    );
     const legacy = tryParseNormalizedNamed('index.docker.io/a//b');
     assert.ok(!legacy.ok);
     assert.equal(legacy.offset, 18);
@@ -385,7 +409,10 @@ describe('parseNormalizedNamed', () => {
   it('passes the algorithm option through', () => {
     const input = `foo@sha384:${'a'.repeat(96)}`;
     assert.equal(parseNormalizedNamed(input).digest, `sha384:${'a'.repeat(96)}`);
-    assert.equal(thrown(() => parseNormalizedNamed(input, { algorithms: ['sha256'] })).code, 'digest.ErrDigestUnsupported');
+    assert.equal(
+      thrown(() => parseNormalizedNamed(input, { algorithms: ['sha256'] })).code,
+      'digest.ErrDigestUnsupported',
+    );
   });
 });
 
@@ -481,8 +508,10 @@ describe('withName, withTag, withDigest, trimNamed, tagNameOnly', () => {
 
 describe('grammar validators', () => {
   it('matchDomain takes host names, IPv4, bracketed IPv6 and any port digits', () => {
-    for (const ok of ['a', 'A-b.C0', '10.0.0.1:5000', '[::1]', '[fd00::1]:99999999', 'localhost:1']) assert.ok(matchDomain(ok), ok);
-    for (const bad of ['', 'a-', '-a', 'a..b', 'a_b', 'a:', 'a:b', '[]', '[::1', '[g::1]', 'a/b']) assert.ok(!matchDomain(bad), bad);
+    for (const ok of ['a', 'A-b.C0', '10.0.0.1:5000', '[::1]', '[fd00::1]:99999999', 'localhost:1'])
+      assert.ok(matchDomain(ok), ok);
+    for (const bad of ['', 'a-', '-a', 'a..b', 'a_b', 'a:', 'a:b', '[]', '[::1', '[g::1]', 'a/b'])
+      assert.ok(!matchDomain(bad), bad);
   });
 
   it('matchAnchoredName prefers a domain when the first component can be one', () => {
@@ -520,7 +549,10 @@ describe('reference values', () => {
     withDigest(ref, DIGEST);
     trimNamed(ref);
     tagNameOnly(ref);
-    assert.deepEqual([ref.kind, ref.tag, ref.digest, ref.toString()], ['name+tag+digest', '1', DIGEST, `a:1@${DIGEST}`]);
+    assert.deepEqual(
+      [ref.kind, ref.tag, ref.digest, ref.toString()],
+      ['name+tag+digest', '1', DIGEST, `a:1@${DIGEST}`],
+    );
   });
 
   it('compare equal exactly when their strings are equal', () => {

@@ -32,7 +32,14 @@ export class NamedReference {
 
   /** @internal Validated parts only: use the parse and with* functions. */
   constructor(text: string, name: string, domain: string, path: string, tag?: string, digest?: string) {
-    this.kind = tag === undefined ? (digest === undefined ? 'name' : 'name+digest') : digest === undefined ? 'name+tag' : 'name+tag+digest';
+    this.kind =
+      tag === undefined
+        ? digest === undefined
+          ? 'name'
+          : 'name+digest'
+        : digest === undefined
+          ? 'name+tag'
+          : 'name+tag+digest';
     this.name = name;
     this.domain = domain;
     this.path = path;

@@ -8,7 +8,16 @@
 import { Readable } from 'node:stream';
 import { raceSignal } from '../signals/index.ts';
 import { classifyHost, checkRealm, type AddressClass } from './realm.ts';
-import { ChallengeTooLargeError, formatScope, mergeScopes, parseChallenges, parseScopes, pickChallenge, type Challenge, type Scope } from './challenge.ts';
+import {
+  ChallengeTooLargeError,
+  formatScope,
+  mergeScopes,
+  parseChallenges,
+  parseScopes,
+  pickChallenge,
+  type Challenge,
+  type Scope,
+} from './challenge.ts';
 import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
 import { ERROR_BODY_LIMIT, TOKEN_LIMIT, BodyTooLargeError, discard, readCapped, readForMessage } from './body.ts';
 import type { OperationContext } from './context.ts';
@@ -16,7 +25,14 @@ import { RegistryError, codeForResponse, describeDetails, factsOf, parseErrorBod
 import { contentLength, headerValue, headerValues } from './headers.ts';
 import { redactUrl, scrubSecrets } from './redact.ts';
 import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
-import { TokenCache, TokenResponseError, credentialIdentity, parseTokenResponse, tokenCacheKey, type BearerToken } from './token.ts';
+import {
+  TokenCache,
+  TokenResponseError,
+  credentialIdentity,
+  parseTokenResponse,
+  tokenCacheKey,
+  type BearerToken,
+} from './token.ts';
 import type { HttpRequest, Transport } from './transport.ts';
 import type { Clock, Credential, CredentialSource, EventSink } from './types.ts';
 
@@ -98,7 +114,12 @@ export class Authenticator {
    * 401 has none), fetches a token, and retries; a rejected token is dropped and replaced once,
    * with the challenge's scope merged. Returns the final response, which may still be a 401.
    */
-  async send(ep: PreparedEndpoint, request: AuthorizedRequest, scopes: readonly Scope[], ctx: OperationContext): Promise<FollowedResponse> {
+  async send(
+    ep: PreparedEndpoint,
+    request: AuthorizedRequest,
+    scopes: readonly Scope[],
+    ctx: OperationContext,
+  ): Promise<FollowedResponse> {
     let extra: Scope[] = [];
     let rejections = 0;
     let learned = false;
@@ -203,14 +224,21 @@ export class Authenticator {
       return parseChallenges(headerValues(res.headers, 'www-authenticate'));
     } catch (err) {
       if (err instanceof ChallengeTooLargeError) {
-        throw new RegistryError('ErrInvalidChallenge', `${ctx.description}: ${ep.host} sent ${err.message}`, { ...ctx.facts, host: ep.host });
+        throw new RegistryError('ErrInvalidChallenge', `${ctx.description}: ${ep.host} sent ${err.message}`, {
+          ...ctx.facts,
+          host: ep.host,
+        });
       }
       throw err;
     }
   }
 
   /** The challenge to answer from a 401, its realm resolved against the responding URL. */
-  private challengeFrom(res: FollowedResponse, ep: PreparedEndpoint, ctx: OperationContext): KnownChallenge | undefined {
+  private challengeFrom(
+    res: FollowedResponse,
+    ep: PreparedEndpoint,
+    ctx: OperationContext,
+  ): KnownChallenge | undefined {
     const challenge = pickChallenge(this.parseOrThrow(res, ep, ctx));
     if (challenge === undefined) return undefined;
     if (challenge.scheme !== 'bearer') return { challenge };
@@ -222,15 +250,23 @@ export class Authenticator {
       realm = undefined;
     }
     if (realm === undefined) {
-      throw new RegistryError('ErrInvalidChallenge', `${ctx.description}: ${ep.host} sent a Bearer challenge without a valid realm`, {
-        ...ctx.facts,
-        host: ep.host,
-      });
+      throw new RegistryError(
+        'ErrInvalidChallenge',
+        `${ctx.description}: ${ep.host} sent a Bearer challenge without a valid realm`,
+        {
+          ...ctx.facts,
+          host: ep.host,
+        },
+      );
     }
     return { challenge, realm };
   }
 
-  private async authorization(ep: PreparedEndpoint, scopes: readonly Scope[], ctx: OperationContext): Promise<AuthUsed> {
+  private async authorization(
+    ep: PreparedEndpoint,
+    scopes: readonly Scope[],
+    ctx: OperationContext,
+  ): Promise<AuthUsed> {
     const credential = await this.credentialFor(ep);
     if (credential?.kind === 'registryToken') {
       ctx.secrets.add(credential.token);
@@ -240,7 +276,8 @@ export class Authenticator {
     if (known === undefined) return { kind: 'none' };
     if (known.challenge.scheme === 'basic') {
       if (credential?.kind !== 'basic') {
-        if (credential !== undefined) ctx.notes.push(`the registry asks for Basic auth but the credential for ${ep.host} is a token`);
+        if (credential !== undefined)
+          ctx.notes.push(`the registry asks for Basic auth but the credential for ${ep.host} is a token`);
         return { kind: 'none' };
       }
       ctx.secrets.add(credential.password);
@@ -250,7 +287,11 @@ export class Authenticator {
     }
 
     const realm = known.realm as URL;
-    const decision = checkRealm(realm, ep.base, this.options.realmAllowList === undefined ? {} : { allowList: this.options.realmAllowList });
+    const decision = checkRealm(
+      realm,
+      ep.base,
+      this.options.realmAllowList === undefined ? {} : { allowList: this.options.realmAllowList },
+    );
     if (!decision.ok) {
       throw new RegistryError(
         'ErrRealmRefused',
@@ -259,7 +300,8 @@ export class Authenticator {
       );
     }
     const usable = decision.sendCredentials ? credential : undefined;
-    if (credential !== undefined && !decision.sendCredentials && decision.withheldReason !== undefined) ctx.notes.push(decision.withheldReason);
+    if (credential !== undefined && !decision.sendCredentials && decision.withheldReason !== undefined)
+      ctx.notes.push(decision.withheldReason);
     if (credential?.kind === 'basic') ctx.secrets.add(credential.password);
     if (credential?.kind === 'identityToken') ctx.secrets.add(credential.token);
     const service = known.challenge.params.service;
@@ -273,7 +315,12 @@ export class Authenticator {
     } catch (err) {
       if (err instanceof RegistryError) {
         const notes = ctx.notes.length > 0 ? ` (${ctx.notes.join('; ')})` : '';
-        throw new RegistryError(err.code, scrubSecrets(`${ctx.description}: ${err.message}${notes}`, ctx.secrets), { ...ctx.facts, ...factsOf(err) }, { cause: err });
+        throw new RegistryError(
+          err.code,
+          scrubSecrets(`${ctx.description}: ${err.message}${notes}`, ctx.secrets),
+          { ...ctx.facts, ...factsOf(err) },
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -297,7 +344,13 @@ export class Authenticator {
    * One token request. Not tied to any caller's signal: it is shared by every request waiting
    * for the same key (timeouts bound it).
    */
-  private async fetchToken(ep: PreparedEndpoint, realm: URL, service: string | undefined, scopes: readonly Scope[], credential: Credential | undefined): Promise<BearerToken> {
+  private async fetchToken(
+    ep: PreparedEndpoint,
+    realm: URL,
+    service: string | undefined,
+    scopes: readonly Scope[],
+    credential: Credential | undefined,
+  ): Promise<BearerToken> {
     const scopeTexts = scopes.map(formatScope);
     const secrets = new Set<string>();
     if (credential?.kind === 'basic') secrets.add(credential.password);
@@ -306,7 +359,9 @@ export class Authenticator {
     const allowListed = (this.options.realmAllowList ?? []).includes(realm.hostname.toLowerCase());
     const registryClass = classifyHost(ep.base.hostname);
     const allowedAddressClasses: AddressClass[] | undefined =
-      this.options.strictRealmAddresses === true && !allowListed ? ['public', ...(registryClass === 'public' ? [] : [registryClass])] : undefined;
+      this.options.strictRealmAddresses === true && !allowListed
+        ? ['public', ...(registryClass === 'public' ? [] : [registryClass])]
+        : undefined;
     const base = {
       tls: realm.origin === ep.base.origin ? ep.tls : ep.tls?.ca === undefined ? undefined : { ca: ep.tls.ca },
       description,
@@ -333,7 +388,11 @@ export class Authenticator {
     let res: FollowedResponse | undefined;
     if (credential?.kind === 'identityToken') {
       res = await post({ grant_type: 'refresh_token', refresh_token: credential.token });
-    } else if (credential?.kind === 'basic' && (this.options.passwordTokenExchange ?? 'post-then-get') === 'post-then-get' && !this.noPost.has(realm.href)) {
+    } else if (
+      credential?.kind === 'basic' &&
+      (this.options.passwordTokenExchange ?? 'post-then-get') === 'post-then-get' &&
+      !this.noPost.has(realm.href)
+    ) {
       res = await post({ grant_type: 'password', username: credential.username, password: credential.password });
       if ([400, 401, 404, 405].includes(res.status)) {
         await discard(res.body);
@@ -356,7 +415,10 @@ export class Authenticator {
     const facts = { ...base.facts, status: res.status, attempts: res.attempts };
     if (res.status !== 200) {
       const details = parseErrorBody(await readForMessage(res.body, ERROR_BODY_LIMIT), (t) => scrubSecrets(t, secrets));
-      const code = res.status === 401 || res.status === 403 ? 'ErrUnauthorized' : codeForResponse(res.status, details, 'ErrUnauthorized');
+      const code =
+        res.status === 401 || res.status === 403
+          ? 'ErrUnauthorized'
+          : codeForResponse(res.status, details, 'ErrUnauthorized');
       const who = credential === undefined ? 'anonymous access' : 'the credentials';
       const retried = res.attempts > 1 ? `; gave up after ${res.attempts} attempts` : '';
       throw new RegistryError(
@@ -370,7 +432,11 @@ export class Authenticator {
       body = await readCapped(res.body, TOKEN_LIMIT, contentLength(res.headers));
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        throw new RegistryError('ErrBodyTooLarge', `${description}: the token response from ${realm.host} is larger than ${TOKEN_LIMIT} bytes`, facts);
+        throw new RegistryError(
+          'ErrBodyTooLarge',
+          `${description}: the token response from ${realm.host} is larger than ${TOKEN_LIMIT} bytes`,
+          facts,
+        );
       }
       throw err;
     }
@@ -378,10 +444,16 @@ export class Authenticator {
     try {
       token = parseTokenResponse(body, this.clock.now());
     } catch (err) {
-      if (err instanceof TokenResponseError) throw new RegistryError('ErrInvalidTokenResponse', `${description}: ${err.message}`, facts);
+      if (err instanceof TokenResponseError)
+        throw new RegistryError('ErrInvalidTokenResponse', `${description}: ${err.message}`, facts);
       throw err;
     }
-    this.onEvent?.({ type: 'tokenFetched', realm: redactUrl(realm), ...(service !== undefined && { service }), scopes: scopeTexts });
+    this.onEvent?.({
+      type: 'tokenFetched',
+      realm: redactUrl(realm),
+      ...(service !== undefined && { service }),
+      scopes: scopeTexts,
+    });
     return token;
   }
 }

@@ -135,7 +135,9 @@ const QUEUED_CHUNKS = 8;
  */
 async function* chunksOf(body: Readable): AsyncGenerator<Buffer> {
   try {
-    const events = on(body, 'data', { close: ['end', 'close'], highWaterMark: QUEUED_CHUNKS }) as AsyncIterable<[Buffer]>;
+    const events = on(body, 'data', { close: ['end', 'close'], highWaterMark: QUEUED_CHUNKS }) as AsyncIterable<
+      [Buffer]
+    >;
     for await (const [chunk] of events) yield chunk;
   } finally {
     if (!body.readableEnded) body.destroy();
@@ -155,7 +157,8 @@ export async function fetchBlobOnEndpoint(
 ): Promise<void> {
   const { descriptor, sink, options } = transfer;
   const { digest, size } = descriptor;
-  if (!isValidDigest(digest)) throw new RegistryError('ErrInvalidArgument', `${ctx.description}: invalid digest`, ctx.facts);
+  if (!isValidDigest(digest))
+    throw new RegistryError('ErrInvalidArgument', `${ctx.description}: invalid digest`, ctx.facts);
   const url = apiUrl(ep, `${repo.path}/blobs/${digest}`);
   const scopes = [pullScope(repo.path)];
   const stallTimeoutMs = options.stallTimeoutMs ?? 60_000;
@@ -172,15 +175,26 @@ export async function fetchBlobOnEndpoint(
       );
     }
     if (transfer.resumes >= maxResumes) {
-      throw new RegistryError('ErrResumeExhausted', `${ctx.description}: gave up after ${transfer.resumes} resumes from ${host} (${reason})`, {
-        ...ctx.facts,
-        host,
-        expectedSize: size,
-        actualSize: sink.offset,
-      });
+      throw new RegistryError(
+        'ErrResumeExhausted',
+        `${ctx.description}: gave up after ${transfer.resumes} resumes from ${host} (${reason})`,
+        {
+          ...ctx.facts,
+          host,
+          expectedSize: size,
+          actualSize: sink.offset,
+        },
+      );
     }
     transfer.resumes++;
-    deps.onEvent?.({ type: 'resuming', digest, host, offset: sink.offset, reason, attemptsWithoutProgress: withoutProgress });
+    deps.onEvent?.({
+      type: 'resuming',
+      digest,
+      host,
+      offset: sink.offset,
+      reason,
+      attemptsWithoutProgress: withoutProgress,
+    });
     if (!progressed) await deps.clock.sleep(backoffDelay(withoutProgress, DEFAULT_RETRY_POLICY), ctx.signal);
   };
 
@@ -191,7 +205,12 @@ export async function fetchBlobOnEndpoint(
     const headers: Record<string, string> = { accept: '*/*' };
     if (start > 0) headers.range = `bytes=${start}-`;
     const bulk = size - start >= BULK_BYTES;
-    const res = await deps.auth.send(ep, { url, method: 'GET', headers, bodyTimeoutMs: stallTimeoutMs, bulk }, scopes, ctx);
+    const res = await deps.auth.send(
+      ep,
+      { url, method: 'GET', headers, bodyTimeoutMs: stallTimeoutMs, bulk },
+      scopes,
+      ctx,
+    );
     const host = res.url.host;
 
     let expected: number;
@@ -200,11 +219,15 @@ export async function fetchBlobOnEndpoint(
         deps.onEvent?.({ type: 'rangeIgnored', digest, host, offset: start });
         if (options.onRangeIgnored === 'error') {
           await discard(res.body);
-          throw new RegistryError('ErrRangeIgnored', `${ctx.description}: ${host} ignored the Range request for bytes ${start}- and sent the whole blob`, {
-            ...ctx.facts,
-            host,
-            status: 200,
-          });
+          throw new RegistryError(
+            'ErrRangeIgnored',
+            `${ctx.description}: ${host} ignored the Range request for bytes ${start}- and sent the whole blob`,
+            {
+              ...ctx.facts,
+              host,
+              status: 200,
+            },
+          );
         }
         await transfer.restart();
         start = 0;
@@ -262,7 +285,12 @@ export async function fetchBlobOnEndpoint(
       } catch (err) {
         throw new SinkWriteError('the blob sink failed', { cause: err });
       }
-      if (options.onProgress !== undefined && (received - reported >= PROGRESS_BYTES || received === expected || performance.now() - reportedAt >= PROGRESS_MS)) {
+      if (
+        options.onProgress !== undefined &&
+        (received - reported >= PROGRESS_BYTES ||
+          received === expected ||
+          performance.now() - reportedAt >= PROGRESS_MS)
+      ) {
         reported = received;
         reportedAt = performance.now();
         options.onProgress({ digest, size, offset: start + received, resumes: transfer.resumes });
@@ -288,7 +316,10 @@ export async function fetchBlobOnEndpoint(
     if (ctx.signal?.aborted) throw ctx.signal.reason;
     if (failure === undefined && received === expected) break;
 
-    const reason = failure === undefined ? `connection closed after ${received} of ${expected} bytes` : (errorCode(failure) ?? sanitizeCause(failure).message);
+    const reason =
+      failure === undefined
+        ? `connection closed after ${received} of ${expected} bytes`
+        : (errorCode(failure) ?? sanitizeCause(failure).message);
     await giveUpOrWait(reason, sink.offset > before, host);
   }
 
@@ -301,14 +332,25 @@ export async function fetchBlobOnEndpoint(
       throw new RegistryError(
         err.code,
         `${ctx.description}: the blob from ${ep.host} does not match its descriptor (${err.message}); the partial content was discarded`,
-        { ...ctx.facts, host: ep.host, expectedDigest: err.expectedDigest, ...(err.actualDigest !== undefined && { actualDigest: err.actualDigest }), expectedSize: err.expectedSize, actualSize: err.actualSize },
+        {
+          ...ctx.facts,
+          host: ep.host,
+          expectedDigest: err.expectedDigest,
+          ...(err.actualDigest !== undefined && { actualDigest: err.actualDigest }),
+          expectedSize: err.expectedSize,
+          actualSize: err.actualSize,
+        },
       );
     }
   } else if (sink.offset !== size) {
-    throw new RegistryError('ErrSizeMismatch', `${ctx.description}: the sink holds ${sink.offset} bytes, expected ${size}`, {
-      ...ctx.facts,
-      expectedSize: size,
-      actualSize: sink.offset,
-    });
+    throw new RegistryError(
+      'ErrSizeMismatch',
+      `${ctx.description}: the sink holds ${sink.offset} bytes, expected ${size}`,
+      {
+        ...ctx.facts,
+        expectedSize: size,
+        actualSize: sink.offset,
+      },
+    );
   }
 }

@@ -19,36 +19,59 @@ describe('parseChallenges', () => {
     [
       'Docker Hub style',
       'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"',
-      [bearer({ realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/nginx:pull' })],
+      [
+        bearer({
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/nginx:pull',
+        }),
+      ],
     ],
     ['Basic', 'Basic realm="test-registry"', [{ scheme: 'basic', params: { realm: 'test-registry' } }]],
     ['case-insensitive scheme and names', 'BEARER Realm="r", SERVICE="s"', [bearer({ realm: 'r', service: 's' })]],
     [
       'two challenges in one header',
       'Basic realm="b", Bearer realm="https://a/token", service="svc"',
-      [
-        { scheme: 'basic', params: { realm: 'b' } },
-        bearer({ realm: 'https://a/token', service: 'svc' }),
-      ],
+      [{ scheme: 'basic', params: { realm: 'b' } }, bearer({ realm: 'https://a/token', service: 'svc' })],
     ],
     [
       'two headers',
       ['Basic realm="b"', 'Bearer realm="r"'],
-      [
-        { scheme: 'basic', params: { realm: 'b' } },
-        bearer({ realm: 'r' }),
-      ],
+      [{ scheme: 'basic', params: { realm: 'b' } }, bearer({ realm: 'r' })],
     ],
-    ['comma inside quotes', 'Bearer realm="r",scope="repository:a:pull,push"', [bearer({ realm: 'r', scope: 'repository:a:pull,push' })]],
+    [
+      'comma inside quotes',
+      'Bearer realm="r",scope="repository:a:pull,push"',
+      [bearer({ realm: 'r', scope: 'repository:a:pull,push' })],
+    ],
     ['backslash escapes', 'Bearer realm="a\\"b\\\\c", service="x"', [bearer({ realm: 'a"b\\c', service: 'x' })]],
     ['whitespace around =', 'Bearer realm = "r" ,  service = s', [bearer({ realm: 'r', service: 's' })]],
-    ['bare URL value', 'Bearer realm=https://auth.example/token,service=reg', [bearer({ realm: 'https://auth.example/token', service: 'reg' })]],
+    [
+      'bare URL value',
+      'Bearer realm=https://auth.example/token,service=reg',
+      [bearer({ realm: 'https://auth.example/token', service: 'reg' })],
+    ],
     ['first duplicate wins', 'Bearer realm="first", realm="second"', [bearer({ realm: 'first' })]],
     ['empty list items', ', ,Bearer realm="r",, service="s"', [bearer({ realm: 'r', service: 's' })]],
     ['scheme only', 'Negotiate', [{ scheme: 'negotiate', params: {} }]],
-    ['token68', 'Negotiate abc==, Basic realm="x"', [{ scheme: 'negotiate', params: {}, token68: 'abc==' }, { scheme: 'basic', params: { realm: 'x' } }]],
-    ['error param', 'Bearer realm="r",error="insufficient_scope",scope="repository:a:pull"', [bearer({ realm: 'r', error: 'insufficient_scope', scope: 'repository:a:pull' })]],
-    ['unterminated quote keeps earlier challenges', 'Basic realm="ok", Bearer realm="oops', [{ scheme: 'basic', params: { realm: 'ok' } }]],
+    [
+      'token68',
+      'Negotiate abc==, Basic realm="x"',
+      [
+        { scheme: 'negotiate', params: {}, token68: 'abc==' },
+        { scheme: 'basic', params: { realm: 'x' } },
+      ],
+    ],
+    [
+      'error param',
+      'Bearer realm="r",error="insufficient_scope",scope="repository:a:pull"',
+      [bearer({ realm: 'r', error: 'insufficient_scope', scope: 'repository:a:pull' })],
+    ],
+    [
+      'unterminated quote keeps earlier challenges',
+      'Basic realm="ok", Bearer realm="oops',
+      [{ scheme: 'basic', params: { realm: 'ok' } }],
+    ],
     ['garbage', '"quoted"', []],
     ['empty', '', []],
   ];
@@ -95,12 +118,18 @@ describe('scopes', () => {
   }
 
   it('parses space-separated lists and drops malformed entries', () => {
-    assert.deepEqual(parseScopes('repository:a:pull  bogus repository:b:push').map(formatScope), ['repository:a:pull', 'repository:b:push']);
+    assert.deepEqual(parseScopes('repository:a:pull  bogus repository:b:push').map(formatScope), [
+      'repository:a:pull',
+      'repository:b:push',
+    ]);
     assert.deepEqual(parseScopes(undefined), []);
   });
 
   it('merges actions of the same resource and sorts', () => {
-    const merged = mergeScopes(parseScopes('repository:b:pull repository:a:pull'), parseScopes('repository:a:push registry:catalog:*'));
+    const merged = mergeScopes(
+      parseScopes('repository:b:pull repository:a:pull'),
+      parseScopes('repository:a:push registry:catalog:*'),
+    );
     assert.deepEqual(merged.map(formatScope), ['registry:catalog:*', 'repository:a:pull,push', 'repository:b:pull']);
   });
 

@@ -32,7 +32,10 @@ export class ChallengeTooLargeError extends Error {
  * ends the parse of its header value (the list cannot be resynchronised reliably); challenges
  * before it are kept. Throws ChallengeTooLargeError past the size cap.
  */
-export function parseChallenges(headerValues: string | readonly string[] | undefined, maxBytes = MAX_CHALLENGE_BYTES): Challenge[] {
+export function parseChallenges(
+  headerValues: string | readonly string[] | undefined,
+  maxBytes = MAX_CHALLENGE_BYTES,
+): Challenge[] {
   if (headerValues === undefined) return [];
   const values = typeof headerValues === 'string' ? [headerValues] : headerValues;
   let total = 0;
@@ -51,17 +54,39 @@ export function pickChallenge(challenges: readonly Challenge[]): Challenge | und
 // RFC 7230 tchar.
 function isTchar(c: number): boolean {
   return (
-    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
-    c === 0x21 || c === 0x23 || c === 0x24 || c === 0x25 || c === 0x26 || c === 0x27 || c === 0x2a ||
-    c === 0x2b || c === 0x2d || c === 0x2e || c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c === 0x21 ||
+    c === 0x23 ||
+    c === 0x24 ||
+    c === 0x25 ||
+    c === 0x26 ||
+    c === 0x27 ||
+    c === 0x2a ||
+    c === 0x2b ||
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x5e ||
+    c === 0x5f ||
+    c === 0x60 ||
+    c === 0x7c ||
+    c === 0x7e
   );
 }
 
 // RFC 7235 token68 characters, without the trailing '='s.
 function isToken68Char(c: number): boolean {
   return (
-    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
-    c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e || c === 0x2b || c === 0x2f
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c === 0x2d ||
+    c === 0x2e ||
+    c === 0x5f ||
+    c === 0x7e ||
+    c === 0x2b ||
+    c === 0x2f
   );
 }
 
@@ -185,7 +210,11 @@ function parseHeaderValue(value: string): Challenge[] {
         }
       }
     }
-    out.push(token68 === undefined ? { scheme: scheme.toLowerCase(), params } : { scheme: scheme.toLowerCase(), params, token68 });
+    out.push(
+      token68 === undefined
+        ? { scheme: scheme.toLowerCase(), params }
+        : { scheme: scheme.toLowerCase(), params, token68 },
+    );
   }
 }
 

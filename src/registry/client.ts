@@ -10,9 +10,22 @@ import { Authenticator, type AuthOptions, type PingResult } from './auth.ts';
 import { BlobTransfer, fetchBlobOnEndpoint, type FetchBlobOptions, type FetchBlobResult } from './blobs.ts';
 import { MANIFEST_LIMIT } from './body.ts';
 import { createContext, type OperationContext } from './context.ts';
-import { checkReference, defaultEndpoints, normalizeRepository, prepareEndpoint, isValidRegistryName, type PreparedEndpoint } from './endpoints.ts';
+import {
+  checkReference,
+  defaultEndpoints,
+  normalizeRepository,
+  prepareEndpoint,
+  isValidRegistryName,
+  type PreparedEndpoint,
+} from './endpoints.ts';
 import { RegistryError, factsOf } from './errors.ts';
-import { getManifestOnEndpoint, resolveOnEndpoint, type ManifestDeps, type ManifestResult, type ResolveResult } from './manifests.ts';
+import {
+  getManifestOnEndpoint,
+  resolveOnEndpoint,
+  type ManifestDeps,
+  type ManifestResult,
+  type ResolveResult,
+} from './manifests.ts';
 import { systemClock } from './retry.ts';
 import { TokenCache } from './token.ts';
 import { Transport, type TransportOptions } from './transport.ts';
@@ -21,7 +34,10 @@ import type { BlobSink, Capability, Clock, Endpoint, EventSink, RepositoryRef } 
 export interface RegistryClientOptions extends TransportOptions, AuthOptions {
   /** Endpoints per registry name, in the order to try them; default `https://<registry>`
    * (`https://registry-1.docker.io` for Docker Hub). */
-  readonly endpoints?: (registry: string, request: EndpointRequest) => readonly Endpoint[] | Promise<readonly Endpoint[]>;
+  readonly endpoints?: (
+    registry: string,
+    request: EndpointRequest,
+  ) => readonly Endpoint[] | Promise<readonly Endpoint[]>;
   /** Largest manifest or index read; default 4 MiB. */
   readonly maxManifestBytes?: number;
   readonly onEvent?: EventSink;
@@ -67,7 +83,11 @@ export class RegistryClient {
 
   /** `GET /v2/` on the registry's first reachable endpoint; the result is cached per endpoint. */
   async ping(registry: string, options: CallOptions = {}): Promise<PingResult> {
-    if (!isValidRegistryName(registry)) throw new RegistryError('ErrInvalidArgument', `registry name ${JSON.stringify(registry.slice(0, 100))} is not a valid host[:port]`);
+    if (!isValidRegistryName(registry))
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `registry name ${JSON.stringify(registry.slice(0, 100))} is not a valid host[:port]`,
+      );
     const ctx = createContext(`ping ${registry}`, { registry }, options.signal);
     return this.onEndpoints({ registry, path: '' }, false, undefined, ctx, (ep) => this.auth.ping(ep, ctx));
   }
@@ -81,25 +101,47 @@ export class RegistryClient {
     const ref = normalizeRepository(repo);
     const reference = checkReference(ref, tagOrDigest);
     const shown = `${ref.registry}/${ref.path}${reference.kind === 'tag' ? ':' : '@'}${reference.value}`;
-    const ctx = createContext(`resolve ${shown}`, { registry: ref.registry, repository: ref.path, reference: reference.value }, options.signal);
+    const ctx = createContext(
+      `resolve ${shown}`,
+      { registry: ref.registry, repository: ref.path, reference: reference.value },
+      options.signal,
+    );
     // containerd: a digest needs only `pull` hosts, a tag needs `resolve`.
     const capability: Capability = reference.kind === 'tag' ? 'resolve' : 'pull';
-    return this.onEndpoints(ref, reference.kind !== 'tag', capability, ctx, (ep, epRef) => resolveOnEndpoint(ep, epRef, reference, ctx, this.manifestDeps));
+    return this.onEndpoints(ref, reference.kind !== 'tag', capability, ctx, (ep, epRef) =>
+      resolveOnEndpoint(ep, epRef, reference, ctx, this.manifestDeps),
+    );
   }
 
   /**
    * A manifest or index by digest: body capped while reading, bytes verified against the
    * digest, parsed strictly. A 404 falls back to `GET /blobs/<digest>`.
    */
-  async getManifest(repo: RepositoryRef | string, digest: string, options: GetManifestOptions = {}): Promise<ManifestResult> {
+  async getManifest(
+    repo: RepositoryRef | string,
+    digest: string,
+    options: GetManifestOptions = {},
+  ): Promise<ManifestResult> {
     const ref = normalizeRepository(repo);
     checkReference(ref, digest);
-    if (!digest.includes(':')) throw new RegistryError('ErrInvalidArgument', `getManifest needs a digest, got the tag ${JSON.stringify(digest)}`);
+    if (!digest.includes(':'))
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `getManifest needs a digest, got the tag ${JSON.stringify(digest)}`,
+      );
     const descriptor = options.descriptor;
-    const ctx = createContext(`fetch manifest ${ref.registry}/${ref.path}@${digest}`, { registry: ref.registry, repository: ref.path, reference: digest }, options.signal);
+    const ctx = createContext(
+      `fetch manifest ${ref.registry}/${ref.path}@${digest}`,
+      { registry: ref.registry, repository: ref.path, reference: digest },
+      options.signal,
+    );
     if (descriptor !== undefined) {
       if (descriptor.digest !== digest) {
-        throw new RegistryError('ErrInvalidArgument', `${ctx.description}: the descriptor is for ${descriptor.digest.slice(0, 200)}`, ctx.facts);
+        throw new RegistryError(
+          'ErrInvalidArgument',
+          `${ctx.description}: the descriptor is for ${descriptor.digest.slice(0, 200)}`,
+          ctx.facts,
+        );
       }
       if (descriptor.size > this.manifestDeps.maxManifestBytes) {
         throw new RegistryError(
@@ -109,20 +151,34 @@ export class RegistryClient {
         );
       }
     }
-    return this.onEndpoints(ref, true, 'pull', ctx, (ep, epRef) => getManifestOnEndpoint(ep, epRef, digest, descriptor, ctx, this.manifestDeps));
+    return this.onEndpoints(ref, true, 'pull', ctx, (ep, epRef) =>
+      getManifestOnEndpoint(ep, epRef, digest, descriptor, ctx, this.manifestDeps),
+    );
   }
 
   /**
    * Streams a blob into `sink`, resuming from `sink.offset` with `Range`. The descriptor's
    * foreign `urls` are ignored; an embedded `data` field is used when it verifies.
    */
-  async fetchBlob(repo: RepositoryRef | string, descriptor: Descriptor, sink: BlobSink, options: FetchBlobOptions = {}): Promise<FetchBlobResult> {
+  async fetchBlob(
+    repo: RepositoryRef | string,
+    descriptor: Descriptor,
+    sink: BlobSink,
+    options: FetchBlobOptions = {},
+  ): Promise<FetchBlobResult> {
     const ref = normalizeRepository(repo);
     if (typeof descriptor.digest !== 'string' || !isValidDigest(descriptor.digest)) {
-      throw new RegistryError('ErrInvalidArgument', `fetch blob from ${ref.registry}/${ref.path}: the descriptor's digest is not valid`, { registry: ref.registry, repository: ref.path });
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `fetch blob from ${ref.registry}/${ref.path}: the descriptor's digest is not valid`,
+        { registry: ref.registry, repository: ref.path },
+      );
     }
     if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0) {
-      throw new RegistryError('ErrInvalidArgument', `fetch blob ${descriptor.digest} from ${ref.registry}/${ref.path}: size ${String(descriptor.size)} is not a non-negative integer`);
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `fetch blob ${descriptor.digest} from ${ref.registry}/${ref.path}: size ${String(descriptor.size)} is not a non-negative integer`,
+      );
     }
     const ctx = createContext(
       `fetch blob ${descriptor.digest} (${descriptor.size} bytes) from ${ref.registry}/${ref.path}`,
@@ -146,7 +202,11 @@ export class RegistryClient {
       return result('data:');
     }
     const endpoint = await this.onEndpoints(ref, true, 'pull', ctx, async (ep, epRef) => {
-      await fetchBlobOnEndpoint(ep, epRef, transfer, ctx, { auth: this.auth, clock: this.clock, onEvent: this.options.onEvent });
+      await fetchBlobOnEndpoint(ep, epRef, transfer, ctx, {
+        auth: this.auth,
+        clock: this.clock,
+        onEvent: this.options.onEvent,
+      });
       return ep.label;
     });
     return result(endpoint);
@@ -179,7 +239,8 @@ export class RegistryClient {
     try {
       transfer.verifier?.finish();
     } catch (err) {
-      if (err instanceof VerifyError) throw new RegistryError(err.code, `${ctx.description}: ${err.message}`, ctx.facts);
+      if (err instanceof VerifyError)
+        throw new RegistryError(err.code, `${ctx.description}: ${err.message}`, ctx.facts);
       throw err;
     }
   }
@@ -220,7 +281,11 @@ export class RegistryClient {
     const all = await this.endpointsFor(registry, { repository: ref.path, byDigest });
     const endpoints = capability === undefined ? all : all.filter((ep) => ep.capabilities.has(capability));
     if (endpoints.length === 0) {
-      throw new RegistryError('ErrNoEndpoint', `${ctx.description}: no endpoint of ${registry} is configured for ${capability ?? 'use'}`, ctx.facts);
+      throw new RegistryError(
+        'ErrNoEndpoint',
+        `${ctx.description}: no endpoint of ${registry} is configured for ${capability ?? 'use'}`,
+        ctx.facts,
+      );
     }
     const failures: string[] = [];
     let last: unknown;
@@ -238,7 +303,12 @@ export class RegistryClient {
     }
     if (failures.length > 1 && last instanceof RegistryError) {
       const previous = failures.slice(0, -1);
-      throw new RegistryError(last.code, `${last.message}; tried before: ${previous.join(', ')}`, { ...factsOf(last), previousEndpoints: previous }, { cause: last });
+      throw new RegistryError(
+        last.code,
+        `${last.message}; tried before: ${previous.join(', ')}`,
+        { ...factsOf(last), previousEndpoints: previous },
+        { cause: last },
+      );
     }
     throw last;
   }

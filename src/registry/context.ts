@@ -3,7 +3,15 @@
  * responses told us on the way (warnings, rate limits). Also turns failed responses into errors.
  */
 import { readForMessage } from './body.ts';
-import { RegistryError, codeForResponse, describeDetails, parseErrorBody, type RateLimit, type RegistryErrorCode, type RegistryErrorFacts } from './errors.ts';
+import {
+  RegistryError,
+  codeForResponse,
+  describeDetails,
+  parseErrorBody,
+  type RateLimit,
+  type RegistryErrorCode,
+  type RegistryErrorFacts,
+} from './errors.ts';
 import { describeRateLimit, headerValue, parseRateLimit, parseWarnings } from './headers.ts';
 import { queryParts, redactUrl, scrubSecrets } from './redact.ts';
 import type { FollowedResponse } from './redirect.ts';
@@ -36,7 +44,11 @@ export function createContext(description: string, facts: RegistryErrorFacts, si
 }
 
 /** Records a response's warnings and rate limit; `onNewWarning` fires once per distinct text. */
-export function observeResponse(ctx: OperationContext, res: FollowedResponse, onNewWarning: (host: string, text: string) => void): void {
+export function observeResponse(
+  ctx: OperationContext,
+  res: FollowedResponse,
+  onNewWarning: (host: string, text: string) => void,
+): void {
   for (const text of parseWarnings(res.headers)) {
     if (!ctx.warnings.includes(text)) ctx.warnings.push(text);
     onNewWarning(res.url.host, text);
@@ -81,7 +93,7 @@ export async function errorFromResponse(
   message += ')';
   if (res.crossOrigin) {
     message += ` after a redirect to ${redactUrl(res.url)}`;
-    if (res.status === 401) message += '; the registry\'s credentials are never sent to another origin';
+    if (res.status === 401) message += "; the registry's credentials are never sent to another origin";
   }
   if (res.attempts > 1) message += `; gave up after ${res.attempts} attempts`;
   if (code === 'ErrTooManyRequests' || rateLimit?.remaining === 0) {

@@ -29,13 +29,23 @@ export function prepareEndpoint(registry: string, endpoint: Endpoint): PreparedE
   try {
     base = new URL(endpoint.baseUrl);
   } catch {
-    throw new RegistryError('ErrInvalidArgument', `endpoint for ${registry}: ${JSON.stringify(endpoint.baseUrl)} is not a URL`, { registry });
+    throw new RegistryError(
+      'ErrInvalidArgument',
+      `endpoint for ${registry}: ${JSON.stringify(endpoint.baseUrl)} is not a URL`,
+      { registry },
+    );
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') {
-    throw new RegistryError('ErrInvalidArgument', `endpoint for ${registry}: scheme ${base.protocol} is not http(s)`, { registry });
+    throw new RegistryError('ErrInvalidArgument', `endpoint for ${registry}: scheme ${base.protocol} is not http(s)`, {
+      registry,
+    });
   }
   if (base.username !== '' || base.password !== '' || base.search !== '' || base.hash !== '') {
-    throw new RegistryError('ErrInvalidArgument', `endpoint for ${registry}: the base URL must not carry user info, a query or a fragment`, { registry });
+    throw new RegistryError(
+      'ErrInvalidArgument',
+      `endpoint for ${registry}: the base URL must not carry user info, a query or a fragment`,
+      { registry },
+    );
   }
   if (base.protocol === 'http:' && endpoint.insecure !== true) {
     throw new RegistryError(
@@ -95,19 +105,29 @@ export function normalizeRepository(repo: RepositoryRef | string): RepositoryRef
   if (typeof repo === 'string') {
     const slash = repo.indexOf('/');
     if (slash <= 0) {
-      throw new RegistryError('ErrInvalidArgument', `repository ${JSON.stringify(repo)} must be "registry/path" (e.g. "docker.io/library/nginx")`);
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `repository ${JSON.stringify(repo)} must be "registry/path" (e.g. "docker.io/library/nginx")`,
+      );
     }
     ref = { registry: repo.slice(0, slash), path: repo.slice(slash + 1) };
   } else {
     ref = repo;
   }
   if (!isValidRegistryName(ref.registry)) {
-    throw new RegistryError('ErrInvalidArgument', `registry name ${JSON.stringify(ref.registry.slice(0, 100))} is not a valid host[:port]`);
+    throw new RegistryError(
+      'ErrInvalidArgument',
+      `registry name ${JSON.stringify(ref.registry.slice(0, 100))} is not a valid host[:port]`,
+    );
   }
   if (!isValidRepositoryPath(ref.path)) {
-    throw new RegistryError('ErrInvalidArgument', `repository path ${JSON.stringify(ref.path.slice(0, 300))} is not valid (lowercase components separated by "/")`, {
-      registry: ref.registry,
-    });
+    throw new RegistryError(
+      'ErrInvalidArgument',
+      `repository path ${JSON.stringify(ref.path.slice(0, 300))} is not valid (lowercase components separated by "/")`,
+      {
+        registry: ref.registry,
+      },
+    );
   }
   return ref;
 }
@@ -116,18 +136,26 @@ export function normalizeRepository(repo: RepositoryRef | string): RepositoryRef
 export function checkReference(repo: RepositoryRef, reference: string): { kind: 'tag' | 'digest'; value: string } {
   if (reference.includes(':')) {
     if (!isValidDigest(reference)) {
-      throw new RegistryError('ErrInvalidArgument', `${repo.registry}/${repo.path}: ${JSON.stringify(reference.slice(0, 200))} is not a valid digest`, {
-        registry: repo.registry,
-        repository: repo.path,
-      });
+      throw new RegistryError(
+        'ErrInvalidArgument',
+        `${repo.registry}/${repo.path}: ${JSON.stringify(reference.slice(0, 200))} is not a valid digest`,
+        {
+          registry: repo.registry,
+          repository: repo.path,
+        },
+      );
     }
     return { kind: 'digest', value: reference };
   }
   if (!isValidTag(reference)) {
-    throw new RegistryError('ErrInvalidArgument', `${repo.registry}/${repo.path}: ${JSON.stringify(reference.slice(0, 200))} is not a valid tag`, {
-      registry: repo.registry,
-      repository: repo.path,
-    });
+    throw new RegistryError(
+      'ErrInvalidArgument',
+      `${repo.registry}/${repo.path}: ${JSON.stringify(reference.slice(0, 200))} is not a valid tag`,
+      {
+        registry: repo.registry,
+        repository: repo.path,
+      },
+    );
   }
   return { kind: 'tag', value: reference };
 }

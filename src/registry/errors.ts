@@ -116,7 +116,11 @@ const REGISTRY_CODES: Record<string, RegistryErrorCode> = {
  * The error code for a failed response: the registry's own error code when its body names one
  * we know, else one derived from the status and what was asked for (`notFound`).
  */
-export function codeForResponse(status: number, details: readonly RegistryErrorDetail[], notFound: RegistryErrorCode): RegistryErrorCode {
+export function codeForResponse(
+  status: number,
+  details: readonly RegistryErrorDetail[],
+  notFound: RegistryErrorCode,
+): RegistryErrorCode {
   // Status wins for the classes where it is unambiguous; the body refines 404s and 401/403s.
   if (status === 429) return 'ErrTooManyRequests';
   if (status >= 500) return 'ErrRegistryUnavailable';
@@ -168,8 +172,21 @@ export function describeDetails(details: readonly RegistryErrorDetail[]): string
 }
 
 const FACT_KEYS = [
-  'registry', 'host', 'repository', 'reference', 'url', 'status', 'attempts', 'registryErrors', 'rateLimit',
-  'retryAfterMs', 'expectedDigest', 'actualDigest', 'expectedSize', 'actualSize', 'previousEndpoints',
+  'registry',
+  'host',
+  'repository',
+  'reference',
+  'url',
+  'status',
+  'attempts',
+  'registryErrors',
+  'rateLimit',
+  'retryAfterMs',
+  'expectedDigest',
+  'actualDigest',
+  'expectedSize',
+  'actualSize',
+  'previousEndpoints',
 ] as const satisfies ReadonlyArray<keyof RegistryErrorFacts>;
 
 /** The facts an error carries, as a plain object. */

@@ -9,11 +9,17 @@ describe('headers', () => {
   });
   it('reads Content-Length strictly', () => {
     assert.equal(contentLength({ 'content-length': '123' }), 123);
-    for (const bad of ['-1', '1e3', ' ', '12abc', '99999999999999999']) assert.equal(contentLength({ 'content-length': bad }), undefined, bad);
+    for (const bad of ['-1', '1e3', ' ', '12abc', '99999999999999999'])
+      assert.equal(contentLength({ 'content-length': bad }), undefined, bad);
   });
   it('collects distinct 299 warnings only', () => {
     const warnings = parseWarnings({
-      warning: ['299 - "this repository is deprecated"', '299 - "this repository is deprecated"', '199 - "misc"', '299 registry "say \\"hi\\"", 299 - "second"'],
+      warning: [
+        '299 - "this repository is deprecated"',
+        '299 - "this repository is deprecated"',
+        '199 - "misc"',
+        '299 registry "say \\"hi\\"", 299 - "second"',
+      ],
     });
     assert.deepEqual(warnings, ['this repository is deprecated', 'say "hi"', 'second']);
   });
@@ -22,12 +28,19 @@ describe('headers', () => {
     assert.ok(parseWarnings({ warning: many }).length < 60);
   });
   it('parses Docker Hub rate-limit headers', () => {
-    assert.deepEqual(parseRateLimit({ 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '76;w=21600', 'docker-ratelimit-source': '192.0.2.1' }), {
-      limit: 100,
-      remaining: 76,
-      windowSeconds: 21600,
-      source: '192.0.2.1',
-    });
+    assert.deepEqual(
+      parseRateLimit({
+        'ratelimit-limit': '100;w=21600',
+        'ratelimit-remaining': '76;w=21600',
+        'docker-ratelimit-source': '192.0.2.1',
+      }),
+      {
+        limit: 100,
+        remaining: 76,
+        windowSeconds: 21600,
+        source: '192.0.2.1',
+      },
+    );
     assert.equal(parseRateLimit({}), undefined);
   });
 });

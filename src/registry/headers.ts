@@ -48,7 +48,10 @@ export function parseWarnings(headers: ResponseHeaders): string[] {
     const re = /(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"/g;
     for (let m = re.exec(value); m !== null; m = re.exec(value)) {
       if (m[1] !== '299') continue;
-      const text = (m[2] ?? '').replace(/\\(.)/g, '$1').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+      const text = (m[2] ?? '')
+        .replace(/\\(.)/g, '$1')
+        .replace(/[\u0000-\u001f\u007f]/g, ' ')
+        .trim();
       if (text !== '' && !out.includes(text)) out.push(text);
     }
   }
@@ -84,7 +87,8 @@ function parseQuota(value: string | undefined): { value: number; window?: number
 export function describeRateLimit(rate: RateLimit | undefined): string {
   if (rate === undefined) return '';
   const parts: string[] = [];
-  if (rate.remaining !== undefined && rate.limit !== undefined) parts.push(`${rate.remaining} of ${rate.limit} requests left`);
+  if (rate.remaining !== undefined && rate.limit !== undefined)
+    parts.push(`${rate.remaining} of ${rate.limit} requests left`);
   else if (rate.limit !== undefined) parts.push(`limit ${rate.limit} requests`);
   else if (rate.remaining !== undefined) parts.push(`${rate.remaining} requests left`);
   if (rate.windowSeconds !== undefined) parts.push(`per ${rate.windowSeconds} s`);

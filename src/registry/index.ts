@@ -2,7 +2,13 @@
  * The registry client (OCI distribution protocol): resolve, manifests and blobs over ordered
  * endpoints, with token auth, realm policy, retries, redirects and in-process resume.
  */
-export { RegistryClient, type CallOptions, type EndpointRequest, type GetManifestOptions, type RegistryClientOptions } from './client.ts';
+export {
+  RegistryClient,
+  type CallOptions,
+  type EndpointRequest,
+  type GetManifestOptions,
+  type RegistryClientOptions,
+} from './client.ts';
 export type { AuthOptions, PingResult } from './auth.ts';
 export type { BlobProgress, FetchBlobOptions, FetchBlobResult } from './blobs.ts';
 export type { ManifestResult, ResolveResult } from './manifests.ts';
@@ -19,9 +25,23 @@ export type {
   RegistryEvent,
   RepositoryRef,
 } from './types.ts';
-export { RegistryError, type RateLimit, type RegistryErrorCode, type RegistryErrorDetail, type RegistryErrorFacts } from './errors.ts';
+export {
+  RegistryError,
+  type RateLimit,
+  type RegistryErrorCode,
+  type RegistryErrorDetail,
+  type RegistryErrorFacts,
+} from './errors.ts';
 export { DEFAULT_RETRY_POLICY, parseRetryAfter, systemClock, type RetryPolicy } from './retry.ts';
-export { parseChallenges, parseScope, parseScopes, formatScope, mergeScopes, type Challenge, type Scope } from './challenge.ts';
+export {
+  parseChallenges,
+  parseScope,
+  parseScopes,
+  formatScope,
+  mergeScopes,
+  type Challenge,
+  type Scope,
+} from './challenge.ts';
 export { checkRealm, classifyHost, type AddressClass, type RealmDecision } from './realm.ts';
 export { redactUrl } from './redact.ts';
 export { defaultEndpoints } from './endpoints.ts';

@@ -6,7 +6,9 @@ import { text } from 'node:stream/consumers';
 import { LeanBody, leanGet, type LeanRequestOptions } from './lean-http.ts';
 
 /** A TCP server that answers each connection with `answer(socket, request head)`. */
-async function rawServer(answer: (socket: net.Socket, head: string) => void): Promise<{ url: URL; heads: string[]; close(): void }> {
+async function rawServer(
+  answer: (socket: net.Socket, head: string) => void,
+): Promise<{ url: URL; heads: string[]; close(): void }> {
   const heads: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -101,7 +103,7 @@ describe('leanGet', () => {
     const payload = randomBytes(500_000);
     const s = await serve((socket) => {
       const parts: Buffer[] = [Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')];
-      for (let at = 0; at < payload.length; ) {
+      for (let at = 0; at < payload.length;) {
         const n = Math.min(payload.length - at, 1 + Math.floor(Math.random() * 40_000));
         parts.push(Buffer.from(`${n.toString(16)};ext=1\r\n`), payload.subarray(at, at + n), Buffer.from('\r\n'));
         at += n;
@@ -124,7 +126,11 @@ describe('leanGet', () => {
   });
 
   it('skips an interim 100 response and gives a body that came with the head', async () => {
-    const s = await serve((socket) => socket.end('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n\r\nhello'));
+    const s = await serve((socket) =>
+      socket.end(
+        'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n\r\nhello',
+      ),
+    );
     const res = await leanGet(options(s.url));
     assert.equal(res.statusCode, 206);
     assert.equal((await pumpAll(res.body)).toString(), 'hello');
@@ -132,7 +138,11 @@ describe('leanGet', () => {
 
   it('reads a small (error) body as an ordinary stream', async () => {
     const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
-    const s = await serve((socket) => socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`));
+    const s = await serve((socket) =>
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`,
+      ),
+    );
     const res = await leanGet(options(s.url));
     assert.equal(res.statusCode, 404);
     assert.equal(await text(res.body), json);
@@ -153,15 +163,25 @@ describe('leanGet', () => {
   });
 
   it('stops at Content-Length even when the server sends more', async () => {
-    const s = await serve((socket) => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n${'b'.repeat(10)}EXTRA-BYTES`));
+    const s = await serve((socket) =>
+      socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n${'b'.repeat(10)}EXTRA-BYTES`),
+    );
     const res = await leanGet(options(s.url));
     assert.equal((await pumpAll(res.body)).toString(), 'b'.repeat(10));
   });
 
   for (const [title, response, code] of [
     ['a head over 16 KiB', `HTTP/1.1 200 OK\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`, 'UND_ERR_HEADERS_OVERFLOW'],
-    ['both Transfer-Encoding and Content-Length', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n', 'UND_ERR_INVALID_ARG'],
-    ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', 'UND_ERR_INVALID_ARG'],
+    [
+      'both Transfer-Encoding and Content-Length',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
+      'UND_ERR_INVALID_ARG',
+    ],
+    [
+      'two different Content-Lengths',
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n',
+      'UND_ERR_INVALID_ARG',
+    ],
     ['a gzip transfer coding', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 'UND_ERR_INVALID_ARG'],
     ['a header line without a name', 'HTTP/1.1 200 OK\r\n: nameless\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
     ['a status line that is not HTTP/1.x', 'ICY 200 OK\r\n\r\n', 'HPE_INVALID_CONSTANT'],
@@ -174,14 +194,18 @@ describe('leanGet', () => {
   }
 
   it('fails a malformed chunk size in the body', async () => {
-    const s = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n'));
+    const s = await serve((socket) =>
+      socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n'),
+    );
     const res = await leanGet(options(s.url));
     await assert.rejects(pumpAll(res.body), { code: 'HPE_INVALID_CHUNK_SIZE' });
   });
 
   it('refuses request headers that would smuggle a line break', async () => {
     const s = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
-    assert.throws(() => leanGet(options(s.url, { headers: { authorization: 'Bearer a\r\nx-evil: 1' } })), { code: 'UND_ERR_INVALID_ARG' });
+    assert.throws(() => leanGet(options(s.url, { headers: { authorization: 'Bearer a\r\nx-evil: 1' } })), {
+      code: 'UND_ERR_INVALID_ARG',
+    });
   });
 
   it('times out a server that never answers (headers) and one that stalls mid-body', async () => {
@@ -212,10 +236,15 @@ describe('leanGet', () => {
   });
 
   it('passes on a consumer’s failure and closes the connection', async () => {
-    const s = await serve((socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`));
+    const s = await serve((socket) =>
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`),
+    );
     const res = await leanGet(options(s.url));
     const boom = new Error('sink full');
-    await assert.rejects(res.body.pump(() => Promise.reject(boom)), (err) => err === boom);
+    await assert.rejects(
+      res.body.pump(() => Promise.reject(boom)),
+      (err) => err === boom,
+    );
     assert.ok(res.body.destroyed);
   });
 });

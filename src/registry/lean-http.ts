@@ -71,8 +71,16 @@ export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const body = new LeanBody(options.bodyTimeoutMs);
-  const onread = { buffer: Buffer.allocUnsafeSlow(READ_BUFFER), callback: (n: number, buf: Uint8Array) => body.received(buf.subarray(0, n) as Buffer) };
-  const common = { host, port, onread, ...(options.connect.lookup !== undefined && { lookup: options.connect.lookup }) };
+  const onread = {
+    buffer: Buffer.allocUnsafeSlow(READ_BUFFER),
+    callback: (n: number, buf: Uint8Array) => body.received(buf.subarray(0, n) as Buffer),
+  };
+  const common = {
+    host,
+    port,
+    onread,
+    ...(options.connect.lookup !== undefined && { lookup: options.connect.lookup }),
+  };
   const socket =
     url.protocol === 'https:'
       ? tls.connect({
@@ -84,7 +92,13 @@ export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
         })
       : net.connect(common);
   body.attach(socket);
-  return body.start(requestHead, url.protocol === 'https:' ? 'secureConnect' : 'connect', options.connect.timeout, options.headersTimeoutMs, signal);
+  return body.start(
+    requestHead,
+    url.protocol === 'https:' ? 'secureConnect' : 'connect',
+    options.connect.timeout,
+    options.headersTimeoutMs,
+    signal,
+  );
 }
 
 function formatRequest(url: URL, headers: Readonly<Record<string, string>>): string {
@@ -95,7 +109,8 @@ function formatRequest(url: URL, headers: Readonly<Record<string, string>>): str
       throw new LeanHttpError('UND_ERR_INVALID_ARG', `invalid request header ${JSON.stringify(name)}`);
     }
     const lower = name.toLowerCase();
-    if (lower === 'host' || lower === 'connection' || lower === 'content-length' || lower === 'transfer-encoding') continue;
+    if (lower === 'host' || lower === 'connection' || lower === 'content-length' || lower === 'transfer-encoding')
+      continue;
     lines.push(`${name}: ${value}`);
   }
   lines.push('connection: close', '', '');
@@ -137,10 +152,17 @@ export class LeanBody extends Readable {
     socket.on('close', () => this.socketClosed());
   }
 
-  start(requestHead: string, connectEvent: string, connectTimeoutMs: number, headersTimeoutMs: number, signal: AbortSignal | undefined): Promise<LeanResponse> {
+  start(
+    requestHead: string,
+    connectEvent: string,
+    connectTimeoutMs: number,
+    headersTimeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<LeanResponse> {
     const socket = this.socket as net.Socket;
     return new Promise((resolve, reject) => {
-      const onAbort = () => this.fail(signal?.reason instanceof Error ? signal.reason : new LeanHttpError('ABORT_ERR', 'aborted'));
+      const onAbort = () =>
+        this.fail(signal?.reason instanceof Error ? signal.reason : new LeanHttpError('ABORT_ERR', 'aborted'));
       if (signal?.aborted) {
         onAbort();
       } else {
@@ -156,7 +178,8 @@ export class LeanBody extends Readable {
       this.idle = () => new LeanHttpError('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${connectTimeoutMs} ms`);
       socket.setTimeout(connectTimeoutMs);
       socket.once(connectEvent, () => {
-        this.idle = () => new LeanHttpError('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${headersTimeoutMs} ms`);
+        this.idle = () =>
+          new LeanHttpError('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${headersTimeoutMs} ms`);
         socket.setTimeout(headersTimeoutMs);
         socket.write(requestHead, 'latin1');
       });
@@ -207,7 +230,8 @@ export class LeanBody extends Readable {
     const head = Buffer.concat([this.head as Buffer, data]);
     const end = head.indexOf('\r\n\r\n');
     if (end < 0) {
-      if (head.length > MAX_HEAD) this.fail(new LeanHttpError('UND_ERR_HEADERS_OVERFLOW', `response head over ${MAX_HEAD} bytes`));
+      if (head.length > MAX_HEAD)
+        this.fail(new LeanHttpError('UND_ERR_HEADERS_OVERFLOW', `response head over ${MAX_HEAD} bytes`));
       else this.head = head;
       return true;
     }
@@ -283,16 +307,19 @@ export class LeanBody extends Readable {
       const piece = data.subarray(at, newline < 0 ? data.length : newline + 1).toString('latin1');
       at += piece.length;
       this.line += piece;
-      if (this.line.length > MAX_CHUNK_LINE) return this.failed(new LeanHttpError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunked body: line too long'));
+      if (this.line.length > MAX_CHUNK_LINE)
+        return this.failed(new LeanHttpError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunked body: line too long'));
       if (newline < 0) break;
       const line = this.line.replace(/\r?\n$/, '');
       this.line = '';
       if (this.chunkState === 'data-end') {
-        if (line !== '') return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: missing CRLF after a chunk'));
+        if (line !== '')
+          return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: missing CRLF after a chunk'));
         this.chunkState = 'size';
       } else if (this.chunkState === 'size') {
         const size = /^([0-9A-Fa-f]{1,12})[ \t]*(;.*)?$/.exec(line);
-        if (size === null) return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: invalid chunk size'));
+        if (size === null)
+          return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: invalid chunk size'));
         this.chunkLeft = Number.parseInt(size[1] as string, 16);
         this.chunkState = this.chunkLeft === 0 ? 'trailer' : 'data';
       } else if (line === '') {
@@ -399,7 +426,8 @@ function parseHead(text: string): { statusCode: number; headers: Record<string, 
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new LeanHttpError('HPE_INVALID_HEADER_TOKEN', 'invalid response header line');
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new LeanHttpError('HPE_INVALID_HEADER_TOKEN', 'invalid response header line');
     const key = name.toLowerCase();
     const value = line.slice(colon + 1).trim();
     const existing = headers[key];
@@ -416,8 +444,10 @@ function framingOf(headers: Readonly<Record<string, string | string[]>>, statusC
   const cl = headers['content-length'];
   if (te !== undefined) {
     // Both framings at once is the classic smuggling shape; only plain `chunked` is spoken here.
-    if (cl !== undefined) throw new LeanHttpError('UND_ERR_INVALID_ARG', 'response has both Transfer-Encoding and Content-Length');
-    if (Array.isArray(te) || te.toLowerCase() !== 'chunked') throw new LeanHttpError('UND_ERR_INVALID_ARG', `unsupported Transfer-Encoding ${JSON.stringify(te)}`);
+    if (cl !== undefined)
+      throw new LeanHttpError('UND_ERR_INVALID_ARG', 'response has both Transfer-Encoding and Content-Length');
+    if (Array.isArray(te) || te.toLowerCase() !== 'chunked')
+      throw new LeanHttpError('UND_ERR_INVALID_ARG', `unsupported Transfer-Encoding ${JSON.stringify(te)}`);
     return { kind: 'chunked' };
   }
   if (cl !== undefined) {

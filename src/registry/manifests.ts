@@ -58,13 +58,23 @@ function extras(ctx: OperationContext): { warnings: readonly string[]; rateLimit
   return { warnings: [...ctx.warnings], ...(ctx.rateLimit !== undefined && { rateLimit: ctx.rateLimit }) };
 }
 
-function digestMismatch(ctx: OperationContext, host: string, expected: string, actual: string, what: string): RegistryError {
-  return new RegistryError('ErrDigestMismatch', `${ctx.description}: ${what} from ${host} hashes to ${actual}, expected ${expected}`, {
-    ...ctx.facts,
-    host,
-    expectedDigest: expected,
-    actualDigest: actual,
-  });
+function digestMismatch(
+  ctx: OperationContext,
+  host: string,
+  expected: string,
+  actual: string,
+  what: string,
+): RegistryError {
+  return new RegistryError(
+    'ErrDigestMismatch',
+    `${ctx.description}: ${what} from ${host} hashes to ${actual}, expected ${expected}`,
+    {
+      ...ctx.facts,
+      host,
+      expectedDigest: expected,
+      actualDigest: actual,
+    },
+  );
 }
 
 export async function resolveOnEndpoint(
@@ -84,14 +94,25 @@ export async function resolveOnEndpoint(
     const headerDigest = headerValue(head.headers, 'docker-content-digest');
     const length = contentLength(head.headers);
     const type = headerValue(head.headers, 'content-type');
-    if (headerDigest !== undefined && isValidDigest(headerDigest) && length !== undefined && length > 0 && type !== undefined && type !== '') {
+    if (
+      headerDigest !== undefined &&
+      isValidDigest(headerDigest) &&
+      length !== undefined &&
+      length > 0 &&
+      type !== undefined &&
+      type !== ''
+    ) {
       const mediaType = stripMediaTypeParameters(type);
       if (isSchema1MediaType(mediaType)) {
-        throw new ManifestError('ErrUnsupportedMediaType', `${ctx.description}: Docker schema 1 manifests (${mediaType}) are not supported`);
+        throw new ManifestError(
+          'ErrUnsupportedMediaType',
+          `${ctx.description}: Docker schema 1 manifests (${mediaType}) are not supported`,
+        );
       }
       let digest = headerDigest;
       if (reference.kind === 'digest' && headerDigest !== reference.value) {
-        if (sameAlgorithm(headerDigest, reference.value)) throw digestMismatch(ctx, head.url.host, reference.value, headerDigest, 'the Docker-Content-Digest header');
+        if (sameAlgorithm(headerDigest, reference.value))
+          throw digestMismatch(ctx, head.url.host, reference.value, headerDigest, 'the Docker-Content-Digest header');
         digest = reference.value;
       }
       if (length > deps.maxManifestBytes) throw tooLarge(ctx, head, length, deps.maxManifestBytes);
@@ -112,13 +133,30 @@ export async function resolveOnEndpoint(
   const validHeader = headerDigest !== undefined && isValidDigest(headerDigest) ? headerDigest : undefined;
   const algorithm = algorithmOf(reference.kind === 'digest' ? reference.value : validHeader);
   const computed = digestOf(bytes, algorithm);
-  if (reference.kind === 'digest' && computed !== reference.value) throw digestMismatch(ctx, get.url.host, reference.value, computed, 'the manifest');
+  if (reference.kind === 'digest' && computed !== reference.value)
+    throw digestMismatch(ctx, get.url.host, reference.value, computed, 'the manifest');
   if (validHeader !== undefined && sameAlgorithm(validHeader, computed) && validHeader !== computed) {
-    throw digestMismatch(ctx, get.url.host, validHeader, computed, 'the manifest (against its Docker-Content-Digest header)');
+    throw digestMismatch(
+      ctx,
+      get.url.host,
+      validHeader,
+      computed,
+      'the manifest (against its Docker-Content-Digest header)',
+    );
   }
   const contentType = headerValue(get.headers, 'content-type');
-  const document = parseManifestDocument(bytes, { what: ctx.description, ...(contentType !== undefined && { contentType }) });
-  const manifest: ManifestResult = { bytes, digest: computed, mediaType: document.mediaType, document, endpoint: ep.label, ...extras(ctx) };
+  const document = parseManifestDocument(bytes, {
+    what: ctx.description,
+    ...(contentType !== undefined && { contentType }),
+  });
+  const manifest: ManifestResult = {
+    bytes,
+    digest: computed,
+    mediaType: document.mediaType,
+    document,
+    endpoint: ep.label,
+    ...extras(ctx),
+  };
   return {
     descriptor: { mediaType: document.mediaType, digest: computed, size: bytes.byteLength },
     endpoint: ep.label,
@@ -138,7 +176,12 @@ export async function getManifestOnEndpoint(
 ): Promise<ManifestResult> {
   const scopes = [pullScope(repo.path)];
   const manifestUrl = apiUrl(ep, `${repo.path}/manifests/${digest}`);
-  let res = await deps.auth.send(ep, { url: manifestUrl, method: 'GET', headers: { accept: MANIFEST_ACCEPT } }, scopes, ctx);
+  let res = await deps.auth.send(
+    ep,
+    { url: manifestUrl, method: 'GET', headers: { accept: MANIFEST_ACCEPT } },
+    scopes,
+    ctx,
+  );
   observeResponse(ctx, res, deps.onWarning);
   if (res.status === 404) {
     // containerd's fallback: some registries serve a manifest only as a blob. Only on 404.
@@ -155,18 +198,33 @@ export async function getManifestOnEndpoint(
 
   const bytes = await readManifestBody(res, deps.maxManifestBytes, descriptor?.size, ctx);
   if (descriptor !== undefined && bytes.byteLength !== descriptor.size) {
-    throw new RegistryError('ErrSizeMismatch', `${ctx.description}: ${res.url.host} sent ${bytes.byteLength} bytes, the descriptor says ${descriptor.size}`, {
-      ...ctx.facts,
-      host: res.url.host,
-      expectedSize: descriptor.size,
-      actualSize: bytes.byteLength,
-    });
+    throw new RegistryError(
+      'ErrSizeMismatch',
+      `${ctx.description}: ${res.url.host} sent ${bytes.byteLength} bytes, the descriptor says ${descriptor.size}`,
+      {
+        ...ctx.facts,
+        host: res.url.host,
+        expectedSize: descriptor.size,
+        actualSize: bytes.byteLength,
+      },
+    );
   }
   const computed = digestOf(bytes, algorithmOf(digest));
   if (computed !== digest) throw digestMismatch(ctx, res.url.host, digest, computed, 'the manifest');
   const headerDigest = headerValue(res.headers, 'docker-content-digest');
-  if (headerDigest !== undefined && isValidDigest(headerDigest) && sameAlgorithm(headerDigest, digest) && headerDigest !== digest) {
-    throw digestMismatch(ctx, res.url.host, headerDigest, digest, 'the manifest (against its Docker-Content-Digest header)');
+  if (
+    headerDigest !== undefined &&
+    isValidDigest(headerDigest) &&
+    sameAlgorithm(headerDigest, digest) &&
+    headerDigest !== digest
+  ) {
+    throw digestMismatch(
+      ctx,
+      res.url.host,
+      headerDigest,
+      digest,
+      'the manifest (against its Docker-Content-Digest header)',
+    );
   }
   const contentType = headerValue(res.headers, 'content-type');
   const document = parseManifestDocument(bytes, {
@@ -178,7 +236,12 @@ export async function getManifestOnEndpoint(
 }
 
 /** Reads a manifest body under the cap (and exactly the descriptor's size when known). */
-async function readManifestBody(res: FollowedResponse, maxBytes: number, expectedSize: number | undefined, ctx: OperationContext): Promise<Uint8Array> {
+async function readManifestBody(
+  res: FollowedResponse,
+  maxBytes: number,
+  expectedSize: number | undefined,
+  ctx: OperationContext,
+): Promise<Uint8Array> {
   const declared = contentLength(res.headers);
   if (expectedSize !== undefined && declared !== undefined && declared !== expectedSize) {
     await discard(res.body);
@@ -194,12 +257,16 @@ async function readManifestBody(res: FollowedResponse, maxBytes: number, expecte
   } catch (err) {
     if (!(err instanceof BodyTooLargeError)) throw err;
     if (expectedSize !== undefined && expectedSize <= maxBytes) {
-      throw new RegistryError('ErrSizeMismatch', `${ctx.description}: ${res.url.host} sent more than the ${expectedSize} bytes the descriptor says`, {
-        ...ctx.facts,
-        host: res.url.host,
-        expectedSize,
-        actualSize: err.seen,
-      });
+      throw new RegistryError(
+        'ErrSizeMismatch',
+        `${ctx.description}: ${res.url.host} sent more than the ${expectedSize} bytes the descriptor says`,
+        {
+          ...ctx.facts,
+          host: res.url.host,
+          expectedSize,
+          actualSize: err.seen,
+        },
+      );
     }
     throw tooLarge(ctx, res, err.seen, maxBytes);
   }

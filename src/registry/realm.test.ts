@@ -30,7 +30,8 @@ describe('classifyHost', () => {
     ['http://[2001:db8::1]/', 'public'],
     ['https://auth.docker.io/', 'public'],
   ];
-  for (const [url, expected] of cases) it(`${url} → ${expected}`, () => assert.equal(classifyHost(host(url)), expected));
+  for (const [url, expected] of cases)
+    it(`${url} → ${expected}`, () => assert.equal(classifyHost(host(url)), expected));
 });
 
 describe('registrableDomain', () => {
@@ -46,7 +47,8 @@ describe('registrableDomain', () => {
     ['127.0.0.1', undefined],
     ['intranet', undefined],
   ];
-  for (const [name, expected] of cases) it(`${name} → ${String(expected)}`, () => assert.equal(registrableDomain(name), expected));
+  for (const [name, expected] of cases)
+    it(`${name} → ${String(expected)}`, () => assert.equal(registrableDomain(name), expected));
 });
 
 describe('checkRealm (S4)', () => {
@@ -54,10 +56,16 @@ describe('checkRealm (S4)', () => {
   const realm = (u: string) => new URL(u);
 
   it('accepts Docker Hub and sends credentials to auth.docker.io', () => {
-    assert.deepEqual(checkRealm(realm('https://auth.docker.io/token'), reg('https://registry-1.docker.io')), { ok: true, sendCredentials: true });
+    assert.deepEqual(checkRealm(realm('https://auth.docker.io/token'), reg('https://registry-1.docker.io')), {
+      ok: true,
+      sendCredentials: true,
+    });
   });
   it('accepts the same host on another port and sends credentials', () => {
-    assert.deepEqual(checkRealm(realm('http://127.0.0.1:5001/token'), reg('http://127.0.0.1:5000')), { ok: true, sendCredentials: true });
+    assert.deepEqual(checkRealm(realm('http://127.0.0.1:5001/token'), reg('http://127.0.0.1:5000')), {
+      ok: true,
+      sendCredentials: true,
+    });
   });
   it('refuses a plain-http realm for an https registry', () => {
     const d = checkRealm(realm('http://registry.example.com/token'), reg('https://registry.example.com'));
@@ -66,7 +74,16 @@ describe('checkRealm (S4)', () => {
   it('allows an http realm for a plain-http (insecure) registry', () => {
     assert.equal(checkRealm(realm('http://registry.example.com/token'), reg('http://registry.example.com')).ok, true);
   });
-  for (const bad of ['http://127.0.0.1/t', 'https://127.0.0.1/t', 'https://169.254.169.254/latest', 'https://10.0.0.1/t', 'https://[::1]/t', 'https://0.0.0.0/t', 'https://localhost/t', 'https://[fd00:ec2::254]/t']) {
+  for (const bad of [
+    'http://127.0.0.1/t',
+    'https://127.0.0.1/t',
+    'https://169.254.169.254/latest',
+    'https://10.0.0.1/t',
+    'https://[::1]/t',
+    'https://0.0.0.0/t',
+    'https://localhost/t',
+    'https://[fd00:ec2::254]/t',
+  ]) {
     it(`refuses ${bad} for a registry named by DNS`, () => {
       const d = checkRealm(realm(bad), reg('https://registry.example.com'));
       assert.equal(d.ok, false);
@@ -79,7 +96,10 @@ describe('checkRealm (S4)', () => {
     assert.equal(checkRealm(realm('http://169.254.169.254/t'), reg('http://127.0.0.1:5000')).ok, false);
   });
   it('accepts an allow-listed private realm and trusts it with credentials', () => {
-    assert.deepEqual(checkRealm(realm('https://10.0.0.5/token'), reg('https://registry.example.com'), { allowList: ['10.0.0.5'] }), { ok: true, sendCredentials: true });
+    assert.deepEqual(
+      checkRealm(realm('https://10.0.0.5/token'), reg('https://registry.example.com'), { allowList: ['10.0.0.5'] }),
+      { ok: true, sendCredentials: true },
+    );
   });
   it('withholds credentials from a realm on another domain', () => {
     const d = checkRealm(realm('https://auth.evil.example/token'), reg('https://registry.example.com'));

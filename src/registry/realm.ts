@@ -78,11 +78,51 @@ function expandIPv6(ip: string): number[] | undefined {
  * this list and the common single-label TLDs is better handled with the realm allow-list.
  */
 const MULTI_LABEL_SUFFIXES = new Set([
-  'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'me.uk', 'net.uk', 'ltd.uk', 'plc.uk',
-  'com.au', 'net.au', 'org.au', 'edu.au', 'gov.au', 'co.nz', 'org.nz', 'net.nz',
-  'co.jp', 'ne.jp', 'or.jp', 'ac.jp', 'go.jp', 'co.kr', 'or.kr', 'com.cn', 'net.cn', 'org.cn',
-  'com.tw', 'com.hk', 'com.sg', 'com.my', 'co.in', 'net.in', 'org.in', 'co.id', 'co.th',
-  'com.br', 'net.br', 'org.br', 'com.ar', 'com.mx', 'com.tr', 'co.za', 'co.il', 'com.ua', 'com.pl',
+  'co.uk',
+  'org.uk',
+  'ac.uk',
+  'gov.uk',
+  'me.uk',
+  'net.uk',
+  'ltd.uk',
+  'plc.uk',
+  'com.au',
+  'net.au',
+  'org.au',
+  'edu.au',
+  'gov.au',
+  'co.nz',
+  'org.nz',
+  'net.nz',
+  'co.jp',
+  'ne.jp',
+  'or.jp',
+  'ac.jp',
+  'go.jp',
+  'co.kr',
+  'or.kr',
+  'com.cn',
+  'net.cn',
+  'org.cn',
+  'com.tw',
+  'com.hk',
+  'com.sg',
+  'com.my',
+  'co.in',
+  'net.in',
+  'org.in',
+  'co.id',
+  'co.th',
+  'com.br',
+  'net.br',
+  'org.br',
+  'com.ar',
+  'com.mx',
+  'com.tr',
+  'co.za',
+  'co.il',
+  'com.ua',
+  'com.pl',
 ]);
 
 /**
@@ -90,12 +130,39 @@ const MULTI_LABEL_SUFFIXES = new Set([
  * (`evil.azurecr.io` is not `mine.azurecr.io`'s sibling.)
  */
 const EXACT_HOST_SUFFIXES = [
-  'amazonaws.com', 'amazonaws.com.cn', 'cloudfront.net', 'azurecr.io', 'azurecr.cn', 'azurewebsites.net',
-  'cloudapp.net', 'cloudapp.azure.com', 'windows.net', 'pkg.dev', 'appspot.com', 'run.app',
-  'googleusercontent.com', 'herokuapp.com', 'github.io', 'githubusercontent.com', 'gitlab.io',
-  'netlify.app', 'vercel.app', 'pages.dev', 'workers.dev', 'fly.dev', 'onrender.com', 'ngrok.io',
-  'ngrok-free.app', 'ocir.io', 'oraclecloud.com', 'digitaloceanspaces.com', 'r2.dev', 'scw.cloud',
-  'nip.io', 'sslip.io', 'localhost',
+  'amazonaws.com',
+  'amazonaws.com.cn',
+  'cloudfront.net',
+  'azurecr.io',
+  'azurecr.cn',
+  'azurewebsites.net',
+  'cloudapp.net',
+  'cloudapp.azure.com',
+  'windows.net',
+  'pkg.dev',
+  'appspot.com',
+  'run.app',
+  'googleusercontent.com',
+  'herokuapp.com',
+  'github.io',
+  'githubusercontent.com',
+  'gitlab.io',
+  'netlify.app',
+  'vercel.app',
+  'pages.dev',
+  'workers.dev',
+  'fly.dev',
+  'onrender.com',
+  'ngrok.io',
+  'ngrok-free.app',
+  'ocir.io',
+  'oraclecloud.com',
+  'digitaloceanspaces.com',
+  'r2.dev',
+  'scw.cloud',
+  'nip.io',
+  'sslip.io',
+  'localhost',
 ];
 
 /**
@@ -153,7 +220,8 @@ export function checkRealm(realm: URL, registryUrl: URL, options: RealmPolicyOpt
 
   if (allowed || realmHost === registryHost) return { ok: true, sendCredentials: true };
   const realmDomain = registrableDomain(realmHost);
-  if (realmDomain !== undefined && realmDomain === registrableDomain(registryHost)) return { ok: true, sendCredentials: true };
+  if (realmDomain !== undefined && realmDomain === registrableDomain(registryHost))
+    return { ok: true, sendCredentials: true };
   return {
     ok: true,
     sendCredentials: false,

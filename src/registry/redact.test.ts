@@ -22,7 +22,12 @@ describe('redaction (S12)', () => {
     const secret = 's3cret/pass+word';
     const text = `a ${secret} b ${encodeURIComponent(secret)} c ${Buffer.from(secret).toString('base64')}`;
     const out = scrubSecrets(text, [secret]);
-    assert.ok(!out.includes(secret) && !out.includes(encodeURIComponent(secret)) && !out.includes(Buffer.from(secret).toString('base64')), out);
+    assert.ok(
+      !out.includes(secret) &&
+        !out.includes(encodeURIComponent(secret)) &&
+        !out.includes(Buffer.from(secret).toString('base64')),
+      out,
+    );
   });
 
   it('keeps only name, code and a redacted message of a cause', () => {
@@ -46,17 +51,28 @@ describe('redaction (S12)', () => {
   });
 
   it('hides a presigned query echoed without its URL (a storage error body quoting the request)', () => {
-    const echoed = 'denied /blobs/sha256/ab?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA123, signature deadbeef, key X-Amz-Credential=AKIA123';
+    const echoed =
+      'denied /blobs/sha256/ab?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA123, signature deadbeef, key X-Amz-Credential=AKIA123';
     const out = scrubSecrets(echoed, queryParts(new URL(PRESIGNED)));
     assert.ok(!out.includes('deadbeef') && !out.includes('AKIA123'), out);
     assert.deepEqual(queryParts(new URL('https://h/p')), []);
-    assert.ok(!queryParts(new URL('https://h/p?X-Amz-Expires=3600&x=true')).includes('3600'), 'short values alone would blank ordinary words');
+    assert.ok(
+      !queryParts(new URL('https://h/p?X-Amz-Expires=3600&x=true')).includes('3600'),
+      'short values alone would blank ordinary words',
+    );
   });
 });
 
 describe('registry error bodies', () => {
   it('parses {"errors":[…]} and cuts long text', () => {
-    const body = Buffer.from(JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: { Tag: 'v1' } }, { code: 'X', message: 'y'.repeat(1000) }] }));
+    const body = Buffer.from(
+      JSON.stringify({
+        errors: [
+          { code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: { Tag: 'v1' } },
+          { code: 'X', message: 'y'.repeat(1000) },
+        ],
+      }),
+    );
     const details = parseErrorBody(body);
     assert.equal(details.length, 2);
     assert.deepEqual(details[0], { code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: '{"Tag":"v1"}' });
@@ -66,7 +82,10 @@ describe('registry error bodies', () => {
     for (const b of ['', 'oops', '{"errors":"x"}', '[1]', 'null']) assert.deepEqual(parseErrorBody(Buffer.from(b)), []);
   });
   it('scrubs secrets echoed in a body', () => {
-    const details = parseErrorBody(Buffer.from('{"errors":[{"code":"DENIED","message":"bad password hunter22"}]}'), (t) => scrubSecrets(t, ['hunter22']));
+    const details = parseErrorBody(
+      Buffer.from('{"errors":[{"code":"DENIED","message":"bad password hunter22"}]}'),
+      (t) => scrubSecrets(t, ['hunter22']),
+    );
     assert.equal(details[0]?.message, 'bad password <redacted>');
   });
   it('maps statuses and registry codes', () => {

@@ -19,7 +19,9 @@ export function redactUrl(url: URL | string): string {
 export function redactUrlsInText(text: string): string {
   // A URL redacted before ends in `?` followed by `<redacted>`: keep its `?`.
   return text.replace(/\bhttps?:\/\/[^\s"'<>]+/gi, (match, offset: number, whole: string) =>
-    match.endsWith('?') && whole.startsWith('<redacted>', offset + match.length) ? `${redactUrl(match)}?` : redactUrl(match),
+    match.endsWith('?') && whole.startsWith('<redacted>', offset + match.length)
+      ? `${redactUrl(match)}?`
+      : redactUrl(match),
   );
 }
 

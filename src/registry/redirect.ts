@@ -20,7 +20,11 @@ export interface FollowedResponse extends HttpResponse {
   readonly redirects: number;
 }
 
-export async function exchangeFollowingRedirects(transport: Transport, request: HttpRequest, maxRedirects = MAX_REDIRECTS): Promise<FollowedResponse> {
+export async function exchangeFollowingRedirects(
+  transport: Transport,
+  request: HttpRequest,
+  maxRedirects = MAX_REDIRECTS,
+): Promise<FollowedResponse> {
   let req = request;
   let crossOrigin = false;
   for (let hops = 0; ; hops++) {
@@ -32,16 +36,28 @@ export async function exchangeFollowingRedirects(transport: Transport, request: 
     await discard(res.body);
     const facts = { ...req.facts, host: req.url.host, url: redactUrl(req.url), status: res.status };
     if (hops >= maxRedirects) {
-      throw new RegistryError('ErrTooManyRedirects', `${req.description}: more than ${maxRedirects} redirects, the last from ${redactUrl(req.url)}`, facts);
+      throw new RegistryError(
+        'ErrTooManyRedirects',
+        `${req.description}: more than ${maxRedirects} redirects, the last from ${redactUrl(req.url)}`,
+        facts,
+      );
     }
     let next: URL;
     try {
       next = new URL(location, req.url);
     } catch {
-      throw new RegistryError('ErrUnexpectedStatus', `${req.description}: ${req.url.host} redirected to an invalid Location`, facts);
+      throw new RegistryError(
+        'ErrUnexpectedStatus',
+        `${req.description}: ${req.url.host} redirected to an invalid Location`,
+        facts,
+      );
     }
     if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-      throw new RegistryError('ErrInsecureRedirect', `${req.description}: ${req.url.host} redirected to a ${next.protocol} URL, refused`, facts);
+      throw new RegistryError(
+        'ErrInsecureRedirect',
+        `${req.description}: ${req.url.host} redirected to a ${next.protocol} URL, refused`,
+        facts,
+      );
     }
     if (req.url.protocol === 'https:' && next.protocol === 'http:') {
       throw new RegistryError(

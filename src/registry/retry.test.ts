@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_RETRY_POLICY, HostGate, backoffDelay, decideRetry, isRetryableStatus, isRetryableTransportError, isTlsError, parseRetryAfter } from './retry.ts';
+import {
+  DEFAULT_RETRY_POLICY,
+  HostGate,
+  backoffDelay,
+  decideRetry,
+  isRetryableStatus,
+  isRetryableTransportError,
+  isTlsError,
+  parseRetryAfter,
+} from './retry.ts';
 import type { Clock } from './types.ts';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
@@ -33,17 +42,21 @@ describe('parseRetryAfter', () => {
     ['2026-03-01T12:00:30Z', undefined],
     [undefined, undefined],
   ];
-  for (const [value, expected] of cases) it(`${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(parseRetryAfter(value, NOW), expected));
+  for (const [value, expected] of cases)
+    it(`${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(parseRetryAfter(value, NOW), expected));
 });
 
 describe('retry decisions', () => {
   it('retries exactly 408, 429, 500, 502, 503, 504', () => {
-    for (let s = 100; s < 600; s++) assert.equal(isRetryableStatus(s), [408, 429, 500, 502, 503, 504].includes(s), String(s));
+    for (let s = 100; s < 600; s++)
+      assert.equal(isRetryableStatus(s), [408, 429, 500, 502, 503, 504].includes(s), String(s));
   });
 
   it('retries broken connections but not refused ones, DNS failures or TLS failures', () => {
-    for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT']) assert.ok(isRetryableTransportError(errWithCode(code)), code);
-    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT']) assert.ok(!isRetryableTransportError(errWithCode(code)), code);
+    for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT'])
+      assert.ok(isRetryableTransportError(errWithCode(code)), code);
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT'])
+      assert.ok(!isRetryableTransportError(errWithCode(code)), code);
     assert.ok(isRetryableTransportError(new Error('wrapped', { cause: errWithCode('ECONNRESET') })));
     assert.ok(isTlsError(errWithCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE')));
     assert.ok(isTlsError(errWithCode('ERR_TLS_CERT_ALTNAME_INVALID')));
@@ -52,12 +65,30 @@ describe('retry decisions', () => {
 
   it('backs off 0.5 s × 2^n with jitter in [50 %, 100 %], capped at 30 s', () => {
     const p = DEFAULT_RETRY_POLICY;
-    assert.equal(backoffDelay(1, p, () => 0.999999), 500);
-    assert.equal(backoffDelay(1, p, () => 0), 250);
-    assert.equal(backoffDelay(2, p, () => 0.999999), 1000);
-    assert.equal(backoffDelay(4, p, () => 0.999999), 4000);
-    assert.equal(backoffDelay(10, p, () => 0.999999), 30_000);
-    assert.equal(backoffDelay(1000, p, () => 0), 15_000);
+    assert.equal(
+      backoffDelay(1, p, () => 0.999999),
+      500,
+    );
+    assert.equal(
+      backoffDelay(1, p, () => 0),
+      250,
+    );
+    assert.equal(
+      backoffDelay(2, p, () => 0.999999),
+      1000,
+    );
+    assert.equal(
+      backoffDelay(4, p, () => 0.999999),
+      4000,
+    );
+    assert.equal(
+      backoffDelay(10, p, () => 0.999999),
+      30_000,
+    );
+    assert.equal(
+      backoffDelay(1000, p, () => 0),
+      15_000,
+    );
   });
 
   it('honours Retry-After when longer than the back-off', () => {
@@ -77,7 +108,8 @@ describe('retry decisions', () => {
   });
 
   it('never retries other 4xx', () => {
-    for (const status of [400, 401, 403, 404, 405, 416]) assert.equal(decideRetry({ status }, 1, DEFAULT_RETRY_POLICY, NOW).retry, false);
+    for (const status of [400, 401, 403, 404, 405, 416])
+      assert.equal(decideRetry({ status }, 1, DEFAULT_RETRY_POLICY, NOW).retry, false);
   });
 });
 

@@ -54,7 +54,8 @@ export function isRetryableTransportError(err: unknown): boolean {
   return code !== undefined && RETRYABLE_CODES.has(code);
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|ERR_OSSL_|HOSTNAME_MISMATCH)/;
+const TLS_CODE =
+  /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|ERR_OSSL_|HOSTNAME_MISMATCH)/;
 
 export function isTlsError(err: unknown): boolean {
   const code = errorCode(err);
@@ -114,7 +115,8 @@ export function decideRetry(
   const reason = `HTTP ${outcome.status}`;
   if (!isRetryableStatus(outcome.status)) return { retry: false, reason };
   const retryAfterMs = parseRetryAfter(outcome.retryAfter, now);
-  if (retryAfterMs !== undefined && retryAfterMs > policy.maxRetryAfterMs) return { retry: false, reason, retryAfterMs };
+  if (retryAfterMs !== undefined && retryAfterMs > policy.maxRetryAfterMs)
+    return { retry: false, reason, retryAfterMs };
   if (attempt >= policy.maxAttempts) {
     return retryAfterMs === undefined ? { retry: false, reason } : { retry: false, reason, retryAfterMs };
   }

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseScopes } from './challenge.ts';
-import { TokenCache, TokenResponseError, credentialIdentity, parseRfc3339, parseTokenResponse, tokenCacheKey, type BearerToken } from './token.ts';
+import {
+  TokenCache,
+  TokenResponseError,
+  credentialIdentity,
+  parseRfc3339,
+  parseTokenResponse,
+  tokenCacheKey,
+  type BearerToken,
+} from './token.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
@@ -29,12 +37,26 @@ describe('parseTokenResponse', () => {
     const future = new Date(T0 + 3_600_000).toISOString();
     assert.equal(parseTokenResponse(`{"token":"t","expires_in":300,"issued_at":"${future}"}`, T0).issuedAt, T0);
     const ancient = new Date(T0 - 3_600_000).toISOString();
-    assert.equal(parseTokenResponse(`{"token":"t","expires_in":300,"issued_at":"${ancient}"}`, T0).expiresAt, T0 + 300_000);
+    assert.equal(
+      parseTokenResponse(`{"token":"t","expires_in":300,"issued_at":"${ancient}"}`, T0).expiresAt,
+      T0 + 300_000,
+    );
     assert.equal(parseTokenResponse('{"token":"t","issued_at":"yesterday"}', T0).issuedAt, T0);
   });
   it('rejects bodies without a usable token, never quoting them', () => {
-    for (const body of ['not json', '[]', '{}', '{"token":""}', '{"token":42}', '{"token":"has space"}', '{"token":"a\\"b"}']) {
-      assert.throws(() => parseTokenResponse(body, T0), (err: unknown) => err instanceof TokenResponseError && !err.message.includes(body));
+    for (const body of [
+      'not json',
+      '[]',
+      '{}',
+      '{"token":""}',
+      '{"token":42}',
+      '{"token":"has space"}',
+      '{"token":"a\\"b"}',
+    ]) {
+      assert.throws(
+        () => parseTokenResponse(body, T0),
+        (err: unknown) => err instanceof TokenResponseError && !err.message.includes(body),
+      );
     }
   });
   it('accepts bytes', () => {
@@ -64,20 +86,35 @@ describe('token cache keys', () => {
     assert.notEqual(key, tokenCacheKey({ ...base, realm: 'https://other/token', scopes }));
     assert.notEqual(key, tokenCacheKey({ ...base, service: 'other', scopes }));
     assert.notEqual(key, tokenCacheKey({ ...base, scopes: parseScopes('repository:a:pull,push') }));
-    assert.notEqual(key, tokenCacheKey({ ...base, identity: credentialIdentity({ kind: 'basic', username: 'u', password: 'p' }), scopes }));
+    assert.notEqual(
+      key,
+      tokenCacheKey({ ...base, identity: credentialIdentity({ kind: 'basic', username: 'u', password: 'p' }), scopes }),
+    );
   });
   it('identifies credentials without containing them', () => {
     const id = credentialIdentity({ kind: 'basic', username: 'alice', password: 's3cret-password' });
     assert.ok(!id.includes('alice') && !id.includes('s3cret'));
     assert.notEqual(id, credentialIdentity({ kind: 'basic', username: 'alice', password: 'other-password' }));
-    assert.notEqual(credentialIdentity({ kind: 'identityToken', token: 'x' }), credentialIdentity({ kind: 'registryToken', token: 'x' }));
+    assert.notEqual(
+      credentialIdentity({ kind: 'identityToken', token: 'x' }),
+      credentialIdentity({ kind: 'registryToken', token: 'x' }),
+    );
     assert.equal(credentialIdentity(undefined), 'anonymous');
   });
 });
 
 describe('TokenCache', () => {
-  const clock = { t: T0, now() { return this.t; } };
-  const token = (name: string, lifetimeMs = 60_000): BearerToken => ({ token: name, issuedAt: clock.t, expiresAt: clock.t + lifetimeMs });
+  const clock = {
+    t: T0,
+    now() {
+      return this.t;
+    },
+  };
+  const token = (name: string, lifetimeMs = 60_000): BearerToken => ({
+    token: name,
+    issuedAt: clock.t,
+    expiresAt: clock.t + lifetimeMs,
+  });
 
   it('single-flights concurrent fetches for one key', async () => {
     clock.t = T0;
@@ -112,7 +149,10 @@ describe('TokenCache', () => {
   it('does not cache failures', async () => {
     clock.t = T0;
     const cache = new TokenCache(clock);
-    await assert.rejects(cache.get('k', async () => Promise.reject(new Error('boom'))), /boom/);
+    await assert.rejects(
+      cache.get('k', async () => Promise.reject(new Error('boom'))),
+      /boom/,
+    );
     assert.equal((await cache.get('k', async () => token('ok'))).token, 'ok');
   });
 

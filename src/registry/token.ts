@@ -39,7 +39,8 @@ export function parseTokenResponse(body: Uint8Array | string, receivedAt: number
   }
   const fields = parsed as Record<string, unknown>;
   const token = nonEmptyString(fields.token) ?? nonEmptyString(fields.access_token);
-  if (token === undefined) throw new TokenResponseError('the token server answered without a "token" or "access_token"');
+  if (token === undefined)
+    throw new TokenResponseError('the token server answered without a "token" or "access_token"');
   if (/[\s"\\]/.test(token) || token.length > 64 * 1024) {
     throw new TokenResponseError('the token server answered with a token that cannot be sent in a header');
   }

@@ -17,7 +17,6 @@ import { errorCode, redactUrl, sanitizeCause } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, HostGate, decideRetry, isTlsError, systemClock, type RetryPolicy } from './retry.ts';
 import type { Clock, EndpointTls, EventSink } from './types.ts';
 
-
 export interface ProxySettings {
   readonly httpProxy?: string;
   readonly httpsProxy?: string;
@@ -113,33 +112,48 @@ export class Transport {
    * ErrRegistryUnavailable after retries) and the signal's reason on abort.
    */
   async exchange(req: HttpRequest): Promise<HttpResponse> {
-    if (this.closed) throw new RegistryError('ErrInvalidArgument', `${req.description}: the registry client is closed`, req.facts);
+    if (this.closed)
+      throw new RegistryError('ErrInvalidArgument', `${req.description}: the registry client is closed`, req.facts);
     const host = req.url.host;
     const gate = this.gate(host);
     const dispatcher = this.dispatcher(req.tls, req.allowedAddressClasses);
     const lean =
       req.bulk === true && req.method === 'GET' && this.proxySettings() === undefined
-        ? { connect: this.connectOptions(req.tls, req.allowedAddressClasses), headersTimeoutMs: this.options.headersTimeoutMs ?? 60_000, bodyTimeoutMs: req.bodyTimeoutMs ?? 60_000 }
+        ? {
+            connect: this.connectOptions(req.tls, req.allowedAddressClasses),
+            headersTimeoutMs: this.options.headersTimeoutMs ?? 60_000,
+            bodyTimeoutMs: req.bodyTimeoutMs ?? 60_000,
+          }
         : undefined;
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
       let response: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse;
       try {
-        response = lean !== undefined ? await leanGet({ ...lean, url: req.url, headers: { 'user-agent': this.userAgent, ...req.headers }, ...(req.signal !== undefined && { signal: req.signal }) }) : await dispatcher.request({
-          origin: req.url.origin,
-          path: `${req.url.pathname}${req.url.search}`,
-          method: req.method,
-          headers: { 'user-agent': this.userAgent, ...req.headers },
-          body: req.body ?? null,
-          signal: req.signal ?? null,
-          headersTimeout: this.options.headersTimeoutMs ?? 60_000,
-          bodyTimeout: req.bodyTimeoutMs ?? 60_000,
-          highWaterMark: 256 * 1024,
-        });
+        response =
+          lean !== undefined
+            ? await leanGet({
+                ...lean,
+                url: req.url,
+                headers: { 'user-agent': this.userAgent, ...req.headers },
+                ...(req.signal !== undefined && { signal: req.signal }),
+              })
+            : await dispatcher.request({
+                origin: req.url.origin,
+                path: `${req.url.pathname}${req.url.search}`,
+                method: req.method,
+                headers: { 'user-agent': this.userAgent, ...req.headers },
+                body: req.body ?? null,
+                signal: req.signal ?? null,
+                headersTimeout: this.options.headersTimeoutMs ?? 60_000,
+                bodyTimeout: req.bodyTimeoutMs ?? 60_000,
+                highWaterMark: 256 * 1024,
+              });
       } catch (err) {
         release();
         if (req.signal?.aborted) throw req.signal.reason;
-        const decision = req.noRetry ? { retry: false as const, reason: errorCode(err) ?? 'transport error' } : decideRetry({ error: err }, attempt, this.policy, this.clock.now(), this.random);
+        const decision = req.noRetry
+          ? { retry: false as const, reason: errorCode(err) ?? 'transport error' }
+          : decideRetry({ error: err }, attempt, this.policy, this.clock.now(), this.random);
         if (decision.retry) {
           this.retrying(req, attempt, decision.delayMs, decision.reason);
           gate.backOff(decision.delayMs);
@@ -162,7 +176,13 @@ export class Transport {
       const retryAfter = headerValue(response.headers, 'retry-after');
       const decision = req.noRetry
         ? { retry: false as const }
-        : decideRetry({ status: response.statusCode, ...(retryAfter !== undefined && { retryAfter }) }, attempt, this.policy, this.clock.now(), this.random);
+        : decideRetry(
+            { status: response.statusCode, ...(retryAfter !== undefined && { retryAfter }) },
+            attempt,
+            this.policy,
+            this.clock.now(),
+            this.random,
+          );
       if (decision.retry) {
         await discard(response.body);
         releaseOnce();
@@ -170,7 +190,13 @@ export class Transport {
         gate.backOff(decision.delayMs);
         continue;
       }
-      return { url: req.url, status: response.statusCode, headers: response.headers, body: response.body, attempts: attempt };
+      return {
+        url: req.url,
+        status: response.statusCode,
+        headers: response.headers,
+        body: response.body,
+        attempts: attempt,
+      };
     }
   }
 
@@ -180,7 +206,11 @@ export class Transport {
 
   /** One pool set per TLS configuration (and address restriction); connections are reused. */
   private dispatcher(tls: EndpointTls | undefined, allowed: readonly AddressClass[] | undefined): Dispatcher {
-    const key = JSON.stringify([tls?.ca ?? [], tls?.skipVerify === true, allowed === undefined ? null : [...allowed].sort()]);
+    const key = JSON.stringify([
+      tls?.ca ?? [],
+      tls?.skipVerify === true,
+      allowed === undefined ? null : [...allowed].sort(),
+    ]);
     const existing = this.dispatchers.get(key);
     if (existing !== undefined) return existing;
 
@@ -188,7 +218,9 @@ export class Transport {
     const agentOptions = { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
     const proxy = this.proxySettings();
     const dispatcher: Dispatcher =
-      proxy === undefined ? new Agent(agentOptions) : new EnvHttpProxyAgent({ ...agentOptions, ...proxy, requestTls: connect });
+      proxy === undefined
+        ? new Agent(agentOptions)
+        : new EnvHttpProxyAgent({ ...agentOptions, ...proxy, requestTls: connect });
     this.dispatchers.set(key, dispatcher);
     return dispatcher;
   }
@@ -200,7 +232,10 @@ export class Transport {
       timeout: this.options.connectTimeoutMs ?? 30_000,
       ...(tls?.ca !== undefined && tls.ca.length > 0 && { ca: [...rootCertificates, ...tls.ca] }),
       ...(tls?.skipVerify === true && { rejectUnauthorized: false }),
-      lookup: allowed === undefined ? baseLookup : filteringLookup(baseLookup, (address) => allowed.includes(classifyHost(address))),
+      lookup:
+        allowed === undefined
+          ? baseLookup
+          : filteringLookup(baseLookup, (address) => allowed.includes(classifyHost(address))),
     };
   }
 
@@ -236,7 +271,9 @@ function filteringLookup(base: LookupFunction, allow: (address: string) => boole
         callback(err, '', 0);
         return;
       }
-      const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: 4 }]).filter((a: LookupAddress) => allow(a.address));
+      const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: 4 }]).filter(
+        (a: LookupAddress) => allow(a.address),
+      );
       if (list.length === 0) {
         const refused = Object.assign(new Error(`${hostname} resolves only to addresses the realm policy refuses`), {
           code: 'ERR_KIMG_ADDRESS_REFUSED',
@@ -268,7 +305,16 @@ export function transportError(err: unknown, req: HttpRequest, attempts: number)
   if (code === 'ERR_KIMG_ADDRESS_REFUSED') {
     return new RegistryError('ErrRealmRefused', `${req.description}: ${cause.message} (${where})`, facts, { cause });
   }
-  const retryable = attempts > 1 || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'].includes(code);
+  const retryable =
+    attempts > 1 ||
+    [
+      'ECONNRESET',
+      'EPIPE',
+      'ETIMEDOUT',
+      'UND_ERR_SOCKET',
+      'UND_ERR_CONNECT_TIMEOUT',
+      'UND_ERR_HEADERS_TIMEOUT',
+    ].includes(code);
   return new RegistryError(
     retryable ? 'ErrRegistryUnavailable' : 'ErrConnection',
     `${req.description}: ${where} failed: ${code} (${cause.message})${retried}`,

@@ -109,6 +109,11 @@ export type RegistryEvent =
   | { readonly type: 'rangeIgnored'; readonly digest: string; readonly host: string; readonly offset: number }
   | { readonly type: 'endpointFailed'; readonly endpoint: string; readonly code: string; readonly message: string }
   | { readonly type: 'warning'; readonly host: string; readonly message: string }
-  | { readonly type: 'tokenFetched'; readonly realm: string; readonly service?: string; readonly scopes: readonly string[] };
+  | {
+      readonly type: 'tokenFetched';
+      readonly realm: string;
+      readonly service?: string;
+      readonly scopes: readonly string[];
+    };
 
 export type EventSink = (event: RegistryEvent) => void;

@@ -39,7 +39,11 @@ export class ClaimLog {
       this.path = this.newPath();
       this.written = 0;
     }
-    const handle = await open(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o644);
+    const handle = await open(
+      this.path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW,
+      0o644,
+    );
     try {
       await handle.write(line);
       this.written += line.length;
@@ -69,7 +73,12 @@ function processAlive(pid: number): boolean {
 
 /** Digests claimed by live processes within `maxAgeMs`; files of dead processes are removed
  * (unless `dryRun`). */
-export async function liveClaims(ingestDir: string, maxAgeMs: number, now: number, dryRun: boolean): Promise<Set<string>> {
+export async function liveClaims(
+  ingestDir: string,
+  maxAgeMs: number,
+  now: number,
+  dryRun: boolean,
+): Promise<Set<string>> {
   const claimed = new Set<string>();
   let names: string[];
   try {

@@ -36,12 +36,16 @@ function runChild(code: string, env: Record<string, string>): ChildProcess {
   });
 }
 
-function finished(child: ChildProcess): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function finished(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolvePromise) => child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr })));
+  return new Promise((resolvePromise) =>
+    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr })),
+  );
 }
 
 function firstLine(child: ChildProcess): Promise<string> {
@@ -115,13 +119,22 @@ describe('two processes sharing one store (R5)', () => {
 
     const store = await openStore(root, { create: false });
     const layerDigest = digestOfBlocks('layer', 256);
-    assert.equal((await stat(store.blobPath(layerDigest))).ino, committers[0]?.inode, 'the blob was not replaced by the second process');
-    const index = JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+    assert.equal(
+      (await stat(store.blobPath(layerDigest))).ino,
+      committers[0]?.inode,
+      'the blob was not replaced by the second process',
+    );
+    const index = JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as {
+      manifests: { annotations: Record<string, string> }[];
+    };
     const names = index.manifests.map((m) => m.annotations['io.containerd.image.name']);
     assert.equal(names.length, 31, 'one entry per reference, no lost update');
     assert.equal(new Set(names).size, 31);
     assert.equal((await store.fsck()).ok, true);
-    assert.deepEqual((await readdir(join(root, 'ingest'))).filter((n) => !n.startsWith('claims-')), []);
+    assert.deepEqual(
+      (await readdir(join(root, 'ingest'))).filter((n) => !n.startsWith('claims-')),
+      [],
+    );
   });
 
   it('a download killed with SIGKILL resumes in the next process from where it was', async () => {
@@ -142,7 +155,11 @@ describe('two processes sharing one store (R5)', () => {
     assert.equal((await done).signal, 'SIGKILL');
 
     const store = await openStore(root);
-    const descriptor = { mediaType: 'application/octet-stream', digest: digestOfBlocks('big', blocks), size: blocks * 65536 };
+    const descriptor = {
+      mediaType: 'application/octet-stream',
+      digest: digestOfBlocks('big', blocks),
+      size: blocks * 65536,
+    };
     const ingest = await store.openIngest(descriptor, { timeoutMs: 10_000 }); // the dead process's lock is taken over
     assert.equal(ingest.resumed, true);
     // At most the two unflushed write buffers (2 MiB) are lost.
@@ -157,7 +174,11 @@ describe('two processes sharing one store (R5)', () => {
   it('index.json updates wait for a live holder (ErrStoreLocked on timeout) and take over a dead one', async () => {
     const root = join(dir, 'locked');
     const store = await openStore(root, { lockTimeoutMs: 300 });
-    const manifest = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digestOfBlocks('m', 1), size: 65536 };
+    const manifest = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: digestOfBlocks('m', 1),
+      size: 65536,
+    };
     const child = runChild(
       `
       const store = await openStore(env.STORE);
@@ -185,7 +206,11 @@ describe('two processes sharing one store (R5)', () => {
   it('an ingest waiting on another process returns alreadyPresent once that process commits', async () => {
     const root = join(dir, 'wait');
     const blocks = 64;
-    const descriptor = { mediaType: 'application/octet-stream', digest: digestOfBlocks('w', blocks), size: blocks * 65536 };
+    const descriptor = {
+      mediaType: 'application/octet-stream',
+      digest: digestOfBlocks('w', blocks),
+      size: blocks * 65536,
+    };
     const child = runChild(
       `
       const store = await openStore(env.STORE);

@@ -108,7 +108,12 @@ export async function writeFileAtomic(tmpDir: string, target: string, data: Uint
  * Creates `target` with `data` only if nothing is there, atomically and with its full content
  * from the first moment (link(2) never replaces). False when `target` already existed.
  */
-export async function createExclusive(tmpDir: string, target: string, data: Uint8Array | string, sync = true): Promise<boolean> {
+export async function createExclusive(
+  tmpDir: string,
+  target: string,
+  data: Uint8Array | string,
+  sync = true,
+): Promise<boolean> {
   const temp = sync ? await writeTemp(tmpDir, 'create', data) : await writeTempNoSync(tmpDir, data);
   try {
     await link(temp, target);

@@ -14,10 +14,21 @@ async function put(store: Store, mediaType: string, bytes: Uint8Array): Promise<
   return d;
 }
 
-async function putImage(store: Store, name: string): Promise<{ manifest: Descriptor; config: Descriptor; layer: Descriptor }> {
+async function putImage(
+  store: Store,
+  name: string,
+): Promise<{ manifest: Descriptor; config: Descriptor; layer: Descriptor }> {
   const layer = await put(store, MediaType.OciLayerGzip, randomBytes(200_000));
-  const config = await put(store, MediaType.OciConfig, Buffer.from(JSON.stringify({ name, rootfs: { type: 'layers', diff_ids: [] } })));
-  const manifest = await put(store, MediaType.OciManifest, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] })));
+  const config = await put(
+    store,
+    MediaType.OciConfig,
+    Buffer.from(JSON.stringify({ name, rootfs: { type: 'layers', diff_ids: [] } })),
+  );
+  const manifest = await put(
+    store,
+    MediaType.OciManifest,
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer] })),
+  );
   await store.setImage(name, manifest);
   return { manifest, config, layer };
 }
@@ -51,7 +62,10 @@ describe('fsck', () => {
     await writeFile(path, bytes);
     const report = await store.fsck();
     assert.equal(report.ok, false);
-    assert.deepEqual(report.problems.map((p) => [p.kind, p.digest]), [['digest-mismatch', layer.digest]]);
+    assert.deepEqual(
+      report.problems.map((p) => [p.kind, p.digest]),
+      [['digest-mismatch', layer.digest]],
+    );
     assert.match(report.problems[0]?.message ?? '', new RegExp(layer.digest));
   });
 
@@ -64,7 +78,11 @@ describe('fsck', () => {
     await store.setImage('docker.io/library/ghost:1', ghost);
     const planted = digestOf('planted');
     await symlink('/etc/hostname', store.blobPath(planted));
-    const broken = await put(store, MediaType.OciManifest, Buffer.from('{"schemaVersion":2,"manifests":[],"layers":[]}'));
+    const broken = await put(
+      store,
+      MediaType.OciManifest,
+      Buffer.from('{"schemaVersion":2,"manifests":[],"layers":[]}'),
+    );
     await store.setImage('docker.io/library/broken:1', broken);
 
     const report = await store.fsck();

@@ -46,10 +46,15 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
 
   const layoutPath = join(root, OCI_LAYOUT_FILE);
   try {
-    const version = (JSON.parse((await readBounded(layoutPath, 64 * 1024)).toString('utf8')) as { imageLayoutVersion?: unknown })
-      .imageLayoutVersion;
+    const version = (
+      JSON.parse((await readBounded(layoutPath, 64 * 1024)).toString('utf8')) as { imageLayoutVersion?: unknown }
+    ).imageLayoutVersion;
     if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
-      problems.push({ kind: 'invalid-layout', path: layoutPath, message: `${layoutPath}: unsupported imageLayoutVersion ${JSON.stringify(version)}` });
+      problems.push({
+        kind: 'invalid-layout',
+        path: layoutPath,
+        message: `${layoutPath}: unsupported imageLayoutVersion ${JSON.stringify(version)}`,
+      });
     }
   } catch (err) {
     problems.push({ kind: 'invalid-layout', path: layoutPath, message: `${layoutPath}: ${(err as Error).message}` });
@@ -62,13 +67,21 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
   const blobsDir = join(root, BLOBS_DIR);
   const blobsStat = await lstat(blobsDir).catch(() => undefined);
   if (blobsStat !== undefined && !blobsStat.isDirectory()) {
-    problems.push({ kind: 'not-a-regular-file', path: blobsDir, message: `${blobsDir} is a symlink or not a directory (refused)` });
+    problems.push({
+      kind: 'not-a-regular-file',
+      path: blobsDir,
+      message: `${blobsDir} is a symlink or not a directory (refused)`,
+    });
   } else {
     for (const algorithm of await listDir(blobsDir)) {
       if (!isKnownAlgorithm(algorithm)) continue;
       const dir = join(blobsDir, algorithm);
       if (!(await lstat(dir)).isDirectory()) {
-        problems.push({ kind: 'not-a-regular-file', path: dir, message: `${dir} is a symlink or not a directory (refused)` });
+        problems.push({
+          kind: 'not-a-regular-file',
+          path: dir,
+          message: `${dir} is a symlink or not a directory (refused)`,
+        });
         continue;
       }
       for (const name of await listDir(dir)) {
@@ -77,7 +90,12 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
         const path = join(dir, name);
         const entry = await lstat(path);
         if (!entry.isFile()) {
-          problems.push({ kind: 'not-a-regular-file', path, digest, message: `blob ${digest} at ${path} is a symlink or not a regular file` });
+          problems.push({
+            kind: 'not-a-regular-file',
+            path,
+            digest,
+            message: `blob ${digest} at ${path} is a symlink or not a regular file`,
+          });
           continue;
         }
         blobsChecked++;
@@ -87,11 +105,21 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
           const good = hex === name;
           blobs.set(digest, { size: bytes, good });
           if (!good) {
-            problems.push({ kind: 'digest-mismatch', path, digest, message: `blob ${digest} at ${path} holds content that hashes to ${algorithm}:${hex}` });
+            problems.push({
+              kind: 'digest-mismatch',
+              path,
+              digest,
+              message: `blob ${digest} at ${path} holds content that hashes to ${algorithm}:${hex}`,
+            });
           }
         } catch (err) {
           blobs.set(digest, { size: entry.size, good: false });
-          problems.push({ kind: 'unreadable', path, digest, message: `blob ${digest} at ${path}: ${(err as Error).message}` });
+          problems.push({
+            kind: 'unreadable',
+            path,
+            digest,
+            message: `blob ${digest} at ${path}: ${(err as Error).message}`,
+          });
         }
       }
     }
@@ -110,18 +138,34 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
     const blob = blobs.get(digest);
     if (blob === undefined) {
       // An index may keep only some platforms' manifests: its children are optional.
-      if (required) problems.push({ kind: 'missing-blob', digest, image, message: `image ${image}: blob ${digest} (${descriptor.mediaType}) is missing` });
+      if (required)
+        problems.push({
+          kind: 'missing-blob',
+          digest,
+          image,
+          message: `image ${image}: blob ${digest} (${descriptor.mediaType}) is missing`,
+        });
       return;
     }
     if (blob.size !== descriptor.size) {
-      problems.push({ kind: 'size-mismatch', digest, image, message: `image ${image}: blob ${digest} is ${blob.size} bytes, the descriptor says ${descriptor.size}` });
+      problems.push({
+        kind: 'size-mismatch',
+        digest,
+        image,
+        message: `image ${image}: blob ${digest} is ${blob.size} bytes, the descriptor says ${descriptor.size}`,
+      });
     }
     const isIndex = isIndexMediaType(descriptor.mediaType);
     if (!blob.good || (!isIndex && !isManifestMediaType(descriptor.mediaType))) return;
     if (visited.has(digest)) return;
     visited.add(digest);
     if (depth >= MAX_DEPTH) {
-      problems.push({ kind: 'invalid-manifest', digest, image, message: `image ${image}: indexes nested deeper than ${MAX_DEPTH}` });
+      problems.push({
+        kind: 'invalid-manifest',
+        digest,
+        image,
+        message: `image ${image}: indexes nested deeper than ${MAX_DEPTH}`,
+      });
       return;
     }
     try {
@@ -135,14 +179,18 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
       if (document.kind === 'index') {
         for (const child of document.index.manifests) await walk(child, image, depth + 1, false);
       } else {
-        for (const child of [document.manifest.config, ...document.manifest.layers]) await walk(child, image, depth + 1, true);
+        for (const child of [document.manifest.config, ...document.manifest.layers])
+          await walk(child, image, depth + 1, true);
       }
     } catch (err) {
       problems.push({ kind: 'invalid-manifest', digest, image, message: (err as Error).message });
     }
   };
   for (const entry of entries) {
-    const image = entry.annotations?.['io.containerd.image.name'] ?? entry.annotations?.['org.opencontainers.image.ref.name'] ?? entry.digest;
+    const image =
+      entry.annotations?.['io.containerd.image.name'] ??
+      entry.annotations?.['org.opencontainers.image.ref.name'] ??
+      entry.digest;
     await walk(entry, image, 0, true);
   }
 

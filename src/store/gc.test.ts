@@ -17,14 +17,24 @@ async function put(store: Store, mediaType: string, bytes: Uint8Array): Promise<
 }
 
 /** An image with the given layers; returns its manifest descriptor and its blobs. */
-async function putImage(store: Store, name: string, layers: Uint8Array[]): Promise<{ manifest: Descriptor; blobs: Descriptor[] }> {
+async function putImage(
+  store: Store,
+  name: string,
+  layers: Uint8Array[],
+): Promise<{ manifest: Descriptor; blobs: Descriptor[] }> {
   const layerDescriptors = [];
   for (const layer of layers) layerDescriptors.push(await put(store, MediaType.OciLayerGzip, layer));
-  const config = await put(store, MediaType.OciConfig, Buffer.from(JSON.stringify({ name, rootfs: { type: 'layers', diff_ids: [] } })));
+  const config = await put(
+    store,
+    MediaType.OciConfig,
+    Buffer.from(JSON.stringify({ name, rootfs: { type: 'layers', diff_ids: [] } })),
+  );
   const manifest = await put(
     store,
     MediaType.OciManifest,
-    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: layerDescriptors })),
+    Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: layerDescriptors }),
+    ),
   );
   await store.setImage(name, manifest);
   return { manifest, blobs: [manifest, config, ...layerDescriptors] };
@@ -63,7 +73,10 @@ describe('gc', () => {
     const onlyA = a.blobs.filter((d) => d.digest !== digestOf(shared));
     assert.deepEqual(removed, new Set([...onlyA.map((d) => d.digest), orphan.digest]));
     assert.deepEqual(new Set(dry.removedBlobs.map((r) => r.digest)), removed);
-    assert.equal(result.reclaimedBytes, [...onlyA, orphan].reduce((n, d) => n + d.size, 0));
+    assert.equal(
+      result.reclaimedBytes,
+      [...onlyA, orphan].reduce((n, d) => n + d.size, 0),
+    );
     for (const d of b.blobs) assert.equal(await store.hasBlob(d.digest), true, `${d.mediaType} of b kept`);
     assert.equal(result.keptBlobs, b.blobs.length);
     assert.equal((await store.fsck()).ok, true);
@@ -72,11 +85,18 @@ describe('gc', () => {
   it('follows indexes to their manifests, and subjects', async () => {
     const image = await putImage(store, 'docker.io/library/multi:1', [randomBytes(100)]);
     await store.removeImage('docker.io/library/multi:1');
-    const missingChild = { mediaType: MediaType.OciManifest, digest: digestOf('other platform'), size: 14, platform: { os: 'linux', architecture: 'arm64' } };
+    const missingChild = {
+      mediaType: MediaType.OciManifest,
+      digest: digestOf('other platform'),
+      size: 14,
+      platform: { os: 'linux', architecture: 'arm64' },
+    };
     const index = await put(
       store,
       MediaType.OciIndex,
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [image.manifest, missingChild] })),
+      Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [image.manifest, missingChild] }),
+      ),
     );
     await store.setImage('docker.io/library/multi:1', index);
     const signature = await put(store, 'application/vnd.example.sig', randomBytes(50));
@@ -85,14 +105,22 @@ describe('gc', () => {
       store,
       MediaType.OciManifest,
       Buffer.from(
-        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: 'application/vnd.example.sig', config: emptyConfig, layers: [signature], subject: index }),
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciManifest,
+          artifactType: 'application/vnd.example.sig',
+          config: emptyConfig,
+          layers: [signature],
+          subject: index,
+        }),
       ),
     );
     await store.setImage('docker.io/library/multi:sha256-sig', referrer);
     await store.removeImage('docker.io/library/multi:1'); // the index stays reachable through the subject
     const result = await store.gc({ claimMaxAgeMs: 0 });
     assert.deepEqual(result.removedBlobs, []);
-    for (const d of [...image.blobs, index, signature, emptyConfig, referrer]) assert.equal(await store.hasBlob(d.digest), true);
+    for (const d of [...image.blobs, index, signature, emptyConfig, referrer])
+      assert.equal(await store.hasBlob(d.digest), true);
   });
 
   it('keeps blobs a live process claimed recently (a pull between commit and setImage)', async () => {
@@ -101,7 +129,10 @@ describe('gc', () => {
     assert.deepEqual(kept.claimedBlobs, [orphan.digest]);
     assert.equal(await store.hasBlob(orphan.digest), true);
     const swept = await store.gc({ claimMaxAgeMs: 0 });
-    assert.deepEqual(swept.removedBlobs.map((r) => r.digest), [orphan.digest]);
+    assert.deepEqual(
+      swept.removedBlobs.map((r) => r.digest),
+      [orphan.digest],
+    );
   });
 
   it('drops released claims: an image recorded, then removed, is collected by gc in the same process', async () => {
@@ -122,7 +153,10 @@ describe('gc', () => {
     const digest = digestOf('planted');
     await symlink(target, store.blobPath(digest));
     const result = await store.gc({ claimMaxAgeMs: 0 });
-    assert.deepEqual(result.removedBlobs.map((r) => r.digest), [digest]);
+    assert.deepEqual(
+      result.removedBlobs.map((r) => r.digest),
+      [digest],
+    );
     assert.equal(existsSync(target), true);
   });
 
@@ -140,7 +174,15 @@ describe('gc', () => {
     // A lock left by a dead process on another old partial.
     const orphanBase = `sha256-${digestOf('orphan').slice(7)}`;
     await writeFile(join(ingestDir, `${orphanBase}.data`), 'partial');
-    await writeFile(join(ingestDir, `${orphanBase}.lock`), JSON.stringify({ pid: deadPid(), host: (await import('node:os')).hostname(), nonce: 'x', acquiredAt: old.toISOString() }));
+    await writeFile(
+      join(ingestDir, `${orphanBase}.lock`),
+      JSON.stringify({
+        pid: deadPid(),
+        host: (await import('node:os')).hostname(),
+        nonce: 'x',
+        acquiredAt: old.toISOString(),
+      }),
+    );
     await utimes(join(ingestDir, `${orphanBase}.data`), old, old);
     // A temporary file of a dead process.
     await writeFile(join(ingestDir, `tmp-${deadPid()}-0123456789ab-blob`), 'x');

@@ -40,11 +40,14 @@ const INGEST_FILE = /^(sha256|sha384|sha512)-([0-9a-f]+)\.(data|json|lock)$/;
 /** Every digest an image reaches: entries, child manifests, configs, layers, subjects. */
 export async function markReachable(store: LayoutStore): Promise<Set<string>> {
   const marked = new Set<string>();
-  const queue: { descriptor: Descriptor; depth: number; image: string }[] = (await store.readIndex()).manifests.map((d) => ({
-    descriptor: d,
-    depth: 0,
-    image: d.annotations?.['io.containerd.image.name'] ?? d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest,
-  }));
+  const queue: { descriptor: Descriptor; depth: number; image: string }[] = (await store.readIndex()).manifests.map(
+    (d) => ({
+      descriptor: d,
+      depth: 0,
+      image:
+        d.annotations?.['io.containerd.image.name'] ?? d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest,
+    }),
+  );
   for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
     const { descriptor, depth, image } = item;
     if (marked.has(descriptor.digest)) continue;
@@ -52,7 +55,8 @@ export async function markReachable(store: LayoutStore): Promise<Set<string>> {
     const isIndex = isIndexMediaType(descriptor.mediaType);
     if (!isIndex && !isManifestMediaType(descriptor.mediaType)) continue;
     if (!(await store.hasBlob(descriptor.digest))) continue; // e.g. other platforms of an index
-    if (depth >= MAX_DEPTH) throw store.corrupt(`image ${image}: indexes nested deeper than ${MAX_DEPTH}; refusing to collect garbage`);
+    if (depth >= MAX_DEPTH)
+      throw store.corrupt(`image ${image}: indexes nested deeper than ${MAX_DEPTH}; refusing to collect garbage`);
     let children: Descriptor[];
     try {
       const bytes = await store.readBlob(descriptor.digest, store.maxManifestBytes);
@@ -63,14 +67,21 @@ export async function markReachable(store: LayoutStore): Promise<Set<string>> {
         maxLayers: 1 << 20,
       });
       const own = document.kind === 'index' ? document.index : document.manifest;
-      children = document.kind === 'index' ? [...document.index.manifests] : [document.manifest.config, ...document.manifest.layers];
+      children =
+        document.kind === 'index'
+          ? [...document.index.manifests]
+          : [document.manifest.config, ...document.manifest.layers];
       if (own.subject !== undefined) children.push(own.subject);
     } catch (err) {
       // Without its children we cannot tell what is garbage: collect nothing rather than too much.
-      throw store.corrupt(`cannot read manifest ${descriptor.digest} of image ${image} (${(err as Error).message}); refusing to collect garbage, run kimg fsck`, err, {
-        digest: descriptor.digest,
-        image,
-      });
+      throw store.corrupt(
+        `cannot read manifest ${descriptor.digest} of image ${image} (${(err as Error).message}); refusing to collect garbage, run kimg fsck`,
+        err,
+        {
+          digest: descriptor.digest,
+          image,
+        },
+      );
     }
     for (const child of children) queue.push({ descriptor: child, depth: depth + 1, image });
   }
@@ -86,7 +97,8 @@ export async function gc(store: LayoutStore, options: GcOptions = {}): Promise<G
     const marked = await markReachable(store);
     const blobsDir = join(store.root, BLOBS_DIR);
     const blobsStat = await lstat(blobsDir).catch(() => undefined);
-    if (blobsStat !== undefined && !blobsStat.isDirectory()) throw store.corrupt(`${blobsDir} is a symlink or not a directory (refused)`);
+    if (blobsStat !== undefined && !blobsStat.isDirectory())
+      throw store.corrupt(`${blobsDir} is a symlink or not a directory (refused)`);
     // Listed before the claims are read: a blob published after this listing is not swept, and one
     // published before it was claimed before it (claims are written before publishing).
     const candidates: { algorithm: string; dir: string; name: string }[] = [];
@@ -154,7 +166,8 @@ async function sweepIngests(store: LayoutStore, maxAgeMs: number, now: number, d
     const lockPath = join(dir, `${base}.lock`);
     if (dryRun) {
       if (kinds.has('lock') && (await liveHolder(lockPath)) !== undefined) continue;
-      if (await isStale(dir, base, kinds, maxAgeMs, now)) removed.push(...['data', 'json'].filter((k) => kinds.has(k)).map((k) => `${base}.${k}`));
+      if (await isStale(dir, base, kinds, maxAgeMs, now))
+        removed.push(...['data', 'json'].filter((k) => kinds.has(k)).map((k) => `${base}.${k}`));
       continue;
     }
     const lock = await tryAcquireLock(lockPath, dir, 'gc');
@@ -199,4 +212,3 @@ async function listDir(path: string): Promise<string[]> {
     throw err;
   }
 }
-

@@ -14,8 +14,14 @@ function manifestDescriptor(seed: string): Descriptor {
   return { mediaType: MediaType.OciManifest, digest: digestOf(bytes), size: bytes.byteLength };
 }
 
-async function readIndexJson(store: Store): Promise<{ schemaVersion: number; mediaType: string; manifests: Descriptor[] }> {
-  return JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as { schemaVersion: number; mediaType: string; manifests: Descriptor[] };
+async function readIndexJson(
+  store: Store,
+): Promise<{ schemaVersion: number; mediaType: string; manifests: Descriptor[] }> {
+  return JSON.parse(await readFile(join(store.root, 'index.json'), 'utf8')) as {
+    schemaVersion: number;
+    mediaType: string;
+    manifests: Descriptor[];
+  };
 }
 
 describe('images in index.json', () => {
@@ -31,7 +37,9 @@ describe('images in index.json', () => {
   });
 
   it('creates a valid empty layout', async () => {
-    assert.deepEqual(JSON.parse(await readFile(join(store.root, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
+    assert.deepEqual(JSON.parse(await readFile(join(store.root, 'oci-layout'), 'utf8')), {
+      imageLayoutVersion: '1.0.0',
+    });
     const index = await readIndexJson(store);
     assert.equal(index.schemaVersion, 2);
     assert.equal(index.mediaType, MediaType.OciIndex);
@@ -113,7 +121,10 @@ describe('images in index.json', () => {
     assert.equal((await store.getImage('docker.io/library/busybox:1.36'))?.descriptor.digest, skopeo.digest);
     assert.equal((await store.getImage('1.36'))?.descriptor.digest, skopeo.digest);
     assert.equal((await store.getImage('ghcr.io/org/app:v1'))?.descriptor.digest, crane.digest);
-    assert.deepEqual((await store.listImages()).map((r) => r.name), ['1.36', 'ghcr.io/org/app:v1']);
+    assert.deepEqual(
+      (await store.listImages()).map((r) => r.name),
+      ['1.36', 'ghcr.io/org/app:v1'],
+    );
     // Re-pulling crane's reference replaces its entry rather than adding a second one.
     const newer = manifestDescriptor('newer');
     await store.setImage('ghcr.io/org/app:v1', newer);
@@ -127,10 +138,27 @@ describe('images in index.json', () => {
   });
 
   it('refuses names that are not a full reference with a tag or digest', async () => {
-    for (const name of ['', 'docker.io/library/busybox', 'a b:1', 'x:tag\n', 'repo:-bad', `repo@sha256:${'A'.repeat(64)}`]) {
-      await assert.rejects(store.setImage(name, manifestDescriptor('x')), (err: unknown) => isKimgError(err, 'ErrImageNameInvalid'), name);
+    for (const name of [
+      '',
+      'docker.io/library/busybox',
+      'a b:1',
+      'x:tag\n',
+      'repo:-bad',
+      `repo@sha256:${'A'.repeat(64)}`,
+    ]) {
+      await assert.rejects(
+        store.setImage(name, manifestDescriptor('x')),
+        (err: unknown) => isKimgError(err, 'ErrImageNameInvalid'),
+        name,
+      );
     }
-    await assert.rejects(store.setImage('docker.io/library/busybox:1', { mediaType: MediaType.OciManifest, digest: 'sha256:../x', size: 1 }));
+    await assert.rejects(
+      store.setImage('docker.io/library/busybox:1', {
+        mediaType: MediaType.OciManifest,
+        digest: 'sha256:../x',
+        size: 1,
+      }),
+    );
     assert.deepEqual(await store.listImages(), []);
   });
 
@@ -140,7 +168,13 @@ describe('images in index.json', () => {
       ...manifestDescriptor('h'),
       annotations: { 'org.opencontainers.image.title': hostile, [ANNOTATION_REF_NAME]: hostile },
     });
-    await writeFile(join(store.root, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifestDescriptor('h'), annotations: { [ANNOTATION_REF_NAME]: hostile } }] }));
+    await writeFile(
+      join(store.root, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ ...manifestDescriptor('h'), annotations: { [ANNOTATION_REF_NAME]: hostile } }],
+      }),
+    );
     assert.equal((await store.getImage(hostile))?.refName, hostile);
     await store.gc({ claimMaxAgeMs: 0 });
     await store.fsck();
@@ -150,7 +184,8 @@ describe('images in index.json', () => {
 
   it('replaces index.json atomically: no temporary files left, always valid JSON', async () => {
     const writes: Promise<void>[] = [];
-    for (let i = 0; i < 20; i++) writes.push(store.setImage(`docker.io/library/img${i % 5}:t${i}`, manifestDescriptor(String(i))));
+    for (let i = 0; i < 20; i++)
+      writes.push(store.setImage(`docker.io/library/img${i % 5}:t${i}`, manifestDescriptor(String(i))));
     let reads = 0;
     const reader = (async () => {
       while (reads < 200) {
@@ -161,7 +196,10 @@ describe('images in index.json', () => {
     })();
     await Promise.all([...writes, reader]);
     assert.equal((await store.listImages()).length, 20);
-    assert.deepEqual((await readdir(join(store.root, 'ingest'))).filter((n) => !n.startsWith('claims-')), []);
+    assert.deepEqual(
+      (await readdir(join(store.root, 'ingest'))).filter((n) => !n.startsWith('claims-')),
+      [],
+    );
   });
 
   it('lock() is re-entrant and serialises updates', async () => {
@@ -183,8 +221,15 @@ describe('images in index.json', () => {
 
   it('concurrent updates inside one lock() section do not lose each other', async () => {
     await store.lock(async () => {
-      await Promise.all(Array.from({ length: 10 }, (_, i) => store.setImage(`docker.io/library/inside:${i}`, manifestDescriptor(`in${i}`))));
-      await Promise.all([store.removeImage('docker.io/library/inside:0'), store.setImage('docker.io/library/inside:10', manifestDescriptor('in10'))]);
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          store.setImage(`docker.io/library/inside:${i}`, manifestDescriptor(`in${i}`)),
+        ),
+      );
+      await Promise.all([
+        store.removeImage('docker.io/library/inside:0'),
+        store.setImage('docker.io/library/inside:10', manifestDescriptor('in10')),
+      ]);
     });
     assert.equal((await store.listImages()).length, 10);
   });
@@ -196,24 +241,37 @@ describe('images in index.json', () => {
     const other = await openStore(link);
     assert.equal(other.root, store.root);
     await Promise.all(
-      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? store : other).setImage(`docker.io/library/two:${i}`, manifestDescriptor(`two${i}`))),
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0 ? store : other).setImage(`docker.io/library/two:${i}`, manifestDescriptor(`two${i}`)),
+      ),
     );
     assert.equal((await store.listImages()).length, 10);
   });
 
   it('reports a corrupt or oversized index.json as ErrStoreCorrupt, naming the file (S10)', async () => {
     await writeFile(join(store.root, 'index.json'), '{"schemaVersion":2,"manifests":[],"manifests":[]}');
-    await assert.rejects(store.listImages(), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && err.message.includes('index.json'));
+    await assert.rejects(
+      store.listImages(),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && err.message.includes('index.json'),
+    );
     const small = await openStore(store.root, { maxIndexBytes: 1024 });
-    await writeFile(join(store.root, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [], annotations: { pad: 'x'.repeat(2000) } }));
-    await assert.rejects(small.listImages(), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /limit of 1024/.test(err.message));
+    await writeFile(
+      join(store.root, 'index.json'),
+      JSON.stringify({ schemaVersion: 2, manifests: [], annotations: { pad: 'x'.repeat(2000) } }),
+    );
+    await assert.rejects(
+      small.listImages(),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /limit of 1024/.test(err.message),
+    );
   });
 
   it('opens an existing store; create: false on a missing one is ErrStoreNotFound', async () => {
     await store.setImage('docker.io/library/busybox:1.36', manifestDescriptor('a'));
     const again = await openStore(store.root, { create: false });
     assert.equal((await again.listImages()).length, 1);
-    await assert.rejects(openStore(join(store.root, 'nope'), { create: false }), (err: unknown) => isKimgError(err, 'ErrStoreNotFound'));
+    await assert.rejects(openStore(join(store.root, 'nope'), { create: false }), (err: unknown) =>
+      isKimgError(err, 'ErrStoreNotFound'),
+    );
   });
 
   it('refuses to turn a non-empty directory that is not a layout into a store', async () => {
@@ -223,7 +281,10 @@ describe('images in index.json', () => {
     await assert.rejects(openStore(dir), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'));
     assert.deepEqual(await readdir(dir), ['precious.txt']);
     await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"2.0.0"}');
-    await assert.rejects(openStore(dir), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /imageLayoutVersion/.test(err.message));
+    await assert.rejects(
+      openStore(dir),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /imageLayoutVersion/.test(err.message),
+    );
   });
 });
 
@@ -232,7 +293,11 @@ describe('splitImageName', () => {
     const digest = digestOf('x');
     assert.deepEqual(splitImageName('localhost:5000/a/b:1.0'), { repository: 'localhost:5000/a/b', tag: '1.0' });
     assert.deepEqual(splitImageName('localhost:5000/a/b'), { repository: 'localhost:5000/a/b' });
-    assert.deepEqual(splitImageName(`docker.io/library/busybox:1.36@${digest}`), { repository: 'docker.io/library/busybox', tag: '1.36', digest });
+    assert.deepEqual(splitImageName(`docker.io/library/busybox:1.36@${digest}`), {
+      repository: 'docker.io/library/busybox',
+      tag: '1.36',
+      digest,
+    });
     assert.equal(splitImageName('repo@sha256:short'), undefined);
     assert.equal(splitImageName(':tag'), undefined);
   });

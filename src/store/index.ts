@@ -1,7 +1,13 @@
 /** The image store: an OCI image layout written by verified ingest (download → verify → fsync →
  * rename) with cross-process locking, read back with bounded reads and no symlink following. */
 export { defaultStorePath } from './paths.ts';
-export { openStore, type OpenBlobStreamOptions, type OpenIngestOptions, type Store, type StoreOptions } from './store.ts';
+export {
+  openStore,
+  type OpenBlobStreamOptions,
+  type OpenIngestOptions,
+  type Store,
+  type StoreOptions,
+} from './store.ts';
 export { StoreError, type StoreErrorCode } from './errors.ts';
 export type { Ingest } from './ingest.ts';
 export { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type ImageRecord } from './layout-index.ts';

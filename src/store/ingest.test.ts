@@ -14,7 +14,11 @@ function descriptorOf(bytes: Uint8Array): { mediaType: string; digest: string; s
   return { mediaType: octet, digest: digestOf(bytes), size: bytes.byteLength };
 }
 
-async function writeInChunks(ingest: { write(c: Uint8Array): Promise<void> }, bytes: Uint8Array, chunk = 64 * 1024): Promise<void> {
+async function writeInChunks(
+  ingest: { write(c: Uint8Array): Promise<void> },
+  bytes: Uint8Array,
+  chunk = 64 * 1024,
+): Promise<void> {
   for (let i = 0; i < bytes.byteLength; i += chunk) await ingest.write(bytes.subarray(i, i + chunk));
 }
 
@@ -35,7 +39,9 @@ describe('ingest', () => {
   it('writes, verifies and commits into blobs/<alg>/<hex>, leaving nothing in ingest/', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17); // several write buffers and a tail
     const d = descriptorOf(bytes);
-    const ingest = await store.openIngest(d, { source: 'https://user:secret@registry.example/v2/x/blobs/y?X-Amz-Signature=abc' });
+    const ingest = await store.openIngest(d, {
+      source: 'https://user:secret@registry.example/v2/x/blobs/y?X-Amz-Signature=abc',
+    });
     assert.equal(ingest.offset, 0);
     assert.equal(ingest.resumed, false);
     assert.equal(ingest.alreadyPresent, false);
@@ -71,7 +77,10 @@ describe('ingest', () => {
     const d = descriptorOf(bytes);
     const ingest = await store.openIngest(d);
     await ingest.write(bytes.subarray(0, 999));
-    await assert.rejects(ingest.commit(), (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch');
+    await assert.rejects(
+      ingest.commit(),
+      (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch',
+    );
     assert.equal(await store.hasBlob(d.digest), false);
     assert.deepEqual(await ingestLeftovers(store), []);
   });
@@ -106,7 +115,9 @@ describe('ingest', () => {
     const first = await store.openIngest(d, { source: 'https://registry.example/v2/x/blobs/y?sig=secret' });
     await writeInChunks(first, bytes.subarray(0, 3 * 1024 * 1024 + 5));
     await first.abort({ keepPartial: true });
-    const meta = JSON.parse(await readFile(join(store.root, 'ingest', `sha256-${d.digest.slice(7)}.json`), 'utf8')) as Record<string, unknown>;
+    const meta = JSON.parse(
+      await readFile(join(store.root, 'ingest', `sha256-${d.digest.slice(7)}.json`), 'utf8'),
+    ) as Record<string, unknown>;
     assert.equal(meta.digest, d.digest);
     assert.equal(meta.size, d.size);
     assert.equal(meta.source, 'https://registry.example/v2/x/blobs/y');
@@ -131,7 +142,10 @@ describe('ingest', () => {
     const second = await store.openIngest(d);
     assert.equal(second.offset, 100_000);
     await second.write(bytes.subarray(100_000));
-    await assert.rejects(second.commit(), (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch');
+    await assert.rejects(
+      second.commit(),
+      (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch',
+    );
     assert.deepEqual(await ingestLeftovers(store), []);
     const third = await store.openIngest(d);
     assert.equal(third.offset, 0);
@@ -269,7 +283,14 @@ describe('ingest', () => {
   });
 
   it('refuses invalid digests and sizes before touching the file system (S8)', async () => {
-    for (const digest of ['sha256:../../etc/passwd', `sha256:${'A'.repeat(64)}`, 'sha256:abc', `sha256:${'a'.repeat(63)}%2F`, `sha256:${'a'.repeat(63)}?`, '']) {
+    for (const digest of [
+      'sha256:../../etc/passwd',
+      `sha256:${'A'.repeat(64)}`,
+      'sha256:abc',
+      `sha256:${'a'.repeat(63)}%2F`,
+      `sha256:${'a'.repeat(63)}?`,
+      '',
+    ]) {
       await assert.rejects(store.openIngest({ mediaType: octet, digest, size: 1 }), DigestError);
       await assert.rejects(store.putBlob({ mediaType: octet, digest, size: 1 }, new Uint8Array(1)), DigestError);
     }
@@ -298,24 +319,39 @@ describe('putBlob, readBlob, openBlobStream', () => {
   it('putBlob verifies before writing', async () => {
     const bytes = Buffer.from('{"schemaVersion":2}');
     const d = descriptorOf(bytes);
-    await assert.rejects(store.putBlob(d, Buffer.from('{"schemaVersion":3}')), (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch');
-    await assert.rejects(store.putBlob({ ...d, size: d.size - 1 }, bytes), (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch');
+    await assert.rejects(
+      store.putBlob(d, Buffer.from('{"schemaVersion":3}')),
+      (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch',
+    );
+    await assert.rejects(
+      store.putBlob({ ...d, size: d.size - 1 }, bytes),
+      (err: unknown) => err instanceof VerifyError && err.code === 'ErrSizeMismatch',
+    );
     assert.equal(await store.hasBlob(d.digest), false);
     await store.putBlob(d, bytes);
     await store.putBlob(d, bytes); // idempotent
     assert.deepEqual(await store.readBlob(d.digest, 100), bytes);
-    assert.deepEqual((await readdir(join(dir, 'ingest'))).filter((n) => n.startsWith('tmp-')), []);
+    assert.deepEqual(
+      (await readdir(join(dir, 'ingest'))).filter((n) => n.startsWith('tmp-')),
+      [],
+    );
   });
 
   it('readBlob is bounded (S10) and verifies the content', async () => {
     const bytes = randomBytes(10_000);
     const d = descriptorOf(bytes);
     await store.putBlob(d, bytes);
-    await assert.rejects(store.readBlob(d.digest, 9_999), (err: unknown) => isKimgError(err, 'ErrBlobTooLarge') && err.message.includes(d.digest));
+    await assert.rejects(
+      store.readBlob(d.digest, 9_999),
+      (err: unknown) => isKimgError(err, 'ErrBlobTooLarge') && err.message.includes(d.digest),
+    );
     const tampered = Buffer.from(bytes);
     tampered[0] = (tampered[0] ?? 0) ^ 0xff;
     await writeFile(store.blobPath(d.digest), tampered);
-    await assert.rejects(store.readBlob(d.digest, 10_000), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && err.message.includes(d.digest));
+    await assert.rejects(
+      store.readBlob(d.digest, 10_000),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && err.message.includes(d.digest),
+    );
   });
 
   it('readBlob of an absent blob is ErrBlobUnknown naming the blob and the store', async () => {
@@ -339,15 +375,21 @@ describe('putBlob, readBlob, openBlobStream', () => {
     const tampered = Buffer.from(bytes);
     tampered[999_999] = (tampered[999_999] ?? 0) ^ 1;
     await writeFile(store.blobPath(d.digest), tampered);
-    await assert.rejects(async () => {
-      for await (const _ of store.openBlobStream(d.digest, { verify: true })) {
-        // drain
-      }
-    }, (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'));
-    await assert.rejects(async () => {
-      for await (const _ of store.openBlobStream(digestOf('nope'))) {
-        // drain
-      }
-    }, (err: unknown) => isKimgError(err, 'ErrBlobUnknown'));
+    await assert.rejects(
+      async () => {
+        for await (const _ of store.openBlobStream(d.digest, { verify: true })) {
+          // drain
+        }
+      },
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'),
+    );
+    await assert.rejects(
+      async () => {
+        for await (const _ of store.openBlobStream(digestOf('nope'))) {
+          // drain
+        }
+      },
+      (err: unknown) => isKimgError(err, 'ErrBlobUnknown'),
+    );
   });
 });

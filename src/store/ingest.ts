@@ -185,7 +185,18 @@ export class FileIngest implements Ingest {
         updatedAt: now,
       };
       await writeMetadata(paths.meta, metadata);
-      return new FileIngest(descriptor, parsed, paths, lock, handle, metadata, beforePublish, replaceExisting, hash, present);
+      return new FileIngest(
+        descriptor,
+        parsed,
+        paths,
+        lock,
+        handle,
+        metadata,
+        beforePublish,
+        replaceExisting,
+        hash,
+        present,
+      );
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw err;
@@ -231,7 +242,7 @@ export class FileIngest implements Ingest {
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
     try {
-      for (let done = 0; done < chunk.byteLength; ) {
+      for (let done = 0; done < chunk.byteLength;) {
         done += writeSync(this.handle.fd, chunk, done, chunk.byteLength - done, this.filePosition + done);
       }
     } catch (err) {
@@ -260,12 +271,19 @@ export class FileIngest implements Ingest {
     if (this.writeError !== undefined) await this.fail(this.writeError);
     const { digest, size } = this.descriptor;
     if (this.received !== size) {
-      await this.fail(new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }));
+      await this.fail(
+        new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }),
+      );
     }
     const actual = `${this.parsed.algorithm}:${this.hash.digest('hex')}`;
     if (actual !== digest) {
       await this.fail(
-        new VerifyError('ErrDigestMismatch', { expectedDigest: digest, actualDigest: actual, expectedSize: size, actualSize: size }),
+        new VerifyError('ErrDigestMismatch', {
+          expectedDigest: digest,
+          actualDigest: actual,
+          expectedSize: size,
+          actualSize: size,
+        }),
       );
     }
     this.state = 'committed';
@@ -280,12 +298,16 @@ export class FileIngest implements Ingest {
       await unlinkIfPresent(this.paths.data).catch(() => undefined);
       await unlinkIfPresent(this.paths.meta).catch(() => undefined);
       if (err instanceof NotRegularError) {
-        throw new StoreError('ErrStoreCorrupt', `image store ${this.paths.store}: cannot commit ${digest}: ${err.message}`, {
-          store: this.paths.store,
-          digest,
-          path: err.path,
-          cause: err,
-        });
+        throw new StoreError(
+          'ErrStoreCorrupt',
+          `image store ${this.paths.store}: cannot commit ${digest}: ${err.message}`,
+          {
+            store: this.paths.store,
+            digest,
+            path: err.path,
+            cause: err,
+          },
+        );
       }
       throw err;
     } finally {
@@ -320,10 +342,14 @@ export class FileIngest implements Ingest {
   private assertOpen(what: string): void {
     if (this.state !== 'open') {
       const digest = this.descriptor.digest;
-      throw new StoreError('ErrIngestClosed', `cannot ${what}: the ingest of ${digest} in ${this.paths.store} is ${this.state}`, {
-        store: this.paths.store,
-        digest,
-      });
+      throw new StoreError(
+        'ErrIngestClosed',
+        `cannot ${what}: the ingest of ${digest} in ${this.paths.store} is ${this.state}`,
+        {
+          store: this.paths.store,
+          digest,
+        },
+      );
     }
   }
 

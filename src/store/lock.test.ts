@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { LockTimeoutError, acquireLock, tryAcquireLock } from './lock.ts';
 
 function deadPid(): number {
-  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  return Number(
+    spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout,
+  );
 }
 
 describe('file locks', () => {
@@ -43,7 +45,10 @@ describe('file locks', () => {
 
   it('a lock left by an earlier process that had our pid (another start time) is stale', async () => {
     const path = join(dir, 'c.lock');
-    await writeFile(path, JSON.stringify({ pid: process.pid, startTime: '1', host: hostname(), nonce: 'n', acquiredAt: 'then' }));
+    await writeFile(
+      path,
+      JSON.stringify({ pid: process.pid, startTime: '1', host: hostname(), nonce: 'n', acquiredAt: 'then' }),
+    );
     const lock = await tryAcquireLock(path, dir);
     assert.ok(lock);
     await lock.release();

@@ -74,7 +74,8 @@ export function isOwnerAlive(path: string, owner: LockOwner): boolean {
   return true;
 }
 
-type ReadResult = { state: 'missing' } | { state: 'owner'; owner: LockOwner; raw: string } | { state: 'garbage'; raw: string };
+type ReadResult =
+  { state: 'missing' } | { state: 'owner'; owner: LockOwner; raw: string } | { state: 'garbage'; raw: string };
 
 async function readLock(path: string): Promise<ReadResult> {
   let raw: string;
@@ -139,7 +140,8 @@ export class FileLock {
         held.delete(this.path);
         const current = await readLock(this.path);
         // Never remove a lock that is not ours any more.
-        if (current.state === 'owner' && current.owner.nonce === this.nonce) await unlink(this.path).catch(() => undefined);
+        if (current.state === 'owner' && current.owner.nonce === this.nonce)
+          await unlink(this.path).catch(() => undefined);
       }
     } finally {
       releaseMutex();
@@ -173,7 +175,8 @@ async function tryLockFile(path: string, tmpDir: string, purpose: string | undef
     held.delete(path);
     const current = await readLock(path);
     if (current.state === 'missing') continue;
-    if (current.state === 'owner' && isOwnerAlive(path, current.owner)) return { acquired: false, holder: current.owner };
+    if (current.state === 'owner' && isOwnerAlive(path, current.owner))
+      return { acquired: false, holder: current.owner };
     holder = current.state === 'owner' ? current.owner : undefined;
     await breakStale(path, tmpDir, current.raw);
   }
@@ -244,7 +247,11 @@ export interface AcquireOptions {
 }
 
 /** Waits for the lock (or for `until`); undefined when `until` ended the wait. */
-export async function acquireLock(path: string, tmpDir: string, options: AcquireOptions = {}): Promise<FileLock | undefined> {
+export async function acquireLock(
+  path: string,
+  tmpDir: string,
+  options: AcquireOptions = {},
+): Promise<FileLock | undefined> {
   const { signal, timeoutMs, until, purpose } = options;
   const timer = timeoutMs === undefined ? undefined : new AbortController();
   const timeout = timer === undefined ? undefined : setTimeout(() => timer.abort(), timeoutMs);

@@ -21,7 +21,13 @@ describe('blob paths', () => {
     const digest = digestOf('x');
     assert.equal(blobRelativePath(digest).file, `blobs/sha256/${digest.slice(7)}`);
     assert.equal(blobRelativePath(digestOf('x', 'sha512')).dir, 'blobs/sha512');
-    for (const bad of ['sha256:../../../etc/passwd', `sha256:${'A'.repeat(64)}`, `sha256:${'a'.repeat(65)}`, `md5:${'a'.repeat(32)}`, `sha256/${'a'.repeat(64)}`]) {
+    for (const bad of [
+      'sha256:../../../etc/passwd',
+      `sha256:${'A'.repeat(64)}`,
+      `sha256:${'a'.repeat(65)}`,
+      `md5:${'a'.repeat(32)}`,
+      `sha256/${'a'.repeat(64)}`,
+    ]) {
       assert.throws(() => blobRelativePath(bad), DigestError, bad);
     }
   });

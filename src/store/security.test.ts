@@ -29,12 +29,18 @@ describe('planted symlinks and hostile digests (S8, S11)', () => {
     await writeFile(target, bytes); // even with the right content
     await symlink(target, store.blobPath(digest));
     assert.equal(await store.hasBlob(digest), false);
-    await assert.rejects(store.readBlob(digest, 2000), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message));
-    await assert.rejects(async () => {
-      for await (const _ of store.openBlobStream(digest)) {
-        // drain
-      }
-    }, (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'));
+    await assert.rejects(
+      store.readBlob(digest, 2000),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message),
+    );
+    await assert.rejects(
+      async () => {
+        for await (const _ of store.openBlobStream(digest)) {
+          // drain
+        }
+      },
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'),
+    );
     // A real download replaces the symlink itself; the target is not written through it.
     const ingest = await store.openIngest({ mediaType: octet, digest, size: bytes.length });
     assert.equal(ingest.alreadyPresent, false);
@@ -76,7 +82,10 @@ describe('planted symlinks and hostile digests (S8, S11)', () => {
       const s = await openStore(join(other, 'store'));
       await rename(join(s.root, 'ingest'), join(other, 'real-ingest'));
       await symlink(join(other, 'real-ingest'), join(s.root, 'ingest'));
-      await assert.rejects(openStore(s.root), (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message));
+      await assert.rejects(
+        openStore(s.root),
+        (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message),
+      );
       assert.equal(await readlink(join(s.root, 'ingest')), join(other, 'real-ingest'));
     } finally {
       await rm(other, { recursive: true, force: true });

@@ -169,18 +169,24 @@ export class LayoutStore implements Store {
     try {
       layout = await readBounded(layoutPath, 64 * 1024);
     } catch (err) {
-      if (errnoCode(err) === 'ENOTDIR') throw this.error('ErrStoreCorrupt', `image store ${this.root} is not a directory`, { cause: err });
+      if (errnoCode(err) === 'ENOTDIR')
+        throw this.error('ErrStoreCorrupt', `image store ${this.root} is not a directory`, { cause: err });
       if (errnoCode(err) !== 'ENOENT') throw this.corrupt(`cannot read ${layoutPath}: ${(err as Error).message}`, err);
     }
     if (layout === undefined) {
-      if (!create) throw this.error('ErrStoreNotFound', `${this.root} is not an OCI image layout (no ${OCI_LAYOUT_FILE})`);
+      if (!create)
+        throw this.error('ErrStoreNotFound', `${this.root} is not an OCI image layout (no ${OCI_LAYOUT_FILE})`);
       const entries = await readdir(this.root);
       // Another process creating the same store wrote its oci-layout since we looked: check that.
       if (entries.includes(OCI_LAYOUT_FILE) && recheck) return this.init(create, prepare, false);
       // A fresh file system mounted here has lost+found; dot files are not content either.
-      const foreign = entries.filter((e) => ![INGEST_DIR, BLOBS_DIR, INDEX_FILE, 'lost+found'].includes(e) && !e.startsWith('.'));
+      const foreign = entries.filter(
+        (e) => ![INGEST_DIR, BLOBS_DIR, INDEX_FILE, 'lost+found'].includes(e) && !e.startsWith('.'),
+      );
       if (foreign.length > 0) {
-        throw this.corrupt(`${this.root} is not empty and not an OCI image layout (no ${OCI_LAYOUT_FILE}); refusing to write into it`);
+        throw this.corrupt(
+          `${this.root} is not empty and not an OCI image layout (no ${OCI_LAYOUT_FILE}); refusing to write into it`,
+        );
       }
     } else {
       checkLayoutFile(layout, layoutPath, (message) => this.corrupt(message));
@@ -206,11 +212,19 @@ export class LayoutStore implements Store {
     return this.prepared;
   }
 
-  error(code: StoreError['code'], message: string, facts: { digest?: string; image?: string; path?: string; cause?: unknown; holderPid?: number } = {}): StoreError {
+  error(
+    code: StoreError['code'],
+    message: string,
+    facts: { digest?: string; image?: string; path?: string; cause?: unknown; holderPid?: number } = {},
+  ): StoreError {
     return new StoreError(code, message, { store: this.root, ...facts });
   }
 
-  corrupt(message: string, cause?: unknown, facts: { digest?: string; image?: string; path?: string } = {}): StoreError {
+  corrupt(
+    message: string,
+    cause?: unknown,
+    facts: { digest?: string; image?: string; path?: string } = {},
+  ): StoreError {
     return this.error('ErrStoreCorrupt', `image store ${this.root}: ${message}`, { ...facts, cause });
   }
 
@@ -232,17 +246,28 @@ export class LayoutStore implements Store {
   blobError(err: unknown, digest: string): unknown {
     const path = this.blobPath(digest);
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
-      return this.error('ErrBlobUnknown', `blob ${digest} is not in the image store ${this.root}`, { digest, path, cause: err });
-    }
-    if (err instanceof NotRegularError || errnoCode(err) === 'ELOOP') {
-      return this.corrupt(`blob ${digest} at ${path} is a symlink or not a regular file (refused)`, err, { digest, path });
-    }
-    if (err instanceof FileTooLargeError) {
-      return this.error('ErrBlobTooLarge', `blob ${digest} in the image store ${this.root} is ${err.size} bytes, more than the limit of ${err.limit}`, {
+      return this.error('ErrBlobUnknown', `blob ${digest} is not in the image store ${this.root}`, {
         digest,
         path,
         cause: err,
       });
+    }
+    if (err instanceof NotRegularError || errnoCode(err) === 'ELOOP') {
+      return this.corrupt(`blob ${digest} at ${path} is a symlink or not a regular file (refused)`, err, {
+        digest,
+        path,
+      });
+    }
+    if (err instanceof FileTooLargeError) {
+      return this.error(
+        'ErrBlobTooLarge',
+        `blob ${digest} in the image store ${this.root} is ${err.size} bytes, more than the limit of ${err.limit}`,
+        {
+          digest,
+          path,
+          cause: err,
+        },
+      );
     }
     return err;
   }
@@ -316,7 +341,11 @@ export class LayoutStore implements Store {
     await this.claims.claim(descriptor.digest);
     if (await this.presentWithSize(paths.blobFile, descriptor.size)) return;
     const temp = join(this.ingestDir, tempName('blob'));
-    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    const handle = await open(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
     try {
       await handle.writeFile(bytes);
       await handle.datasync();
@@ -339,7 +368,10 @@ export class LayoutStore implements Store {
     await this.claims.claim(descriptor.digest);
     let replaceExisting = false;
     if (await present()) {
-      if (options.verifyExisting !== true || (await hashFile(paths.blobFile, parsed.algorithm)).hex === parsed.encoded) {
+      if (
+        options.verifyExisting !== true ||
+        (await hashFile(paths.blobFile, parsed.algorithm)).hex === parsed.encoded
+      ) {
         await touch(paths.blobFile);
         return new PresentIngest(descriptor, this.root, paths.blobFile);
       }
@@ -374,7 +406,8 @@ export class LayoutStore implements Store {
       );
     } catch (err) {
       await lock.release();
-      if (errnoCode(err) === 'ELOOP') throw this.corrupt(`${paths.data} is a symlink (refused)`, err, { digest: descriptor.digest });
+      if (errnoCode(err) === 'ELOOP')
+        throw this.corrupt(`${paths.data} is a symlink (refused)`, err, { digest: descriptor.digest });
       throw err;
     }
   }
@@ -385,8 +418,15 @@ export class LayoutStore implements Store {
     return this.error(
       'ErrStoreLocked',
       `image store ${this.root}: timed out waiting for ${what}` +
-        (holder ? ` (lock ${err.lockPath} held by pid ${holder.pid} since ${holder.acquiredAt})` : ` (lock ${err.lockPath})`),
-      { path: err.lockPath, cause: err, ...(digest !== undefined && { digest }), ...(holder !== undefined && { holderPid: holder.pid }) },
+        (holder
+          ? ` (lock ${err.lockPath} held by pid ${holder.pid} since ${holder.acquiredAt})`
+          : ` (lock ${err.lockPath})`),
+      {
+        path: err.lockPath,
+        cause: err,
+        ...(digest !== undefined && { digest }),
+        ...(holder !== undefined && { holderPid: holder.pid }),
+      },
     );
   }
 
@@ -435,9 +475,13 @@ export class LayoutStore implements Store {
   async setImage(name: string, descriptor: Descriptor): Promise<void> {
     const parts = splitImageName(name);
     if (parts === undefined || (parts.tag === undefined && parts.digest === undefined)) {
-      throw this.error('ErrImageNameInvalid', `image name ${JSON.stringify(name.slice(0, 300))} is not a full reference with a tag or digest`, {
-        image: name,
-      });
+      throw this.error(
+        'ErrImageNameInvalid',
+        `image name ${JSON.stringify(name.slice(0, 300))} is not a full reference with a tag or digest`,
+        {
+          image: name,
+        },
+      );
     }
     const checked = parseDescriptor(descriptor, `descriptor for ${name}`, (message) => {
       throw new TypeError(message);
@@ -528,4 +572,3 @@ function checkLayoutFile(bytes: Buffer, path: string, corrupt: (message: string)
     throw corrupt(`${path} declares imageLayoutVersion ${JSON.stringify(version)}; only 1.x layouts are supported`);
   }
 }
-

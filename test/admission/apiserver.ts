@@ -51,13 +51,21 @@ export function admissionRequest(spec: RequestSpec): AdmissionRequest {
   const apiVersion = isRecord(object) && typeof object['apiVersion'] === 'string' ? object['apiVersion'] : 'v1';
   const kindName = isRecord(object) && typeof object['kind'] === 'string' ? object['kind'] : 'Pod';
   const slash = apiVersion.indexOf('/');
-  const kind = spec.kind ?? { group: slash < 0 ? '' : apiVersion.slice(0, slash), version: slash < 0 ? apiVersion : apiVersion.slice(slash + 1), kind: kindName };
+  const kind = spec.kind ?? {
+    group: slash < 0 ? '' : apiVersion.slice(0, slash),
+    version: slash < 0 ? apiVersion : apiVersion.slice(slash + 1),
+    kind: kindName,
+  };
   const metadata = isRecord(object) && isRecord(object['metadata']) ? object['metadata'] : {};
   const operation = spec.operation ?? 'CREATE';
   return {
     uid: randomUUID(),
     kind,
-    resource: { group: kind.group, version: kind.version, resource: PLURALS[kind.kind] ?? `${kind.kind.toLowerCase()}s` },
+    resource: {
+      group: kind.group,
+      version: kind.version,
+      resource: PLURALS[kind.kind] ?? `${kind.kind.toLowerCase()}s`,
+    },
     ...(spec.subResource !== undefined && { subResource: spec.subResource }),
     requestKind: kind,
     name: spec.name ?? (typeof metadata['name'] === 'string' ? metadata['name'] : ''),
@@ -67,7 +75,10 @@ export function admissionRequest(spec: RequestSpec): AdmissionRequest {
     ...(operation !== 'DELETE' && spec.object !== undefined && { object: spec.object }),
     ...(spec.oldObject !== undefined && { oldObject: spec.oldObject }),
     dryRun: spec.dryRun ?? false,
-    options: operation === 'CREATE' ? { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' } : { apiVersion: 'meta.k8s.io/v1', kind: 'UpdateOptions' },
+    options:
+      operation === 'CREATE'
+        ? { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' }
+        : { apiVersion: 'meta.k8s.io/v1', kind: 'UpdateOptions' },
   } as AdmissionRequest;
 }
 
@@ -87,10 +98,16 @@ export interface WebhookClientOptions {
   readonly servername?: string;
 }
 
-const IMAGE_SLOT = /^(\/[^/]+)*\/(containers|initContainers|ephemeralContainers)\/\d+\/image$|^(\/[^/]+)*\/volumes\/\d+\/image\/reference$/;
+const IMAGE_SLOT =
+  /^(\/[^/]+)*\/(containers|initContainers|ephemeralContainers)\/\d+\/image$|^(\/[^/]+)*\/volumes\/\d+\/image\/reference$/;
 
 /** The raw HTTPS exchange, with a deadline. */
-export function post(options: WebhookClientOptions, path: string, body: string | Buffer, timeoutMs = 10_000): Promise<{ status: number; body: string; elapsedMs: number }> {
+export function post(
+  options: WebhookClientOptions,
+  path: string,
+  body: string | Buffer,
+  timeoutMs = 10_000,
+): Promise<{ status: number; body: string; elapsedMs: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -102,7 +119,12 @@ export function post(options: WebhookClientOptions, path: string, body: string |
         servername: options.servername ?? SERVICE_NAME,
         ca: options.caPem,
         agent: false,
-        headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(body), host: `${options.servername ?? SERVICE_NAME}:443` },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'content-length': Buffer.byteLength(body),
+          host: `${options.servername ?? SERVICE_NAME}:443`,
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -110,11 +132,19 @@ export function post(options: WebhookClientOptions, path: string, body: string |
         res.on('error', reject);
         res.on('end', () => {
           clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), elapsedMs: performance.now() - started });
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            elapsedMs: performance.now() - started,
+          });
         });
       },
     );
-    const timer = setTimeout(() => req.destroy(new Error(`the webhook did not answer ${path} within ${timeoutMs} ms (the apiserver's deadline)`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        req.destroy(new Error(`the webhook did not answer ${path} within ${timeoutMs} ms (the apiserver's deadline)`)),
+      timeoutMs,
+    );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -127,9 +157,19 @@ export function post(options: WebhookClientOptions, path: string, body: string |
  * Sends a request to `/mutate` or `/validate` as the apiserver does and checks the answer as
  * it does (`VerifyAdmissionResponse`), then applies the patch and checks what it changed.
  */
-export async function callWebhook(options: WebhookClientOptions, path: '/mutate' | '/validate', request: AdmissionRequest, timeoutSeconds = 10): Promise<CallResult> {
+export async function callWebhook(
+  options: WebhookClientOptions,
+  path: '/mutate' | '/validate',
+  request: AdmissionRequest,
+  timeoutSeconds = 10,
+): Promise<CallResult> {
   const review: AdmissionReview = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request };
-  const answer = await post(options, `${path}?timeout=${timeoutSeconds}s`, JSON.stringify(review), timeoutSeconds * 1000);
+  const answer = await post(
+    options,
+    `${path}?timeout=${timeoutSeconds}s`,
+    JSON.stringify(review),
+    timeoutSeconds * 1000,
+  );
   assert.equal(answer.status, 200, `HTTP ${answer.status}: ${answer.body}`);
   const parsed = JSON.parse(answer.body) as Record<string, unknown>;
   assert.equal(parsed['apiVersion'], 'admission.k8s.io/v1');
@@ -138,18 +178,27 @@ export async function callWebhook(options: WebhookClientOptions, path: '/mutate'
   assert.ok(isRecord(response), 'the review has a response');
   assert.equal(response.uid, request.uid, 'uid echoed');
   assert.equal(typeof response.allowed, 'boolean');
-  assert.equal(response.patch === undefined, response.patchType === undefined, 'patch and patchType together or neither');
+  assert.equal(
+    response.patch === undefined,
+    response.patchType === undefined,
+    'patch and patchType together or neither',
+  );
   if (path === '/validate') assert.equal(response.patch, undefined, 'a validating webhook sends no patch');
   if (!response.allowed) {
     assert.equal(response.patch, undefined, 'a denial carries no patch');
-    assert.ok(isRecord(response.status) && typeof response.status.message === 'string' && response.status.message !== '', 'a denial has a status message');
+    assert.ok(
+      isRecord(response.status) && typeof response.status.message === 'string' && response.status.message !== '',
+      'a denial has a status message',
+    );
   }
   for (const warning of response.warnings ?? []) {
     assert.equal(typeof warning, 'string');
     assert.ok(warning.length <= 256, `warning over 256 characters: ${warning}`);
   }
-  if (response.auditAnnotations !== undefined) for (const value of Object.values(response.auditAnnotations)) assert.equal(typeof value, 'string');
-  if (response.patch === undefined) return { status: answer.status, response, patched: request.object, elapsedMs: answer.elapsedMs };
+  if (response.auditAnnotations !== undefined)
+    for (const value of Object.values(response.auditAnnotations)) assert.equal(typeof value, 'string');
+  if (response.patch === undefined)
+    return { status: answer.status, response, patched: request.object, elapsedMs: answer.elapsedMs };
 
   assert.equal(response.patchType, 'JSONPatch');
   const operations = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Operation[];
@@ -158,7 +207,10 @@ export async function callWebhook(options: WebhookClientOptions, path: '/mutate'
     assert.deepEqual(Object.keys(op).sort(), ['op', 'path', 'value']);
     assert.equal(op.op, 'replace', `only replace operations: ${JSON.stringify(op)}`);
     assert.match(op.path, IMAGE_SLOT, `only image slots: ${op.path}`);
-    assert.ok('value' in op && typeof op.value === 'string' && op.value.trim() !== '', 'replacement images are non-empty strings');
+    assert.ok(
+      'value' in op && typeof op.value === 'string' && op.value.trim() !== '',
+      'replacement images are non-empty strings',
+    );
   }
   const original = deepClone(request.object) as object;
   const patched = applyPatch(deepClone(request.object) as object, operations, true, false).newDocument;

@@ -40,7 +40,10 @@ describe('Docker credential helpers', { skip }, () => {
     bin = join(fx.temp.path, 'bin');
     await mkdir(bin);
     // Records its PID (exec keeps it for sleep), then never answers.
-    await writeScript(join(bin, 'docker-credential-hang'), `echo $$ >> "${join(fx.temp.path, 'hang.pids')}"\nexec sleep 600`);
+    await writeScript(
+      join(bin, 'docker-credential-hang'),
+      `echo $$ >> "${join(fx.temp.path, 'hang.pids')}"\nexec sleep 600`,
+    );
     env = { PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: fx.temp.path };
   });
 
@@ -49,7 +52,9 @@ describe('Docker credential helpers', { skip }, () => {
   });
 
   test('a hung helper: the answer comes within ?timeout=2s, the image fails with timeout, the helper is killed', async () => {
-    const dockerConfig = await writeJson(join(fx.temp.path, 'hang-config.json'), { credHelpers: { 'registry.kimg.test': 'hang' } });
+    const dockerConfig = await writeJson(join(fx.temp.path, 'hang-config.json'), {
+      credHelpers: { 'registry.kimg.test': 'hang' },
+    });
     // maxBudgetMs also bounds the helper's life: no request waits longer than that.
     const resolver = { dockerConfig, maxBudgetMs: 3000 };
     const denying = await startWebhook(fx, { resolver }, env);
@@ -59,13 +64,23 @@ describe('Docker credential helpers', { skip }, () => {
       // The harness gives up at the 2 s deadline, as the apiserver would.
       const denied = await denying.mutate(pod, 2);
       assert.equal(denied.response.allowed, false);
-      assert.match(denied.response.status?.message ?? '', /registry\.kimg\.test\/team\/app:v1: timeout \(no pull credentials within the request budget/);
-      assert.doesNotMatch(denied.response.status?.message ?? '', /redis/, 'only the image whose registry has the helper fails');
+      assert.match(
+        denied.response.status?.message ?? '',
+        /registry\.kimg\.test\/team\/app:v1: timeout \(no pull credentials within the request budget/,
+      );
+      assert.doesNotMatch(
+        denied.response.status?.message ?? '',
+        /redis/,
+        'only the image whose registry has the helper fails',
+      );
 
       const allowed = await allowing.mutate(pod, 2);
       assert.equal(allowed.response.allowed, true);
       assert.deepEqual(patchMap(allowed.patch), { '/spec/containers/1/image': `redis:7.2@${fx.digest('redis')}` });
-      assert.ok(allowed.response.warnings?.some((w) => w.startsWith(`${APP}: not pinned: timeout`)), JSON.stringify(allowed.response.warnings));
+      assert.ok(
+        allowed.response.warnings?.some((w) => w.startsWith(`${APP}: not pinned: timeout`)),
+        JSON.stringify(allowed.response.warnings),
+      );
 
       const pids = (await readFile(join(fx.temp.path, 'hang.pids'), 'utf8')).trim().split('\n').map(Number);
       assert.equal(pids.length, 2, 'one helper run per webhook');
@@ -83,7 +98,9 @@ describe('Docker credential helpers', { skip }, () => {
     const secret = join(fx.temp.path, 'rotate.json');
     await writeScript(join(bin, 'docker-credential-rotate'), `echo run >> "${runs}"\ncat "${secret}"`);
     await writeFile(secret, JSON.stringify({ ServerURL: 'registry.kimg.test', Username: 'robot', Secret: 'token-1' }));
-    const dockerConfig = await writeJson(join(fx.temp.path, 'rotate-config.json'), { credHelpers: { 'registry.kimg.test': 'rotate' } });
+    const dockerConfig = await writeJson(join(fx.temp.path, 'rotate-config.json'), {
+      credHelpers: { 'registry.kimg.test': 'rotate' },
+    });
     let now = 0;
     const lookup = await dockerConfigCredentials(dockerConfig, env, { cacheMs: 60_000, now: () => now });
     const passwords = async (repository: string) => {

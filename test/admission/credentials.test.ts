@@ -6,8 +6,25 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ImagePolicy, WebhookServer, createAdmissionRuntime, parseAdmissionConfig, type AdmissionRuntime } from '../../src/admission/index.ts';
-import { buildImage, createCertificateAuthority, issueCertificate, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  ImagePolicy,
+  WebhookServer,
+  createAdmissionRuntime,
+  parseAdmissionConfig,
+  type AdmissionRuntime,
+} from '../../src/admission/index.ts';
+import {
+  buildImage,
+  createCertificateAuthority,
+  issueCertificate,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 import { SERVICE_NAME, admissionRequest, callWebhook, patchMap, type CallResult } from './apiserver.ts';
 import { objects } from './fixture.ts';
 
@@ -25,7 +42,9 @@ function pullSecret(namespace: string, name: string, user: string, password: str
     kind: 'Secret',
     type: 'kubernetes.io/dockerconfigjson',
     metadata: { namespace, name },
-    data: { '.dockerconfigjson': Buffer.from(dockerConfigJson('private.kimg.test', user, password)).toString('base64') },
+    data: {
+      '.dockerconfigjson': Buffer.from(dockerConfigJson('private.kimg.test', user, password)).toString('base64'),
+    },
   };
 }
 
@@ -38,12 +57,25 @@ describe('pull credentials for lookups', { skip }, () => {
   let caPem: string;
   const running: { server: WebhookServer; runtime: AdmissionRuntime }[] = [];
 
-  async function webhook(resolver: Record<string, unknown>): Promise<(spec: Parameters<typeof admissionRequest>[0]) => Promise<CallResult>> {
+  async function webhook(
+    resolver: Record<string, unknown>,
+  ): Promise<(spec: Parameters<typeof admissionRequest>[0]) => Promise<CallResult>> {
     const config = parseAdmissionConfig({
-      resolver: { registryHosts: { 'private.kimg.test': registry.url }, caFile: registry.caFile, dockerConfig: join(temp.path, 'none.json'), ...resolver },
+      resolver: {
+        registryHosts: { 'private.kimg.test': registry.url },
+        caFile: registry.caFile,
+        dockerConfig: join(temp.path, 'none.json'),
+        ...resolver,
+      },
     });
     const runtime = await createAdmissionRuntime(config, { env: {} });
-    const server = await WebhookServer.start({ handler: runtime.handler, certFile, keyFile, host: '127.0.0.1', port: 0 });
+    const server = await WebhookServer.start({
+      handler: runtime.handler,
+      certFile,
+      keyFile,
+      host: '127.0.0.1',
+      port: 0,
+    });
     running.push({ server, runtime });
     return (spec) => callWebhook({ port: server.port, caPem }, '/mutate', admissionRequest(spec));
   }
@@ -64,14 +96,28 @@ describe('pull credentials for lookups', { skip }, () => {
         pullSecret('team', 'regcred', USER.user, USER.password),
         pullSecret('team', 'wrong', USER.user, 'not-the-password'),
         pullSecret('other', 'regcred-elsewhere', USER.user, USER.password),
-        { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { namespace: 'team', name: 'opaque' }, stringData: { x: 'y' } },
-        { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'team', name: 'builder' }, imagePullSecrets: [{ name: 'regcred' }] },
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          type: 'Opaque',
+          metadata: { namespace: 'team', name: 'opaque' },
+          stringData: { x: 'y' },
+        },
+        {
+          apiVersion: 'v1',
+          kind: 'ServiceAccount',
+          metadata: { namespace: 'team', name: 'builder' },
+          imagePullSecrets: [{ name: 'regcred' }],
+        },
         { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'team', name: 'default' } },
       ]
         .map((o) => JSON.stringify(o))
         .join('\n---\n'),
     );
-    await writeFile(join(temp.path, 'docker-config.json'), dockerConfigJson('private.kimg.test', USER.user, USER.password));
+    await writeFile(
+      join(temp.path, 'docker-config.json'),
+      dockerConfigJson('private.kimg.test', USER.user, USER.password),
+    );
   });
 
   after(async () => {
@@ -94,10 +140,24 @@ describe('pull credentials for lookups', { skip }, () => {
     assert.equal(anonymous.response.allowed, false);
     assert.match(anonymous.response.status?.message ?? '', /private\.kimg\.test\/team\/app:v1: auth/);
 
-    assert.deepEqual(patchMap((await mutate({ object: pod({ imagePullSecrets: [{ name: 'missing' }, { name: 'opaque' }, { name: 'regcred' }] }) })).patch), pinned());
+    assert.deepEqual(
+      patchMap(
+        (
+          await mutate({
+            object: pod({ imagePullSecrets: [{ name: 'missing' }, { name: 'opaque' }, { name: 'regcred' }] }),
+          })
+        ).patch,
+      ),
+      pinned(),
+    );
     assert.deepEqual(patchMap((await mutate({ object: pod({ serviceAccountName: 'builder' }) })).patch), pinned());
     // A wrong credential first: the next candidate (the service account's) is tried.
-    assert.deepEqual(patchMap((await mutate({ object: pod({ imagePullSecrets: [{ name: 'wrong' }], serviceAccountName: 'builder' }) })).patch), pinned());
+    assert.deepEqual(
+      patchMap(
+        (await mutate({ object: pod({ imagePullSecrets: [{ name: 'wrong' }], serviceAccountName: 'builder' }) })).patch,
+      ),
+      pinned(),
+    );
     // Secrets of another namespace are not used.
     const elsewhere = await mutate({ object: pod({ imagePullSecrets: [{ name: 'regcred-elsewhere' }] }) });
     assert.equal(elsewhere.response.allowed, false);
@@ -105,16 +165,29 @@ describe('pull credentials for lookups', { skip }, () => {
     const stillAnonymous = await mutate({ object: pod({}) });
     assert.equal(stillAnonymous.response.allowed, false);
     // A Deployment's template carries the secrets.
-    const deployment = objects.deployment({ imagePullSecrets: [{ name: 'regcred' }], containers: objects.containers(IMAGE) });
-    assert.deepEqual(patchMap((await mutate({ object: deployment, namespace: 'team' })).patch), { '/spec/template/spec/containers/0/image': `${IMAGE}@${image.digest}` });
+    const deployment = objects.deployment({
+      imagePullSecrets: [{ name: 'regcred' }],
+      containers: objects.containers(IMAGE),
+    });
+    assert.deepEqual(patchMap((await mutate({ object: deployment, namespace: 'team' })).patch), {
+      '/spec/template/spec/containers/0/image': `${IMAGE}@${image.digest}`,
+    });
   });
 
   test('the Docker config is the last source', async () => {
     const mutate = await webhook({ dockerConfig: join(temp.path, 'docker-config.json') });
-    assert.deepEqual(patchMap((await mutate({ object: objects.pod({ containers: objects.containers(IMAGE) }) })).patch), pinned());
+    assert.deepEqual(
+      patchMap((await mutate({ object: objects.pod({ containers: objects.containers(IMAGE) }) })).patch),
+      pinned(),
+    );
   });
 
   test('the validating webhook needs no credentials', () => {
-    assert.deepEqual(new ImagePolicy({ requireDigest: true }).validate(objects.pod({ containers: objects.containers(`${IMAGE}@${image.digest}`) })), []);
+    assert.deepEqual(
+      new ImagePolicy({ requireDigest: true }).validate(
+        objects.pod({ containers: objects.containers(`${IMAGE}@${image.digest}`) }),
+      ),
+      [],
+    );
   });
 });

@@ -36,11 +36,20 @@ import { SERVICE_NAME, admissionRequest, callWebhook, type CallResult, type Requ
 export const IMAGES = {
   app: { repo: 'team/app:v1', spec: { layers: [2000], seed: 'adm-app' } },
   appV2: { repo: 'team/app:v2', spec: { layers: [2000], seed: 'adm-app-v2' } },
-  multi: { repo: 'team/multi:v1', spec: { layers: [1500], platforms: ['linux/amd64', 'linux/arm64/v8'], seed: 'adm-multi' } },
+  multi: {
+    repo: 'team/multi:v1',
+    spec: { layers: [1500], platforms: ['linux/amd64', 'linux/arm64/v8'], seed: 'adm-multi' },
+  },
   migrate: { repo: 'team/migrate:latest', spec: { layers: [1000], seed: 'adm-migrate' } },
-  redis: { repo: 'library/redis:7.2', spec: { layers: [1000], platforms: ['linux/amd64', 'linux/arm64'], seed: 'adm-redis' } },
+  redis: {
+    repo: 'library/redis:7.2',
+    spec: { layers: [1000], platforms: ['linux/amd64', 'linux/arm64'], seed: 'adm-redis' },
+  },
   nginx: { repo: 'library/nginx:1.25', spec: { layers: [1000], seed: 'adm-nginx' } },
-  dockerList: { repo: 'team/dlist:v1', spec: { layers: [800], platforms: ['linux/amd64', 'linux/arm/v7'], format: 'docker' as const, seed: 'adm-dlist' } },
+  dockerList: {
+    repo: 'team/dlist:v1',
+    spec: { layers: [800], platforms: ['linux/amd64', 'linux/arm/v7'], format: 'docker' as const, seed: 'adm-dlist' },
+  },
 } as const;
 
 export type ImageName = keyof typeof IMAGES;
@@ -61,7 +70,9 @@ export interface RegistryFixture {
   stop(): Promise<void>;
 }
 
-export async function startRegistryFixture(names: readonly ImageName[] = Object.keys(IMAGES) as ImageName[]): Promise<RegistryFixture> {
+export async function startRegistryFixture(
+  names: readonly ImageName[] = Object.keys(IMAGES) as ImageName[],
+): Promise<RegistryFixture> {
   const temp = await makeTempDir('kimg-admission-');
   const registry = await startRegistry();
   const proxy = await startFaultProxy({ upstream: registry.url });
@@ -116,7 +127,15 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown>): R
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(extra)) {
     const b = out[k];
-    out[k] = typeof b === 'object' && b !== null && !Array.isArray(b) && typeof v === 'object' && v !== null && !Array.isArray(v) ? merge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      typeof b === 'object' &&
+      b !== null &&
+      !Array.isArray(b) &&
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -126,11 +145,32 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown>): R
  * the fixture's). `registries`: logical registries besides the registryHosts ones that lookups
  * may go to (those a hostsDir or registriesConf sends to the local registry).
  */
-export async function startWebhook(fixture: RegistryFixture, config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, registries: readonly string[] = []): Promise<RunningWebhook> {
+export async function startWebhook(
+  fixture: RegistryFixture,
+  config: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
+  registries: readonly string[] = [],
+): Promise<RunningWebhook> {
   const dockerConfig = join(fixture.temp.path, 'no-docker-config.json');
-  const parsed = parseAdmissionConfig(merge({ resolver: { registryHosts: fixture.registryHosts, secretSource: 'none', dockerConfig } }, config), { env });
-  const runtime = await createAdmissionRuntime(parsed, { env, resolver: offline(await resolverFromConfig(parsed.resolver), [...Object.keys(parsed.resolver.registryHosts), ...registries]) });
-  const server = await WebhookServer.start({ handler: runtime.handler, metrics: runtime.metrics, certFile: fixture.certFile, keyFile: fixture.keyFile, host: '127.0.0.1', port: 0 });
+  const parsed = parseAdmissionConfig(
+    merge({ resolver: { registryHosts: fixture.registryHosts, secretSource: 'none', dockerConfig } }, config),
+    { env },
+  );
+  const runtime = await createAdmissionRuntime(parsed, {
+    env,
+    resolver: offline(await resolverFromConfig(parsed.resolver), [
+      ...Object.keys(parsed.resolver.registryHosts),
+      ...registries,
+    ]),
+  });
+  const server = await WebhookServer.start({
+    handler: runtime.handler,
+    metrics: runtime.metrics,
+    certFile: fixture.certFile,
+    keyFile: fixture.keyFile,
+    host: '127.0.0.1',
+    port: 0,
+  });
   const client = { port: server.port, caPem: fixture.ca.certPem };
   return {
     server,
@@ -152,10 +192,12 @@ export async function startWebhook(fixture: RegistryFixture, config: Record<stri
  */
 export function offline(inner: ImageResolver, registries: readonly string[]): ImageResolver {
   const known = (reference: string) => registries.some((r) => reference.startsWith(`${r}/`));
-  const refuse = (reference: string) => Promise.reject(new ResolveFailure(reference, 'not found', 'not a test registry: not contacted'));
+  const refuse = (reference: string) =>
+    Promise.reject(new ResolveFailure(reference, 'not found', 'not a test registry: not contacted'));
   return {
     resolve: (reference, context) => (known(reference) ? inner.resolve(reference, context) : refuse(reference)),
-    indexManifests: (repository, index, context) => (known(repository) ? inner.indexManifests(repository, index, context) : refuse(repository)),
+    indexManifests: (repository, index, context) =>
+      known(repository) ? inner.indexManifests(repository, index, context) : refuse(repository),
     close: () => inner.close?.() ?? Promise.resolve(),
   };
 }
@@ -175,14 +217,33 @@ export const objects = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name, labels: { app: name } },
-      spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: podSpec } },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: podSpec },
+      },
     };
   },
   workload(apiVersion: string, kind: string, podSpec: Record<string, unknown>, name = 'w'): Record<string, unknown> {
-    if (kind === 'CronJob') return { apiVersion, kind, metadata: { name }, spec: { schedule: '* * * * *', jobTemplate: { spec: { template: { spec: podSpec } } } } };
-    if (kind === 'PodTemplate') return { apiVersion, kind, metadata: { name }, template: { metadata: {}, spec: podSpec } };
+    if (kind === 'CronJob')
+      return {
+        apiVersion,
+        kind,
+        metadata: { name },
+        spec: { schedule: '* * * * *', jobTemplate: { spec: { template: { spec: podSpec } } } },
+      };
+    if (kind === 'PodTemplate')
+      return { apiVersion, kind, metadata: { name }, template: { metadata: {}, spec: podSpec } };
     if (kind === 'Pod') return { apiVersion, kind, metadata: { name }, spec: podSpec };
-    return { apiVersion, kind, metadata: { name }, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: podSpec } } };
+    return {
+      apiVersion,
+      kind,
+      metadata: { name },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: podSpec },
+      },
+    };
   },
   containers(...images: string[]): Record<string, unknown>[] {
     return images.map((image, i) => ({ name: `c${i}`, image }));

@@ -10,11 +10,22 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SecretInformer } from '../../src/admission/index.ts';
-import { createCertificateAuthority, issueCertificate, makeTempDir, requireTools, type TempDir } from '../harness/index.ts';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  makeTempDir,
+  requireTools,
+  type TempDir,
+} from '../harness/index.ts';
 
 const skip = requireTools(['openssl']);
 
-type Obj = { kind: string; type?: string; metadata: { namespace: string; name: string; resourceVersion?: string }; [k: string]: unknown };
+type Obj = {
+  kind: string;
+  type?: string;
+  metadata: { namespace: string; name: string; resourceVersion?: string };
+  [k: string]: unknown;
+};
 
 class FakeApiServer {
   server!: Server;
@@ -36,7 +47,12 @@ class FakeApiServer {
         return;
       }
       const url = new URL(req.url ?? '/', 'https://x');
-      const kind = url.pathname === '/api/v1/secrets' ? 'Secret' : url.pathname === '/api/v1/serviceaccounts' ? 'ServiceAccount' : undefined;
+      const kind =
+        url.pathname === '/api/v1/secrets'
+          ? 'Secret'
+          : url.pathname === '/api/v1/serviceaccounts'
+            ? 'ServiceAccount'
+            : undefined;
       if (kind === undefined) {
         res.writeHead(404).end();
         return;
@@ -44,16 +60,27 @@ class FakeApiServer {
       const type = url.searchParams.get('fieldSelector')?.replace(/^type=/, '');
       if (url.searchParams.get('watch') === '1') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind, metadata: { resourceVersion: String(this.rv) } } })}\n`);
+        res.write(
+          `${JSON.stringify({ type: 'BOOKMARK', object: { kind, metadata: { resourceVersion: String(this.rv) } } })}\n`,
+        );
         const watcher = { kind, ...(type !== undefined && { type }), res };
         this.watchers.add(watcher);
         res.on('close', () => this.watchers.delete(watcher));
         return;
       }
       this.lists++;
-      const items = [...this.objects.values()].filter((o) => o.kind === kind && (type === undefined || o.type === type)).map(({ kind: _kind, ...rest }) => rest);
+      const items = [...this.objects.values()]
+        .filter((o) => o.kind === kind && (type === undefined || o.type === type))
+        .map(({ kind: _kind, ...rest }) => rest);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: `${kind}List`, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items }));
+      res.end(
+        JSON.stringify({
+          kind: `${kind}List`,
+          apiVersion: 'v1',
+          metadata: { resourceVersion: String(this.rv) },
+          items,
+        }),
+      );
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     return (this.server.address() as AddressInfo).port;
@@ -65,12 +92,14 @@ class FakeApiServer {
     if (type === 'DELETED') this.objects.delete(this.key(object));
     else this.objects.set(this.key(object), object);
     for (const w of this.watchers) {
-      if (w.kind === object.kind && (w.type === undefined || w.type === object.type)) w.res.write(`${JSON.stringify({ type, object })}\n`);
+      if (w.kind === object.kind && (w.type === undefined || w.type === object.type))
+        w.res.write(`${JSON.stringify({ type, object })}\n`);
     }
   }
 
   gone(): void {
-    for (const w of this.watchers) w.res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } })}\n`);
+    for (const w of this.watchers)
+      w.res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } })}\n`);
   }
 
   async stop(): Promise<void> {
@@ -80,7 +109,12 @@ class FakeApiServer {
 }
 
 function secret(namespace: string, name: string, type = 'kubernetes.io/dockerconfigjson'): Obj {
-  return { kind: 'Secret', type, metadata: { namespace, name }, data: { '.dockerconfigjson': Buffer.from('{"auths":{"r.example":{"auth":"dTpw"}}}').toString('base64') } };
+  return {
+    kind: 'Secret',
+    type,
+    metadata: { namespace, name },
+    data: { '.dockerconfigjson': Buffer.from('{"auths":{"r.example":{"auth":"dTpw"}}}').toString('base64') },
+  };
 }
 
 async function eventually(check: () => boolean, what: string): Promise<void> {
@@ -104,9 +138,18 @@ describe('Secret informer (list + watch)', { skip }, () => {
     api = new FakeApiServer();
     api.objects.set('Secret/team/regcred', secret('team', 'regcred'));
     api.objects.set('Secret/team/old', secret('team', 'old', 'kubernetes.io/dockercfg'));
-    api.objects.set('ServiceAccount/team/default', { kind: 'ServiceAccount', metadata: { namespace: 'team', name: 'default' }, imagePullSecrets: [{ name: 'regcred' }] });
+    api.objects.set('ServiceAccount/team/default', {
+      kind: 'ServiceAccount',
+      metadata: { namespace: 'team', name: 'default' },
+      imagePullSecrets: [{ name: 'regcred' }],
+    });
     const port = await api.start(leaf.certPem, leaf.keyPem, 'sa-token');
-    informer = await SecretInformer.start({ server: `https://127.0.0.1:${port}`, tokenFile: join(temp.path, 'token'), caPem: ca.certPem, backoffMs: 20 });
+    informer = await SecretInformer.start({
+      server: `https://127.0.0.1:${port}`,
+      tokenFile: join(temp.path, 'token'),
+      caPem: ca.certPem,
+      backoffMs: 20,
+    });
   });
 
   after(async () => {
@@ -128,8 +171,15 @@ describe('Secret informer (list + watch)', { skip }, () => {
     await eventually(() => api.watchers.size === 3, 'three watches');
     api.emit('ADDED', secret('team', 'new'));
     await eventually(() => informer.getSecret('team', 'new') !== undefined, 'the added Secret');
-    api.emit('MODIFIED', { kind: 'ServiceAccount', metadata: { namespace: 'team', name: 'default' }, imagePullSecrets: [{ name: 'new' }] });
-    await eventually(() => informer.getServiceAccount('team', 'default')?.imagePullSecrets?.[0]?.name === 'new', 'the modified ServiceAccount');
+    api.emit('MODIFIED', {
+      kind: 'ServiceAccount',
+      metadata: { namespace: 'team', name: 'default' },
+      imagePullSecrets: [{ name: 'new' }],
+    });
+    await eventually(
+      () => informer.getServiceAccount('team', 'default')?.imagePullSecrets?.[0]?.name === 'new',
+      'the modified ServiceAccount',
+    );
     api.emit('DELETED', secret('team', 'regcred'));
     await eventually(() => informer.getSecret('team', 'regcred') === undefined, 'the deleted Secret');
   });
@@ -141,7 +191,10 @@ describe('Secret informer (list + watch)', { skip }, () => {
     api.objects.set('Secret/team/later', secret('team', 'later'));
     api.gone();
     await eventually(() => api.lists >= lists + 3, 'relists');
-    await eventually(() => informer.getSecret('team', 'later') !== undefined && informer.getSecret('team', 'new') === undefined, 'the relisted state');
+    await eventually(
+      () => informer.getSecret('team', 'later') !== undefined && informer.getSecret('team', 'new') === undefined,
+      'the relisted state',
+    );
     assert.ok(informer.getSecret('team', 'old'), 'the other stream keeps its objects');
   });
 });

@@ -24,7 +24,13 @@ describe('registry mirrors for lookups', { skip }, () => {
     await mkdir(join(hostsDir, 'example.invalid'), { recursive: true });
     await writeFile(
       join(hostsDir, 'example.invalid', 'hosts.toml'),
-      ['server = "https://example.invalid"', '', `[host."${fx.proxy.url}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+      [
+        'server = "https://example.invalid"',
+        '',
+        `[host."${fx.proxy.url}"]`,
+        '  capabilities = ["pull", "resolve"]',
+        '',
+      ].join('\n'),
     );
     registriesConf = join(fx.temp.path, 'registries.conf');
     await writeFile(
@@ -58,7 +64,9 @@ describe('registry mirrors for lookups', { skip }, () => {
     const hook = await startWebhook(fx, { resolver: { hostsDir, dockerConfig } }, {}, ['example.invalid']);
     try {
       fx.proxy.reset();
-      const result = await hook.mutate({ object: objects.pod({ containers: objects.containers('example.invalid/team/app:v1', 'redis:7.2') }) });
+      const result = await hook.mutate({
+        object: objects.pod({ containers: objects.containers('example.invalid/team/app:v1', 'redis:7.2') }),
+      });
       assert.equal(result.response.allowed, true, result.response.status?.message);
       assert.deepEqual(patchMap(result.patch), {
         '/spec/containers/0/image': `example.invalid/team/app:v1@${fx.digest('app')}`,
@@ -79,11 +87,17 @@ describe('registry mirrors for lookups', { skip }, () => {
   test('registriesConf: a registries.conf mirror answers for conf.invalid; a blocked registry is denied without a lookup', async () => {
     const hook = await startWebhook(fx, { resolver: { registriesConf } }, {}, ['conf.invalid', 'blocked.invalid']);
     try {
-      const pinned = await hook.mutate({ object: objects.pod({ containers: objects.containers('conf.invalid/team/app:v1') }) });
-      assert.deepEqual(patchMap(pinned.patch), { '/spec/containers/0/image': `conf.invalid/team/app:v1@${fx.digest('app')}` });
+      const pinned = await hook.mutate({
+        object: objects.pod({ containers: objects.containers('conf.invalid/team/app:v1') }),
+      });
+      assert.deepEqual(patchMap(pinned.patch), {
+        '/spec/containers/0/image': `conf.invalid/team/app:v1@${fx.digest('app')}`,
+      });
 
       fx.proxy.reset();
-      const blocked = await hook.mutate({ object: objects.pod({ containers: objects.containers('blocked.invalid/team/app:v1') }) });
+      const blocked = await hook.mutate({
+        object: objects.pod({ containers: objects.containers('blocked.invalid/team/app:v1') }),
+      });
       assert.equal(blocked.response.allowed, false);
       assert.match(blocked.response.status?.message ?? '', /blocked\.invalid\/team\/app:v1: blocked/);
       assert.equal(fx.proxy.requests.length, 0);
@@ -102,8 +116,14 @@ describe('registry mirrors for lookups', { skip }, () => {
       [{ registriesConf: join(fx.temp.path, 'no-such.conf') }, /resolver\.registriesConf: .*no-such\.conf/],
     ];
     for (const [resolver, message] of cases) {
-      const config = parseAdmissionConfig({ resolver: { ...resolver, secretSource: 'none', dockerConfig: join(fx.temp.path, 'none.json') } });
-      await assert.rejects(createAdmissionRuntime(config, { env: {} }), (err: unknown) => err instanceof AdmissionConfigError && message.test(err.message), JSON.stringify(resolver));
+      const config = parseAdmissionConfig({
+        resolver: { ...resolver, secretSource: 'none', dockerConfig: join(fx.temp.path, 'none.json') },
+      });
+      await assert.rejects(
+        createAdmissionRuntime(config, { env: {} }),
+        (err: unknown) => err instanceof AdmissionConfigError && message.test(err.message),
+        JSON.stringify(resolver),
+      );
     }
   });
 });

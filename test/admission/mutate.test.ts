@@ -33,9 +33,15 @@ describe('mutating webhook against the real registry', { skip }, () => {
     const D = fx.digest('app');
     const podSpec = {
       initContainers: [{ name: 'init', image: APP }],
-      containers: [{ name: 'main', image: APP }, { name: 'side', image: `${APP}@${D}` }],
+      containers: [
+        { name: 'main', image: APP },
+        { name: 'side', image: `${APP}@${D}` },
+      ],
       ephemeralContainers: [{ name: 'debug', image: APP }],
-      volumes: [{ name: 'cfg', configMap: { name: 'x' } }, { name: 'data', image: { reference: APP, pullPolicy: 'IfNotPresent' } }],
+      volumes: [
+        { name: 'cfg', configMap: { name: 'x' } },
+        { name: 'data', image: { reference: APP, pullPolicy: 'IfNotPresent' } },
+      ],
     };
     const kinds: [string, string, string][] = [
       ['v1', 'Pod', '/spec'],
@@ -65,18 +71,36 @@ describe('mutating webhook against the real registry', { skip }, () => {
   });
 
   test('custom resources through extraPodSpecPaths; other kinds are left alone without a lookup', async () => {
-    const custom = await startWebhook(fx, { mutate: { extraPodSpecPaths: { 'argoproj.io/Rollout': ['spec.template.spec'], 'serving.knative.dev/Service': ['spec.template.spec'] } } });
+    const custom = await startWebhook(fx, {
+      mutate: {
+        extraPodSpecPaths: {
+          'argoproj.io/Rollout': ['spec.template.spec'],
+          'serving.knative.dev/Service': ['spec.template.spec'],
+        },
+      },
+    });
     try {
       const D = fx.digest('app');
       const rollout = objects.workload('argoproj.io/v1alpha1', 'Rollout', { containers: objects.containers(APP) });
-      assert.deepEqual(patchMap((await custom.mutate({ object: rollout })).patch), { '/spec/template/spec/containers/0/image': `${APP}@${D}` });
-      const ksvc = { apiVersion: 'serving.knative.dev/v1', kind: 'Service', metadata: { name: 'k' }, spec: { template: { spec: { containers: [{ image: APP }] } } } };
-      assert.deepEqual(patchMap((await custom.mutate({ object: ksvc })).patch), { '/spec/template/spec/containers/0/image': `${APP}@${D}` });
+      assert.deepEqual(patchMap((await custom.mutate({ object: rollout })).patch), {
+        '/spec/template/spec/containers/0/image': `${APP}@${D}`,
+      });
+      const ksvc = {
+        apiVersion: 'serving.knative.dev/v1',
+        kind: 'Service',
+        metadata: { name: 'k' },
+        spec: { template: { spec: { containers: [{ image: APP }] } } },
+      };
+      assert.deepEqual(patchMap((await custom.mutate({ object: ksvc })).patch), {
+        '/spec/template/spec/containers/0/image': `${APP}@${D}`,
+      });
       fx.proxy.reset();
       // Not configured on the default webhook: a CRD, a ConfigMap holding an image-like string.
       const plain = await hook.mutate({ object: rollout });
       assert.equal(plain.patch, undefined);
-      const cm = await hook.mutate({ object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { image: APP } } });
+      const cm = await hook.mutate({
+        object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { image: APP } },
+      });
       assert.equal(cm.response.allowed, true);
       assert.equal(cm.patch, undefined);
       assert.equal(fx.proxy.requests.length, 0);
@@ -94,7 +118,10 @@ describe('mutating webhook against the real registry', { skip }, () => {
       const D9 = `sha256:${'9'.repeat(64)}`;
       const job = objects.workload('batch/v1', 'Job', {
         initContainers: [{ name: 'migrate', image: 'quay.io/team/migrate' }],
-        containers: [{ name: 'cache', image: 'redis:7.2' }, { name: 'old', image: `redis:7.2@${D9}` }],
+        containers: [
+          { name: 'cache', image: 'redis:7.2' },
+          { name: 'old', image: `redis:7.2@${D9}` },
+        ],
         restartPolicy: 'Never',
       });
       const result = await fresh.mutate({ object: job });
@@ -106,7 +133,12 @@ describe('mutating webhook against the real registry', { skip }, () => {
       ]);
       const warnings = result.response.warnings ?? [];
       assert.equal(warnings.length, 1);
-      assert.ok(warnings[0]?.includes('quay.io/team/migrate') && warnings[0].includes('implicit') && warnings[0].includes('latest'), warnings[0]);
+      assert.ok(
+        warnings[0]?.includes('quay.io/team/migrate') &&
+          warnings[0].includes('implicit') &&
+          warnings[0].includes('latest'),
+        warnings[0],
+      );
       assert.deepEqual(heads(fx).sort(), ['/v2/library/redis/manifests/7.2', '/v2/team/migrate/manifests/latest']);
     } finally {
       await fresh.stop();
@@ -114,7 +146,9 @@ describe('mutating webhook against the real registry', { skip }, () => {
     const canonical = await startWebhook(fx, { mutate: { outputFormat: 'canonical' } });
     const digestOnly = await startWebhook(fx, { mutate: { outputFormat: 'digest-only' } });
     try {
-      const pod = objects.pod({ containers: objects.containers('quay.io/team/migrate', 'redis:7.2', 'registry.kimg.test/team/app:v1') });
+      const pod = objects.pod({
+        containers: objects.containers('quay.io/team/migrate', 'redis:7.2', 'registry.kimg.test/team/app:v1'),
+      });
       assert.deepEqual(patchMap((await canonical.mutate({ object: pod })).patch), {
         '/spec/containers/0/image': `quay.io/team/migrate:latest@${fx.digest('migrate')}`,
         '/spec/containers/1/image': `docker.io/library/redis:7.2@${fx.digest('redis')}`,
@@ -137,10 +171,18 @@ describe('mutating webhook against the real registry', { skip }, () => {
     const fresh = await startWebhook(fx);
     try {
       fx.proxy.reset();
-      const spellings = ['redis:7.2', 'docker.io/redis:7.2', 'docker.io/library/redis:7.2', 'index.docker.io/library/redis:7.2'];
+      const spellings = [
+        'redis:7.2',
+        'docker.io/redis:7.2',
+        'docker.io/library/redis:7.2',
+        'index.docker.io/library/redis:7.2',
+      ];
       const result = await fresh.mutate({ object: objects.pod({ containers: objects.containers(...spellings) }) });
       const D = fx.digest('redis');
-      assert.deepEqual(patchMap(result.patch), Object.fromEntries(spellings.map((s, i) => [`/spec/containers/${i}/image`, `${s}@${D}`])));
+      assert.deepEqual(
+        patchMap(result.patch),
+        Object.fromEntries(spellings.map((s, i) => [`/spec/containers/${i}/image`, `${s}@${D}`])),
+      );
       assert.deepEqual(heads(fx), ['/v2/library/redis/manifests/7.2']);
     } finally {
       await fresh.stop();
@@ -155,7 +197,10 @@ describe('mutating webhook against the real registry', { skip }, () => {
       fx.proxy.setRule((r) => (r.method === 'HEAD' ? { kind: 'delay', ms: 300 } : undefined));
       const pod = objects.pod({ containers: objects.containers('registry.kimg.test/team/multi:v1') });
       const results = await Promise.all(Array.from({ length: 50 }, () => fresh.mutate({ object: pod })));
-      for (const r of results) assert.deepEqual(patchMap(r.patch), { '/spec/containers/0/image': `registry.kimg.test/team/multi:v1@${fx.digest('multi')}` });
+      for (const r of results)
+        assert.deepEqual(patchMap(r.patch), {
+          '/spec/containers/0/image': `registry.kimg.test/team/multi:v1@${fx.digest('multi')}`,
+        });
       assert.equal(heads(fx).length, 1);
       assert.equal(fresh.runtime.pinner.stats.lookups, 1);
     } finally {
@@ -180,11 +225,17 @@ describe('mutating webhook against the real registry', { skip }, () => {
 
       fx.proxy.reset();
       fx.proxy.setRule(() => ({ kind: 'status', status: 404 }));
-      const failed = await cached.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }) });
+      const failed = await cached.mutate({
+        object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }),
+      });
       assert.equal(failed.response.allowed, false);
       fx.proxy.setRule(undefined);
-      const ok = await cached.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }) });
-      assert.deepEqual(patchMap(ok.patch), { '/spec/containers/0/image': `registry.kimg.test/team/app:v2@${fx.digest('appV2')}` });
+      const ok = await cached.mutate({
+        object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }),
+      });
+      assert.deepEqual(patchMap(ok.patch), {
+        '/spec/containers/0/image': `registry.kimg.test/team/app:v2@${fx.digest('appV2')}`,
+      });
     } finally {
       fx.proxy.setRule(undefined);
       await cached.stop();
@@ -225,12 +276,19 @@ describe('mutating webhook against the real registry', { skip }, () => {
       const warned = await hook.mutate({ object: pod });
       assert.equal(warned.response.allowed, true);
       assert.deepEqual(patchMap(warned.patch), { '/spec/containers/3/image': `${APP}@${fx.digest('app')}` });
-      for (const image of bad) assert.ok(warned.response.warnings?.some((w) => w.includes(image) && w.includes('invalid')), image);
+      for (const image of bad)
+        assert.ok(
+          warned.response.warnings?.some((w) => w.includes(image) && w.includes('invalid')),
+          image,
+        );
       const refused = await denying.mutate({ object: pod });
       assert.equal(refused.response.allowed, false);
       assert.equal(refused.response.status?.code, 403);
       for (const image of bad) assert.ok(refused.response.status?.message.includes(image), image);
-      assert.ok(fx.proxy.requests.every((r) => r.path.includes('/team/app/')), 'only the valid image was looked up');
+      assert.ok(
+        fx.proxy.requests.every((r) => r.path.includes('/team/app/')),
+        'only the valid image was looked up',
+      );
     } finally {
       await denying.stop();
     }
@@ -239,12 +297,17 @@ describe('mutating webhook against the real registry', { skip }, () => {
   test('resolution failure: denied naming every image and its cause; allowed with a warning per image under onResolveError: allow', async () => {
     const allowing = await startWebhook(fx, { mutate: { onResolveError: 'allow' } });
     try {
-      const pod = objects.pod({ containers: objects.containers('registry.kimg.test/team/missing:v1', 'registry.kimg.test/nobody/here:v9', APP) });
+      const pod = objects.pod({
+        containers: objects.containers('registry.kimg.test/team/missing:v1', 'registry.kimg.test/nobody/here:v9', APP),
+      });
       const refused = await hook.mutate({ object: pod });
       assert.equal(refused.response.allowed, false);
       assert.equal(refused.response.status?.code, 403);
       const message = refused.response.status?.message ?? '';
-      assert.ok(message.includes('registry.kimg.test/team/missing:v1') && message.includes('registry.kimg.test/nobody/here:v9'), message);
+      assert.ok(
+        message.includes('registry.kimg.test/team/missing:v1') && message.includes('registry.kimg.test/nobody/here:v9'),
+        message,
+      );
       assert.match(message, /not found/);
       const allowed = await allowing.mutate({ object: pod });
       assert.equal(allowed.response.allowed, true);
@@ -259,9 +322,19 @@ describe('mutating webhook against the real registry', { skip }, () => {
   });
 
   test('401 and 403 from the registry are reported as auth', async () => {
-    fx.proxy.setRule((r) => (r.path.includes('/locked/') ? { kind: 'status', status: 401, headers: { 'www-authenticate': 'Basic realm="x"' } } : r.path.includes('/forbidden/') ? { kind: 'status', status: 403 } : undefined));
+    fx.proxy.setRule((r) =>
+      r.path.includes('/locked/')
+        ? { kind: 'status', status: 401, headers: { 'www-authenticate': 'Basic realm="x"' } }
+        : r.path.includes('/forbidden/')
+          ? { kind: 'status', status: 403 }
+          : undefined,
+    );
     try {
-      const result = await hook.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/locked/app:v1', 'registry.kimg.test/forbidden/app:v1') }) });
+      const result = await hook.mutate({
+        object: objects.pod({
+          containers: objects.containers('registry.kimg.test/locked/app:v1', 'registry.kimg.test/forbidden/app:v1'),
+        }),
+      });
       assert.equal(result.response.allowed, false);
       assert.match(result.response.status?.message ?? '', /registry\.kimg\.test\/locked\/app:v1: auth/);
       assert.match(result.response.status?.message ?? '', /registry\.kimg\.test\/forbidden\/app:v1: auth/);
@@ -275,7 +348,9 @@ describe('mutating webhook against the real registry', { skip }, () => {
     const armV8 = await startWebhook(fx, { mutate: { resolve: { platform: 'linux/arm64/v8' } } });
     const riscv = await startWebhook(fx, { mutate: { resolve: { platform: 'linux/riscv64' } } });
     try {
-      const pod = objects.pod({ containers: objects.containers('registry.kimg.test/team/multi:v1', APP, 'registry.kimg.test/team/dlist:v1') });
+      const pod = objects.pod({
+        containers: objects.containers('registry.kimg.test/team/multi:v1', APP, 'registry.kimg.test/team/dlist:v1'),
+      });
       assert.deepEqual(patchMap((await hook.mutate({ object: pod })).patch), {
         '/spec/containers/0/image': `registry.kimg.test/team/multi:v1@${fx.digest('multi')}`,
         '/spec/containers/1/image': `${APP}@${fx.digest('app')}`,
@@ -288,7 +363,9 @@ describe('mutating webhook against the real registry', { skip }, () => {
       };
       assert.deepEqual(patchMap((await arm.mutate({ object: armPod })).patch), expected);
       assert.deepEqual(patchMap((await armV8.mutate({ object: armPod })).patch), expected);
-      const missing = await riscv.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/multi:v1') }) });
+      const missing = await riscv.mutate({
+        object: objects.pod({ containers: objects.containers('registry.kimg.test/team/multi:v1') }),
+      });
       assert.equal(missing.response.allowed, false);
       const message = missing.response.status?.message ?? '';
       assert.ok(message.includes('registry.kimg.test/team/multi:v1') && message.includes('linux/riscv64'), message);
@@ -312,15 +389,25 @@ describe('mutating webhook against the real registry', { skip }, () => {
 
       const fine = await warn.mutate({ object: objects.pod({ containers: objects.containers(good, child) }) });
       assert.equal(fine.response.allowed, true);
-      assert.equal(fine.response.warnings, undefined, 'a digest equal to the tag, or to a child of its index, is silent');
+      assert.equal(
+        fine.response.warnings,
+        undefined,
+        'a digest equal to the tag, or to a child of its index, is silent',
+      );
       const warned = await warn.mutate({ object: objects.pod({ containers: objects.containers(stale) }) });
       assert.equal(warned.response.allowed, true);
       assert.equal(warned.patch, undefined);
-      assert.ok(warned.response.warnings?.some((w) => w.includes(stale) && w.includes(fx.digest('app'))), String(warned.response.warnings));
+      assert.ok(
+        warned.response.warnings?.some((w) => w.includes(stale) && w.includes(fx.digest('app'))),
+        String(warned.response.warnings),
+      );
       const denied = await deny.mutate({ object: objects.pod({ containers: objects.containers(stale) }) });
       assert.equal(denied.response.allowed, false);
       const message = denied.response.status?.message ?? '';
-      assert.ok(message.includes(stale) && message.includes(fx.digest('app')) && message.includes('does not match'), message);
+      assert.ok(
+        message.includes(stale) && message.includes(fx.digest('app')) && message.includes('does not match'),
+        message,
+      );
     } finally {
       await warn.stop();
       await deny.stop();
@@ -328,7 +415,10 @@ describe('mutating webhook against the real registry', { skip }, () => {
   });
 
   test('UPDATE resolves only changed slots; unchanged tag-only images stay with a not-pinned warning', async () => {
-    const before = objects.deployment({ initContainers: [{ name: 'migrate', image: 'quay.io/team/migrate' }], containers: [{ name: 'cache', image: 'redis:7.2' }] });
+    const before = objects.deployment({
+      initContainers: [{ name: 'migrate', image: 'quay.io/team/migrate' }],
+      containers: [{ name: 'cache', image: 'redis:7.2' }],
+    });
     const labelled = { ...before, metadata: { name: 'api', labels: { app: 'api', team: 'x' } } };
     fx.proxy.reset();
     const labelOnly = await hook.mutate({ operation: 'UPDATE', object: labelled, oldObject: before });
@@ -336,10 +426,20 @@ describe('mutating webhook against the real registry', { skip }, () => {
     assert.equal(labelOnly.patch, undefined);
     const warnings = labelOnly.response.warnings ?? [];
     assert.equal(warnings.length, 2);
-    for (const image of ['quay.io/team/migrate', 'redis:7.2']) assert.ok(warnings.some((w) => w.includes(image) && w.includes('not pinned')), image);
+    for (const image of ['quay.io/team/migrate', 'redis:7.2'])
+      assert.ok(
+        warnings.some((w) => w.includes(image) && w.includes('not pinned')),
+        image,
+      );
     assert.equal(fx.proxy.requests.length, 0, 'zero lookups');
 
-    const changed = objects.deployment({ initContainers: [{ name: 'migrate', image: 'quay.io/team/migrate' }], containers: [{ name: 'cache', image: APP }, { name: 'new', image: 'redis:7.2' }] });
+    const changed = objects.deployment({
+      initContainers: [{ name: 'migrate', image: 'quay.io/team/migrate' }],
+      containers: [
+        { name: 'cache', image: APP },
+        { name: 'new', image: 'redis:7.2' },
+      ],
+    });
     const result = await hook.mutate({ operation: 'UPDATE', object: changed, oldObject: before });
     assert.deepEqual(patchMap(result.patch), {
       '/spec/template/spec/containers/0/image': `${APP}@${fx.digest('app')}`,
@@ -347,11 +447,16 @@ describe('mutating webhook against the real registry', { skip }, () => {
     });
 
     // A GitOps re-apply sends the tag without the digest: a change, resolved again.
-    const pinnedBefore = objects.deployment({ containers: [{ name: 'cache', image: `redis:7.2@${fx.digest('redis')}` }] });
-    const reapplied = objects.deployment({ containers: [{ name: 'cache', image: 'redis:7.2' }] });
-    assert.deepEqual(patchMap((await hook.mutate({ operation: 'UPDATE', object: reapplied, oldObject: pinnedBefore })).patch), {
-      '/spec/template/spec/containers/0/image': `redis:7.2@${fx.digest('redis')}`,
+    const pinnedBefore = objects.deployment({
+      containers: [{ name: 'cache', image: `redis:7.2@${fx.digest('redis')}` }],
     });
+    const reapplied = objects.deployment({ containers: [{ name: 'cache', image: 'redis:7.2' }] });
+    assert.deepEqual(
+      patchMap((await hook.mutate({ operation: 'UPDATE', object: reapplied, oldObject: pinnedBefore })).patch),
+      {
+        '/spec/template/spec/containers/0/image': `redis:7.2@${fx.digest('redis')}`,
+      },
+    );
 
     const all = await startWebhook(fx, { mutate: { onUpdate: 'all' } });
     try {
@@ -369,9 +474,17 @@ describe('mutating webhook against the real registry', { skip }, () => {
     });
     const withNew = objects.pod({
       containers: [{ name: 'main', image: 'redis:7.2' }],
-      ephemeralContainers: [{ name: 'debug-1', image: 'registry.kimg.test/team/app:v2' }, { name: 'debug-2', image: APP }],
+      ephemeralContainers: [
+        { name: 'debug-1', image: 'registry.kimg.test/team/app:v2' },
+        { name: 'debug-2', image: APP },
+      ],
     });
-    const result = await hook.mutate({ operation: 'UPDATE', subResource: 'ephemeralcontainers', object: withNew, oldObject: running });
+    const result = await hook.mutate({
+      operation: 'UPDATE',
+      subResource: 'ephemeralcontainers',
+      object: withNew,
+      oldObject: running,
+    });
     assert.deepEqual(patchMap(result.patch), { '/spec/ephemeralContainers/1/image': `${APP}@${fx.digest('app')}` });
     assert.equal(result.response.warnings, undefined, 'the other slots are untouched and silent');
   });
@@ -385,20 +498,39 @@ describe('mutating webhook against the real registry', { skip }, () => {
   });
 
   test('ReplicaSets owned by a Deployment are left to the Deployment, with a warning and no lookup', async () => {
-    const rs = objects.workload('apps/v1', 'ReplicaSet', { containers: objects.containers('registry.kimg.test/team/app:v2') }, 'api-5d4f');
-    const owned = { ...rs, metadata: { name: 'api-5d4f', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', uid: 'u1', controller: true }] } };
+    const rs = objects.workload(
+      'apps/v1',
+      'ReplicaSet',
+      { containers: objects.containers('registry.kimg.test/team/app:v2') },
+      'api-5d4f',
+    );
+    const owned = {
+      ...rs,
+      metadata: {
+        name: 'api-5d4f',
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', uid: 'u1', controller: true }],
+      },
+    };
     fx.proxy.reset();
     const result = await hook.mutate({ object: owned });
     assert.equal(result.response.allowed, true);
     assert.equal(result.patch, undefined);
-    assert.ok(result.response.warnings?.some((w) => w.includes('owned by Deployment api')), String(result.response.warnings));
+    assert.ok(
+      result.response.warnings?.some((w) => w.includes('owned by Deployment api')),
+      String(result.response.warnings),
+    );
     assert.equal(fx.proxy.requests.length, 0);
     // Not the controller, or no owner at all: pinned.
-    const notController = { ...rs, metadata: { name: 'x', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', uid: 'u1' }] } };
+    const notController = {
+      ...rs,
+      metadata: { name: 'x', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', uid: 'u1' }] },
+    };
     assert.ok((await hook.mutate({ object: notController })).patch);
     assert.ok((await hook.mutate({ object: rs })).patch);
     // Pods are pinned even when a ReplicaSet owns them (sidecars injected later).
-    const pod = objects.pod({ containers: objects.containers(APP) }, 'api-5d4f-x', { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'api-5d4f', uid: 'u2', controller: true }] });
+    const pod = objects.pod({ containers: objects.containers(APP) }, 'api-5d4f-x', {
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'api-5d4f', uid: 'u2', controller: true }],
+    });
     assert.ok((await hook.mutate({ object: pod })).patch);
   });
 
@@ -419,7 +551,10 @@ describe('mutating webhook against the real registry', { skip }, () => {
     }
     assert.equal(fx.proxy.requests.length, 0);
     // A pod created by a controller carries no namespace in its object: request.namespace decides.
-    const own = await hook.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }, 'x'), namespace: 'kimg-system' });
+    const own = await hook.mutate({
+      object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v2') }, 'x'),
+      namespace: 'kimg-system',
+    });
     assert.equal(own.patch, undefined);
   });
 

@@ -49,7 +49,10 @@ describe('webhook server', { skip }, () => {
     const cases: [string, RegExp][] = [
       ['not json', /not JSON/],
       ['[]', /not a JSON object/],
-      ['{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"1"}}', /admission\.k8s\.io\/v1/],
+      [
+        '{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"1"}}',
+        /admission\.k8s\.io\/v1/,
+      ],
       ['{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}', /no request/],
       ['{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}', /no uid/],
       ['{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7}}', /no uid/],
@@ -70,7 +73,15 @@ describe('webhook server', { skip }, () => {
 
   test('odd objects get an allowed, well-formed answer without a patch', async () => {
     const client = { port: hook.port, caPem: hook.caPem };
-    const odd: unknown[] = [42, 'pod', null, [], { apiVersion: 'v1', kind: 'Pod' }, { apiVersion: 'v1', kind: 'Pod', spec: { containers: 'nginx' } }, { apiVersion: 'v1', kind: 'Pod', spec: { containers: [null, 3, { image: 5 }] } }];
+    const odd: unknown[] = [
+      42,
+      'pod',
+      null,
+      [],
+      { apiVersion: 'v1', kind: 'Pod' },
+      { apiVersion: 'v1', kind: 'Pod', spec: { containers: 'nginx' } },
+      { apiVersion: 'v1', kind: 'Pod', spec: { containers: [null, 3, { image: 5 }] } },
+    ];
     for (const object of odd) {
       for (const path of ['/mutate', '/validate'] as const) {
         const request = { ...admissionRequest({ object: { apiVersion: 'v1', kind: 'Pod' } }), object };
@@ -85,25 +96,56 @@ describe('webhook server', { skip }, () => {
     const client = { port: hook.port, caPem: hook.caPem };
     const image = fc.oneof(
       fc.string(),
-      fc.constantFrom('redis:7.2', 'registry.kimg.test/team/app:v1', 'x@sha256:abc', 'Nginx', ' ', '', 'nginx:latest', `redis@sha256:${'a'.repeat(64)}`),
+      fc.constantFrom(
+        'redis:7.2',
+        'registry.kimg.test/team/app:v1',
+        'x@sha256:abc',
+        'Nginx',
+        ' ',
+        '',
+        'nginx:latest',
+        `redis@sha256:${'a'.repeat(64)}`,
+      ),
       fc.stringMatching(/^[a-z0-9./:@-]{1,40}$/).map((s) => `registry.kimg.test/${s}`),
     );
-    const container = fc.record({ name: fc.option(fc.string(), { nil: undefined }), image: fc.oneof(image, fc.anything()) }, { requiredKeys: [] });
+    const container = fc.record(
+      { name: fc.option(fc.string(), { nil: undefined }), image: fc.oneof(image, fc.anything()) },
+      { requiredKeys: [] },
+    );
     const podSpec = fc.record(
       {
         containers: fc.oneof(fc.array(container, { maxLength: 4 }), fc.anything()),
         initContainers: fc.array(container, { maxLength: 2 }),
-        volumes: fc.array(fc.record({ name: fc.string(), image: fc.record({ reference: fc.oneof(image, fc.anything()) }) }), { maxLength: 2 }),
+        volumes: fc.array(
+          fc.record({ name: fc.string(), image: fc.record({ reference: fc.oneof(image, fc.anything()) }) }),
+          { maxLength: 2 },
+        ),
       },
       { requiredKeys: [] },
     );
-    const kind = fc.constantFrom(['v1', 'Pod'], ['apps/v1', 'Deployment'], ['batch/v1', 'CronJob'], ['v1', 'PodTemplate'], ['v1', 'ConfigMap'], ['example.com/v1', 'Thing']);
+    const kind = fc.constantFrom(
+      ['v1', 'Pod'],
+      ['apps/v1', 'Deployment'],
+      ['batch/v1', 'CronJob'],
+      ['v1', 'PodTemplate'],
+      ['v1', 'ConfigMap'],
+      ['example.com/v1', 'Thing'],
+    );
     await fc.assert(
-      fc.asyncProperty(kind, podSpec, fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT', 'PATCH'), fc.option(fc.constantFrom('status', 'ephemeralcontainers', ''), { nil: undefined }), async ([apiVersion, k], spec, operation, subResource) => {
-        const object = objects.workload(apiVersion, k, spec as Record<string, unknown>);
-        const request = { ...admissionRequest({ object, oldObject: object, ...(subResource !== undefined && { subResource }) }), operation };
-        for (const path of ['/mutate', '/validate'] as const) await callWebhook(client, path, request);
-      }),
+      fc.asyncProperty(
+        kind,
+        podSpec,
+        fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT', 'PATCH'),
+        fc.option(fc.constantFrom('status', 'ephemeralcontainers', ''), { nil: undefined }),
+        async ([apiVersion, k], spec, operation, subResource) => {
+          const object = objects.workload(apiVersion, k, spec as Record<string, unknown>);
+          const request = {
+            ...admissionRequest({ object, oldObject: object, ...(subResource !== undefined && { subResource }) }),
+            operation,
+          };
+          for (const path of ['/mutate', '/validate'] as const) await callWebhook(client, path, request);
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -111,7 +153,10 @@ describe('webhook server', { skip }, () => {
   test('/healthz, /readyz and /metrics', async () => {
     assert.deepEqual(await get(hook, '/healthz'), { status: 200, body: 'ok\n' });
     assert.equal((await get(hook, '/readyz')).status, 200);
-    const violations = (text: string) => Number(/kimg_admission_decisions_total\{webhook="validate",reason="PolicyViolation"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const violations = (text: string) =>
+      Number(
+        /kimg_admission_decisions_total\{webhook="validate",reason="PolicyViolation"\} (\d+)/.exec(text)?.[1] ?? 0,
+      );
     const before = violations((await get(hook, '/metrics')).body);
     await hook.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v1') }) });
     await hook.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v1') }) });
@@ -131,13 +176,21 @@ describe('webhook server', { skip }, () => {
     const allowing = await startWebhook(fx, { mutate: { onResolveError: 'allow' } });
     try {
       // The harness aborts the call at the 2 s deadline, as the apiserver would.
-      const denied = await hook.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/hang/app:v1', 'redis:7.2') }) }, 2);
+      const denied = await hook.mutate(
+        { object: objects.pod({ containers: objects.containers('registry.kimg.test/hang/app:v1', 'redis:7.2') }) },
+        2,
+      );
       assert.equal(denied.response.allowed, false);
       assert.match(denied.response.status?.message ?? '', /registry\.kimg\.test\/hang\/app:v1: timeout/);
-      const allowed = await allowing.mutate({ object: objects.pod({ containers: objects.containers('registry.kimg.test/hang/app:v1', 'redis:7.2') }) }, 2);
+      const allowed = await allowing.mutate(
+        { object: objects.pod({ containers: objects.containers('registry.kimg.test/hang/app:v1', 'redis:7.2') }) },
+        2,
+      );
       assert.equal(allowed.response.allowed, true);
       assert.deepEqual(patchMap(allowed.patch), { '/spec/containers/1/image': `redis:7.2@${fx.digest('redis')}` });
-      assert.ok(allowed.response.warnings?.some((w) => w.includes('registry.kimg.test/hang/app:v1') && w.includes('timeout')));
+      assert.ok(
+        allowed.response.warnings?.some((w) => w.includes('registry.kimg.test/hang/app:v1') && w.includes('timeout')),
+      );
     } finally {
       fx.proxy.setRule(undefined);
       fx.proxy.reset();
@@ -149,7 +202,14 @@ describe('webhook server', { skip }, () => {
     const dir = join(fx.temp.path, 'reload');
     const first = await issueCertificate(fx.ca, { name: 'tls', sans: [SERVICE_NAME], dir });
     const { WebhookServer } = await import('../../src/admission/index.ts');
-    const server = await WebhookServer.start({ handler: hook.runtime.handler, certFile: first.certFile, keyFile: first.keyFile, host: '127.0.0.1', port: 0, reloadIntervalMs: 50 });
+    const server = await WebhookServer.start({
+      handler: hook.runtime.handler,
+      certFile: first.certFile,
+      keyFile: first.keyFile,
+      host: '127.0.0.1',
+      port: 0,
+      reloadIntervalMs: 50,
+    });
     try {
       const before = await servedSerial(server.port, fx.ca.certPem);
       const second = await issueCertificate(fx.ca, { name: 'next', sans: [SERVICE_NAME], dir });
@@ -166,7 +226,11 @@ describe('webhook server', { skip }, () => {
       await copyFile(third.certFile, first.certFile);
       assert.equal(await server.reloadCertificates(), false);
       assert.equal(await servedSerial(server.port, fx.ca.certPem), after);
-      const result = await callWebhook({ port: server.port, caPem: fx.ca.certPem }, '/validate', admissionRequest({ object: objects.pod({ containers: objects.containers('redis:7.2') }) }));
+      const result = await callWebhook(
+        { port: server.port, caPem: fx.ca.certPem },
+        '/validate',
+        admissionRequest({ object: objects.pod({ containers: objects.containers('redis:7.2') }) }),
+      );
       assert.equal(result.response.allowed, true);
     } finally {
       await server.close();

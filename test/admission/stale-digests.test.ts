@@ -42,7 +42,8 @@ describe('stale-while-error', { skip }, () => {
 
   test('a registry answering 503: pinned from the stale digest with a warning; off by default', async () => {
     const D = fx.digest('app');
-    for (const hook of [plain, bridging]) assert.deepEqual(patchMap((await hook.mutate(pod(APP))).patch), { '/spec/containers/0/image': `${APP}@${D}` });
+    for (const hook of [plain, bridging])
+      assert.deepEqual(patchMap((await hook.mutate(pod(APP))).patch), { '/spec/containers/0/image': `${APP}@${D}` });
 
     fx.proxy.setRule(() => fault.serverError(503));
     try {
@@ -55,7 +56,10 @@ describe('stale-while-error', { skip }, () => {
       assert.deepEqual(patchMap(bridged.patch), { '/spec/containers/0/image': `${APP}@${D}` });
       const warnings = bridged.response.warnings ?? [];
       assert.equal(warnings.length, 1, warnings.join('\n'));
-      assert.match(warnings[0] ?? '', /^registry\.kimg\.test\/team\/app:v1: pinned a stale digest, looked up \d+ s ago \(registry lookup failed: HTTP 503\)$/);
+      assert.match(
+        warnings[0] ?? '',
+        /^registry\.kimg\.test\/team\/app:v1: pinned a stale digest, looked up \d+ s ago \(registry lookup failed: HTTP 503\)$/,
+      );
 
       // Nothing cached for this one: the failure stands.
       const uncached = await bridging.mutate(pod(NEVER_LOOKED_UP));
@@ -97,7 +101,10 @@ describe('stale-while-error', { skip }, () => {
       const result = await bridging.mutate(pod(APP), 2);
       assert.equal(result.response.allowed, true);
       assert.deepEqual(patchMap(result.patch), { '/spec/containers/0/image': `${APP}@${fx.digest('app')}` });
-      assert.ok(result.response.warnings?.some((w) => w.startsWith(`${APP}: pinned a stale digest`) && w.includes('timeout')), JSON.stringify(result.response.warnings));
+      assert.ok(
+        result.response.warnings?.some((w) => w.startsWith(`${APP}: pinned a stale digest`) && w.includes('timeout')),
+        JSON.stringify(result.response.warnings),
+      );
     } finally {
       fx.proxy.setRule(undefined);
       fx.proxy.reset();
@@ -122,7 +129,9 @@ describe('stale-while-error', { skip }, () => {
       assert.equal(stale.status, 'pinned');
       assert.equal(stale.image, `${APP}@${D}`);
       assert.deepEqual(stale.stale, { reference: 'registry.kimg.test/team/app:v1', ageMs: 15_000, reason: 'HTTP 502' });
-      assert.deepEqual(stale.warnings, [`${APP}: pinned a stale digest, looked up 15 s ago (registry lookup failed: HTTP 502)`]);
+      assert.deepEqual(stale.warnings, [
+        `${APP}: pinned a stale digest, looked up 15 s ago (registry lookup failed: HTTP 502)`,
+      ]);
 
       now += 25_000; // expired 30 s ago: the window has closed
       const closed = await pinner.pin(APP);

@@ -36,9 +36,24 @@ describe('validating webhook', { skip }, () => {
     });
 
   const EXPECTED = [
-    { path: 'spec.template.spec.containers[0].image', rule: 'implicit-latest', image: 'quay.io/team/migrate', container: 'm' },
-    { path: 'spec.template.spec.containers[0].image', rule: 'missing-digest', image: 'quay.io/team/migrate', container: 'm' },
-    { path: 'spec.template.spec.containers[1].image', rule: 'registry-not-allowed', image: `quay.io/teamx/tool:1@${D3}`, container: 't' },
+    {
+      path: 'spec.template.spec.containers[0].image',
+      rule: 'implicit-latest',
+      image: 'quay.io/team/migrate',
+      container: 'm',
+    },
+    {
+      path: 'spec.template.spec.containers[0].image',
+      rule: 'missing-digest',
+      image: 'quay.io/team/migrate',
+      container: 'm',
+    },
+    {
+      path: 'spec.template.spec.containers[1].image',
+      rule: 'registry-not-allowed',
+      image: `quay.io/teamx/tool:1@${D3}`,
+      container: 't',
+    },
   ];
 
   test('worked example B: denied, 403, violations in the audit annotation as one compact JSON string', async () => {
@@ -56,11 +71,16 @@ describe('validating webhook', { skip }, () => {
     const result = await warn.validate({ object: job() });
     assert.equal(result.response.allowed, true);
     assert.equal(result.response.auditAnnotations?.['violations'], JSON.stringify(EXPECTED));
-    assert.deepEqual(result.response.warnings, EXPECTED.map((v) => `${v.path}: ${v.rule}: ${v.image}`));
+    assert.deepEqual(
+      result.response.warnings,
+      EXPECTED.map((v) => `${v.path}: ${v.rule}: ${v.image}`),
+    );
   });
 
   test('no violation: allowed, no annotation', async () => {
-    const result = await deny.validate({ object: objects.pod({ containers: [{ name: 'a', image: `quay.io/team/app:1@${D3}` }] }) });
+    const result = await deny.validate({
+      object: objects.pod({ containers: [{ name: 'a', image: `quay.io/team/app:1@${D3}` }] }),
+    });
     assert.equal(result.response.allowed, true);
     assert.equal(result.response.auditAnnotations, undefined);
     assert.equal(result.response.warnings, undefined);
@@ -74,9 +94,19 @@ describe('validating webhook', { skip }, () => {
       volumes: [{ name: 'v', image: { reference: 'quay.io/team/data' } }],
     };
     const rs = objects.workload('apps/v1', 'ReplicaSet', spec, 'api-1');
-    const owned = { ...rs, metadata: { name: 'api-1', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', controller: true }] } };
+    const owned = {
+      ...rs,
+      metadata: {
+        name: 'api-1',
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', controller: true }],
+      },
+    };
     const result = await warn.validate({ object: owned });
-    const records = JSON.parse(result.response.auditAnnotations?.['violations'] ?? '[]') as { path: string; rule: string; container: string }[];
+    const records = JSON.parse(result.response.auditAnnotations?.['violations'] ?? '[]') as {
+      path: string;
+      rule: string;
+      container: string;
+    }[];
     assert.deepEqual(
       records.map((r) => `${r.path} ${r.rule} ${r.container}`),
       [
@@ -89,7 +119,12 @@ describe('validating webhook', { skip }, () => {
       ],
     );
     const pod = objects.pod(spec);
-    const sub = await deny.validate({ operation: 'UPDATE', subResource: 'ephemeralcontainers', object: pod, oldObject: pod });
+    const sub = await deny.validate({
+      operation: 'UPDATE',
+      subResource: 'ephemeralcontainers',
+      object: pod,
+      oldObject: pod,
+    });
     assert.equal(sub.response.allowed, false);
   });
 
@@ -110,7 +145,14 @@ describe('validating webhook', { skip }, () => {
   test('a neutral policy allows everything', async () => {
     const neutral = await startWebhook(fx);
     try {
-      const result = await neutral.validate({ object: objects.pod({ containers: [{ name: 'a', image: 'nginx' }, { name: 'b', image: 'Bad Image' }] }) });
+      const result = await neutral.validate({
+        object: objects.pod({
+          containers: [
+            { name: 'a', image: 'nginx' },
+            { name: 'b', image: 'Bad Image' },
+          ],
+        }),
+      });
       assert.equal(result.response.allowed, true);
     } finally {
       await neutral.stop();

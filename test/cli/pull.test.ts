@@ -52,7 +52,8 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     XDG_RUNTIME_DIR: tmp.path,
     ...extra,
   });
-  const kimg = (args: readonly string[], extra: Record<string, string> = {}): Promise<CliResult> => runCli(args, { env: env(extra) });
+  const kimg = (args: readonly string[], extra: Record<string, string> = {}): Promise<CliResult> =>
+    runCli(args, { env: env(extra) });
   /** The same command run in-process through `main()`, with its own streams and environment. */
   const kimgHere = async (args: readonly string[], extra: Record<string, string> = {}): Promise<CliResult> => {
     const [stdout, stderr] = [new PassThrough(), new PassThrough()];
@@ -60,7 +61,12 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     const err: string[] = [];
     stdout.setEncoding('utf8').on('data', (s: string) => out.push(s));
     stderr.setEncoding('utf8').on('data', (s: string) => err.push(s));
-    const status = await main(args, { stdout, stderr, stdin: Readable.from([]), env: { ...process.env, ...env(extra) } });
+    const status = await main(args, {
+      stdout,
+      stderr,
+      stdin: Readable.from([]),
+      env: { ...process.env, ...env(extra) },
+    });
     return { status, stdout: out.join(''), stderr: err.join('') };
   };
   const lines = (text: string) => text.trimEnd().split('\n');
@@ -94,8 +100,14 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     assert.ok(image);
     assert.equal(out[0], `${ref('cli/app:v1')}: resolved to ${app.digest}`);
     for (const blob of [image.config, ...image.layers]) {
-      assert.ok(out.some((l) => l.startsWith(`${short(blob.digest)}: Pulling `)), `no "Pulling" line for ${blob.digest}`);
-      assert.ok(out.some((l) => new RegExp(`^${short(blob.digest)}: Pull complete \\(\\S+ in [\\d.]+s\\)$`).test(l)), `no "Pull complete" line for ${blob.digest}`);
+      assert.ok(
+        out.some((l) => l.startsWith(`${short(blob.digest)}: Pulling `)),
+        `no "Pulling" line for ${blob.digest}`,
+      );
+      assert.ok(
+        out.some((l) => new RegExp(`^${short(blob.digest)}: Pull complete \\(\\S+ in [\\d.]+s\\)$`).test(l)),
+        `no "Pull complete" line for ${blob.digest}`,
+      );
     }
     assert.equal(out.at(-3), `Digest: ${app.digest}`);
     assert.match(out.at(-2) ?? '', /^Status: Downloaded \S+ in \S+ \(3 of 3 blobs\) for /);
@@ -107,37 +119,77 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     proxy.reset();
     const { status, stdout, stderr } = await kimg(['pull', '--store', store, ref('cli/app:v1')]);
     assert.equal(status, 0, stderr);
-    assert.deepEqual(proxy.requests.map((r) => `${r.method} ${r.path}`), ['HEAD /v2/cli/app/manifests/v1']);
+    assert.deepEqual(
+      proxy.requests.map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/cli/app/manifests/v1'],
+    );
     assert.equal(lines(stdout).filter((l) => l.endsWith(': Already exists')).length, 3);
-    assert.match(stdout, new RegExp(`^Status: Image is up to date for ${ref('cli/app:v1').replace(/[.]/g, '\\.')}$`, 'm'));
+    assert.match(
+      stdout,
+      new RegExp(`^Status: Image is up to date for ${ref('cli/app:v1').replace(/[.]/g, '\\.')}$`, 'm'),
+    );
   });
 
   test('pull --progress=json writes events as JSON lines, into $KIMG_STORE', async () => {
-    const { status, stdout, stderr } = await kimg(['pull', '--progress=json', ref('cli/app:v1')], { KIMG_STORE: otherStore });
+    const { status, stdout, stderr } = await kimg(['pull', '--progress=json', ref('cli/app:v1')], {
+      KIMG_STORE: otherStore,
+    });
     assert.equal(status, 0, stderr);
-    const events = lines(stdout).map((l) => JSON.parse(l) as { type: string; time: string; digest?: string; bytes?: number; size?: number });
+    const events = lines(stdout).map(
+      (l) => JSON.parse(l) as { type: string; time: string; digest?: string; bytes?: number; size?: number },
+    );
     assert.ok(events.every((e) => typeof e.type === 'string' && !Number.isNaN(Date.parse(e.time))));
     const types = new Set(events.map((e) => e.type));
-    for (const type of ['resolving', 'resolved', 'manifest', 'blob-waiting', 'blob-progress', 'blob-verifying', 'blob-done', 'done']) assert.ok(types.has(type), `no ${type} event`);
+    for (const type of [
+      'resolving',
+      'resolved',
+      'manifest',
+      'blob-waiting',
+      'blob-progress',
+      'blob-verifying',
+      'blob-done',
+      'done',
+    ])
+      assert.ok(types.has(type), `no ${type} event`);
     assert.deepEqual(events.at(-1), { ...events.at(-1), type: 'done', digest: app.digest });
     const images = await (await openStore(otherStore, { create: false })).listImages();
-    assert.deepEqual(images.map((i) => i.name), [ref('cli/app:v1')]);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      [ref('cli/app:v1')],
+    );
     assert.equal(existsSync(join(tmp.path, 'xdg-data', 'kimg')), false, 'the default store was used');
   });
 
   test('pull -q prints only the name; --platform picks arm64 from an index', async () => {
-    const { status, stdout, stderr } = await kimgHere(['pull', '-q', '--platform', 'linux/arm64', '--store', store, ref('cli/multi:v1')]);
+    const { status, stdout, stderr } = await kimgHere([
+      'pull',
+      '-q',
+      '--platform',
+      'linux/arm64',
+      '--store',
+      store,
+      ref('cli/multi:v1'),
+    ]);
     assert.equal(status, 0, stderr);
     assert.equal(stdout, `${ref('cli/multi:v1')}\n`);
     assert.equal(stderr, '');
   });
 
   test('resolve prints name@digest, and JSON with -o json', async () => {
-    const [text, json] = await Promise.all([kimgHere(['resolve', ref('cli/multi:v1')]), kimgHere(['resolve', '-o', 'json', ref('cli/multi:v1')])]);
+    const [text, json] = await Promise.all([
+      kimgHere(['resolve', ref('cli/multi:v1')]),
+      kimgHere(['resolve', '-o', 'json', ref('cli/multi:v1')]),
+    ]);
     assert.equal(text.status, 0, text.stderr);
     assert.equal(text.stdout, `${ref('cli/multi:v1')}@${multi.digest}\n`);
     assert.equal(json.status, 0, json.stderr);
-    assert.deepEqual(JSON.parse(json.stdout), { name: ref('cli/multi:v1'), digest: multi.digest, mediaType: multi.mediaType, size: multi.size, via: 'HEAD' });
+    assert.deepEqual(JSON.parse(json.stdout), {
+      name: ref('cli/multi:v1'),
+      digest: multi.digest,
+      mediaType: multi.mediaType,
+      size: multi.size,
+      via: 'HEAD',
+    });
   });
 
   test('images -o json lists the store given by --store (over $KIMG_STORE); inspect -o json shows manifest and config', async () => {
@@ -147,7 +199,13 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
       kimgHere(['inspect', '-o', 'json', '--store', store, ref('cli/multi:v1')]),
     ]);
     assert.equal(images.status, 0, images.stderr);
-    const listed = JSON.parse(images.stdout) as { name: string; digest: string; mediaType: string; platforms: string[]; size: number }[];
+    const listed = JSON.parse(images.stdout) as {
+      name: string;
+      digest: string;
+      mediaType: string;
+      platforms: string[];
+      size: number;
+    }[];
     assert.deepEqual(
       listed.map((i) => [i.name, i.digest, i.platforms]),
       [
@@ -171,13 +229,24 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     assert.equal(shown.digest, app.digest);
     assert.equal(shown.platform, 'linux/amd64');
     assert.equal(shown.manifest.config.digest, appImage.config.digest);
-    assert.deepEqual(shown.manifest.layers.map((l) => l.digest), appImage.layers.map((l) => l.digest));
+    assert.deepEqual(
+      shown.manifest.layers.map((l) => l.digest),
+      appImage.layers.map((l) => l.digest),
+    );
     assert.deepEqual([shown.config.os, shown.config.architecture], ['linux', 'amd64']);
-    assert.deepEqual(shown.config.rootfs.diff_ids, appImage.layers.map((l) => l.diffId));
+    assert.deepEqual(
+      shown.config.rootfs.diff_ids,
+      appImage.layers.map((l) => l.diffId),
+    );
 
     assert.equal(inspectMulti.status, 0, inspectMulti.stderr);
     const child = JSON.parse(inspectMulti.stdout) as { digest: string; manifestDigest: string; platform: string };
-    assert.deepEqual(child, { ...child, digest: multi.digest, manifestDigest: multi.images[1]?.manifest.digest, platform: 'linux/arm64/v8' });
+    assert.deepEqual(child, {
+      ...child,
+      digest: multi.digest,
+      manifestDigest: multi.images[1]?.manifest.digest,
+      platform: 'linux/arm64/v8',
+    });
   });
 
   test('rmi then gc removes the image’s blobs and keeps the others; fsck is clean, and exits 1 after a byte flips', async () => {
@@ -198,7 +267,12 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
       assert.equal(existsSync(blobFile(digest)), false, `${digest} still stored`);
     }
     assert.match(gc.stdout, /^Removed 4 blobs \(.*\) and 0 stale ingest files; kept 4 blobs in use$/m);
-    for (const digest of [multi.digest, multiImage.manifest.digest, multiImage.config.digest, ...multiImage.layers.map((l) => l.digest)]) {
+    for (const digest of [
+      multi.digest,
+      multiImage.manifest.digest,
+      multiImage.config.digest,
+      ...multiImage.layers.map((l) => l.digest),
+    ]) {
       assert.ok(existsSync(blobFile(digest)), `${digest} of the other image was removed`);
     }
 
@@ -226,14 +300,17 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
     assert.ok(small && big);
     // The big layer's request hangs until gc has run; dropping it makes the client retry.
     proxy.reset();
-    proxy.setRule((r) => (r.method === 'GET' && r.path.endsWith(big.digest) && r.count === 1 ? fault.hang() : undefined));
+    proxy.setRule((r) =>
+      r.method === 'GET' && r.path.endsWith(big.digest) && r.count === 1 ? fault.hang() : undefined,
+    );
     const puller = new Puller({ store: racing });
     const events: PullEvent[] = [];
     const pulling = puller.pull(ref('cli/app:v1'), { onEvent: (e) => events.push(e) });
     try {
       const done = (digest: string) => events.some((e) => e.type === 'blob-done' && e.digest === digest);
       await eventually(
-        () => done(image.config.digest) && done(small.digest) && proxy.inFlight(`/v2/cli/app/blobs/${big.digest}`) === 1,
+        () =>
+          done(image.config.digest) && done(small.digest) && proxy.inFlight(`/v2/cli/app/blobs/${big.digest}`) === 1,
         'the pull committed the config and the small layer and waits for the big one',
       );
       const gc = await kimg(['gc', '--store', racing]);

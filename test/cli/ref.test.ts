@@ -20,7 +20,10 @@ describe('kimg ref', () => {
   it('prints one JSON object per input', async () => {
     const { status, stdout } = await runCli(['ref', '-o', 'json', 'localhost:5000/app:v1', `nginx:1.25@${digest}`]);
     assert.equal(status, 0);
-    const [first, second] = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [first, second] = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(first, {
       input: 'localhost:5000/app:v1',
       normalized: 'localhost:5000/app:v1',
@@ -38,10 +41,18 @@ describe('kimg ref', () => {
   });
 
   it('reads references from standard input with "-"', async () => {
-    const { status, stdout } = await runCli(['ref', '-', '-o', 'json'], { stdin: 'busybox\n# a comment\n\nquay.io/a/b:c\n' });
+    const { status, stdout } = await runCli(['ref', '-', '-o', 'json'], {
+      stdin: 'busybox\n# a comment\n\nquay.io/a/b:c\n',
+    });
     assert.equal(status, 0);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { normalized: string });
-    assert.deepEqual(lines.map((l) => l.normalized), ['docker.io/library/busybox', 'quay.io/a/b:c']);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { normalized: string });
+    assert.deepEqual(
+      lines.map((l) => l.normalized),
+      ['docker.io/library/busybox', 'quay.io/a/b:c'],
+    );
   });
 
   it('exits 1 on invalid input, names the error on stderr, and still prints the valid inputs', async () => {
@@ -55,8 +66,14 @@ describe('kimg ref', () => {
   it('keeps JSON output aligned with the input lines when one is invalid', async () => {
     const { status, stdout } = await runCli(['ref', '-o', 'json', 'a', 'b:', 'c']);
     assert.equal(status, 1);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { input: string; error?: { code: string } });
-    assert.deepEqual(lines.map((l) => l.input), ['a', 'b:', 'c']);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { input: string; error?: { code: string } });
+    assert.deepEqual(
+      lines.map((l) => l.input),
+      ['a', 'b:', 'c'],
+    );
     assert.equal(lines[1]?.error?.code, 'ErrReferenceInvalidFormat');
   });
 

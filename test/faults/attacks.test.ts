@@ -33,7 +33,18 @@ import {
   type TokenServer,
 } from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
-import { FakeClock, assertClearFailure, assertStoreSound, captureEvents, dumpError, isolatedEnv, kimgInProcess, knownBlobs, sha256, type KnownBlobs } from './helpers.ts';
+import {
+  FakeClock,
+  assertClearFailure,
+  assertStoreSound,
+  captureEvents,
+  dumpError,
+  isolatedEnv,
+  kimgInProcess,
+  knownBlobs,
+  sha256,
+  type KnownBlobs,
+} from './helpers.ts';
 import {
   DOCKER_MANIFEST,
   HostileDocuments,
@@ -54,8 +65,13 @@ const MiB = 1024 * 1024;
 const alice = { user: 'alice', password: 'Alice-Basic-S3cret-42' };
 const bob = { user: 'bob', password: 'Bob-Token-S3cret-77' };
 const mirrorUser = { user: 'mirror', password: 'Mirror-S3cret-19' };
-const basic = (c: { user: string; password: string }): Credential => ({ kind: 'basic', username: c.user, password: c.password });
-const basicHeader = (c: { user: string; password: string }) => `Basic ${Buffer.from(`${c.user}:${c.password}`).toString('base64')}`;
+const basic = (c: { user: string; password: string }): Credential => ({
+  kind: 'basic',
+  username: c.user,
+  password: c.password,
+});
+const basicHeader = (c: { user: string; password: string }) =>
+  `Basic ${Buffer.from(`${c.user}:${c.password}`).toString('base64')}`;
 /** The only digests that may become a URL or a path. */
 const VALID_DIGEST = /^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/;
 
@@ -63,7 +79,10 @@ const VALID_DIGEST = /^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{
 function assertNoSecrets(text: string, secrets: readonly string[]): void {
   for (const secret of secrets) {
     for (const form of [secret, Buffer.from(secret).toString('base64'), encodeURIComponent(secret)]) {
-      assert.ok(!text.includes(form), `a secret leaked: …${secret.slice(0, 5)}… in ${text.slice(Math.max(0, text.indexOf(form) - 80), text.indexOf(form) + 20)}`);
+      assert.ok(
+        !text.includes(form),
+        `a secret leaked: …${secret.slice(0, 5)}… in ${text.slice(Math.max(0, text.indexOf(form) - 80), text.indexOf(form) + 20)}`,
+      );
     }
   }
 }
@@ -98,7 +117,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
 
   const newPuller = (options: Omit<PullerOptions, 'store'> = {}): { puller: Puller; dir: string } => {
     const dir = join(tmp.path, 'stores', `store-${++stores}`);
-    const puller = new Puller({ ...options, store: dir, client: { clock: new FakeClock(), random: () => 0.5, ...options.client } });
+    const puller = new Puller({
+      ...options,
+      store: dir,
+      client: { clock: new FakeClock(), random: () => 0.5, ...options.client },
+    });
     pullers.push(puller);
     return { puller, dir };
   };
@@ -110,7 +133,13 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     assert.ok(err instanceof PullError, `not a PullError: ${String(err)}`);
     return err;
   };
-  const manifestOf = (layerList: readonly unknown[], extra: Record<string, unknown> = {}) => ({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: layerList, ...extra });
+  const manifestOf = (layerList: readonly unknown[], extra: Record<string, unknown> = {}) => ({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config,
+    layers: layerList,
+    ...extra,
+  });
 
   before(async () => {
     tmp = await makeTempDir('kimg-attacks-');
@@ -141,12 +170,16 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     let evil: TestServer;
     before(async () => {
       // What CVE-2020-15157's attacker server did: ask for credentials.
-      evil = await startServer((_req, res, self) => res.writeHead(401, { 'www-authenticate': `Bearer realm="${self.url}/token"` }).end());
+      evil = await startServer((_req, res, self) =>
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${self.url}/token"` }).end(),
+      );
     });
     after(async () => evil?.stop());
 
     test('layers listing urls are fetched from the registry, by a pull holding credentials; the urls get nothing', async () => {
-      const doc = manifestOf(layers.map((l) => ({ ...l, urls: [`${evil.url}/${l.digest}`, 'https://evil.test/layer'] })));
+      const doc = manifestOf(
+        layers.map((l) => ({ ...l, urls: [`${evil.url}/${l.digest}`, 'https://evil.test/layer'] })),
+      );
       hostile.serve(DOC, 's3-urls', doc);
       const { puller, dir } = newPuller({ credentials: async () => basic(alice) });
       await puller.pull(ref(DOC, 's3-urls'));
@@ -156,15 +189,27 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     });
 
     test('a non-distributable layer only its urls have: ErrBlobUnknown naming it; the urls get nothing', async () => {
-      const foreign = { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha256('only at the foreign url'), size: 23, urls: [`${evil.url}/foreign`] };
+      const foreign = {
+        mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+        digest: sha256('only at the foreign url'),
+        size: 23,
+        urls: [`${evil.url}/foreign`],
+      };
       hostile.serve(DOC, 's3-foreign', manifestOf([foreign]));
       const { puller, dir } = newPuller({ credentials: async () => basic(alice) });
       const err = await failing(puller.pull(ref(DOC, 's3-foreign')));
-      assertClearFailure(err, { code: 'ErrBlobUnknown', image: ref(DOC, 's3-foreign'), says: [new RegExp(foreign.digest)] });
+      assertClearFailure(err, {
+        code: 'ErrBlobUnknown',
+        image: ref(DOC, 's3-foreign'),
+        says: [new RegExp(foreign.digest)],
+      });
       assert.equal(evil.requests.length, 0);
       const content = join(tmp.path, 'foreign-layer');
       await writeFile(content, 'only at the foreign url');
-      const { partials } = await assertStoreSound(dir, { known: new Map([...known, [foreign.digest, content]]), image: { name: ref(DOC, 's3-foreign'), recorded: false } });
+      const { partials } = await assertStoreSound(dir, {
+        known: new Map([...known, [foreign.digest, content]]),
+        image: { name: ref(DOC, 's3-foreign'), recorded: false },
+      });
       assert.equal(partials.get(foreign.digest) ?? 0, 0);
     });
   });
@@ -181,7 +226,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     /** A Puller for the registry named `registry.test` (plain HTTP per its hosts.toml), with bob's credentials for it. */
     const namedPuller = async (client: PullerOptions['client'] = {}) => {
       const hosts = await loadHostsConfig({ hostsDir });
-      return newPuller({ hosts, credentials: async (host) => (host === `registry.test:${named.port}` ? basic(bob) : undefined), client: { lookup: testLookup, ...client } });
+      return newPuller({
+        hosts,
+        credentials: async (host) => (host === `registry.test:${named.port}` ? basic(bob) : undefined),
+        client: { lookup: testLookup, ...client },
+      });
     };
 
     before(async () => {
@@ -189,10 +238,16 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       tokenRegistry = await startRegistry({ token: tokens });
       named = await startFaultProxy({ upstream: tokenRegistry.url, rewriteRealm: () => realm });
       many = await buildImage({ layers: Array.from({ length: 12 }, () => 3_000), seed: 'attacks-many' });
-      await Promise.all([pushImage(base, tokenRegistry, `${REPO}:v1`, { creds: bob }), pushImage(many, tokenRegistry, 'attack/many:v1', { creds: bob })]);
+      await Promise.all([
+        pushImage(base, tokenRegistry, `${REPO}:v1`, { creds: bob }),
+        pushImage(many, tokenRegistry, 'attack/many:v1', { creds: bob }),
+      ]);
       hostsDir = join(tmp.path, 'hosts-s4');
       await mkdir(join(hostsDir, `registry.test:${named.port}`), { recursive: true });
-      await writeFile(join(hostsDir, `registry.test:${named.port}`, 'hosts.toml'), `server = "http://registry.test:${named.port}"\n`);
+      await writeFile(
+        join(hostsDir, `registry.test:${named.port}`, 'hosts.toml'),
+        `server = "http://registry.test:${named.port}"\n`,
+      );
     });
     beforeEach(() => {
       tokens.requests.length = 0;
@@ -209,7 +264,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       realm = `http://auth.test:${tokens.host.split(':')[1]}/token`;
       const { puller, dir } = await namedPuller();
       const err = await failing(puller.pull(namedRef()));
-      assertClearFailure(err, { code: 'ErrUnauthorized', image: namedRef(), says: [/credentials for registry\.test were not sent to the realm host auth\.test/] });
+      assertClearFailure(err, {
+        code: 'ErrUnauthorized',
+        image: namedRef(),
+        says: [/credentials for registry\.test were not sent to the realm host auth\.test/],
+      });
       assert.ok(tokens.requests.length >= 1);
       for (const r of tokens.requests) {
         assert.equal(r.headers.authorization, undefined);
@@ -218,7 +277,7 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       await assertStoreSound(dir, { known, image: { name: namedRef(), recorded: false } });
     });
 
-    test('… unless the realm host is allow-listed; a realm under the registry\'s own domain gets them too', async () => {
+    test("… unless the realm host is allow-listed; a realm under the registry's own domain gets them too", async () => {
       realm = `http://auth.test:${tokens.host.split(':')[1]}/token`;
       const allowed = await namedPuller({ realmAllowList: ['auth.test'] });
       await allowed.puller.pull(namedRef());
@@ -231,7 +290,12 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       await assertStoreSound(sibling.dir, { known, image: { name: namedRef(), recorded: true } });
     });
 
-    for (const hostileRealm of ['http://127.0.0.1:{port}/token', 'http://169.254.169.254/latest/api/token', 'http://10.0.0.1/token', 'http://[::1]:{port}/token']) {
+    for (const hostileRealm of [
+      'http://127.0.0.1:{port}/token',
+      'http://169.254.169.254/latest/api/token',
+      'http://10.0.0.1/token',
+      'http://[::1]:{port}/token',
+    ]) {
       test(`a registry named by DNS naming the realm ${hostileRealm.replace(':{port}', '')}: ErrRealmRefused, nothing sent there`, async () => {
         realm = hostileRealm.replace('{port}', tokens.host.split(':')[1] ?? '');
         const { puller, dir } = await namedPuller();
@@ -249,13 +313,20 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       await puller.pull(`${tokenRegistry.host}/attack/many:v1`);
       assert.equal(tokens.requests.length, 1);
       assert.equal(tokens.requests[0]?.user, bob.user);
-      await assertStoreSound(dir, { known: knownBlobs(many), image: { name: `${tokenRegistry.host}/attack/many:v1`, recorded: true } });
+      await assertStoreSound(dir, {
+        known: knownBlobs(many),
+        image: { name: `${tokenRegistry.host}/attack/many:v1`, recorded: true },
+      });
     });
 
     test('a registry that rejects every token for blobs: ErrUnauthorized after at most 2 token requests (R1)', async () => {
       realm = tokens.url;
       named.setRule((r) =>
-        r.path.includes('/blobs/') ? fault.unauthorized(`Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:attack/many:pull",error="invalid_token"`) : undefined,
+        r.path.includes('/blobs/')
+          ? fault.unauthorized(
+              `Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:attack/many:pull",error="invalid_token"`,
+            )
+          : undefined,
       );
       const { puller } = newPuller({ credentials: async () => basic(bob) });
       const { events, onEvent } = captureEvents();
@@ -273,7 +344,8 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     let storage: TestServer;
     const SIGNATURE = 'Sig-0f1e2d3c4b5a-Secret';
     const KEY_ID = 'AKIAQUERYSECRET77';
-    const presigned = (host: string, digest: string) => `http://${host}:${storage.port}/bucket/${digest}?X-Amz-Credential=${KEY_ID}&X-Amz-Signature=${SIGNATURE}`;
+    const presigned = (host: string, digest: string) =>
+      `http://${host}:${storage.port}/bucket/${digest}?X-Amz-Credential=${KEY_ID}&X-Amz-Signature=${SIGNATURE}`;
     const REPO = 'attack/basic';
 
     before(async () => {
@@ -281,14 +353,26 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       front = await startFaultProxy({ upstream: basicRegistry.url });
       otherPort = await startFaultProxy({ upstream: basicRegistry.url });
       await pushImage(base, basicRegistry, `${REPO}:v1`, { creds: alice });
-      const blobs = new Map(await Promise.all([config, ...layers].map(async (d) => [d.digest, await readFile(base.blobPath(d.digest))] as const)));
+      const blobs = new Map(
+        await Promise.all(
+          [config, ...layers].map(async (d) => [d.digest, await readFile(base.blobPath(d.digest))] as const),
+        ),
+      );
       storage = await startServer((req, res) => {
         const url = new URL(req.url ?? '/', 'http://storage.invalid');
         const bytes = blobs.get(url.pathname.slice('/bucket/'.length));
-        if (url.searchParams.get('X-Amz-Signature') !== SIGNATURE || bytes === undefined || url.searchParams.has('fail')) {
+        if (
+          url.searchParams.get('X-Amz-Signature') !== SIGNATURE ||
+          bytes === undefined ||
+          url.searchParams.has('fail')
+        ) {
           // Storage services echo the request in their errors.
           const status = url.searchParams.has('fail') ? 500 : 403;
-          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'DENIED', message: `denied ${req.url}`, detail: { url: req.url } }] }));
+          res
+            .writeHead(status, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({ errors: [{ code: 'DENIED', message: `denied ${req.url}`, detail: { url: req.url } }] }),
+            );
           return;
         }
         res.writeHead(200, { 'content-length': String(bytes.length) }).end(bytes);
@@ -305,11 +389,16 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       await otherPort?.stop();
       await basicRegistry?.stop();
     });
-    const alicePuller = () => newPuller({ credentials: async (host) => (host === front.host ? basic(alice) : undefined) });
+    const alicePuller = () =>
+      newPuller({ credentials: async (host) => (host === front.host ? basic(alice) : undefined) });
 
     for (const host of ['127.0.0.1', 'localhost']) {
       test(`blobs redirected to presigned URLs on ${host}:<other port>: no Authorization or cookie there, query intact, pull verified`, async () => {
-        front.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(presigned(host, r.path.slice(r.path.lastIndexOf('/') + 1))) : undefined));
+        front.setRule((r) =>
+          r.path.includes('/blobs/')
+            ? fault.redirect(presigned(host, r.path.slice(r.path.lastIndexOf('/') + 1)))
+            : undefined,
+        );
         const { puller, dir } = alicePuller();
         await puller.pull(ref(REPO, 'v1', front.host));
         assert.equal(storage.requests.length, 3);
@@ -318,16 +407,23 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
           assert.equal(r.headers.cookie, undefined);
           assert.ok(r.url.includes(`X-Amz-Signature=${SIGNATURE}`));
         }
-        assert.ok(front.requests.some((r) => r.headers.authorization === basicHeader(alice)), 'the registry itself got the credentials');
+        assert.ok(
+          front.requests.some((r) => r.headers.authorization === basicHeader(alice)),
+          'the registry itself got the credentials',
+        );
         await assertStoreSound(dir, { known, image: { name: ref(REPO, 'v1', front.host), recorded: true } });
       });
     }
 
-    test('a 401 from the redirect target is not answered with the registry\'s credentials: ErrUnauthorized naming that host', async () => {
+    test("a 401 from the redirect target is not answered with the registry's credentials: ErrUnauthorized naming that host", async () => {
       front.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`${otherPort.url}${r.url}`) : undefined));
       const { puller, dir } = alicePuller();
       const err = await failing(puller.pull(ref(REPO, 'v1', front.host)));
-      assertClearFailure(err, { code: 'ErrUnauthorized', image: ref(REPO, 'v1', front.host), says: [new RegExp(otherPort.host), /never sent to another origin/] });
+      assertClearFailure(err, {
+        code: 'ErrUnauthorized',
+        image: ref(REPO, 'v1', front.host),
+        says: [new RegExp(otherPort.host), /never sent to another origin/],
+      });
       assert.ok(otherPort.requests.length >= 1);
       for (const r of otherPort.requests) assert.equal(r.headers.authorization, undefined);
       await assertStoreSound(dir, { known, image: { name: ref(REPO, 'v1', front.host), recorded: false } });
@@ -341,7 +437,19 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       // 1. A registry that echoes the Authorization header in its error body.
       front.setRule((r) =>
         r.method === 'GET' && r.path.includes('/manifests/') && r.headers.authorization !== undefined
-          ? fault.status(403, {}, JSON.stringify({ errors: [{ code: 'DENIED', message: `no access for ${r.headers.authorization}`, detail: { authorization: r.headers.authorization } }] }))
+          ? fault.status(
+              403,
+              {},
+              JSON.stringify({
+                errors: [
+                  {
+                    code: 'DENIED',
+                    message: `no access for ${r.headers.authorization}`,
+                    detail: { authorization: r.headers.authorization },
+                  },
+                ],
+              }),
+            )
           : r.method === 'HEAD'
             ? fault.methodNotAllowed()
             : undefined,
@@ -355,7 +463,13 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       // 2. Presigned storage that refuses, echoing the URL; 3. one that fails with 500 every time (retried).
       for (const extra of ['&deny=1', '&fail=1']) {
         front.reset();
-        front.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`${presigned('127.0.0.1', r.path.slice(r.path.lastIndexOf('/') + 1)).replace(SIGNATURE, extra === '&deny=1' ? 'wrong' + SIGNATURE : SIGNATURE)}${extra}`) : undefined));
+        front.setRule((r) =>
+          r.path.includes('/blobs/')
+            ? fault.redirect(
+                `${presigned('127.0.0.1', r.path.slice(r.path.lastIndexOf('/') + 1)).replace(SIGNATURE, extra === '&deny=1' ? 'wrong' + SIGNATURE : SIGNATURE)}${extra}`,
+              )
+            : undefined,
+        );
         run = captureEvents();
         err = await failing(alicePuller().puller.pull(ref(REPO, 'v1', front.host), { onEvent: run.onEvent }));
         assert.ok(['ErrDenied', 'ErrRegistryUnavailable'].includes(err.code), err.message);
@@ -366,9 +480,21 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       // 4. A wrong password, through kimg pull with progress as JSON lines and the error on stderr.
       front.reset();
       const wrong = 'Wrong-Password-Secret-5';
-      const cli = await runCli(['pull', '--progress', 'json', '--creds', `${alice.user}:${wrong}`, '--store', join(tmp.path, 'stores', 's12-cli'), ref(REPO, 'v1', front.host)], {
-        env: isolatedEnv(tmp.path),
-      });
+      const cli = await runCli(
+        [
+          'pull',
+          '--progress',
+          'json',
+          '--creds',
+          `${alice.user}:${wrong}`,
+          '--store',
+          join(tmp.path, 'stores', 's12-cli'),
+          ref(REPO, 'v1', front.host),
+        ],
+        {
+          env: isolatedEnv(tmp.path),
+        },
+      );
       assert.equal(cli.status, 1);
       assert.match(cli.stderr, /\(ErrUnauthorized\)$/m);
       texts.push(cli.stdout, cli.stderr);
@@ -382,7 +508,10 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     let plain: TestServer;
     before(async () => {
       tlsRegistry = await startRegistry({ tls: true });
-      const [certPem, keyPem] = await Promise.all([readFile(join(tlsRegistry.dir, 'tls', 'server.crt'), 'utf8'), readFile(join(tlsRegistry.dir, 'tls', 'server.key'), 'utf8')]);
+      const [certPem, keyPem] = await Promise.all([
+        readFile(join(tlsRegistry.dir, 'tls', 'server.crt'), 'utf8'),
+        readFile(join(tlsRegistry.dir, 'tls', 'server.key'), 'utf8'),
+      ]);
       tlsFront = await startFaultProxy({ upstream: tlsRegistry.url, ca: tlsRegistry.caPem, tls: { certPem, keyPem } });
       plain = await startServer((_req, res) => res.writeHead(500).end());
       await pushImage(base, tlsRegistry, 'attack/base:v1');
@@ -396,7 +525,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     test('an https registry redirecting a blob to plain http: ErrInsecureRedirect; nothing, credentials least of all, reaches the http URL', async () => {
       tlsFront.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`${plain.url}${r.url}`) : undefined));
       const hosts = await loadHostsConfig({ insecureLoopback: false });
-      const { puller, dir } = newPuller({ hosts, caPems: [tlsRegistry.caPem ?? ''], credentials: async () => basic(alice) });
+      const { puller, dir } = newPuller({
+        hosts,
+        caPems: [tlsRegistry.caPem ?? ''],
+        credentials: async () => basic(alice),
+      });
       const image = `${tlsFront.host}/attack/base:v1`;
       const err = await failing(puller.pull(image));
       assertClearFailure(err, { code: 'ErrInsecureRedirect', image, says: [/from https to plain http/, /refused/] });
@@ -419,7 +552,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       const { puller, dir } = newPuller();
       const err = await failing(puller.pull(ref(DOC, tag)));
       assertClearFailure(err, { code, image: ref(DOC, tag), says: [says] });
-      assert.equal(proxy.requests.filter((r) => r.path.includes('/blobs/')).length, 0, 'blobs were fetched for a refused document');
+      assert.equal(
+        proxy.requests.filter((r) => r.path.includes('/blobs/')).length,
+        0,
+        'blobs were fetched for a refused document',
+      );
       return assertStoreSound(dir, { known, image: { name: ref(DOC, tag), recorded: false } });
     };
 
@@ -439,7 +576,13 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       // An index whose child descriptor says "manifest" for what is an index.
       const child = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
       const childDigest = hostile.serve(DOC, undefined, child, OCI_INDEX);
-      const parent = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...hostile.descriptor(child), mediaType: OCI_MANIFEST, platform: { os: 'linux', architecture: 'amd64' } }] };
+      const parent = {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          { ...hostile.descriptor(child), mediaType: OCI_MANIFEST, platform: { os: 'linux', architecture: 'amd64' } },
+        ],
+      };
       hostile.serve(DOC, 's7-parent', parent, OCI_INDEX);
       const { blobs } = await expectRefused('s7-parent', 'ErrManifestInvalid', /media types disagree/);
       assert.ok(!blobs.includes(childDigest), 'the child that lied was stored');
@@ -479,7 +622,9 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
         '1025 layers': JSON.stringify(manifestOf(Array.from({ length: 1025 }, () => layer))),
         'arrays nested 100000 deep': `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
         'objects nested 100000 deep': `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`,
-        'a manifest nested 100000 deep': JSON.stringify(manifestOf(layers)).replace('"annotations"', '"x"').replace(/}$/, `,"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`),
+        'a manifest nested 100000 deep': JSON.stringify(manifestOf(layers))
+          .replace('"annotations"', '"x"')
+          .replace(/}$/, `,"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`),
         'an index of 8 nested indexes': '',
         'schema 1': JSON.stringify({ schemaVersion: 1, name: 'x', tag: 'y', fsLayers: [] }),
       };
@@ -488,7 +633,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       let innerType = OCI_MANIFEST;
       for (let i = 0; i < 9; i++) {
         hostile.serve(DOC, undefined, inner, innerType);
-        inner = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...hostile.descriptor(inner, innerType), platform: { os: 'linux', architecture: 'amd64' } }] };
+        inner = {
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: [{ ...hostile.descriptor(inner, innerType), platform: { os: 'linux', architecture: 'amd64' } }],
+        };
         innerType = OCI_INDEX;
       }
       documents['an index of 8 nested indexes'] = JSON.stringify(inner);
@@ -506,7 +655,10 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
             () => undefined,
             (e: unknown) => e,
           );
-          assert.ok(err instanceof PullError, `${what}: ${err === undefined ? 'the pull succeeded' : `not a PullError: ${String(err)}`}`);
+          assert.ok(
+            err instanceof PullError,
+            `${what}: ${err === undefined ? 'the pull succeeded' : `not a PullError: ${String(err)}`}`,
+          );
           assert.ok(
             ['ErrManifestInvalid', 'ErrUnsupportedMediaType', 'ErrUnsupportedDigestAlgorithm'].includes(err.code),
             `${what}: ${err.code}: ${err.message}`,
@@ -525,7 +677,18 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
   });
 
   describe('S8, S11: digests and paths', () => {
-    const BAD_DIGESTS = ['sha256:../../../../etc/passwd', `sha256:${'A'.repeat(64)}`, `sha256:${'a'.repeat(63)}`, `sha256:${'a'.repeat(65)}`, `sha256:${'a'.repeat(61)}%2F`, `sha256:${'a'.repeat(63)}?`, `sha256:${'a'.repeat(63)}#`, `sha256:${'a'.repeat(62)}/x`, `SHA256:${'a'.repeat(64)}`, `sha256:${'a'.repeat(64)}\n`];
+    const BAD_DIGESTS = [
+      'sha256:../../../../etc/passwd',
+      `sha256:${'A'.repeat(64)}`,
+      `sha256:${'a'.repeat(63)}`,
+      `sha256:${'a'.repeat(65)}`,
+      `sha256:${'a'.repeat(61)}%2F`,
+      `sha256:${'a'.repeat(63)}?`,
+      `sha256:${'a'.repeat(63)}#`,
+      `sha256:${'a'.repeat(62)}/x`,
+      `SHA256:${'a'.repeat(64)}`,
+      `sha256:${'a'.repeat(64)}\n`,
+    ];
 
     test('invalid digests in a manifest or an index never become a URL or a path: refused before any blob request, nothing written outside the store', async () => {
       const before = await filesUnder(tmp.path);
@@ -534,28 +697,52 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
         const layer = { ...layers[0], digest };
         hostile.serve(DOC, `s8-layer-${i}`, manifestOf([layer]));
         hostile.serve(DOC, `s8-config-${i}`, { ...manifestOf(layers), config: { ...config, digest } });
-        hostile.serve(DOC, `s8-index-${i}`, { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest, size: 500, platform: { os: 'linux', architecture: 'amd64' } }] }, OCI_INDEX);
+        hostile.serve(
+          DOC,
+          `s8-index-${i}`,
+          {
+            schemaVersion: 2,
+            mediaType: OCI_INDEX,
+            manifests: [
+              { mediaType: OCI_MANIFEST, digest, size: 500, platform: { os: 'linux', architecture: 'amd64' } },
+            ],
+          },
+          OCI_INDEX,
+        );
         for (const kind of ['layer', 'config', 'index']) {
           const tag = `s8-${kind}-${i}`;
           const { puller, dir } = newPuller();
           dirs.push(dir);
           const err = await failing(puller.pull(ref(DOC, tag)));
-          assert.ok(['ErrManifestInvalid', 'ErrUnsupportedDigestAlgorithm'].includes(err.code), `${JSON.stringify(digest)} in ${kind}: ${err.code}: ${err.message}`);
+          assert.ok(
+            ['ErrManifestInvalid', 'ErrUnsupportedDigestAlgorithm'].includes(err.code),
+            `${JSON.stringify(digest)} in ${kind}: ${err.code}: ${err.message}`,
+          );
           await assertStoreSound(dir, { known, image: { name: ref(DOC, tag), recorded: false } });
         }
       }
-      for (const r of proxy.requests) assert.match(r.path, /^\/v2\/attack\/doc\/manifests\/(s8-[a-z]+-\d+|sha256:[a-f0-9]{64})$/, `requested ${r.path}`);
+      for (const r of proxy.requests)
+        assert.match(
+          r.path,
+          /^\/v2\/attack\/doc\/manifests\/(s8-[a-z]+-\d+|sha256:[a-f0-9]{64})$/,
+          `requested ${r.path}`,
+        );
       const added = (await filesUnder(tmp.path)).filter((f) => !before.includes(f));
       const outside = added.filter((f) => !dirs.some((d) => join(tmp.path, f).startsWith(`${d}/`)));
       assert.deepEqual(outside, [], 'files written outside the stores');
     });
 
     test('an invalid Docker-Content-Digest header is ignored, never used: the bytes are hashed instead', async () => {
-      proxy.setRule((r) => (r.path === '/v2/attack/base/manifests/v1' ? fault.forgeHeader('docker-content-digest', 'sha256:../../../../etc/passwd') : undefined));
+      proxy.setRule((r) =>
+        r.path === '/v2/attack/base/manifests/v1'
+          ? fault.forgeHeader('docker-content-digest', 'sha256:../../../../etc/passwd')
+          : undefined,
+      );
       const { puller, dir } = newPuller();
       const result = await puller.pull(ref('attack/base', 'v1'));
       assert.equal(result.descriptor.digest, base.digest);
-      for (const r of proxy.requests) assert.match(r.path, /^\/v2\/attack\/base\/(manifests\/v1|blobs\/sha256:[a-f0-9]{64})$/);
+      for (const r of proxy.requests)
+        assert.match(r.path, /^\/v2\/attack\/base\/(manifests\/v1|blobs\/sha256:[a-f0-9]{64})$/);
       await assertStoreSound(dir, { known, image: { name: ref('attack/base', 'v1'), recorded: true } });
     });
 
@@ -563,21 +750,67 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       const requested: string[] = [];
       const server = await startServer((req, res) => {
         requested.push(req.url ?? '');
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
       });
-      const client = new RegistryClient({ endpoints: () => [{ baseUrl: server.url, insecure: true }], retry: { maxAttempts: 1 } });
+      const client = new RegistryClient({
+        endpoints: () => [{ baseUrl: server.url, insecure: true }],
+        retry: { maxAttempts: 1 },
+      });
       const store = await openStore(join(tmp.path, 'stores', 'fuzz'));
       const sink: BlobSink = { offset: 0, write: async () => undefined, reset: async () => undefined };
       const HEX = [...'0123456789abcdef'];
-      const HOSTILE = [...'0123456789abcdefABCDEFgz/.%?#:@\\ \n\t+-_=~', '..', '%2F', '%2e', '\u0000', 'é', '\u202e', '／'];
-      const valid256 = fc.string({ unit: fc.constantFrom(...HEX), minLength: 64, maxLength: 64 }).map((h) => `sha256:${h}`);
-      const valid384 = fc.string({ unit: fc.constantFrom(...HEX), minLength: 96, maxLength: 96 }).map((h) => `sha384:${h}`);
-      const valid512 = fc.string({ unit: fc.constantFrom(...HEX), minLength: 128, maxLength: 128 }).map((h) => `sha512:${h}`);
-      const mutated = fc.tuple(valid256, fc.nat(70), fc.constantFrom(...HOSTILE), fc.boolean()).map(([d, at, c, insert]) => (insert ? d.slice(0, at) + c + d.slice(at) : d.slice(0, at) + c + d.slice(at + 1)));
-      const algorithms = fc.constantFrom('sha256', 'sha512', 'sha384', 'SHA256', 'md5', 'sha256+b64', 'blake3', '', '..', 'sha256/..');
-      const composed = fc.tuple(algorithms, fc.constantFrom(':', '::', '', '%3A', '/'), fc.string({ unit: fc.constantFrom(...HOSTILE), maxLength: 140 })).map(([a, sep, rest]) => `${a}${sep}${rest}`);
+      const HOSTILE = [
+        ...'0123456789abcdefABCDEFgz/.%?#:@\\ \n\t+-_=~',
+        '..',
+        '%2F',
+        '%2e',
+        '\u0000',
+        'é',
+        '\u202e',
+        '／',
+      ];
+      const valid256 = fc
+        .string({ unit: fc.constantFrom(...HEX), minLength: 64, maxLength: 64 })
+        .map((h) => `sha256:${h}`);
+      const valid384 = fc
+        .string({ unit: fc.constantFrom(...HEX), minLength: 96, maxLength: 96 })
+        .map((h) => `sha384:${h}`);
+      const valid512 = fc
+        .string({ unit: fc.constantFrom(...HEX), minLength: 128, maxLength: 128 })
+        .map((h) => `sha512:${h}`);
+      const mutated = fc
+        .tuple(valid256, fc.nat(70), fc.constantFrom(...HOSTILE), fc.boolean())
+        .map(([d, at, c, insert]) =>
+          insert ? d.slice(0, at) + c + d.slice(at) : d.slice(0, at) + c + d.slice(at + 1),
+        );
+      const algorithms = fc.constantFrom(
+        'sha256',
+        'sha512',
+        'sha384',
+        'SHA256',
+        'md5',
+        'sha256+b64',
+        'blake3',
+        '',
+        '..',
+        'sha256/..',
+      );
+      const composed = fc
+        .tuple(
+          algorithms,
+          fc.constantFrom(':', '::', '', '%3A', '/'),
+          fc.string({ unit: fc.constantFrom(...HOSTILE), maxLength: 140 }),
+        )
+        .map(([a, sep, rest]) => `${a}${sep}${rest}`);
       // Mostly hostile strings; a few valid ones show the request and path they do get.
-      const digests = fc.oneof({ arbitrary: mutated, weight: 6 }, { arbitrary: composed, weight: 6 }, { arbitrary: valid256, weight: 1 }, { arbitrary: fc.oneof(valid384, valid512), weight: 1 });
+      const digests = fc.oneof(
+        { arbitrary: mutated, weight: 6 },
+        { arbitrary: composed, weight: 6 },
+        { arbitrary: valid256, weight: 1 },
+        { arbitrary: fc.oneof(valid384, valid512), weight: 1 },
+      );
       let validSeen = 0;
       try {
         await fc.assert(
@@ -587,18 +820,27 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
             // As a descriptor in a manifest.
             let parsedDigest: string | undefined;
             try {
-              const doc = parseManifestDocument(Buffer.from(JSON.stringify(manifestOf([{ mediaType: OCI_LAYER, digest, size: 10 }]))));
+              const doc = parseManifestDocument(
+                Buffer.from(JSON.stringify(manifestOf([{ mediaType: OCI_LAYER, digest, size: 10 }]))),
+              );
               parsedDigest = doc.kind === 'manifest' ? doc.manifest.layers[0]?.digest : undefined;
             } catch (err) {
               assert.ok(isKimgError(err), String(err));
             }
-            if (parsedDigest !== undefined) assert.ok(valid && parsedDigest === digest, `accepted ${JSON.stringify(digest)}`);
+            if (parsedDigest !== undefined)
+              assert.ok(valid && parsedDigest === digest, `accepted ${JSON.stringify(digest)}`);
             // As a URL.
             const before = requested.length;
-            const fetched = await client.fetchBlob({ registry: 'fuzz.test', path: 'attack/fuzz' }, { mediaType: OCI_LAYER, digest, size: 10 }, sink).then(
-              () => undefined,
-              (e: unknown) => e,
-            );
+            const fetched = await client
+              .fetchBlob(
+                { registry: 'fuzz.test', path: 'attack/fuzz' },
+                { mediaType: OCI_LAYER, digest, size: 10 },
+                sink,
+              )
+              .then(
+                () => undefined,
+                (e: unknown) => e,
+              );
             assert.ok(isKimgError(fetched), String(fetched));
             const sent = requested.slice(before);
             if (valid) assert.deepEqual(sent, [`/v2/attack/fuzz/blobs/${digest}`]);
@@ -612,7 +854,10 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
             }
             if (path !== undefined) {
               assert.ok(valid, `a path for ${JSON.stringify(digest)}`);
-              assert.equal(path, join(store.root, 'blobs', digest.slice(0, digest.indexOf(':')), digest.slice(digest.indexOf(':') + 1)));
+              assert.equal(
+                path,
+                join(store.root, 'blobs', digest.slice(0, digest.indexOf(':')), digest.slice(digest.indexOf(':') + 1)),
+              );
             }
           }),
           { numRuns: 10_000 },
@@ -654,7 +899,11 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
 
     test('hostile ref.name and title annotations never become paths; index.json names the image as pulled', async () => {
       const evilNames = ['../../../../evil-ref', '/tmp/evil-abs', '..\\..\\evil-win'];
-      const annotations = { 'org.opencontainers.image.ref.name': evilNames[0], 'org.opencontainers.image.title': evilNames[1], 'io.containerd.image.name': evilNames[2] };
+      const annotations = {
+        'org.opencontainers.image.ref.name': evilNames[0],
+        'org.opencontainers.image.title': evilNames[1],
+        'io.containerd.image.name': evilNames[2],
+      };
       const doc = manifestOf(
         layers.map((l) => ({ ...l, annotations: { 'org.opencontainers.image.title': '../../evil-layer' } })),
         { annotations },
@@ -664,8 +913,14 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       const { puller, dir } = newPuller();
       await puller.pull(ref(DOC, 's11-annotations'));
       const added = (await filesUnder(tmp.path)).filter((f) => !before.includes(f));
-      assert.ok(added.every((f) => join(tmp.path, f).startsWith(`${dir}/`)), JSON.stringify(added));
-      assert.ok(added.every((f) => !f.includes('evil')), JSON.stringify(added));
+      assert.ok(
+        added.every((f) => join(tmp.path, f).startsWith(`${dir}/`)),
+        JSON.stringify(added),
+      );
+      assert.ok(
+        added.every((f) => !f.includes('evil')),
+        JSON.stringify(added),
+      );
       const record = await (await puller.store()).getImage(ref(DOC, 's11-annotations'));
       assert.equal(record?.name, ref(DOC, 's11-annotations'));
       assert.equal(record?.refName, 's11-annotations');
@@ -691,13 +946,24 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       for (const s of [endless, endlessError, hugeToken]) s.bytesWritten = 0;
     });
     /** The server stopped being read long before the end: far less than what it would send. */
-    const assertAbandoned = (server: TestServer) => assert.ok(server.bytesWritten > 0 && server.bytesWritten < 64 * MiB, `${server.bytesWritten} bytes written`);
+    const assertAbandoned = (server: TestServer) =>
+      assert.ok(server.bytesWritten > 0 && server.bytesWritten < 64 * MiB, `${server.bytesWritten} bytes written`);
 
     test('an endless manifest: ErrManifestTooLarge at the 4 MiB cap', async () => {
-      proxy.setRule((r) => (r.method === 'HEAD' ? fault.methodNotAllowed() : r.path.includes('/manifests/') ? fault.redirect(`${endless.url}/manifest`) : undefined));
+      proxy.setRule((r) =>
+        r.method === 'HEAD'
+          ? fault.methodNotAllowed()
+          : r.path.includes('/manifests/')
+            ? fault.redirect(`${endless.url}/manifest`)
+            : undefined,
+      );
       const { puller, dir } = newPuller();
       const err = await failing(puller.pull(ref('attack/base', 'v1')));
-      assertClearFailure(err, { code: 'ErrManifestTooLarge', image: ref('attack/base', 'v1'), says: [/limit of 4194304 bytes/] });
+      assertClearFailure(err, {
+        code: 'ErrManifestTooLarge',
+        image: ref('attack/base', 'v1'),
+        says: [/limit of 4194304 bytes/],
+      });
       assertAbandoned(endless);
       await assertStoreSound(dir, { known, image: { name: ref('attack/base', 'v1'), recorded: false } });
     });
@@ -715,10 +981,18 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     test('an endless token response, and a 10 MB one: ErrBodyTooLarge at the 1 MiB cap', async () => {
       for (const server of [endless, hugeToken]) {
         proxy.reset();
-        proxy.setRule((r) => (r.headers.authorization === undefined && r.path.startsWith('/v2/attack/base/') ? fault.unauthorized(`Bearer realm="${server.url}/token",service="hostile"`) : undefined));
+        proxy.setRule((r) =>
+          r.headers.authorization === undefined && r.path.startsWith('/v2/attack/base/')
+            ? fault.unauthorized(`Bearer realm="${server.url}/token",service="hostile"`)
+            : undefined,
+        );
         const { puller, dir } = newPuller();
         const err = await failing(puller.pull(ref('attack/base', 'v1')));
-        assertClearFailure(err, { code: 'ErrBodyTooLarge', image: ref('attack/base', 'v1'), says: [/token response/, /larger than 1048576 bytes/] });
+        assertClearFailure(err, {
+          code: 'ErrBodyTooLarge',
+          image: ref('attack/base', 'v1'),
+          says: [/token response/, /larger than 1048576 bytes/],
+        });
         assert.ok(server.bytesWritten < 64 * MiB);
         await assertStoreSound(dir, { known, image: { name: ref('attack/base', 'v1'), recorded: false } });
       }
@@ -726,7 +1000,15 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
 
     test('a 10 MB error body with a Content-Length: the message stays short', async () => {
       proxy.setRule((r) => (r.method === 'HEAD' ? fault.notFound() : undefined));
-      proxy.setRule((r) => (r.path.includes('/manifests/') ? fault.status(404, {}, JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'x'.repeat(10 * MiB) }] })) : undefined));
+      proxy.setRule((r) =>
+        r.path.includes('/manifests/')
+          ? fault.status(
+              404,
+              {},
+              JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'x'.repeat(10 * MiB) }] }),
+            )
+          : undefined,
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref('attack/base', 'v1')));
       assertClearFailure(err, { code: 'ErrManifestUnknown', image: ref('attack/base', 'v1') });
@@ -752,11 +1034,17 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
     let upstream: RunningRegistry;
     let upstreamFront: FaultProxy;
     before(async () => {
-      [mirror, upstream] = await Promise.all([startRegistry({ htpasswd: [mirrorUser] }), startRegistry({ htpasswd: [alice] })]);
+      [mirror, upstream] = await Promise.all([
+        startRegistry({ htpasswd: [mirrorUser] }),
+        startRegistry({ htpasswd: [alice] }),
+      ]);
       mirrorFront = await startFaultProxy({ upstream: mirror.url });
       upstreamFront = await startFaultProxy({ upstream: upstream.url });
       await Promise.all(
-        ['attack/mirrored', 'attack/fallback'].flatMap((repo) => [pushImage(base, mirror, `${repo}:v1`, { creds: mirrorUser }), pushImage(base, upstream, `${repo}:v1`, { creds: alice })]),
+        ['attack/mirrored', 'attack/fallback'].flatMap((repo) => [
+          pushImage(base, mirror, `${repo}:v1`, { creds: mirrorUser }),
+          pushImage(base, upstream, `${repo}:v1`, { creds: alice }),
+        ]),
       );
     });
     after(async () => {
@@ -770,83 +1058,184 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       const hostsDir = join(tmp.path, 'hosts-s13');
       const hostDir = join(hostsDir, upstreamFront.host);
       await mkdir(hostDir, { recursive: true });
-      await writeFile(join(hostDir, 'hosts.toml'), `server = "http://${upstreamFront.host}"\n\n[host."http://${mirrorFront.host}"]\n  capabilities = ["pull", "resolve"]\n`);
+      await writeFile(
+        join(hostDir, 'hosts.toml'),
+        `server = "http://${upstreamFront.host}"\n\n[host."http://${mirrorFront.host}"]\n  capabilities = ["pull", "resolve"]\n`,
+      );
       const authfile = join(tmp.path, 's13-auth.json');
-      const auth = (c: { user: string; password: string }) => ({ auth: Buffer.from(`${c.user}:${c.password}`).toString('base64') });
-      await writeFile(authfile, JSON.stringify({ auths: { [mirrorFront.host]: auth(mirrorUser), [upstreamFront.host]: auth(alice) } }));
+      const auth = (c: { user: string; password: string }) => ({
+        auth: Buffer.from(`${c.user}:${c.password}`).toString('base64'),
+      });
+      await writeFile(
+        authfile,
+        JSON.stringify({ auths: { [mirrorFront.host]: auth(mirrorUser), [upstreamFront.host]: auth(alice) } }),
+      );
       // The mirror has no blobs of attack/fallback for an authenticated client.
-      mirrorFront.setRule((r) => (r.path.startsWith('/v2/attack/fallback/blobs/') && r.headers.authorization !== undefined ? fault.notFound() : undefined));
+      mirrorFront.setRule((r) =>
+        r.path.startsWith('/v2/attack/fallback/blobs/') && r.headers.authorization !== undefined
+          ? fault.notFound()
+          : undefined,
+      );
       // kimg pull's own flags and credential files (its `main`, in this process).
       const pull = (repo: string) =>
-        kimgInProcess(['pull', '-q', '--hosts-dir', hostsDir, '--authfile', authfile, '--store', join(tmp.path, 'stores', `s13-${repo.slice(7)}`), `${upstreamFront.host}/${repo}:v1`], isolatedEnv(tmp.path));
+        kimgInProcess(
+          [
+            'pull',
+            '-q',
+            '--hosts-dir',
+            hostsDir,
+            '--authfile',
+            authfile,
+            '--store',
+            join(tmp.path, 'stores', `s13-${repo.slice(7)}`),
+            `${upstreamFront.host}/${repo}:v1`,
+          ],
+          isolatedEnv(tmp.path),
+        );
       const [served, fellBack] = await Promise.all([pull('attack/mirrored'), pull('attack/fallback')]);
       assert.equal(served.status, 0, served.stderr);
       assert.equal(fellBack.status, 0, fellBack.stderr);
-      const authorizations = (p: FaultProxy, repo: string) => [...new Set(p.requests.filter((r) => r.path.startsWith(`/v2/${repo}/`)).map((r) => r.headers.authorization).filter((a) => a !== undefined))];
+      const authorizations = (p: FaultProxy, repo: string) => [
+        ...new Set(
+          p.requests
+            .filter((r) => r.path.startsWith(`/v2/${repo}/`))
+            .map((r) => r.headers.authorization)
+            .filter((a) => a !== undefined),
+        ),
+      ];
       assert.deepEqual(authorizations(mirrorFront, 'attack/mirrored'), [basicHeader(mirrorUser)]);
-      assert.equal(upstreamFront.requests.filter((r) => r.path.startsWith('/v2/attack/mirrored/')).length, 0, 'the upstream was asked although the mirror served');
+      assert.equal(
+        upstreamFront.requests.filter((r) => r.path.startsWith('/v2/attack/mirrored/')).length,
+        0,
+        'the upstream was asked although the mirror served',
+      );
       assert.deepEqual(authorizations(mirrorFront, 'attack/fallback'), [basicHeader(mirrorUser)]);
       assert.deepEqual(authorizations(upstreamFront, 'attack/fallback'), [basicHeader(alice)]);
-      assert.ok(upstreamFront.requests.some((r) => r.path.startsWith('/v2/attack/fallback/blobs/')), 'the blobs came from the upstream');
+      assert.ok(
+        upstreamFront.requests.some((r) => r.path.startsWith('/v2/attack/fallback/blobs/')),
+        'the blobs came from the upstream',
+      );
       for (const repo of ['mirrored', 'fallback']) {
-        await assertStoreSound(join(tmp.path, 'stores', `s13-${repo}`), { known, image: { name: `${upstreamFront.host}/attack/${repo}:v1`, recorded: true } });
+        await assertStoreSound(join(tmp.path, 'stores', `s13-${repo}`), {
+          known,
+          image: { name: `${upstreamFront.host}/attack/${repo}:v1`, recorded: true },
+        });
       }
     });
   });
 
   describe('S14, S15: layer and config content is data', () => {
-    test('a gzip bomb layer (16 MB inflating to 16 GiB) is stored as it came, never inflated', { timeout: 120_000 }, async () => {
-      // One gzip member of 256 MiB of zeros, repeated: a valid stream 64 × larger inflated.
-      const member = await new Promise<Buffer>((resolve, reject) => {
-        const gzip = createGzip({ level: 9 });
-        const chunks: Buffer[] = [];
-        gzip.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
-        const zeros = Buffer.alloc(MiB);
-        let left = 256;
-        const write = (): void => {
-          while (left > 0) {
-            left--;
-            if (!gzip.write(zeros)) {
-              gzip.once('drain', write);
-              return;
+    test(
+      'a gzip bomb layer (16 MB inflating to 16 GiB) is stored as it came, never inflated',
+      { timeout: 120_000 },
+      async () => {
+        // One gzip member of 256 MiB of zeros, repeated: a valid stream 64 × larger inflated.
+        const member = await new Promise<Buffer>((resolve, reject) => {
+          const gzip = createGzip({ level: 9 });
+          const chunks: Buffer[] = [];
+          gzip
+            .on('data', (c: Buffer) => chunks.push(c))
+            .on('end', () => resolve(Buffer.concat(chunks)))
+            .on('error', reject);
+          const zeros = Buffer.alloc(MiB);
+          let left = 256;
+          const write = (): void => {
+            while (left > 0) {
+              left--;
+              if (!gzip.write(zeros)) {
+                gzip.once('drain', write);
+                return;
+              }
             }
-          }
-          gzip.end();
+            gzip.end();
+          };
+          write();
+        });
+        const bomb = Buffer.concat(Array.from({ length: 64 }, () => member));
+        const bombLayer = { mediaType: OCI_LAYER, ...(await uploadBlob(registry.url, 'attack/bomb', bomb)) };
+        // The config claims a diff_id the layer cannot be checked against without inflating it.
+        const bombConfig = {
+          mediaType: OCI_CONFIG,
+          ...(await uploadBlob(
+            registry.url,
+            'attack/bomb',
+            Buffer.from(
+              JSON.stringify({
+                architecture: 'amd64',
+                os: 'linux',
+                rootfs: { type: 'layers', diff_ids: [sha256('not checked')] },
+              }),
+            ),
+          )),
         };
-        write();
-      });
-      const bomb = Buffer.concat(Array.from({ length: 64 }, () => member));
-      const bombLayer = { mediaType: OCI_LAYER, ...(await uploadBlob(registry.url, 'attack/bomb', bomb)) };
-      // The config claims a diff_id the layer cannot be checked against without inflating it.
-      const bombConfig = { mediaType: OCI_CONFIG, ...(await uploadBlob(registry.url, 'attack/bomb', Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256('not checked')] } })))) };
-      await putManifest(registry.url, 'attack/bomb', 'v1', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: bombConfig, layers: [bombLayer] });
-      const { puller, dir } = newPuller();
-      await puller.pull(ref('attack/bomb', 'v1'));
-      const store = await puller.store();
-      assert.deepEqual(await readFile(store.blobPath(bombLayer.digest)), bomb);
-      assert.equal((await store.fsck()).ok, true);
-      const inspected = await kimgInProcess(['inspect', '--store', dir, ref('attack/bomb', 'v1')], isolatedEnv(tmp.path));
-      assert.equal(inspected.status, 0, inspected.stderr);
-    });
+        await putManifest(registry.url, 'attack/bomb', 'v1', {
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: bombConfig,
+          layers: [bombLayer],
+        });
+        const { puller, dir } = newPuller();
+        await puller.pull(ref('attack/bomb', 'v1'));
+        const store = await puller.store();
+        assert.deepEqual(await readFile(store.blobPath(bombLayer.digest)), bomb);
+        assert.equal((await store.fsck()).ok, true);
+        const inspected = await kimgInProcess(
+          ['inspect', '--store', dir, ref('attack/bomb', 'v1')],
+          isolatedEnv(tmp.path),
+        );
+        assert.equal(inspected.status, 0, inspected.stderr);
+      },
+    );
 
     test('a hostile config is stored and shown as data: no prototype pollution, no command run, capped when read', async () => {
       const hostileConfig = `{"architecture":"amd64","os":"linux","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted2":"yes"}},"config":{"Entrypoint":["/bin/sh","-c","touch ${join(tmp.path, 'pwned')}"],"Env":["LD_PRELOAD=/evil.so"],"User":"0"},"rootfs":{"type":"layers","diff_ids":"not-an-array"},"history":"x"}`;
-      const cfg = { mediaType: OCI_CONFIG, ...(await uploadBlob(registry.url, 'attack/config', Buffer.from(hostileConfig))) };
-      const oversized = { mediaType: OCI_CONFIG, ...(await uploadBlob(registry.url, 'attack/config', Buffer.from(`{"padding":"${' '.repeat(8 * MiB)}"}`))) };
-      const realLayers = await Promise.all(layers.map(async (l) => ({ mediaType: l.mediaType, ...(await uploadBlob(registry.url, 'attack/config', await readFile(base.blobPath(l.digest)))) })));
-      await putManifest(registry.url, 'attack/config', 'v1', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: cfg, layers: realLayers });
-      await putManifest(registry.url, 'attack/config', 'big', { schemaVersion: 2, mediaType: OCI_MANIFEST, config: oversized, layers: realLayers });
+      const cfg = {
+        mediaType: OCI_CONFIG,
+        ...(await uploadBlob(registry.url, 'attack/config', Buffer.from(hostileConfig))),
+      };
+      const oversized = {
+        mediaType: OCI_CONFIG,
+        ...(await uploadBlob(registry.url, 'attack/config', Buffer.from(`{"padding":"${' '.repeat(8 * MiB)}"}`))),
+      };
+      const realLayers = await Promise.all(
+        layers.map(async (l) => ({
+          mediaType: l.mediaType,
+          ...(await uploadBlob(registry.url, 'attack/config', await readFile(base.blobPath(l.digest)))),
+        })),
+      );
+      await putManifest(registry.url, 'attack/config', 'v1', {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: cfg,
+        layers: realLayers,
+      });
+      await putManifest(registry.url, 'attack/config', 'big', {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: oversized,
+        layers: realLayers,
+      });
       const { puller, dir } = newPuller();
       await puller.pull(ref('attack/config', 'v1'));
       await puller.pull(ref('attack/config', 'big'));
-      const shown = await kimgInProcess(['inspect', '-o', 'json', '--store', dir, ref('attack/config', 'v1')], isolatedEnv(tmp.path));
+      const shown = await kimgInProcess(
+        ['inspect', '-o', 'json', '--store', dir, ref('attack/config', 'v1')],
+        isolatedEnv(tmp.path),
+      );
       assert.equal(shown.status, 0, shown.stderr);
       const output = JSON.parse(shown.stdout) as { config: Record<string, unknown> };
-      assert.deepEqual(output.config.config, { Entrypoint: ['/bin/sh', '-c', `touch ${join(tmp.path, 'pwned')}`], Env: ['LD_PRELOAD=/evil.so'], User: '0' });
+      assert.deepEqual(output.config.config, {
+        Entrypoint: ['/bin/sh', '-c', `touch ${join(tmp.path, 'pwned')}`],
+        Env: ['LD_PRELOAD=/evil.so'],
+        User: '0',
+      });
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       assert.equal(({} as Record<string, unknown>).polluted2, undefined);
       assert.ok(!(await filesUnder(tmp.path)).includes('pwned'));
-      const capped = await kimgInProcess(['inspect', '--store', dir, ref('attack/config', 'big')], isolatedEnv(tmp.path));
+      const capped = await kimgInProcess(
+        ['inspect', '--store', dir, ref('attack/config', 'big')],
+        isolatedEnv(tmp.path),
+      );
       assert.equal(capped.status, 1);
       assert.match(capped.stderr, /more than the limit of 8388608 \(ErrBlobTooLarge\)/);
       assert.equal((await (await puller.store()).fsck()).ok, true);
@@ -858,7 +1247,8 @@ describe('pull engine against hostile registries (spec §13)', { skip, timeout: 
       proxy.setRule((r) => {
         if (!r.path.startsWith('/v2/attack/base/')) return undefined;
         if (r.method === 'HEAD') return fault.methodNotAllowed();
-        if (r.path.includes('/manifests/')) return fault.forgeHeader('content-type', `${base.mediaType}; charset=utf-8`);
+        if (r.path.includes('/manifests/'))
+          return fault.forgeHeader('content-type', `${base.mediaType}; charset=utf-8`);
         if (r.count === 1) return fault.redirect(`./${r.path.slice(r.path.lastIndexOf('/') + 1)}?hop=1`);
         return undefined;
       });

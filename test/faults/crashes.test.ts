@@ -25,7 +25,16 @@ import {
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
-import { LARGE, assertStoreSound, bytesSentFor, knownBlobs, layoutEntries, runSeed, seededRandom, type KnownBlobs } from './helpers.ts';
+import {
+  LARGE,
+  assertStoreSound,
+  bytesSentFor,
+  knownBlobs,
+  layoutEntries,
+  runSeed,
+  seededRandom,
+  type KnownBlobs,
+} from './helpers.ts';
 import { startKimg, type KimgProcess } from './kimg-process.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
@@ -92,7 +101,9 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
   const heldOfBig = (report: { blobs: string[]; partials: Map<string, number> }) =>
     report.blobs.includes(big.digest) ? big.size : (report.partials.get(big.digest) ?? 0);
 
-  type KillPoint = { readonly what: string; readonly hit: (event: PullEvent) => boolean } | { readonly what: string; readonly afterMs: number };
+  type KillPoint =
+    | { readonly what: string; readonly hit: (event: PullEvent) => boolean }
+    | { readonly what: string; readonly afterMs: number };
 
   test(`SIGKILL at ${KILLS} random moments of a pull (${LAYER / MiB} MiB layer): the store is sound after each, progress is kept, the next pull resumes`, async (t) => {
     const seed = runSeed();
@@ -111,9 +122,15 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     const strata = KILLS - 2 - timed;
     for (let i = 0; i < strata; i++) {
       const at = Math.floor((big.size * (i + random())) / (strata + 1));
-      points.push({ what: `at byte ${at} of the layer`, hit: (e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= at });
+      points.push({
+        what: `at byte ${at} of the layer`,
+        hit: (e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= at,
+      });
     }
-    points.push({ what: 'while the layer is committed', hit: (e) => e.type === 'blob-verifying' && e.digest === big.digest });
+    points.push({
+      what: 'while the layer is committed',
+      hit: (e) => e.type === 'blob-verifying' && e.digest === big.digest,
+    });
 
     // Every process loads at once, before the first kill: each kill then costs only its pull.
     const processes = points.map(() => kimg());
@@ -124,10 +141,14 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
       await child.ready;
       child.run(pullArgs(store));
       // A kill at a random time comes at 90 % of the layer at the latest: the layer must not finish.
-      const nearlyDone = (e: PullEvent) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= 0.9 * big.size;
+      const nearlyDone = (e: PullEvent) =>
+        e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= 0.9 * big.size;
       const hit =
         'afterMs' in point
-          ? await Promise.race([new Promise<boolean>((r) => setTimeout(() => r(true), point.afterMs)), child.waitForEvent(nearlyDone)])
+          ? await Promise.race([
+              new Promise<boolean>((r) => setTimeout(() => r(true), point.afterMs)),
+              child.waitForEvent(nearlyDone),
+            ])
           : await child.waitForEvent(point.hit);
       child.kill();
       const { code, signal } = await child.exited;
@@ -165,13 +186,23 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     // About 4 s for the whole layer, so that the kill lands close to the half.
     proxy.setRule((r) => (r.path === bigPath() ? fault.trickle(big.size / 4) : undefined));
     child.run(pullArgs(store));
-    assert.ok(await child.waitForEvent((e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= big.size / 2), child.stderr());
+    assert.ok(
+      await child.waitForEvent((e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= big.size / 2),
+      child.stderr(),
+    );
     child.kill();
     assert.equal((await child.exited).signal, 'SIGKILL');
-    const report = await assertStoreSound(store, { known, allowDeadLeftovers: true, image: { name: ref(), recorded: false } });
+    const report = await assertStoreSound(store, {
+      known,
+      allowDeadLeftovers: true,
+      image: { name: ref(), recorded: false },
+    });
     const kept = report.partials.get(big.digest) ?? 0;
     t.diagnostic(`killed with ${kept} of ${big.size} bytes on disk`);
-    assert.ok(kept >= 0.4 * big.size && kept <= 0.7 * big.size, `the kill did not land near the half: ${kept} of ${big.size}`);
+    assert.ok(
+      kept >= 0.4 * big.size && kept <= 0.7 * big.size,
+      `the kill did not land near the half: ${kept} of ${big.size}`,
+    );
 
     proxy.reset();
     const puller = new Puller({ store });
@@ -205,11 +236,16 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
       for (const child of [large, small]) assert.equal((await child.exited).code, 0, child.stderr());
       const mb = (kb: number) => kb / 1024;
       const [peak, baseline, loaded] = [mb(large.peakRssKb()), mb(small.peakRssKb()), mb(large.readyRssKb())];
-      t.diagnostic(`RSS ${loaded.toFixed(0)} MB loaded; peak ${peak.toFixed(0)} MB for a ${layer}-byte layer, ${baseline.toFixed(0)} MB for a 40 kB one`);
+      t.diagnostic(
+        `RSS ${loaded.toFixed(0)} MB loaded; peak ${peak.toFixed(0)} MB for a ${layer}-byte layer, ${baseline.toFixed(0)} MB for a 40 kB one`,
+      );
       assert.ok(baseline > 0 && loaded > 0, 'no RSS sample');
       // Whole-blob buffering would add the layer's size; streaming adds a constant (buffers and
       // garbage not yet collected: ≈ 35 MB here for layers of 16 to 256 MiB alike).
-      assert.ok(peak - baseline < 48, `peak RSS ${peak.toFixed(0)} MB for the large layer, ${baseline.toFixed(0)} MB for a small one`);
+      assert.ok(
+        peak - baseline < 48,
+        `peak RSS ${peak.toFixed(0)} MB for the large layer, ${baseline.toFixed(0)} MB for a small one`,
+      );
       // What the pull adds to the loaded CLI. (Under tsx the CLI alone is ≈ 100 MB, ≈ 50 MB of it
       // the TypeScript loader: the spec's 150 MB applies to the built CLI.)
       assert.ok(peak - loaded < 100, `the pull added ${(peak - loaded).toFixed(0)} MB`);
@@ -226,7 +262,10 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     let both: KnownBlobs;
     before(async () => {
       const base = { size: 8 * MiB, seed: 'crash-shared-base' };
-      [a, b] = await Promise.all([buildImage({ layers: [base, 1 * MiB], seed: 'crash-a' }), buildImage({ layers: [base, 1 * MiB], seed: 'crash-b' })]);
+      [a, b] = await Promise.all([
+        buildImage({ layers: [base, 1 * MiB], seed: 'crash-a' }),
+        buildImage({ layers: [base, 1 * MiB], seed: 'crash-b' }),
+      ]);
       shared = a.images[0]?.layers[0] ?? assert.fail();
       assert.equal(b.images[0]?.layers[0]?.digest, shared.digest);
       both = knownBlobs(a, b);
@@ -243,7 +282,8 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
       for (const child of children) assert.equal((await child.exited).code, 0, child.stderr());
       return children;
     };
-    const doneBy = (children: readonly KimgProcess[], digest: string) => children.map((c) => c.events.filter((e) => e.type === 'blob-done' && e.digest === digest).length);
+    const doneBy = (children: readonly KimgProcess[], digest: string) =>
+      children.map((c) => c.events.filter((e) => e.type === 'blob-done' && e.digest === digest).length);
 
     test('pulling overlapping images at once: both succeed, the shared layer is downloaded once, both images are recorded', async () => {
       const store = join(tmp.path, 'overlapping');
@@ -265,11 +305,18 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
       const children = await race(pullArgs(store, ref('crash/a')), pullArgs(store, ref('crash/a')));
       const platform = a.images[0] ?? assert.fail();
       for (const blob of [platform.config, ...platform.layers]) {
-        assert.equal(proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest)).length, 1, `${blob.digest} downloaded twice`);
+        assert.equal(
+          proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest)).length,
+          1,
+          `${blob.digest} downloaded twice`,
+        );
         assert.deepEqual(doneBy(children, blob.digest).sort(), [0, 1], `${blob.digest} written by both`);
       }
       const entries = await layoutEntries(store);
-      assert.deepEqual(entries.map((e) => e.annotations?.['io.containerd.image.name']), [ref('crash/a')]);
+      assert.deepEqual(
+        entries.map((e) => e.annotations?.['io.containerd.image.name']),
+        [ref('crash/a')],
+      );
       assert.equal(entries[0]?.digest, a.digest);
       await assertStoreSound(store, { known: both, image: { name: ref('crash/a'), recorded: true } });
     });

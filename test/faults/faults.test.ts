@@ -44,7 +44,8 @@ const skip = requireTools(['docker-registry', 'skopeo']);
 const MiB = 1024 * 1024;
 
 type Retrying = Extract<PullEvent, { type: 'retrying' }>;
-const retries = (events: readonly PullEvent[]): Retrying[] => events.filter((e): e is Retrying => e.type === 'retrying');
+const retries = (events: readonly PullEvent[]): Retrying[] =>
+  events.filter((e): e is Retrying => e.type === 'retrying');
 
 describe('pull engine under faults', { skip }, () => {
   let registry: RunningRegistry;
@@ -64,10 +65,17 @@ describe('pull engine under faults', { skip }, () => {
   const config = () => img.images[0]?.config ?? assert.fail('no config');
 
   /** A Puller on a fresh store whose retries sleep on a fake clock (no wall time). */
-  const newPuller = (client: PullerOptions['client'] = {}, options: Omit<PullerOptions, 'client'> = {}): { puller: Puller; clock: FakeClock; dir: string } => {
+  const newPuller = (
+    client: PullerOptions['client'] = {},
+    options: Omit<PullerOptions, 'client'> = {},
+  ): { puller: Puller; clock: FakeClock; dir: string } => {
     const clock = new FakeClock();
     const dir = join(tmp.path, `store-${++stores}`);
-    const puller = new Puller({ store: dir, client: { clock, random: () => 0.5, connectTimeoutMs: 5000, headersTimeoutMs: 5000, ...client }, ...options });
+    const puller = new Puller({
+      store: dir,
+      client: { clock, random: () => 0.5, connectTimeoutMs: 5000, headersTimeoutMs: 5000, ...client },
+      ...options,
+    });
     pullers.push(puller);
     return { puller, clock, dir };
   };
@@ -85,7 +93,8 @@ describe('pull engine under faults', { skip }, () => {
   const assertPulled = async (puller: Puller, image = ref()) => {
     const sound = await assertStoreSound(await rootOf(puller), { known, image: { name: image, recorded: true } });
     assert.deepEqual([...sound.partials.keys()], [], 'a completed pull left partial downloads');
-    for (const digest of [img.digest, config().digest, big.digest, small.digest]) assert.ok(sound.blobs.includes(digest), `${digest} missing`);
+    for (const digest of [img.digest, config().digest, big.digest, small.digest])
+      assert.ok(sound.blobs.includes(digest), `${digest} missing`);
     return sound;
   };
 
@@ -111,7 +120,9 @@ describe('pull engine under faults', { skip }, () => {
 
   describe('connection resets and short bodies (R3)', () => {
     test('a reset in the middle of a layer is resumed with Range; the pull succeeds verified and says it resumed', async () => {
-      proxy.setRule((r) => (r.method === 'GET' && r.path === blobPath(big.digest) && r.count === 1 ? fault.cutAfter(MiB) : undefined));
+      proxy.setRule((r) =>
+        r.method === 'GET' && r.path === blobPath(big.digest) && r.count === 1 ? fault.cutAfter(MiB) : undefined,
+      );
       const { puller } = newPuller();
       const { events, onEvent } = captureEvents();
       const result = await puller.pull(ref(), { onEvent });
@@ -142,7 +153,11 @@ describe('pull engine under faults', { skip }, () => {
       });
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: ref(), says: [new RegExp(big.digest), /gave up after 5 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: ref(),
+        says: [new RegExp(big.digest), /gave up after 5 attempts/],
+      });
       const root = await rootOf(puller);
       const { partials, blobs } = await assertStoreSound(root, { known, image: { name: ref(), recorded: false } });
       const kept = partials.get(big.digest) ?? 0;
@@ -165,47 +180,62 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.path === blobPath(big.digest) ? fault.cutAfter(0) : undefined));
       const { puller, clock } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: ref(), says: [new RegExp(big.digest), new RegExp(proxy.host), /gave up after 5 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: ref(),
+        says: [new RegExp(big.digest), new RegExp(proxy.host), /gave up after 5 attempts/],
+      });
       assert.equal(proxy.requests.filter((r) => r.path === blobPath(big.digest)).length, 5);
       assert.equal(clock.sleeps.length >= 4, true, 'retries back off');
       await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
     });
 
-    test(`20 resets during one layer: the pull succeeds having received at most 1.1 × the layer (${LARGE ? '256 MiB' : '4 MiB'})`, { timeout: LARGE ? 600_000 : 60_000 }, async (t) => {
-      let image = img;
-      let layer = big;
-      let repo = REPO;
-      if (LARGE) {
-        image = await buildImage({ layers: [256 * MiB], seed: 'faults-r3-large' });
-        layer = image.images[0]?.layers[0] ?? assert.fail();
-        repo = 'faults/r3-large';
-        await pushImage(image, registry, `${repo}:v1`);
-      }
-      const random = seededRandom(runSeed());
-      t.diagnostic(`seed ${runSeed()}`);
-      // Each of the first 20 responses is cut after a random share of what is left to send.
-      const share = layer.size / 22;
-      proxy.setRule((r) => (r.path === blobPath(layer.digest, repo) && r.count <= 20 ? fault.cutAfter(Math.floor(share * (0.5 + random()))) : undefined));
-      try {
-        const { puller } = newPuller();
-        const { events, onEvent } = captureEvents();
-        await puller.pull(ref(repo), { onEvent });
-        const store = await puller.store();
-        assert.ok(await store.hasBlob(layer.digest));
-        assert.equal((await store.fsck()).ok, true);
-        const gets = proxy.requests.filter((r) => r.path === blobPath(layer.digest, repo));
-        assert.equal(gets.length, 21);
-        // Every resume asks for exactly what the store lacks: the starts only move forward.
-        const starts = gets.map((r) => Number(/^bytes=(\d+)-$/.exec(String(r.headers.range))?.[1] ?? 0));
-        assert.ok(starts.every((s, i) => i === 0 || s > (starts[i - 1] ?? 0)), JSON.stringify(starts));
-        // Bytes the proxy flushed before a reset may never reach the client: count what it received.
-        const done = events.find((e) => e.type === 'blob-done' && e.digest === layer.digest);
-        const received = done?.type === 'blob-done' ? done.bytesReceived : Infinity;
-        assert.ok(received <= 1.1 * layer.size, `${received} bytes received for a ${layer.size}-byte layer`);
-      } finally {
-        if (image !== img) await image.remove();
-      }
-    });
+    test(
+      `20 resets during one layer: the pull succeeds having received at most 1.1 × the layer (${LARGE ? '256 MiB' : '4 MiB'})`,
+      { timeout: LARGE ? 600_000 : 60_000 },
+      async (t) => {
+        let image = img;
+        let layer = big;
+        let repo = REPO;
+        if (LARGE) {
+          image = await buildImage({ layers: [256 * MiB], seed: 'faults-r3-large' });
+          layer = image.images[0]?.layers[0] ?? assert.fail();
+          repo = 'faults/r3-large';
+          await pushImage(image, registry, `${repo}:v1`);
+        }
+        const random = seededRandom(runSeed());
+        t.diagnostic(`seed ${runSeed()}`);
+        // Each of the first 20 responses is cut after a random share of what is left to send.
+        const share = layer.size / 22;
+        proxy.setRule((r) =>
+          r.path === blobPath(layer.digest, repo) && r.count <= 20
+            ? fault.cutAfter(Math.floor(share * (0.5 + random())))
+            : undefined,
+        );
+        try {
+          const { puller } = newPuller();
+          const { events, onEvent } = captureEvents();
+          await puller.pull(ref(repo), { onEvent });
+          const store = await puller.store();
+          assert.ok(await store.hasBlob(layer.digest));
+          assert.equal((await store.fsck()).ok, true);
+          const gets = proxy.requests.filter((r) => r.path === blobPath(layer.digest, repo));
+          assert.equal(gets.length, 21);
+          // Every resume asks for exactly what the store lacks: the starts only move forward.
+          const starts = gets.map((r) => Number(/^bytes=(\d+)-$/.exec(String(r.headers.range))?.[1] ?? 0));
+          assert.ok(
+            starts.every((s, i) => i === 0 || s > (starts[i - 1] ?? 0)),
+            JSON.stringify(starts),
+          );
+          // Bytes the proxy flushed before a reset may never reach the client: count what it received.
+          const done = events.find((e) => e.type === 'blob-done' && e.digest === layer.digest);
+          const received = done?.type === 'blob-done' ? done.bytesReceived : Infinity;
+          assert.ok(received <= 1.1 * layer.size, `${received} bytes received for a ${layer.size}-byte layer`);
+        } finally {
+          if (image !== img) await image.remove();
+        }
+      },
+    );
 
     test('a partial left by an aborted pull, then a server that ignores Range: started over from 0, verified', async () => {
       const { puller } = newPuller();
@@ -213,10 +243,14 @@ describe('pull engine under faults', { skip }, () => {
       const controller = new AbortController();
       const { events, onEvent } = captureEvents();
       const pulling = puller.pull(ref(), { signal: controller.signal, onEvent });
-      while (!events.some((e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes > MiB)) await new Promise((r) => setTimeout(r, 10));
+      while (!events.some((e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes > MiB))
+        await new Promise((r) => setTimeout(r, 10));
       controller.abort();
       await failing(pulling);
-      const { partials } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { partials } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.ok((partials.get(big.digest) ?? 0) > 0);
 
       proxy.reset();
@@ -249,8 +283,15 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.path === blobPath(big.digest) ? fault.flipByte(1_234_567) : undefined));
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(`expected ${big.digest}`)] });
-      const { partials, blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      assertClearFailure(err, {
+        code: 'ErrDigestMismatch',
+        image: ref(),
+        says: [new RegExp(`expected ${big.digest}`)],
+      });
+      const { partials, blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.ok(!blobs.includes(big.digest), 'a corrupt layer reached blobs/');
       assert.ok(!partials.has(big.digest), 'the corrupt bytes were kept for a resume');
       proxy.reset();
@@ -258,11 +299,15 @@ describe('pull engine under faults', { skip }, () => {
       await assertPulled(puller);
     });
 
-    test('a corrupt layer\'s error says which host sent it and that its bytes were discarded', async () => {
+    test("a corrupt layer's error says which host sent it and that its bytes were discarded", async () => {
       proxy.setRule((r) => (r.path === blobPath(big.digest) ? fault.flipByte(77) : undefined));
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(big.digest), new RegExp(proxy.host), /discarded/] });
+      assertClearFailure(err, {
+        code: 'ErrDigestMismatch',
+        image: ref(),
+        says: [new RegExp(big.digest), new RegExp(proxy.host), /discarded/],
+      });
     });
 
     test('one flipped byte after a resume is caught at commit; the corrupt partial is discarded', async () => {
@@ -273,17 +318,29 @@ describe('pull engine under faults', { skip }, () => {
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
       assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(big.digest)] });
-      const { partials } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { partials } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.ok(!partials.has(big.digest));
     });
 
     test('one flipped byte in the manifest: ErrDigestMismatch, no blob requested, nothing stored', async () => {
-      proxy.setRule((r) => (r.method === 'GET' && r.path === manifestPath(img.digest) ? fault.flipByte(20) : undefined));
+      proxy.setRule((r) =>
+        r.method === 'GET' && r.path === manifestPath(img.digest) ? fault.flipByte(20) : undefined,
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(img.digest), new RegExp(proxy.host)] });
+      assertClearFailure(err, {
+        code: 'ErrDigestMismatch',
+        image: ref(),
+        says: [new RegExp(img.digest), new RegExp(proxy.host)],
+      });
       assert.equal(proxy.requests.filter((r) => r.path.includes('/blobs/')).length, 0);
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     });
 
@@ -292,7 +349,10 @@ describe('pull engine under faults', { skip }, () => {
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
       assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(config().digest)] });
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.ok(!blobs.includes(config().digest));
     });
 
@@ -300,8 +360,15 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.path === blobPath(small.digest) ? fault.extraBytes(10 * small.size, true) : undefined));
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrSizeMismatch', image: ref(), says: [new RegExp(small.digest), new RegExp(`more than the ${small.size} bytes`)] });
-      const { partials, blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      assertClearFailure(err, {
+        code: 'ErrSizeMismatch',
+        image: ref(),
+        says: [new RegExp(small.digest), new RegExp(`more than the ${small.size} bytes`)],
+      });
+      const { partials, blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.ok(!blobs.includes(small.digest));
       assert.ok((partials.get(small.digest) ?? 0) <= small.size);
     });
@@ -314,11 +381,23 @@ describe('pull engine under faults', { skip }, () => {
     });
 
     test('a 10× body declared in Content-Length is refused before reading', async () => {
-      proxy.setRule((r) => (r.path === blobPath(small.digest) ? fault.replaceBody(Buffer.alloc(10 * small.size, 1)) : undefined));
+      proxy.setRule((r) =>
+        r.path === blobPath(small.digest) ? fault.replaceBody(Buffer.alloc(10 * small.size, 1)) : undefined,
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrSizeMismatch', image: ref(), says: [new RegExp(`declares Content-Length ${10 * small.size} but ${small.size} bytes are expected`), /nothing read/] });
-      const { partials } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      assertClearFailure(err, {
+        code: 'ErrSizeMismatch',
+        image: ref(),
+        says: [
+          new RegExp(`declares Content-Length ${10 * small.size} but ${small.size} bytes are expected`),
+          /nothing read/,
+        ],
+      });
+      const { partials } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.equal(partials.get(small.digest) ?? 0, 0, 'nothing of the refused body is kept');
     });
   });
@@ -342,12 +421,23 @@ describe('pull engine under faults', { skip }, () => {
         proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.serverError(status) : undefined));
         const { puller, clock } = newPuller();
         const err = await failing(puller.pull(ref()));
-        assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: ref(), says: [new RegExp(`HTTP ${status}`), new RegExp(proxy.host), /gave up after 5 attempts/] });
+        assertClearFailure(err, {
+          code: 'ErrRegistryUnavailable',
+          image: ref(),
+          says: [new RegExp(`HTTP ${status}`), new RegExp(proxy.host), /gave up after 5 attempts/],
+        });
         assert.equal(err.cause instanceof Error && (err.cause as { attempts?: number }).attempts, 5);
         assert.ok(clock.sleeps.length >= 4);
-        const { blobs, partials } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+        const { blobs, partials } = await assertStoreSound(await rootOf(puller), {
+          known,
+          image: { name: ref(), recorded: false },
+        });
         assert.deepEqual(blobs, [img.digest], 'only the verified manifest is stored');
-        assert.deepEqual([...partials.values()].filter((n) => n > 0), [], 'no byte was received, none is kept');
+        assert.deepEqual(
+          [...partials.values()].filter((n) => n > 0),
+          [],
+          'no byte was received, none is kept',
+        );
       });
     }
 
@@ -355,7 +445,10 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.serverError(503) : undefined));
       const { puller } = newPuller();
       await failing(puller.pull(ref()));
-      const { partials } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { partials } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual([...partials.keys()], []);
     });
 
@@ -367,14 +460,29 @@ describe('pull engine under faults', { skip }, () => {
       await assertPulled(puller);
       const retried = retries(events).find((e) => e.reason === 'HTTP 429');
       assert.ok(retried && retried.delayMs >= 7000, JSON.stringify(retries(events)));
-      assert.ok(clock.sleeps.some((ms) => ms >= 7000), JSON.stringify(clock.sleeps));
+      assert.ok(
+        clock.sleeps.some((ms) => ms >= 7000),
+        JSON.stringify(clock.sleeps),
+      );
     });
 
     test('429 with Retry-After beyond 120 s fails at once, with the hint and the rate limit', async () => {
-      proxy.setRule((r) => (r.method === 'HEAD' ? fault.status(429, { 'retry-after': '3600', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' }) : undefined));
+      proxy.setRule((r) =>
+        r.method === 'HEAD'
+          ? fault.status(429, {
+              'retry-after': '3600',
+              'ratelimit-limit': '100;w=21600',
+              'ratelimit-remaining': '0;w=21600',
+            })
+          : undefined,
+      );
       const { puller, clock } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrTooManyRequests', image: ref(), says: [/retry after 3600 s/, /0 of 100 requests left/] });
+      assertClearFailure(err, {
+        code: 'ErrTooManyRequests',
+        image: ref(),
+        says: [/retry after 3600 s/, /0 of 100 requests left/],
+      });
       assert.equal(proxy.requests.length, 1);
       assert.deepEqual(clock.sleeps, []);
     });
@@ -393,7 +501,11 @@ describe('pull engine under faults', { skip }, () => {
 
     test('a stalled body is dropped and resumed', async () => {
       proxy.setRule((r) => (r.path === blobPath(small.digest) && r.count === 1 ? fault.trickle(0.2) : undefined));
-      const puller = new Puller({ store: join(tmp.path, `store-${++stores}`), client: { clock: new FakeClock() }, stallTimeoutMs: 500 });
+      const puller = new Puller({
+        store: join(tmp.path, `store-${++stores}`),
+        client: { clock: new FakeClock() },
+        stallTimeoutMs: 500,
+      });
       pullers.push(puller);
       await puller.pull(ref(), { signal: AbortSignal.timeout(2000) });
       await assertPulled(puller);
@@ -403,7 +515,11 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.path === blobPath(small.digest) ? fault.hang() : undefined));
       const { puller } = newPuller({ headersTimeoutMs: 300, retry: { maxAttempts: 2 } });
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: ref(), says: [/UND_ERR_HEADERS_TIMEOUT/, new RegExp(proxy.host), /gave up after 2 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: ref(),
+        says: [/UND_ERR_HEADERS_TIMEOUT/, new RegExp(proxy.host), /gave up after 2 attempts/],
+      });
       await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
     });
 
@@ -425,25 +541,44 @@ describe('pull engine under faults', { skip }, () => {
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
       assertClearFailure(err, { code: 'ErrManifestUnknown', image: ref(), says: [new RegExp(lie)] });
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     });
 
     test('a GET by tag whose header disagrees with the bytes: ErrDigestMismatch', async () => {
-      proxy.setRule((r) => (r.method === 'HEAD' ? fault.methodNotAllowed() : fault.forgeHeader('docker-content-digest', lie)));
+      proxy.setRule((r) =>
+        r.method === 'HEAD' ? fault.methodNotAllowed() : fault.forgeHeader('docker-content-digest', lie),
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(lie), new RegExp(img.digest)] });
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      assertClearFailure(err, {
+        code: 'ErrDigestMismatch',
+        image: ref(),
+        says: [new RegExp(lie), new RegExp(img.digest)],
+      });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     });
 
     test('a GET by digest whose header disagrees: ErrDigestMismatch', async () => {
-      proxy.setRule((r) => (r.method === 'GET' && r.path === manifestPath(img.digest) ? fault.forgeHeader('docker-content-digest', lie) : undefined));
+      proxy.setRule((r) =>
+        r.method === 'GET' && r.path === manifestPath(img.digest)
+          ? fault.forgeHeader('docker-content-digest', lie)
+          : undefined,
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
       assertClearFailure(err, { code: 'ErrDigestMismatch', image: ref(), says: [new RegExp(lie)] });
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     });
 
@@ -460,17 +595,31 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => (r.method === 'HEAD' ? fault.forgeHeader('content-length', String(5 * MiB)) : undefined));
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
-      assertClearFailure(err, { code: 'ErrManifestTooLarge', image: ref(), says: [/larger than the limit of 4194304 bytes/] });
-      assert.deepEqual(proxy.requests.map((r) => r.method), ['HEAD']);
+      assertClearFailure(err, {
+        code: 'ErrManifestTooLarge',
+        image: ref(),
+        says: [/larger than the limit of 4194304 bytes/],
+      });
+      assert.deepEqual(
+        proxy.requests.map((r) => r.method),
+        ['HEAD'],
+      );
       await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
     });
 
     test('a GET by tag that streams 5 MiB without Content-Length: aborted at the cap', async () => {
-      proxy.setRule((r) => (r.method === 'HEAD' ? fault.methodNotAllowed() : [fault.replaceBody(Buffer.alloc(5 * MiB, 0x20)), fault.chunked()]));
+      proxy.setRule((r) =>
+        r.method === 'HEAD'
+          ? fault.methodNotAllowed()
+          : [fault.replaceBody(Buffer.alloc(5 * MiB, 0x20)), fault.chunked()],
+      );
       const { puller } = newPuller();
       const err = await failing(puller.pull(ref()));
       assertClearFailure(err, { code: 'ErrManifestTooLarge', image: ref() });
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known, image: { name: ref(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known,
+        image: { name: ref(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     });
   });
@@ -479,7 +628,9 @@ describe('pull engine under faults', { skip }, () => {
     let wide: BuiltImage[];
     let inFlightAtArrival: number[] = [];
     before(async () => {
-      wide = await Promise.all([0, 1].map((i) => buildImage({ layers: Array.from({ length: 10 }, () => 150_000), seed: `faults-wide-${i}` })));
+      wide = await Promise.all(
+        [0, 1].map((i) => buildImage({ layers: Array.from({ length: 10 }, () => 150_000), seed: `faults-wide-${i}` })),
+      );
       await Promise.all(wide.map((w, i) => pushImage(w, registry, `faults/wide${i}:v1`)));
     });
     after(async () => Promise.all(wide?.map((w) => w.remove()) ?? []));
@@ -490,12 +641,19 @@ describe('pull engine under faults', { skip }, () => {
       proxy.setRule((r) => {
         const digest = r.path.slice(r.path.lastIndexOf('/') + 1);
         if (r.method !== 'GET' || !sizes.has(digest)) return undefined;
-        const busy = proxy.requests.filter((q) => q.seq < r.seq && q.method === 'GET' && q.error === undefined && q.bytesSent < (sizes.get(q.path.slice(q.path.lastIndexOf('/') + 1)) ?? 0)).length;
+        const busy = proxy.requests.filter(
+          (q) =>
+            q.seq < r.seq &&
+            q.method === 'GET' &&
+            q.error === undefined &&
+            q.bytesSent < (sizes.get(q.path.slice(q.path.lastIndexOf('/') + 1)) ?? 0),
+        ).length;
         inFlightAtArrival.push(busy + 1);
         return fault.trickle(1_500_000);
       });
     };
-    const layerSizes = (images: readonly BuiltImage[]) => new Map(images.flatMap((w) => (w.images[0]?.layers ?? []).map((l) => [l.digest, l.size] as const)));
+    const layerSizes = (images: readonly BuiltImage[]) =>
+      new Map(images.flatMap((w) => (w.images[0]?.layers ?? []).map((l) => [l.digest, l.size] as const)));
 
     test('one pull has at most 4 blobs in flight by default', async () => {
       const [w0] = wide;
@@ -525,14 +683,24 @@ describe('pull engine under faults', { skip }, () => {
     let tokKnown: KnownBlobs;
     const tokRef = () => `${tokenRegistry.host}/faults/tok:v1`;
     const assertNothingPulled = async (puller: Puller) => {
-      const { blobs } = await assertStoreSound(await rootOf(puller), { known: tokKnown, image: { name: tokRef(), recorded: false } });
+      const { blobs } = await assertStoreSound(await rootOf(puller), {
+        known: tokKnown,
+        image: { name: tokRef(), recorded: false },
+      });
       assert.deepEqual(blobs, []);
     };
 
     before(async () => {
       tokens = await startTokenServer();
       tokenProxy = await startFaultProxy({ upstream: tokens.url });
-      tokenRegistry = await startRegistry({ token: { realm: `${tokenProxy.url}/token`, service: tokens.service, issuer: tokens.issuer, certFile: tokens.certFile } });
+      tokenRegistry = await startRegistry({
+        token: {
+          realm: `${tokenProxy.url}/token`,
+          service: tokens.service,
+          issuer: tokens.issuer,
+          certFile: tokens.certFile,
+        },
+      });
       tokImg = await buildImage({ layers: [20_000], seed: 'faults-token' });
       tokKnown = knownBlobs(tokImg);
       await pushImage(tokImg, tokenRegistry, 'faults/tok:v1');
@@ -557,12 +725,23 @@ describe('pull engine under faults', { skip }, () => {
     test('a relative realm is resolved against the registry, and the token request follows a redirect (R6)', async () => {
       const relative = await startFaultProxy({ upstream: tokenRegistry.url, rewriteRealm: () => '/auth/token' });
       try {
-        relative.setRule((r) => (r.path === '/auth/token' ? fault.redirect(`${tokenProxy.url}/token${r.url.slice(r.path.length)}`) : undefined));
+        relative.setRule((r) =>
+          r.path === '/auth/token' ? fault.redirect(`${tokenProxy.url}/token${r.url.slice(r.path.length)}`) : undefined,
+        );
         const { puller } = newPuller();
         const image = `${relative.host}/faults/tok:v1`;
         await puller.pull(image);
-        assert.ok(relative.requests.some((r) => r.path === '/auth/token'), 'the relative realm was not asked');
-        assert.ok(tokenProxy.requests.some((r) => r.path === '/token' && new URL(r.url, 'http://x').searchParams.get('scope') === 'repository:faults/tok:pull'));
+        assert.ok(
+          relative.requests.some((r) => r.path === '/auth/token'),
+          'the relative realm was not asked',
+        );
+        assert.ok(
+          tokenProxy.requests.some(
+            (r) =>
+              r.path === '/token' &&
+              new URL(r.url, 'http://x').searchParams.get('scope') === 'repository:faults/tok:pull',
+          ),
+        );
         await assertStoreSound(await rootOf(puller), { known: tokKnown, image: { name: image, recorded: true } });
       } finally {
         await relative.stop();
@@ -573,7 +752,11 @@ describe('pull engine under faults', { skip }, () => {
       tokenProxy.setRule(() => fault.serverError(500));
       const { puller } = newPuller();
       const err = await failing(puller.pull(tokRef()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: tokRef(), says: [/token/, new RegExp(tokenProxy.host), /HTTP 500/, /gave up after 5 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: tokRef(),
+        says: [/token/, new RegExp(tokenProxy.host), /HTTP 500/, /gave up after 5 attempts/],
+      });
       assert.equal(tokenProxy.requests.length, 5);
       await assertNothingPulled(puller);
     });
@@ -582,7 +765,11 @@ describe('pull engine under faults', { skip }, () => {
       tokenProxy.setRule(() => fault.status(401));
       const { puller } = newPuller();
       const err = await failing(puller.pull(tokRef()));
-      assertClearFailure(err, { code: 'ErrUnauthorized', image: tokRef(), says: [new RegExp(`token server ${tokenProxy.host} refused anonymous access`)] });
+      assertClearFailure(err, {
+        code: 'ErrUnauthorized',
+        image: tokRef(),
+        says: [new RegExp(`token server ${tokenProxy.host} refused anonymous access`)],
+      });
       await assertNothingPulled(puller);
     });
 
@@ -590,7 +777,11 @@ describe('pull engine under faults', { skip }, () => {
       tokenProxy.setRule(() => fault.status(200, { 'content-type': 'text/html' }, '<html>login</html>'));
       const { puller } = newPuller();
       const err = await failing(puller.pull(tokRef()));
-      assertClearFailure(err, { code: 'ErrInvalidTokenResponse', image: tokRef(), says: [new RegExp(tokenProxy.host)] });
+      assertClearFailure(err, {
+        code: 'ErrInvalidTokenResponse',
+        image: tokRef(),
+        says: [new RegExp(tokenProxy.host)],
+      });
       await assertNothingPulled(puller);
     });
 
@@ -598,7 +789,11 @@ describe('pull engine under faults', { skip }, () => {
       tokenProxy.setRule(() => fault.hang());
       const { puller } = newPuller({ headersTimeoutMs: 300, retry: { maxAttempts: 2 } });
       const err = await failing(puller.pull(tokRef()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: tokRef(), says: [/UND_ERR_HEADERS_TIMEOUT/, new RegExp(tokenProxy.host), /gave up after 2 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: tokRef(),
+        says: [/UND_ERR_HEADERS_TIMEOUT/, new RegExp(tokenProxy.host), /gave up after 2 attempts/],
+      });
       await assertNothingPulled(puller);
     });
 
@@ -606,7 +801,11 @@ describe('pull engine under faults', { skip }, () => {
       tokenProxy.setRule(() => fault.cutAfter(0));
       const { puller } = newPuller();
       const err = await failing(puller.pull(tokRef()));
-      assertClearFailure(err, { code: 'ErrRegistryUnavailable', image: tokRef(), says: [new RegExp(tokenProxy.host), /gave up after 5 attempts/] });
+      assertClearFailure(err, {
+        code: 'ErrRegistryUnavailable',
+        image: tokRef(),
+        says: [new RegExp(tokenProxy.host), /gave up after 5 attempts/],
+      });
       await assertNothingPulled(puller);
     });
   });
@@ -621,7 +820,9 @@ describe('pull engine under faults', { skip }, () => {
       XDG_RUNTIME_DIR: tmp.path,
     });
     before(async () => {
-      await Promise.all(['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'].map((repo) => pushImage(img, registry, `${repo}:v1`)));
+      await Promise.all(
+        ['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'].map((repo) => pushImage(img, registry, `${repo}:v1`)),
+      );
     });
 
     test('a corrupt layer exits 1 with one line naming the image, the layer and the code; a 503 and a reset are retried and succeed; kimg fsck is clean after each', async () => {
@@ -632,15 +833,32 @@ describe('pull engine under faults', { skip }, () => {
         return undefined;
       });
       const stores = ['flip', '503', 'reset'].map((s) => join(tmp.path, `cli-${s}`));
-      const pull = (i: number) => ['pull', '--store', stores[i] ?? '', ref(['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'][i])];
+      const pull = (i: number) => [
+        'pull',
+        '--store',
+        stores[i] ?? '',
+        ref(['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'][i]),
+      ];
       // The corrupt layer in a real process; the retried ones through the same `main` in-process.
-      const [flip, unavailable, reset] = await Promise.all([runCli(pull(0), { env: env() }), kimg(pull(1), env()), kimg(pull(2), env())]);
+      const [flip, unavailable, reset] = await Promise.all([
+        runCli(pull(0), { env: env() }),
+        kimg(pull(1), env()),
+        kimg(pull(2), env()),
+      ]);
       assert.equal(flip.status, 1, flip.stdout);
       const line = flip.stderr.trim();
       assert.equal(line.split('\n').length, 1, flip.stderr);
-      assert.match(line, new RegExp(`^kimg: pulling ${ref('faults/cli-flip').replace(/[.]/g, '\\.')}: layer ${big.digest} from [0-9.:]+: digest mismatch: expected ${big.digest}, got sha256:[0-9a-f]{64}; the downloaded bytes were discarded \\(ErrDigestMismatch\\)$`));
+      assert.match(
+        line,
+        new RegExp(
+          `^kimg: pulling ${ref('faults/cli-flip').replace(/[.]/g, '\\.')}: layer ${big.digest} from [0-9.:]+: digest mismatch: expected ${big.digest}, got sha256:[0-9a-f]{64}; the downloaded bytes were discarded \\(ErrDigestMismatch\\)$`,
+        ),
+      );
       assert.equal(unavailable.status, 0, unavailable.stderr);
-      assert.match(unavailable.stdout, new RegExp(`^retrying ${proxy.host.replace(/[.]/g, '\\.')} \\(attempt 1\\): HTTP 503$`, 'm'));
+      assert.match(
+        unavailable.stdout,
+        new RegExp(`^retrying ${proxy.host.replace(/[.]/g, '\\.')} \\(attempt 1\\): HTTP 503$`, 'm'),
+      );
       assert.equal(reset.status, 0, reset.stderr);
       assert.match(reset.stdout, new RegExp(`resuming ${big.digest} at byte \\d+`));
 
@@ -648,7 +866,10 @@ describe('pull engine under faults', { skip }, () => {
         const fsck = await kimg(['fsck', '--store', dir], env());
         assert.equal(fsck.status, 0, `${dir}: ${fsck.stdout}${fsck.stderr}`);
         assert.match(fsck.stdout, /^ok: \d+ blobs/m);
-        await assertStoreSound(dir, { known, image: { name: ref(['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'][i]), recorded: i > 0 } });
+        await assertStoreSound(dir, {
+          known,
+          image: { name: ref(['faults/cli-flip', 'faults/cli-503', 'faults/cli-reset'][i]), recorded: i > 0 },
+        });
       }
     });
   });

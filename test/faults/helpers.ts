@@ -14,7 +14,16 @@ import { openStore } from '../../src/store/index.ts';
 import type { BuiltImage } from '../harness/index.ts';
 
 export { FakeClock, ManualClock, dumpError, eventually } from '../registry/helpers.ts';
-export { blobGetCounts, blobRequests, captureEvents, describeRequests, ingestFiles, layoutEntries, manifestRequests, storedBlobs } from '../pull/helpers.ts';
+export {
+  blobGetCounts,
+  blobRequests,
+  captureEvents,
+  describeRequests,
+  ingestFiles,
+  layoutEntries,
+  manifestRequests,
+  storedBlobs,
+} from '../pull/helpers.ts';
 
 /** Where the true content of every blob of some built images lives (digest → file). */
 export type KnownBlobs = ReadonlyMap<string, string>;
@@ -25,7 +34,8 @@ export function knownBlobs(...images: readonly BuiltImage[]): Map<string, string
   for (const image of images) {
     known.set(image.digest, image.blobPath(image.digest));
     for (const platform of image.images) {
-      for (const d of [platform.manifest, platform.config, ...platform.layers]) known.set(d.digest, image.blobPath(d.digest));
+      for (const d of [platform.manifest, platform.config, ...platform.layers])
+        known.set(d.digest, image.blobPath(d.digest));
     }
   }
   return known;
@@ -95,7 +105,11 @@ export async function assertStoreSound(root: string, options: SoundnessOptions):
     assert.equal(algorithm, 'sha256', `unexpected entry blobs/${algorithm}`);
     for (const name of await readdir(join(root, 'blobs', algorithm))) {
       const path = join(root, 'blobs', algorithm, name);
-      assert.match(name, /^[0-9a-f]{64}$/, `blobs/${algorithm}/${name} is not named by a digest (a partial or temporary file?)`);
+      assert.match(
+        name,
+        /^[0-9a-f]{64}$/,
+        `blobs/${algorithm}/${name} is not named by a digest (a partial or temporary file?)`,
+      );
       // fsck has re-hashed every file named by a digest; anything else must not be there at all.
       assert.ok((await lstat(path)).isFile(), `blobs/${algorithm}/${name} is not a regular file`);
       blobs.push(`${algorithm}:${name}`);
@@ -110,7 +124,8 @@ export async function assertStoreSound(root: string, options: SoundnessOptions):
     const dead = /^tmp-(\d+)-[0-9a-f]{12}-/.exec(name) ?? /^(?:sha256-[0-9a-f]{64}|index)\.lock$/.exec(name);
     if (dead !== null) {
       assert.ok(options.allowDeadLeftovers, `ingest/${name} left behind by a pull that ended normally`);
-      const pid = dead[1] !== undefined ? Number(dead[1]) : (JSON.parse(await readFile(path, 'utf8')) as { pid: number }).pid;
+      const pid =
+        dead[1] !== undefined ? Number(dead[1]) : (JSON.parse(await readFile(path, 'utf8')) as { pid: number }).pid;
       assert.ok(!processAlive(pid), `ingest/${name} belongs to the live process ${pid}`);
       continue;
     }
@@ -123,7 +138,10 @@ export async function assertStoreSound(root: string, options: SoundnessOptions):
       assert.ok(!orphan || (options.allowDeadLeftovers && blobs.includes(digest)), `ingest/${name} without its data`);
       const meta = JSON.parse(await readFile(path, 'utf8')) as { digest?: unknown; source?: unknown };
       assert.equal(meta.digest, digest);
-      assert.ok(typeof meta.source !== 'string' || !/[?#@]/.test(meta.source), `ingest metadata records a query or user info: ${String(meta.source)}`);
+      assert.ok(
+        typeof meta.source !== 'string' || !/[?#@]/.test(meta.source),
+        `ingest metadata records a query or user info: ${String(meta.source)}`,
+      );
       continue;
     }
     const full = options.known.get(digest);
@@ -135,7 +153,11 @@ export async function assertStoreSound(root: string, options: SoundnessOptions):
 
   if (options.image !== undefined) {
     const recorded = (await store.getImage(options.image.name)) !== undefined;
-    assert.equal(recorded, options.image.recorded, `${options.image.name} ${recorded ? 'is' : 'is not'} recorded in index.json`);
+    assert.equal(
+      recorded,
+      options.image.recorded,
+      `${options.image.name} ${recorded ? 'is' : 'is not'} recorded in index.json`,
+    );
   }
   return { partials, blobs: blobs.sort() };
 }
@@ -144,7 +166,10 @@ export async function assertStoreSound(root: string, options: SoundnessOptions):
  * What a failed pull must tell its user: a typed error with this code whose message names the
  * image and says what failed (each pattern), and nothing unreadable.
  */
-export function assertClearFailure(err: unknown, expected: { code: string; image: string; says?: readonly RegExp[] }): void {
+export function assertClearFailure(
+  err: unknown,
+  expected: { code: string; image: string; says?: readonly RegExp[] },
+): void {
   assert.ok(isKimgError(err), `not a typed error: ${String(err)}`);
   assert.equal(err.code, expected.code, err.message);
   assert.ok(err.message.includes(expected.image), `the message does not name ${expected.image}: ${err.message}`);
@@ -185,7 +210,10 @@ export function bytesSentFor(requests: readonly { path: string; bytesSent: numbe
 
 /** `kimg ARGS…` run by the CLI's own `main` in this process, its output captured: the command
  * line's code and messages without the cost of starting a process. */
-export async function kimgInProcess(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+export async function kimgInProcess(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';

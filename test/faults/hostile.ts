@@ -33,7 +33,9 @@ export class HostileDocuments {
 
   /** Serves `document` (JSON-encoded unless bytes or a string) as `repo:tag`; returns its digest. */
   serve(repo: string, tag: string | undefined, document: unknown, contentType = OCI_MANIFEST): string {
-    const bytes = Buffer.isBuffer(document) ? document : Buffer.from(typeof document === 'string' ? document : JSON.stringify(document));
+    const bytes = Buffer.isBuffer(document)
+      ? document
+      : Buffer.from(typeof document === 'string' ? document : JSON.stringify(document));
     const digest = digestOf(bytes);
     const served = { bytes, contentType, digest };
     if (tag !== undefined) this.documents.set(`/v2/${repo}/manifests/${tag}`, served);
@@ -43,14 +45,20 @@ export class HostileDocuments {
 
   /** Descriptor of a document served before. */
   descriptor(document: unknown, mediaType = OCI_MANIFEST): { mediaType: string; digest: string; size: number } {
-    const bytes = Buffer.isBuffer(document) ? document : Buffer.from(typeof document === 'string' ? document : JSON.stringify(document));
+    const bytes = Buffer.isBuffer(document)
+      ? document
+      : Buffer.from(typeof document === 'string' ? document : JSON.stringify(document));
     return { mediaType, digest: digestOf(bytes), size: bytes.length };
   }
 
   readonly rule = (r: FaultRequest) => {
     const doc = this.documents.get(r.path);
     if (doc === undefined) return this.fallback?.(r);
-    const headers = { 'content-type': doc.contentType, 'docker-content-digest': doc.digest, 'content-length': String(doc.bytes.length) };
+    const headers = {
+      'content-type': doc.contentType,
+      'docker-content-digest': doc.digest,
+      'content-length': String(doc.bytes.length),
+    };
     return fault.status(200, headers, r.method === 'HEAD' ? undefined : doc.bytes);
   };
 }
@@ -71,7 +79,9 @@ export interface TestServer {
 }
 
 /** An HTTP server on loopback that records every request and answers with `handler`. */
-export async function startServer(handler: (req: IncomingMessage, res: ServerResponse, server: TestServer) => void): Promise<TestServer> {
+export async function startServer(
+  handler: (req: IncomingMessage, res: ServerResponse, server: TestServer) => void,
+): Promise<TestServer> {
   const sockets = new Set<Socket>();
   const requests: RecordedHit[] = [];
   const holder: { self?: TestServer } = {};
@@ -103,7 +113,10 @@ export async function startServer(handler: (req: IncomingMessage, res: ServerRes
 
 /** Answers `status` with a chunked body that never ends (until `safetyLimit` bytes: a client
  * that reads it all fails its test rather than hang it). */
-export function endlessBody(status: number, safetyLimit = 256 * 1024 * 1024): (req: IncomingMessage, res: ServerResponse, server: TestServer) => void {
+export function endlessBody(
+  status: number,
+  safetyLimit = 256 * 1024 * 1024,
+): (req: IncomingMessage, res: ServerResponse, server: TestServer) => void {
   const chunk = Buffer.alloc(64 * 1024, 0x20);
   return (_req, res, server) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -136,21 +149,39 @@ export const testLookup: LookupFunction = (hostname, options, callback) => {
 };
 
 /** Uploads `bytes` as a blob of `repo` straight into a registry (monolithic upload). */
-export async function uploadBlob(registryUrl: string, repo: string, bytes: Uint8Array): Promise<{ digest: string; size: number }> {
+export async function uploadBlob(
+  registryUrl: string,
+  repo: string,
+  bytes: Uint8Array,
+): Promise<{ digest: string; size: number }> {
   const digest = digestOf(bytes);
   const start = await fetch(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
   if (start.status !== 202) throw new Error(`upload start for ${repo}: HTTP ${start.status}`);
   const location = new URL(start.headers.get('location') ?? '', registryUrl);
   location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  const put = await fetch(location, {
+    method: 'PUT',
+    body: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   if (put.status !== 201) throw new Error(`upload of ${digest} to ${repo}: HTTP ${put.status}: ${await put.text()}`);
   return { digest, size: bytes.byteLength };
 }
 
 /** Puts a manifest into a registry under `tag`; returns its digest. */
-export async function putManifest(registryUrl: string, repo: string, tag: string, document: unknown, mediaType = OCI_MANIFEST): Promise<string> {
+export async function putManifest(
+  registryUrl: string,
+  repo: string,
+  tag: string,
+  document: unknown,
+  mediaType = OCI_MANIFEST,
+): Promise<string> {
   const bytes = Buffer.from(JSON.stringify(document));
-  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType } });
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: bytes,
+    headers: { 'content-type': mediaType },
+  });
   if (res.status !== 201) throw new Error(`put manifest ${repo}:${tag}: HTTP ${res.status}: ${await res.text()}`);
   return digestOf(bytes);
 }

@@ -41,7 +41,10 @@ async function readStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<numb
 
 /** Starts a `kimg` process with `env` (merged over this process's). */
 export function startKimg(env: NodeJS.ProcessEnv): KimgProcess {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   trackChild(child);
   const pid = child.pid ?? 0;
   const lines: string[] = [];
@@ -73,7 +76,9 @@ export function startKimg(env: NodeJS.ProcessEnv): KimgProcess {
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve, reject) => {
     onReady = resolve;
-    void exited.then(({ code, signal }) => reject(new Error(`kimg exited (${code ?? signal}) before it was ready: ${stderr}`)));
+    void exited.then(({ code, signal }) =>
+      reject(new Error(`kimg exited (${code ?? signal}) before it was ready: ${stderr}`)),
+    );
   });
   ready.catch(() => undefined);
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -105,7 +110,7 @@ export function startKimg(env: NodeJS.ProcessEnv): KimgProcess {
       child.stdin?.end(`${JSON.stringify(argv)}\n`);
     },
     async waitForEvent(test) {
-      for (let seen = 0; ; ) {
+      for (let seen = 0; ;) {
         for (; seen < events.length; seen++) if (test(events[seen] as PullEvent)) return true;
         if (!running) return false;
         await new Promise<void>((resolve) => waiters.push(resolve));

@@ -57,7 +57,8 @@ const SAFE_NAME = /^[\w.*-]+$/;
 const SAFE_COMMON_NAME = /^[\w .*:-]+$/;
 
 function check(value: string, pattern: RegExp, what: string): string {
-  if (!pattern.test(value)) throw new Error(`unsupported ${what} ${JSON.stringify(value)} (allowed: ${pattern.source})`);
+  if (!pattern.test(value))
+    throw new Error(`unsupported ${what} ${JSON.stringify(value)} (allowed: ${pattern.source})`);
   return value;
 }
 
@@ -119,7 +120,24 @@ export async function createSelfSigned(
   );
   await generateKey(keyFile, keyType, dir);
   await openssl(
-    ['req', '-x509', '-new', '-config', configFile, '-extensions', 'ext', '-key', keyFile, '-sha256', '-days', String(days), '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-out', certFile],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-config',
+      configFile,
+      '-extensions',
+      'ext',
+      '-key',
+      keyFile,
+      '-sha256',
+      '-days',
+      String(days),
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-out',
+      certFile,
+    ],
     dir,
   );
   await rm(configFile, { force: true });
@@ -127,19 +145,19 @@ export async function createSelfSigned(
 }
 
 /** A fresh test CA (`ca.crt`, `ca.key`) in `dir`. */
-export function createCertificateAuthority(dir: string, options: CertificateOptions = {}): Promise<CertificateAuthority> {
+export function createCertificateAuthority(
+  dir: string,
+  options: CertificateOptions = {},
+): Promise<CertificateAuthority> {
   return createSelfSigned(dir, { ...options, ca: true });
 }
 
 /** A certificate signed by `ca` for the given names (default: a server cert for 127.0.0.1 and localhost). */
-export async function issueCertificate(ca: CertificateAuthority, options: LeafOptions = {}): Promise<IssuedCertificate> {
-  const {
-    name = 'server',
-    sans = ['127.0.0.1', 'localhost'],
-    keyType = 'ec',
-    days = 3650,
-    usage = 'server',
-  } = options;
+export async function issueCertificate(
+  ca: CertificateAuthority,
+  options: LeafOptions = {},
+): Promise<IssuedCertificate> {
+  const { name = 'server', sans = ['127.0.0.1', 'localhost'], keyType = 'ec', days = 3650, usage = 'server' } = options;
   const dir = resolve(options.dir ?? join(ca.certFile, '..'));
   await mkdir(dir, { recursive: true });
   check(name, SAFE_NAME, 'file name');
@@ -163,9 +181,39 @@ export async function issueCertificate(ca: CertificateAuthority, options: LeafOp
     ].join('\n'),
   );
   await generateKey(keyFile, keyType, dir);
-  await openssl(['req', '-new', '-key', keyFile, '-subj', `/CN=${check(commonName, SAFE_COMMON_NAME, 'common name')}`, '-out', csrFile], dir);
   await openssl(
-    ['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-sha256', '-days', String(days), '-extfile', extFile, '-out', certFile],
+    [
+      'req',
+      '-new',
+      '-key',
+      keyFile,
+      '-subj',
+      `/CN=${check(commonName, SAFE_COMMON_NAME, 'common name')}`,
+      '-out',
+      csrFile,
+    ],
+    dir,
+  );
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csrFile,
+      '-CA',
+      ca.certFile,
+      '-CAkey',
+      ca.keyFile,
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-sha256',
+      '-days',
+      String(days),
+      '-extfile',
+      extFile,
+      '-out',
+      certFile,
+    ],
     dir,
   );
   await Promise.all([rm(csrFile, { force: true }), rm(extFile, { force: true })]);

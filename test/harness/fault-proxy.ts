@@ -6,7 +6,12 @@
  * Every request is recorded so tests can also assert what was *not* sent, and concurrency is
  * tracked per path so tests can check a client's parallelism limits.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -44,12 +49,25 @@ export type Fault =
 export const fault = {
   delay: (ms: number): Fault => ({ kind: 'delay', ms }),
   hang: (): Fault => ({ kind: 'hang' }),
-  status: (status: number, headers?: Record<string, string>, body?: string | Buffer): Fault => ({ kind: 'status', status, headers, body }),
-  unauthorized: (challenge: string): Fault => ({ kind: 'status', status: 401, headers: { 'www-authenticate': challenge } }),
+  status: (status: number, headers?: Record<string, string>, body?: string | Buffer): Fault => ({
+    kind: 'status',
+    status,
+    headers,
+    body,
+  }),
+  unauthorized: (challenge: string): Fault => ({
+    kind: 'status',
+    status: 401,
+    headers: { 'www-authenticate': challenge },
+  }),
   forbidden: (): Fault => ({ kind: 'status', status: 403 }),
   notFound: (): Fault => ({ kind: 'status', status: 404 }),
   methodNotAllowed: (): Fault => ({ kind: 'status', status: 405 }),
-  tooManyRequests: (retryAfter: number | string): Fault => ({ kind: 'status', status: 429, headers: { 'retry-after': String(retryAfter) } }),
+  tooManyRequests: (retryAfter: number | string): Fault => ({
+    kind: 'status',
+    status: 429,
+    headers: { 'retry-after': String(retryAfter) },
+  }),
   serverError: (status: 500 | 502 | 503 | 504 = 500): Fault => ({ kind: 'status', status }),
   redirect: (location: string, status = 307): Fault => ({ kind: 'redirect', location, status }),
   cutAfter: (bytes: number): Fault => ({ kind: 'cutAfter', bytes }),
@@ -62,7 +80,11 @@ export const fault = {
   ignoreRange: (): Fault => ({ kind: 'ignoreRange' }),
   misalignedRange: (shift = -1): Fault => ({ kind: 'misalignedRange', shift }),
   trickle: (bytesPerSecond: number): Fault => ({ kind: 'trickle', bytesPerSecond }),
-  replaceBody: (body: string | Buffer, declaredLength?: number): Fault => ({ kind: 'replaceBody', body, declaredLength }),
+  replaceBody: (body: string | Buffer, declaredLength?: number): Fault => ({
+    kind: 'replaceBody',
+    body,
+    declaredLength,
+  }),
 } as const;
 
 /** What a rule sees of a request. */
@@ -130,12 +152,23 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function withoutHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
   return out;
 }
 
@@ -183,7 +216,9 @@ function flush(res: ServerResponse, chunk: Buffer): Promise<void> {
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const upstream = new URL(options.upstream);
   const upstreamIsTls = upstream.protocol === 'https:';
-  const agent = upstreamIsTls ? new https.Agent({ keepAlive: true, ca: options.ca }) : new http.Agent({ keepAlive: true });
+  const agent = upstreamIsTls
+    ? new https.Agent({ keepAlive: true, ca: options.ca })
+    : new http.Agent({ keepAlive: true });
   let rule = options.rule;
   let seq = 0;
   let counts = new Map<string, number>();
@@ -255,7 +290,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     res.end();
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse, record: RecordedRequest, faults: readonly Fault[]): Promise<void> {
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    record: RecordedRequest,
+    faults: readonly Fault[],
+  ): Promise<void> {
     const headers = withoutHopByHop(req.headers);
     headers.host = upstream.host;
     for (const f of faults) {
@@ -287,11 +327,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     const out = withoutHopByHop(upstreamRes.headers);
     const location = headerText(out.location);
-    if (options.rewriteLocation && location?.startsWith(upstream.origin)) out.location = proxyOrigin + location.slice(upstream.origin.length);
+    if (options.rewriteLocation && location?.startsWith(upstream.origin))
+      out.location = proxyOrigin + location.slice(upstream.origin.length);
     const challenge = headerText(out['www-authenticate']);
     if (options.rewriteRealm && challenge) {
       const rewrite = options.rewriteRealm;
-      out['www-authenticate'] = challenge.replace(/realm="([^"]*)"/, (_all, realm: string) => `realm="${rewrite(realm)}"`);
+      out['www-authenticate'] = challenge.replace(
+        /realm="([^"]*)"/,
+        (_all, realm: string) => `realm="${rewrite(realm)}"`,
+      );
     }
     for (const f of faults) {
       if (f.kind === 'dropHeader') delete out[f.name.toLowerCase()];
@@ -300,7 +344,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     const replace = faults.find((f) => f.kind === 'replaceBody');
     const extra = faults.find((f) => f.kind === 'extraBytes');
-    const bodyFaults = faults.some((f) => ['cutAfter', 'flipByte', 'truncate', 'extraBytes', 'trickle', 'replaceBody'].includes(f.kind));
+    const bodyFaults = faults.some((f) =>
+      ['cutAfter', 'flipByte', 'truncate', 'extraBytes', 'trickle', 'replaceBody'].includes(f.kind),
+    );
     const declaredHeader = headerText(out['content-length']);
     let declaredLength = declaredHeader === undefined ? undefined : Number(declaredHeader);
     if (replace) {
@@ -340,7 +386,16 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const countKey = `${method} ${parsed.pathname}`;
     const count = (counts.get(countKey) ?? 0) + 1;
     counts.set(countKey, count);
-    const record: RecordedRequest = { seq: ++seq, method, url, path: parsed.pathname, headers: req.headers, faults: [], status: 0, bytesSent: 0 };
+    const record: RecordedRequest = {
+      seq: ++seq,
+      method,
+      url,
+      path: parsed.pathname,
+      headers: req.headers,
+      faults: [],
+      status: 0,
+      bytesSent: 0,
+    };
     requests.push(record);
 
     const activeMap = active;
@@ -356,8 +411,17 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
     let faults: Fault[];
     try {
-      const chosen = rule?.({ method, path: parsed.pathname, url, query: parsed.searchParams, headers: req.headers, count, seq: record.seq });
-      faults = chosen === undefined ? [] : Array.isArray(chosen) ? [...(chosen as readonly Fault[])] : [chosen as Fault];
+      const chosen = rule?.({
+        method,
+        path: parsed.pathname,
+        url,
+        query: parsed.searchParams,
+        headers: req.headers,
+        count,
+        seq: record.seq,
+      });
+      faults =
+        chosen === undefined ? [] : Array.isArray(chosen) ? [...(chosen as readonly Fault[])] : [chosen as Fault];
     } catch (err) {
       record.error = `rule threw: ${(err as Error).message}`;
       record.status = 500;
@@ -377,7 +441,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       } else if (f.kind === 'status') {
         record.status = f.status;
         req.resume();
-        const body = method === 'HEAD' ? undefined : (f.body ?? JSON.stringify({ errors: [{ code: 'INJECTED', message: `fault proxy answered ${f.status}` }] }));
+        const body =
+          method === 'HEAD'
+            ? undefined
+            : (f.body ??
+              JSON.stringify({ errors: [{ code: 'INJECTED', message: `fault proxy answered ${f.status}` }] }));
         const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', ...f.headers };
         if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
         res.writeHead(f.status, headers).end(body);
@@ -406,7 +474,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     void handle(req, res);
   };
-  const server = options.tls ? https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, listener) : http.createServer(listener);
+  const server = options.tls
+    ? https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, listener)
+    : http.createServer(listener);
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -43,7 +43,11 @@ function assertProcessGone(pid: number): void {
 }
 
 /** The raw bytes a server sends for one request, until it closes the connection. */
-function rawExchange(host: string, path: string, headers: Record<string, string> = {}): Promise<{ head: string; body: Buffer }> {
+function rawExchange(
+  host: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ head: string; body: Buffer }> {
   const [hostname, port] = host.split(':');
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
@@ -55,20 +59,28 @@ function rawExchange(host: string, path: string, headers: Record<string, string>
       const split = all.indexOf('\r\n\r\n');
       resolve({ head: all.subarray(0, split).toString('latin1'), body: all.subarray(split + 4) });
     });
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`);
   });
 }
 
 /** GETs `url` with Node's client; resolves the body or rejects with what went wrong mid-body. */
-function getBody(url: string): Promise<{ status: number; body: Buffer; headers: Record<string, string | string[] | undefined> }> {
+function getBody(
+  url: string,
+): Promise<{ status: number; body: Buffer; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = httpGet(url, { agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.once('error', reject);
       res.once('aborted', () => reject(new Error('aborted')));
-      res.once('end', () => (res.complete ? resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }) : reject(new Error('incomplete'))));
+      res.once('end', () =>
+        res.complete
+          ? resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers })
+          : reject(new Error('incomplete')),
+      );
     });
     req.once('error', reject);
     req.end();
@@ -87,10 +99,17 @@ describe('certificates', { skip: requireTools(['openssl']) }, () => {
       const { port } = server.address() as AddressInfo;
       try {
         const url = `https://127.0.0.1:${port}/`;
-        assert.equal((await httpRequest(url, { ca: certs.caPem, servername: 'webhook.kimg.svc' })).body.toString(), 'ok');
+        assert.equal(
+          (await httpRequest(url, { ca: certs.caPem, servername: 'webhook.kimg.svc' })).body.toString(),
+          'ok',
+        );
         assert.equal((await httpRequest(url, { ca: certs.caPem })).status, 200);
-        await assert.rejects(httpRequest(url, { ca: certs.caPem, servername: 'other.kimg.svc' }), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
-        await assert.rejects(httpRequest(url, { servername: 'webhook.kimg.svc' }), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+        await assert.rejects(httpRequest(url, { ca: certs.caPem, servername: 'other.kimg.svc' }), {
+          code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+        });
+        await assert.rejects(httpRequest(url, { servername: 'webhook.kimg.svc' }), {
+          code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        });
       } finally {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -127,7 +146,11 @@ describe('registry', { skip }, () => {
       assert.equal((await httpRequest(`https://localhost:${registry.port}/v2/`, { ca: registry.caPem })).status, 200);
       const proxy = await startFaultProxy({ upstream: registry.url, ca: registry.caPem });
       try {
-        assert.equal((await httpRequest(`${proxy.url}/v2/`)).status, 200, 'the fault proxy forwards to an https upstream');
+        assert.equal(
+          (await httpRequest(`${proxy.url}/v2/`)).status,
+          200,
+          'the fault proxy forwards to an https upstream',
+        );
       } finally {
         await proxy.stop();
       }
@@ -135,7 +158,10 @@ describe('registry', { skip }, () => {
       const image = await buildImage({ layers: [2048] });
       try {
         const pushed = await pushImage(image, registry, 'tls/img:v1');
-        assert.equal(sha256Digest(await inspectRaw(pushed.ref, { certDir: registry.certDir, tlsVerify: true })), image.digest);
+        assert.equal(
+          sha256Digest(await inspectRaw(pushed.ref, { certDir: registry.certDir, tlsVerify: true })),
+          image.digest,
+        );
       } finally {
         await image.remove();
       }
@@ -151,10 +177,14 @@ describe('registry', { skip }, () => {
       const anonymous = await httpRequest(`${registry.url}/v2/`);
       assert.equal(anonymous.status, 401);
       assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm="/);
-      const wrong = await httpRequest(`${registry.url}/v2/`, { headers: { authorization: basicAuth('alice', 'nope') } });
+      const wrong = await httpRequest(`${registry.url}/v2/`, {
+        headers: { authorization: basicAuth('alice', 'nope') },
+      });
       assert.equal(wrong.status, 401);
       for (const user of [alice, { user: 'bob', password: 'hunter2' }]) {
-        const ok = await httpRequest(`${registry.url}/v2/`, { headers: { authorization: basicAuth(user.user, user.password) } });
+        const ok = await httpRequest(`${registry.url}/v2/`, {
+          headers: { authorization: basicAuth(user.user, user.password) },
+        });
         assert.equal(ok.status, 200);
       }
       assert.deepEqual(registry.credentials, alice);
@@ -168,7 +198,9 @@ describe('registry', { skip }, () => {
         await image.remove();
       }
       // Credentials stay out of the harness's error messages.
-      const failure = await pushImage({ layout: '/nonexistent', tag: 'x' }, registry, 'x/y:z', { creds: alice }).catch((err: Error) => err);
+      const failure = await pushImage({ layout: '/nonexistent', tag: 'x' }, registry, 'x/y:z', { creds: alice }).catch(
+        (err: Error) => err,
+      );
       assert.ok(failure instanceof Error);
       assert.doesNotMatch(failure.message, /s3cret/);
     } finally {
@@ -197,7 +229,10 @@ describe('token server and token-auth registry', { skip }, () => {
     assert.match(tokens.keyId, /^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
     // Stable per key (whatever its encoding), distinct across keys.
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    assert.equal(libtrustKeyId(publicKey), libtrustKeyId(createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }))));
+    assert.equal(
+      libtrustKeyId(publicKey),
+      libtrustKeyId(createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }))),
+    );
     assert.notEqual(libtrustKeyId(publicKey), tokens.keyId);
   });
 
@@ -208,7 +243,10 @@ describe('token server and token-auth registry', { skip }, () => {
     const proxy = await startFaultProxy({ upstream: registry.url, rewriteRealm: () => 'http://127.0.0.1:9/elsewhere' });
     try {
       const rewritten = await httpRequest(`${proxy.url}/v2/`);
-      assert.equal(rewritten.headers['www-authenticate'], `Bearer realm="http://127.0.0.1:9/elsewhere",service="${tokens.service}"`);
+      assert.equal(
+        rewritten.headers['www-authenticate'],
+        `Bearer realm="http://127.0.0.1:9/elsewhere",service="${tokens.service}"`,
+      );
     } finally {
       await proxy.stop();
     }
@@ -231,7 +269,9 @@ describe('token server and token-auth registry', { skip }, () => {
     });
     const anonymous = tokens.requests.slice(before);
     assert.ok(anonymous.length > 0);
-    assert.ok(anonymous.every((r) => r.headers.authorization === undefined && r.user === undefined && r.status === 200));
+    assert.ok(
+      anonymous.every((r) => r.headers.authorization === undefined && r.user === undefined && r.status === 200),
+    );
     assert.ok(tokens.issued.every((t) => t.claims.aud === tokens.service && typeof t.claims.aud === 'string'));
   });
 
@@ -239,17 +279,40 @@ describe('token server and token-auth registry', { skip }, () => {
     const scope = 'repository:tok/img:pull';
     const viaGet = await httpRequest(`${tokens.realm}?service=${tokens.service}&scope=${encodeURIComponent(scope)}`);
     assert.equal(viaGet.status, 200);
-    const reply = JSON.parse(viaGet.body.toString()) as { token: string; access_token: string; expires_in: number; issued_at: string };
+    const reply = JSON.parse(viaGet.body.toString()) as {
+      token: string;
+      access_token: string;
+      expires_in: number;
+      issued_at: string;
+    };
     assert.equal(reply.token, reply.access_token);
     assert.equal(reply.expires_in, 300);
     assert.ok(!Number.isNaN(Date.parse(reply.issued_at)));
     const [header] = reply.token.split('.');
-    assert.deepEqual(JSON.parse(Buffer.from(header ?? '', 'base64url').toString()), { typ: 'JWT', alg: 'ES256', kid: tokens.keyId });
-    const tags = await httpRequest(`${registry.url}/v2/tok/img/tags/list`, { headers: { authorization: `Bearer ${reply.token}` } });
+    assert.deepEqual(JSON.parse(Buffer.from(header ?? '', 'base64url').toString()), {
+      typ: 'JWT',
+      alg: 'ES256',
+      kid: tokens.keyId,
+    });
+    const tags = await httpRequest(`${registry.url}/v2/tok/img/tags/list`, {
+      headers: { authorization: `Bearer ${reply.token}` },
+    });
     assert.equal(tags.status, 200, tags.body.toString());
 
-    const form = new URLSearchParams({ grant_type: 'password', username: 'alice', password: 's3cret', service: tokens.service, scope, client_id: 'kimg', access_type: 'offline' });
-    const viaPost = await httpRequest(tokens.realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: 'alice',
+      password: 's3cret',
+      service: tokens.service,
+      scope,
+      client_id: 'kimg',
+      access_type: 'offline',
+    });
+    const viaPost = await httpRequest(tokens.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
     assert.equal(viaPost.status, 200);
     const posted = JSON.parse(viaPost.body.toString()) as { access_token: string; refresh_token: string };
     assert.ok(posted.refresh_token);
@@ -260,11 +323,22 @@ describe('token server and token-auth registry', { skip }, () => {
     assert.equal(manifest.status, 200);
     assert.equal(sha256Digest(manifest.body), image.digest);
 
-    const refresh = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: posted.refresh_token, service: tokens.service, scope });
-    const refreshed = await httpRequest(tokens.realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: refresh.toString() });
+    const refresh = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: posted.refresh_token,
+      service: tokens.service,
+      scope,
+    });
+    const refreshed = await httpRequest(tokens.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: refresh.toString(),
+    });
     assert.equal(refreshed.status, 200);
 
-    const bad = await httpRequest(`${tokens.realm}?service=${tokens.service}&scope=${scope}`, { headers: { authorization: basicAuth('alice', 'wrong') } });
+    const bad = await httpRequest(`${tokens.realm}?service=${tokens.service}&scope=${scope}`, {
+      headers: { authorization: basicAuth('alice', 'wrong') },
+    });
     assert.equal(bad.status, 401);
     tokens.setFailWith(503);
     try {
@@ -274,7 +348,9 @@ describe('token server and token-auth registry', { skip }, () => {
     }
     // A token for another repository does not open this one.
     const other = tokens.issueToken([{ type: 'repository', name: 'other/repo', actions: ['pull'] }]);
-    const denied = await httpRequest(`${registry.url}/v2/tok/img/tags/list`, { headers: { authorization: `Bearer ${other.token}` } });
+    const denied = await httpRequest(`${registry.url}/v2/tok/img/tags/list`, {
+      headers: { authorization: `Bearer ${other.token}` },
+    });
     assert.equal(denied.status, 401);
   });
 });
@@ -292,12 +368,22 @@ describe('image builder and push', { skip }, () => {
     { name: 'OCI image', format: 'oci', platforms: ['linux/amd64'], top: MEDIA_TYPES.oci.manifest },
     { name: 'OCI index', format: 'oci', platforms: ['linux/amd64', 'linux/arm64/v8'], top: MEDIA_TYPES.oci.index },
     { name: 'Docker schema2 image', format: 'docker', platforms: ['linux/amd64'], top: MEDIA_TYPES.docker.manifest },
-    { name: 'Docker manifest list', format: 'docker', platforms: ['linux/amd64', 'linux/arm/v7', 'windows/amd64'], top: MEDIA_TYPES.docker.index },
+    {
+      name: 'Docker manifest list',
+      format: 'docker',
+      platforms: ['linux/amd64', 'linux/arm/v7', 'windows/amd64'],
+      top: MEDIA_TYPES.docker.index,
+    },
   ] as const;
 
   for (const kind of kinds) {
     test(`${kind.name}: the registry stores exactly the predicted bytes`, async () => {
-      const image = await buildImage({ layers: [3000, { size: 70_000, content: 'text' }], format: kind.format, platforms: kind.platforms, seed: kind.name });
+      const image = await buildImage({
+        layers: [3000, { size: 70_000, content: 'text' }],
+        format: kind.format,
+        platforms: kind.platforms,
+        seed: kind.name,
+      });
       try {
         assert.equal(image.mediaType, kind.top);
         assert.equal(image.isIndex, kind.platforms.length > 1);
@@ -309,7 +395,9 @@ describe('image builder and push', { skip }, () => {
         assert.equal(raw.length, image.size);
         for (const platformImage of image.images) {
           const repo = `${registry.url}/v2/kinds/${kind.format}-${kind.platforms.length}`;
-          const manifest = await httpRequest(`${repo}/manifests/${platformImage.manifest.digest}`, { headers: { accept: platformImage.manifest.mediaType } });
+          const manifest = await httpRequest(`${repo}/manifests/${platformImage.manifest.digest}`, {
+            headers: { accept: platformImage.manifest.mediaType },
+          });
           assert.equal(manifest.status, 200);
           assert.equal(sha256Digest(manifest.body), platformImage.manifest.digest);
           for (const blob of [platformImage.config, ...platformImage.layers]) {
@@ -336,9 +424,15 @@ describe('image builder and push', { skip }, () => {
       assert.equal(a.images[0]?.layers[0]?.digest, c.images[0]?.layers[0]?.digest);
       assert.notEqual(a.images[0]?.layers[1]?.digest, c.images[0]?.layers[1]?.digest);
       assert.equal(d.images[0]?.layers[0]?.digest, e.images[0]?.layers[1]?.digest);
-      const config = JSON.parse(await readFile(a.blobPath(a.images[0]?.config.digest ?? ''), 'utf8')) as { created: string; rootfs: { diff_ids: string[] } };
+      const config = JSON.parse(await readFile(a.blobPath(a.images[0]?.config.digest ?? ''), 'utf8')) as {
+        created: string;
+        rootfs: { diff_ids: string[] };
+      };
       assert.equal(config.created, '1970-01-01T00:00:00Z');
-      assert.deepEqual(config.rootfs.diff_ids, a.images[0]?.layers.map((l) => l.diffId));
+      assert.deepEqual(
+        config.rootfs.diff_ids,
+        a.images[0]?.layers.map((l) => l.diffId),
+      );
       const layer = a.images[0]?.layers[0];
       assert.ok(layer);
       assert.equal(await sha256File(a.blobPath(layer.digest)), layer.digest);
@@ -359,7 +453,11 @@ describe('image builder and push', { skip }, () => {
 
   test('umoci unpacks a built layout (interoperability)', { skip: requireTools(['umoci']) }, async () => {
     await withTempDir(async (dir) => {
-      const image = await buildImage({ layers: [1234, { size: 4000, content: 'zero' }], layout: join(dir, 'layout'), tag: 'v1' });
+      const image = await buildImage({
+        layers: [1234, { size: 4000, content: 'zero' }],
+        layout: join(dir, 'layout'),
+        tag: 'v1',
+      });
       await run('umoci', ['unpack', '--rootless', '--image', `${image.layout}:v1`, join(dir, 'bundle')]);
       const data = await readFile(join(dir, 'bundle', 'rootfs', 'layer1', 'data'));
       assert.equal(data.length, 4000);
@@ -398,7 +496,9 @@ describe('fault proxy', { skip }, () => {
     const whole = await httpRequest(proxy.url + blobPath);
     assert.equal(whole.status, 200);
     assert.equal(sha256Digest(whole.body), blobDigest);
-    const ranged = await httpRequest(proxy.url + blobPath, { headers: { range: 'bytes=10-19', accept: 'application/octet-stream', authorization: 'Bearer not-a-secret' } });
+    const ranged = await httpRequest(proxy.url + blobPath, {
+      headers: { range: 'bytes=10-19', accept: 'application/octet-stream', authorization: 'Bearer not-a-secret' },
+    });
     assert.equal(ranged.status, 206);
     assert.deepEqual(ranged.body, blob.subarray(10, 20));
     assert.equal(ranged.headers['content-range'], `bytes 10-19/${blob.length}`);
@@ -453,8 +553,10 @@ describe('fault proxy', { skip }, () => {
   test('redirects, dropped and forged headers', async () => {
     proxy.setRule((req) => {
       if (req.path === '/redirect-me') return fault.redirect(`${registry.url}${blobPath}`);
-      if (req.path === blobPath) return [fault.dropHeader('Docker-Content-Digest'), fault.forgeHeader('X-Forged', 'yes')];
-      if (req.path.endsWith('/manifests/v1')) return fault.forgeHeader('Docker-Content-Digest', `sha256:${'0'.repeat(64)}`);
+      if (req.path === blobPath)
+        return [fault.dropHeader('Docker-Content-Digest'), fault.forgeHeader('X-Forged', 'yes')];
+      if (req.path.endsWith('/manifests/v1'))
+        return fault.forgeHeader('Docker-Content-Digest', `sha256:${'0'.repeat(64)}`);
       return undefined;
     });
     const redirect = await httpRequest(`${proxy.url}/redirect-me`);
@@ -465,7 +567,9 @@ describe('fault proxy', { skip }, () => {
     const proxied = await httpRequest(proxy.url + blobPath);
     assert.equal(proxied.headers['docker-content-digest'], undefined);
     assert.equal(proxied.headers['x-forged'], 'yes');
-    const forged = await httpRequest(`${proxy.url}/v2/faults/img/manifests/v1`, { headers: { accept: MEDIA_TYPES.oci.manifest } });
+    const forged = await httpRequest(`${proxy.url}/v2/faults/img/manifests/v1`, {
+      headers: { accept: MEDIA_TYPES.oci.manifest },
+    });
     assert.equal(forged.headers['docker-content-digest'], `sha256:${'0'.repeat(64)}`);
   });
 
@@ -523,14 +627,17 @@ describe('fault proxy', { skip }, () => {
     assert.equal(proxy.maxConcurrent('/v2/faults/img/tags/'), 4);
     assert.equal(proxy.maxConcurrent('/v2/faults/img/manifests/'), 0);
 
-    const trickled = await httpRequest(`${proxy.url}/v2/faults/img/manifests/v1`, { headers: { accept: MEDIA_TYPES.oci.manifest } });
+    const trickled = await httpRequest(`${proxy.url}/v2/faults/img/manifests/v1`, {
+      headers: { accept: MEDIA_TYPES.oci.manifest },
+    });
     assert.equal(sha256Digest(trickled.body), image.digest);
 
     await assert.rejects(httpRequest(`${proxy.url}/v2/hang`, { timeoutMs: 300 }), /no response within 300 ms/);
     const hung = proxy.requests.find((r) => r.path === '/v2/hang');
     assert.equal(hung?.status, 0, 'never answered');
     // The proxy notices the client giving up (the close arrives asynchronously).
-    for (let i = 0; i < 100 && proxy.inFlight('/v2/hang') > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 100 && proxy.inFlight('/v2/hang') > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(proxy.inFlight('/v2/hang'), 0);
   });
 
@@ -539,7 +646,10 @@ describe('fault proxy', { skip }, () => {
     const other = await buildImage({ layers: [3000], seed: 'through-proxy' });
     try {
       const pushed = await pushImage(other, proxy.host, 'via/proxy:v1');
-      assert.ok(proxy.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/v2/via/proxy/blobs/uploads/')), 'uploads went through the proxy');
+      assert.ok(
+        proxy.requests.some((r) => r.method === 'PUT' && r.path.startsWith('/v2/via/proxy/blobs/uploads/')),
+        'uploads went through the proxy',
+      );
       assert.equal(sha256Digest(await inspectRaw(pushed.ref)), other.digest);
       assert.equal(sha256Digest(await inspectRaw(`${registry.host}/via/proxy:v1`)), other.digest);
     } finally {
@@ -567,7 +677,10 @@ describe('pull-through cache registry', { skip }, () => {
         // The proxy stores blobs asynchronously after serving them.
         let found = false;
         for (let i = 0; i < 100 && !found; i++) {
-          found = await stat(cached).then(() => true, () => false);
+          found = await stat(cached).then(
+            () => true,
+            () => false,
+          );
           if (!found) await new Promise((resolve) => setTimeout(resolve, 50));
         }
         assert.ok(found, 'the blob landed in the mirror storage');
@@ -590,7 +703,10 @@ describe('pull-through cache registry', { skip }, () => {
       const mirror = await startRegistry({ proxy: { remoteUrl: upstream.url, username: 'mirror', password: 'pw' } });
       try {
         assert.equal(sha256Digest(await inspectRaw(`${mirror.host}/private/img:v1`)), image.digest);
-        assert.ok(tokens.requests.slice(pushRequests).some((r) => r.user === 'mirror' && r.status === 200), 'the mirror fetched tokens with its credentials');
+        assert.ok(
+          tokens.requests.slice(pushRequests).some((r) => r.user === 'mirror' && r.status === 200),
+          'the mirror fetched tokens with its credentials',
+        );
       } finally {
         await mirror.stop();
       }

@@ -35,13 +35,21 @@ export function httpRequest(url: string | URL, options: HttpRequestOptions = {})
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.once('error', reject);
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.once('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
     };
     const req =
       target.protocol === 'https:'
-        ? https.request(target, { method, headers, agent: false, ca: options.ca, servername: options.servername }, onResponse)
+        ? https.request(
+            target,
+            { method, headers, agent: false, ca: options.ca, servername: options.servername },
+            onResponse,
+          )
         : http.request(target, { method, headers, agent: false }, onResponse);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${target.href}: no response within ${timeoutMs} ms`)));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`${method} ${target.href}: no response within ${timeoutMs} ms`)),
+    );
     req.once('error', reject);
     req.end(options.body);
   });

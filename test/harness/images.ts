@@ -136,7 +136,8 @@ export function parseSize(text: string): number {
 /** `linux/arm64/v8` → `{ os: 'linux', architecture: 'arm64', variant: 'v8' }`. */
 export function parsePlatform(text: string): Platform {
   const [os, architecture, variant, extra] = text.split('/');
-  if (!os || !architecture || extra !== undefined || variant === '') throw new Error(`bad platform ${JSON.stringify(text)} (use os/arch[/variant])`);
+  if (!os || !architecture || extra !== undefined || variant === '')
+    throw new Error(`bad platform ${JSON.stringify(text)} (use os/arch[/variant])`);
   return variant ? { architecture, os, variant } : { architecture, os };
 }
 
@@ -151,13 +152,17 @@ const TEXT_FILLER = ' compressible test content, ok.\n';
 
 /** Deterministic pseudo-random bytes: AES-128-CTR keystream keyed by the layer identity. */
 function keystream(key: string): { next(n: number): Buffer } {
-  const cipher = createCipheriv('aes-128-ctr', createHash('sha256').update(key).digest().subarray(0, 16), Buffer.alloc(16));
+  const cipher = createCipheriv(
+    'aes-128-ctr',
+    createHash('sha256').update(key).digest().subarray(0, 16),
+    Buffer.alloc(16),
+  );
   return { next: (n) => cipher.update(n <= CHUNK ? ZEROS.subarray(0, n) : Buffer.alloc(n)) };
 }
 
 function* contentChunks(kind: ContentKind, key: string, size: number): Generator<Buffer> {
   const stream = keystream(key);
-  for (let left = size; left > 0; ) {
+  for (let left = size; left > 0;) {
     const n = Math.min(CHUNK, left);
     if (kind === 'random') yield stream.next(n);
     else if (kind === 'zero') yield ZEROS.subarray(0, n);
@@ -223,7 +228,8 @@ interface LayerResult {
   tarSize: number;
 }
 
-const blobFile = (layout: string, digest: string): string => join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
+const blobFile = (layout: string, digest: string): string =>
+  join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length));
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
@@ -233,13 +239,19 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Streams tar → (diff_id) → compressor → (digest) → temp file, then renames it to its digest. */
-async function writeLayer(layout: string, job: LayerJob, compression: Compression, gzipLevel: number): Promise<LayerResult> {
+async function writeLayer(
+  layout: string,
+  job: LayerJob,
+  compression: Compression,
+  gzipLevel: number,
+): Promise<LayerResult> {
   const diffHash: Hash = createHash('sha256');
   const blobHash: Hash = createHash('sha256');
   let tarSize = 0;
   let size = 0;
   const tmp = join(layout, 'blobs', 'sha256', `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const compressor: Transform = compression === 'gzip' ? createGzip({ level: gzipLevel, chunkSize: CHUNK }) : new PassThrough();
+  const compressor: Transform =
+    compression === 'gzip' ? createGzip({ level: gzipLevel, chunkSize: CHUNK }) : new PassThrough();
   try {
     await pipeline(
       function* () {
@@ -301,7 +313,9 @@ interface LayoutIndex {
 
 async function readLayoutIndex(layout: string): Promise<LayoutIndex> {
   const text = await readFile(join(layout, 'index.json'), 'utf8').catch(() => undefined);
-  return text === undefined ? { schemaVersion: 2, mediaType: MEDIA_TYPES.oci.index, manifests: [] } : (JSON.parse(text) as LayoutIndex);
+  return text === undefined
+    ? { schemaVersion: 2, mediaType: MEDIA_TYPES.oci.index, manifests: [] }
+    : (JSON.parse(text) as LayoutIndex);
 }
 
 /** Builds the image described by `spec` into an OCI layout. */
@@ -316,10 +330,12 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
     tag = 'latest',
   } = spec;
   const gzipLevel = spec.gzipLevel ?? (content === 'random' ? 0 : 6);
-  if (!Number.isInteger(gzipLevel) || gzipLevel < 0 || gzipLevel > 9) throw new Error(`gzipLevel must be 0..9, got ${gzipLevel}`);
+  if (!Number.isInteger(gzipLevel) || gzipLevel < 0 || gzipLevel > 9)
+    throw new Error(`gzipLevel must be 0..9, got ${gzipLevel}`);
   const types = MEDIA_TYPES[format];
   const layerMediaType = compression === 'gzip' ? types.layerGzip : types.layerTar;
-  if (!layerMediaType) throw new Error('compression "none" needs format "oci" (Docker schema2 has no plain tar layer type)');
+  if (!layerMediaType)
+    throw new Error('compression "none" needs format "oci" (Docker schema2 has no plain tar layer type)');
   const platforms = (spec.platforms ?? ['linux/amd64']).map(parsePlatform);
   if (platforms.length === 0) throw new Error('at least one platform is needed');
   const layers = spec.layers.map((layer): LayerSpec => (typeof layer === 'number' ? { size: layer } : layer));
@@ -357,7 +373,10 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
         if (index === undefined) {
           index = jobs.length;
           jobIndex.set(key, index);
-          const dir = layer.seed !== undefined ? `layer-${createHash('sha256').update(key).digest('hex').slice(0, 12)}` : `layer${position}`;
+          const dir =
+            layer.seed !== undefined
+              ? `layer-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`
+              : `layer${position}`;
           jobs.push({ key, dir, size: layer.size, content: kind });
         }
         return index;
@@ -380,7 +399,11 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
         rootfs: { type: 'layers', diff_ids: layerResults.map((layer) => layer.diffId) },
         history: layerResults.map((_, n) => ({ created, created_by: `kimg test harness layer ${n}` })),
       });
-      const layerDescriptors = layerResults.map((layer): Descriptor => ({ mediaType: layerMediaType, digest: layer.digest, size: layer.size }));
+      const layerDescriptors = layerResults.map((layer): Descriptor => ({
+        mediaType: layerMediaType,
+        digest: layer.digest,
+        size: layer.size,
+      }));
       const manifest = await writeJsonBlob(layout, types.manifest, {
         schemaVersion: 2,
         mediaType: types.manifest,
@@ -392,7 +415,11 @@ export async function buildImage(spec: ImageSpec): Promise<BuiltImage> {
         platformString: formatPlatform(platform),
         manifest,
         config,
-        layers: layerResults.map((layer, n) => ({ ...(layerDescriptors[n] as Descriptor), diffId: layer.diffId, tarSize: layer.tarSize })),
+        layers: layerResults.map((layer, n) => ({
+          ...(layerDescriptors[n] as Descriptor),
+          diffId: layer.diffId,
+          tarSize: layer.tarSize,
+        })),
       });
     }
 
@@ -473,9 +500,11 @@ async function makeDirTransportCopy(layout: string, top: Descriptor): Promise<st
     layers?: Descriptor[];
     manifests?: Descriptor[];
   }
-  const readManifest = async (digest: string): Promise<ManifestJson> => JSON.parse(await readFile(blobFile(layout, digest), 'utf8')) as ManifestJson;
+  const readManifest = async (digest: string): Promise<ManifestJson> =>
+    JSON.parse(await readFile(blobFile(layout, digest), 'utf8')) as ManifestJson;
   const linkImage = async (manifest: ManifestJson): Promise<void> => {
-    for (const blob of [...(manifest.config ? [manifest.config] : []), ...(manifest.layers ?? [])]) await link(blob.digest, hex(blob.digest));
+    for (const blob of [...(manifest.config ? [manifest.config] : []), ...(manifest.layers ?? [])])
+      await link(blob.digest, hex(blob.digest));
   };
   await writeFile(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
   await link(top.digest, 'manifest.json');

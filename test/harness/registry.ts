@@ -138,7 +138,8 @@ function configYaml(dir: string, options: RegistryOptions, tls: { cert: string; 
 async function writeHtpasswd(file: string, users: readonly Credentials[]): Promise<void> {
   const entries: string[] = [];
   for (const { user, password } of users) {
-    if (!user || user.includes(':')) throw new Error(`htpasswd user name ${JSON.stringify(user)} is empty or has a ':'`);
+    if (!user || user.includes(':'))
+      throw new Error(`htpasswd user name ${JSON.stringify(user)} is empty or has a ':'`);
     const { stdout } = await run('htpasswd', ['-Bbn', user, password], { secrets: [password] });
     entries.push(stdout.toString('utf8').trim());
   }
@@ -197,10 +198,14 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     if (options.htpasswd) await writeHtpasswd(join(dir, 'htpasswd'), options.htpasswd);
     const configFile = join(dir, 'config.yml');
     const logFile = join(dir, 'registry.log');
-    await writeFile(configFile, configYaml(dir, options, certs && { cert: certs.certFile, key: certs.keyFile }), { mode: 0o600 });
+    await writeFile(configFile, configYaml(dir, options, certs && { cert: certs.certFile, key: certs.keyFile }), {
+      mode: 0o600,
+    });
 
     // Inherited REGISTRY_* variables would silently override the config.
-    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+    const env: NodeJS.ProcessEnv = Object.fromEntries(
+      Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')),
+    );
     if (options.proxy?.caFile) env.SSL_CERT_FILE = resolve(options.proxy.caFile);
     Object.assign(env, options.env);
 
@@ -228,7 +233,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     let lastProblem = 'no listening socket yet';
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`docker-registry exited at start (${child.exitCode ?? child.signalCode}); log:\n${await tail(logFile, 20)}`);
+        throw new Error(
+          `docker-registry exited at start (${child.exitCode ?? child.signalCode}); log:\n${await tail(logFile, 20)}`,
+        );
       }
       port ??= (await listeningPorts(pid))[0];
       if (port !== undefined) {
@@ -243,7 +250,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       if (Date.now() > deadline) {
         const log = await tail(logFile, 20);
         await stop();
-        throw new Error(`docker-registry (pid ${pid}) not ready within ${options.readyTimeoutMs ?? 20_000} ms: ${lastProblem}; log:\n${log}`);
+        throw new Error(
+          `docker-registry (pid ${pid}) not ready within ${options.readyTimeoutMs ?? 20_000} ms: ${lastProblem}; log:\n${log}`,
+        );
       }
       await sleep(50);
     }

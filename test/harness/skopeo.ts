@@ -46,7 +46,10 @@ function authArgs(side: 'src' | 'dest' | '', auth: SkopeoAuth | undefined, secre
 }
 
 /** Runs skopeo with `args`; rejects with the (redacted) command line and stderr. */
-export async function skopeo(args: readonly string[], options: { secrets?: readonly string[]; timeoutMs?: number } = {}): Promise<Buffer> {
+export async function skopeo(
+  args: readonly string[],
+  options: { secrets?: readonly string[]; timeoutMs?: number } = {},
+): Promise<Buffer> {
   ensureTools(['skopeo']);
   const { stdout } = await run('skopeo', args, { secrets: options.secrets, timeoutMs: options.timeoutMs ?? 300_000 });
   return stdout;

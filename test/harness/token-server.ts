@@ -8,7 +8,15 @@
  * `POST` form (grant_type=password / refresh_token). Every request is recorded, and `failWith`
  * turns every answer into that status for fault tests.
  */
-import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  randomUUID,
+  sign,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -144,7 +152,10 @@ export function parseScope(scope: string): ResourceScope | undefined {
   return {
     type: scope.slice(0, first),
     name: scope.slice(first + 1, last),
-    actions: scope.slice(last + 1).split(',').filter(Boolean),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
   };
 }
 
@@ -188,7 +199,12 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'kimg-token-')));
   const forgetDir = ownDir ? removeAtExit(dir) : () => undefined;
-  const keys = await createSelfSigned(dir, { name: 'token', commonName: 'kimg test token signer', keyType: 'ec', ca: false });
+  const keys = await createSelfSigned(dir, {
+    name: 'token',
+    commonName: 'kimg test token signer',
+    keyType: 'ec',
+    ca: false,
+  });
   const privateKey = createPrivateKey(keys.keyPem);
   const keyId = libtrustKeyId(createPublicKey(privateKey));
   const requests: TokenRequest[] = [];
@@ -216,7 +232,8 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   }
 
   function authenticate(user: string, password: string): string {
-    if (users && users[user] !== password) throw new TokenRequestError(401, 'unauthorized', 'invalid username or password');
+    if (users && users[user] !== password)
+      throw new TokenRequestError(401, 'unauthorized', 'invalid username or password');
     return user;
   }
 
@@ -225,7 +242,9 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     for (const text of scopes) {
       const scope = parseScope(text);
       if (!scope) throw new TokenRequestError(400, 'invalid_scope', `malformed scope ${JSON.stringify(text)}`);
-      const actions = grant({ ...scope, user }).filter((action) => scope.actions.includes(action) || scope.actions.includes('*'));
+      const actions = grant({ ...scope, user }).filter(
+        (action) => scope.actions.includes(action) || scope.actions.includes('*'),
+      );
       if (actions.length) access.push({ type: scope.type, name: scope.name, actions });
     }
     return access;
@@ -240,7 +259,8 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   async function answer(req: IncomingMessage, record: TokenRequest): Promise<Record<string, unknown>> {
     const url = new URL(req.url ?? '/', 'http://token.invalid');
     if (url.pathname !== path) throw new TokenRequestError(404, 'not_found', `no such endpoint ${url.pathname}`);
-    if (failWith !== undefined) throw new TokenRequestError(failWith, 'injected_failure', `token server told to fail with ${failWith}`);
+    if (failWith !== undefined)
+      throw new TokenRequestError(failWith, 'injected_failure', `token server told to fail with ${failWith}`);
 
     if (req.method === 'GET') {
       checkService(url.searchParams.get('service') ?? undefined);
@@ -249,9 +269,17 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       if (basic) user = authenticate(basic.user, basic.password);
       else if (!allowAnonymous) throw new TokenRequestError(401, 'unauthorized', 'credentials required');
       record.user = user;
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       const { token, claims } = issueToken(grantAll(user, scopes), user ?? '');
-      const reply: Record<string, unknown> = { token, access_token: token, expires_in: expiresIn, issued_at: new Date(claims.iat * 1000).toISOString() };
+      const reply: Record<string, unknown> = {
+        token,
+        access_token: token,
+        expires_in: expiresIn,
+        issued_at: new Date(claims.iat * 1000).toISOString(),
+      };
       if (user !== undefined && url.searchParams.get('offline_token') === 'true') {
         const refresh = randomBytes(24).toString('base64url');
         refreshTokens.set(refresh, user);
@@ -275,7 +303,11 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
         if (known === undefined) throw new TokenRequestError(401, 'invalid_grant', 'unknown refresh token');
         user = known;
       } else {
-        throw new TokenRequestError(400, 'unsupported_grant_type', `unsupported grant_type ${JSON.stringify(form.grant_type)}`);
+        throw new TokenRequestError(
+          400,
+          'unsupported_grant_type',
+          `unsupported grant_type ${JSON.stringify(form.grant_type)}`,
+        );
       }
       record.user = user;
       const scopes = (form.scope ?? '').split(' ').filter(Boolean);
@@ -288,7 +320,10 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
         scope: scopes.join(' '),
       };
       if (form.access_type === 'offline' || form.grant_type === 'refresh_token') {
-        const refresh = form.grant_type === 'refresh_token' && form.refresh_token ? form.refresh_token : randomBytes(24).toString('base64url');
+        const refresh =
+          form.grant_type === 'refresh_token' && form.refresh_token
+            ? form.refresh_token
+            : randomBytes(24).toString('base64url');
         refreshTokens.set(refresh, user);
         reply.refresh_token = refresh;
       }
@@ -301,7 +336,13 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     const url = new URL(req.url ?? '/', 'http://token.invalid');
     const query: Record<string, string[]> = {};
     for (const [key, value] of url.searchParams) (query[key] ??= []).push(value);
-    const record: TokenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, query, status: 0 };
+    const record: TokenRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      query,
+      status: 0,
+    };
     requests.push(record);
     answer(req, record).then(
       (reply) => {
@@ -309,16 +350,21 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
       },
       (err: unknown) => {
-        const failure = err instanceof TokenRequestError ? err : new TokenRequestError(500, 'server_error', String(err));
+        const failure =
+          err instanceof TokenRequestError ? err : new TokenRequestError(500, 'server_error', String(err));
         record.status = failure.status;
         const headers: Record<string, string> = { 'content-type': 'application/json' };
         if (failure.status === 401) headers['www-authenticate'] = 'Basic realm="kimg-test-token-server"';
-        res.writeHead(failure.status, headers).end(JSON.stringify({ error: failure.error, error_description: failure.message }));
+        res
+          .writeHead(failure.status, headers)
+          .end(JSON.stringify({ error: failure.error, error_description: failure.message }));
       },
     );
   }
 
-  const server = options.tls ? https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handle) : http.createServer(handle);
+  const server = options.tls
+    ? https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handle)
+    : http.createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());

@@ -8,7 +8,16 @@ import { writeFile } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  buildImage,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 import { runCli, type CliResult } from '../cli/run-cli.ts';
 import { main } from '../../src/cli/index.ts';
 
@@ -16,7 +25,8 @@ import { main } from '../../src/cli/index.ts';
 async function runInProcess(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  const sink = (append: (s: string) => void) => new Writable({ write: (chunk: Buffer, _enc, done) => (append(chunk.toString('utf8')), done()) });
+  const sink = (append: (s: string) => void) =>
+    new Writable({ write: (chunk: Buffer, _enc, done) => (append(chunk.toString('utf8')), done()) });
   const io = { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), stdin: Readable.from([]), env };
   const status = await main(args, io);
   return { status, stdout, stderr };
@@ -44,7 +54,12 @@ describe('kimg ensure and kimg gc --thresholds', { skip }, () => {
   });
   /** A fresh node (store and kubelet root dir) per call unless one is given; `spawn` runs the real binary. */
   const kimg = (args: readonly string[], node = `node-${n++}`, spawn = false): Promise<CliResult> => {
-    const argv = ['--store', join(tmp.path, node, 'store'), ...args, ...(args[0] === 'ensure' || args[0] === 'gc' ? ['--root-dir', join(tmp.path, node, 'root')] : [])];
+    const argv = [
+      '--store',
+      join(tmp.path, node, 'store'),
+      ...args,
+      ...(args[0] === 'ensure' || args[0] === 'gc' ? ['--root-dir', join(tmp.path, node, 'root')] : []),
+    ];
     return spawn ? runCli(argv, { env: env() }) : runInProcess(argv, { ...process.env, ...env() });
   };
 
@@ -52,8 +67,16 @@ describe('kimg ensure and kimg gc --thresholds', { skip }, () => {
     tmp = await makeTempDir('kimg-ensure-cli-');
     [registry, privateRegistry] = await Promise.all([startRegistry(), startRegistry({ htpasswd: [alice] })]);
     app = await buildImage({ layers: [2_000], seed: 'ensure-cli' });
-    await Promise.all([pushImage(app, registry, 'team/app:v1'), pushImage(app, privateRegistry, 'team/private:v1', { creds: `${alice.user}:${alice.password}` })]);
-    files = { pod: join(tmp.path, 'pod.yaml'), secret: join(tmp.path, 'secret.yaml'), wrong: join(tmp.path, 'wrong.yaml'), never: join(tmp.path, 'never.yaml') };
+    await Promise.all([
+      pushImage(app, registry, 'team/app:v1'),
+      pushImage(app, privateRegistry, 'team/private:v1', { creds: `${alice.user}:${alice.password}` }),
+    ]);
+    files = {
+      pod: join(tmp.path, 'pod.yaml'),
+      secret: join(tmp.path, 'secret.yaml'),
+      wrong: join(tmp.path, 'wrong.yaml'),
+      never: join(tmp.path, 'never.yaml'),
+    };
     await writeFile(
       files.pod,
       `apiVersion: apps/v1
@@ -77,8 +100,14 @@ stringData:
   .dockerconfigjson: '{"auths": {"${privateRegistry.host}": {"username": "${alice.user}", "password": "${alice.password}"}}}'
 `,
     );
-    await writeFile(files.wrong, `kind: Pod\nmetadata: {name: wrong}\nspec:\n  containers: [{name: app, image: ${registry.host}/team/app:wrong}]\n`);
-    await writeFile(files.never, `kind: Pod\nmetadata: {name: never}\nspec:\n  containers: [{name: app, image: ${registry.host}/team/app:v1, imagePullPolicy: Never}]\n`);
+    await writeFile(
+      files.wrong,
+      `kind: Pod\nmetadata: {name: wrong}\nspec:\n  containers: [{name: app, image: ${registry.host}/team/app:wrong}]\n`,
+    );
+    await writeFile(
+      files.never,
+      `kind: Pod\nmetadata: {name: never}\nspec:\n  containers: [{name: app, image: ${registry.host}/team/app:v1, imagePullPolicy: Never}]\n`,
+    );
   });
 
   after(async () => {
@@ -91,15 +120,28 @@ stringData:
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /^Name:\s+deployment\/web$/m);
     assert.match(result.stdout, /^Init Containers:\n {2}init:\n/m);
-    assert.match(result.stdout, new RegExp(`Normal\\s+Pulled\\s+\\d+s\\s+kubelet\\s+Successfully pulled image "${privateRegistry.host}/team/private:v1" in \\S+ \\(\\S+ including waiting\\)\\. Image size: \\d+ bytes\\.`));
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `Normal\\s+Pulled\\s+\\d+s\\s+kubelet\\s+Successfully pulled image "${privateRegistry.host}/team/private:v1" in \\S+ \\(\\S+ including waiting\\)\\. Image size: \\d+ bytes\\.`,
+      ),
+    );
     assert.equal((result.stdout.match(/Image Ready:\s+True/g) ?? []).length, 2);
   });
 
   test('without the secret: FailedToRetrieveImagePullSecret, ErrImagePull with the registry text, exit 1', async () => {
     const result = await kimg(['ensure', '-f', files.pod, '--no-node-credentials']);
     assert.equal(result.status, 1);
-    assert.match(result.stdout, /Warning\s+FailedToRetrieveImagePullSecret\s+\d+s\s+kubelet\s+Unable to retrieve some image pull secrets \(regcred\); attempting to pull the image may not succeed\./);
-    assert.match(result.stdout, new RegExp(`Warning\\s+Failed\\s+\\d+s\\s+kubelet\\s+Failed to pull image "${privateRegistry.host}/team/private:v1": resolve ${privateRegistry.host}/team/private:v1: authentication required or refused at ${privateRegistry.host} \\(HTTP 401\\)`));
+    assert.match(
+      result.stdout,
+      /Warning\s+FailedToRetrieveImagePullSecret\s+\d+s\s+kubelet\s+Unable to retrieve some image pull secrets \(regcred\); attempting to pull the image may not succeed\./,
+    );
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `Warning\\s+Failed\\s+\\d+s\\s+kubelet\\s+Failed to pull image "${privateRegistry.host}/team/private:v1": resolve ${privateRegistry.host}/team/private:v1: authentication required or refused at ${privateRegistry.host} \\(HTTP 401\\)`,
+      ),
+    );
     assert.match(result.stdout, /Warning\s+Failed\s+\d+s\s+kubelet\s+Error: ErrImagePull/);
     assert.match(result.stdout, /^\s+Reason:\s+ErrImagePull$/m);
   });
@@ -111,30 +153,66 @@ stringData:
     assert.match(result.stdout, /Deployment default\/web: 1 of 2 containers would fail/);
     assert.match(result.stdout, /container app: .* would FAIL: ErrImagePull/);
     assert.match(result.stdout, /problem: missing-secret/);
-    assert.match(result.stdout, new RegExp(`fix:\\s+the pod lists imagePullSecrets regcred but no such Secret exists in namespace default: create it \\(kubectl create secret docker-registry regcred --docker-server=${privateRegistry.host}`));
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `fix:\\s+the pod lists imagePullSecrets regcred but no such Secret exists in namespace default: create it \\(kubectl create secret docker-registry regcred --docker-server=${privateRegistry.host}`,
+      ),
+    );
     const images = await kimg(['images', '-o', 'json'], node);
     assert.deepEqual(JSON.parse(images.stdout), [], 'a preflight stores nothing');
 
-    const ok = await kimg(['ensure', '--dry-run', '-o', 'json', '-f', files.pod, '-f', files.secret, '--no-node-credentials']);
+    const ok = await kimg([
+      'ensure',
+      '--dry-run',
+      '-o',
+      'json',
+      '-f',
+      files.pod,
+      '-f',
+      files.secret,
+      '--no-node-credentials',
+    ]);
     assert.equal(ok.status, 0, ok.stdout);
-    const report = JSON.parse(ok.stdout) as { ok: boolean; pods: { containers: { action: string; resolved?: { credential: string } }[] }[] };
+    const report = JSON.parse(ok.stdout) as {
+      ok: boolean;
+      pods: { containers: { action: string; resolved?: { credential: string } }[] }[];
+    };
     assert.equal(report.ok, true);
-    assert.deepEqual(report.pods[0]?.containers.map((c) => `${c.action} ${c.resolved?.credential}`), ['pull anonymous', 'pull secret default/regcred']);
+    assert.deepEqual(
+      report.pods[0]?.containers.map((c) => `${c.action} ${c.resolved?.credential}`),
+      ['pull anonymous', 'pull secret default/regcred'],
+    );
   });
 
   test('Never with an absent image, and JSON output', async () => {
     const result = await kimg(['ensure', '-o', 'json', '-f', files.never]);
     assert.equal(result.status, 1);
-    const out = JSON.parse(result.stdout) as { ready: boolean; pods: { containers: { waiting?: { reason: string; message: string } }[]; events: { reason: string; count: number }[] }[] };
+    const out = JSON.parse(result.stdout) as {
+      ready: boolean;
+      pods: {
+        containers: { waiting?: { reason: string; message: string } }[];
+        events: { reason: string; count: number }[];
+      }[];
+    };
     assert.equal(out.ready, false);
-    assert.deepEqual(out.pods[0]?.containers[0]?.waiting, { reason: 'ErrImageNeverPull', message: `Container image "${registry.host}/team/app:v1" is not present with pull policy of Never` });
-    assert.deepEqual(out.pods[0]?.events.map((e) => e.reason), ['ErrImageNeverPull', 'Failed']);
+    assert.deepEqual(out.pods[0]?.containers[0]?.waiting, {
+      reason: 'ErrImageNeverPull',
+      message: `Container image "${registry.host}/team/app:v1" is not present with pull policy of Never`,
+    });
+    assert.deepEqual(
+      out.pods[0]?.events.map((e) => e.reason),
+      ['ErrImageNeverPull', 'Failed'],
+    );
   });
 
   test('--watch shows the back-off window and the next sync, and stops at --watch-timeout', async () => {
     const result = await kimg(['ensure', '--watch', '--watch-timeout', '2s', '-f', files.wrong]);
     assert.equal(result.status, 1);
-    assert.match(result.stdout, /Warning\s+Failed\s+spec\.containers\{app\}\s+Failed to pull image ".*team\/app:wrong": resolve .* manifest unknown/);
+    assert.match(
+      result.stdout,
+      /Warning\s+Failed\s+spec\.containers\{app\}\s+Failed to pull image ".*team\/app:wrong": resolve .* manifest unknown/,
+    );
     assert.match(result.stdout, /app: back-off 10s, next pull allowed at \d\d:\d\d:\d\d \(in [\d.]+s\)/);
     assert.match(result.stdout, /next sync at \d\d:\d\d:\d\d \(in 1\d(\.\d+)?s\)/);
     assert.match(result.stdout, /stopped watching before every image was ready/);
@@ -142,13 +220,31 @@ stringData:
 
   test('gc --thresholds removes least recently used images down to the low threshold, never one in use', async () => {
     const node = `gc-${n++}`;
-    assert.equal((await kimg(['ensure', '-f', files.pod, '-f', files.secret, '--no-node-credentials'], node)).status, 0);
-    const common = ['gc', '--thresholds', '--minimum-image-gc-age', '0s', '--capacity', '1000000', '--available', '100000'];
+    assert.equal(
+      (await kimg(['ensure', '-f', files.pod, '-f', files.secret, '--no-node-credentials'], node)).status,
+      0,
+    );
+    const common = [
+      'gc',
+      '--thresholds',
+      '--minimum-image-gc-age',
+      '0s',
+      '--capacity',
+      '1000000',
+      '--available',
+      '100000',
+    ];
     const inUse = await kimg([...common, '--dry-run', '--in-use', `${registry.host}/team/app:v1`], node);
     assert.equal(inUse.status, 1, 'both names share one imageRef, which is in use: nothing can be freed');
-    assert.match(inUse.stdout, /Image filesystem: 900kB of 1.00MB used \(90%\); thresholds: high 85%, low 80%; would free 100kB/);
+    assert.match(
+      inUse.stdout,
+      /Image filesystem: 900kB of 1.00MB used \(90%\); thresholds: high 85%, low 80%; would free 100kB/,
+    );
     assert.match(inUse.stdout, /KEEP\s+in-use\s+sha256:/);
-    assert.match(inUse.stdout, /FreeDiskSpaceFailed: Failed to garbage collect required amount of images\. Attempted to free 100000 bytes, but only found 0 bytes eligible to free\./);
+    assert.match(
+      inUse.stdout,
+      /FreeDiskSpaceFailed: Failed to garbage collect required amount of images\. Attempted to free 100000 bytes, but only found 0 bytes eligible to free\./,
+    );
     const removed = await kimg(common, node);
     assert.match(removed.stdout, /REMOVED\s+space\s+sha256:/);
     assert.match(removed.stdout, /Removed \d+ blobs/);

@@ -83,9 +83,19 @@ describe('image manager against a real registry', { skip }, () => {
     const events: KubeletEvent[] = [];
     const service = new StoreImageService({ store, platform: 'linux/amd64' });
     const rootDir = options.rootDir ?? join(dir, 'root');
-    const verifier = new ImagePullManager({ records: await CachedPullRecords.open(new FsPullRecords(rootDir)), policy: 'NeverVerifyPreloadedImages', clock });
+    const verifier = new ImagePullManager({
+      records: await CachedPullRecords.open(new FsPullRecords(rootDir)),
+      policy: 'NeverVerifyPreloadedImages',
+      clock,
+    });
     await verifier.initialize(await service.listImages());
-    const manager = new ImageManager({ imageService: service, clock, recorder: (e) => events.push(e), verifier, config: { registryPullQPS: 0 } });
+    const manager = new ImageManager({
+      imageService: service,
+      clock,
+      recorder: (e) => events.push(e),
+      verifier,
+      config: { registryPullQPS: 0 },
+    });
     return { store, clock, events, service, manager, rootDir, verifier };
   }
   const pod = (uid: string) => ({ uid, namespace: 'default', name: uid });
@@ -98,10 +108,20 @@ describe('image manager against a real registry', { skip }, () => {
     assert.equal(first.imageRef, app.digest);
     assert.equal(first.message, '');
     const platform = app.images[0];
-    const size = (platform?.manifest.size ?? 0) + (platform?.config.size ?? 0) + (platform?.layers.reduce((sum, l) => sum + l.size, 0) ?? 0);
-    assert.equal(events[1]?.message, `Successfully pulled image "${image}" in 0s (0s including waiting). Image size: ${size} bytes.`, 'durations are on the manual clock');
+    const size =
+      (platform?.manifest.size ?? 0) +
+      (platform?.config.size ?? 0) +
+      (platform?.layers.reduce((sum, l) => sum + l.size, 0) ?? 0);
+    assert.equal(
+      events[1]?.message,
+      `Successfully pulled image "${image}" in 0s (0s including waiting). Image size: ${size} bytes.`,
+      'durations are on the manual clock',
+    );
     const second = await manager.ensureImageExists({ pod: pod('p2'), image, pullPolicy: 'IfNotPresent' });
-    assert.deepEqual(second, { imageRef: app.digest, message: `Container image "${image}" already present on machine and can be accessed by the pod` });
+    assert.deepEqual(second, {
+      imageRef: app.digest,
+      message: `Container image "${image}" already present on machine and can be accessed by the pod`,
+    });
   });
 
   test('Always resolves with one HEAD and transfers nothing for a stored image, still Pulling then Pulled', async () => {
@@ -112,18 +132,33 @@ describe('image manager against a real registry', { skip }, () => {
     events.length = 0;
     const again = await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'Always' });
     assert.equal(again.imageRef, app.digest);
-    assert.deepEqual(events.map((e) => e.reason), ['Pulling', 'Pulled']);
+    assert.deepEqual(
+      events.map((e) => e.reason),
+      ['Pulling', 'Pulled'],
+    );
     assert.match(events[1]?.message ?? '', /^Successfully pulled image/);
-    assert.deepEqual(proxy.requests.filter((r) => r.path.includes('/manifests/') || r.path.includes('/blobs/')).map((r) => `${r.method} ${r.path}`), ['HEAD /v2/team/app/manifests/v1']);
+    assert.deepEqual(
+      proxy.requests
+        .filter((r) => r.path.includes('/manifests/') || r.path.includes('/blobs/'))
+        .map((r) => `${r.method} ${r.path}`),
+      ['HEAD /v2/team/app/manifests/v1'],
+    );
   });
 
   test('Never uses a stored image and fails for an absent one', async () => {
     const { manager } = await node();
     const image = `${registry.host}/team/app:v1`;
     const absent = await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'Never' });
-    assert.deepEqual(absent, { imageRef: '', message: `Container image "${image}" is not present with pull policy of Never`, reason: 'ErrImageNeverPull' });
+    assert.deepEqual(absent, {
+      imageRef: '',
+      message: `Container image "${image}" is not present with pull policy of Never`,
+      reason: 'ErrImageNeverPull',
+    });
     await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'IfNotPresent' });
-    assert.equal((await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'Never' })).imageRef, app.digest);
+    assert.equal(
+      (await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'Never' })).imageRef,
+      app.digest,
+    );
   });
 
   test('a wrong tag: ErrImagePull, then ImagePullBackOff carrying the cause, retried after 10 s, 20 s …', async () => {
@@ -159,21 +194,53 @@ describe('image manager against a real registry', { skip }, () => {
     const image = `${privateRegistry.host}/team/private:v1`;
     const without = await manager.ensureImageExists({ pod: pod('p1'), image, pullPolicy: 'IfNotPresent' });
     assert.equal(without.reason, 'ErrImagePull');
-    assert.equal(without.message, `resolve ${image}: authentication required or refused at ${privateRegistry.host} (HTTP 401)`);
+    assert.equal(
+      without.message,
+      `resolve ${image}: authentication required or refused at ${privateRegistry.host} (HTTP 401)`,
+    );
     const secret = pullSecret('regcred', privateRegistry.host, alice.user, alice.password);
-    const withSecret = await manager.ensureImageExists({ pod: pod('p2'), image, pullPolicy: 'IfNotPresent', pullSecrets: [secret] });
+    const withSecret = await manager.ensureImageExists({
+      pod: pod('p2'),
+      image,
+      pullPolicy: 'IfNotPresent',
+      pullSecrets: [secret],
+    });
     assert.equal(withSecret.imageRef, app.digest);
     assert.equal(withSecret.credential?.sourceLabel, 'secret default/regcred');
 
-    const spec = { uid: 'p3', namespace: 'default', name: 'web', imagePullSecrets: ['regcred'], initContainers: [], containers: [{ name: 'app', image: `${privateRegistry.host}/team/private:v1`, imagePullPolicy: 'Always' }] };
-    const missing = await preflightPod(spec, { imageService: service, platform: 'linux/amd64', getSecret: () => undefined });
+    const spec = {
+      uid: 'p3',
+      namespace: 'default',
+      name: 'web',
+      imagePullSecrets: ['regcred'],
+      initContainers: [],
+      containers: [{ name: 'app', image: `${privateRegistry.host}/team/private:v1`, imagePullPolicy: 'Always' }],
+    };
+    const missing = await preflightPod(spec, {
+      imageService: service,
+      platform: 'linux/amd64',
+      getSecret: () => undefined,
+    });
     assert.equal(missing.ok, false);
     assert.equal(missing.containers[0]?.problem, 'missing-secret');
-    assert.match(missing.containers[0]?.fix ?? '', new RegExp(`no such Secret exists in namespace default: create it \\(kubectl create secret docker-registry regcred --docker-server=${privateRegistry.host}`));
-    const present = await preflightPod(spec, { imageService: service, platform: 'linux/amd64', getSecret: (name) => (name === 'regcred' ? secret : undefined) });
+    assert.match(
+      missing.containers[0]?.fix ?? '',
+      new RegExp(
+        `no such Secret exists in namespace default: create it \\(kubectl create secret docker-registry regcred --docker-server=${privateRegistry.host}`,
+      ),
+    );
+    const present = await preflightPod(spec, {
+      imageService: service,
+      platform: 'linux/amd64',
+      getSecret: (name) => (name === 'regcred' ? secret : undefined),
+    });
     assert.equal(present.ok, true);
     assert.equal(present.containers[0]?.resolved?.digest, app.digest);
-    const wrong = await preflightPod(spec, { imageService: service, platform: 'linux/amd64', getSecret: () => pullSecret('regcred', privateRegistry.host, alice.user, 'nope') });
+    const wrong = await preflightPod(spec, {
+      imageService: service,
+      platform: 'linux/amd64',
+      getSecret: () => pullSecret('regcred', privateRegistry.host, alice.user, 'nope'),
+    });
     assert.equal(wrong.containers[0]?.problem, 'credentials-refused');
   });
 
@@ -181,14 +248,33 @@ describe('image manager against a real registry', { skip }, () => {
     const first = await node();
     const image = `${privateRegistry.host}/team/private:v1`;
     const secret = pullSecret('regcred', privateRegistry.host, alice.user, alice.password);
-    assert.equal((await first.manager.ensureImageExists({ pod: pod('owner'), image, pullPolicy: 'IfNotPresent', pullSecrets: [secret] })).imageRef, app.digest);
+    assert.equal(
+      (
+        await first.manager.ensureImageExists({
+          pod: pod('owner'),
+          image,
+          pullPolicy: 'IfNotPresent',
+          pullSecrets: [secret],
+        })
+      ).imageRef,
+      app.digest,
+    );
     assert.deepEqual(await readdir(join(first.rootDir, 'image_manager', 'pulled')), [recordFileName(app.digest)]);
-    assert.deepEqual(await readdir(join(first.rootDir, 'image_manager', 'pulling')), [], 'the intent is gone after the pull');
+    assert.deepEqual(
+      await readdir(join(first.rootDir, 'image_manager', 'pulling')),
+      [],
+      'the intent is gone after the pull',
+    );
 
     const restarted = await node({ rootDir: first.rootDir, store: first.store });
     const intruder = await restarted.manager.ensureImageExists({ pod: pod('intruder'), image, pullPolicy: 'Never' });
     assert.equal(intruder.reason, 'ErrImageNeverPull');
-    const friend = await restarted.manager.ensureImageExists({ pod: pod('friend'), image, pullPolicy: 'Never', pullSecrets: [{ ...secret, metadata: { ...secret.metadata, name: 'copy', uid: 'uid-copy' } }] });
+    const friend = await restarted.manager.ensureImageExists({
+      pod: pod('friend'),
+      image,
+      pullPolicy: 'Never',
+      pullSecrets: [{ ...secret, metadata: { ...secret.metadata, name: 'copy', uid: 'uid-copy' } }],
+    });
     assert.equal(friend.imageRef, app.digest, 'the same credential under another secret name may use it');
   });
 
@@ -199,7 +285,14 @@ describe('image manager against a real registry', { skip }, () => {
     assert.equal(result.reason, 'ErrImagePull');
     assert.match(result.message, /linux\/amd64/);
     const report = await preflightPod(
-      { uid: 'p', namespace: 'default', name: 'p', imagePullSecrets: [], initContainers: [], containers: [{ name: 'c', image }] },
+      {
+        uid: 'p',
+        namespace: 'default',
+        name: 'p',
+        imagePullSecrets: [],
+        initContainers: [],
+        containers: [{ name: 'c', image }],
+      },
       { imageService: service, platform: 'linux/amd64', getSecret: () => undefined },
     );
     assert.equal(report.containers[0]?.problem, 'missing-platform');
@@ -211,8 +304,15 @@ describe('image manager against a real registry', { skip }, () => {
     const closed = await startRegistry();
     const host = closed.host;
     await closed.stop();
-    const result = await manager.ensureImageExists({ pod: pod('p1'), image: `${host}/team/app:v1`, pullPolicy: 'Always' });
+    const result = await manager.ensureImageExists({
+      pod: pod('p1'),
+      image: `${host}/team/app:v1`,
+      pullPolicy: 'Always',
+    });
     assert.equal(result.reason, 'RegistryUnavailable');
-    assert.match(result.message, new RegExp(`^image pull failed for ${host}/team/app:v1 because the registry is unavailable: `));
+    assert.match(
+      result.message,
+      new RegExp(`^image pull failed for ${host}/team/app:v1 because the registry is unavailable: `),
+    );
   });
 });

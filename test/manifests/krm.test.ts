@@ -8,7 +8,17 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { runCli } from '../cli/run-cli.ts';
-import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, which, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  buildImage,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  which,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const D = `sha256:${'a'.repeat(64)}`;
@@ -54,7 +64,10 @@ describe('KRM functions, run directly', () => {
   before(async () => {
     tmp = await makeTempDir('kimg-krm-');
     lock = join(tmp.path, 'images.lock');
-    await writeFile(lock, `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages:\n  - ref: nginx:1.25\n    digest: ${D}\n`);
+    await writeFile(
+      lock,
+      `apiVersion: kimg.dev/v1alpha1\nkind: ImageLock\nresolve: index\nimages:\n  - ref: nginx:1.25\n    digest: ${D}\n`,
+    );
   });
   after(() => tmp?.remove());
 
@@ -91,7 +104,10 @@ describe('KRM functions, run directly', () => {
     const { status, stdout } = await runCli(['pin', '--krm', '--check'], { stdin: RESOURCE_LIST });
     assert.equal(status, 1);
     const out = parse(stdout) as { results: Result[] };
-    assert.deepEqual(out.results.map((r) => [r.severity, r.field?.path]), [['error', 'spec.template.spec.containers[0].image']]);
+    assert.deepEqual(
+      out.results.map((r) => [r.severity, r.field?.path]),
+      [['error', 'spec.template.spec.containers[0].image']],
+    );
   });
 
   test('lint --krm: error results under deny (exit 1), warnings under warn (exit 0)', async () => {
@@ -99,7 +115,10 @@ describe('KRM functions, run directly', () => {
     const denied = await runCli(['lint', '--krm'], { stdin: latest });
     assert.equal(denied.status, 1);
     const results = (parse(denied.stdout) as { results: Result[] }).results;
-    assert.deepEqual(results.map((r) => [r.severity, r.resourceRef?.name, r.field?.path]), [['error', 'web', 'spec.template.spec.containers[0].image']]);
+    assert.deepEqual(
+      results.map((r) => [r.severity, r.resourceRef?.name, r.field?.path]),
+      [['error', 'web', 'spec.template.spec.containers[0].image']],
+    );
     assert.match(results[0]?.message ?? '', /nginx:latest: disallowed-tag/);
 
     const policy = join(tmp.path, 'warn.yaml');
@@ -120,7 +139,9 @@ describe('KRM functions, run directly', () => {
   });
 });
 
-const kptSkip = which('kpt') ? requireTools(['docker-registry', 'skopeo']) : 'kpt is not installed (kpt fn eval --exec is what this test runs)';
+const kptSkip = which('kpt')
+  ? requireTools(['docker-registry', 'skopeo'])
+  : 'kpt is not installed (kpt fn eval --exec is what this test runs)';
 
 describe('kpt fn eval --exec kimg', { skip: kptSkip }, () => {
   let tmp: TempDir;
@@ -166,7 +187,8 @@ data:
     await tmp?.remove();
   });
 
-  const kpt = (dir: string, exec: string) => spawnSync('kpt', ['fn', 'eval', dir, '--exec', exec], { encoding: 'utf8', cwd: tmp.path });
+  const kpt = (dir: string, exec: string) =>
+    spawnSync('kpt', ['fn', 'eval', dir, '--exec', exec], { encoding: 'utf8', cwd: tmp.path });
 
   test('pins the Deployment in the package, keeps the ConfigMap and the comments; exit 0', async () => {
     const dir = join(tmp.path, 'pkg');
@@ -174,10 +196,15 @@ data:
     await writeFile(join(dir, 'app.yaml'), APP(registry.host));
     const run = kpt(dir, `${wrapper} pin --krm`);
     assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
-    assert.equal(await readFile(join(dir, 'app.yaml'), 'utf8'), APP(registry.host).replace(`app:v1" # server`, `app:v1@${image.digest}" # server`));
+    assert.equal(
+      await readFile(join(dir, 'app.yaml'), 'utf8'),
+      APP(registry.host).replace(`app:v1" # server`, `app:v1@${image.digest}" # server`),
+    );
     assert.match(run.stderr + run.stdout, /\[info\].*Deployment\/web.*pinned/);
 
-    const again = await cp(dir, join(tmp.path, 'pkg-again'), { recursive: true }).then(() => kpt(join(tmp.path, 'pkg-again'), `${wrapper} pin --krm --check`));
+    const again = await cp(dir, join(tmp.path, 'pkg-again'), { recursive: true }).then(() =>
+      kpt(join(tmp.path, 'pkg-again'), `${wrapper} pin --krm --check`),
+    );
     assert.equal(again.status, 0, `${again.stdout}\n${again.stderr}`);
   });
 

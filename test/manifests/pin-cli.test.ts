@@ -42,7 +42,8 @@ describe('kimg pin and kimg lint against a real registry', { skip }, () => {
     REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'),
     XDG_RUNTIME_DIR: tmp.path,
   });
-  const kimg = (args: readonly string[], stdin?: string): Promise<CliResult> => runCli(args, { env: env(), ...(stdin !== undefined && { stdin }) });
+  const kimg = (args: readonly string[], stdin?: string): Promise<CliResult> =>
+    runCli(args, { env: env(), ...(stdin !== undefined && { stdin }) });
   /** A fresh file in the temp dir with this text. */
   const fixture = async (text: string, ext = 'yaml'): Promise<string> => {
     const path = join(tmp.path, `m${++fileCount}.${ext}`);
@@ -98,7 +99,9 @@ spec:
     assert.equal(stderr, '');
     assert.equal(
       stdout,
-      input.replace(`"${host}/team/multi:2"`, `"${host}/team/multi:2@${multi.digest}"`).replace(`${host}/team/app:v1 #`, `${host}/team/app:v1@${app.digest} #`),
+      input
+        .replace(`"${host}/team/multi:2"`, `"${host}/team/multi:2@${multi.digest}"`)
+        .replace(`${host}/team/app:v1 #`, `${host}/team/app:v1@${app.digest} #`),
     );
     assert.equal(await readFile(path, 'utf8'), input);
   });
@@ -111,8 +114,17 @@ spec:
     assert.equal(first.stdout, '');
     assert.match(first.stderr, /pinned 2 images/);
     const pinned = await readFile(path, 'utf8');
-    assert.equal(pinned, input.replace(`"${host}/team/multi:2"`, `"${host}/team/multi:2@${multi.digest}"`).replace(`'${host}/team/app:v1'`, `'${host}/team/app:v1@${app.digest}'`));
-    assert.deepEqual((await readdir(tmp.path)).filter((f) => f.includes('.kimg-')), [], 'a temporary file was left behind');
+    assert.equal(
+      pinned,
+      input
+        .replace(`"${host}/team/multi:2"`, `"${host}/team/multi:2@${multi.digest}"`)
+        .replace(`'${host}/team/app:v1'`, `'${host}/team/app:v1@${app.digest}'`),
+    );
+    assert.deepEqual(
+      (await readdir(tmp.path)).filter((f) => f.includes('.kimg-')),
+      [],
+      'a temporary file was left behind',
+    );
 
     proxy.reset();
     const second = await kimg(['pin', '-w', '-f', path]);
@@ -125,7 +137,9 @@ spec:
   });
 
   test('--platform pins the platform manifest; the index digest by default', async () => {
-    const path = await fixture(`apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/multi:2}\n`);
+    const path = await fixture(
+      `apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/multi:2}\n`,
+    );
     const arm = multi.images.find((i) => i.platform.architecture === 'arm64');
     assert.ok(arm);
     const { status, stdout, stderr } = await kimg(['pin', '--platform', 'linux/arm64', '-f', path]);
@@ -134,11 +148,16 @@ spec:
     const missing = await kimg(['pin', '--platform', 'linux/riscv64', '-f', path]);
     assert.equal(missing.status, 1);
     assert.equal(missing.stdout, '');
-    assert.match(missing.stderr, /:0: spec\.containers\[0\]\.image: .*team\/multi:2: platform not found .*linux\/riscv64/);
+    assert.match(
+      missing.stderr,
+      /:0: spec\.containers\[0\]\.image: .*team\/multi:2: platform not found .*linux\/riscv64/,
+    );
   });
 
   test('output forms: canonical and digest-only (and their --form aliases)', async () => {
-    const path = await fixture(`apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/app:v1}\n`);
+    const path = await fixture(
+      `apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/app:v1}\n`,
+    );
     const canonical = await kimg(['pin', '--output-format', 'canonical', '-f', path]);
     assert.match(canonical.stdout, new RegExp(`image: ${host}/team/app:v1@${app.digest}}`));
     const digest = await kimg(['pin', '--form', 'digest', '-f', path]);
@@ -150,7 +169,9 @@ spec:
   });
 
   test('an image without a tag is pinned at latest, with a warning on stderr', async () => {
-    const path = await fixture(`apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/library/busybox}\n`);
+    const path = await fixture(
+      `apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/library/busybox}\n`,
+    );
     const { status, stdout, stderr } = await kimg(['pin', '-f', path]);
     assert.equal(status, 0, stderr);
     assert.match(stdout, new RegExp(`image: ${host}/library/busybox@${app.digest}}`));
@@ -183,7 +204,10 @@ spec:
     const missing = await kimg(['pin', '--from-lock', lock, '-f', other]);
     assert.equal(missing.status, 1);
     assert.equal(missing.stdout, '');
-    assert.match(missing.stderr, new RegExp(`:0: spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${host}/team/app:v2: not in lock`));
+    assert.match(
+      missing.stderr,
+      new RegExp(`:0: spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${host}/team/app:v2: not in lock`),
+    );
     assert.deepEqual(proxy.requests, []);
 
     const mismatch = await kimg(['pin', '--from-lock', lock, '--platform', 'linux/amd64', '-f', path]);
@@ -199,12 +223,17 @@ spec:
     assert.equal(stdout, '');
     const lines = stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, stderr);
-    assert.ok(lines[0]?.startsWith(`${path}:1: spec.template.spec.containers[0].image: ${host}/team/nothing:v1: not found`), stderr);
+    assert.ok(
+      lines[0]?.startsWith(`${path}:1: spec.template.spec.containers[0].image: ${host}/team/nothing:v1: not found`),
+      stderr,
+    );
     assert.equal(await readFile(path, 'utf8'), input);
   });
 
   test('a registry that does not answer fails the image with "timeout"', async () => {
-    const path = await fixture(`apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/app:v1}\n`);
+    const path = await fixture(
+      `apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: ${host}/team/app:v1}\n`,
+    );
     proxy.setRule((request) => (request.path.includes('/manifests/') ? fault.hang() : undefined));
     try {
       const { status, stdout, stderr } = await kimg(['pin', '--timeout', '1s', '-f', path]);
@@ -219,7 +248,9 @@ spec:
 
   test('--on-mismatch deny refuses a digest its tag no longer points at', async () => {
     const wrong = `sha256:${'0'.repeat(64)}`;
-    const path = await fixture(`apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: "${host}/team/app:v1@${wrong}"}\n`);
+    const path = await fixture(
+      `apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: a, image: "${host}/team/app:v1@${wrong}"}\n`,
+    );
     const kept = await kimg(['pin', '-f', path]);
     assert.equal(kept.status, 0, kept.stderr);
     assert.equal(kept.stdout, await readFile(path, 'utf8'));
@@ -235,7 +266,10 @@ spec:
     const json = `{\n  "apiVersion": "batch/v1",\n  "kind": "CronJob",\n  "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "${host}/team/app:v1"}]}}}}}\n}`;
     const jsonPath = await fixture(json, 'json');
     const yamlPath = await fixture(`# cm\napiVersion: v1\nkind: ConfigMap\ndata: {image: ${host}/team/app:v1}\n`);
-    const { status, stdout, stderr } = await kimg(['pin', '-f', jsonPath, '-f', '-', '-f', yamlPath], `apiVersion: v1\nkind: Pod\nspec: {containers: [{name: b, image: ${host}/team/app:v1}]}\n`);
+    const { status, stdout, stderr } = await kimg(
+      ['pin', '-f', jsonPath, '-f', '-', '-f', yamlPath],
+      `apiVersion: v1\nkind: Pod\nspec: {containers: [{name: b, image: ${host}/team/app:v1}]}\n`,
+    );
     assert.equal(status, 0, stderr);
     assert.equal(
       stdout,
@@ -243,17 +277,30 @@ spec:
     );
   });
 
-  test('a kubectl-generated Deployment', { skip: which('kubectl') ? undefined : 'kubectl is not installed' }, async () => {
-    const generated = spawnSync('kubectl', ['create', 'deployment', 'web', `--image=${host}/team/app:v1`, '--dry-run=client', '-o', 'yaml'], { encoding: 'utf8' });
-    assert.equal(generated.status, 0, generated.stderr);
-    const path = await fixture(generated.stdout);
-    const { status, stdout, stderr } = await kimg(['pin', '-f', path]);
-    assert.equal(status, 0, stderr);
-    assert.equal(stdout, generated.stdout.replace(`image: ${host}/team/app:v1\n`, `image: ${host}/team/app:v1@${app.digest}\n`));
-  });
+  test(
+    'a kubectl-generated Deployment',
+    { skip: which('kubectl') ? undefined : 'kubectl is not installed' },
+    async () => {
+      const generated = spawnSync(
+        'kubectl',
+        ['create', 'deployment', 'web', `--image=${host}/team/app:v1`, '--dry-run=client', '-o', 'yaml'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(generated.status, 0, generated.stderr);
+      const path = await fixture(generated.stdout);
+      const { status, stdout, stderr } = await kimg(['pin', '-f', path]);
+      assert.equal(status, 0, stderr);
+      assert.equal(
+        stdout,
+        generated.stdout.replace(`image: ${host}/team/app:v1\n`, `image: ${host}/team/app:v1@${app.digest}\n`),
+      );
+    },
+  );
 
   test('--check lists unpinned and invalid images as <file>:<doc>: <path>: <rule>: <image>, or JSON; exit 1', async () => {
-    const path = await fixture(`${deployment(`${host}/team/app:v1`)}---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: x, image: Bad/Image}\n  - {name: y, image: "a@sha256:${'a'.repeat(64)}"}\n`);
+    const path = await fixture(
+      `${deployment(`${host}/team/app:v1`)}---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: x, image: Bad/Image}\n  - {name: y, image: "a@sha256:${'a'.repeat(64)}"}\n`,
+    );
     proxy.reset();
     const { status, stdout } = await kimg(['pin', '--check', '-f', path]);
     assert.equal(status, 1);
@@ -264,41 +311,69 @@ spec:
         `${path}:1: spec.containers[0].image: invalid-reference: Bad/Image\n`,
     );
     const json = await kimg(['pin', '--check', '-o', 'json', '-f', path]);
-    const records = JSON.parse(json.stdout) as { file: string; doc: number; path: string; rule: string; container: string; line: number }[];
-    assert.deepEqual(records.map((r) => [r.doc, r.rule, r.container, r.line]), [
-      [0, 'missing-digest', 'init', 11],
-      [0, 'missing-digest', 'web', 14],
-      [1, 'invalid-reference', 'x', 21],
-    ]);
+    const records = JSON.parse(json.stdout) as {
+      file: string;
+      doc: number;
+      path: string;
+      rule: string;
+      container: string;
+      line: number;
+    }[];
+    assert.deepEqual(
+      records.map((r) => [r.doc, r.rule, r.container, r.line]),
+      [
+        [0, 'missing-digest', 'init', 11],
+        [0, 'missing-digest', 'web', 14],
+        [1, 'invalid-reference', 'x', 21],
+      ],
+    );
     assert.deepEqual(proxy.requests, []);
   });
 
   test('custom pod-spec paths pin custom resources', async () => {
-    const path = await fixture(`apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: ${host}/team/app:v1\n`);
+    const path = await fixture(
+      `apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: ${host}/team/app:v1\n`,
+    );
     const without = await kimg(['pin', '-f', path]);
     assert.equal(without.stdout, await readFile(path, 'utf8'));
-    const { status, stdout, stderr } = await kimg(['pin', '--pod-spec-path', 'argoproj.io/Rollout=spec.template.spec', '-f', path]);
+    const { status, stdout, stderr } = await kimg([
+      'pin',
+      '--pod-spec-path',
+      'argoproj.io/Rollout=spec.template.spec',
+      '-f',
+      path,
+    ]);
     assert.equal(status, 0, stderr);
     assert.match(stdout, new RegExp(`image: ${host}/team/app:v1@${app.digest}\\n`));
   });
 
   test('lint applies the policy offline: violations, exit 1 under deny, 0 under warn', async () => {
-    const path = await fixture(`${deployment(`${host}/team/app:latest`)}---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: b, image: nginx}\n  - {name: c, image: "quay.io/team/tool:1@sha256:${'b'.repeat(64)}"}\n`);
+    const path = await fixture(
+      `${deployment(`${host}/team/app:latest`)}---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: b, image: nginx}\n  - {name: c, image: "quay.io/team/tool:1@sha256:${'b'.repeat(64)}"}\n`,
+    );
     proxy.reset();
     const byDefault = await kimg(['lint', '-f', path]);
     assert.equal(byDefault.status, 1);
-    assert.equal(byDefault.stdout, `${path}:0: spec.template.spec.containers[0].image: disallowed-tag: ${host}/team/app:latest\n${path}:1: spec.containers[0].image: implicit-latest: nginx\n`);
+    assert.equal(
+      byDefault.stdout,
+      `${path}:0: spec.template.spec.containers[0].image: disallowed-tag: ${host}/team/app:latest\n${path}:1: spec.containers[0].image: implicit-latest: nginx\n`,
+    );
 
-    const policy = await fixture(`requireDigest: true\nallowedRepositories: ["${host}/team/*", "docker.io/library/nginx"]\n`);
+    const policy = await fixture(
+      `requireDigest: true\nallowedRepositories: ["${host}/team/*", "docker.io/library/nginx"]\n`,
+    );
     const strict = await kimg(['lint', '--policy', policy, '-o', 'json', '-f', path]);
     assert.equal(strict.status, 1);
     const records = JSON.parse(strict.stdout) as { doc: number; rule: string; container: string }[];
-    assert.deepEqual(records.map((r) => [r.doc, r.container, r.rule]), [
-      [0, 'init', 'missing-digest'],
-      [0, 'web', 'missing-digest'],
-      [1, 'b', 'missing-digest'],
-      [1, 'c', 'registry-not-allowed'],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.doc, r.container, r.rule]),
+      [
+        [0, 'init', 'missing-digest'],
+        [0, 'web', 'missing-digest'],
+        [1, 'b', 'missing-digest'],
+        [1, 'c', 'registry-not-allowed'],
+      ],
+    );
 
     const warn = await fixture(`enforcement: warn\nrequireDigest: true\n`);
     const warned = await kimg(['lint', '--policy', warn, '-f', path]);

@@ -27,7 +27,10 @@ type ProgressEvent = Extract<PullEvent, { type: 'blob-progress' }>;
 
 /** Resolves at the first progress event for `digest` past `bytes`. */
 function progressPast(events: readonly PullEvent[], digest: string, bytes: number): Promise<void> {
-  return eventually(() => events.some((e) => e.type === 'blob-progress' && e.digest === digest && e.bytes > bytes), `progress past ${bytes} bytes`);
+  return eventually(
+    () => events.some((e) => e.type === 'blob-progress' && e.digest === digest && e.bytes > bytes),
+    `progress past ${bytes} bytes`,
+  );
 }
 
 describe('pull engine: abort, resume and progress', { skip }, () => {
@@ -45,7 +48,8 @@ describe('pull engine: abort, resume and progress', { skip }, () => {
   };
   const ref = () => `${proxy.host}/test/big:v1`;
   /** Slows the big layer's download to about 4 MB/s so a test can act in the middle of it. */
-  const slowBigLayer = () => proxy.setRule((r) => (r.method === 'GET' && r.path.endsWith(big.digest) ? fault.trickle(4_000_000) : undefined));
+  const slowBigLayer = () =>
+    proxy.setRule((r) => (r.method === 'GET' && r.path.endsWith(big.digest) ? fault.trickle(4_000_000) : undefined));
 
   before(async () => {
     tmp = await makeTempDir('kimg-pull-abort-');
@@ -71,7 +75,8 @@ describe('pull engine: abort, resume and progress', { skip }, () => {
     await newPuller().pull(ref(), { onEvent });
     const progress = events.filter((e): e is ProgressEvent => e.type === 'blob-progress' && e.digest === big.digest);
     assert.ok(progress.length >= 3, `only ${progress.length} progress events for ${big.size} bytes`);
-    for (let i = 1; i < progress.length; i++) assert.ok((progress[i]?.bytes ?? 0) > (progress[i - 1]?.bytes ?? 0), 'bytes went down or stood still');
+    for (let i = 1; i < progress.length; i++)
+      assert.ok((progress[i]?.bytes ?? 0) > (progress[i - 1]?.bytes ?? 0), 'bytes went down or stood still');
     assert.equal(progress.at(-1)?.bytes, big.size);
     assert.ok(progress.every((e) => e.size === big.size));
     const order = events.filter((e) => 'digest' in e && e.digest === big.digest).map((e) => e.type);
@@ -121,7 +126,10 @@ describe('pull engine: abort, resume and progress', { skip }, () => {
     const patient = puller.pull(ref());
     await progressPast(first.events, big.digest, 200_000);
     controller.abort();
-    await assert.rejects(aborted, (err: unknown) => err instanceof PullError && (err.cause as Error).name === 'AbortError');
+    await assert.rejects(
+      aborted,
+      (err: unknown) => err instanceof PullError && (err.cause as Error).name === 'AbortError',
+    );
     const result = await patient;
     assert.equal(result.descriptor.digest, image.digest);
     assert.equal(blobGetCounts(proxy).get(big.digest), 1);
@@ -138,7 +146,10 @@ describe('pull engine: abort, resume and progress', { skip }, () => {
     one.abort();
     two.abort();
     const outcomes = await Promise.allSettled(pulls);
-    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected']);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['rejected', 'rejected'],
+    );
     // The download was cancelled, not left running to the end.
     await eventually(() => proxy.inFlight('/v2/') === 0, 'no request in flight');
     const get = proxy.requests.find((r) => r.method === 'GET' && r.path.endsWith(big.digest));

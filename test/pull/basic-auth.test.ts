@@ -7,7 +7,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BasicCredential } from '../../src/credentials/index.ts';
 import { PullError, Puller, loadCredentialSource } from '../../src/pull/index.ts';
-import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  buildImage,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { captureEvents } from './helpers.ts';
 
@@ -32,7 +41,11 @@ describe('pull engine with htpasswd (Basic) auth', { skip }, () => {
     ...extra,
   });
   const newPuller = async (explicit?: Record<string, BasicCredential>, environment = env()): Promise<Puller> => {
-    const credentials = await loadCredentialSource({ ...(explicit !== undefined && { explicit }), env: environment, home: tmp.path });
+    const credentials = await loadCredentialSource({
+      ...(explicit !== undefined && { explicit }),
+      env: environment,
+      home: tmp.path,
+    });
     const puller = new Puller({ store: storeDir(), credentials });
     pullers.push(puller);
     return puller;
@@ -92,7 +105,9 @@ describe('pull engine with htpasswd (Basic) auth', { skip }, () => {
 
   test('kimg pull: --creds and $DOCKER_CONFIG succeed; none fails with exit 1 naming ErrUnauthorized and the image', async () => {
     const [withCreds, withConfig, without] = await Promise.all([
-      runCli(['pull', '--progress=json', '--creds', `${alice.user}:${alice.password}`, '--store', storeDir(), ref()], { env: env() }),
+      runCli(['pull', '--progress=json', '--creds', `${alice.user}:${alice.password}`, '--store', storeDir(), ref()], {
+        env: env(),
+      }),
       runCli(['pull', '-q', '--store', storeDir(), ref()], { env: env({ DOCKER_CONFIG: dockerConfig }) }),
       runCli(['pull', '--store', storeDir(), ref()], { env: env() }),
     ]);

@@ -60,7 +60,11 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
   let docker: BuiltImage;
   const pullers: Puller[] = [];
   const ref = (repoTag: string) => `${registry.host}/${repoTag}`;
-  const pullInto = async (store: string, image: string, options: Parameters<Puller['pull']>[1] = {}): Promise<string> => {
+  const pullInto = async (
+    store: string,
+    image: string,
+    options: Parameters<Puller['pull']>[1] = {},
+  ): Promise<string> => {
     const puller = new Puller({ store: join(tmp.path, store) });
     pullers.push(puller);
     await puller.pull(image, options);
@@ -96,7 +100,10 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     assert.ok(image);
     const inspected = await skopeoInspect(`oci:${store}:v1`);
     assert.equal(inspected.Digest, first.digest);
-    assert.deepEqual(inspected.Layers, image.layers.map((l) => l.digest));
+    assert.deepEqual(
+      inspected.Layers,
+      image.layers.map((l) => l.digest),
+    );
     assert.deepEqual([inspected.Os, inspected.Architecture], ['linux', 'amd64']);
 
     const out = join(tmp.path, 'dir-copy');
@@ -118,32 +125,58 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     assert.ok(arm64);
     const inspected = await skopeoInspect(`oci:${store}:v2`, ['--override-os', 'linux', '--override-arch', 'arm64']);
     assert.equal(inspected.Digest, multi.digest);
-    assert.deepEqual(inspected.Layers, arm64.layers.map((l) => l.digest));
+    assert.deepEqual(
+      inspected.Layers,
+      arm64.layers.map((l) => l.digest),
+    );
     // skopeo's default choice here is amd64, which was not pulled.
-    assert.match(await failure('skopeo', ['--insecure-policy', '--override-arch', 'amd64', 'inspect', `oci:${store}:v2`]), /no such file or directory/);
-    assert.match(await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v2`, join(tmp.path, 'bundle-multi')]), /tag is ambiguous/);
+    assert.match(
+      await failure('skopeo', ['--insecure-policy', '--override-arch', 'amd64', 'inspect', `oci:${store}:v2`]),
+      /no such file or directory/,
+    );
+    assert.match(
+      await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v2`, join(tmp.path, 'bundle-multi')]),
+      /tag is ambiguous/,
+    );
   });
 
   test('two images tagged v1 in one store: skopeo silently reads the one recorded first, umoci refuses', async () => {
     const store = await pullInto('shared-tag', ref('interop/first:v1'));
     await pullInto('shared-tag', ref('interop/second:v1'));
-    const index = JSON.parse(await readFile(join(store, 'index.json'), 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+    const index = JSON.parse(await readFile(join(store, 'index.json'), 'utf8')) as {
+      manifests: { annotations: Record<string, string> }[];
+    };
     assert.deepEqual(
-      index.manifests.map((m) => [m.annotations['io.containerd.image.name'], m.annotations['org.opencontainers.image.ref.name']]),
+      index.manifests.map((m) => [
+        m.annotations['io.containerd.image.name'],
+        m.annotations['org.opencontainers.image.ref.name'],
+      ]),
       [
         [ref('interop/first:v1'), 'v1'],
         [ref('interop/second:v1'), 'v1'],
       ],
     );
     assert.equal((await skopeoInspect(`oci:${store}:v1`)).Digest, first.digest, 'skopeo reads the first entry');
-    assert.match(await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v1`, join(tmp.path, 'bundle-ambiguous')]), /tag is ambiguous: v1/);
+    assert.match(
+      await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v1`, join(tmp.path, 'bundle-ambiguous')]),
+      /tag is ambiguous: v1/,
+    );
     // The full name does not work as a skopeo or umoci tag: only ref.name is looked at.
-    assert.match(await failure('skopeo', ['--insecure-policy', 'inspect', `oci:${store}:${ref('interop/second:v1')}`]), /no descriptor found/);
+    assert.match(
+      await failure('skopeo', ['--insecure-policy', 'inspect', `oci:${store}:${ref('interop/second:v1')}`]),
+      /no descriptor found/,
+    );
   });
 
-  test('a Docker schema 2 image opens with skopeo oci: and umoci', { todo: 'kimg stores Docker schema 2 manifests with their Docker media types (digest-preserving); skopeo 1.9 oci: skips them ("no descriptor found for reference") and umoci refuses them ("not implemented: application/vnd.docker.distribution.manifest.v2+json")' }, async () => {
-    const store = await pullInto('docker', ref('interop/docker:v3'));
-    assert.equal((await skopeoInspect(`oci:${store}:v3`)).Digest, docker.digest);
-    await run('umoci', ['unpack', '--rootless', '--image', `${store}:v3`, join(tmp.path, 'bundle-docker')]);
-  });
+  test(
+    'a Docker schema 2 image opens with skopeo oci: and umoci',
+    {
+      todo: 'kimg stores Docker schema 2 manifests with their Docker media types (digest-preserving); skopeo 1.9 oci: skips them ("no descriptor found for reference") and umoci refuses them ("not implemented: application/vnd.docker.distribution.manifest.v2+json")',
+    },
+    async () => {
+      const store = await pullInto('docker', ref('interop/docker:v3'));
+      assert.equal((await skopeoInspect(`oci:${store}:v3`)).Digest, docker.digest);
+      await run('umoci', ['unpack', '--rootless', '--image', `${store}:v3`, join(tmp.path, 'bundle-docker')]);
+    },
+  );
 });

@@ -49,7 +49,10 @@ describe('pull engine with mirrors', { skip }, () => {
   before(async () => {
     tmp = await makeTempDir('kimg-pull-mirrors-');
     registry = await startRegistry();
-    [upstream, mirror] = await Promise.all([startFaultProxy({ upstream: registry.url }), startFaultProxy({ upstream: registry.url })]);
+    [upstream, mirror] = await Promise.all([
+      startFaultProxy({ upstream: registry.url }),
+      startFaultProxy({ upstream: registry.url }),
+    ]);
     image = await buildImage({ layers: [10_000], seed: 'pull-mirrors' });
     await pushImage(image, registry, 'test/mirrored:v1');
   });
@@ -65,17 +68,14 @@ describe('pull engine with mirrors', { skip }, () => {
     await tmp?.remove();
   });
 
-  test(
-    'registries.conf: a tag pull goes to the mirror, not to the upstream',
-    async () => {
+  test('registries.conf: a tag pull goes to the mirror, not to the upstream', async () => {
     const puller = newPuller(await registriesConf(''));
     const result = await puller.pull(`${upstream.host}/test/mirrored:v1`);
     assert.equal(result.descriptor.digest, image.digest);
     assert.deepEqual(describeRequests(upstream.requests), []);
     assert.ok(mirror.requests.some((r) => r.method === 'HEAD' && r.path === '/v2/test/mirrored/manifests/v1'));
     assert.equal(mirror.requests.filter((r) => r.path.includes('/blobs/')).length, 2);
-    },
-  );
+  });
 
   test('containerd hosts.toml: a mirror host with pull and resolve serves the whole pull', async () => {
     const hostsDir = join(tmp.path, 'certs.d');
@@ -91,25 +91,22 @@ describe('pull engine with mirrors', { skip }, () => {
     assert.equal(mirror.requests.filter((r) => r.path.includes('/blobs/')).length, 2);
   });
 
-  test(
-    'registries.conf: a digest-only mirror serves a pull by digest',
-    async () => {
-      const puller = newPuller(await registriesConf('pull-from-mirror = "digest-only"\n'));
-      await puller.pull(`${upstream.host}/test/mirrored@${image.digest}`);
-      assert.ok(mirror.requests.length > 0, 'the digest-only mirror was not contacted');
-      assert.deepEqual(describeRequests(upstream.requests), []);
-    },
-  );
+  test('registries.conf: a digest-only mirror serves a pull by digest', async () => {
+    const puller = newPuller(await registriesConf('pull-from-mirror = "digest-only"\n'));
+    await puller.pull(`${upstream.host}/test/mirrored@${image.digest}`);
+    assert.ok(mirror.requests.length > 0, 'the digest-only mirror was not contacted');
+    assert.deepEqual(describeRequests(upstream.requests), []);
+  });
 
-  test(
-    'registries.conf: prefix and location rewrite the repository',
-    async () => {
-      const file = join(tmp.path, 'rewrite.conf');
-      await writeFile(file, `[[registry]]\nprefix = "${upstream.host}/alias"\nlocation = "${mirror.host}/test"\ninsecure = true\n`);
-      const puller = newPuller(await loadHostsConfig({ registriesConf: file, certsDirs: [] }));
-      const result = await puller.pull(`${upstream.host}/alias/mirrored:v1`);
-      assert.equal(result.descriptor.digest, image.digest);
-      assert.ok(mirror.requests.some((r) => r.path === '/v2/test/mirrored/manifests/v1'));
-    },
-  );
+  test('registries.conf: prefix and location rewrite the repository', async () => {
+    const file = join(tmp.path, 'rewrite.conf');
+    await writeFile(
+      file,
+      `[[registry]]\nprefix = "${upstream.host}/alias"\nlocation = "${mirror.host}/test"\ninsecure = true\n`,
+    );
+    const puller = newPuller(await loadHostsConfig({ registriesConf: file, certsDirs: [] }));
+    const result = await puller.pull(`${upstream.host}/alias/mirrored:v1`);
+    assert.equal(result.descriptor.digest, image.digest);
+    assert.ok(mirror.requests.some((r) => r.path === '/v2/test/mirrored/manifests/v1'));
+  });
 });

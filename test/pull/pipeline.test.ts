@@ -4,13 +4,25 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Puller } from '../../src/pull/index.ts';
 import { openStore, type Ingest, type Store } from '../../src/store/index.ts';
-import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  buildImage,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 import { captureEvents, eventually } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
 
 /** A real store whose ingests of `digest` wait at commit until `release()` (or fail then). */
-async function storeHoldingCommit(root: string, digest: string): Promise<{ store: Store; release: (failure?: Error) => void; held: () => boolean }> {
+async function storeHoldingCommit(
+  root: string,
+  digest: string,
+): Promise<{ store: Store; release: (failure?: Error) => void; held: () => boolean }> {
   const store = await openStore(root);
   let release!: (failure?: Error) => void;
   const gate = new Promise<Error | undefined>((resolve) => {
@@ -74,7 +86,10 @@ describe('pull pipeline', { skip }, () => {
       settled = true;
     });
     // Held at commit, the first layer must not keep the only slot: the others are fully downloaded.
-    await eventually(() => held() && rest.every((l) => events.some((e) => e.type === 'blob-verifying' && e.digest === l.digest)), 'the other layers downloaded while the first one commits');
+    await eventually(
+      () => held() && rest.every((l) => events.some((e) => e.type === 'blob-verifying' && e.digest === l.digest)),
+      'the other layers downloaded while the first one commits',
+    );
     assert.equal(settled, false, 'the pull waits for the held commit');
     assert.ok(!events.some((e) => e.type === 'blob-done' && e.digest === first.digest));
     release();

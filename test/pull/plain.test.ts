@@ -20,12 +20,23 @@ import {
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
-import { blobGetCounts, captureEvents, describeRequests, layoutEntries, manifestRequests, storedBlobs } from './helpers.ts';
+import {
+  blobGetCounts,
+  captureEvents,
+  describeRequests,
+  layoutEntries,
+  manifestRequests,
+  storedBlobs,
+} from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
 
 /** Every digest a platform image consists of: manifest, config, layers. */
-const contentOf = (image: BuiltPlatformImage): string[] => [image.manifest.digest, image.config.digest, ...image.layers.map((l) => l.digest)];
+const contentOf = (image: BuiltPlatformImage): string[] => [
+  image.manifest.digest,
+  image.config.digest,
+  ...image.layers.map((l) => l.digest),
+];
 
 describe('pull engine, plain HTTP registry', { skip }, () => {
   let registry: RunningRegistry;
@@ -57,8 +68,17 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     [oci, docker, index, list, sharedA, sharedB, wide] = await Promise.all([
       buildImage({ layers: [2_000, 80_000], seed: 'pull-oci' }),
       buildImage({ layers: [30_000, 5_000], format: 'docker', seed: 'pull-docker' }),
-      buildImage({ layers: [20_000], platforms: ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v7'], seed: 'pull-index' }),
-      buildImage({ layers: [20_000], platforms: ['linux/amd64', 'linux/arm64/v8'], format: 'docker', seed: 'pull-list' }),
+      buildImage({
+        layers: [20_000],
+        platforms: ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v7'],
+        seed: 'pull-index',
+      }),
+      buildImage({
+        layers: [20_000],
+        platforms: ['linux/amd64', 'linux/arm64/v8'],
+        format: 'docker',
+        seed: 'pull-list',
+      }),
       buildImage({ layers: [shared, 10_000], seed: 'pull-shared-a' }),
       buildImage({ layers: [shared, 12_000], seed: 'pull-shared-b' }),
       buildImage({ layers: Array.from({ length: 9 }, () => 1_000), seed: 'pull-wide' }),
@@ -109,8 +129,14 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     const types = events.map((e) => e.type);
     assert.equal(types[0], 'resolving');
     assert.equal(types.at(-1), 'done');
-    assert.deepEqual(events.filter((e) => e.type === 'resolved').map((e) => e.type === 'resolved' && e.via), ['HEAD']);
-    const done = events.filter((e): e is Extract<PullEvent, { type: 'blob-done' }> => e.type === 'blob-done').map((e) => e.digest).sort();
+    assert.deepEqual(
+      events.filter((e) => e.type === 'resolved').map((e) => e.type === 'resolved' && e.via),
+      ['HEAD'],
+    );
+    const done = events
+      .filter((e): e is Extract<PullEvent, { type: 'blob-done' }> => e.type === 'blob-done')
+      .map((e) => e.digest)
+      .sort();
     assert.deepEqual(done, [image.config.digest, ...image.layers.map((l) => l.digest)].sort());
   });
 
@@ -123,7 +149,10 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     assert.equal(result.descriptor.digest, docker.digest);
     const store = await puller.store();
     assert.deepEqual(await storedBlobs(store.root), contentOf(image).sort());
-    assert.equal((await layoutEntries(store.root))[0]?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(
+      (await layoutEntries(store.root))[0]?.mediaType,
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
     assert.equal((await store.fsck()).ok, true);
   });
 
@@ -133,14 +162,19 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     const result = await puller.pull(ref('test/index:v1'), { platform: 'linux/arm64' });
     const arm64 = index.images.find((i) => i.platformString === 'linux/arm64/v8');
     assert.ok(arm64);
-    assert.deepEqual(result.descriptor, { mediaType: 'application/vnd.oci.image.index.v1+json', digest: index.digest, size: index.size });
+    assert.deepEqual(result.descriptor, {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: index.digest,
+      size: index.size,
+    });
     assert.deepEqual(result.manifests, [{ digest: arm64.manifest.digest, platform: 'linux/arm64/v8' }]);
     const store = await puller.store();
     assert.deepEqual(await storedBlobs(store.root), [index.digest, ...contentOf(arm64)].sort());
     // Nothing of the other platforms was asked for.
     const others = index.images.filter((i) => i !== arm64).flatMap(contentOf);
     const asked = proxy.requests.map((r) => r.path);
-    for (const digest of others) assert.ok(!asked.some((p) => p.endsWith(digest)), `${digest} of another platform was requested`);
+    for (const digest of others)
+      assert.ok(!asked.some((p) => p.endsWith(digest)), `${digest} of another platform was requested`);
     assert.equal((await layoutEntries(store.root))[0]?.digest, index.digest);
   });
 
@@ -148,7 +182,9 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     const puller = newPuller();
     const v8 = await puller.pull(ref('test/index:v1'), { platform: 'linux/arm64/v8' });
     assert.equal(v8.manifests[0]?.platform, 'linux/arm64/v8');
-    const v7 = await puller.pull(ref('test/index:v1'), { platform: { os: 'linux', architecture: 'arm', variant: 'v7' } });
+    const v7 = await puller.pull(ref('test/index:v1'), {
+      platform: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    });
     assert.deepEqual(v7.manifests, [{ digest: index.images[2]?.manifest.digest, platform: 'linux/arm/v7' }]);
   });
 
@@ -221,7 +257,12 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     await puller.pull(ref(`test/index@${index.digest}`), { platform: 'linux/arm/v7' });
     const v7 = index.images[2];
     assert.ok(v7);
-    assert.deepEqual(describeRequests(proxy.requests).sort(), contentOf(v7).map((d, i) => (i === 0 ? `GET /v2/test/index/manifests/${d}` : `GET /v2/test/index/blobs/${d}`)).sort());
+    assert.deepEqual(
+      describeRequests(proxy.requests).sort(),
+      contentOf(v7)
+        .map((d, i) => (i === 0 ? `GET /v2/test/index/manifests/${d}` : `GET /v2/test/index/blobs/${d}`))
+        .sort(),
+    );
   });
 
   test('a layer shared by two images is fetched once and stored once', async () => {
@@ -248,12 +289,18 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     proxy.reset();
     const first = captureEvents();
     const second = captureEvents();
-    const [x, y] = await Promise.all([puller.pull(ref('test/oci:v1'), { onEvent: first.onEvent }), puller.pull(ref('test/oci:v1'), { onEvent: second.onEvent })]);
+    const [x, y] = await Promise.all([
+      puller.pull(ref('test/oci:v1'), { onEvent: first.onEvent }),
+      puller.pull(ref('test/oci:v1'), { onEvent: second.onEvent }),
+    ]);
     assert.deepEqual(x, y);
     const counts = blobGetCounts(proxy);
     assert.equal(counts.size, 3);
     for (const [digest, n] of counts) assert.equal(n, 1, `${digest} fetched ${n} times`);
-    assert.deepEqual(describeRequests(manifestRequests(proxy)), ['HEAD /v2/test/oci/manifests/v1', `GET /v2/test/oci/manifests/${oci.digest}`]);
+    assert.deepEqual(describeRequests(manifestRequests(proxy)), [
+      'HEAD /v2/test/oci/manifests/v1',
+      `GET /v2/test/oci/manifests/${oci.digest}`,
+    ]);
     // Both callers see the progress of the shared pull.
     for (const { events } of [first, second]) assert.equal(events.filter((e) => e.type === 'blob-done').length, 3);
   });
@@ -263,7 +310,10 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     proxy.reset();
     const a = captureEvents();
     const b = captureEvents();
-    await Promise.all([puller.pull(ref('test/shared-a:v1'), { onEvent: a.onEvent }), puller.pull(ref('test/shared-b:v1'), { onEvent: b.onEvent })]);
+    await Promise.all([
+      puller.pull(ref('test/shared-a:v1'), { onEvent: a.onEvent }),
+      puller.pull(ref('test/shared-b:v1'), { onEvent: b.onEvent }),
+    ]);
     const shared = sharedA.images[0]?.layers[0]?.digest;
     assert.ok(shared);
     assert.equal(blobGetCounts(proxy).get(shared), 1);
@@ -279,15 +329,24 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
   test('downloads at most `concurrency` blobs at once (default 4)', async () => {
     // Slow blobs overlap, so the limit is what bounds them.
     const slow = () => proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.delay(100) : undefined));
-    for (const [concurrency, expected] of [[undefined, 4], [2, 2]] as const) {
+    for (const [concurrency, expected] of [
+      [undefined, 4],
+      [2, 2],
+    ] as const) {
       proxy.reset();
       slow();
-      const puller = new Puller({ store: `${tmp.path}/store-${++stores}`, ...(concurrency !== undefined && { concurrency }) });
+      const puller = new Puller({
+        store: `${tmp.path}/store-${++stores}`,
+        ...(concurrency !== undefined && { concurrency }),
+      });
       pullers.push(puller);
       const result = await puller.pull(ref('test/wide:v1'));
       assert.equal(result.blobsFetched, 10);
       const max = proxy.maxConcurrent('/v2/test/wide/blobs/');
-      assert.ok(max <= expected && max >= 2, `${max} blob requests at once with concurrency ${concurrency ?? 'default'}`);
+      assert.ok(
+        max <= expected && max >= 2,
+        `${max} blob requests at once with concurrency ${concurrency ?? 'default'}`,
+      );
     }
     proxy.reset();
   });

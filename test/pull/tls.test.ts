@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PullError, Puller } from '../../src/pull/index.ts';
 import { loadHostsConfig } from '../../src/registry/hosts/index.ts';
-import { buildImage, makeTempDir, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry, type TempDir } from '../harness/index.ts';
+import {
+  buildImage,
+  makeTempDir,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+  type TempDir,
+} from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { storedBlobs } from './helpers.ts';
 
@@ -31,7 +40,12 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
   };
   const ref = () => `${registry.host}/test/tls:v1`;
   /** An environment without the user's registry configuration or credentials. */
-  const env = () => ({ HOME: tmp.path, DOCKER_CONFIG: join(tmp.path, 'no-docker-config'), REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'), XDG_RUNTIME_DIR: tmp.path });
+  const env = () => ({
+    HOME: tmp.path,
+    DOCKER_CONFIG: join(tmp.path, 'no-docker-config'),
+    REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'),
+    XDG_RUNTIME_DIR: tmp.path,
+  });
 
   before(async () => {
     tmp = await makeTempDir('kimg-pull-tls-');
@@ -90,7 +104,9 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
 
   test('kimg pull --tls-verify-loopback: --ca-file succeeds, no CA fails with ErrTLS naming the registry', async () => {
     const [withCaFile, without] = await Promise.all([
-      runCli(['pull', '-q', '--tls-verify-loopback', '--ca-file', caFile, '--store', storeDir(), ref()], { env: env() }),
+      runCli(['pull', '-q', '--tls-verify-loopback', '--ca-file', caFile, '--store', storeDir(), ref()], {
+        env: env(),
+      }),
       runCli(['pull', '-q', '--tls-verify-loopback', '--store', storeDir(), ref()], { env: env() }),
     ]);
     assert.equal(withCaFile.status, 0, withCaFile.stderr);

@@ -32,8 +32,16 @@ describe('pull engine with token auth', { skip }, () => {
   let stores = 0;
   const ref = () => `${registry.host}/test/token:v1`;
   const newPuller = async (credential?: BasicCredential): Promise<Puller> => {
-    const env = { HOME: tmp.path, DOCKER_CONFIG: join(tmp.path, 'none'), REGISTRY_AUTH_FILE: join(tmp.path, 'none.json') };
-    const credentials = await loadCredentialSource({ ...(credential !== undefined && { explicit: { [registry.host]: credential } }), env, home: tmp.path });
+    const env = {
+      HOME: tmp.path,
+      DOCKER_CONFIG: join(tmp.path, 'none'),
+      REGISTRY_AUTH_FILE: join(tmp.path, 'none.json'),
+    };
+    const credentials = await loadCredentialSource({
+      ...(credential !== undefined && { explicit: { [registry.host]: credential } }),
+      env,
+      home: tmp.path,
+    });
     const puller = new Puller({ store: join(tmp.path, `store-${++stores}`), credentials });
     pullers.push(puller);
     return puller;
@@ -43,7 +51,11 @@ describe('pull engine with token auth', { skip }, () => {
     tmp = await makeTempDir('kimg-pull-token-');
     tokens = await startTokenServer({ users: { [bob.user]: bob.password }, allowAnonymous: false });
     registry = await startRegistry({ token: tokens });
-    image = await buildImage({ layers: [20_000, 20_000, 20_000], platforms: ['linux/amd64', 'linux/arm64/v8'], seed: 'pull-token' });
+    image = await buildImage({
+      layers: [20_000, 20_000, 20_000],
+      platforms: ['linux/amd64', 'linux/arm64/v8'],
+      seed: 'pull-token',
+    });
     await pushImage(image, registry, 'test/token:v1', { creds: bob });
   });
   after(async () => {

@@ -8,7 +8,12 @@ import http from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { isKimgError } from '../../src/errors/index.ts';
-import { RegistryClient, RegistryError, type Credential, type RegistryClientOptions } from '../../src/registry/index.ts';
+import {
+  RegistryClient,
+  RegistryError,
+  type Credential,
+  type RegistryClientOptions,
+} from '../../src/registry/index.ts';
 import {
   basicAuth,
   buildImage,
@@ -57,7 +62,8 @@ describe('registry client authentication', { skip }, () => {
     clients.push(c);
     return c;
   };
-  const basicHeader = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const basicHeader = (user: string, password: string) =>
+    `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
   before(async () => {
     image = await buildImage({ layers: [700_000], seed: 'auth' });
@@ -89,9 +95,15 @@ describe('registry client authentication', { skip }, () => {
       await registry?.stop();
     });
 
-    test('pulls with the host\'s username and password', async () => {
+    test("pulls with the host's username and password", async () => {
       const hosts: string[] = [];
-      const c = client({ endpoints, credentials: async (host) => (hosts.push(host), { kind: 'basic', username: alice.user, password: alice.password }) });
+      const c = client({
+        endpoints,
+        credentials: async (host) => (
+          hosts.push(host),
+          { kind: 'basic', username: alice.user, password: alice.password }
+        ),
+      });
       const resolved = await c.resolve({ registry: 'basic.test', path: PATH }, 'v1');
       assert.equal(resolved.descriptor.digest, image.digest);
       const sink = new MemorySink();
@@ -99,14 +111,21 @@ describe('registry client authentication', { skip }, () => {
       assert.deepEqual(sink.bytes(), layerBytes);
       assert.deepEqual([...new Set(hosts)], [proxy.host]);
       // Learned once, then sent up front.
-      assert.deepEqual(proxy.requests.map((r) => r.status), [401, 200, 200]);
+      assert.deepEqual(
+        proxy.requests.map((r) => r.status),
+        [401, 200, 200],
+      );
       assert.equal(proxy.requests[2]?.headers.authorization, basicHeader(alice.user, alice.password));
     });
 
     test('a wrong password → ErrUnauthorized after one retry, without the password anywhere', async () => {
       const wrong = 'Wrong-Password-123';
       const { onEvent, json } = captureEvents();
-      const c = client({ endpoints, onEvent, credentials: creds({ kind: 'basic', username: alice.user, password: wrong }) });
+      const c = client({
+        endpoints,
+        onEvent,
+        credentials: creds({ kind: 'basic', username: alice.user, password: wrong }),
+      });
       const err = await c.resolve({ registry: 'basic.test', path: PATH }, 'v1').catch((e: unknown) => e);
       assert.ok(err instanceof RegistryError && err.code === 'ErrUnauthorized', String(err));
       assert.equal(proxy.requests.length, 2);
@@ -114,7 +133,10 @@ describe('registry client authentication', { skip }, () => {
     });
 
     test('no credentials → ErrUnauthorized after a single request', async () => {
-      await assert.rejects(client({ endpoints }).resolve({ registry: 'basic.test', path: PATH }, 'v1'), (err: unknown) => isKimgError(err, 'ErrUnauthorized'));
+      await assert.rejects(
+        client({ endpoints }).resolve({ registry: 'basic.test', path: PATH }, 'v1'),
+        (err: unknown) => isKimgError(err, 'ErrUnauthorized'),
+      );
       assert.equal(proxy.requests.length, 1);
     });
 
@@ -146,11 +168,18 @@ describe('registry client authentication', { skip }, () => {
         storageRequests.length = 0;
         otherPort.reset();
       });
-      const withCreds = () => client({ endpoints, credentials: creds({ kind: 'basic', username: alice.user, password: alice.password }) });
+      const withCreds = () =>
+        client({ endpoints, credentials: creds({ kind: 'basic', username: alice.user, password: alice.password }) });
 
       for (const host of ['127.0.0.1', 'localhost']) {
         test(`a presigned redirect to ${host}:<other port> gets no Authorization and its query intact`, async () => {
-          proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`http://${host}:${storagePort}/bucket/blob?X-Amz-Signature=sig&X-Amz-Credential=AKIAEXAMPLE`) : undefined));
+          proxy.setRule((r) =>
+            r.path.includes('/blobs/')
+              ? fault.redirect(
+                  `http://${host}:${storagePort}/bucket/blob?X-Amz-Signature=sig&X-Amz-Credential=AKIAEXAMPLE`,
+                )
+              : undefined,
+          );
           const sink = new MemorySink();
           await withCreds().fetchBlob({ registry: 'basic.test', path: PATH }, layer, sink);
           assert.deepEqual(sink.bytes(), layerBytes);
@@ -162,18 +191,30 @@ describe('registry client authentication', { skip }, () => {
 
       test('a 401 from the redirect target is not answered with the registry credentials', async () => {
         proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`${otherPort.url}${r.url}`) : undefined));
-        const err = await withCreds().fetchBlob({ registry: 'basic.test', path: PATH }, layer, new MemorySink()).catch((e: unknown) => e);
+        const err = await withCreds()
+          .fetchBlob({ registry: 'basic.test', path: PATH }, layer, new MemorySink())
+          .catch((e: unknown) => e);
         assert.ok(err instanceof RegistryError && err.code === 'ErrUnauthorized', String(err));
         assert.equal(err.host, otherPort.host);
         assert.equal(otherPort.requests.length, 1);
         assert.equal(otherPort.requests[0]?.headers.authorization, undefined);
       });
 
-      test('errors never show a presigned URL\'s query', async () => {
-        proxy.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`http://127.0.0.1:${storagePort}/bucket/blob?X-Amz-Credential=AKIAEXAMPLE`) : undefined));
+      test("errors never show a presigned URL's query", async () => {
+        proxy.setRule((r) =>
+          r.path.includes('/blobs/')
+            ? fault.redirect(`http://127.0.0.1:${storagePort}/bucket/blob?X-Amz-Credential=AKIAEXAMPLE`)
+            : undefined,
+        );
         const { onEvent, json } = captureEvents();
-        const c = client({ endpoints, onEvent, credentials: creds({ kind: 'basic', username: alice.user, password: alice.password }) });
-        const err = await c.fetchBlob({ registry: 'basic.test', path: PATH }, layer, new MemorySink()).catch((e: unknown) => e);
+        const c = client({
+          endpoints,
+          onEvent,
+          credentials: creds({ kind: 'basic', username: alice.user, password: alice.password }),
+        });
+        const err = await c
+          .fetchBlob({ registry: 'basic.test', path: PATH }, layer, new MemorySink())
+          .catch((e: unknown) => e);
         assert.ok(err instanceof RegistryError && err.code === 'ErrDenied', String(err));
         assertNoSecrets(dumpError(err) + json(), ['AKIAEXAMPLE', alice.password]);
       });
@@ -253,7 +294,10 @@ describe('registry client authentication', { skip }, () => {
         const c = client({ endpoints: () => [{ baseUrl: viaProxy.url, insecure: true }], credentials: bobCreds });
         await c.resolve(REPO, 'v1');
         await c.resolve({ ...REPO, path: 'test/other' }, 'v1').catch(() => undefined); // another scope → another token
-        assert.deepEqual(tokenProxy.requests.map((r) => r.method), ['POST', 'GET', 'GET']);
+        assert.deepEqual(
+          tokenProxy.requests.map((r) => r.method),
+          ['POST', 'GET', 'GET'],
+        );
         assert.equal(tokenProxy.requests[1]?.headers.authorization, basicHeader(bob.user, bob.password));
       } finally {
         await viaProxy.stop();
@@ -261,9 +305,12 @@ describe('registry client authentication', { skip }, () => {
     });
 
     test('an identity token is exchanged with grant_type=refresh_token', async () => {
-      const offline = await httpRequest(`${tokens.url}?service=${tokens.service}&offline_token=true&scope=repository:${PATH}:pull`, {
-        headers: { authorization: basicAuth(bob.user, bob.password) },
-      });
+      const offline = await httpRequest(
+        `${tokens.url}?service=${tokens.service}&offline_token=true&scope=repository:${PATH}:pull`,
+        {
+          headers: { authorization: basicAuth(bob.user, bob.password) },
+        },
+      );
       const refresh = (JSON.parse(offline.body.toString('utf8')) as { refresh_token: string }).refresh_token;
       tokens.requests.length = 0;
       const c = client({ endpoints, credentials: async () => ({ kind: 'identityToken', token: refresh }) });
@@ -278,7 +325,11 @@ describe('registry client authentication', { skip }, () => {
     test('wrong credentials at the token server → ErrUnauthorized with nothing secret in it', async () => {
       const wrong = 'Not-The-Password-9';
       const { onEvent, json } = captureEvents();
-      const c = client({ endpoints, onEvent, credentials: async () => ({ kind: 'basic', username: bob.user, password: wrong }) });
+      const c = client({
+        endpoints,
+        onEvent,
+        credentials: async () => ({ kind: 'basic', username: bob.user, password: wrong }),
+      });
       const err = await c.resolve(REPO, 'v1').catch((e: unknown) => e);
       assert.ok(err instanceof RegistryError && err.code === 'ErrUnauthorized', String(err));
       assert.match(err.message, /token\.test\/test\/auth:v1/);
@@ -287,37 +338,50 @@ describe('registry client authentication', { skip }, () => {
 
     test('a registry that rejects every token → ≤ 2 token requests, then ErrUnauthorized (R1)', async () => {
       proxy.setRule((r) =>
-        r.path.startsWith(`/v2/${PATH}/`) ? fault.unauthorized(`Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:${PATH}:pull",error="invalid_token"`) : undefined,
+        r.path.startsWith(`/v2/${PATH}/`)
+          ? fault.unauthorized(
+              `Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:${PATH}:pull",error="invalid_token"`,
+            )
+          : undefined,
       );
       const { onEvent, json } = captureEvents();
-      const err = await client({ endpoints, onEvent }).fetchBlob(REPO, layer, new MemorySink()).catch((e: unknown) => e);
+      const err = await client({ endpoints, onEvent })
+        .fetchBlob(REPO, layer, new MemorySink())
+        .catch((e: unknown) => e);
       assert.ok(err instanceof RegistryError && err.code === 'ErrUnauthorized', String(err));
       assert.ok(tokens.requests.length <= 2, `${tokens.requests.length} token requests`);
       assert.equal(proxy.requests.length, 3);
-      assertNoSecrets(dumpError(err) + json(), tokens.issued.map((t) => t.token));
+      assertNoSecrets(
+        dumpError(err) + json(),
+        tokens.issued.map((t) => t.token),
+      );
     });
 
-    test('insufficient_scope → the challenge\'s scope is merged into the next token request', async () => {
+    test("insufficient_scope → the challenge's scope is merged into the next token request", async () => {
       proxy.setRule((r) =>
         r.method === 'HEAD' && r.count === 2
-          ? fault.unauthorized(`Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:${PATH}:pull,push",error="insufficient_scope"`)
+          ? fault.unauthorized(
+              `Bearer realm="${tokens.url}",service="${tokens.service}",scope="repository:${PATH}:pull,push",error="insufficient_scope"`,
+            )
           : undefined,
       );
       const c = client({ endpoints });
       await c.resolve(REPO, 'v1');
-      assert.deepEqual(tokens.requests.map((r) => r.query.scope), [[`repository:${PATH}:pull`], [`repository:${PATH}:pull,push`]]);
+      assert.deepEqual(
+        tokens.requests.map((r) => r.query.scope),
+        [[`repository:${PATH}:pull`], [`repository:${PATH}:pull,push`]],
+      );
     });
 
-    test('a 401 without a challenge uses the ping\'s challenge (GCR quirk)', async () => {
+    test("a 401 without a challenge uses the ping's challenge (GCR quirk)", async () => {
       proxy.setRule((r) => (r.method === 'HEAD' && r.count === 1 ? fault.status(401) : undefined));
       // One slot per host: the 401 must not hold it while the ping runs.
       const resolved = await client({ endpoints, maxConcurrentPerHost: 1 }).resolve(REPO, 'v1');
       assert.equal(resolved.descriptor.digest, image.digest);
-      assert.deepEqual(proxy.requests.map((r) => `${r.method} ${r.path} ${r.status}`), [
-        `HEAD /v2/${PATH}/manifests/v1 401`,
-        'GET /v2/ 401',
-        `HEAD /v2/${PATH}/manifests/v1 200`,
-      ]);
+      assert.deepEqual(
+        proxy.requests.map((r) => `${r.method} ${r.path} ${r.status}`),
+        [`HEAD /v2/${PATH}/manifests/v1 401`, 'GET /v2/ 401', `HEAD /v2/${PATH}/manifests/v1 200`],
+      );
     });
 
     describe('realm policy (S4)', () => {
@@ -331,16 +395,25 @@ describe('registry client authentication', { skip }, () => {
 
       test('a registry named by DNS may not send us to a loopback realm', async () => {
         const eps = await namedRegistry(tokens.url);
-        const err = await client({ endpoints: () => eps, lookup: testLookup, credentials: bobCreds }).resolve(REPO, 'v1').catch((e: unknown) => e);
+        const err = await client({ endpoints: () => eps, lookup: testLookup, credentials: bobCreds })
+          .resolve(REPO, 'v1')
+          .catch((e: unknown) => e);
         assert.ok(err instanceof RegistryError && err.code === 'ErrRealmRefused', String(err));
         assert.equal(tokens.requests.length, 0);
       });
 
-      for (const realm of ['http://169.254.169.254/latest/meta-data', 'http://10.1.2.3/token', 'http://[::1]:1/token', 'http://0.0.0.0:1/token']) {
+      for (const realm of [
+        'http://169.254.169.254/latest/meta-data',
+        'http://10.1.2.3/token',
+        'http://[::1]:1/token',
+        'http://0.0.0.0:1/token',
+      ]) {
         test(`… nor to ${realm}`, async () => {
           const eps = await namedRegistry(realm);
           const { events, onEvent } = captureEvents();
-          const err = await client({ endpoints: () => eps, lookup: testLookup, onEvent }).resolve(REPO, 'v1').catch((e: unknown) => e);
+          const err = await client({ endpoints: () => eps, lookup: testLookup, onEvent })
+            .resolve(REPO, 'v1')
+            .catch((e: unknown) => e);
           assert.ok(err instanceof RegistryError && err.code === 'ErrRealmRefused', String(err));
           assert.equal(events.filter((e) => e.type === 'tokenFetched').length, 0);
         });
@@ -356,14 +429,21 @@ describe('registry client authentication', { skip }, () => {
 
       test('strict mode refuses a realm name that resolves to loopback', async () => {
         const eps = await namedRegistry(`http://auth.test:${tokens.host.split(':')[1]}/token`);
-        const err = await client({ endpoints: () => eps, lookup: testLookup, strictRealmAddresses: true }).resolve(REPO, 'v1').catch((e: unknown) => e);
+        const err = await client({ endpoints: () => eps, lookup: testLookup, strictRealmAddresses: true })
+          .resolve(REPO, 'v1')
+          .catch((e: unknown) => e);
         assert.ok(err instanceof RegistryError && err.code === 'ErrRealmRefused', String(err));
         assert.equal(tokens.requests.length, 0);
       });
 
       test('an allow-listed realm is accepted and trusted with credentials', async () => {
         const eps = await namedRegistry(tokens.url);
-        await client({ endpoints: () => eps, lookup: testLookup, credentials: bobCreds, realmAllowList: ['127.0.0.1'] }).resolve(REPO, 'v1');
+        await client({
+          endpoints: () => eps,
+          lookup: testLookup,
+          credentials: bobCreds,
+          realmAllowList: ['127.0.0.1'],
+        }).resolve(REPO, 'v1');
         assert.equal(tokens.requests[0]?.user, bob.user);
       });
     });
@@ -384,14 +464,19 @@ describe('registry client authentication', { skip }, () => {
       ],
       credentials: async (host) => {
         asked.push(host);
-        if (host === mirrorProxy.host) return { kind: 'basic', username: mirrorUser.user, password: mirrorUser.password };
-        if (host === upstreamProxy.host) return { kind: 'basic', username: upstreamUser.user, password: upstreamUser.password };
+        if (host === mirrorProxy.host)
+          return { kind: 'basic', username: mirrorUser.user, password: mirrorUser.password };
+        if (host === upstreamProxy.host)
+          return { kind: 'basic', username: upstreamUser.user, password: upstreamUser.password };
         return undefined;
       },
     });
 
     before(async () => {
-      [mirror, upstream] = await Promise.all([startRegistry({ htpasswd: [mirrorUser] }), startRegistry({ htpasswd: [upstreamUser] })]);
+      [mirror, upstream] = await Promise.all([
+        startRegistry({ htpasswd: [mirrorUser] }),
+        startRegistry({ htpasswd: [upstreamUser] }),
+      ]);
       mirrorProxy = await startFaultProxy({ upstream: mirror.url });
       upstreamProxy = await startFaultProxy({ upstream: upstream.url });
       await pushImage(image, mirror, `${PATH}:v1`, { creds: mirrorUser });
@@ -409,7 +494,9 @@ describe('registry client authentication', { skip }, () => {
       await upstream?.stop();
     });
 
-    const authorizations = (p: FaultProxy) => [...new Set(p.requests.map((r) => r.headers.authorization).filter((a) => a !== undefined))];
+    const authorizations = (p: FaultProxy) => [
+      ...new Set(p.requests.map((r) => r.headers.authorization).filter((a) => a !== undefined)),
+    ];
 
     test('a working mirror serves everything with its own credentials', async () => {
       const c = client(options());
@@ -421,7 +508,9 @@ describe('registry client authentication', { skip }, () => {
     });
 
     test('a failing mirror falls back to the upstream; each host sees only its own credentials', async () => {
-      mirrorProxy.setRule((r) => (r.path.includes('/blobs/') && r.headers.authorization !== undefined ? fault.notFound() : undefined));
+      mirrorProxy.setRule((r) =>
+        r.path.includes('/blobs/') && r.headers.authorization !== undefined ? fault.notFound() : undefined,
+      );
       const { events, onEvent } = captureEvents();
       const c = client({ ...options(), onEvent });
       const sink = new MemorySink();
@@ -430,7 +519,10 @@ describe('registry client authentication', { skip }, () => {
       assert.deepEqual(sink.bytes(), layerBytes);
       assert.deepEqual(authorizations(mirrorProxy), [basicHeader(mirrorUser.user, mirrorUser.password)]);
       assert.deepEqual(authorizations(upstreamProxy), [basicHeader(upstreamUser.user, upstreamUser.password)]);
-      assert.deepEqual(events.filter((e) => e.type === 'endpointFailed').map((e) => (e.type === 'endpointFailed' ? e.code : '')), ['ErrBlobUnknown']);
+      assert.deepEqual(
+        events.filter((e) => e.type === 'endpointFailed').map((e) => (e.type === 'endpointFailed' ? e.code : '')),
+        ['ErrBlobUnknown'],
+      );
     });
 
     test('when every endpoint fails the error names the earlier ones', async () => {

@@ -41,7 +41,9 @@ try {
     const ms = performance.now() - t;
     console.log(
       `run ${i + 1}: fetchBlob ${layer.size} bytes (verified=${result.verified}) in ${ms.toFixed(0)} ms = ${mib(layer.size, ms)} MiB/s; ` +
-        (curl.status === 0 ? `curl ${mib(layer.size, curlMs)} MiB/s; ratio ${(curlMs / ms).toFixed(2)}` : 'curl unavailable'),
+        (curl.status === 0
+          ? `curl ${mib(layer.size, curlMs)} MiB/s; ratio ${(curlMs / ms).toFixed(2)}`
+          : 'curl unavailable'),
     );
   }
   await client.close();

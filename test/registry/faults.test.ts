@@ -6,7 +6,18 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { isKimgError } from '../../src/errors/index.ts';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from '../../src/registry/index.ts';
-import { buildImage, fault, pushImage, requireTools, startFaultProxy, startRegistry, type BuiltImage, type BuiltLayer, type FaultProxy, type RunningRegistry } from '../harness/index.ts';
+import {
+  buildImage,
+  fault,
+  pushImage,
+  requireTools,
+  startFaultProxy,
+  startRegistry,
+  type BuiltImage,
+  type BuiltLayer,
+  type FaultProxy,
+  type RunningRegistry,
+} from '../harness/index.ts';
 import { FakeClock, ManualClock, MemorySink, captureEvents, eventually, readBlob } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
@@ -20,7 +31,11 @@ describe('registry client behind the fault proxy', { skip }, () => {
   let layerBytes: Buffer;
   const clients: RegistryClient[] = [];
   const makeClient = (options: RegistryClientOptions = {}): RegistryClient => {
-    const c = new RegistryClient({ endpoints: () => [{ baseUrl: proxy.url, insecure: true }], clock: new FakeClock(), ...options });
+    const c = new RegistryClient({
+      endpoints: () => [{ baseUrl: proxy.url, insecure: true }],
+      clock: new FakeClock(),
+      ...options,
+    });
     clients.push(c);
     return c;
   };
@@ -52,7 +67,10 @@ describe('registry client behind the fault proxy', { skip }, () => {
       assert.equal(result.via, 'GET');
       assert.equal(result.descriptor.digest, image.digest);
       assert.equal(result.manifest?.document.kind, 'manifest');
-      assert.deepEqual(proxy.requests.map((r) => r.method), ['HEAD', 'GET']);
+      assert.deepEqual(
+        proxy.requests.map((r) => r.method),
+        ['HEAD', 'GET'],
+      );
     });
 
     for (const header of ['docker-content-digest', 'content-length', 'content-type']) {
@@ -66,7 +84,9 @@ describe('registry client behind the fault proxy', { skip }, () => {
 
     test('a lying Docker-Content-Digest on the GET fails the resolve', async () => {
       const lie = `sha256:${'1'.repeat(64)}`;
-      proxy.setRule((r) => (r.method === 'HEAD' ? fault.methodNotAllowed() : fault.forgeHeader('docker-content-digest', lie)));
+      proxy.setRule((r) =>
+        r.method === 'HEAD' ? fault.methodNotAllowed() : fault.forgeHeader('docker-content-digest', lie),
+      );
       await assert.rejects(makeClient().resolve(REPO, 'v1'), (err: unknown) => {
         assert.ok(err instanceof RegistryError && err.code === 'ErrDigestMismatch');
         assert.equal(err.expectedDigest, lie);
@@ -81,17 +101,29 @@ describe('registry client behind the fault proxy', { skip }, () => {
       const client = makeClient();
       const resolved = await client.resolve(REPO, 'v1');
       assert.equal(resolved.descriptor.digest, lie);
-      await assert.rejects(client.getManifest(REPO, lie, { descriptor: resolved.descriptor }), (err: unknown) => isKimgError(err) && ['ErrManifestUnknown', 'ErrDigestMismatch'].includes(err.code));
+      await assert.rejects(
+        client.getManifest(REPO, lie, { descriptor: resolved.descriptor }),
+        (err: unknown) => isKimgError(err) && ['ErrManifestUnknown', 'ErrDigestMismatch'].includes(err.code),
+      );
     });
 
     test('HEAD 403 → one GET to surface the error body', async () => {
-      proxy.setRule(() => fault.status(403, {}, JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] })));
+      proxy.setRule(() =>
+        fault.status(
+          403,
+          {},
+          JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }),
+        ),
+      );
       await assert.rejects(makeClient().resolve(REPO, 'v1'), (err: unknown) => {
         assert.ok(err instanceof RegistryError && err.code === 'ErrDenied');
         assert.match(err.message, /requested access to the resource is denied/);
         return true;
       });
-      assert.deepEqual(proxy.requests.map((r) => r.method), ['HEAD', 'GET']);
+      assert.deepEqual(
+        proxy.requests.map((r) => r.method),
+        ['HEAD', 'GET'],
+      );
     });
 
     test('Content-Type parameters are ignored; Warning 299 and rate-limit headers are surfaced once', async () => {
@@ -122,16 +154,27 @@ describe('registry client behind the fault proxy', { skip }, () => {
       assert.equal(start.status, 202);
       const upload = new URL(start.headers.get('location') ?? '', registry.url);
       upload.searchParams.set('digest', image.digest);
-      const put = await fetch(upload, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+      const put = await fetch(upload, {
+        method: 'PUT',
+        body: bytes,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       assert.equal(put.status, 201);
 
       proxy.setRule((r) => (r.path === manifestPath(image.digest) ? fault.notFound() : undefined));
-      const m = await makeClient().getManifest(REPO, image.digest, { descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.size } });
+      const m = await makeClient().getManifest(REPO, image.digest, {
+        descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.size },
+      });
       assert.equal(m.digest, image.digest);
-      assert.deepEqual(proxy.requests.map((r) => r.path), [manifestPath(image.digest), `/v2/${REPO.path}/blobs/${image.digest}`]);
+      assert.deepEqual(
+        proxy.requests.map((r) => r.path),
+        [manifestPath(image.digest), `/v2/${REPO.path}/blobs/${image.digest}`],
+      );
       proxy.reset();
       proxy.setRule((r) => (r.path === manifestPath(image.digest) ? fault.status(400) : undefined));
-      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) => isKimgError(err, 'ErrUnexpectedStatus'));
+      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) =>
+        isKimgError(err, 'ErrUnexpectedStatus'),
+      );
       assert.equal(proxy.requests.length, 1);
     });
   });
@@ -139,31 +182,51 @@ describe('registry client behind the fault proxy', { skip }, () => {
   describe('manifest verification and caps (S1, S7, S10)', () => {
     test('one flipped byte → ErrDigestMismatch', async () => {
       proxy.setRule(() => fault.flipByte(10));
-      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) => isKimgError(err, 'ErrDigestMismatch'));
+      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) =>
+        isKimgError(err, 'ErrDigestMismatch'),
+      );
     });
 
     test('a manifest over the cap fails at cap + 1 bytes, declared or chunked', async () => {
       const client = makeClient({ maxManifestBytes: 100 });
-      await assert.rejects(client.getManifest(REPO, image.digest), (err: unknown) => isKimgError(err, 'ErrManifestTooLarge'));
+      await assert.rejects(client.getManifest(REPO, image.digest), (err: unknown) =>
+        isKimgError(err, 'ErrManifestTooLarge'),
+      );
       proxy.setRule(() => fault.chunked());
-      await assert.rejects(client.getManifest(REPO, image.digest), (err: unknown) => isKimgError(err, 'ErrManifestTooLarge'));
+      await assert.rejects(client.getManifest(REPO, image.digest), (err: unknown) =>
+        isKimgError(err, 'ErrManifestTooLarge'),
+      );
       proxy.setRule(() => fault.replaceBody(Buffer.alloc(5 * 1024 * 1024, 0x20)));
-      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) => isKimgError(err, 'ErrManifestTooLarge'));
+      await assert.rejects(makeClient().getManifest(REPO, image.digest), (err: unknown) =>
+        isKimgError(err, 'ErrManifestTooLarge'),
+      );
     });
 
     test('a body that does not match the descriptor size is refused before reading', async () => {
       await assert.rejects(
-        makeClient().getManifest(REPO, image.digest, { descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.size - 1 } }),
+        makeClient().getManifest(REPO, image.digest, {
+          descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.size - 1 },
+        }),
         (err: unknown) => isKimgError(err, 'ErrSizeMismatch'),
       );
     });
 
     test('an ambiguous document (manifests + layers) is refused even when the digest matches', async () => {
-      const evil = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', manifests: [], layers: [], config: layer }));
+      const evil = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          manifests: [],
+          layers: [],
+          config: layer,
+        }),
+      );
       const { createHash } = await import('node:crypto');
       const digest = `sha256:${createHash('sha256').update(evil).digest('hex')}`;
       proxy.setRule(() => fault.status(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, evil));
-      await assert.rejects(makeClient().getManifest(REPO, digest), (err: unknown) => isKimgError(err, 'ErrManifestInvalid'));
+      await assert.rejects(makeClient().getManifest(REPO, digest), (err: unknown) =>
+        isKimgError(err, 'ErrManifestInvalid'),
+      );
     });
   });
 
@@ -171,21 +234,27 @@ describe('registry client behind the fault proxy', { skip }, () => {
     test('one flipped byte → ErrDigestMismatch and an emptied sink', async () => {
       proxy.setRule((r) => (r.path === blobPath() ? fault.flipByte(123_456) : undefined));
       const sink = new MemorySink();
-      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) => isKimgError(err, 'ErrDigestMismatch'));
+      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) =>
+        isKimgError(err, 'ErrDigestMismatch'),
+      );
       assert.equal(sink.offset, 0);
     });
 
     test('a body longer than declared is aborted at once (chunked, no Content-Length)', async () => {
       proxy.setRule((r) => (r.path === blobPath() ? fault.extraBytes(10 * layer.size, true) : undefined));
       const sink = new MemorySink();
-      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) => isKimgError(err, 'ErrSizeMismatch'));
+      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) =>
+        isKimgError(err, 'ErrSizeMismatch'),
+      );
       assert.ok(sink.offset <= layer.size, 'never more than the declared size reaches the sink');
     });
 
     test('a 10× body with a matching Content-Length is refused before reading', async () => {
       proxy.setRule((r) => (r.path === blobPath() ? fault.replaceBody(Buffer.alloc(10 * layer.size)) : undefined));
       const sink = new MemorySink();
-      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) => isKimgError(err, 'ErrSizeMismatch'));
+      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) =>
+        isKimgError(err, 'ErrSizeMismatch'),
+      );
       assert.equal(sink.offset, 0);
     });
 
@@ -201,7 +270,10 @@ describe('registry client behind the fault proxy', { skip }, () => {
       assert.equal(ranges.length, 6);
       assert.equal(ranges[0], undefined);
       const starts = ranges.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(String(r))?.[1]));
-      assert.ok(starts.every((s, i) => s > (starts[i - 1] ?? 0)), JSON.stringify(ranges));
+      assert.ok(
+        starts.every((s, i) => s > (starts[i - 1] ?? 0)),
+        JSON.stringify(ranges),
+      );
       assert.ok(result.bytesReceived <= layer.size * 1.1);
       assert.equal(events.filter((e) => e.type === 'resuming').length, 5);
     });
@@ -250,7 +322,10 @@ describe('registry client behind the fault proxy', { skip }, () => {
       assert.equal(sink.resets, 1);
       assert.equal(result.bytesReceived, layer.size);
       assert.equal(events.filter((e) => e.type === 'rangeIgnored').length, 1);
-      await assert.rejects(makeClient().fetchBlob(REPO, layer, new MemorySink(half), { onRangeIgnored: 'error' }), (err: unknown) => isKimgError(err, 'ErrRangeIgnored'));
+      await assert.rejects(
+        makeClient().fetchBlob(REPO, layer, new MemorySink(half), { onRangeIgnored: 'error' }),
+        (err: unknown) => isKimgError(err, 'ErrRangeIgnored'),
+      );
     });
 
     test('a misaligned Content-Range restarts from 0', async () => {
@@ -282,10 +357,13 @@ describe('registry client behind the fault proxy', { skip }, () => {
       await makeClient({ clock, onEvent, random: () => 0.5 }).fetchBlob(REPO, layer, sink);
       assert.deepEqual(sink.bytes(), layerBytes);
       const retries = events.filter((e) => e.type === 'retrying');
-      assert.deepEqual(retries.map((e) => (e.type === 'retrying' ? [e.reason, e.attempt, e.delayMs] : [])), [
-        ['HTTP 503', 1, 375],
-        ['HTTP 503', 2, 750],
-      ]);
+      assert.deepEqual(
+        retries.map((e) => (e.type === 'retrying' ? [e.reason, e.attempt, e.delayMs] : [])),
+        [
+          ['HTTP 503', 1, 375],
+          ['HTTP 503', 2, 750],
+        ],
+      );
       assert.deepEqual(clock.sleeps, [375, 750]);
     });
 
@@ -309,7 +387,13 @@ describe('registry client behind the fault proxy', { skip }, () => {
     });
 
     test('429 with a Retry-After beyond 120 s fails at once with the hint and rate limit', async () => {
-      proxy.setRule(() => fault.status(429, { 'retry-after': '3600', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' }));
+      proxy.setRule(() =>
+        fault.status(429, {
+          'retry-after': '3600',
+          'ratelimit-limit': '100;w=21600',
+          'ratelimit-remaining': '0;w=21600',
+        }),
+      );
       await assert.rejects(makeClient().resolve(REPO, 'v1'), (err: unknown) => {
         assert.ok(err instanceof RegistryError && err.code === 'ErrTooManyRequests');
         assert.equal(err.retryAfterMs, 3_600_000);
@@ -321,7 +405,9 @@ describe('registry client behind the fault proxy', { skip }, () => {
     });
 
     test('404 is not retried', async () => {
-      await assert.rejects(makeClient().resolve(REPO, 'missing'), (err: unknown) => isKimgError(err, 'ErrManifestUnknown'));
+      await assert.rejects(makeClient().resolve(REPO, 'missing'), (err: unknown) =>
+        isKimgError(err, 'ErrManifestUnknown'),
+      );
       assert.equal(proxy.requests.length, 1);
     });
 
@@ -349,7 +435,9 @@ describe('registry client behind the fault proxy', { skip }, () => {
       let max = 0;
       proxy.setRule((r) => {
         if (r.path !== blobPath()) return undefined;
-        const busy = proxy.requests.filter((q) => q.path === blobPath() && q.seq < r.seq && q.bytesSent < layer.size && q.error === undefined).length;
+        const busy = proxy.requests.filter(
+          (q) => q.path === blobPath() && q.seq < r.seq && q.bytesSent < layer.size && q.error === undefined,
+        ).length;
         max = Math.max(max, busy + 1);
         return fault.trickle(4_000_000);
       });
@@ -361,7 +449,9 @@ describe('registry client behind the fault proxy', { skip }, () => {
 
   describe('redirects (§9, S6)', () => {
     test('a relative Location is followed', async () => {
-      proxy.setRule((r) => (r.path === blobPath() && r.count === 1 ? fault.redirect(`../blobs/${layer.digest}?hop=1`) : undefined));
+      proxy.setRule((r) =>
+        r.path === blobPath() && r.count === 1 ? fault.redirect(`../blobs/${layer.digest}?hop=1`) : undefined,
+      );
       const sink = new MemorySink();
       await makeClient().fetchBlob(REPO, layer, sink);
       assert.deepEqual(sink.bytes(), layerBytes);
@@ -370,7 +460,9 @@ describe('registry client behind the fault proxy', { skip }, () => {
 
     test('more than 10 hops → ErrTooManyRedirects', async () => {
       proxy.setRule((r) => (r.path === blobPath() ? fault.redirect(`${blobPath()}?n=${r.count}`) : undefined));
-      await assert.rejects(makeClient().fetchBlob(REPO, layer, new MemorySink()), (err: unknown) => isKimgError(err, 'ErrTooManyRedirects'));
+      await assert.rejects(makeClient().fetchBlob(REPO, layer, new MemorySink()), (err: unknown) =>
+        isKimgError(err, 'ErrTooManyRedirects'),
+      );
       assert.equal(proxy.requests.length, 11);
     });
   });

@@ -4,7 +4,14 @@ import http from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RegistryClient } from '../../src/registry/index.ts';
-import { buildImage, pushImage, requireTools, startRegistry, type BuiltImage, type RunningRegistry } from '../harness/index.ts';
+import {
+  buildImage,
+  pushImage,
+  requireTools,
+  startRegistry,
+  type BuiltImage,
+  type RunningRegistry,
+} from '../harness/index.ts';
 import { MemorySink } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
@@ -51,7 +58,10 @@ describe('registry client through an HTTP proxy', { skip }, () => {
 
   test('tunnels through the configured proxy', async () => {
     tunnels.length = 0;
-    const client = new RegistryClient({ endpoints: () => [{ baseUrl: registry.url, insecure: true }], proxy: { httpProxy: proxyUrl, httpsProxy: proxyUrl } });
+    const client = new RegistryClient({
+      endpoints: () => [{ baseUrl: registry.url, insecure: true }],
+      proxy: { httpProxy: proxyUrl, httpsProxy: proxyUrl },
+    });
     try {
       const resolved = await client.resolve(REPO, 'v1');
       assert.equal(resolved.descriptor.digest, image.digest);
@@ -59,7 +69,10 @@ describe('registry client through an HTTP proxy', { skip }, () => {
       assert.ok(layer);
       await client.fetchBlob(REPO, layer, new MemorySink());
       assert.ok(tunnels.length >= 1);
-      assert.ok(tunnels.every((t) => t === registry.host), JSON.stringify(tunnels));
+      assert.ok(
+        tunnels.every((t) => t === registry.host),
+        JSON.stringify(tunnels),
+      );
     } finally {
       await client.close();
     }
@@ -67,7 +80,10 @@ describe('registry client through an HTTP proxy', { skip }, () => {
 
   test('NO_PROXY hosts are contacted directly', async () => {
     tunnels.length = 0;
-    const client = new RegistryClient({ endpoints: () => [{ baseUrl: registry.url, insecure: true }], proxy: { httpProxy: proxyUrl, noProxy: '127.0.0.1' } });
+    const client = new RegistryClient({
+      endpoints: () => [{ baseUrl: registry.url, insecure: true }],
+      proxy: { httpProxy: proxyUrl, noProxy: '127.0.0.1' },
+    });
     try {
       await client.resolve(REPO, 'v1');
       assert.equal(tunnels.length, 0);

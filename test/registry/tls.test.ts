@@ -7,14 +7,26 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RegistryClient, RegistryError, type Endpoint } from '../../src/registry/index.ts';
-import { buildImage, fault, pushImage, requireTools, startFaultProxy, startRegistry, type BuiltImage, type FaultProxy, type RunningRegistry } from '../harness/index.ts';
+import {
+  buildImage,
+  fault,
+  pushImage,
+  requireTools,
+  startFaultProxy,
+  startRegistry,
+  type BuiltImage,
+  type FaultProxy,
+  type RunningRegistry,
+} from '../harness/index.ts';
 import { FakeClock, MemorySink, readBlob } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo', 'openssl']);
 const REPO = { registry: 'tls.test', path: 'test/tls' };
 
 /** A TCP relay that records the first byte of every connection (0x16 = TLS handshake). */
-async function startRecordingRelay(port: number): Promise<{ port: number; firstBytes: number[]; stop: () => Promise<void> }> {
+async function startRecordingRelay(
+  port: number,
+): Promise<{ port: number; firstBytes: number[]; stop: () => Promise<void> }> {
   const firstBytes: number[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -87,23 +99,35 @@ describe('registry client over TLS', { skip }, () => {
     assert.deepEqual(sink.bytes(), await readBlob(image.blobPath(layer.digest)));
 
     relay.firstBytes.length = 0;
-    const err = await client({}, `https://127.0.0.1:${relay.port}`).fetchBlob(REPO, layer, new MemorySink()).catch((e: unknown) => e);
+    const err = await client({}, `https://127.0.0.1:${relay.port}`)
+      .fetchBlob(REPO, layer, new MemorySink())
+      .catch((e: unknown) => e);
     assert.ok(err instanceof RegistryError && err.code === 'ErrTLS', String(err));
-    assert.ok(relay.firstBytes.length >= 1 && relay.firstBytes.every((b) => b === 0x16), `plaintext seen: ${JSON.stringify(relay.firstBytes)}`);
+    assert.ok(
+      relay.firstBytes.length >= 1 && relay.firstBytes.every((b) => b === 0x16),
+      `plaintext seen: ${JSON.stringify(relay.firstBytes)}`,
+    );
   });
 
   test('without the CA: ErrTLS, and nothing but TLS on the wire', async () => {
     relay.firstBytes.length = 0;
-    const err = await client({}, `https://127.0.0.1:${relay.port}`).resolve(REPO, 'v1').catch((e: unknown) => e);
+    const err = await client({}, `https://127.0.0.1:${relay.port}`)
+      .resolve(REPO, 'v1')
+      .catch((e: unknown) => e);
     assert.ok(err instanceof RegistryError && err.code === 'ErrTLS', String(err));
     assert.match(err.message, /CA certificate/);
     assert.ok(relay.firstBytes.length >= 1);
-    assert.ok(relay.firstBytes.every((b) => b === 0x16), `plaintext seen: ${JSON.stringify(relay.firstBytes)}`);
+    assert.ok(
+      relay.firstBytes.every((b) => b === 0x16),
+      `plaintext seen: ${JSON.stringify(relay.firstBytes)}`,
+    );
   });
 
   test('an endpoint marked insecure still never falls back to http', async () => {
     relay.firstBytes.length = 0;
-    const err = await client({ insecure: true }, `https://127.0.0.1:${relay.port}`).resolve(REPO, 'v1').catch((e: unknown) => e);
+    const err = await client({ insecure: true }, `https://127.0.0.1:${relay.port}`)
+      .resolve(REPO, 'v1')
+      .catch((e: unknown) => e);
     assert.ok(err instanceof RegistryError && err.code === 'ErrTLS', String(err));
     assert.ok(relay.firstBytes.every((b) => b === 0x16));
   });
@@ -116,17 +140,24 @@ describe('registry client over TLS', { skip }, () => {
   describe('redirects', () => {
     let tlsProxy: FaultProxy;
     before(async () => {
-      const [certPem, keyPem] = await Promise.all([readFile(join(registry.dir, 'tls', 'server.crt'), 'utf8'), readFile(join(registry.dir, 'tls', 'server.key'), 'utf8')]);
+      const [certPem, keyPem] = await Promise.all([
+        readFile(join(registry.dir, 'tls', 'server.crt'), 'utf8'),
+        readFile(join(registry.dir, 'tls', 'server.key'), 'utf8'),
+      ]);
       tlsProxy = await startFaultProxy({ upstream: registry.url, ca: registry.caPem, tls: { certPem, keyPem } });
     });
     after(async () => tlsProxy?.stop());
 
     test('https → http is refused (S6)', async () => {
-      tlsProxy.setRule((r) => (r.path.includes('/blobs/') ? fault.redirect(`http://127.0.0.1:${relay.port}${r.url}`) : undefined));
+      tlsProxy.setRule((r) =>
+        r.path.includes('/blobs/') ? fault.redirect(`http://127.0.0.1:${relay.port}${r.url}`) : undefined,
+      );
       relay.firstBytes.length = 0;
       const layer = image.images[0]?.layers[0];
       assert.ok(layer && registry.caPem);
-      const err = await client({ tls: { ca: [registry.caPem] } }, tlsProxy.url).fetchBlob(REPO, layer, new MemorySink()).catch((e: unknown) => e);
+      const err = await client({ tls: { ca: [registry.caPem] } }, tlsProxy.url)
+        .fetchBlob(REPO, layer, new MemorySink())
+        .catch((e: unknown) => e);
       assert.ok(err instanceof RegistryError && err.code === 'ErrInsecureRedirect', String(err));
       assert.equal(relay.firstBytes.length, 0, 'the http target was never contacted');
     });

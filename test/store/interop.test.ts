@@ -18,7 +18,10 @@ const run = promisify(execFile);
 const SKOPEO = '/usr/bin/skopeo';
 const UMOCI = '/usr/bin/umoci';
 const haveTools = existsSync(SKOPEO) && existsSync(UMOCI);
-if (!haveTools) console.log('# skopeo or umoci not installed: store interop tests skipped (scripts/ensure-test-deps.sh installs them)');
+if (!haveTools)
+  console.log(
+    '# skopeo or umoci not installed: store interop tests skipped (scripts/ensure-test-deps.sh installs them)',
+  );
 
 function octal(value: number, width: number): string {
   return `${value.toString(8).padStart(width - 1, '0')}\0`;
@@ -57,7 +60,12 @@ interface BuiltImage {
 
 /** Writes a one-layer (plus a shared layer) image into the store the way the pull engine does:
  * layers through openIngest in chunks, config and manifest through putBlob, then setImage. */
-async function buildImage(store: Store, name: string, files: Record<string, Buffer>, shared: Buffer): Promise<BuiltImage> {
+async function buildImage(
+  store: Store,
+  name: string,
+  files: Record<string, Buffer>,
+  shared: Buffer,
+): Promise<BuiltImage> {
   const ownTar = tarArchive(files);
   const sharedTar = tarArchive({ 'shared.txt': shared });
   const layers: Descriptor[] = [];
@@ -81,10 +89,20 @@ async function buildImage(store: Store, name: string, files: Record<string, Buff
       history: [{ created_by: 'kimg test (shared)' }, { created_by: `kimg test ${name}` }],
     }),
   );
-  const config: Descriptor = { mediaType: MediaType.OciConfig, digest: digestOf(configBytes), size: configBytes.length };
+  const config: Descriptor = {
+    mediaType: MediaType.OciConfig,
+    digest: digestOf(configBytes),
+    size: configBytes.length,
+  };
   await store.putBlob(config, configBytes);
-  const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers }));
-  const manifest: Descriptor = { mediaType: MediaType.OciManifest, digest: digestOf(manifestBytes), size: manifestBytes.length };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers }),
+  );
+  const manifest: Descriptor = {
+    mediaType: MediaType.OciManifest,
+    digest: digestOf(manifestBytes),
+    size: manifestBytes.length,
+  };
   await store.putBlob(manifest, manifestBytes);
   await store.setImage(name, manifest);
   return { manifest, config, layers, files };
@@ -100,8 +118,18 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kimg-store-interop-'));
     store = await openStore(join(dir, 'kimg'));
-    first = await buildImage(store, 'docker.io/library/kimgtest:1.0', { 'hello.txt': Buffer.from('hello from kimg\n') }, shared);
-    second = await buildImage(store, 'registry.example:5000/team/other:2.0', { 'other.txt': randomBytes(100_000) }, shared);
+    first = await buildImage(
+      store,
+      'docker.io/library/kimgtest:1.0',
+      { 'hello.txt': Buffer.from('hello from kimg\n') },
+      shared,
+    );
+    second = await buildImage(
+      store,
+      'registry.example:5000/team/other:2.0',
+      { 'other.txt': randomBytes(100_000) },
+      shared,
+    );
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
@@ -116,7 +144,10 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     const { stdout } = await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${store.root}:1.0`]);
     const inspected = JSON.parse(stdout) as { Digest: string; Layers: string[]; Os: string; Architecture: string };
     assert.equal(inspected.Digest, first.manifest.digest);
-    assert.deepEqual(inspected.Layers, first.layers.map((l) => l.digest));
+    assert.deepEqual(
+      inspected.Layers,
+      first.layers.map((l) => l.digest),
+    );
     assert.equal(inspected.Os, 'linux');
     const raw = await run(SKOPEO, ['--insecure-policy', 'inspect', '--raw', `oci:${store.root}:2.0`]);
     assert.equal(digestOf(Buffer.from(raw.stdout)), second.manifest.digest);
@@ -153,7 +184,11 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     assert.equal(record?.descriptor.digest, first.manifest.digest);
     assert.equal(record?.refName, 'copied');
     assert.equal((await reopened.getImage('copied'))?.descriptor.digest, first.manifest.digest);
-    assert.equal((await reopened.getImage('docker.io/library/mine:1'))?.descriptor.digest, own.manifest.digest, 'skopeo kept our entry');
+    assert.equal(
+      (await reopened.getImage('docker.io/library/mine:1'))?.descriptor.digest,
+      own.manifest.digest,
+      'skopeo kept our entry',
+    );
     const report = await reopened.fsck();
     assert.deepEqual(report.problems, []);
     assert.equal(report.images, 2);
@@ -173,9 +208,10 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     await run(SKOPEO, ['--insecure-policy', 'copy', `oci:${store.root}:2.0`, `oci:${fresh}:v2`]);
     const opened = await openStore(fresh, { create: false });
     const images = await opened.listImages();
-    assert.deepEqual(images.map((i) => [i.name, i.descriptor.digest, i.descriptor.annotations?.[ANNOTATION_REF_NAME]]), [
-      ['v2', second.manifest.digest, 'v2'],
-    ]);
+    assert.deepEqual(
+      images.map((i) => [i.name, i.descriptor.digest, i.descriptor.annotations?.[ANNOTATION_REF_NAME]]),
+      [['v2', second.manifest.digest, 'v2']],
+    );
     const report = await opened.fsck();
     assert.deepEqual(report.problems, []);
     assert.equal(report.blobsChecked, 4);

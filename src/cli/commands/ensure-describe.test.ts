@@ -21,7 +21,10 @@ describe('kubectl describe output', () => {
       event('BackOff', 'Back-off pulling image "nginx:wrong"', 5),
       event('Pulling', 'Pulling image "nginx:wrong"', 12),
     ];
-    assert.deepEqual(aggregateEvents(events).map((e) => `${e.reason} x${e.count}`), ['Failed x1', 'BackOff x1', 'Pulling x2']);
+    assert.deepEqual(
+      aggregateEvents(events).map((e) => `${e.reason} x${e.count}`),
+      ['Failed x1', 'BackOff x1', 'Pulling x2'],
+    );
     assert.deepEqual(formatEvents(events, T + 130_000), [
       'Events:',
       '  Type     Reason   Age                   From     Message',
@@ -40,8 +43,26 @@ describe('kubectl describe output', () => {
         namespace: 'default',
         source: 'Pod default/web',
         containers: [
-          { name: 'init', init: true, image: 'busybox:1.36', pullPolicy: 'IfNotPresent', ready: true, imageRef: 'sha256:1' },
-          { name: 'app', init: false, image: 'nginx:wrong', pullPolicy: 'IfNotPresent', ready: false, imageRef: '', waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nginx:wrong": ErrImagePull: not found' } },
+          {
+            name: 'init',
+            init: true,
+            image: 'busybox:1.36',
+            pullPolicy: 'IfNotPresent',
+            ready: true,
+            imageRef: 'sha256:1',
+          },
+          {
+            name: 'app',
+            init: false,
+            image: 'nginx:wrong',
+            pullPolicy: 'IfNotPresent',
+            ready: false,
+            imageRef: '',
+            waiting: {
+              reason: 'ImagePullBackOff',
+              message: 'Back-off pulling image "nginx:wrong": ErrImagePull: not found',
+            },
+          },
         ],
         events: [],
       },
@@ -49,7 +70,10 @@ describe('kubectl describe output', () => {
     );
     assert.match(text, /^Status:\s+Pending \(ImagePullBackOff\)$/m);
     assert.match(text, /^Init Containers:\n {2}init:\n {4}Image:\s+busybox:1\.36\n {4}Image ID:\s+sha256:1/m);
-    assert.match(text, /^ {6}Reason:\s+ImagePullBackOff\n {6}Message:\s+Back-off pulling image "nginx:wrong": ErrImagePull: not found$/m);
+    assert.match(
+      text,
+      /^ {6}Reason:\s+ImagePullBackOff\n {6}Message:\s+Back-off pulling image "nginx:wrong": ErrImagePull: not found$/m,
+    );
     assert.match(text, /^Events: {2}<none>$/m);
   });
 });

@@ -31,7 +31,15 @@ export function aggregateEvents(events: readonly KubeletEvent[]): AggregatedEven
     byKey.set(
       key,
       seen === undefined
-        ? { type: event.type, reason: event.reason, message: event.message, fieldPath: event.object?.fieldPath, count: 1, firstTimestamp: event.timestamp, lastTimestamp: event.timestamp }
+        ? {
+            type: event.type,
+            reason: event.reason,
+            message: event.message,
+            fieldPath: event.object?.fieldPath,
+            count: 1,
+            firstTimestamp: event.timestamp,
+            lastTimestamp: event.timestamp,
+          }
         : { ...seen, count: seen.count + 1, lastTimestamp: event.timestamp },
     );
   }
@@ -43,7 +51,14 @@ export function aggregateEvents(events: readonly KubeletEvent[]): AggregatedEven
 export function columns(rows: readonly (readonly string[])[], indent = ''): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd((widths[i] ?? 0) + 2))).join('').trimEnd());
+  return rows.map(
+    (row) =>
+      indent +
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd((widths[i] ?? 0) + 2)))
+        .join('')
+        .trimEnd(),
+  );
 }
 
 export function eventAge(event: AggregatedEvent, now: number): string {
@@ -72,7 +87,8 @@ function describeContainer(state: ContainerImageState): string[] {
   lines.push(field(4, 'Image Pull Policy', state.pullPolicy, 20));
   // A ready image means the kubelet would now create the container.
   lines.push(field(4, 'State', 'Waiting', 20), field(6, 'Reason', state.waiting?.reason ?? 'ContainerCreating', 18));
-  if (state.waiting !== undefined && state.waiting.message !== '') lines.push(field(6, 'Message', state.waiting.message, 18));
+  if (state.waiting !== undefined && state.waiting.message !== '')
+    lines.push(field(6, 'Message', state.waiting.message, 18));
   lines.push(field(4, 'Image Ready', state.ready ? 'True' : 'False', 20));
   return lines;
 }
@@ -94,7 +110,12 @@ export function describePod(pod: PodDescription, now: number): string {
     field(0, 'Name', pod.name, 18),
     field(0, 'Namespace', pod.namespace, 18),
     field(0, 'Source', pod.source, 18),
-    field(0, 'Status', ready === pod.containers.length ? 'Pending (images ready)' : `Pending (${podStatusText(pod.containers)})`, 18),
+    field(
+      0,
+      'Status',
+      ready === pod.containers.length ? 'Pending (images ready)' : `Pending (${podStatusText(pod.containers)})`,
+      18,
+    ),
   ];
   if (inits.length > 0) lines.push('Init Containers:', ...inits.flatMap(describeContainer));
   lines.push('Containers:', ...apps.flatMap(describeContainer));
@@ -130,18 +151,26 @@ function preflightVerdict(c: PreflightContainer): string {
 
 /** The preflight report of one pod, as text. */
 export function describePreflight(report: PreflightReport, source: string): string {
-  const lines = [`${source}: ${report.ok ? 'every image would be ready' : `${report.containers.filter((c) => c.action === 'fail').length} of ${report.containers.length} containers would fail`}`];
+  const lines = [
+    `${source}: ${report.ok ? 'every image would be ready' : `${report.containers.filter((c) => c.action === 'fail').length} of ${report.containers.length} containers would fail`}`,
+  ];
   if (report.missingSecrets.length > 0) {
-    lines.push(`  Warning  FailedToRetrieveImagePullSecret  Unable to retrieve some image pull secrets (${report.missingSecrets.join(', ')}); attempting to pull the image may not succeed.`);
+    lines.push(
+      `  Warning  FailedToRetrieveImagePullSecret  Unable to retrieve some image pull secrets (${report.missingSecrets.join(', ')}); attempting to pull the image may not succeed.`,
+    );
   }
   for (const c of report.containers) {
-    lines.push(`  ${c.init ? 'init container' : 'container'} ${c.name}: ${c.image} (${c.pullPolicy}) ${preflightVerdict(c)}`);
+    lines.push(
+      `  ${c.init ? 'init container' : 'container'} ${c.name}: ${c.image} (${c.pullPolicy}) ${preflightVerdict(c)}`,
+    );
     if (c.action === 'fail') {
       lines.push(`      message: ${c.message}`);
       if (c.problem !== undefined) lines.push(`      problem: ${c.problem}`);
     }
-    for (const attempt of c.attempts) lines.push(`      tried:   ${attempt.credential} → ${attempt.ok ? 'ok' : (attempt.code ?? 'failed')}`);
-    if (c.resolved !== undefined && c.resolved.platforms.length > 0) lines.push(`      platforms: ${c.resolved.platforms.join(', ')}`);
+    for (const attempt of c.attempts)
+      lines.push(`      tried:   ${attempt.credential} → ${attempt.ok ? 'ok' : (attempt.code ?? 'failed')}`);
+    if (c.resolved !== undefined && c.resolved.platforms.length > 0)
+      lines.push(`      platforms: ${c.resolved.platforms.join(', ')}`);
     for (const note of c.notes) lines.push(`      note:    ${note}`);
     if (c.fix !== undefined) lines.push(`      fix:     ${c.fix}`);
   }

@@ -7,7 +7,12 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CredentialProviders, NodeKeyring, parseCredentialProviderConfig, parseGoDuration } from '../../credentials/index.ts';
+import {
+  CredentialProviders,
+  NodeKeyring,
+  parseCredentialProviderConfig,
+  parseGoDuration,
+} from '../../credentials/index.ts';
 import { KimgError } from '../../errors/index.ts';
 import {
   CachedPullRecords,
@@ -54,14 +59,16 @@ export function defaultKubeletRootDir(env: NodeJS.ProcessEnv): string {
 function number(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new KimgError('ErrInvalidFlag', `--${flag}: ${JSON.stringify(value)} is not a number`);
+  if (value.trim() === '' || !Number.isFinite(n))
+    throw new KimgError('ErrInvalidFlag', `--${flag}: ${JSON.stringify(value)} is not a number`);
   return n;
 }
 
 /** A Go duration flag (`90s`, `5m`) in ms. */
 export function durationFlagMs(flag: string, value: string): number {
   const ns = parseGoDuration(value);
-  if (ns === undefined || ns < 0n) throw new KimgError('ErrInvalidFlag', `${flag}: ${JSON.stringify(value)} is not a duration (e.g. 90s, 5m)`);
+  if (ns === undefined || ns < 0n)
+    throw new KimgError('ErrInvalidFlag', `${flag}: ${JSON.stringify(value)} is not a duration (e.g. 90s, 5m)`);
   return Number(ns / 1_000_000n);
 }
 
@@ -73,7 +80,10 @@ function bool(flag: string, value: string | undefined): boolean | undefined {
 }
 
 /** The configuration from `--config` (and any KubeletConfiguration among the manifests), then flags. */
-export async function kubeletConfigFrom(flags: KubeletFlags, extraDocuments: readonly { file: string; document: unknown }[] = []): Promise<KubeletImageConfig> {
+export async function kubeletConfigFrom(
+  flags: KubeletFlags,
+  extraDocuments: readonly { file: string; document: unknown }[] = [],
+): Promise<KubeletImageConfig> {
   const inputs: KubeletImageConfigInput[] = [];
   if (flags.config !== undefined) {
     const text = await readFile(flags.config, 'utf8');
@@ -81,7 +91,10 @@ export async function kubeletConfigFrom(flags: KubeletFlags, extraDocuments: rea
     try {
       document = parseYaml(text);
     } catch (err) {
-      throw new KimgError('kubelet.ErrInvalidConfiguration', `${flags.config}: ${(err as Error).message.split('\n')[0]}`);
+      throw new KimgError(
+        'kubelet.ErrInvalidConfiguration',
+        `${flags.config}: ${(err as Error).message.split('\n')[0]}`,
+      );
     }
     inputs.push(readKubeletConfigDocument(document, flags.config));
   }
@@ -97,7 +110,9 @@ export async function kubeletConfigFrom(flags: KubeletFlags, extraDocuments: rea
     imageMaximumGCAge: flags.maximumImageGcAge,
     featureGates: flags.featureGates === undefined ? undefined : parseFeatureGates(flags.featureGates),
   };
-  inputs.push(Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined)) as KubeletImageConfigInput);
+  inputs.push(
+    Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined)) as KubeletImageConfigInput,
+  );
   return resolveKubeletImageConfig(...inputs);
 }
 
@@ -139,7 +154,12 @@ export async function openNode(
     ...(flags.tlsVerifyLoopback === true && { insecureLoopback: false }),
   });
   const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
-  const service = new StoreImageService({ store, platform, puller: { hosts, caPems }, ...(flags.pinnedImage !== undefined && { pinned: flags.pinnedImage }) });
+  const service = new StoreImageService({
+    store,
+    platform,
+    puller: { hosts, caPems },
+    ...(flags.pinnedImage !== undefined && { pinned: flags.pinnedImage }),
+  });
 
   const clock = () => options.clock.now();
   const credentials: { node?: NodeKeyring; plugins?: CredentialProviders } = {};
@@ -153,10 +173,16 @@ export async function openNode(
   }
   if (flags.imageCredentialProviderConfig !== undefined) {
     if (flags.imageCredentialProviderBinDir === undefined) {
-      throw new KimgError('ErrInvalidFlag', '--image-credential-provider-config needs --image-credential-provider-bin-dir');
+      throw new KimgError(
+        'ErrInvalidFlag',
+        '--image-credential-provider-config needs --image-credential-provider-bin-dir',
+      );
     }
     const text = await readFile(flags.imageCredentialProviderConfig, 'utf8');
-    const providerConfig = parseCredentialProviderConfig(parseYaml(text) as unknown, flags.imageCredentialProviderConfig);
+    const providerConfig = parseCredentialProviderConfig(
+      parseYaml(text) as unknown,
+      flags.imageCredentialProviderConfig,
+    );
     credentials.plugins = new CredentialProviders(providerConfig, {
       binDir: flags.imageCredentialProviderBinDir,
       clock,
@@ -167,14 +193,19 @@ export async function openNode(
 
   let verifier: ImagePullManager | undefined;
   if (config.ensureSecretPulledImages) {
-    const records = await CachedPullRecords.open(new FsPullRecords(rootDir, { onSkip: (path, problem) => warnings.push(`skipped ${path}: ${problem}`) }));
+    const records = await CachedPullRecords.open(
+      new FsPullRecords(rootDir, { onSkip: (path, problem) => warnings.push(`skipped ${path}: ${problem}`) }),
+    );
     verifier = new ImagePullManager({
       records,
       policy: config.imagePullCredentialsVerificationPolicy,
       allowlist: config.preloadedImagesVerificationAllowlist,
       clock: options.clock,
       onError: (error, context) => warnings.push(`${context}: ${(error as Error).message}`),
-      ...(options.metrics !== undefined && { onMustPullCheck: (result: string) => options.metrics?.inc('kubelet_imagemanager_image_mustpull_checks_total', { result }) }),
+      ...(options.metrics !== undefined && {
+        onMustPullCheck: (result: string) =>
+          options.metrics?.inc('kubelet_imagemanager_image_mustpull_checks_total', { result }),
+      }),
     });
     await verifier.initialize(await service.listImages());
   }
@@ -194,7 +225,8 @@ export async function readGcState(rootDir: string): Promise<ImageGcState | undef
   }
   try {
     const parsed = JSON.parse(text) as ImageGcState;
-    if (typeof parsed.startedAt !== 'number' || typeof parsed.images !== 'object' || parsed.images === null) return undefined;
+    if (typeof parsed.startedAt !== 'number' || typeof parsed.images !== 'object' || parsed.images === null)
+      return undefined;
     return parsed;
   } catch {
     return undefined;

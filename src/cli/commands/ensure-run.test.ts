@@ -20,7 +20,12 @@ describe('kimg ensure --watch loop', () => {
     const clock = new ManualClock();
     const fake = new FakeImageService();
     const events: KubeletEvent[] = [];
-    const manager = new ImageManager({ imageService: fake, clock, recorder: (e) => events.push(e), config: { registryPullQPS: 0 } });
+    const manager = new ImageManager({
+      imageService: fake,
+      clock,
+      recorder: (e) => events.push(e),
+      config: { registryPullQPS: 0 },
+    });
     const reports: SyncReport[] = [];
     const run = runEnsure({
       manager,
@@ -45,10 +50,15 @@ describe('kimg ensure --watch loop', () => {
     const result = await run;
     assert.equal(result.ready, true);
     assert.deepEqual(
-      reports.map((r) => `${(r.syncedAt - start) / 1000}s ${r.result.containers[0]?.waiting?.reason ?? 'ready'} next ${r.nextSyncAt === undefined ? '-' : (r.nextSyncAt - start) / 1000}`),
+      reports.map(
+        (r) =>
+          `${(r.syncedAt - start) / 1000}s ${r.result.containers[0]?.waiting?.reason ?? 'ready'} next ${r.nextSyncAt === undefined ? '-' : (r.nextSyncAt - start) / 1000}`,
+      ),
       ['0s ErrImagePull next 10', '10s ErrImagePull next 20', '20s ImagePullBackOff next 80', '80s ready next -'],
     );
-    assert.deepEqual(reports[2]?.backOff, [{ container: 'app', image: 'nginx:wrong', retryAt: start + 30_000, windowMs: 20_000 }]);
+    assert.deepEqual(reports[2]?.backOff, [
+      { container: 'app', image: 'nginx:wrong', retryAt: start + 30_000, windowMs: 20_000 },
+    ]);
   });
 
   it('syncs once without --watch and stops at the deadline with it', async () => {
@@ -56,7 +66,16 @@ describe('kimg ensure --watch loop', () => {
     const manager = new ImageManager({ imageService: new FakeImageService(), clock, config: { registryPullQPS: 0 } });
     const once = await runEnsure({ manager, pods: [pod], secrets: [], recorder: () => undefined, clock });
     assert.deepEqual([once.ready, once.stopped, once.pods[0]?.syncs], [false, false, 1]);
-    const bounded = await runEnsure({ manager, pods: [pod], secrets: [], recorder: () => undefined, clock, watch: true, watchTimeoutMs: 5_000, random: () => 0 });
+    const bounded = await runEnsure({
+      manager,
+      pods: [pod],
+      secrets: [],
+      recorder: () => undefined,
+      clock,
+      watch: true,
+      watchTimeoutMs: 5_000,
+      random: () => 0,
+    });
     assert.deepEqual([bounded.ready, bounded.stopped], [false, true]);
   });
 });

@@ -53,7 +53,12 @@ export async function runEnsure(options: EnsureRunOptions): Promise<EnsureRunRes
   let stopped = false;
 
   const loop = async (pod: WorkloadPod) => {
-    const worker = new PodImageWorker({ manager, pod, getSecret: secretLookup(options.secrets, pod.namespace), recorder: options.recorder });
+    const worker = new PodImageWorker({
+      manager,
+      pod,
+      getSecret: secretLookup(options.secrets, pod.namespace),
+      recorder: options.recorder,
+    });
     let syncs = 0;
     for (;;) {
       const result = await worker.sync(options.signal);
@@ -62,7 +67,9 @@ export async function runEnsure(options: EnsureRunOptions): Promise<EnsureRunRes
       const nextSyncAt = delay === undefined ? undefined : clock.now() + delay;
       const backOff = result.containers.flatMap((c) => {
         const state = c.ready ? undefined : manager.backOff.state(backOffKey(pod.uid, c.image));
-        return state === undefined ? [] : [{ container: c.name, image: c.image, retryAt: state.retryAt, windowMs: state.windowMs }];
+        return state === undefined
+          ? []
+          : [{ container: c.name, image: c.image, retryAt: state.retryAt, windowMs: state.windowMs }];
       });
       options.onSync?.({ pod, result, syncedAt: clock.now(), nextSyncAt, backOff });
       if (nextSyncAt === undefined) return { pod, result, syncs };

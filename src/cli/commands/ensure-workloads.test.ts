@@ -63,7 +63,12 @@ items:
 
   it('collects Secrets and looks them up in the pod namespace', () => {
     const manifests = collectManifests(
-      [{ file: 's.yaml', text: 'kind: Secret\nmetadata: {name: regcred}\ntype: kubernetes.io/dockerconfigjson\n---\nkind: Secret\nmetadata: {name: regcred, namespace: prod}\n' }],
+      [
+        {
+          file: 's.yaml',
+          text: 'kind: Secret\nmetadata: {name: regcred}\ntype: kubernetes.io/dockerconfigjson\n---\nkind: Secret\nmetadata: {name: regcred, namespace: prod}\n',
+        },
+      ],
       'default',
     );
     const lookup = secretLookup(manifests.secrets, 'prod');
@@ -72,8 +77,17 @@ items:
   });
 
   it('names the file and line of a YAML error, and refuses objects without containers', () => {
-    assert.throws(() => collectManifests([{ file: 'bad.yaml', text: 'kind: Pod\nmetadata: {name: x\n' }], 'default'), (err: unknown) => err instanceof ManifestError && /^bad\.yaml: line \d+/.test(err.message));
-    assert.throws(() => collectManifests([{ file: 'p.yaml', text: 'kind: Pod\nmetadata: {name: x}\nspec: {}\n' }], 'default'), /has no containers/);
-    assert.throws(() => collectManifests([{ file: 'p.yaml', text: '- a\n- b\n' }], 'default'), /expected Kubernetes objects/);
+    assert.throws(
+      () => collectManifests([{ file: 'bad.yaml', text: 'kind: Pod\nmetadata: {name: x\n' }], 'default'),
+      (err: unknown) => err instanceof ManifestError && /^bad\.yaml: line \d+/.test(err.message),
+    );
+    assert.throws(
+      () => collectManifests([{ file: 'p.yaml', text: 'kind: Pod\nmetadata: {name: x}\nspec: {}\n' }], 'default'),
+      /has no containers/,
+    );
+    assert.throws(
+      () => collectManifests([{ file: 'p.yaml', text: '- a\n- b\n' }], 'default'),
+      /expected Kubernetes objects/,
+    );
   });
 });

@@ -61,18 +61,26 @@ function dig(object: Obj, path: readonly string[]): unknown {
   return value;
 }
 
-function containersOf(spec: Obj, field: 'containers' | 'initContainers', where: string, file: string): ContainerImageSpec[] {
+function containersOf(
+  spec: Obj,
+  field: 'containers' | 'initContainers',
+  where: string,
+  file: string,
+): ContainerImageSpec[] {
   const list = spec[field];
   if (list === undefined || list === null) return [];
   if (!Array.isArray(list)) throw new ManifestError(file, `${where}.${field}: expected a list`);
   return list.map((c: unknown, i) => {
     if (!isObj(c)) throw new ManifestError(file, `${where}.${field}[${i}]: expected an object`);
     const name = str(c['name']);
-    if (name === undefined || name === '') throw new ManifestError(file, `${where}.${field}[${i}]: a container needs a name`);
+    if (name === undefined || name === '')
+      throw new ManifestError(file, `${where}.${field}[${i}]: a container needs a name`);
     const image = c['image'];
-    if (image !== undefined && typeof image !== 'string') throw new ManifestError(file, `${where}.${field}[${i}] (${name}): image must be a string`);
+    if (image !== undefined && typeof image !== 'string')
+      throw new ManifestError(file, `${where}.${field}[${i}] (${name}): image must be a string`);
     const policy = c['imagePullPolicy'];
-    if (policy !== undefined && typeof policy !== 'string') throw new ManifestError(file, `${where}.${field}[${i}] (${name}): imagePullPolicy must be a string`);
+    if (policy !== undefined && typeof policy !== 'string')
+      throw new ManifestError(file, `${where}.${field}[${i}] (${name}): imagePullPolicy must be a string`);
     return { name, image: image ?? '', ...(policy !== undefined && { imagePullPolicy: policy }) };
   });
 }
@@ -85,9 +93,14 @@ function podFrom(object: Obj, kind: string, file: string, defaultNamespace: stri
   const spec = dig(object, TEMPLATE_PATHS[kind] ?? []);
   if (!isObj(spec)) throw new ManifestError(file, `${where}: no pod spec at ${(TEMPLATE_PATHS[kind] ?? []).join('.')}`);
   const secrets = spec['imagePullSecrets'];
-  if (secrets !== undefined && secrets !== null && !Array.isArray(secrets)) throw new ManifestError(file, `${where}: imagePullSecrets must be a list`);
-  const imagePullSecrets = (Array.isArray(secrets) ? secrets : []).map((s: unknown) => (isObj(s) ? (str(s['name']) ?? '') : ''));
-  const uid = str(metadata['uid']) ?? `kimg-${createHash('sha256').update(`${kind}/${namespace}/${name}`).digest('hex').slice(0, 32)}`;
+  if (secrets !== undefined && secrets !== null && !Array.isArray(secrets))
+    throw new ManifestError(file, `${where}: imagePullSecrets must be a list`);
+  const imagePullSecrets = (Array.isArray(secrets) ? secrets : []).map((s: unknown) =>
+    isObj(s) ? (str(s['name']) ?? '') : '',
+  );
+  const uid =
+    str(metadata['uid']) ??
+    `kimg-${createHash('sha256').update(`${kind}/${namespace}/${name}`).digest('hex').slice(0, 32)}`;
   const containers = containersOf(spec, 'containers', where, file);
   if (containers.length === 0) throw new ManifestError(file, `${where}: the pod spec has no containers`);
   const serviceAccountName = str(spec['serviceAccountName']);
@@ -113,11 +126,15 @@ export function parseManifestText(text: string, file: string): Obj[] {
     const problem = document.errors[0];
     if (problem !== undefined) {
       const line = problem.linePos?.[0];
-      throw new ManifestError(file, `${line === undefined ? '' : `line ${line.line}, column ${line.col}: `}${problem.message.split('\n')[0]}`);
+      throw new ManifestError(
+        file,
+        `${line === undefined ? '' : `line ${line.line}, column ${line.col}: `}${problem.message.split('\n')[0]}`,
+      );
     }
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
-    if (!isObj(value)) throw new ManifestError(file, 'expected Kubernetes objects (a mapping with kind), found a list or scalar');
+    if (!isObj(value))
+      throw new ManifestError(file, 'expected Kubernetes objects (a mapping with kind), found a list or scalar');
     if (str(value['kind'])?.endsWith('List') && Array.isArray(value['items'])) {
       for (const item of value['items'] as unknown[]) if (isObj(item)) objects.push(item);
     } else {
@@ -128,7 +145,10 @@ export function parseManifestText(text: string, file: string): Obj[] {
 }
 
 /** Sorts the objects of several files into pods, secrets and kubelet configurations. */
-export function collectManifests(files: readonly { file: string; text: string }[], defaultNamespace: string): Manifests {
+export function collectManifests(
+  files: readonly { file: string; text: string }[],
+  defaultNamespace: string,
+): Manifests {
   const manifests: Manifests = { pods: [], secrets: [], kubeletConfigs: [], ignored: [] };
   for (const { file, text } of files) {
     for (const object of parseManifestText(text, file)) {
@@ -136,13 +156,19 @@ export function collectManifests(files: readonly { file: string; text: string }[
       const metadata = isObj(object['metadata']) ? object['metadata'] : {};
       if (kind === undefined) throw new ManifestError(file, 'an object without kind');
       if (kind === 'Secret') {
-        manifests.secrets.push({ namespace: str(metadata['namespace']) || defaultNamespace, name: str(metadata['name']) ?? '', object });
+        manifests.secrets.push({
+          namespace: str(metadata['namespace']) || defaultNamespace,
+          name: str(metadata['name']) ?? '',
+          object,
+        });
       } else if (kind === 'KubeletConfiguration') {
         manifests.kubeletConfigs.push({ file, document: object });
       } else if (kind in TEMPLATE_PATHS) {
         manifests.pods.push(podFrom(object, kind, file, defaultNamespace));
       } else {
-        manifests.ignored.push(`${kind} ${str(metadata['namespace']) || defaultNamespace}/${str(metadata['name']) ?? ''}`);
+        manifests.ignored.push(
+          `${kind} ${str(metadata['namespace']) || defaultNamespace}/${str(metadata['name']) ?? ''}`,
+        );
       }
     }
   }

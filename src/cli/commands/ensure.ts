@@ -10,7 +10,14 @@ import { KimgError } from '../../errors/index.ts';
 import { ImageManager, MetricsRegistry, preflightPod, systemClock, type KubeletEvent } from '../../kubelet/index.ts';
 import { parseOutputFormat, writeLine, type Io } from '../io.ts';
 import { storeFrom } from '../registry-options.ts';
-import { clockTime, describePod, describePreflight, formatWait, watchEventLine, aggregateEvents } from './ensure-describe.ts';
+import {
+  clockTime,
+  describePod,
+  describePreflight,
+  formatWait,
+  watchEventLine,
+  aggregateEvents,
+} from './ensure-describe.ts';
 import { durationFlagMs, markImagesUsed, openNode, type NodeFlags } from './ensure-node.ts';
 import { runEnsure } from './ensure-run.ts';
 import { collectManifests, secretLookup } from './ensure-workloads.ts';
@@ -32,7 +39,8 @@ async function readInputs(files: readonly string[], io: Io): Promise<{ file: str
   for (const file of files) {
     if (file === '-') {
       let text = '';
-      for await (const chunk of io.stdin) text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      for await (const chunk of io.stdin)
+        text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
       inputs.push({ file: '<stdin>', text });
     } else {
       inputs.push({ file, text: await readFile(file, 'utf8') });
@@ -44,14 +52,26 @@ async function readInputs(files: readonly string[], io: Io): Promise<{ file: str
 export function registerEnsure(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('ensure')
-    .description("act as the kubelet for every container of the pods in the manifests: pull policies, credentials, back-off, events")
-    .requiredOption('-f, --filename <file>', 'Pod, Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet manifests, Secrets, a KubeletConfiguration; - for stdin (repeatable)', collect)
+    .description(
+      'act as the kubelet for every container of the pods in the manifests: pull policies, credentials, back-off, events',
+    )
+    .requiredOption(
+      '-f, --filename <file>',
+      'Pod, Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet manifests, Secrets, a KubeletConfiguration; - for stdin (repeatable)',
+      collect,
+    )
     .option('-n, --namespace <ns>', 'namespace for objects that name none', 'default')
-    .option('--dry-run', 'preflight: resolve every image with the credentials the kubelet would use, download no layers, report what would fail and the fix')
+    .option(
+      '--dry-run',
+      'preflight: resolve every image with the credentials the kubelet would use, download no layers, report what would fail and the fix',
+    )
     .option('--watch', 'keep syncing on the kubelet cadence under the back-off until every image is ready')
     .option('--watch-timeout <duration>', 'stop watching after this long (Go duration, e.g. 5m)')
     .option('--config <file>', 'KubeletConfiguration file (flags override it, as for the kubelet)')
-    .option('--root-dir <dir>', 'kubelet root directory: node docker config, KEP-2535 pull records, image GC state (default $KIMG_KUBELET_ROOT_DIR, else $XDG_STATE_HOME/kimg/kubelet)')
+    .option(
+      '--root-dir <dir>',
+      'kubelet root directory: node docker config, KEP-2535 pull records, image GC state (default $KIMG_KUBELET_ROOT_DIR, else $XDG_STATE_HOME/kimg/kubelet)',
+    )
     .option('--serialize-image-pulls <bool>', 'pull one image at a time (kubelet default true)')
     .option('--max-parallel-image-pulls <n>', 'at most n pulls at once (needs --serialize-image-pulls=false)')
     .option('--registry-qps <qps>', 'registry pull QPS, 0 = unlimited (kubelet default 5)')
@@ -59,7 +79,10 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
     .option('--feature-gates <gates>', 'e.g. KubeletEnsureSecretPulledImages=false')
     .option('--image-credential-provider-config <file>', 'CredentialProviderConfig for credential provider plugins')
     .option('--image-credential-provider-bin-dir <dir>', 'where the credential provider plugins are')
-    .option('--no-node-credentials', "ignore the node's docker config (config.json / .dockercfg in the root dir, working dir, $HOME)")
+    .option(
+      '--no-node-credentials',
+      "ignore the node's docker config (config.json / .dockercfg in the root dir, working dir, $HOME)",
+    )
     .option('--platform <os/arch[/variant]>', "the node's platform (default this machine's)")
     .option('--hosts-dir <dir>', 'containerd registry host directory (hosts.toml)')
     .option('--registries-conf <file>', 'containers-registries.conf(5) file')
@@ -71,7 +94,10 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
       const format = parseOutputFormat(all.output);
       const manifests = collectManifests(await readInputs(all.filename, io), all.namespace ?? 'default');
       if (manifests.pods.length === 0) {
-        throw new KimgError('ErrInvalidManifest', `no Pod or workload in ${all.filename.join(', ')} (kinds read: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)`);
+        throw new KimgError(
+          'ErrInvalidManifest',
+          `no Pod or workload in ${all.filename.join(', ')} (kinds read: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)`,
+        );
       }
       const clock = systemClock;
       const store = await storeFrom(all, io);
@@ -93,7 +119,18 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
           reports.push({ source: pod.source, report });
         }
         if (format === 'json') {
-          writeLine(io.stdout, JSON.stringify({ ok: reports.every((r) => r.report.ok), platform: node.platform, pods: reports.map((r) => ({ source: r.source, ...r.report })) }, null, 2));
+          writeLine(
+            io.stdout,
+            JSON.stringify(
+              {
+                ok: reports.every((r) => r.report.ok),
+                platform: node.platform,
+                pods: reports.map((r) => ({ source: r.source, ...r.report })),
+              },
+              null,
+              2,
+            ),
+          );
         } else {
           writeLine(io.stdout, reports.map((r) => describePreflight(r.report, r.source)).join('\n\n'));
         }
@@ -129,18 +166,30 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
           recorder,
           clock,
           watch,
-          ...(all.watchTimeout !== undefined && { watchTimeoutMs: durationFlagMs('--watch-timeout', all.watchTimeout) }),
+          ...(all.watchTimeout !== undefined && {
+            watchTimeoutMs: durationFlagMs('--watch-timeout', all.watchTimeout),
+          }),
           signal: controller.signal,
           onSync: (report) => {
             if (!watch || format !== 'text') return;
             const waiting = report.result.containers.filter((c) => !c.ready);
-            const summary = waiting.length === 0 ? 'every image is ready' : waiting.map((c) => `${c.name}: ${c.waiting?.reason ?? 'waiting'}`).join(', ');
+            const summary =
+              waiting.length === 0
+                ? 'every image is ready'
+                : waiting.map((c) => `${c.name}: ${c.waiting?.reason ?? 'waiting'}`).join(', ');
             writeLine(io.stdout, `--- ${clockTime(report.syncedAt)} ${report.pod.source}: ${summary}`);
             for (const b of report.backOff) {
               const left = b.retryAt - report.syncedAt;
-              writeLine(io.stdout, `    ${b.container}: back-off ${formatWait(b.windowMs)}, next pull allowed ${left > 0 ? `at ${clockTime(b.retryAt)} (in ${formatWait(left)})` : 'now'}`);
+              writeLine(
+                io.stdout,
+                `    ${b.container}: back-off ${formatWait(b.windowMs)}, next pull allowed ${left > 0 ? `at ${clockTime(b.retryAt)} (in ${formatWait(left)})` : 'now'}`,
+              );
             }
-            if (report.nextSyncAt !== undefined) writeLine(io.stdout, `    next sync at ${clockTime(report.nextSyncAt)} (in ${formatWait(report.nextSyncAt - report.syncedAt)})`);
+            if (report.nextSyncAt !== undefined)
+              writeLine(
+                io.stdout,
+                `    next sync at ${clockTime(report.nextSyncAt)} (in ${formatWait(report.nextSyncAt - report.syncedAt)})`,
+              );
           },
         });
       } finally {
@@ -167,7 +216,15 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
                 ready: r.ready,
                 syncs,
                 missingSecrets: r.missingSecrets,
-                containers: r.containers.map((c) => ({ name: c.name, init: c.init, image: c.image, pullPolicy: c.pullPolicy, ready: c.ready, imageRef: c.imageRef, ...(c.waiting !== undefined && { waiting: c.waiting }) })),
+                containers: r.containers.map((c) => ({
+                  name: c.name,
+                  init: c.init,
+                  image: c.image,
+                  pullPolicy: c.pullPolicy,
+                  ready: c.ready,
+                  imageRef: c.imageRef,
+                  ...(c.waiting !== undefined && { waiting: c.waiting }),
+                })),
                 events: aggregateEvents(podEvents(pod.uid)),
               })),
             },
@@ -177,7 +234,14 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
         );
       } else {
         if (watch) writeLine(io.stdout, result.stopped ? '--- stopped watching before every image was ready\n' : '');
-        writeLine(io.stdout, result.pods.map(({ pod, result: r }) => describePod({ ...pod, containers: r.containers, events: podEvents(pod.uid) }, now)).join('\n\n'));
+        writeLine(
+          io.stdout,
+          result.pods
+            .map(({ pod, result: r }) =>
+              describePod({ ...pod, containers: r.containers, events: podEvents(pod.uid) }, now),
+            )
+            .join('\n\n'),
+        );
       }
       if (!result.ready) setExit(1);
     });

@@ -34,18 +34,31 @@ export function registerImages(program: Command, io: Io): void {
       const store = await storeFrom(all, io);
       const images = await Promise.all((await store.listImages()).map((r) => describeStoredImage(store, r)));
       if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify(images.map((i) => ({
-          name: i.name,
-          digest: i.descriptor.digest,
-          mediaType: i.descriptor.mediaType,
-          size: i.size,
-          platforms: i.images.map((p) => p.platform ?? null),
-        })), null, 2));
+        writeLine(
+          io.stdout,
+          JSON.stringify(
+            images.map((i) => ({
+              name: i.name,
+              digest: i.descriptor.digest,
+              mediaType: i.descriptor.mediaType,
+              size: i.size,
+              platforms: i.images.map((p) => p.platform ?? null),
+            })),
+            null,
+            2,
+          ),
+        );
         return;
       }
       const rows = images.map((i) => {
         const [repository, tag] = repositoryAndTag(i.name);
-        return [repository, tag, shortDigest(i.descriptor.digest), i.images.map((p) => p.platform ?? '?').join(','), formatBytes(i.size)];
+        return [
+          repository,
+          tag,
+          shortDigest(i.descriptor.digest),
+          i.images.map((p) => p.platform ?? '?').join(','),
+          formatBytes(i.size),
+        ];
       });
       writeLine(io.stdout, formatTable(['REPOSITORY', 'TAG', 'DIGEST', 'PLATFORMS', 'SIZE'], rows));
     });
@@ -54,7 +67,7 @@ export function registerImages(program: Command, io: Io): void {
 export function registerInspect(program: Command, io: Io): void {
   program
     .command('inspect')
-    .description("show a stored image: digest, platform, size, manifest and config")
+    .description('show a stored image: digest, platform, size, manifest and config')
     .argument('<image>', 'image reference as pulled')
     .option('--platform <os/arch[/variant]>', 'which platform of a multi-platform image to show')
     .option('-o, --output <format>', 'text or json', 'text')
@@ -64,18 +77,26 @@ export function registerInspect(program: Command, io: Io): void {
       const store = await storeFrom(all, io);
       const stored = await describeStoredImage(store, await store.requireImage(storedName(image)));
       const chosen = pickPlatformImage(stored, all.platform === undefined ? undefined : parsePlatform(all.platform));
-      if (chosen === undefined) throw new KimgError('ErrImageIncomplete', `${stored.name}: no platform of this image is stored; pull it again`);
+      if (chosen === undefined)
+        throw new KimgError('ErrImageIncomplete', `${stored.name}: no platform of this image is stored; pull it again`);
       if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify({
-          name: stored.name,
-          digest: stored.descriptor.digest,
-          mediaType: stored.descriptor.mediaType,
-          platform: chosen.platform ?? null,
-          manifestDigest: chosen.descriptor.digest,
-          size: chosen.size,
-          manifest: chosen.manifest,
-          config: chosen.config ?? null,
-        }, null, 2));
+        writeLine(
+          io.stdout,
+          JSON.stringify(
+            {
+              name: stored.name,
+              digest: stored.descriptor.digest,
+              mediaType: stored.descriptor.mediaType,
+              platform: chosen.platform ?? null,
+              manifestDigest: chosen.descriptor.digest,
+              size: chosen.size,
+              manifest: chosen.manifest,
+              config: chosen.config ?? null,
+            },
+            null,
+            2,
+          ),
+        );
         return;
       }
       const lines: [string, string][] = [
@@ -83,16 +104,23 @@ export function registerInspect(program: Command, io: Io): void {
         ['Digest', stored.descriptor.digest],
         ['Media type', stored.descriptor.mediaType],
         ['Platform', chosen.platform ?? '-'],
-        ['Manifest', chosen.descriptor.digest === stored.descriptor.digest ? '(the image itself)' : chosen.descriptor.digest],
+        [
+          'Manifest',
+          chosen.descriptor.digest === stored.descriptor.digest ? '(the image itself)' : chosen.descriptor.digest,
+        ],
         ['Config', chosen.manifest.config.digest],
         ['Size', `${formatBytes(chosen.size)} (${chosen.size} bytes)`],
       ];
       if (stored.images.length > 1 || stored.missingPlatforms.length > 0) {
-        lines.push(['Platforms', `${stored.images.map((i) => i.platform ?? '?').join(', ')} stored${stored.missingPlatforms.length ? `; not pulled: ${stored.missingPlatforms.join(', ')}` : ''}`]);
+        lines.push([
+          'Platforms',
+          `${stored.images.map((i) => i.platform ?? '?').join(', ')} stored${stored.missingPlatforms.length ? `; not pulled: ${stored.missingPlatforms.join(', ')}` : ''}`,
+        ]);
       }
       for (const [label, value] of lines) writeLine(io.stdout, `${`${label}:`.padEnd(12)}${value}`);
       writeLine(io.stdout, `Layers:`);
-      for (const layer of chosen.manifest.layers) writeLine(io.stdout, `  ${layer.digest}  ${formatBytes(layer.size).padStart(8)}  ${layer.mediaType}`);
+      for (const layer of chosen.manifest.layers)
+        writeLine(io.stdout, `  ${layer.digest}  ${formatBytes(layer.size).padStart(8)}  ${layer.mediaType}`);
     });
 }
 
@@ -113,6 +141,7 @@ export function registerRmi(program: Command, io: Io): void {
           writeLine(io.stderr, `kimg: no such image in ${store.root}: ${name}`);
         }
       }
-      if (missing > 0) throw new KimgError('ErrImageUnknown', `${missing} of ${images.length} images were not in the store`);
+      if (missing > 0)
+        throw new KimgError('ErrImageUnknown', `${missing} of ${images.length} images were not in the store`);
     });
 }

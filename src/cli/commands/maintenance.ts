@@ -8,28 +8,36 @@ import { addThresholdGcFlags, runThresholdGc, type ThresholdGcFlags } from './en
 export function registerGc(program: Command, io: Io): void {
   const gc = program
     .command('gc')
-    .description('remove blobs no image uses and partial downloads left by dead processes; --thresholds first removes images as the kubelet image GC would')
+    .description(
+      'remove blobs no image uses and partial downloads left by dead processes; --thresholds first removes images as the kubelet image GC would',
+    )
     .option('--dry-run', 'report what would be removed, remove nothing')
     .option('-o, --output <format>', 'text or json', 'text');
-  addThresholdGcFlags(gc).action(async (flags: StoreFlags & ThresholdGcFlags & { thresholds?: boolean; output: string }, command: Command) => {
-    const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
-    const format = parseOutputFormat(all.output);
-    const store = await storeFrom(all, io);
-    const images = all.thresholds === true ? await runThresholdGc(all, io, store) : undefined;
-    const result = await store.gc({ dryRun: all.dryRun === true });
-    if (format === 'json') {
-      writeLine(io.stdout, JSON.stringify(images === undefined ? result : { images: images.result, blobs: result }, null, 2));
-    } else {
-      for (const line of images?.lines ?? []) writeLine(io.stdout, line);
-      const verb = result.dryRun ? 'Would remove' : 'Removed';
-      for (const blob of result.removedBlobs) writeLine(io.stdout, `${verb} ${blob.digest} (${formatBytes(blob.size)})`);
-      writeLine(
-        io.stdout,
-        `${verb} ${result.removedBlobs.length} blobs (${formatBytes(result.reclaimedBytes)}) and ${result.removedIngests.length} stale ingest files; kept ${result.keptBlobs} blobs in use`,
-      );
-    }
-    if (images?.result.error !== undefined) throw new KimgError('ErrImageGC', images.result.error);
-  });
+  addThresholdGcFlags(gc).action(
+    async (flags: StoreFlags & ThresholdGcFlags & { thresholds?: boolean; output: string }, command: Command) => {
+      const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
+      const format = parseOutputFormat(all.output);
+      const store = await storeFrom(all, io);
+      const images = all.thresholds === true ? await runThresholdGc(all, io, store) : undefined;
+      const result = await store.gc({ dryRun: all.dryRun === true });
+      if (format === 'json') {
+        writeLine(
+          io.stdout,
+          JSON.stringify(images === undefined ? result : { images: images.result, blobs: result }, null, 2),
+        );
+      } else {
+        for (const line of images?.lines ?? []) writeLine(io.stdout, line);
+        const verb = result.dryRun ? 'Would remove' : 'Removed';
+        for (const blob of result.removedBlobs)
+          writeLine(io.stdout, `${verb} ${blob.digest} (${formatBytes(blob.size)})`);
+        writeLine(
+          io.stdout,
+          `${verb} ${result.removedBlobs.length} blobs (${formatBytes(result.reclaimedBytes)}) and ${result.removedIngests.length} stale ingest files; kept ${result.keptBlobs} blobs in use`,
+        );
+      }
+      if (images?.result.error !== undefined) throw new KimgError('ErrImageGC', images.result.error);
+    },
+  );
 }
 
 export function registerFsck(program: Command, io: Io): void {
@@ -46,8 +54,12 @@ export function registerFsck(program: Command, io: Io): void {
         writeLine(io.stdout, JSON.stringify(report, null, 2));
       } else {
         for (const problem of report.problems) writeLine(io.stdout, `${problem.kind}: ${problem.message}`);
-        writeLine(io.stdout, `${report.ok ? 'ok' : 'PROBLEMS FOUND'}: ${report.blobsChecked} blobs (${formatBytes(report.bytesChecked)}) in ${report.images} images checked in ${report.root}; ${report.problems.length} problems`);
+        writeLine(
+          io.stdout,
+          `${report.ok ? 'ok' : 'PROBLEMS FOUND'}: ${report.blobsChecked} blobs (${formatBytes(report.bytesChecked)}) in ${report.images} images checked in ${report.root}; ${report.problems.length} problems`,
+        );
       }
-      if (!report.ok) throw new KimgError('ErrStoreCorrupt', `the store at ${report.root} has ${report.problems.length} problems`);
+      if (!report.ok)
+        throw new KimgError('ErrStoreCorrupt', `the store at ${report.root} has ${report.problems.length} problems`);
     });
 }

@@ -19,7 +19,13 @@ import {
   type OutputFormat,
 } from '../../admission/index.ts';
 import type { Descriptor } from '../../oci/index.ts';
-import { ImageLockError, LockResolver, LockedResolutions, parseImageLock, type ImageSlot } from '../../manifests/index.ts';
+import {
+  ImageLockError,
+  LockResolver,
+  LockedResolutions,
+  parseImageLock,
+  type ImageSlot,
+} from '../../manifests/index.ts';
 import type { Puller } from '../../pull/index.ts';
 import { parseDockerRef } from '../../reference/index.ts';
 import type { Io } from '../io.ts';
@@ -92,32 +98,46 @@ export function podSpecPathFlags(values: readonly string[] = []): Record<string,
   const out: Record<string, string[]> = {};
   for (const value of values) {
     const eq = value.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--pod-spec-path must be group/Kind=path (e.g. argoproj.io/Rollout=spec.template.spec), got "${value}"`);
+    if (eq <= 0)
+      throw new UsageError(
+        `--pod-spec-path must be group/Kind=path (e.g. argoproj.io/Rollout=spec.template.spec), got "${value}"`,
+      );
     const kind = value.slice(0, eq);
     (out[kind.includes('/') ? kind : `/${kind}`] ??= []).push(value.slice(eq + 1));
   }
   try {
     parseExtraPodSpecPaths(out, '--pod-spec-path');
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err));
+    throw new UsageError(
+      err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err),
+    );
   }
   return out;
 }
 
 /** The `mutate` section with the command-line flags laid over it. */
 export function mutateFromFlags(base: MutateConfig, flags: PinFlags): MutateConfig {
-  const outputFormat = oneOf(OUTPUT_FORMATS, [['--output-format', flags.outputFormat], ['--form', flags.form]]);
-  const existingDigest = oneOf(EXISTING_DIGEST, [['--existing-digest', flags.existingDigest], ['--on-mismatch', flags.onMismatch]]);
+  const outputFormat = oneOf(OUTPUT_FORMATS, [
+    ['--output-format', flags.outputFormat],
+    ['--form', flags.form],
+  ]);
+  const existingDigest = oneOf(EXISTING_DIGEST, [
+    ['--existing-digest', flags.existingDigest],
+    ['--on-mismatch', flags.onMismatch],
+  ]);
   if (flags.platform !== undefined) {
     try {
       checkPlatform(flags.platform, '--platform');
     } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err));
+      throw new UsageError(
+        err instanceof Error ? err.message.replace(/^invalid admission configuration: /, '') : String(err),
+      );
     }
   }
   const extra = podSpecPathFlags(flags.podSpecPath);
   const extraPodSpecPaths: Record<string, readonly string[]> = { ...base.extraPodSpecPaths };
-  for (const [kind, paths] of Object.entries(extra)) extraPodSpecPaths[kind] = [...(extraPodSpecPaths[kind] ?? []), ...paths];
+  for (const [kind, paths] of Object.entries(extra))
+    extraPodSpecPaths[kind] = [...(extraPodSpecPaths[kind] ?? []), ...paths];
   return {
     ...base,
     ...(outputFormat !== undefined && { outputFormat }),
@@ -138,7 +158,8 @@ export function parseTimeout(value: string | undefined): number {
   if (value === undefined) return DEFAULT_LOOKUP_TIMEOUT_MS;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
   const ms = match === null ? NaN : Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's'] ?? 1000);
-  if (!Number.isFinite(ms) || ms <= 0) throw new UsageError(`--timeout must be a duration such as 30s, 500ms or 2m, got "${value}"`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new UsageError(`--timeout must be a duration such as 30s, 500ms or 2m, got "${value}"`);
   return ms;
 }
 
@@ -162,7 +183,11 @@ export async function readLock(file: string, resolveMode: string): Promise<Locke
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ImageLockError('ErrLockInvalid', `${file}: cannot read the lock: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
+    throw new ImageLockError(
+      'ErrLockInvalid',
+      `${file}: cannot read the lock: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      { file },
+    );
   }
   const resolutions = new LockedResolutions(parseImageLock(text, file), file);
   resolutions.assertResolve(resolveMode);
@@ -173,7 +198,13 @@ export async function readLock(file: string, resolveMode: string): Promise<Locke
  * The Pinner for this run. Nothing connects to a registry until an image needs a lookup; with
  * `--from-lock` nothing ever does.
  */
-export async function createPinEngine(flags: PinFlags, config: AdmissionConfig, mutate: MutateConfig, slots: readonly ImageSlot[], io: Io): Promise<PinEngineHandle> {
+export async function createPinEngine(
+  flags: PinFlags,
+  config: AdmissionConfig,
+  mutate: MutateConfig,
+  slots: readonly ImageSlot[],
+  io: Io,
+): Promise<PinEngineHandle> {
   const pinnerFor = (resolver: ImageResolver, credentials?: CredentialLookup) =>
     Pinner.fromConfig(mutate, config.resolver, resolver, credentials === undefined ? {} : { credentials });
 
@@ -184,10 +215,19 @@ export async function createPinEngine(flags: PinFlags, config: AdmissionConfig, 
 
   const lookups = slots.map((s) => s.image).filter((image) => needsLookup(image, mutate));
   const r = config.resolver;
-  const configured = Object.keys(r.registryHosts).length > 0 || [r.caFile, r.dockerConfig, r.hostsDir, r.registriesConf].some((v) => v !== undefined);
+  const configured =
+    Object.keys(r.registryHosts).length > 0 ||
+    [r.caFile, r.dockerConfig, r.hostsDir, r.registriesConf].some((v) => v !== undefined);
   if (configured) {
-    if (flags.hostsDir !== undefined || flags.registriesConf !== undefined || flags.creds !== undefined || flags.authfile !== undefined) {
-      throw new UsageError('--config has resolver settings (registryHosts, caFile, dockerConfig, hostsDir, registriesConf): use them or the registry flags, not both');
+    if (
+      flags.hostsDir !== undefined ||
+      flags.registriesConf !== undefined ||
+      flags.creds !== undefined ||
+      flags.authfile !== undefined
+    ) {
+      throw new UsageError(
+        '--config has resolver settings (registryHosts, caFile, dockerConfig, hostsDir, registriesConf): use them or the registry flags, not both',
+      );
     }
     const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
     const resolver = await resolverFromConfig(r, { insecureLoopback: flags.tlsVerifyLoopback !== true, caPems });
@@ -208,7 +248,9 @@ function credsImage(flags: RegistryFlags, lookups: readonly string[]): string | 
   if (flags.creds === undefined) return undefined;
   const registries = [...new Set(lookups.map((image) => parseDockerRef(image).domain))];
   if (registries.length > 1) {
-    throw new UsageError(`--creds is for one registry, and these manifests need ${registries.join(', ')}: put the credentials in a file for --authfile instead`);
+    throw new UsageError(
+      `--creds is for one registry, and these manifests need ${registries.join(', ')}: put the credentials in a file for --authfile instead`,
+    );
   }
   return lookups[0];
 }
@@ -245,13 +287,21 @@ class LazyPullerResolver implements ImageResolver {
     return found.descriptor;
   }
 
-  async indexManifests(repository: string, index: Descriptor, context: { signal?: AbortSignal } = {}): Promise<readonly Descriptor[]> {
+  async indexManifests(
+    repository: string,
+    index: Descriptor,
+    context: { signal?: AbortSignal } = {},
+  ): Promise<readonly Descriptor[]> {
     const puller = await this.puller();
     const slash = repository.indexOf('/');
-    const fetched = await puller.client.getManifest({ registry: repository.slice(0, slash), path: repository.slice(slash + 1) }, index.digest, {
-      descriptor: index,
-      signal: this.signal(context.signal),
-    });
+    const fetched = await puller.client.getManifest(
+      { registry: repository.slice(0, slash), path: repository.slice(slash + 1) },
+      index.digest,
+      {
+        descriptor: index,
+        signal: this.signal(context.signal),
+      },
+    );
     return fetched.document.kind === 'index' ? fetched.document.index.manifests : [];
   }
 

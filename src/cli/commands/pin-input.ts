@@ -23,7 +23,8 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 
 function unreadable(file: string, err: unknown): ManifestFileError {
   const code = (err as NodeJS.ErrnoException).code;
-  const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code ?? String(err);
+  const why =
+    code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : (code ?? String(err));
   return new ManifestFileError('ErrManifestUnreadable', `${file}: cannot read: ${why}`, { file, cause: err });
 }
 
@@ -49,7 +50,9 @@ export async function expandInputs(names: readonly string[]): Promise<string[]> 
     }
     let entries: string[];
     try {
-      entries = (await readdir(name, { withFileTypes: true })).filter((e) => e.isFile() && MANIFEST_FILE.test(e.name)).map((e) => e.name);
+      entries = (await readdir(name, { withFileTypes: true }))
+        .filter((e) => e.isFile() && MANIFEST_FILE.test(e.name))
+        .map((e) => e.name);
     } catch (err) {
       throw unreadable(name, err);
     }

@@ -13,7 +13,11 @@ describe('concatenateStreams', () => {
     ['--- between files', ['a: 1\n', 'b: 2\n'], 'a: 1\n---\nb: 2\n'],
     ['a newline first when one is missing', ['a: 1', 'b: 2'], 'a: 1\n---\nb: 2'],
     ['no second --- when the next file starts with one', ['a: 1\n', '--- # b\nb: 2\n'], 'a: 1\n--- # b\nb: 2\n'],
-    ['a directive follows a document end marker', ['a: 1\n', '%YAML 1.2\n---\nb: 2\n'], 'a: 1\n...\n%YAML 1.2\n---\nb: 2\n'],
+    [
+      'a directive follows a document end marker',
+      ['a: 1\n', '%YAML 1.2\n---\nb: 2\n'],
+      'a: 1\n...\n%YAML 1.2\n---\nb: 2\n',
+    ],
     ['empty files add nothing', ['', 'a: 1\n', '', 'b: 2\n'], 'a: 1\n---\nb: 2\n'],
     ['a later byte-order mark is dropped', ['a: 1\n', '\uFEFFb: 2\n'], 'a: 1\n---\nb: 2\n'],
     ['CRLF files', ['a: 1\r\n', 'b: 2\r\n'], 'a: 1\r\n---\r\nb: 2\r\n'],
@@ -22,7 +26,10 @@ describe('concatenateStreams', () => {
     it(name, () => {
       const out = concatenateStreams(texts);
       assert.equal(out, expected);
-      assert.deepEqual(parseAllDocuments(out).flatMap((d) => (Array.isArray(d.errors) ? d.errors : [])), []);
+      assert.deepEqual(
+        parseAllDocuments(out).flatMap((d) => (Array.isArray(d.errors) ? d.errors : [])),
+        [],
+      );
     });
   }
 });
@@ -53,24 +60,35 @@ describe('writeFilesAtomically and expandInputs', () => {
     assert.equal(await readlink(link), 'real.yaml');
     assert.equal(await readFile(real, 'utf8'), 'new real');
     assert.equal(await readFile(join(dir, 'fresh.lock'), 'utf8'), 'lock');
-    assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   it('changes no file when one cannot be written', async () => {
     const b = join(dir, 'b.yaml');
     await writeFile(b, 'old b');
-    await assert.rejects(writeFilesAtomically([
-      { path: b, text: 'new b' },
-      { path: join(dir, 'missing-dir', 'c.yaml'), text: 'c' },
-    ]));
+    await assert.rejects(
+      writeFilesAtomically([
+        { path: b, text: 'new b' },
+        { path: join(dir, 'missing-dir', 'c.yaml'), text: 'c' },
+      ]),
+    );
     assert.equal(await readFile(b, 'utf8'), 'old b');
-    assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   it('expands a directory to its YAML and JSON files in name order, each file once', async () => {
     const sub = await mkdtemp(join(dir, 'k8s-'));
     for (const name of ['b.yaml', 'a.json', 'c.yml', 'notes.txt', 'Z.YAML']) await writeFile(join(sub, name), '');
-    assert.deepEqual(await expandInputs([sub, join(sub, 'a.json')]), ['Z.YAML', 'a.json', 'b.yaml', 'c.yml'].map((n) => join(sub, n)));
+    assert.deepEqual(
+      await expandInputs([sub, join(sub, 'a.json')]),
+      ['Z.YAML', 'a.json', 'b.yaml', 'c.yml'].map((n) => join(sub, n)),
+    );
     await assert.rejects(expandInputs([]), /no input/);
     await assert.rejects(expandInputs(['-', '-']), /once/);
     await assert.rejects(expandInputs([join(dir, 'absent')]), /absent: cannot read: no such file/);

@@ -48,7 +48,10 @@ export async function writeFilesAtomically(files: readonly FileWrite[]): Promise
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      const temp = join(dirname(target), `.${basename(target)}.kimg-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+      const temp = join(
+        dirname(target),
+        `.${basename(target)}.kimg-${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
+      );
       const handle = await open(temp, 'wx', mode ?? 0o666);
       staged.push({ temp, target });
       try {

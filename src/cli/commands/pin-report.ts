@@ -3,7 +3,14 @@
 // unparseable input.
 import { AdmissionConfigError } from '../../admission/index.ts';
 import { isKimgError } from '../../errors/index.ts';
-import { ImageLockError, ManifestFileError, findingRecords, formatFindingsText, type Finding, type ImageSlot } from '../../manifests/index.ts';
+import {
+  ImageLockError,
+  ManifestFileError,
+  findingRecords,
+  formatFindingsText,
+  type Finding,
+  type ImageSlot,
+} from '../../manifests/index.ts';
 import { formatError, parseOutputFormat, type Io, type OutputFormat } from '../io.ts';
 import { UsageError } from './pin-input.ts';
 

@@ -17,10 +17,17 @@ export function registerPull(program: Command, io: Io): void {
       .command('pull')
       .description('pull an image into the store, verifying every byte against its digest')
       .argument('<image>', 'image reference, e.g. busybox:1.36 or registry.example.com/team/app@sha256:…')
-      .option('--platform <os/arch[/variant]>', "platform to pull from a multi-platform image (default: this machine's)")
+      .option(
+        '--platform <os/arch[/variant]>',
+        "platform to pull from a multi-platform image (default: this machine's)",
+      )
       .option('--all-platforms', 'keep every platform of a multi-platform image')
       .option('--concurrency <n>', 'blobs downloaded at once', '3')
-      .option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), tty, plain, json (events as JSON lines) or quiet', 'auto')
+      .option(
+        '--progress <mode>',
+        'auto (bars on a terminal, lines otherwise), tty, plain, json (events as JSON lines) or quiet',
+        'auto',
+      )
       .option('-q, --quiet', 'print only the pulled reference'),
   ).action(async (image: string, flags: PullFlags, command: Command) => {
     const all = { ...command.optsWithGlobals(), ...flags } as PullFlags;
@@ -66,7 +73,16 @@ export function registerResolve(program: Command, io: Io): void {
     try {
       const result = await puller.resolve(image);
       if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify({ name: result.name, digest: result.descriptor.digest, mediaType: result.descriptor.mediaType, size: result.descriptor.size, via: result.via }));
+        writeLine(
+          io.stdout,
+          JSON.stringify({
+            name: result.name,
+            digest: result.descriptor.digest,
+            mediaType: result.descriptor.mediaType,
+            size: result.descriptor.size,
+            via: result.via,
+          }),
+        );
       } else {
         writeLine(io.stdout, `${result.name.replace(/@.*$/, '')}@${result.descriptor.digest}`);
       }

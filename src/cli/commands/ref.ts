@@ -1,11 +1,6 @@
 import type { Command } from 'commander';
 import { defaultPullPolicy } from '../../kubelet/index.ts';
-import {
-  familiarString,
-  parseDockerRef,
-  tryParseNormalizedNamed,
-  type NamedReference,
-} from '../../reference/index.ts';
+import { familiarString, parseDockerRef, tryParseNormalizedNamed, type NamedReference } from '../../reference/index.ts';
 import { formatError, parseOutputFormat, readLines, writeLine, type Io, type OutputFormat } from '../io.ts';
 
 /** What `kimg ref` reports for one valid input. */
@@ -53,7 +48,11 @@ function printText(io: Io, report: RefReport): void {
 
 /** Reports every input; invalid ones go to stderr (and, in JSON mode, as an error object so
  * that output lines stay aligned with input lines). Returns the exit status. */
-export async function runRef(io: Io, inputs: AsyncIterable<string> | Iterable<string>, format: OutputFormat): Promise<number> {
+export async function runRef(
+  io: Io,
+  inputs: AsyncIterable<string> | Iterable<string>,
+  format: OutputFormat,
+): Promise<number> {
   let failed = false;
   let first = true;
   for await (const input of inputs) {
@@ -62,7 +61,10 @@ export async function runRef(io: Io, inputs: AsyncIterable<string> | Iterable<st
       failed = true;
       writeLine(io.stderr, formatError(parsed.error));
       if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify({ input, error: { code: parsed.error.code, message: parsed.error.message } }));
+        writeLine(
+          io.stdout,
+          JSON.stringify({ input, error: { code: parsed.error.code, message: parsed.error.message } }),
+        );
       }
       continue;
     }
@@ -81,7 +83,9 @@ export async function runRef(io: Io, inputs: AsyncIterable<string> | Iterable<st
 export function registerRef(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('ref')
-    .description('normalize image references as Kubernetes does: full name, familiar form, domain, path, tag, digest, default pull policy')
+    .description(
+      'normalize image references as Kubernetes does: full name, familiar form, domain, path, tag, digest, default pull policy',
+    )
     .argument('<reference...>', 'image references; "-" reads them one per line from standard input')
     .option('-o, --output <format>', 'text or json (one JSON object per line)', 'text')
     .action(async (refs: string[], options: { output: string }) => {

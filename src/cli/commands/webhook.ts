@@ -39,7 +39,8 @@ class UsageProblem extends Error {}
 
 function wholeNumber(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageProblem(`${flag} must be a whole number from ${min} to ${max}, got "${value}"`);
+  if (!/^\d+$/.test(value) || n < min || n > max)
+    throw new UsageProblem(`${flag} must be a whole number from ${min} to ${max}, got "${value}"`);
   return n;
 }
 
@@ -81,9 +82,15 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
 
   webhook
     .command('serve')
-    .description('serve AdmissionReview v1 over HTTPS: POST /mutate (pin images to digests), POST /validate (image policy), /healthz, /readyz, /metrics')
+    .description(
+      'serve AdmissionReview v1 over HTTPS: POST /mutate (pin images to digests), POST /validate (image policy), /healthz, /readyz, /metrics',
+    )
     .option('--config <file>', 'admission configuration (YAML or JSON): mutate, validate and resolver sections')
-    .option('--tls-cert-file <file>', 'serving certificate (PEM chain), reloaded when it changes', '/etc/kimg/tls/tls.crt')
+    .option(
+      '--tls-cert-file <file>',
+      'serving certificate (PEM chain), reloaded when it changes',
+      '/etc/kimg/tls/tls.crt',
+    )
     .option('--tls-key-file <file>', 'serving key (PEM), reloaded when it changes', '/etc/kimg/tls/tls.key')
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--port <n>', 'HTTPS port', '8443')
@@ -105,14 +112,19 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
             host: flags.host,
             port,
             reloadIntervalMs: reloadSeconds * 1000,
-            notReady: () => (runtime.objects === undefined || runtime.objects.synced ? undefined : 'pull secrets and service accounts are not listed yet'),
+            notReady: () =>
+              runtime.objects === undefined || runtime.objects.synced
+                ? undefined
+                : 'pull secrets and service accounts are not listed yet',
             log,
           });
         } catch (err) {
           await runtime.close();
           throw new UsageProblem(err instanceof Error ? err.message : String(err));
         }
-        log(`serving https://${flags.host}:${server.port} (/mutate, /validate, /healthz, /readyz, /metrics); own namespace ${config.mutate.ownNamespace}`);
+        log(
+          `serving https://${flags.host}:${server.port} (/mutate, /validate, /healthz, /readyz, /metrics); own namespace ${config.mutate.ownNamespace}`,
+        );
         const signal = await untilStopped();
         log(`${signal}: finishing requests in progress`);
         await server.close(5000);
@@ -122,7 +134,9 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
 
   webhook
     .command('manifests')
-    .description('print the Kubernetes manifests for the webhook (Namespace, RBAC, TLS Secret, Deployment, PodDisruptionBudget, Service, webhook configurations with caBundle); certificates are made with openssl')
+    .description(
+      'print the Kubernetes manifests for the webhook (Namespace, RBAC, TLS Secret, Deployment, PodDisruptionBudget, Service, webhook configurations with caBundle); certificates are made with openssl',
+    )
     .requiredOption('--image <image>', "the webhook's image (pin it by digest)")
     .option('--config <file>', 'admission configuration to mount (YAML or JSON)')
     .option('--namespace <ns>', "the webhook's namespace (default: the config's ownNamespace, else kimg-system)")
@@ -130,22 +144,36 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
     .option('--replicas <n>', 'webhook replicas', '2')
     .option('--timeout-seconds <n>', 'apiserver timeout per call, 1 to 30', '10')
     .option('--failure-policy <policy>', 'Fail (no unpinned image gets in while the webhook is down) or Ignore', 'Fail')
-    .option('--cert-dir <dir>', 'keep the CA and serving certificate here and reuse them on the next run (default: fresh ones each run)')
-    .option('--match-conditions', 'skip calling the mutating webhook for objects whose images all carry a digest (Kubernetes ≥ 1.28)')
+    .option(
+      '--cert-dir <dir>',
+      'keep the CA and serving certificate here and reuse them on the next run (default: fresh ones each run)',
+    )
+    .option(
+      '--match-conditions',
+      'skip calling the mutating webhook for objects whose images all carry a digest (Kubernetes ≥ 1.28)',
+    )
     .option('--no-mutating', 'leave out the MutatingWebhookConfiguration')
     .option('--no-validating', 'leave out the ValidatingWebhookConfiguration')
     .action(async (flags: ManifestFlags) => {
       await guarded(io, setExit, async () => {
         const replicas = wholeNumber(flags.replicas, '--replicas', 1);
         const timeoutSeconds = wholeNumber(flags.timeoutSeconds, '--timeout-seconds', 1, 30);
-        if (flags.failurePolicy !== 'Fail' && flags.failurePolicy !== 'Ignore') throw new UsageProblem(`--failure-policy must be Fail or Ignore, got "${flags.failurePolicy}"`);
+        if (flags.failurePolicy !== 'Fail' && flags.failurePolicy !== 'Ignore')
+          throw new UsageProblem(`--failure-policy must be Fail or Ignore, got "${flags.failurePolicy}"`);
         // The configuration as the pods will read it: in a cluster, in the webhook's namespace.
         const raw = flags.config === undefined ? {} : await readConfigFile(flags.config);
         const probe = parseAdmissionConfig(raw, { env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc' } });
         const namespace = flags.namespace ?? probe.mutate.ownNamespace;
-        const config = parseAdmissionConfig(raw, { env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc', POD_NAMESPACE: namespace } });
-        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.name)) throw new UsageProblem(`--name must be a DNS label, got "${flags.name}"`);
-        const certificates = await generateWebhookCertificates({ service: flags.name, namespace, ...(flags.certDir !== undefined && { dir: flags.certDir }) });
+        const config = parseAdmissionConfig(raw, {
+          env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc', POD_NAMESPACE: namespace },
+        });
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.name))
+          throw new UsageProblem(`--name must be a DNS label, got "${flags.name}"`);
+        const certificates = await generateWebhookCertificates({
+          service: flags.name,
+          namespace,
+          ...(flags.certDir !== undefined && { dir: flags.certDir }),
+        });
         io.stdout.write(
           renderWebhookManifests({
             image: flags.image,

@@ -36,11 +36,23 @@ export async function loadCertsDirs(roots: readonly string[]): Promise<CertsDirs
     const dirs = new Map<string, CertFiles>();
     for (const entry of subdirs) {
       const dir = join(root, entry.name);
-      if (!entry.isDirectory() && !(entry.isSymbolicLink() && (await stat(dir).then((s) => s.isDirectory(), () => false)))) {
+      if (
+        !entry.isDirectory() &&
+        !(
+          entry.isSymbolicLink() &&
+          (await stat(dir).then(
+            (s) => s.isDirectory(),
+            () => false,
+          ))
+        )
+      ) {
         continue;
       }
       const files = (await list(dir)) ?? [];
-      const spec = certFilesHostSpec(dir, files.filter((f) => !f.isDirectory()).map((f) => f.name));
+      const spec = certFilesHostSpec(
+        dir,
+        files.filter((f) => !f.isDirectory()).map((f) => f.name),
+      );
       dirs.set(entry.name, { dir, caFiles: spec.caFiles ?? [], clientCerts: spec.clientCerts ?? [] });
     }
     loaded.push({ root, dirs });

@@ -223,16 +223,56 @@ proxy = "http://different-proxy:8080"
 
 describe('containerd hosts.toml: schemes and plain HTTP', () => {
   const cases: [string, string, string][] = [
-    ['http:// without TLS settings is plain HTTP', '[host."http://mirror.local:5000"]\n', 'http://mirror.local:5000/v2 mirror pull+resolve+push+referrers insecure'],
-    ['http:// with a CA tries HTTPS first', '[host."http://mirror.local:5000"]\nca = "/ca.pem"\n', 'https://mirror.local:5000/v2 mirror pull+resolve+push+referrers insecure http-fallback'],
-    ['http:// on port 80 stays plain HTTP even with TLS settings', '[host."http://mirror.local:80"]\nskip_verify = true\n', 'http://mirror.local:80/v2 mirror pull+resolve+push+referrers insecure skip-verify'],
-    ['skip_verify = false still counts as TLS configured', '[host."http://mirror.local"]\nskip_verify = false\n', 'https://mirror.local/v2 mirror pull+resolve+push+referrers insecure http-fallback'],
-    ['a host without scheme is https', '[host."mirror.local"]\n', 'https://mirror.local/v2 mirror pull+resolve+push+referrers secure'],
-    ['a server without scheme is https', 'server = "mirror.local:5000"\n', 'https://mirror.local:5000/v2 mirror pull+resolve+push+referrers secure'],
-    ['a path gets /v2 appended, trailing slashes dropped', '[host."https://m.local/cache/docker/"]\n', 'https://m.local/cache/docker/v2 mirror pull+resolve+push+referrers secure'],
-    ['a path ending in /v2 is kept', '[host."https://m.local/cache/v2"]\n', 'https://m.local/cache/v2 mirror pull+resolve+push+referrers secure'],
-    ['capabilities are case-insensitive', '[host."https://m.local"]\ncapabilities = ["PULL", "Resolve"]\n', 'https://m.local/v2 mirror pull+resolve secure'],
-    ['an empty capability list means all', '[host."https://m.local"]\ncapabilities = []\n', 'https://m.local/v2 mirror pull+resolve+push+referrers secure'],
+    [
+      'http:// without TLS settings is plain HTTP',
+      '[host."http://mirror.local:5000"]\n',
+      'http://mirror.local:5000/v2 mirror pull+resolve+push+referrers insecure',
+    ],
+    [
+      'http:// with a CA tries HTTPS first',
+      '[host."http://mirror.local:5000"]\nca = "/ca.pem"\n',
+      'https://mirror.local:5000/v2 mirror pull+resolve+push+referrers insecure http-fallback',
+    ],
+    [
+      'http:// on port 80 stays plain HTTP even with TLS settings',
+      '[host."http://mirror.local:80"]\nskip_verify = true\n',
+      'http://mirror.local:80/v2 mirror pull+resolve+push+referrers insecure skip-verify',
+    ],
+    [
+      'skip_verify = false still counts as TLS configured',
+      '[host."http://mirror.local"]\nskip_verify = false\n',
+      'https://mirror.local/v2 mirror pull+resolve+push+referrers insecure http-fallback',
+    ],
+    [
+      'a host without scheme is https',
+      '[host."mirror.local"]\n',
+      'https://mirror.local/v2 mirror pull+resolve+push+referrers secure',
+    ],
+    [
+      'a server without scheme is https',
+      'server = "mirror.local:5000"\n',
+      'https://mirror.local:5000/v2 mirror pull+resolve+push+referrers secure',
+    ],
+    [
+      'a path gets /v2 appended, trailing slashes dropped',
+      '[host."https://m.local/cache/docker/"]\n',
+      'https://m.local/cache/docker/v2 mirror pull+resolve+push+referrers secure',
+    ],
+    [
+      'a path ending in /v2 is kept',
+      '[host."https://m.local/cache/v2"]\n',
+      'https://m.local/cache/v2 mirror pull+resolve+push+referrers secure',
+    ],
+    [
+      'capabilities are case-insensitive',
+      '[host."https://m.local"]\ncapabilities = ["PULL", "Resolve"]\n',
+      'https://m.local/v2 mirror pull+resolve secure',
+    ],
+    [
+      'an empty capability list means all',
+      '[host."https://m.local"]\ncapabilities = []\n',
+      'https://m.local/v2 mirror pull+resolve+push+referrers secure',
+    ],
   ];
   for (const [name, toml, expected] of cases) {
     it(name, () => assert.equal(summary(hostsFrom('example.com', toml)[0] as RegistryHost), expected));
@@ -248,9 +288,18 @@ describe('containerd: the registry itself when no server is configured', () => {
     ['localhost', 'https://localhost/v2 registry pull+resolve+push+referrers secure skip-verify'],
     ['localhost:443', 'https://localhost:443/v2 registry pull+resolve+push+referrers secure skip-verify'],
     ['localhost:80', 'http://localhost:80/v2 registry pull+resolve+push+referrers insecure'],
-    ['localhost:8080', 'https://localhost:8080/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
-    ['localhost:5000', 'https://localhost:5000/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
-    ['127.0.0.254:5000', 'https://127.0.0.254:5000/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
+    [
+      'localhost:8080',
+      'https://localhost:8080/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify',
+    ],
+    [
+      'localhost:5000',
+      'https://localhost:5000/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify',
+    ],
+    [
+      '127.0.0.254:5000',
+      'https://127.0.0.254:5000/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify',
+    ],
     ['127.0.0.254', 'https://127.0.0.254/v2 registry pull+resolve+push+referrers secure skip-verify'],
     ['[::1]:5000', 'https://[::1]:5000/v2 registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
     ['128.0.0.1:5000', 'https://128.0.0.1:5000/v2 registry pull+resolve+push+referrers secure'],
@@ -261,7 +310,11 @@ describe('containerd: the registry itself when no server is configured', () => {
   ];
   for (const [domain, expected, insecureLoopback] of cases) {
     it(`${domain}${insecureLoopback === false ? ' (insecureLoopback: false)' : ''}`, () => {
-      const hosts = containerdRegistryHosts(domain, undefined, insecureLoopback === undefined ? {} : { insecureLoopback });
+      const hosts = containerdRegistryHosts(
+        domain,
+        undefined,
+        insecureLoopback === undefined ? {} : { insecureLoopback },
+      );
       assert.deepEqual(hosts.map(summary), [expected]);
       assert.equal(hosts[0]?.source, 'default');
     });
@@ -269,7 +322,9 @@ describe('containerd: the registry itself when no server is configured', () => {
 
   it('root-level TLS settings apply to the registry itself', () => {
     const hosts = hostsFrom('example.com', 'skip_verify = true\nca = ["a.pem"]\n');
-    assert.deepEqual(hosts.map(summary), ['https://example.com/v2 registry pull+resolve+push+referrers secure skip-verify']);
+    assert.deepEqual(hosts.map(summary), [
+      'https://example.com/v2 registry pull+resolve+push+referrers secure skip-verify',
+    ]);
     assert.deepEqual(hosts[0]?.tls.caFiles, [`${DIR}/a.pem`]);
     assert.equal(hosts[0]?.source, `${FILE} (no server: the registry itself)`);
   });
@@ -315,8 +370,16 @@ describe('containerd hosts.toml: errors name the file and the problem', () => {
   const cases: [string, string, RegExp, number?][] = [
     ['malformed TOML', 'server = "https://x"\n[host."https://m"\ncapabilities = ["pull"]\n', /not valid TOML/, 2],
     ['duplicate key', 'server = "a"\nserver = "b"\n', /not valid TOML/, 2],
-    ['unknown capability', '[host."https://m"]\ncapabilities = ["pull", "fetch"]\n', /host\."https:\/\/m"\.capabilities has unknown capability "fetch"/],
-    ['capabilities not an array', '[host."https://m"]\ncapabilities = "pull"\n', /capabilities must be an array of strings/],
+    [
+      'unknown capability',
+      '[host."https://m"]\ncapabilities = ["pull", "fetch"]\n',
+      /host\."https:\/\/m"\.capabilities has unknown capability "fetch"/,
+    ],
+    [
+      'capabilities not an array',
+      '[host."https://m"]\ncapabilities = "pull"\n',
+      /capabilities must be an array of strings/,
+    ],
     ['ca of the wrong type', '[host."https://m"]\nca = 1\n', /ca must be a string or an array of strings/],
     ['skip_verify not a boolean', 'skip_verify = "yes"\n', /skip_verify must be true or false/],
     ['client pair of three', '[host."https://m"]\nclient = [["a", "b", "c"]]\n', /client must be a path/],
@@ -354,10 +417,21 @@ describe('containerd hosts.toml: errors name the file and the problem', () => {
 
 describe('parseGoDuration', () => {
   const cases: [string, number | undefined][] = [
-    ['3s', 3000], ['1.5s', 1500], ['300ms', 300], ['1m30s', 90_000], ['2h', 7_200_000], ['500us', 0.5],
-    ['0', 0], ['', undefined], ['3', undefined], ['s', undefined], ['3 s', undefined], ['3d', undefined],
+    ['3s', 3000],
+    ['1.5s', 1500],
+    ['300ms', 300],
+    ['1m30s', 90_000],
+    ['2h', 7_200_000],
+    ['500us', 0.5],
+    ['0', 0],
+    ['', undefined],
+    ['3', undefined],
+    ['s', undefined],
+    ['3 s', undefined],
+    ['3d', undefined],
   ];
-  for (const [input, expected] of cases) it(JSON.stringify(input), () => assert.equal(parseGoDuration(input), expected));
+  for (const [input, expected] of cases)
+    it(JSON.stringify(input), () => assert.equal(parseGoDuration(input), expected));
 });
 
 describe('containerd host directories on disk', () => {
@@ -372,16 +446,22 @@ describe('containerd host directories on disk', () => {
     const base = await mkdtemp(join(tmpdir(), 'kimg-hosts-'));
     root = join(base, 'containerd');
     second = join(base, 'docker');
-    await write(join(root, 'docker.io/hosts.toml'), `server = "https://registry-1.docker.io"
+    await write(
+      join(root, 'docker.io/hosts.toml'),
+      `server = "https://registry-1.docker.io"
 [host."https://mirror.internal"]
   capabilities = ["pull", "resolve"]
   ca = "mirror-ca.pem"
-`);
+`,
+    );
     // The _port_ spelling wins over host:port.
     await write(join(root, 'myregistry.io_5000_/hosts.toml'), 'server = "https://underscore.example"\n');
     await write(join(root, 'myregistry.io:5000/hosts.toml'), 'server = "https://colon.example"\n');
     await write(join(root, 'other.io:5000/hosts.toml'), 'server = "https://colon-only.example"\n');
-    await write(join(root, '_default/hosts.toml'), '[host."https://default-mirror.example"]\ncapabilities = ["pull"]\n');
+    await write(
+      join(root, '_default/hosts.toml'),
+      '[host."https://default-mirror.example"]\ncapabilities = ["pull"]\n',
+    );
     // A directory without hosts.toml: Docker's certificate files. It hides _default.
     await write(join(root, 'certs.example/ca.crt'), 'CA');
     await write(join(root, 'certs.example/client.cert'), 'CERT');
@@ -409,7 +489,10 @@ describe('containerd host directories on disk', () => {
     const dir = findHostsDir(hosts, 'docker.io') as HostsDirConfig;
     assert.equal(dir.file, join(root, 'docker.io/hosts.toml'));
     const resolved = containerdRegistryHosts('docker.io', dir);
-    assert.deepEqual(resolved.map((h) => h.url), ['https://mirror.internal', 'https://registry-1.docker.io']);
+    assert.deepEqual(
+      resolved.map((h) => h.url),
+      ['https://mirror.internal', 'https://registry-1.docker.io'],
+    );
     assert.deepEqual(resolved[0]?.tls.caFiles, [join(root, 'docker.io/mirror-ca.pem')]);
   });
 
@@ -452,13 +535,18 @@ describe('containerd host directories on disk', () => {
   });
 
   it('searches roots in order (config_path list), each with its own _default', async () => {
-    assert.deepEqual(await resolveFrom([root, second], 'quay.io'), ['https://default-mirror.example/v2', 'https://quay.io/v2']);
+    assert.deepEqual(await resolveFrom([root, second], 'quay.io'), [
+      'https://default-mirror.example/v2',
+      'https://quay.io/v2',
+    ]);
     assert.deepEqual(await resolveFrom(`${second}:${root}`, 'quay.io'), ['https://quay-mirror.example/v2']);
     assert.deepEqual(await resolveFrom(`${second}::`, 'linked.example'), ['https://via-symlink.example/v2']);
   });
 
   it('skips missing roots and ignores empty entries', async () => {
-    assert.deepEqual(await resolveFrom([join(root, 'nope'), '', second], 'quay.io'), ['https://quay-mirror.example/v2']);
+    assert.deepEqual(await resolveFrom([join(root, 'nope'), '', second], 'quay.io'), [
+      'https://quay-mirror.example/v2',
+    ]);
     assert.deepEqual(await resolveFrom([], 'quay.io'), ['https://quay.io/v2']);
   });
 });

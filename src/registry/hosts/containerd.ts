@@ -103,7 +103,8 @@ function parseHostEntry(t: TableReader, server: string | undefined, dir: string,
   const dialTimeout = t.string('dial_timeout');
   if (dialTimeout !== undefined && dialTimeout !== '') {
     const ms = parseGoDuration(dialTimeout);
-    if (ms === undefined || ms <= 0) t.error('dial_timeout', `is not a positive duration: ${JSON.stringify(dialTimeout)}`);
+    if (ms === undefined || ms <= 0)
+      t.error('dial_timeout', `is not a positive duration: ${JSON.stringify(dialTimeout)}`);
     spec.dialTimeoutMs = ms;
   }
   const proxy = t.string('proxy');
@@ -127,8 +128,10 @@ function parseServer(
   } catch {
     return fail(`is not a URL: ${JSON.stringify(redactUrl(server))}`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return fail(`must be http:// or https://, not ${url.protocol}//`);
-  if (url.username !== '' || url.password !== '') return fail('must not contain credentials (use a Docker config or credential helper)');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    return fail(`must be http:// or https://, not ${url.protocol}//`);
+  if (url.username !== '' || url.password !== '')
+    return fail('must not contain credentials (use a Docker config or credential helper)');
   if (url.search !== '' || url.hash !== '') return fail('must not have a query or fragment');
   // The authority as written: WHATWG URL drops default ports (`:80`), which containerd keeps and
   // which decide plain HTTP vs HTTPS-with-fallback below.
@@ -158,9 +161,12 @@ function parseClient(t: TableReader, dir: string): ClientCertificate[] | undefin
   const v = t.raw('client');
   if (v === undefined) return undefined;
   const one = (cert: string, key?: string): ClientCertificate =>
-    key === undefined || key === '' ? { certFile: absolute(cert, dir) } : { certFile: absolute(cert, dir), keyFile: absolute(key, dir) };
+    key === undefined || key === ''
+      ? { certFile: absolute(cert, dir) }
+      : { certFile: absolute(cert, dir), keyFile: absolute(key, dir) };
   if (typeof v === 'string') return [one(v)];
-  if (!Array.isArray(v)) return t.error('client', 'must be a path, an array of paths, or an array of [cert, key] pairs');
+  if (!Array.isArray(v))
+    return t.error('client', 'must be a path, an array of paths, or an array of [cert, key] pairs');
   return v.map((item) => {
     if (typeof item === 'string') return one(item);
     if (Array.isArray(item) && item.length === 2 && typeof item[0] === 'string' && typeof item[1] === 'string') {
@@ -197,7 +203,14 @@ function absolute(p: string, dir: string): string {
 }
 
 const DURATION_UNITS: Readonly<Record<string, number>> = {
-  ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000,
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
 };
 
 /** Go's `time.ParseDuration` (`1s`, `1.5s`, `1m30s`, `300ms`) in milliseconds. */
@@ -241,9 +254,19 @@ export async function loadHostsDir(dir: string): Promise<HostsDirConfig> {
   const text = await readConfigFile(file, true);
   if (text !== undefined && text.length > 0) return parseHostsToml(text, file, dir);
   const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
-    throw new HostsConfigError(dir, `cannot list: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    throw new HostsConfigError(dir, `cannot list: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      cause: err,
+    });
   });
-  return { dir, hosts: [certFilesHostSpec(dir, entries.filter((e) => !e.isDirectory()).map((e) => e.name))] };
+  return {
+    dir,
+    hosts: [
+      certFilesHostSpec(
+        dir,
+        entries.filter((e) => !e.isDirectory()).map((e) => e.name),
+      ),
+    ],
+  };
 }
 
 /** Host directories read from `config_path` roots; an unreadable directory keeps its error. */

@@ -13,7 +13,11 @@ export class HostsConfigError extends KimgError<'ErrHostsConfig'> {
 
   constructor(file: string, problem: string, options?: { line?: number; column?: number; cause?: unknown }) {
     const where = options?.line !== undefined ? `${file}:${options.line}` : file;
-    super('ErrHostsConfig', `${where}: ${problem}`, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    super(
+      'ErrHostsConfig',
+      `${where}: ${problem}`,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
+    );
     this.file = file;
     this.problem = problem;
     if (options?.line !== undefined) this.line = options.line;

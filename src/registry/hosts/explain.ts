@@ -29,7 +29,8 @@ export function explainHosts(
   try {
     endpoints = resolveHosts(repository, pull, config);
   } catch (err) {
-    if (err instanceof RegistryBlockedError) return [`${name} (${kind}): blocked by [[registry]] prefix ${JSON.stringify(err.prefix)} in ${err.file}`];
+    if (err instanceof RegistryBlockedError)
+      return [`${name} (${kind}): blocked by [[registry]] prefix ${JSON.stringify(err.prefix)} in ${err.file}`];
     throw err;
   }
 
@@ -72,7 +73,8 @@ function describeTransport(e: Endpoint): string {
   if (!e.baseUrl.startsWith('http://')) {
     parts.push(e.tls.skipVerify ? 'certificate NOT verified' : 'certificate verified');
     if (e.tls.caFiles.length > 0) parts.push(`extra CAs: ${e.tls.caFiles.join(', ')}`);
-    if (e.tls.clientCerts.length > 0) parts.push(`client certificates: ${e.tls.clientCerts.map((c) => c.certFile).join(', ')}`);
+    if (e.tls.clientCerts.length > 0)
+      parts.push(`client certificates: ${e.tls.clientCerts.map((c) => c.certFile).join(', ')}`);
   }
   return parts.join('; ');
 }

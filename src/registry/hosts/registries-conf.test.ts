@@ -27,7 +27,12 @@ function sources(c: RegistriesConf, name: string, pull: PullKind): string[] | un
   const slash = name.indexOf('/');
   const result = registriesConfSources(c, { domain: name.slice(0, slash), path: name.slice(slash + 1) }, pull);
   return result?.sources.map((s) => {
-    const flags = [s.mirror ? 'mirror' : 'registry', ...(s.insecure ? ['insecure'] : []), ...(s.digestOnly ? ['digest-only'] : []), ...(s.fallback ? [] : ['final'])];
+    const flags = [
+      s.mirror ? 'mirror' : 'registry',
+      ...(s.insecure ? ['insecure'] : []),
+      ...(s.digestOnly ? ['digest-only'] : []),
+      ...(s.fallback ? [] : ['final']),
+    ];
     return `${s.domain}/${s.path} ${flags.join(' ')}`;
   });
 }
@@ -71,7 +76,10 @@ describe('registries.conf v2: the man page example', () => {
   it('names the file and prefix as the source', () => {
     const result = registriesConfSources(c, { domain: 'example.com', path: 'foo/image' }, TAG);
     assert.equal(result?.sources[2]?.source, `${FILE} [[registry]] prefix="example.com/foo"`);
-    assert.equal(result?.sources[0]?.source, `${FILE} [[registry]] prefix="example.com/foo" mirror "example-mirror-0.local/mirror-for-foo"`);
+    assert.equal(
+      result?.sources[0]?.source,
+      `${FILE} [[registry]] prefix="example.com/foo" mirror "example-mirror-0.local/mirror-for-foo"`,
+    );
   });
 });
 
@@ -109,14 +117,34 @@ location = "docker.io"
     ['host-wide entry', 'example.com/a/b', TAG, ['mirror.local/whole-host/a/b mirror', 'example.com/a/b registry']],
     ['longest prefix wins', 'example.com/team/app', TAG, ['team-registry.local/app registry']],
     ['a host-only prefix does not match another port (containers/image would)', 'example.com:5000/a', TAG, undefined],
-    ['wildcard subdomain, not rewritten, its mirror rewritten', 'a.wild.example/x/y', TAG, ['wild-mirror.local/cache/x/y mirror', 'a.wild.example/x/y registry']],
-    ['wildcard with a deeper subdomain and a port', 'a.b.wild.example:5000/x', TAG, ['wild-mirror.local/cache/x mirror', 'a.b.wild.example:5000/x registry']],
-    ['a more specific prefix beats the wildcard', 'exact.wild.example/x', TAG, ['exact.wild.example/x registry insecure']],
+    [
+      'wildcard subdomain, not rewritten, its mirror rewritten',
+      'a.wild.example/x/y',
+      TAG,
+      ['wild-mirror.local/cache/x/y mirror', 'a.wild.example/x/y registry'],
+    ],
+    [
+      'wildcard with a deeper subdomain and a port',
+      'a.b.wild.example:5000/x',
+      TAG,
+      ['wild-mirror.local/cache/x mirror', 'a.b.wild.example:5000/x registry'],
+    ],
+    [
+      'a more specific prefix beats the wildcard',
+      'exact.wild.example/x',
+      TAG,
+      ['exact.wild.example/x registry insecure'],
+    ],
     ['the wildcard does not match the bare domain', 'wild.example/x', TAG, undefined],
     ['nor a look-alike host', 'evilwild.example/x', TAG, undefined],
     ['Docker Hub namespace', 'docker.io/library/nginx', TAG, ['hub-proxy.local/library/nginx registry']],
     ['no entry', 'ghcr.io/owner/app', TAG, undefined],
-    ['location docker.io normalises a one-component path to library/', 'quay.io/nginx', TAG, ['docker.io/library/nginx registry']],
+    [
+      'location docker.io normalises a one-component path to library/',
+      'quay.io/nginx',
+      TAG,
+      ['docker.io/library/nginx registry'],
+    ],
   ];
   for (const [name, ref, pull, expected] of cases) {
     it(name, () => assert.deepEqual(sources(c, ref, pull), expected));
@@ -166,7 +194,10 @@ mirror-by-digest-only = true
 location = "mirror.local"
 `);
     assert.deepEqual(sources(c, 'registry.example/app', TAG), ['registry.example/app registry']);
-    assert.deepEqual(sources(c, 'registry.example/app', DIGEST), ['mirror.local/app mirror digest-only', 'registry.example/app registry']);
+    assert.deepEqual(sources(c, 'registry.example/app', DIGEST), [
+      'mirror.local/app mirror digest-only',
+      'registry.example/app registry',
+    ]);
   });
 
   it('pull-from-mirror per mirror', () => {
@@ -211,7 +242,10 @@ location = "other.local/bad:2"
     const repo = { domain: 'example.com', path: 'app' };
     assert.equal(registriesConfSources(c, repo, { byDigest: false, tag: 'latest' }), undefined);
     const result = registriesConfSources(c, repo, { byDigest: false, tag: 'pinned' });
-    assert.deepEqual(result?.sources.map((s) => `${s.domain}/${s.path}`), ['pinned.local/app']);
+    assert.deepEqual(
+      result?.sources.map((s) => `${s.domain}/${s.path}`),
+      ['pinned.local/app'],
+    );
   });
 
   it('refuse to change the tag', () => {
@@ -297,21 +331,73 @@ credential-helpers = ["containers-auth.json", "secretservice"]
 describe('registries.conf: errors name the file and the problem', () => {
   const cases: [string, string, RegExp, number?][] = [
     ['malformed TOML', '[[registry]]\nlocation = "a\n', /not valid TOML/, 2],
-    ['scheme in location', '[[registry]]\nlocation = "https://a.example"\n', /registry\[0\]\.location "https:\/\/a\.example": URI schemes are not supported/],
+    [
+      'scheme in location',
+      '[[registry]]\nlocation = "https://a.example"\n',
+      /registry\[0\]\.location "https:\/\/a\.example": URI schemes are not supported/,
+    ],
     ['neither prefix nor location', '[[registry]]\ninsecure = true\n', /registry\[0\] has neither prefix nor location/],
-    ['prefix without location', '[[registry]]\nprefix = "a.example/x"\n', /location is unset and the prefix is not of the form \*\.example\.com/],
-    ['wildcard in the middle', '[[registry]]\nprefix = "a.*.example"\nlocation = "b.example"\n', /a wildcard is only allowed as \*\.domain/],
-    ['wildcard with a path', '[[registry]]\nprefix = "*.example.com/foo"\n', /a wildcard is only allowed as \*\.domain/],
-    ['pull-from-mirror on the registry', '[[registry]]\nlocation = "a.example"\npull-from-mirror = "all"\n', /pull-from-mirror is only for \[\[registry\.mirror\]\]/],
-    ['bad pull-from-mirror', '[[registry]]\nlocation = "a.example"\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "sometimes"\n', /must be all, digest-only or tag-only/],
-    ['digest-only twice', '[[registry]]\nlocation = "a.example"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "tag-only"\n', /cannot be set when the registry has mirror-by-digest-only/],
-    ['mirror without location', '[[registry]]\nlocation = "a.example"\n[[registry.mirror]]\ninsecure = true\n', /registry\[0\]\.mirror\[0\]\.location is unset/],
-    ['conflicting insecure', '[[registry]]\nprefix = "a.example/x"\nlocation = "a.example"\ninsecure = true\n[[registry]]\nprefix = "a.example/y"\nlocation = "a.example"\n', /defined several times with conflicting 'insecure'/],
-    ['insecure not a boolean', '[[registry]]\nlocation = "a.example"\ninsecure = "yes"\n', /insecure must be true or false/],
+    [
+      'prefix without location',
+      '[[registry]]\nprefix = "a.example/x"\n',
+      /location is unset and the prefix is not of the form \*\.example\.com/,
+    ],
+    [
+      'wildcard in the middle',
+      '[[registry]]\nprefix = "a.*.example"\nlocation = "b.example"\n',
+      /a wildcard is only allowed as \*\.domain/,
+    ],
+    [
+      'wildcard with a path',
+      '[[registry]]\nprefix = "*.example.com/foo"\n',
+      /a wildcard is only allowed as \*\.domain/,
+    ],
+    [
+      'pull-from-mirror on the registry',
+      '[[registry]]\nlocation = "a.example"\npull-from-mirror = "all"\n',
+      /pull-from-mirror is only for \[\[registry\.mirror\]\]/,
+    ],
+    [
+      'bad pull-from-mirror',
+      '[[registry]]\nlocation = "a.example"\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "sometimes"\n',
+      /must be all, digest-only or tag-only/,
+    ],
+    [
+      'digest-only twice',
+      '[[registry]]\nlocation = "a.example"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "tag-only"\n',
+      /cannot be set when the registry has mirror-by-digest-only/,
+    ],
+    [
+      'mirror without location',
+      '[[registry]]\nlocation = "a.example"\n[[registry.mirror]]\ninsecure = true\n',
+      /registry\[0\]\.mirror\[0\]\.location is unset/,
+    ],
+    [
+      'conflicting insecure',
+      '[[registry]]\nprefix = "a.example/x"\nlocation = "a.example"\ninsecure = true\n[[registry]]\nprefix = "a.example/y"\nlocation = "a.example"\n',
+      /defined several times with conflicting 'insecure'/,
+    ],
+    [
+      'insecure not a boolean',
+      '[[registry]]\nlocation = "a.example"\ninsecure = "yes"\n',
+      /insecure must be true or false/,
+    ],
     ['registry not an array of tables', 'registry = "a"\n', /registry must be an array of tables/],
-    ['bad search registry', 'unqualified-search-registries = ["docker.io/library"]\n', /unqualified-search-registries entry "docker\.io\/library" is not a host\[:port\]/],
-    ['bad short-name-mode', 'short-name-mode = "strict"\n', /short-name-mode must be enforcing, permissive or disabled/],
-    ['v1 and v2 mixed', '[registries.search]\nregistries = ["docker.io"]\n[[registry]]\nlocation = "a.example"\n', /mixes version 1/],
+    [
+      'bad search registry',
+      'unqualified-search-registries = ["docker.io/library"]\n',
+      /unqualified-search-registries entry "docker\.io\/library" is not a host\[:port\]/,
+    ],
+    [
+      'bad short-name-mode',
+      'short-name-mode = "strict"\n',
+      /short-name-mode must be enforcing, permissive or disabled/,
+    ],
+    [
+      'v1 and v2 mixed',
+      '[registries.search]\nregistries = ["docker.io"]\n[[registry]]\nlocation = "a.example"\n',
+      /mixes version 1/,
+    ],
     ['location without a host', '[[registry]]\nlocation = "/just/a/path"\n', /does not start with a registry host/],
   ];
   for (const [name, text, message, line] of cases) {
@@ -341,7 +427,9 @@ describe('registries.conf files on disk', () => {
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'kimg-registries-conf-'));
-    await write(join(base, 'etc/registries.conf'), `
+    await write(
+      join(base, 'etc/registries.conf'),
+      `
 unqualified-search-registries = ["registry.fedoraproject.org", "docker.io"]
 [[registry]]
 location = "docker.io"
@@ -350,16 +438,23 @@ location = "old-mirror.local"
 [[registry]]
 location = "quay.io"
 insecure = true
-`);
-    await write(join(base, 'etc/registries.conf.d/10-mirror.conf'), `
+`,
+    );
+    await write(
+      join(base, 'etc/registries.conf.d/10-mirror.conf'),
+      `
 [[registry]]
 location = "docker.io"
 [[registry.mirror]]
 location = "new-mirror.local"
-`);
+`,
+    );
     await write(join(base, 'etc/registries.conf.d/20-search.conf'), 'unqualified-search-registries = []\n');
     await write(join(base, 'etc/registries.conf.d/README'), 'not a .conf file: [[[');
-    await write(join(base, 'user/registries.conf.d/30-user.conf'), '[[registry]]\nlocation = "ghcr.io"\nblocked = true\n');
+    await write(
+      join(base, 'user/registries.conf.d/30-user.conf'),
+      '[[registry]]\nlocation = "ghcr.io"\nblocked = true\n',
+    );
     await write(join(base, 'bad/registries.conf'), '[[registry]]\nlocation = \n');
   });
 
@@ -380,7 +475,10 @@ location = "new-mirror.local"
       join(base, 'user/registries.conf.d/30-user.conf'),
     ]);
     assert.deepEqual(c.unqualifiedSearchRegistries, []);
-    assert.deepEqual(sources(c, 'docker.io/library/nginx', TAG), ['new-mirror.local/library/nginx mirror', 'docker.io/library/nginx registry']);
+    assert.deepEqual(sources(c, 'docker.io/library/nginx', TAG), [
+      'new-mirror.local/library/nginx mirror',
+      'docker.io/library/nginx registry',
+    ]);
     assert.deepEqual(sources(c, 'quay.io/x/y', TAG), ['quay.io/x/y registry insecure']);
     assert.throws(() => sources(c, 'ghcr.io/x/y', TAG), RegistryBlockedError);
   });
@@ -393,14 +491,18 @@ location = "new-mirror.local"
   it('a missing required file is an error naming it', async () => {
     await assert.rejects(
       loadRegistriesConf({ file: join(base, 'missing.conf'), optional: false, dropInDirs: [] }),
-      (err: unknown) => err instanceof HostsConfigError && err.file === join(base, 'missing.conf') && /cannot read: ENOENT/.test(err.message),
+      (err: unknown) =>
+        err instanceof HostsConfigError &&
+        err.file === join(base, 'missing.conf') &&
+        /cannot read: ENOENT/.test(err.message),
     );
   });
 
   it('a malformed file is an error with its line', async () => {
     await assert.rejects(
       loadRegistriesConf({ file: join(base, 'bad/registries.conf'), optional: false, dropInDirs: [] }),
-      (err: unknown) => err instanceof HostsConfigError && err.file === join(base, 'bad/registries.conf') && err.line === 2,
+      (err: unknown) =>
+        err instanceof HostsConfigError && err.file === join(base, 'bad/registries.conf') && err.line === 2,
     );
   });
 

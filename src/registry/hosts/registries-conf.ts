@@ -103,7 +103,10 @@ export function parseRegistriesConf(text: string, file: string): RegistriesConfF
     result.unqualifiedSearchRegistries = search.map((s) => {
       const location = trimLocation(s);
       if (!DOMAIN.test(location)) {
-        throw new HostsConfigError(file, `unqualified-search-registries entry ${JSON.stringify(s)} is not a host[:port]`);
+        throw new HostsConfigError(
+          file,
+          `unqualified-search-registries entry ${JSON.stringify(s)} is not a host[:port]`,
+        );
       }
       return location;
     });
@@ -229,7 +232,10 @@ function checkConflicts(registries: readonly RegistryEntry[], file: string): voi
     }
     for (const flag of ['insecure', 'blocked'] as const) {
       if (other[flag] !== r[flag]) {
-        throw new HostsConfigError(file, `registry ${JSON.stringify(key)} is defined several times with conflicting '${flag}'`);
+        throw new HostsConfigError(
+          file,
+          `registry ${JSON.stringify(key)} is defined several times with conflicting '${flag}'`,
+        );
       }
     }
   }
@@ -353,7 +359,8 @@ export function prefixMatchLength(ref: string, prefix: string): number {
 export function findRegistry(conf: RegistriesConf, ref: string): RegistryEntry | undefined {
   let best: RegistryEntry | undefined;
   for (const r of conf.registries) {
-    if (prefixMatchLength(ref, r.prefix) !== -1 && (best === undefined || r.prefix.length > best.prefix.length)) best = r;
+    if (prefixMatchLength(ref, r.prefix) !== -1 && (best === undefined || r.prefix.length > best.prefix.length))
+      best = r;
   }
   return best;
 }
@@ -381,7 +388,8 @@ export function registriesConfSources(
   pull: PullKind,
 ): { readonly entry: RegistryEntry; readonly sources: readonly PullSource[] } | undefined {
   const name = `${repository.domain}/${repository.path}`;
-  const ref = name + (pull.tag !== undefined ? `:${pull.tag}` : '') + (pull.digest !== undefined ? `@${pull.digest}` : '');
+  const ref =
+    name + (pull.tag !== undefined ? `:${pull.tag}` : '') + (pull.digest !== undefined ? `@${pull.digest}` : '');
   const entry = findRegistry(conf, ref);
   if (entry === undefined) return undefined;
   if (entry.blocked) throw new RegistryBlockedError(name, entry.prefix, entry.file);
@@ -392,10 +400,16 @@ export function registriesConfSources(
     if (location === '') return { domain: repository.domain, path: repository.path };
     const parsed = splitReference(location + rest);
     if (parsed === undefined || parsed.path === '') {
-      throw new HostsConfigError(entry.file, `${what} ${JSON.stringify(location)} turns ${ref} into an invalid reference`);
+      throw new HostsConfigError(
+        entry.file,
+        `${what} ${JSON.stringify(location)} turns ${ref} into an invalid reference`,
+      );
     }
     if (parsed.tag !== pull.tag || parsed.digest !== pull.digest) {
-      throw new HostsConfigError(entry.file, `${what} ${JSON.stringify(location)} would change the tag or digest of ${ref}`);
+      throw new HostsConfigError(
+        entry.file,
+        `${what} ${JSON.stringify(location)} would change the tag or digest of ${ref}`,
+      );
     }
     return { domain: parsed.domain, path: parsed.path };
   };

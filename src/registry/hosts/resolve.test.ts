@@ -48,11 +48,27 @@ describe('resolveHosts without configuration', () => {
 
   const cases: [RepositoryName, string, boolean?][] = [
     [{ domain: 'ghcr.io', path: 'owner/app' }, 'https://ghcr.io/v2/owner/app registry pull+resolve+push+referrers'],
-    [{ domain: 'registry.internal:5000', path: 'app' }, 'https://registry.internal:5000/v2/app registry pull+resolve+push+referrers'],
-    [{ domain: 'localhost:5000', path: 'app' }, 'https://localhost:5000/v2/app registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
-    [{ domain: '127.0.0.1:80', path: 'app' }, 'http://127.0.0.1:80/v2/app registry pull+resolve+push+referrers insecure'],
-    [{ domain: '[::1]:5000', path: 'app' }, 'https://[::1]:5000/v2/app registry pull+resolve+push+referrers insecure http-fallback skip-verify'],
-    [{ domain: 'localhost:5000', path: 'app' }, 'https://localhost:5000/v2/app registry pull+resolve+push+referrers', false],
+    [
+      { domain: 'registry.internal:5000', path: 'app' },
+      'https://registry.internal:5000/v2/app registry pull+resolve+push+referrers',
+    ],
+    [
+      { domain: 'localhost:5000', path: 'app' },
+      'https://localhost:5000/v2/app registry pull+resolve+push+referrers insecure http-fallback skip-verify',
+    ],
+    [
+      { domain: '127.0.0.1:80', path: 'app' },
+      'http://127.0.0.1:80/v2/app registry pull+resolve+push+referrers insecure',
+    ],
+    [
+      { domain: '[::1]:5000', path: 'app' },
+      'https://[::1]:5000/v2/app registry pull+resolve+push+referrers insecure http-fallback skip-verify',
+    ],
+    [
+      { domain: 'localhost:5000', path: 'app' },
+      'https://localhost:5000/v2/app registry pull+resolve+push+referrers',
+      false,
+    ],
   ];
   for (const [repo, expected, insecureLoopback] of cases) {
     it(`${repo.domain}${insecureLoopback === false ? ' (insecureLoopback: false)' : ''}`, () => {
@@ -71,7 +87,9 @@ describe('resolveHosts with configuration files', () => {
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'kimg-resolve-'));
-    await write(join(base, 'certs.d/docker.io/hosts.toml'), `server = "https://registry-1.docker.io"
+    await write(
+      join(base, 'certs.d/docker.io/hosts.toml'),
+      `server = "https://registry-1.docker.io"
 
 [host."https://spegel.local:5000"]
   capabilities = ["pull", "resolve"]
@@ -82,12 +100,18 @@ describe('resolveHosts with configuration files', () => {
 [host."https://public-mirror.example.com"]
   capabilities = ["pull"]
   fallback = false
-`);
-    await write(join(base, 'certs.d/_default/hosts.toml'), `[host."https://cache.internal"]
+`,
+    );
+    await write(
+      join(base, 'certs.d/_default/hosts.toml'),
+      `[host."https://cache.internal"]
   capabilities = ["pull", "resolve"]
   ca = "cache-ca.pem"
-`);
-    await write(join(base, 'registries.conf'), `
+`,
+    );
+    await write(
+      join(base, 'registries.conf'),
+      `
 unqualified-search-registries = ["docker.io"]
 
 [[registry]]
@@ -110,7 +134,8 @@ location = "localhost:5000"
 [[registry]]
 prefix = "tls.example"
 location = "tls.example"
-`);
+`,
+    );
     await write(join(base, 'containers-certs.d/tls.example/ca.crt'), 'CA');
     await write(join(base, 'containers-certs.d/tls.example/client.cert'), 'CERT');
     await write(join(base, 'containers-certs.d/tls.example/client.key'), 'KEY');
@@ -183,7 +208,10 @@ location = "tls.example"
     });
     assert.match(endpoint?.source ?? '', /certificates from .*containers-certs\.d\/tls\.example$/);
     // Registries without an entry still get their certificates.
-    const other = await loadHostsConfig({ registriesConf: join(base, 'registries.conf'), certsDirs: [join(base, 'containers-certs.d')] });
+    const other = await loadHostsConfig({
+      registriesConf: join(base, 'registries.conf'),
+      certsDirs: [join(base, 'containers-certs.d')],
+    });
     assert.equal(resolveHosts({ domain: 'ghcr.io', path: 'x' }, TAG, other)[0]?.tls.caFiles.length, 0);
   });
 
@@ -194,12 +222,18 @@ location = "tls.example"
       certsDirs: [],
     });
     // containerd _default applies to quay.io, so registries.conf's quay.io entry is not used.
-    assert.equal(resolveHosts({ domain: 'quay.io', path: 'team/app' }, TAG, config)[0]?.baseUrl, 'https://cache.internal/v2');
+    assert.equal(
+      resolveHosts({ domain: 'quay.io', path: 'team/app' }, TAG, config)[0]?.baseUrl,
+      'https://cache.internal/v2',
+    );
     assert.throws(() => resolveHosts({ domain: 'blocked.example', path: 'x' }, TAG, config), RegistryBlockedError);
 
     const withoutDefault = await loadHostsConfig({ registriesConf: join(base, 'registries.conf'), certsDirs: [] });
     const onlyDocker = { ...withoutDefault, containerd: { roots: [] } };
-    assert.equal(resolveHosts({ domain: 'quay.io', path: 'team/app' }, TAG, onlyDocker)[0]?.baseUrl, 'https://mirror.internal:5000/v2');
+    assert.equal(
+      resolveHosts({ domain: 'quay.io', path: 'team/app' }, TAG, onlyDocker)[0]?.baseUrl,
+      'https://mirror.internal:5000/v2',
+    );
   });
 });
 
@@ -240,17 +274,25 @@ describe('explainHosts', () => {
     const lines = explainHosts(NGINX, TAG, config, {
       credentialSource: (host) => {
         asked.push(host);
-        return host === 'registry-1.docker.io' ? 'auths["https://index.docker.io/v1/"] in ~/.docker/config.json' : 'anonymous';
+        return host === 'registry-1.docker.io'
+          ? 'auths["https://index.docker.io/v1/"] in ~/.docker/config.json'
+          : 'anonymous';
       },
     });
     const text = lines.join('\n');
     assert.equal(lines[0], 'docker.io/library/nginx (pull by tag): 3 hosts in order');
-    assert.match(text, /1\. https:\/\/public-mirror\.example\.com\/v2\/library\/nginx\/manifests\/1\.25\?ns=docker\.io\n/);
+    assert.match(
+      text,
+      /1\. https:\/\/public-mirror\.example\.com\/v2\/library\/nginx\/manifests\/1\.25\?ns=docker\.io\n/,
+    );
     assert.match(text, /not trusted to resolve the tag: used for content by digest only/);
     assert.match(text, /2\. https:\/\/airgap\.local:5000\/v2\/library\/nginx\/manifests\/1\.25/);
     assert.match(text, /HTTPS, then plain HTTP if the server does not speak TLS; certificate NOT verified/);
     assert.match(text, /fallback = false: a failure here ends the pull/);
-    assert.match(text, /3\. https:\/\/registry-1\.docker\.io\/v2\/library\/nginx\/manifests\/1\.25\n\s+registry; .*not tried: host 2 has fallback = false/);
+    assert.match(
+      text,
+      /3\. https:\/\/registry-1\.docker\.io\/v2\/library\/nginx\/manifests\/1\.25\n\s+registry; .*not tried: host 2 has fallback = false/,
+    );
     assert.match(text, /credentials for registry-1\.docker\.io: auths\["https:\/\/index\.docker\.io\/v1\/"\]/);
     assert.match(text, /extra headers: Authorization/);
     assert.match(text, /proxy: http:\/\/\*\*\*@proxy\.local:3128/);
@@ -285,7 +327,10 @@ describe('explainHosts', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kimg-explain-noresolve-'));
     try {
       await mkdir(join(dir, '_default'));
-      await writeFile(join(dir, '_default/hosts.toml'), 'server = "https://pull-only.example"\ncapabilities = ["pull"]\n');
+      await writeFile(
+        join(dir, '_default/hosts.toml'),
+        'server = "https://pull-only.example"\ncapabilities = ["pull"]\n',
+      );
       const lines = explainHosts({ domain: 'ghcr.io', path: 'a/b' }, TAG, await loadHostsConfig({ hostsDir: dir }));
       assert.equal(lines.at(-1), '  warning: no host may resolve tags, so a pull by tag will fail');
     } finally {

@@ -57,7 +57,9 @@ export function resolveHosts(repository: RepositoryName, pull: PullKind, config:
   if (config.containerd !== undefined) {
     const dir = findHostsDir(config.containerd, repository.domain);
     if (dir !== undefined || fromConf === undefined) {
-      return containerdRegistryHosts(repository.domain, dir, { insecureLoopback }).map((h) => hostEndpoint(h, repository));
+      return containerdRegistryHosts(repository.domain, dir, { insecureLoopback }).map((h) =>
+        hostEndpoint(h, repository),
+      );
     }
   }
   if (fromConf !== undefined) {
@@ -109,7 +111,11 @@ function withCerts(host: RegistryHost, domain: string, certsDirs: CertsDirs | un
   if (certs === undefined || (certs.caFiles.length === 0 && certs.clientCerts.length === 0)) return host;
   return {
     ...host,
-    tls: { ...host.tls, caFiles: [...host.tls.caFiles, ...certs.caFiles], clientCerts: [...host.tls.clientCerts, ...certs.clientCerts] },
+    tls: {
+      ...host.tls,
+      caFiles: [...host.tls.caFiles, ...certs.caFiles],
+      clientCerts: [...host.tls.clientCerts, ...certs.clientCerts],
+    },
     source: `${host.source}; certificates from ${certs.dir}`,
   };
 }

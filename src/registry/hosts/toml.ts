@@ -31,7 +31,11 @@ export function parseTomlFile(text: string, file: string): TomlTable {
   } catch (err) {
     if (err instanceof TomlError) {
       const problem = (err.message.split('\n')[0] ?? err.message).replace(/^Invalid TOML document: /, '');
-      throw new HostsConfigError(file, `not valid TOML: ${problem}`, { line: err.line, column: err.column, cause: err });
+      throw new HostsConfigError(file, `not valid TOML: ${problem}`, {
+        line: err.line,
+        column: err.column,
+        cause: err,
+      });
     }
     throw new HostsConfigError(file, `not valid TOML: ${(err as Error).message}`, { cause: err });
   }
