@@ -10,7 +10,10 @@ type Register = (program: Command, io: Io, setExit: (code: number) => void) => v
 const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>])[] = [
   ['ref', async () => (await import('./commands/ref.ts')).registerRef],
   ['pull', async () => (await import('./commands/pull.ts')).registerPull],
-  ['resolve', async () => (await import('./commands/pull.ts')).registerResolve],
+  ['resolve', async () => (await import('./commands/remote.ts')).registerResolve],
+  ['tags', async () => (await import('./commands/remote.ts')).registerTags],
+  ['manifest', async () => (await import('./commands/remote.ts')).registerManifest],
+  ['config', async () => (await import('./commands/remote.ts')).registerConfig],
   ['images', async () => (await import('./commands/images.ts')).registerImages],
   ['inspect', async () => (await import('./commands/images.ts')).registerInspect],
   ['rmi', async () => (await import('./commands/images.ts')).registerRmi],

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BasicCredential } from '../credentials/index.ts';
-import { Puller, loadCredentialSource } from '../pull/index.ts';
+import { EndpointResolver, Puller, loadCredentialSource } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
-import { loadHostsConfig } from '../registry/hosts/index.ts';
+import { loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
+import { RegistryClient, type CredentialSource, type EventSink } from '../registry/index.ts';
 import { defaultStorePath, openStore, type Store } from '../store/index.ts';
 import type { Io } from './io.ts';
 
@@ -51,8 +52,15 @@ export async function storeFrom(flags: StoreFlags, io: Io): Promise<Store> {
   return openStore(flags.store ?? defaultStorePath(io.env));
 }
 
-/** A Puller configured from the command line, for pulling `image`. */
-export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): Promise<Puller> {
+/** What the registry flags configure: host configuration, extra CAs, credentials. */
+export interface RegistrySettings {
+  readonly hosts: HostsConfig;
+  readonly caPems: readonly string[];
+  readonly credentials: CredentialSource;
+}
+
+/** Reads the files the registry flags name; `image` tells `--creds` which registry it is for. */
+export async function registrySettingsFrom(flags: RegistryFlags, io: Io, image?: string): Promise<RegistrySettings> {
   const hosts = await loadHostsConfig({
     ...(flags.hostsDir !== undefined && { hostsDir: flags.hostsDir }),
     ...(flags.registriesConf !== undefined && { registriesConf: flags.registriesConf }),
@@ -74,6 +82,30 @@ export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): 
     env: io.env,
     ...(flags.authfile !== undefined && { authFiles: flags.authfile }),
   });
+  return { hosts, caPems, credentials };
+}
+
+/** A registry client configured from the command line, for looking at `image`'s registry
+ * without a store (nothing is created on disk). */
+export async function registryFrom(
+  flags: RegistryFlags,
+  io: Io,
+  image?: string,
+  onEvent?: EventSink,
+): Promise<RegistryClient> {
+  const settings = await registrySettingsFrom(flags, io, image);
+  const endpoints = new EndpointResolver(settings.hosts, settings.caPems);
+  return new RegistryClient({
+    credentials: settings.credentials,
+    ...(onEvent !== undefined && { onEvent }),
+    endpoints: (registry, request) =>
+      endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
+  });
+}
+
+/** A Puller configured from the command line, for pulling `image`. */
+export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): Promise<Puller> {
+  const { hosts, caPems, credentials } = await registrySettingsFrom(flags, io, image);
   const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
     throw new Error(`--concurrency must be a whole number of at least 1, got "${flags.concurrency}"`);

@@ -12,6 +12,16 @@ export type { PullEvent, PullEventSink } from './events.ts';
 export { loadCredentialSource, toClientCredential, type CredentialOptions } from './credentials.ts';
 export { EndpointResolver } from './endpoints.ts';
 export {
+  MAX_CONFIG_BYTES,
+  fetchRemoteConfig,
+  fetchRemoteManifest,
+  resolveRemote,
+  type RemoteConfig,
+  type RemoteManifest,
+  type RemoteOptions,
+  type RemoteResolution,
+} from './remote.ts';
+export {
   describeStoredImage,
   pickPlatformImage,
   storedName,

@@ -27,6 +27,7 @@ import {
   type ResolveResult,
 } from './manifests.ts';
 import { systemClock } from './retry.ts';
+import { listTagsOnEndpoint, type ListTagsOptions, type TagList } from './tags.ts';
 import { TokenCache } from './token.ts';
 import { Transport, type TransportOptions } from './transport.ts';
 import type { BlobSink, Capability, Clock, Endpoint, EventSink, RepositoryRef } from './types.ts';
@@ -110,6 +111,22 @@ export class RegistryClient {
     const capability: Capability = reference.kind === 'tag' ? 'resolve' : 'pull';
     return this.onEndpoints(ref, reference.kind !== 'tag', capability, ctx, (ep, epRef) =>
       resolveOnEndpoint(ep, epRef, reference, ctx, this.manifestDeps),
+    );
+  }
+
+  /**
+   * The repository's tags (`GET /v2/<name>/tags/list`, following `Link` pages), from the first
+   * endpoint that may resolve tags; bounded by `options` (the answer says when it was cut).
+   */
+  async listTags(repo: RepositoryRef | string, options: ListTagsOptions = {}): Promise<TagList> {
+    const ref = normalizeRepository(repo);
+    const ctx = createContext(
+      `list tags of ${ref.registry}/${ref.path}`,
+      { registry: ref.registry, repository: ref.path },
+      options.signal,
+    );
+    return this.onEndpoints(ref, false, 'resolve', ctx, (ep, epRef) =>
+      listTagsOnEndpoint(ep, epRef, ctx, this.manifestDeps, options),
     );
   }
 

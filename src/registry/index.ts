@@ -12,6 +12,7 @@ export {
 export type { AuthOptions, PingResult } from './auth.ts';
 export type { BlobProgress, FetchBlobOptions, FetchBlobResult } from './blobs.ts';
 export type { ManifestResult, ResolveResult } from './manifests.ts';
+export type { ListTagsOptions, TagList } from './tags.ts';
 export type { ProxySettings, TransportOptions } from './transport.ts';
 export type {
   BlobSink,

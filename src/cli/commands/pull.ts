@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { formatBytes, formatDuration } from '../format.ts';
-import { parseOutputFormat, writeLine, type Io } from '../io.ts';
+import { writeLine, type Io } from '../io.ts';
 import { createProgress, parseProgressMode } from '../progress.ts';
 import { addRegistryFlags, pullerFrom, type RegistryFlags } from '../registry-options.ts';
 
@@ -54,39 +54,6 @@ export function registerPull(program: Command, io: Io): void {
       writeLine(io.stdout, result.name);
     } finally {
       progress.stop();
-      await puller.close();
-    }
-  });
-}
-
-export function registerResolve(program: Command, io: Io): void {
-  addRegistryFlags(
-    program
-      .command('resolve')
-      .description('print the digest a reference points at now, without downloading the image')
-      .argument('<image>', 'image reference')
-      .option('-o, --output <format>', 'text or json', 'text'),
-  ).action(async (image: string, flags: RegistryFlags & { output: string }, command: Command) => {
-    const all = { ...command.optsWithGlobals(), ...flags } as RegistryFlags & { output: string };
-    const format = parseOutputFormat(all.output);
-    const puller = await pullerFrom(all, io, image);
-    try {
-      const result = await puller.resolve(image);
-      if (format === 'json') {
-        writeLine(
-          io.stdout,
-          JSON.stringify({
-            name: result.name,
-            digest: result.descriptor.digest,
-            mediaType: result.descriptor.mediaType,
-            size: result.descriptor.size,
-            via: result.via,
-          }),
-        );
-      } else {
-        writeLine(io.stdout, `${result.name.replace(/@.*$/, '')}@${result.descriptor.digest}`);
-      }
-    } finally {
       await puller.close();
     }
   });
