@@ -23,6 +23,7 @@ const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>]
   ['webhook', async () => (await import('./commands/webhook.ts')).registerWebhook],
   ['pin', async () => (await import('./commands/pin.ts')).registerPin],
   ['lint', async () => (await import('./commands/lint.ts')).registerLint],
+  ['registry', async () => (await import('./commands/registry.ts')).registerRegistry],
 ];
 
 /** The command word: the first argument that is neither an option nor `--store`'s value. */

@@ -12,7 +12,9 @@ const CHUNK = 256 * 1024;
  */
 export class BlobReadStream extends Readable {
   private handle: FileHandle | undefined;
-  private position = 0;
+  private position: number;
+  /** One past the last byte to read. */
+  private readonly limit: number;
   private readonly hash: Hash | undefined;
 
   constructor(
@@ -20,8 +22,19 @@ export class BlobReadStream extends Readable {
     private readonly parsed: ParsedDigest,
     private readonly mapError: (err: unknown) => Error,
     verify: boolean,
+    start = 0,
+    end?: number,
   ) {
     super({ highWaterMark: CHUNK });
+    if (
+      !Number.isSafeInteger(start) ||
+      start < 0 ||
+      (end !== undefined && (!Number.isSafeInteger(end) || end < start - 1))
+    )
+      throw new RangeError(`invalid byte range ${start}-${end ?? ''} of ${path}`);
+    if (verify && (start !== 0 || end !== undefined)) throw new RangeError('a part of a blob cannot be verified');
+    this.position = start;
+    this.limit = end === undefined ? Number.MAX_SAFE_INTEGER : end + 1;
     this.hash = verify ? createHash(parsed.algorithm) : undefined;
   }
 
@@ -38,8 +51,9 @@ export class BlobReadStream extends Readable {
   override _read(size: number): void {
     const handle = this.handle;
     if (handle === undefined) return;
-    const buffer = Buffer.allocUnsafe(Math.max(size, CHUNK));
-    handle.read(buffer, 0, buffer.length, this.position).then(
+    const buffer = Buffer.allocUnsafe(Math.min(Math.max(size, CHUNK), Math.max(this.limit - this.position, 1)));
+    const length = Math.min(buffer.length, this.limit - this.position);
+    handle.read(buffer, 0, length, this.position).then(
       ({ bytesRead }) => {
         if (bytesRead === 0) {
           if (this.hash !== undefined) {

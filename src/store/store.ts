@@ -71,6 +71,10 @@ export interface OpenIngestOptions {
 export interface OpenBlobStreamOptions {
   /** Hash while reading and fail at the end (ErrStoreCorrupt) when the content is not the digest's. */
   readonly verify?: boolean;
+  /** First byte to read (default 0); with `verify` only 0, since a part cannot be verified. */
+  readonly start?: number;
+  /** Last byte to read, inclusive (an HTTP `Range`); default the end of the blob. */
+  readonly end?: number;
 }
 
 /** An OCI image layout: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`, plus `ingest/`. */
@@ -304,6 +308,8 @@ export class LayoutStore implements Store {
           : this.corrupt(`blob ${digest} at ${path}: ${(err as Error).message}`, err, { digest, path });
       },
       options.verify === true,
+      options.start ?? 0,
+      options.end,
     );
   }
 

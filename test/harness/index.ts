@@ -16,6 +16,7 @@ export {
   type LeafOptions,
   type ServerCertificates,
 } from './certs.ts';
+export { Containerd } from './containerd.ts';
 export {
   fault,
   startFaultProxy,
