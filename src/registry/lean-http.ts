@@ -21,9 +21,9 @@ export interface LeanRequestOptions {
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
-  /** `tls.connect` options for https (CA, `rejectUnauthorized`), and `lookup` for both. */
+  /** `tls.connect` options for https (trusted roots, `rejectUnauthorized`), and `lookup` for both. */
   readonly connect: {
-    readonly ca?: readonly string[];
+    readonly secureContext?: tls.SecureContext;
     readonly rejectUnauthorized?: boolean;
     readonly lookup?: net.LookupFunction;
     readonly timeout: number;
@@ -86,7 +86,7 @@ export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
       ? tls.connect({
           ...common,
           ...(net.isIP(host) === 0 && { servername: host }),
-          ...(options.connect.ca !== undefined && { ca: [...options.connect.ca] }),
+          ...(options.connect.secureContext !== undefined && { secureContext: options.connect.secureContext }),
           rejectUnauthorized: options.connect.rejectUnauthorized ?? true,
           ALPNProtocols: ['http/1.1'],
         })
@@ -135,6 +135,8 @@ export class LeanBody extends Readable {
   private settlePump: ((err?: Error) => void) | undefined;
   private onHead: ((err: Error | undefined, res?: LeanResponse) => void) | undefined;
   private resumeWhenRead = false;
+  /** Chunks that arrived while the consumer was still busy with an earlier one. */
+  private readonly queued: Buffer[] = [];
   /** Body bytes that arrived with the head, held until someone reads. */
   private leftover: Buffer | undefined;
   /** The error for the socket's idle timeout in the current phase (connect, head, body). */
@@ -337,29 +339,49 @@ export class LeanBody extends Readable {
   /** Gives a chunk to the pump's consumer or the Readable; false = pause the socket. */
   private deliver(chunk: Buffer): boolean {
     const consumer = this.consumer;
-    if (consumer !== undefined) {
-      let wait: Promise<void> | undefined;
-      try {
-        wait = consumer(chunk);
-      } catch (err) {
-        this.fail(err as Error);
-        return false;
-      }
-      if (wait === undefined) return true;
-      this.pendingWait = wait;
-      wait.then(
-        () => {
-          if (this.pendingWait === wait) this.pendingWait = undefined;
-          if (!this.finished) this.socket?.resume();
-          else if (this.settlePump !== undefined) this.complete();
-        },
-        (err: unknown) => this.fail(err as Error),
-      );
+    if (consumer === undefined) {
+      if (this.push(Buffer.from(chunk))) return true;
+      this.resumeWhenRead = true;
       return false;
     }
-    if (this.push(Buffer.from(chunk))) return true;
-    this.resumeWhenRead = true;
+    // A TLS socket decrypts all it has read in one go and hands over every record, even after a
+    // pause was asked for: those wait, copied, until the consumer is done with the one before.
+    if (this.pendingWait !== undefined) {
+      this.queued.push(Buffer.from(chunk));
+      return false;
+    }
+    return this.consume(consumer, chunk);
+  }
+
+  /** One chunk to the consumer; false when it asked to wait (or failed). */
+  private consume(consumer: ChunkConsumer, chunk: Buffer): boolean {
+    let wait: Promise<void> | undefined;
+    try {
+      wait = consumer(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return false;
+    }
+    if (wait === undefined) return true;
+    this.pendingWait = wait;
+    wait.then(
+      () => {
+        if (this.pendingWait !== wait) return;
+        this.pendingWait = undefined;
+        this.afterWait(consumer);
+      },
+      (err: unknown) => this.fail(err as Error),
+    );
     return false;
+  }
+
+  /** The consumer is ready again: the held chunks first, then the socket (or the end). */
+  private afterWait(consumer: ChunkConsumer): void {
+    for (let next = this.queued.shift(); next !== undefined; next = this.queued.shift()) {
+      if (!this.consume(consumer, next)) return;
+    }
+    if (!this.finished) this.socket?.resume();
+    else if (this.settlePump !== undefined) this.complete();
   }
 
   private finish(): void {

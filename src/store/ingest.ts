@@ -7,6 +7,7 @@ import type { Descriptor } from '../oci/index.ts';
 import { StoreError, errnoCode } from './errors.ts';
 import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
+import { ThreadWriter } from './write-thread.ts';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
 
@@ -120,6 +121,17 @@ export class PresentIngest implements Ingest {
 
 type State = 'open' | 'committed' | 'closed';
 
+/**
+ * Chunks smaller than this are gathered into one write. A TLS socket hands over one record
+ * (≤ 16 KiB) at a time, and a write system call per record cost ≈ 1 CPU s per GiB on a pull
+ * over TLS, more than the sha256 of the same bytes; gathering costs a copy (≈ 0.05 s per GiB).
+ */
+const WRITE_BATCH = 256 * 1024;
+
+/** New blobs from this size on are hashed and written on the write thread (write-thread.ts);
+ * smaller ones cost less than the hand-off. Resumed partials stay here: their hash state is. */
+const OFF_THREAD_MIN = 1024 * 1024;
+
 export class FileIngest implements Ingest {
   readonly descriptor: Descriptor;
   readonly alreadyPresent = false;
@@ -131,6 +143,11 @@ export class FileIngest implements Ingest {
   private filePosition: number;
   /** A write failed: what is on disk past the last good write is unknown. */
   private writeError: unknown;
+  /** Small chunks gathered for one write (see {@link WRITE_BATCH}); `stagedBytes` of it are taken. */
+  private staged: Buffer | undefined;
+  private stagedBytes = 0;
+  /** Hashes and writes instead of this thread, for a large new blob. */
+  private offThread: ThreadWriter | undefined;
 
   private constructor(
     descriptor: Descriptor,
@@ -150,6 +167,9 @@ export class FileIngest implements Ingest {
     this.wasResumed = present > 0;
     this.received = present;
     this.filePosition = present;
+    if (present === 0 && descriptor.size >= OFF_THREAD_MIN) {
+      this.offThread = new ThreadWriter(handle.fd, parsed.algorithm);
+    }
   }
 
   /** Opens (or resumes) the partial of a digest; the caller holds the digest's ingest lock. */
@@ -221,8 +241,8 @@ export class FileIngest implements Ingest {
   }
 
   /**
-   * Hashes the chunk and writes it to the partial file before returning, so the caller may reuse
-   * its memory at once. The write is synchronous, into the page cache (the fdatasync waits for
+   * Hashes the chunk and writes it to the partial file (a small chunk: copies it into the write
+   * batch) before returning, so the caller may reuse its memory at once. The write is synchronous, into the page cache (the fdatasync waits for
    * commit): measured on a 1 GiB pull, queueing copies of the chunks for the thread pool cost
    * ≈ 25 % more CPU and 15 % of the throughput, in copies and hand-offs, for the sake of a write
    * that takes ≈ 40 µs per 256 KiB. Returns a rejected promise when the blob grew too large or
@@ -241,9 +261,18 @@ export class FileIngest implements Ingest {
       );
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
+    if (this.offThread !== undefined) {
+      this.received = total;
+      return this.offThread.take(chunk);
+    }
     try {
-      for (let done = 0; done < chunk.byteLength;) {
-        done += writeSync(this.handle.fd, chunk, done, chunk.byteLength - done, this.filePosition + done);
+      if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
+      if (chunk.byteLength >= WRITE_BATCH) {
+        this.writeAt(chunk);
+      } else {
+        this.staged ??= Buffer.allocUnsafeSlow(WRITE_BATCH);
+        this.staged.set(chunk, this.stagedBytes);
+        this.stagedBytes += chunk.byteLength;
       }
     } catch (err) {
       this.writeError = err;
@@ -251,13 +280,57 @@ export class FileIngest implements Ingest {
     }
     this.hash.update(chunk);
     this.received = total;
-    this.filePosition += chunk.byteLength;
     return undefined;
+  }
+
+  /** Writes what is staged; a failure is remembered, as any write's. */
+  private flushStaged(): void {
+    if (this.stagedBytes === 0 || this.staged === undefined) return;
+    const bytes = this.staged.subarray(0, this.stagedBytes);
+    this.stagedBytes = 0;
+    this.writeAt(bytes);
+  }
+
+  private writeAt(bytes: Uint8Array): void {
+    for (let done = 0; done < bytes.byteLength;) {
+      done += writeSync(this.handle.fd, bytes, done, bytes.byteLength - done, this.filePosition + done);
+    }
+    this.filePosition += bytes.byteLength;
+  }
+
+  /**
+   * Lets every write land (the staged bytes, the write thread's queue) before a sync or a close;
+   * returns the write error, if any write failed, and the write thread's digest of the bytes.
+   */
+  private async settleWrites(): Promise<{ error: unknown; hex?: string }> {
+    const thread = this.offThread;
+    if (thread !== undefined) {
+      this.offThread = undefined;
+      try {
+        const hex = await thread.finish();
+        return { error: this.writeError, hex };
+      } catch (err) {
+        this.writeError ??= err;
+        return { error: this.writeError };
+      } finally {
+        await thread.close();
+      }
+    }
+    if (this.writeError === undefined) {
+      try {
+        this.flushStaged();
+      } catch (err) {
+        this.writeError = err;
+      }
+    }
+    return { error: this.writeError };
   }
 
   async reset(): Promise<void> {
     this.assertOpen('reset');
+    await this.settleWrites();
     this.writeError = undefined;
+    this.stagedBytes = 0;
     await this.handle.truncate(0);
     this.hash = createHash(this.parsed.algorithm);
     this.received = 0;
@@ -268,14 +341,15 @@ export class FileIngest implements Ingest {
 
   async commit(): Promise<void> {
     this.assertOpen('commit');
-    if (this.writeError !== undefined) await this.fail(this.writeError);
+    const settled = await this.settleWrites();
+    if (settled.error !== undefined) await this.fail(settled.error);
     const { digest, size } = this.descriptor;
     if (this.received !== size) {
       await this.fail(
         new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }),
       );
     }
-    const actual = `${this.parsed.algorithm}:${this.hash.digest('hex')}`;
+    const actual = `${this.parsed.algorithm}:${settled.hex ?? this.hash.digest('hex')}`;
     if (actual !== digest) {
       await this.fail(
         new VerifyError('ErrDigestMismatch', {
@@ -323,13 +397,14 @@ export class FileIngest implements Ingest {
         // What was written is what the next run re-hashes; a failed write may have left a torn
         // tail, so keep only what is known to be on disk.
         try {
-          if (this.writeError !== undefined) await this.handle.truncate(0);
+          if ((await this.settleWrites()).error !== undefined) await this.handle.truncate(0);
           await this.handle.datasync();
         } finally {
           await this.handle.close();
         }
         await writeMetadata(this.paths.meta, { ...this.metadata, updatedAt: new Date().toISOString() });
       } else {
+        await this.settleWrites();
         await this.handle.close().catch(() => undefined);
         await unlinkIfPresent(this.paths.data);
         await unlinkIfPresent(this.paths.meta);
@@ -357,6 +432,8 @@ export class FileIngest implements Ingest {
   private async fail(err: unknown): Promise<never> {
     this.state = 'closed';
     try {
+      // The write thread must be done with the descriptor before it is closed (and reused).
+      await this.settleWrites();
       await this.handle.close().catch(() => undefined);
       await unlinkIfPresent(this.paths.data).catch(() => undefined);
       await unlinkIfPresent(this.paths.meta).catch(() => undefined);

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RegistryClient, RegistryError, type Endpoint } from '../../src/registry/index.ts';
+import { RegistryClient, RegistryError, type BlobSink, type Endpoint } from '../../src/registry/index.ts';
 import {
   buildImage,
   fault,
@@ -107,6 +107,36 @@ describe('registry client over TLS', { skip }, () => {
       relay.firstBytes.length >= 1 && relay.firstBytes.every((b) => b === 0x16),
       `plaintext seen: ${JSON.stringify(relay.firstBytes)}`,
     );
+  });
+
+  test('a sink that makes the lean reader wait gets every TLS record once and in order', async () => {
+    // A TLS socket hands over all the records it decrypted in one go, even after the consumer
+    // asked it to pause: those must wait their turn, not overtake the chunk being waited on.
+    const layer = image.images[0]?.layers[1];
+    assert.ok(layer && registry.caPem);
+    const sink = new MemorySink();
+    let busy = false;
+    let overlapped = false;
+    const waiting: BlobSink = {
+      get offset() {
+        return sink.offset;
+      },
+      write: (chunk) => sink.write(chunk),
+      take(chunk) {
+        if (busy) overlapped = true;
+        busy = true;
+        const copy = Buffer.from(chunk);
+        return new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+          await sink.write(copy);
+          busy = false;
+        });
+      },
+      reset: () => sink.reset(),
+    };
+    const result = await client({ tls: { ca: [registry.caPem] } }).fetchBlob(REPO, layer, waiting);
+    assert.equal(result.verified, true);
+    assert.equal(overlapped, false, 'a chunk was handed over while the one before was still being taken');
+    assert.deepEqual(sink.bytes(), await readBlob(image.blobPath(layer.digest)));
   });
 
   test('without the CA: ErrTLS, and nothing but TLS on the wire', async () => {
