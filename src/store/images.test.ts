@@ -47,17 +47,17 @@ describe('images in index.json', () => {
     assert.deepEqual(await store.listImages(), []);
   });
 
-  it('annotates entries with the full name and the tag, and finds them again', async () => {
+  it('annotates entries with the full name, as containerd and as the OCI ref name, and finds them again', async () => {
     const d = manifestDescriptor('a');
     await store.setImage('docker.io/library/busybox:1.36', d);
     const [entry] = (await readIndexJson(store)).manifests;
     assert.deepEqual(entry?.annotations, {
       [ANNOTATION_IMAGE_NAME]: 'docker.io/library/busybox:1.36',
-      [ANNOTATION_REF_NAME]: '1.36',
+      [ANNOTATION_REF_NAME]: 'docker.io/library/busybox:1.36',
     });
     const record = await store.getImage('docker.io/library/busybox:1.36');
     assert.equal(record?.name, 'docker.io/library/busybox:1.36');
-    assert.equal(record?.refName, '1.36');
+    assert.equal(record?.refName, 'docker.io/library/busybox:1.36');
     assert.equal(record?.descriptor.digest, d.digest);
     assert.equal(await store.getImage('docker.io/library/busybox:1.35'), undefined);
     // The same image asked for by digest.
@@ -83,13 +83,50 @@ describe('images in index.json', () => {
     assert.equal((await store.listImages()).length, 3);
   });
 
-  it('writes a digest-only reference without a ref.name (not a tag)', async () => {
+  it('writes a digest-only reference with its full name as ref.name too', async () => {
     const d = manifestDescriptor('e');
     const name = `docker.io/library/busybox@${d.digest}`;
     await store.setImage(name, { ...d, annotations: { [ANNOTATION_REF_NAME]: 'bogus', 'org.example': 'kept' } });
     const [entry] = (await readIndexJson(store)).manifests;
-    assert.deepEqual(entry?.annotations, { 'org.example': 'kept', [ANNOTATION_IMAGE_NAME]: name });
+    assert.deepEqual(entry?.annotations, {
+      'org.example': 'kept',
+      [ANNOTATION_IMAGE_NAME]: name,
+      [ANNOTATION_REF_NAME]: name,
+    });
     assert.equal((await store.getImage(name))?.descriptor.digest, d.digest);
+  });
+
+  it('migrates entries of earlier kimg versions (ref.name = tag, or none) when the store is opened', async () => {
+    const old = manifestDescriptor('old');
+    const digestOnly = manifestDescriptor('digest-only');
+    const foreign = manifestDescriptor('foreign');
+    await writeFile(
+      join(store.root, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          { ...old, annotations: { [ANNOTATION_IMAGE_NAME]: 'docker.io/library/a:v1', [ANNOTATION_REF_NAME]: 'v1' } },
+          { ...digestOnly, annotations: { [ANNOTATION_IMAGE_NAME]: `docker.io/library/b@${digestOnly.digest}` } },
+          { ...foreign, annotations: { [ANNOTATION_REF_NAME]: 'v1' } },
+        ],
+      }),
+    );
+    // Read before migration: both names find the entry.
+    assert.equal((await store.getImage('docker.io/library/a:v1'))?.descriptor.digest, old.digest);
+    await openStore(store.root);
+    assert.deepEqual(
+      (await readIndexJson(store)).manifests.map((m) => m.annotations),
+      [
+        { [ANNOTATION_IMAGE_NAME]: 'docker.io/library/a:v1', [ANNOTATION_REF_NAME]: 'docker.io/library/a:v1' },
+        {
+          [ANNOTATION_IMAGE_NAME]: `docker.io/library/b@${digestOnly.digest}`,
+          [ANNOTATION_REF_NAME]: `docker.io/library/b@${digestOnly.digest}`,
+        },
+        // Written by another tool (a bare tag, no full name): left as it is.
+        { [ANNOTATION_REF_NAME]: 'v1' },
+      ],
+    );
+    assert.equal((await store.getImage('docker.io/library/a:v1'))?.descriptor.digest, old.digest);
   });
 
   it('removes images; ErrImageUnknown names the image and the store', async () => {

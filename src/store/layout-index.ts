@@ -3,8 +3,13 @@ import { splitImageName } from './image-name.ts';
 
 /** containerd's annotation for the full image name. */
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
-/** The OCI annotation naming an entry of a layout: a tag (skopeo, regclient, containerd export)
- * or, from crane `--annotate-ref`, the full reference. */
+/**
+ * The OCI annotation naming an entry of a layout. kimg writes the full reference here (as crane
+ * `--annotate-ref` does), so that `skopeo … oci:STORE:docker.io/library/busybox:1.36` and
+ * `umoci … --image STORE:docker.io/library/busybox:1.36` address one image without ambiguity: the
+ * image-layout grammar allows `/`, `:` and `@` in a ref name, and both tools accept them. skopeo,
+ * regclient and containerd's export write a bare tag instead, which kimg still reads.
+ */
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 
 /** Most entries read from a layout's `index.json`. */
@@ -87,11 +92,10 @@ export function withImage(index: ImageIndex, name: string, descriptor: Descripto
   if (parts === undefined || (parts.tag === undefined && parts.digest === undefined)) {
     throw new TypeError(`not a full reference with a tag or digest: ${JSON.stringify(name)}`);
   }
-  const annotations: Record<string, string> = { ...descriptor.annotations, [ANNOTATION_IMAGE_NAME]: name };
-  // ref.name is a tag by the OCI convention; a digest-only reference has none to give.
-  if (parts.tag !== undefined) annotations[ANNOTATION_REF_NAME] = parts.tag;
-  else delete annotations[ANNOTATION_REF_NAME];
-  const entry: Descriptor = { ...descriptor, annotations };
+  const entry: Descriptor = {
+    ...descriptor,
+    annotations: { ...descriptor.annotations, [ANNOTATION_IMAGE_NAME]: name, [ANNOTATION_REF_NAME]: name },
+  };
 
   const manifests: Descriptor[] = [];
   let placed = false;
@@ -113,4 +117,21 @@ export function withoutImage(index: ImageIndex, name: string): { index: ImageInd
   const found = new Set(findEntries(index.manifests, name));
   if (found.size === 0) return { index, removed: 0 };
   return { index: { ...index, manifests: index.manifests.filter((_, i) => !found.has(i)) }, removed: found.size };
+}
+
+/**
+ * Entries kimg wrote before ref.name carried the full reference (it held the tag, or nothing for a
+ * digest-only reference) rewritten so that ref.name is the full name; undefined when none needs
+ * it. Only entries with `io.containerd.image.name` are touched: tag-only entries other tools
+ * wrote keep their tag.
+ */
+export function withFullRefNames(index: ImageIndex): ImageIndex | undefined {
+  let changed = false;
+  const manifests = index.manifests.map((entry) => {
+    const full = entry.annotations?.[ANNOTATION_IMAGE_NAME];
+    if (full === undefined || entry.annotations?.[ANNOTATION_REF_NAME] === full) return entry;
+    changed = true;
+    return { ...entry, annotations: { ...entry.annotations, [ANNOTATION_REF_NAME]: full } };
+  });
+  return changed ? { ...index, manifests } : undefined;
 }

@@ -28,6 +28,7 @@ import {
   parseLayoutIndex,
   serializeLayoutIndex,
   toRecord,
+  withFullRefNames,
   withImage,
   withoutImage,
   type ImageRecord,
@@ -135,6 +136,7 @@ export async function openStore(dir?: string, options: StoreOptions = {}): Promi
   // One spelling per store, so that locks taken through two paths to it are one lock.
   const store = new LayoutStore(await realpath(given), options);
   await store.init(create, true);
+  await store.migrateIndex();
   return store;
 }
 
@@ -518,11 +520,38 @@ export class LayoutStore implements Store {
   private updateIndex<T>(change: (index: ImageIndex) => { index: ImageIndex | undefined; result: T }): Promise<T> {
     return this.lock(() =>
       serially(this.indexPath, async () => {
-        const { index, result } = change(await this.readIndex());
-        if (index !== undefined) await this.writeIndex(index);
+        const read = await this.readIndex();
+        const migrated = withFullRefNames(read);
+        const { index, result } = change(migrated ?? read);
+        const updated = index ?? migrated;
+        if (updated !== undefined) await this.writeIndex(updated);
         return result;
       }),
     );
+  }
+
+  /**
+   * @internal Gives entries written by earlier kimg versions their full reference as ref.name
+   * (see withFullRefNames), once, when the store is opened. Best effort: a store this process may
+   * not write, or whose lock another process holds, is read as it is (lookups read both names)
+   * and migrated by its next write.
+   */
+  async migrateIndex(): Promise<void> {
+    let index: ImageIndex;
+    try {
+      index = await this.readIndex();
+    } catch {
+      return; // a broken index.json is for the command that reads it (and fsck) to report
+    }
+    if (withFullRefNames(index) === undefined) return;
+    try {
+      await this.updateIndex(() => ({ index: undefined, result: undefined }));
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return;
+      if (err instanceof StoreError && err.code === 'ErrStoreLocked') return;
+      throw err;
+    }
   }
 
   async requireImage(name: string): Promise<ImageRecord> {

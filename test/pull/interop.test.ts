@@ -1,19 +1,20 @@
-// What kimg pulls from a real registry, other tools read: `skopeo inspect oci:STORE:TAG`,
-// `skopeo copy oci:STORE:TAG dir:OUT` and `umoci unpack --rootless --image STORE:TAG`. Also what
-// does not work, so nobody is surprised:
-// - skopeo's oci: transport and umoci look images up by `org.opencontainers.image.ref.name`,
-//   which is only the tag. With two images tagged `v1` (say `a:v1` and `b:v1`) in one store,
-//   skopeo silently reads the one recorded first and umoci refuses ("tag is ambiguous").
-//   Use one store per image (or unique tags) for these tools.
+// What kimg pulls from a real registry, other tools read: `skopeo inspect oci:STORE:NAME`,
+// `skopeo copy oci:STORE:NAME dir:OUT` and `umoci unpack --rootless --image STORE:NAME`, where
+// NAME is the full reference (`127.0.0.1:5000/interop/first:v1`): kimg writes it as the entry's
+// `org.opencontainers.image.ref.name`, so two repositories with the same tag in one store are
+// two names to these tools (they split STORE from NAME at the first `:`, so the store's path must
+// have none). Also what does not work, so nobody is surprised:
+// - the bare tag (`oci:STORE:v1`) names nothing any more in a store kimg wrote;
 // - umoci cannot unpack a multi-platform index ("tag is ambiguous" over its children); skopeo
 //   reads the platform it selects (`--override-arch` for another), which must have been pulled.
 // - Docker schema 2 images keep their Docker media types (bytes and digest as the registry
 //   serves them); skopeo's oci: transport skips such entries and umoci refuses them (todo below).
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Puller } from '../../src/pull/index.ts';
+import { openStore } from '../../src/store/index.ts';
 import {
   buildImage,
   makeTempDir,
@@ -98,7 +99,7 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     const store = await pullInto('single', ref('interop/first:v1'));
     const image = first.images[0];
     assert.ok(image);
-    const inspected = await skopeoInspect(`oci:${store}:v1`);
+    const inspected = await skopeoInspect(`oci:${store}:${ref('interop/first:v1')}`);
     assert.equal(inspected.Digest, first.digest);
     assert.deepEqual(
       inspected.Layers,
@@ -107,14 +108,20 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     assert.deepEqual([inspected.Os, inspected.Architecture], ['linux', 'amd64']);
 
     const out = join(tmp.path, 'dir-copy');
-    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', `oci:${store}:v1`, `dir:${out}`]);
+    await run('skopeo', [
+      '--insecure-policy',
+      'copy',
+      '--quiet',
+      `oci:${store}:${ref('interop/first:v1')}`,
+      `dir:${out}`,
+    ]);
     assert.equal(sha256Digest(await readFile(join(out, 'manifest.json'))), first.digest);
     for (const blob of [image.config, ...image.layers]) {
       assert.equal(sha256Digest(await readFile(join(out, blob.digest.slice('sha256:'.length)))), blob.digest);
     }
 
     const bundle = join(tmp.path, 'bundle');
-    await run('umoci', ['unpack', '--rootless', '--image', `${store}:v1`, bundle]);
+    await run('umoci', ['unpack', '--rootless', '--image', `${store}:${ref('interop/first:v1')}`, bundle]);
     assert.equal((await stat(join(bundle, 'rootfs', 'layer0', 'data'))).size, 5_000);
     assert.equal((await stat(join(bundle, 'rootfs', 'layer1', 'data'))).size, 70_000);
   });
@@ -123,7 +130,12 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     const store = await pullInto('multi', ref('interop/multi:v2'), { platform: 'linux/arm64' });
     const arm64 = multi.images[1];
     assert.ok(arm64);
-    const inspected = await skopeoInspect(`oci:${store}:v2`, ['--override-os', 'linux', '--override-arch', 'arm64']);
+    const inspected = await skopeoInspect(`oci:${store}:${ref('interop/multi:v2')}`, [
+      '--override-os',
+      'linux',
+      '--override-arch',
+      'arm64',
+    ]);
     assert.equal(inspected.Digest, multi.digest);
     assert.deepEqual(
       inspected.Layers,
@@ -131,16 +143,28 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     );
     // skopeo's default choice here is amd64, which was not pulled.
     assert.match(
-      await failure('skopeo', ['--insecure-policy', '--override-arch', 'amd64', 'inspect', `oci:${store}:v2`]),
+      await failure('skopeo', [
+        '--insecure-policy',
+        '--override-arch',
+        'amd64',
+        'inspect',
+        `oci:${store}:${ref('interop/multi:v2')}`,
+      ]),
       /no such file or directory/,
     );
     assert.match(
-      await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v2`, join(tmp.path, 'bundle-multi')]),
+      await failure('umoci', [
+        'unpack',
+        '--rootless',
+        '--image',
+        `${store}:${ref('interop/multi:v2')}`,
+        join(tmp.path, 'bundle-multi'),
+      ]),
       /tag is ambiguous/,
     );
   });
 
-  test('two images tagged v1 in one store: skopeo silently reads the one recorded first, umoci refuses', async () => {
+  test('two repositories tagged v1 in one store: skopeo and umoci address each by its full name', async () => {
     const store = await pullInto('shared-tag', ref('interop/first:v1'));
     await pullInto('shared-tag', ref('interop/second:v1'));
     const index = JSON.parse(await readFile(join(store, 'index.json'), 'utf8')) as {
@@ -152,20 +176,40 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
         m.annotations['org.opencontainers.image.ref.name'],
       ]),
       [
-        [ref('interop/first:v1'), 'v1'],
-        [ref('interop/second:v1'), 'v1'],
+        [ref('interop/first:v1'), ref('interop/first:v1')],
+        [ref('interop/second:v1'), ref('interop/second:v1')],
       ],
     );
-    assert.equal((await skopeoInspect(`oci:${store}:v1`)).Digest, first.digest, 'skopeo reads the first entry');
+    assert.equal((await skopeoInspect(`oci:${store}:${ref('interop/first:v1')}`)).Digest, first.digest);
+    assert.equal((await skopeoInspect(`oci:${store}:${ref('interop/second:v1')}`)).Digest, second.digest);
+    const { stdout } = await run('umoci', ['ls', '--layout', store]);
+    assert.deepEqual(stdout.toString('utf8').trim().split('\n').sort(), [
+      ref('interop/first:v1'),
+      ref('interop/second:v1'),
+    ]);
+    const bundle = join(tmp.path, 'bundle-second');
+    await run('umoci', ['unpack', '--rootless', '--image', `${store}:${ref('interop/second:v1')}`, bundle]);
+    assert.equal((await stat(join(bundle, 'rootfs', 'layer0', 'data'))).size, 6_000);
+    // The bare tag is no name of either image.
+    assert.match(await failure('skopeo', ['--insecure-policy', 'inspect', `oci:${store}:v1`]), /no descriptor found/);
+    // By digest, too.
+    await pullInto('shared-tag', `${ref('interop/first')}@${first.digest}`);
+    assert.equal((await skopeoInspect(`oci:${store}:${ref('interop/first')}@${first.digest}`)).Digest, first.digest);
+  });
+
+  test('a store written by an earlier kimg (ref.name = tag) is migrated when opened', async () => {
+    const store = await pullInto('migrated', ref('interop/first:v1'));
+    await pullInto('migrated', ref('interop/second:v1'));
+    const path = join(store, 'index.json');
+    const index = JSON.parse(await readFile(path, 'utf8')) as { manifests: { annotations: Record<string, string> }[] };
+    for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] = 'v1';
+    await writeFile(path, JSON.stringify(index));
     assert.match(
-      await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v1`, join(tmp.path, 'bundle-ambiguous')]),
-      /tag is ambiguous: v1/,
+      await failure('umoci', ['unpack', '--rootless', '--image', `${store}:v1`, join(tmp.path, 'b-old')]),
+      /ambiguous/,
     );
-    // The full name does not work as a skopeo or umoci tag: only ref.name is looked at.
-    assert.match(
-      await failure('skopeo', ['--insecure-policy', 'inspect', `oci:${store}:${ref('interop/second:v1')}`]),
-      /no descriptor found/,
-    );
+    await openStore(store);
+    assert.equal((await skopeoInspect(`oci:${store}:${ref('interop/second:v1')}`)).Digest, second.digest);
   });
 
   test(
@@ -175,8 +219,14 @@ describe('skopeo and umoci read the store kimg pulled into', { skip }, () => {
     },
     async () => {
       const store = await pullInto('docker', ref('interop/docker:v3'));
-      assert.equal((await skopeoInspect(`oci:${store}:v3`)).Digest, docker.digest);
-      await run('umoci', ['unpack', '--rootless', '--image', `${store}:v3`, join(tmp.path, 'bundle-docker')]);
+      assert.equal((await skopeoInspect(`oci:${store}:${ref('interop/docker:v3')}`)).Digest, docker.digest);
+      await run('umoci', [
+        'unpack',
+        '--rootless',
+        '--image',
+        `${store}:${ref('interop/docker:v3')}`,
+        join(tmp.path, 'bundle-docker'),
+      ]);
     },
   );
 });

@@ -123,7 +123,7 @@ describe('pull engine, plain HTTP registry', { skip }, () => {
     assert.equal(entry?.digest, oci.digest);
     assert.equal(entry?.mediaType, oci.mediaType);
     assert.equal(entry?.annotations?.['io.containerd.image.name'], ref('test/oci:v1'));
-    assert.equal(entry?.annotations?.['org.opencontainers.image.ref.name'], 'v1');
+    assert.equal(entry?.annotations?.['org.opencontainers.image.ref.name'], ref('test/oci:v1'));
     assert.equal((await store.fsck()).ok, true);
 
     const types = events.map((e) => e.type);

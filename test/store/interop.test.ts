@@ -140,8 +140,12 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     assert.equal((await store.fsck()).ok, true);
   });
 
-  it('skopeo inspect oci:DIR:TAG reads what kimg wrote', async () => {
-    const { stdout } = await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${store.root}:1.0`]);
+  it('skopeo inspect oci:DIR:NAME (the full reference) reads what kimg wrote', async () => {
+    const { stdout } = await run(SKOPEO, [
+      '--insecure-policy',
+      'inspect',
+      `oci:${store.root}:docker.io/library/kimgtest:1.0`,
+    ]);
     const inspected = JSON.parse(stdout) as { Digest: string; Layers: string[]; Os: string; Architecture: string };
     assert.equal(inspected.Digest, first.manifest.digest);
     assert.deepEqual(
@@ -149,13 +153,18 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
       first.layers.map((l) => l.digest),
     );
     assert.equal(inspected.Os, 'linux');
-    const raw = await run(SKOPEO, ['--insecure-policy', 'inspect', '--raw', `oci:${store.root}:2.0`]);
+    const raw = await run(SKOPEO, [
+      '--insecure-policy',
+      'inspect',
+      '--raw',
+      `oci:${store.root}:registry.example:5000/team/other:2.0`,
+    ]);
     assert.equal(digestOf(Buffer.from(raw.stdout)), second.manifest.digest);
   });
 
-  it('skopeo copy oci:DIR:TAG dir:OUT copies every blob byte for byte', async () => {
+  it('skopeo copy oci:DIR:NAME (the full reference) dir:OUT copies every blob byte for byte', async () => {
     const out = join(dir, 'dir-out');
-    await run(SKOPEO, ['--insecure-policy', 'copy', `oci:${store.root}:1.0`, `dir:${out}`]);
+    await run(SKOPEO, ['--insecure-policy', 'copy', `oci:${store.root}:docker.io/library/kimgtest:1.0`, `dir:${out}`]);
     const manifest = await readFile(join(out, 'manifest.json'));
     assert.equal(digestOf(manifest), first.manifest.digest);
     for (const blob of [first.config, ...first.layers]) {
@@ -164,20 +173,31 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     }
   });
 
-  it('umoci unpack --rootless --image DIR:TAG unpacks the layers', async () => {
+  it('umoci unpack --rootless --image DIR:NAME unpacks the layers', async () => {
     const bundle = join(dir, 'bundle');
-    await run(UMOCI, ['unpack', '--rootless', '--image', `${store.root}:1.0`, bundle]);
+    await run(UMOCI, ['unpack', '--rootless', '--image', `${store.root}:docker.io/library/kimgtest:1.0`, bundle]);
     assert.equal(await readFile(join(bundle, 'rootfs', 'hello.txt'), 'utf8'), 'hello from kimg\n');
     assert.deepEqual(await readFile(join(bundle, 'rootfs', 'shared.txt')), shared);
     const bundle2 = join(dir, 'bundle2');
-    await run(UMOCI, ['unpack', '--rootless', '--image', `${store.root}:2.0`, bundle2]);
+    await run(UMOCI, [
+      'unpack',
+      '--rootless',
+      '--image',
+      `${store.root}:registry.example:5000/team/other:2.0`,
+      bundle2,
+    ]);
     assert.deepEqual(await readFile(join(bundle2, 'rootfs', 'other.txt')), second.files['other.txt']);
   });
 
   it('kimg reads what skopeo writes into a kimg store, and both keep working', async () => {
     const target = await openStore(join(dir, 'kimg-target'));
     const own = await buildImage(target, 'docker.io/library/mine:1', { 'mine.txt': Buffer.from('mine\n') }, shared);
-    await run(SKOPEO, ['--insecure-policy', 'copy', `oci:${store.root}:1.0`, `oci:${target.root}:copied`]);
+    await run(SKOPEO, [
+      '--insecure-policy',
+      'copy',
+      `oci:${store.root}:docker.io/library/kimgtest:1.0`,
+      `oci:${target.root}:copied`,
+    ]);
 
     const reopened = await openStore(target.root, { create: false });
     const record = await reopened.getImage('docker.io/library/kimgtest:copied'); // skopeo writes ref.name = tag only
@@ -199,13 +219,18 @@ describe('OCI layout interoperability with skopeo and umoci', { skip: !haveTools
     // kimg updates the index skopeo rewrote; skopeo still reads its entry and ours.
     await reopened.setImage('docker.io/library/kimgtest:again', first.manifest);
     await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${target.root}:copied`]);
-    await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${target.root}:again`]);
-    await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${target.root}:1`]);
+    await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${target.root}:docker.io/library/kimgtest:again`]);
+    await run(SKOPEO, ['--insecure-policy', 'inspect', `oci:${target.root}:docker.io/library/mine:1`]);
   });
 
   it('kimg opens a layout created by skopeo from scratch', async () => {
     const fresh = join(dir, 'skopeo-made');
-    await run(SKOPEO, ['--insecure-policy', 'copy', `oci:${store.root}:2.0`, `oci:${fresh}:v2`]);
+    await run(SKOPEO, [
+      '--insecure-policy',
+      'copy',
+      `oci:${store.root}:registry.example:5000/team/other:2.0`,
+      `oci:${fresh}:v2`,
+    ]);
     const opened = await openStore(fresh, { create: false });
     const images = await opened.listImages();
     assert.deepEqual(
