@@ -14,6 +14,25 @@ export default tseslint.config(
     },
   },
   {
+    // Every YAML input goes through src/yaml's bounded parse (aliases and merge keys).
+    files: ['src/**/*.ts'],
+    ignores: ['src/yaml/**', 'src/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'yaml',
+              importNames: ['parse', 'parseDocument', 'parseAllDocuments', 'Parser', 'Composer'],
+              message: 'parse YAML with parseYaml/parseYamlValues from src/yaml (bounded alias and merge expansion)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', 'bin/**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

@@ -1,23 +1,11 @@
 /** YAML streams in and out (the `yaml` package), with errors that name the file and line. */
-import { parseAllDocuments, stringify } from 'yaml';
-import { KimgError } from '../errors/index.ts';
+import { stringify } from 'yaml';
+import { parseYamlValues } from '../yaml/index.ts';
 
-/** Every document of a YAML (or JSON) stream as plain data; empty documents are skipped. */
+/** Every document of a YAML (or JSON) stream as plain data; empty documents are skipped.
+ * Throws YamlError (`ErrInvalidYaml`, `ErrYamlTooComplex`) as `<name>:<line>:<column>: …`. */
 export function parse(text: string, name: string): unknown[] {
-  const out: unknown[] = [];
-  for (const document of parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true })) {
-    const error = document.errors[0];
-    if (error !== undefined) {
-      const line = error.linePos?.[0];
-      throw new KimgError(
-        'ErrInvalidYaml',
-        `${name}${line === undefined ? '' : `:${line.line}:${line.col}`}: ${error.message.split('\n')[0] ?? error.code}`,
-      );
-    }
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
-    if (value !== null && value !== undefined) out.push(value);
-  }
-  return out;
+  return parseYamlValues(text, name);
 }
 
 /** Documents as one YAML stream (`---` between them). */

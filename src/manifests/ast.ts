@@ -1,6 +1,7 @@
 // Reading the yaml package's syntax tree the way Kubernetes reads the same text: aliases are
 // followed and `<<` merge keys supply the keys a map does not set itself.
 import { isAlias, isMap, isScalar, isSeq, type Document, type Node, type Scalar, type YAMLMap } from 'yaml';
+import { aliasTarget } from '../yaml/index.ts';
 import type { ConcreteSegment, PathSegment } from './paths.ts';
 
 /** Deep enough for any real manifest; stops alias cycles, which YAML itself forbids anyway. */
@@ -8,7 +9,7 @@ const MAX_DEPTH = 64;
 
 export function deref(node: unknown, doc: Document.Parsed, depth = 0): Node | undefined {
   if (depth > MAX_DEPTH) return undefined;
-  if (isAlias(node)) return deref(node.resolve(doc), doc, depth + 1);
+  if (isAlias(node)) return deref(aliasTarget(doc, node), doc, depth + 1);
   return isMap(node) || isSeq(node) || isScalar(node) ? node : undefined;
 }
 

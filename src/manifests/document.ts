@@ -1,9 +1,6 @@
-import { isAlias, parseAllDocuments, visit, YAMLParseError, type Document } from 'yaml';
+import type { Document } from 'yaml';
+import { parseYaml, YamlError, type YamlStream } from '../yaml/index.ts';
 import { ManifestFileError } from './errors.ts';
-
-/** How every manifest is parsed: YAML 1.2 core with `<<` merge keys, which Kubernetes' YAML
- * reader (go-yaml) honours; duplicate keys are errors, as `kubectl apply` makes them. */
-const PARSE_OPTIONS = { merge: true, uniqueKeys: true, prettyErrors: false, strict: true } as const;
 
 /** A 1-based line and column (in UTF-16 code units, as editors count them). */
 export interface Position {
@@ -16,27 +13,32 @@ export class ManifestSource {
   readonly file: string;
   readonly text: string;
   readonly documents: readonly Document.Parsed[];
-  #lineStarts: number[] | undefined;
+  readonly #stream: YamlStream;
 
-  private constructor(file: string, text: string, documents: readonly Document.Parsed[]) {
-    this.file = file;
-    this.text = text;
-    this.documents = documents;
+  private constructor(stream: YamlStream) {
+    this.file = stream.file;
+    this.text = stream.text;
+    this.documents = stream.documents;
+    this.#stream = stream;
   }
 
   /**
-   * Parses a multi-document YAML stream (JSON is YAML). Throws ManifestFileError
-   * `ErrManifestSyntax` naming the file, the 0-based document index, the line and the column.
+   * Parses a multi-document YAML stream (JSON is YAML) with bounded work (`parseYaml`). Throws
+   * ManifestFileError `ErrManifestSyntax` naming the file, the 0-based document index, the line
+   * and the column; YAML whose aliases or merge keys would expand beyond bounds stays the
+   * YamlError `ErrYamlTooComplex` (with the same facts).
    */
   static parse(file: string, text: string): ManifestSource {
-    const documents = parseAllDocuments(text, PARSE_OPTIONS) as Document.Parsed[];
-    const source = new ManifestSource(file, text, documents);
-    documents.forEach((doc, index) => {
-      const error = doc.errors[0];
-      if (error !== undefined) throw source.syntaxError(index, error);
-      source.checkAliases(doc, index);
-    });
-    return source;
+    try {
+      return new ManifestSource(parseYaml(text, file));
+    } catch (err) {
+      if (!(err instanceof YamlError) || err.code !== 'ErrInvalidYaml') throw err;
+      throw new ManifestFileError(
+        'ErrManifestSyntax',
+        `${file}: document ${err.doc}, line ${err.line}, column ${err.column}: ${err.reason}`,
+        { file, doc: err.doc, line: err.line, column: err.column, cause: err },
+      );
+    }
   }
 
   /** Decodes bytes as UTF-8 (keeping a byte-order mark) and parses them; bytes that are not
@@ -57,50 +59,6 @@ export class ManifestSource {
 
   /** Line and column of a character offset into `text`. */
   position(offset: number): Position {
-    const starts = (this.#lineStarts ??= lineStarts(this.text));
-    let low = 0;
-    let high = starts.length - 1;
-    while (low < high) {
-      const mid = (low + high + 1) >> 1;
-      if ((starts[mid] ?? 0) <= offset) low = mid;
-      else high = mid - 1;
-    }
-    return { line: low + 1, column: offset - (starts[low] ?? 0) + 1 };
+    return this.#stream.position(offset);
   }
-
-  /** An alias to an anchor the document lacks (anchors do not cross `---`) is an error for
-   * Kubernetes' reader; the yaml package reports it only when converting, so check here. */
-  private checkAliases(doc: Document.Parsed, index: number): void {
-    visit(doc, {
-      Alias: (_key, node) => {
-        if (isAlias(node) && node.resolve(doc) === undefined) {
-          const offset = node.range?.[0] ?? 0;
-          throw this.syntaxError(
-            index,
-            new YAMLParseError(
-              [offset, offset + 1],
-              'BAD_ALIAS',
-              `unknown anchor "${node.source}" (anchors hold within one document)`,
-            ),
-          );
-        }
-      },
-    });
-  }
-
-  private syntaxError(doc: number, error: YAMLParseError): ManifestFileError {
-    const { line, column } = this.position(error.pos[0]);
-    const reason = error.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, '');
-    return new ManifestFileError(
-      'ErrManifestSyntax',
-      `${this.file}: document ${doc}, line ${line}, column ${column}: ${reason}`,
-      { file: this.file, doc, line, column, cause: error },
-    );
-  }
-}
-
-function lineStarts(text: string): number[] {
-  const starts = [0];
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
-  return starts;
 }

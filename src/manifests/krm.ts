@@ -1,6 +1,6 @@
 // KRM functions (kpt `fn eval --exec`, kustomize): a ResourceList comes in on standard input and
 // goes out on standard output, with what the function found in `results`.
-import { isMap, isSeq, parseDocument, stringify } from 'yaml';
+import { isMap, isSeq, stringify, type Document } from 'yaml';
 import { ManifestSource } from './document.ts';
 import { ManifestFileError } from './errors.ts';
 import type { ImageSlot } from './slots.ts';
@@ -87,11 +87,10 @@ export function withResults(text: string, results: readonly KrmResult[]): string
     const lead = before === '' || before.endsWith('\n') ? '' : newline;
     return `${before}${lead}${block}${newline}${text.slice(at)}`;
   }
-  return reserializedWithResults(text, results);
+  return doc === undefined ? text : reserializedWithResults(doc, results);
 }
 
-function reserializedWithResults(text: string, results: readonly KrmResult[]): string {
-  const doc = parseDocument(text, { merge: true });
+function reserializedWithResults(doc: Document.Parsed, results: readonly KrmResult[]): string {
   const existing = doc.get('results', true);
   if (isSeq(existing)) {
     for (const result of results) existing.add(doc.createNode(result));

@@ -1,8 +1,9 @@
-import { parse as parseYaml, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { ResolveFailure, type ImageResolver } from '../admission/index.ts';
 import { isValidDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { tryParseDockerRef } from '../reference/index.ts';
+import { parseYamlValue, YamlError } from '../yaml/index.ts';
 import { ImageLockError } from './errors.ts';
 
 export const LOCK_API_VERSION = 'kimg.dev/v1alpha1';
@@ -61,9 +62,10 @@ export function parseImageLock(text: string, file: string): ImageLock {
   };
   let raw: unknown;
   try {
-    raw = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
+    raw = parseYamlValue(text, file);
   } catch (err) {
-    fail(err instanceof Error ? err.message : String(err));
+    if (!(err instanceof YamlError)) throw err;
+    fail(`line ${err.line}, column ${err.column}: ${err.reason}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('expected a map');
   const doc = raw as Record<string, unknown>;

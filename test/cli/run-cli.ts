@@ -12,7 +12,13 @@ export interface CliResult {
 
 export function runCli(
   args: readonly string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    stdin?: string;
+    env?: NodeJS.ProcessEnv;
+    /** Kill the process after this long (SIGKILL; status 137), so a hang fails a test instead of
+     * outliving it. */
+    killAfterMs?: number;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
@@ -23,8 +29,13 @@ export function runCli(
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer =
+      options.killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
     child.on('error', reject);
-    child.on('close', (code) => resolve({ status: code ?? 1, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ status: code ?? (signal === 'SIGKILL' ? 137 : 1), stdout, stderr });
+    });
     child.stdin.end(options.stdin ?? '');
   });
 }

@@ -6,7 +6,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import {
   CredentialProviders,
   NodeKeyring,
@@ -32,6 +31,7 @@ import {
 import { formatPlatform, hostPlatform, parsePlatform } from '../../oci/index.ts';
 import { loadHostsConfig } from '../../registry/hosts/index.ts';
 import type { Store } from '../../store/index.ts';
+import { parseYamlValue, YamlError } from '../../yaml/index.ts';
 import type { Io } from '../io.ts';
 
 /** Flags shared by `kimg ensure` and `kimg gc --thresholds`: the kubelet's own names. */
@@ -89,12 +89,10 @@ export async function kubeletConfigFrom(
     const text = await readFile(flags.config, 'utf8');
     let document: unknown;
     try {
-      document = parseYaml(text);
+      document = parseYamlValue(text, flags.config);
     } catch (err) {
-      throw new KimgError(
-        'kubelet.ErrInvalidConfiguration',
-        `${flags.config}: ${(err as Error).message.split('\n')[0]}`,
-      );
+      if (!(err instanceof YamlError)) throw err;
+      throw new KimgError('kubelet.ErrInvalidConfiguration', err.message, { cause: err });
     }
     inputs.push(readKubeletConfigDocument(document, flags.config));
   }
@@ -180,7 +178,7 @@ export async function openNode(
     }
     const text = await readFile(flags.imageCredentialProviderConfig, 'utf8');
     const providerConfig = parseCredentialProviderConfig(
-      parseYaml(text) as unknown,
+      parseYamlValue(text, flags.imageCredentialProviderConfig),
       flags.imageCredentialProviderConfig,
     );
     credentials.plugins = new CredentialProviders(providerConfig, {

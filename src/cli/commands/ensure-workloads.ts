@@ -4,9 +4,9 @@
  * pull Secrets, and a KubeletConfiguration.
  */
 import { createHash } from 'node:crypto';
-import { parseAllDocuments } from 'yaml';
 import { KimgError } from '../../errors/index.ts';
 import type { ContainerImageSpec, PodImageSpec } from '../../kubelet/index.ts';
+import { parseYamlValues, YamlError } from '../../yaml/index.ts';
 
 export interface WorkloadPod extends PodImageSpec {
   /** Where the pod spec came from: `Pod default/web`, `Deployment prod/api`, … */
@@ -120,19 +120,14 @@ function podFrom(object: Obj, kind: string, file: string, defaultNamespace: stri
 /** Every object of the text, `List` items flattened. */
 export function parseManifestText(text: string, file: string): Obj[] {
   const objects: Obj[] = [];
-  const documents = parseAllDocuments(text);
-  if (!Array.isArray(documents)) return objects;
-  for (const document of documents) {
-    const problem = document.errors[0];
-    if (problem !== undefined) {
-      const line = problem.linePos?.[0];
-      throw new ManifestError(
-        file,
-        `${line === undefined ? '' : `line ${line.line}, column ${line.col}: `}${problem.message.split('\n')[0]}`,
-      );
-    }
-    const value: unknown = document.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue;
+  let values: unknown[];
+  try {
+    values = parseYamlValues(text, file);
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw new ManifestError(file, `line ${err.line}, column ${err.column}: ${err.reason}`);
+  }
+  for (const value of values) {
     if (!isObj(value))
       throw new ManifestError(file, 'expected Kubernetes objects (a mapping with kind), found a list or scalar');
     if (str(value['kind'])?.endsWith('List') && Array.isArray(value['items'])) {

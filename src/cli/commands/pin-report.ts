@@ -19,7 +19,7 @@ export function exitStatusFor(err: unknown): 1 | 2 {
   if (err instanceof ManifestFileError) return err.code === 'ErrManifestRewrite' ? 1 : 2;
   if (err instanceof ImageLockError) return err.code === 'ErrNotInLock' ? 1 : 2;
   if (err instanceof AdmissionConfigError || err instanceof UsageError) return 2;
-  if (isKimgError(err, 'ErrInvalidYaml')) return 2;
+  if (isKimgError(err, 'ErrInvalidYaml') || isKimgError(err, 'ErrYamlTooComplex')) return 2;
   return 1;
 }
 

@@ -1,0 +1,10 @@
+// Reading YAML with bounded work: the one parse function every YAML input goes through.
+export { YamlError, type YamlErrorCode } from './errors.ts';
+export {
+  aliasTarget,
+  parseYaml,
+  parseYamlValue,
+  parseYamlValues,
+  type YamlPosition,
+  type YamlStream,
+} from './parse.ts';
