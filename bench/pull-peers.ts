@@ -5,7 +5,9 @@ import { copyImage } from '../test/harness/index.ts';
 
 export { Containerd } from '../test/harness/index.ts';
 
-/** `skopeo copy --src-tls-verify=false docker://REF oci:DIR:TAG`; DIR must not exist yet. */
-export async function skopeoPull(ref: string, dir: string, tag: string): Promise<void> {
-  await copyImage(`docker://${ref}`, `oci:${dir}:${tag}`, { src: { tlsVerify: false }, timeoutMs: 600_000 });
+/** `skopeo copy docker://REF oci:DIR:TAG`; DIR must not exist yet. With `certDir` (a dir holding
+ * the registry's `ca.crt`) over verified TLS, else `--src-tls-verify=false` (plain HTTP allowed). */
+export async function skopeoPull(ref: string, dir: string, tag: string, certDir?: string): Promise<void> {
+  const src = certDir === undefined ? { tlsVerify: false } : { tlsVerify: true, certDir };
+  await copyImage(`docker://${ref}`, `oci:${dir}:${tag}`, { src, timeoutMs: 600_000 });
 }

@@ -1,6 +1,7 @@
 // Child process of the pull benchmark's memory measurement: pulls one image into a store and
 // prints, as one JSON line, its resident memory before the pull and its peak (VmHWM) after it.
-// Usage: node --import tsx bench/pull-rss-child.ts REF STORE_DIR
+// Usage: node --import tsx bench/pull-rss-child.ts REF STORE_DIR [CA_FILE]
+import { readFileSync } from 'node:fs';
 import { Puller } from '../src/pull/index.ts';
 import { peakRss } from './measure.ts';
 
@@ -15,10 +16,10 @@ export interface RssReport {
   readonly ms: number;
 }
 
-const [ref, store] = process.argv.slice(2);
-if (ref === undefined || store === undefined) throw new Error('usage: pull-rss-child.ts REF STORE_DIR');
+const [ref, store, caFile] = process.argv.slice(2);
+if (ref === undefined || store === undefined) throw new Error('usage: pull-rss-child.ts REF STORE_DIR [CA_FILE]');
 
-const puller = new Puller({ store });
+const puller = new Puller({ store, ...(caFile !== undefined && { caPems: [readFileSync(caFile, 'utf8')] }) });
 await puller.store();
 const rssBefore = process.memoryUsage.rss();
 const start = performance.now();

@@ -1,10 +1,14 @@
-// Pull speed and cost (registry-client.md §14, test-environment.md §8): kimg's Puller against
-// skopeo and containerd on one local Distribution registry (plain HTTP, loopback, no proxy),
-// measured in the same run, alternating the tools, each run into a fresh store with fsync on.
-//   1. 1 GiB (8 × 128 MiB) and 200 MiB (4 × 50 MiB) images: kimg, skopeo, `ctr content fetch`
-//   2. 200 layers of 64 KiB: kimg and skopeo
+// Pull speed and cost: kimg's Puller against skopeo and containerd on a local Distribution
+// registry (loopback, no proxy), measured in the same run, alternating the tools, each run into a
+// fresh store with fsync on. Registries serve HTTPS, so the first tables are over TLS with a
+// verified certificate (every tool trusts the registry's CA); the same storage is also served over
+// plain HTTP by a second registry process for the second table.
+//   1. 1 GiB (8 × 128 MiB) and 200 MiB (4 × 50 MiB) images: kimg, skopeo, `ctr content fetch`, and
+//      curl fetching every layer in parallel to /dev/null (the ceiling of this registry); TLS,
+//      then plain HTTP
+//   2. 200 layers of 64 KiB: kimg and skopeo, over TLS
 //   3. re-pull of a stored image: HTTP requests seen by a counting proxy (tag and digest)
-//   4. peak resident memory of a child process pulling a 2 GiB single-layer image
+//   4. peak resident memory of a child process pulling a 2 GiB single-layer image, over TLS
 //   5. where the time goes: sha256, disk, store ingest, raw HTTP, registry client, full pull
 // Figures vary by ±40 % between runs on a shared machine: compare the ratios, measured here in
 // the same run. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes as a smoke test.
@@ -111,8 +115,33 @@ interface Tool {
   clean?(): Promise<void>;
 }
 
+/** One way of reaching the bench's images. */
+interface Transport {
+  readonly label: 'TLS' | 'plain HTTP';
+  readonly registry: RunningRegistry;
+  /** (TLS) The registry's CA: a PEM for kimg, a file for ctr and curl, a dir for skopeo. */
+  readonly caPem?: string;
+  readonly caFile?: string;
+  readonly certDir?: string;
+}
+
 let work = '';
+/** The registry the images are pushed to, serving TLS. */
 let registry: RunningRegistry | undefined;
+/** A second registry process serving the same storage over plain HTTP. */
+let plainRegistry: RunningRegistry | undefined;
+/** Where the tools pull from in the current part. */
+let current: Transport | undefined;
+
+function tlsTransport(reg: RunningRegistry): Transport {
+  return { label: 'TLS', registry: reg, caPem: reg.caPem, caFile: reg.caFile, certDir: reg.certDir };
+}
+
+/** `HOST/REPO:TAG` of an image on the current transport's registry. */
+function refOn(image: PushedBench): string {
+  if (current === undefined) throw new Error('no transport');
+  return `${current.registry.host}/${image.repo}:${TAG}`;
+}
 let runCounter = 0;
 const freshDir = (what: string): string => join(work, 'runs', `${what}-${++runCounter}`);
 
@@ -122,7 +151,8 @@ async function kimgPull(
   onEvent?: (event: PullEvent) => void,
   concurrency = CONCURRENCY,
 ): Promise<void> {
-  const puller = new Puller({ store, concurrency });
+  const caPem = current?.caPem;
+  const puller = new Puller({ store, concurrency, ...(caPem !== undefined && { caPems: [caPem] }) });
   try {
     await puller.pull(ref, onEvent === undefined ? {} : { onEvent });
   } finally {
@@ -132,24 +162,44 @@ async function kimgPull(
 
 const kimgTool: Tool = {
   name: 'kimg',
-  run: (image, dir) => kimgPull(image.ref, dir),
+  run: (image, dir) => kimgPull(refOn(image), dir),
   cpu: ownCpuSeconds,
 };
 
 const skopeoTool: Tool = {
   name: 'skopeo',
-  run: (image, dir) => skopeoPull(image.ref, dir, TAG),
+  run: (image, dir) => skopeoPull(refOn(image), dir, TAG, current?.certDir),
   cpu: childrenCpuSeconds,
 };
 
 function ctrTool(daemon: Containerd): Tool {
   return {
     name: 'ctr',
-    run: (image) => daemon.fetch(image.ref),
+    run: (image) => daemon.fetch(refOn(image), current?.caFile === undefined ? {} : { caFile: current.caFile }),
     cpu: () => cpuSecondsOf(daemon.pid) + childrenCpuSeconds(),
     clean: () => daemon.clean(),
   };
 }
+
+/** curl downloading every layer at once to /dev/null: what this registry can serve at most. */
+const curlTool: Tool = {
+  name: 'curl ceiling',
+  run: (image) => {
+    if (current === undefined) throw new Error('no transport');
+    const base = `${current.registry.url}/v2/${image.repo}/blobs/`;
+    const args = ['-sS', '-f', '-Z', '--parallel-max', String(image.layers.length)];
+    if (current.caFile !== undefined) args.push('--cacert', current.caFile);
+    for (const layer of image.layers) args.push('-o', '/dev/null', `${base}${layer.digest}`);
+    return new Promise<void>((resolve, reject) => {
+      const child = spawn('curl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
+      child.once('error', reject);
+      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`curl exited with ${code}: ${err}`))));
+    });
+  },
+  cpu: childrenCpuSeconds,
+};
 
 /** Builds (once, into the run's temp dir) and pushes an image; the layout stays for part 5. */
 async function prepare(plan: ImagePlan): Promise<PushedBench> {
@@ -178,7 +228,7 @@ function settleDisk(): void {
 /** Each tool `rounds` times, alternating (the order rotates every round). */
 async function compare(image: PushedBench, tools: readonly Tool[], rounds: number): Promise<Map<string, Sample[]>> {
   const samples = new Map<string, Sample[]>(tools.map((t) => [t.name, []]));
-  const registryPid = registry?.pid ?? -1;
+  const registryPid = current?.registry.pid ?? -1;
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < tools.length; i++) {
       const tool = tools[(round + i) % tools.length] as Tool;
@@ -218,12 +268,14 @@ function printComparison(image: PushedBench, samples: Map<string, Sample[]>): vo
       name === 'kimg' ? '' : fmtRatio(best(times) / best(kimg.map((s) => s.ms))),
       name === 'kimg' ? '' : fmtRatio(median(times) / median(kimg.map((s) => s.ms))),
       name === 'kimg' ? '' : fmtRatio(median(paired)),
-      median(list.map((s) => s.cpu)).toFixed(2),
-      name === 'kimg' ? median(list.map((s) => s.mainCpu)).toFixed(2) : '',
-      median(list.map((s) => s.registryCpu)).toFixed(2),
+      perGiB(median(list.map((s) => s.cpu))),
+      name === 'kimg' ? perGiB(median(list.map((s) => s.mainCpu))) : '',
+      perGiB(median(list.map((s) => s.registryCpu))),
     ]);
   }
-  console.log(`\n${image.plan.title}: ${fmtBytes(image.bytes)} from ${image.ref}; MB/s = 10^6 bytes/s`);
+  console.log(
+    `\n${image.plan.title} over ${current?.label}: ${fmtBytes(image.bytes)} from ${refOn(image)}; MB/s = 10^6 bytes/s`,
+  );
   table(
     [
       'tool',
@@ -233,12 +285,16 @@ function printComparison(image: PushedBench, samples: Map<string, Sample[]>): vo
       'kimg ÷ tool (best)',
       '(median)',
       '(same-round pairs)',
-      'CPU s',
-      'main thread s',
-      'registry CPU s',
+      'CPU s/GiB',
+      'main thread s/GiB',
+      'registry CPU s/GiB',
     ],
     rows,
   );
+
+  function perGiB(seconds: number): string {
+    return (seconds / (image.bytes / GiB)).toFixed(2);
+  }
 }
 
 function ratioOf(samples: Map<string, Sample[]>, peer: string): { best: number; median: number; paired: number } {
@@ -260,7 +316,12 @@ function verdict(label: string, ratio: { best: number; median: number; paired: n
 
 // ---------------------------------------------------------------- 1 and 2: against the peers
 
-async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench): Promise<void> {
+async function partPeers(
+  big: PushedBench,
+  mid: PushedBench,
+  many: PushedBench,
+  transports: readonly Transport[],
+): Promise<void> {
   console.log('\n## 1. Pull into a layout (fresh store each run, fsync on), against skopeo and containerd');
   let daemon: Containerd | undefined;
   try {
@@ -269,28 +330,39 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
     } catch (err) {
       console.log(`containerd skipped: ${(err as Error).message}`);
     }
-    const tools = [kimgTool, skopeoTool, ...(daemon ? [ctrTool(daemon)] : [])];
-    // kimg runs in this process: one untimed pull compiles its code first, as in a long-lived
-    // process (skopeo and ctr are compiled programs).
-    const warmUp = freshDir('warm-up');
-    await kimgPull(mid.ref, warmUp);
-    await rm(warmUp, { recursive: true, force: true });
-    settleDisk();
-    console.log(
-      `(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image)`,
-    );
-    const bigSamples = await compare(big, tools, ROUNDS);
-    printComparison(big, bigSamples);
-    const midSamples = await compare(mid, tools, ROUNDS);
-    printComparison(mid, midSamples);
-    console.log('');
-    verdict(`kimg ÷ skopeo, ${big.plan.title}`, ratioOf(bigSamples, 'skopeo'), 1.5);
-    if (daemon) verdict(`kimg ÷ ctr content fetch, ${big.plan.title}`, ratioOf(bigSamples, 'ctr'), 2.5);
+    const tools = [kimgTool, skopeoTool, ...(daemon ? [ctrTool(daemon)] : []), ...(which('curl') ? [curlTool] : [])];
+    for (const transport of transports) {
+      current = transport;
+      // kimg runs in this process: one untimed pull compiles its code first, as in a long-lived
+      // process (skopeo and ctr are compiled programs).
+      const warmUp = freshDir('warm-up');
+      await kimgPull(refOn(mid), warmUp);
+      await rm(warmUp, { recursive: true, force: true });
+      settleDisk();
+      console.log(
+        `\n### Over ${transport.label}${transport.caPem === undefined ? '' : ' (certificate verified against the registry’s CA by every tool)'}` +
+          `\n(${ROUNDS} rounds, tools alternating; kimg warmed up by one untimed pull of the ${mid.plan.title} image;` +
+          ' the curl ceiling downloads the layers only, all at once, to /dev/null)',
+      );
+      const bigSamples = await compare(big, tools, ROUNDS);
+      printComparison(big, bigSamples);
+      const midSamples = await compare(mid, tools, ROUNDS);
+      printComparison(mid, midSamples);
+      console.log('');
+      const tls = transport.label === 'TLS';
+      const over = `${big.plan.title}, ${transport.label}`;
+      verdict(`kimg ÷ skopeo, ${over}`, ratioOf(bigSamples, 'skopeo'), tls ? 1.3 : 1.5);
+      if (daemon) verdict(`kimg ÷ ctr content fetch, ${over}`, ratioOf(bigSamples, 'ctr'), 2.5);
+      if (bigSamples.has(curlTool.name)) {
+        verdict(`kimg ÷ the curl ceiling, ${over}`, ratioOf(bigSamples, curlTool.name), tls ? 0.8 : 0);
+      }
+    }
   } finally {
     await daemon?.stop();
   }
 
-  console.log(`\n## 2. Many small layers: ${many.plan.title}`);
+  current = transports[0];
+  console.log(`\n## 2. Many small layers: ${many.plan.title}, over ${current?.label}`);
   const manySamples = await compare(many, [kimgTool, skopeoTool], 2);
   const rows = [...manySamples].map(([name, list]) => {
     const times = list.map((s) => s.ms);
@@ -304,17 +376,22 @@ async function partPeers(big: PushedBench, mid: PushedBench, many: PushedBench):
   });
   table(['tool', 's per run', 'best s', 'median s', 'CPU s'], rows);
   const kimgMedian = median((manySamples.get('kimg') ?? []).map((s) => s.ms));
+  const skopeoRatio = ratioOf(manySamples, 'skopeo').median;
   console.log(
-    `kimg ${fmtSeconds(kimgMedian)} s median (target < 3 s${QUICK ? ' for 200 layers' : ''}); skopeo ÷ kimg ${fmtRatio(ratioOf(manySamples, 'skopeo').median)}`,
+    `kimg ${fmtSeconds(kimgMedian)} s median (target < 3 s${QUICK ? ' for 200 layers' : ''}); skopeo ÷ kimg ${fmtRatio(skopeoRatio)} (target ≥ 1×: ${skopeoRatio >= 1 ? 'met' : 'NOT met'})`,
   );
 }
 
 // ---------------------------------------------------------------- 3: requests of a re-pull
 
 async function partRepull(many: PushedBench): Promise<void> {
-  if (registry === undefined) return;
-  console.log(`\n## 3. Re-pull of a stored image (${many.plan.title}), HTTP requests counted by a proxy in front`);
-  const proxy = await startFaultProxy({ upstream: registry.url });
+  if (plainRegistry === undefined) return;
+  current = { label: 'plain HTTP', registry: plainRegistry };
+  console.log(
+    `\n## 3. Re-pull of a stored image (${many.plan.title}), HTTP requests counted by a proxy in front` +
+      ' (plain HTTP, so that the proxy reads them; TLS sends the same requests)',
+  );
+  const proxy = await startFaultProxy({ upstream: plainRegistry.url });
   try {
     const store = freshDir('repull');
     const byTag = `${proxy.host}/${many.repo}:${TAG}`;
@@ -358,11 +435,20 @@ async function partRepull(many: PushedBench): Promise<void> {
 // ---------------------------------------------------------------- 4: peak memory
 
 async function partMemory(huge: PushedBench): Promise<void> {
-  console.log(`\n## 4. Peak resident memory of a process pulling ${huge.plan.title} (${fmtBytes(huge.bytes)})`);
+  current = registry === undefined ? undefined : tlsTransport(registry);
+  console.log(
+    `\n## 4. Peak resident memory of a process pulling ${huge.plan.title} (${fmtBytes(huge.bytes)}), over ${current?.label}`,
+  );
   const store = freshDir('rss');
   const child = spawn(
     process.execPath,
-    [...process.execArgv, fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)), huge.ref, store],
+    [
+      ...process.execArgv,
+      fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)),
+      refOn(huge),
+      store,
+      ...(current?.caFile === undefined ? [] : [current.caFile]),
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -449,12 +535,13 @@ function commitOnlyMs(events: readonly { t: number; event: PullEvent }[]): numbe
 }
 
 async function partBreakdown(big: PushedBench): Promise<void> {
-  if (registry === undefined) return;
-  const reg = registry;
+  if (plainRegistry === undefined) return;
+  const reg = plainRegistry;
+  current = { label: 'plain HTTP', registry: reg };
   const layers = big.layers;
   const layerBytes = layers.reduce((sum, l) => sum + l.size, 0);
   console.log(
-    `\n## 5. Where the time goes: ${big.plan.title}, ${layers.length} layer blobs, ${CONCURRENCY} at a time unless said`,
+    `\n## 5. Where the time goes: ${big.plan.title}, ${layers.length} layer blobs, ${CONCURRENCY} at a time unless said, plain HTTP`,
   );
 
   const blobUrl = (digest: string) => `${reg.url}/v2/${big.repo}/blobs/${digest}`;
@@ -600,7 +687,7 @@ async function partBreakdown(big: PushedBench): Promise<void> {
       run: async () => {
         const store = freshDir('pull');
         pullEvents = [];
-        await kimgPull(big.ref, store, (event) => pullEvents.push({ t: performance.now(), event }));
+        await kimgPull(refOn(big), store, (event) => pullEvents.push({ t: performance.now(), event }));
         commitOnly.push(commitOnlyMs(pullEvents));
         await rm(store, { recursive: true, force: true });
         settleDisk();
@@ -617,7 +704,7 @@ async function partBreakdown(big: PushedBench): Promise<void> {
         inProcess: true,
         run: async () => {
           const store = freshDir('pull');
-          await kimgPull(big.ref, store, undefined, concurrency);
+          await kimgPull(refOn(big), store, undefined, concurrency);
           await rm(store, { recursive: true, force: true });
           settleDisk();
         },
@@ -675,7 +762,7 @@ export async function runPullBench(): Promise<void> {
   work = await mkdtemp(join(tmpdir(), 'kimg-bench-pull-'));
   const forget = onExit(() => rmSync(work, { recursive: true, force: true }));
   try {
-    registry = await startRegistry({ logLevel: 'error' });
+    registry = await startRegistry({ logLevel: 'error', tls: true });
     console.log(`registry ${registry.url} (pid ${registry.pid}); work dir ${work}${QUICK ? '; QUICK: sizes ÷ 8' : ''}`);
     const images: PushedBench[] = [];
     for (const plan of [PLANS.big, PLANS.mid, PLANS.many, PLANS.huge]) {
@@ -683,12 +770,19 @@ export async function runPullBench(): Promise<void> {
       console.log(`built and pushed ${plan.title} in ${fmtSeconds(ms)} s`);
     }
     const [big, mid, many, huge] = images as [PushedBench, PushedBench, PushedBench, PushedBench];
+    plainRegistry = await startRegistry({
+      logLevel: 'error',
+      env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: registry.storageDir },
+    });
+    console.log(`the same storage over plain HTTP: ${plainRegistry.url} (pid ${plainRegistry.pid})`);
     settleDisk();
-    await partPeers(big, mid, many);
+    await partPeers(big, mid, many, [tlsTransport(registry), { label: 'plain HTTP', registry: plainRegistry }]);
     await partRepull(many);
     await partMemory(huge);
     await partBreakdown(big);
   } finally {
+    await plainRegistry?.stop();
+    plainRegistry = undefined;
     await registry?.stop();
     registry = undefined;
     await rm(work, { recursive: true, force: true });

@@ -78,9 +78,25 @@ export class Containerd {
     );
   }
 
-  /** `ctr content fetch --plain-http REF`: download and verify every blob, no unpack. */
-  async fetch(ref: string): Promise<void> {
-    await this.ctr(['content', 'fetch', '--plain-http', ref]);
+  /** `ctr content fetch REF`: download and verify every blob, no unpack; over TLS trusting
+   * `caFile` when given, else plain HTTP. */
+  async fetch(ref: string, options: { caFile?: string } = {}): Promise<void> {
+    if (options.caFile === undefined) {
+      await this.ctr(['content', 'fetch', '--plain-http', ref]);
+      return;
+    }
+    // ctr speaks plain HTTP to a loopback registry unless a hosts.toml says https.
+    const host = ref.slice(0, ref.indexOf('/'));
+    const hostsDir = join(this.dir, 'hosts');
+    await mkdir(join(hostsDir, host), { recursive: true });
+    const toml = [
+      `server = "https://${host}"`,
+      `[host."https://${host}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      `  ca = ${JSON.stringify(options.caFile)}`,
+    ];
+    await writeFile(join(hostsDir, host, 'hosts.toml'), `${toml.join('\n')}\n`);
+    await this.ctr(['content', 'fetch', '--hosts-dir', hostsDir, ref]);
   }
 
   /** Removes images, leases and content, so that the next fetch downloads everything again. */
