@@ -28,6 +28,15 @@ describe('endpoints', () => {
       'https://h/v2/x?ns=docker.io',
     );
   });
+  it('keeps a default port the name spells out as the host (the credential lookup key)', () => {
+    const ep = prepareEndpoint('ghcr.io:443', { baseUrl: 'https://ghcr.io:443' });
+    assert.equal(ep.host, 'ghcr.io:443');
+    assert.equal(apiUrl(ep, '').href, 'https://ghcr.io/v2/');
+    assert.equal(prepareEndpoint('[::1]:443', { baseUrl: 'https://[::1]:443' }).host, '[::1]:443');
+    assert.equal(prepareEndpoint('h', { baseUrl: 'http://h:80', insecure: true }).host, 'h:80');
+    assert.equal(prepareEndpoint('ghcr.io', { baseUrl: 'https://ghcr.io' }).host, 'ghcr.io');
+    assert.equal(prepareEndpoint('h', { baseUrl: 'https://h:80' }).host, 'h:80');
+  });
   it('refuses plain http unless the endpoint is marked insecure (S6)', () => {
     assert.throws(
       () => prepareEndpoint('r', { baseUrl: 'http://h:5000' }),
@@ -48,8 +57,9 @@ describe('names that become URL paths (S8)', () => {
       assert.ok(!isValidRepositoryPath(bad), bad);
   });
   it('validates registry names', () => {
-    for (const ok of ['docker.io', '127.0.0.1:5000', 'localhost', '[::1]:5000']) assert.ok(isValidRegistryName(ok), ok);
-    for (const bad of ['', 'a/b', 'a?b', 'a@b', 'user:pass@h', 'h:99999', 'a b'])
+    for (const ok of ['docker.io', '127.0.0.1:5000', 'localhost', '[::1]:5000', 'ghcr.io:443', '[::1]:443'])
+      assert.ok(isValidRegistryName(ok), ok);
+    for (const bad of ['', 'a/b', 'a?b', 'a@b', 'user:pass@h', 'h:99999', 'a b', 'h:0443', 'h:443:443'])
       assert.ok(!isValidRegistryName(bad), bad);
   });
   it('accepts only valid tags and digests as references', () => {

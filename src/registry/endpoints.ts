@@ -60,13 +60,26 @@ export function prepareEndpoint(registry: string, endpoint: Endpoint): PreparedE
     endpoint,
     registry,
     base,
-    host: base.host,
+    host: spelledHost(endpoint.baseUrl, base),
     apiRoot,
     tls: endpoint.tls,
     capabilities: new Set(endpoint.capabilities ?? ['pull', 'resolve']),
     mirror: endpoint.mirror === true,
     label: `${base.origin}${prefix}`,
   };
+}
+
+/**
+ * `host[:port]` as the base URL spells it. A WHATWG URL drops a default port (`:443` for https,
+ * `:80` for http), but a reference may write it (`ghcr.io:443/org/app`) and the name then stays
+ * verbatim, as containerd and the kubelet keep it: credentials saved for `ghcr.io:443` are the
+ * ones that apply (the kubelet's keyring never removes a default port: kubernetes
+ * pkg/credentialprovider/keyring.go parses keys with Go's net/url, which keeps it).
+ */
+function spelledHost(baseUrl: string, base: URL): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(baseUrl)?.[1]?.toLowerCase();
+  const defaultPort = base.protocol === 'https:' ? '443' : '80';
+  return base.port === '' && authority === `${base.host}:${defaultPort}` ? authority : base.host;
 }
 
 /** `https://registry-1.docker.io` for Docker Hub, else `https://<registry>`. */
@@ -94,7 +107,11 @@ export function isValidTag(tag: string): boolean {
 export function isValidRegistryName(name: string): boolean {
   if (name.length === 0 || name.length > 255 || /[/?#@\s\\]/.test(name)) return false;
   try {
-    return new URL(`https://${name}`).host === name.toLowerCase();
+    // A default port written out (`ghcr.io:443`, `[::1]:443`) is a valid name that URL parsing
+    // drops: distribution/reference accepts it and the kubelet and containerd pull from it.
+    const host = new URL(`https://${name}`).host;
+    const lower = name.toLowerCase();
+    return host === lower || `${host}:443` === lower;
   } catch {
     return false;
   }
