@@ -136,6 +136,52 @@ describe('leanGet', () => {
     assert.equal((await pumpAll(res.body)).toString(), 'hello');
   });
 
+  it('skips a few interim responses (100, 102, 103 with headers) before the real one', async () => {
+    const s = await serve((socket) =>
+      socket.end(
+        'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n' +
+          'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      ),
+    );
+    const res = await leanGet(options(s.url));
+    assert.equal(res.statusCode, 200);
+    assert.equal((await pumpAll(res.body)).toString(), 'ok');
+  });
+
+  it('refuses a flood of interim responses, in one read or dribbled, without crashing the process', async () => {
+    const interim = 'HTTP/1.1 100 Continue\r\n\r\n';
+    // 100,000 interim responses at once: one socket read holds thousands of them.
+    const burst = await serve((socket) => socket.end(interim.repeat(100_000)));
+    await assert.rejects(leanGet(options(burst.url)), { code: 'UND_ERR_INVALID_ARG', message: /interim/ });
+    // One per write, forever (until the client goes away).
+    const dribble = await serve((socket) => {
+      const timer = setInterval(() => socket.write(interim), 1);
+      socket.on('close', () => clearInterval(timer));
+    });
+    await assert.rejects(leanGet(options(dribble.url)), { code: 'UND_ERR_INVALID_ARG', message: /interim/ });
+  });
+
+  it('holds the response head to a deadline: a server dribbling bytes does not reset it', async () => {
+    const s = await serve((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nX-Slow: ');
+      const timer = setInterval(() => socket.write('a'), 20);
+      socket.on('close', () => clearInterval(timer));
+    });
+    await assert.rejects(leanGet(options(s.url, { headersTimeoutMs: 300 })), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+  });
+
+  it('bounds trailers in number, line length and total size', async () => {
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n';
+    const many = await serve((socket) => socket.end(`${chunked}${'X-T: 1\r\n'.repeat(1000)}\r\n`));
+    await assert.rejects(pumpAll((await leanGet(options(many.url))).body), { code: 'HPE_HEADER_OVERFLOW' });
+    const long = await serve((socket) => socket.end(`${chunked}X-T: ${'v'.repeat(10_000)}\r\n\r\n`));
+    await assert.rejects(pumpAll((await leanGet(options(long.url))).body), { code: 'HPE_CHUNK_EXTENSIONS_OVERFLOW' });
+    const big = await serve((socket) => socket.end(`${chunked}${`X-T: ${'v'.repeat(3000)}\r\n`.repeat(8)}\r\n`));
+    await assert.rejects(pumpAll((await leanGet(options(big.url))).body), { code: 'HPE_HEADER_OVERFLOW' });
+    const fine = await serve((socket) => socket.end(`${chunked}X-A: 1\r\nX-B:  2 \r\n\r\n`));
+    assert.equal((await pumpAll((await leanGet(options(fine.url))).body)).toString(), 'ok');
+  });
+
   it('reads a small (error) body as an ordinary stream', async () => {
     const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
     const s = await serve((socket) =>
@@ -175,15 +221,25 @@ describe('leanGet', () => {
     [
       'both Transfer-Encoding and Content-Length',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
-      'UND_ERR_INVALID_ARG',
+      'HPE_INVALID_TRANSFER_ENCODING',
     ],
     [
       'two different Content-Lengths',
       'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n',
-      'UND_ERR_INVALID_ARG',
+      'HPE_UNEXPECTED_CONTENT_LENGTH',
     ],
     ['a gzip transfer coding', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 'UND_ERR_INVALID_ARG'],
     ['a header line without a name', 'HTTP/1.1 200 OK\r\n: nameless\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
+    ['bare LF line endings', 'HTTP/1.1 200 OK\nContent-Length: 0\n\n\r\n\r\n', 'HPE_CR_EXPECTED'],
+    ['a NUL in a header value', 'HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 0\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
+    ['a space before the colon', 'HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
+    ['an obs-fold continuation line', 'HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n', 'HPE_INVALID_HEADER_TOKEN'],
+    [
+      'a Content-Length with a tab after it',
+      'HTTP/1.1 200 OK\r\nContent-Length: 0\t\r\n\r\n',
+      'HPE_INVALID_CONTENT_LENGTH',
+    ],
+    ['101 Switching Protocols (no upgrade was asked)', 'HTTP/1.1 101 Switching\r\n\r\n', 'UND_ERR_INVALID_ARG'],
     ['a status line that is not HTTP/1.x', 'ICY 200 OK\r\n\r\n', 'HPE_INVALID_CONSTANT'],
     ['no response at all', '', 'UND_ERR_SOCKET'],
   ] as const) {

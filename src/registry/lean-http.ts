@@ -15,7 +15,10 @@
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
-import { contentLength, type ResponseHeaders } from './headers.ts';
+import type { ResponseHeaders } from './headers.ts';
+import { HEAD_END, LeanHttpError, checkTrailerLine, parseChunkSize, parseHead, type Framing } from './http1.ts';
+
+export { LeanHttpError } from './http1.ts';
 
 export interface LeanRequestOptions {
   readonly url: URL;
@@ -41,28 +44,24 @@ export interface LeanResponse {
 
 /** Bytes read from the socket at a time; also the largest chunk a consumer sees. */
 const READ_BUFFER = 256 * 1024;
-/** Status line plus headers, as undici's default `maxHeaderSize`. */
+/** Status line plus headers of one response, as undici's default `maxHeaderSize`. */
 const MAX_HEAD = 16 * 1024;
+/**
+ * Interim (1xx) responses skipped before the final one. Servers send one or two (100 Continue,
+ * 103 Early Hints); a stream of them is an attack on the reader, refused past this many.
+ */
+const MAX_INTERIM = 8;
 /** A chunk-size line or a trailer line. */
 const MAX_CHUNK_LINE = 4096;
-
-export class LeanHttpError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'LeanHttpError';
-  }
-}
+/** Trailer lines after the last chunk, and their bytes in all (each line is also within MAX_CHUNK_LINE). */
+const MAX_TRAILERS = 32;
+const MAX_TRAILER_BYTES = MAX_HEAD;
 
 /**
  * What a consumer does with each chunk: it must be used up before returning (the buffer is
  * read into again); a returned promise pauses the socket until it settles.
  */
 export type ChunkConsumer = (chunk: Buffer) => Promise<void> | undefined;
-
-type Framing = { kind: 'length'; remaining: number } | { kind: 'chunked' } | { kind: 'close' };
 
 /** Sends a GET and resolves once the response head is in; the body is left on the socket. */
 export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
@@ -130,6 +129,13 @@ export class LeanBody extends Readable {
   private chunkLeft = 0;
   private chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
   private line = '';
+  /** Trailer lines and bytes seen so far (bounded). */
+  private trailerLines = 0;
+  private trailerBytes = 0;
+  /** Interim (1xx) responses skipped so far. */
+  private interim = 0;
+  /** The deadline for the whole response head, interim responses included. */
+  private headTimer: NodeJS.Timeout | undefined;
   private finished = false;
   private consumer: ChunkConsumer | undefined;
   private settlePump: ((err?: Error) => void) | undefined;
@@ -180,9 +186,16 @@ export class LeanBody extends Readable {
       this.idle = () => new LeanHttpError('UND_ERR_CONNECT_TIMEOUT', `connect timeout after ${connectTimeoutMs} ms`);
       socket.setTimeout(connectTimeoutMs);
       socket.once(connectEvent, () => {
-        this.idle = () =>
-          new LeanHttpError('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${headersTimeoutMs} ms`);
-        socket.setTimeout(headersTimeoutMs);
+        // A deadline, not an idle timer: a server dribbling a byte at a time (or a stream of
+        // interim responses) must not hold the request open for longer than this.
+        socket.setTimeout(0);
+        this.headTimer = setTimeout(
+          () =>
+            this.fail(
+              new LeanHttpError('UND_ERR_HEADERS_TIMEOUT', `no complete response head within ${headersTimeoutMs} ms`),
+            ),
+          headersTimeoutMs,
+        );
         socket.write(requestHead, 'latin1');
       });
     });
@@ -217,56 +230,78 @@ export class LeanBody extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.clearHeadTimer();
     this.socket?.destroy();
     this.settlePump?.(err ?? new LeanHttpError('UND_ERR_ABORTED', 'the body was destroyed before it was read'));
     callback(err);
   }
 
-  /** The onread callback: false pauses the socket. */
+  /**
+   * The onread callback: false pauses the socket. It runs inside the socket's read path, where
+   * a throw would be an uncaught exception: everything unexpected fails the response instead.
+   */
   received(data: Buffer): boolean {
-    if (this.head !== undefined) return this.receivedHead(data);
-    return this.receivedBody(data);
+    try {
+      if (this.head !== undefined) return this.receivedHead(data);
+      return this.receivedBody(data);
+    } catch (err) {
+      return this.failed(err instanceof Error ? err : new LeanHttpError('UND_ERR_SOCKET', String(err)));
+    }
   }
 
+  private clearHeadTimer(): void {
+    if (this.headTimer !== undefined) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+  }
+
+  /** Collects response heads; interim (1xx) ones are skipped in a bounded loop. */
   private receivedHead(data: Buffer): boolean {
-    const head = Buffer.concat([this.head as Buffer, data]);
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (head.length > MAX_HEAD)
-        this.fail(new LeanHttpError('UND_ERR_HEADERS_OVERFLOW', `response head over ${MAX_HEAD} bytes`));
-      else this.head = head;
-      return true;
-    }
-    if (end > MAX_HEAD) {
-      this.fail(new LeanHttpError('UND_ERR_HEADERS_OVERFLOW', `response head over ${MAX_HEAD} bytes`));
-      return false;
-    }
-    let parsed: { statusCode: number; headers: Record<string, string | string[]> };
-    try {
-      parsed = parseHead(head.subarray(0, end).toString('latin1'));
-      if (parsed.statusCode < 200 && parsed.statusCode !== 101) {
-        // An interim response (100 Continue, 103 Early Hints): the real head follows.
-        this.head = Buffer.alloc(0);
-        const rest = head.subarray(end + 4);
-        return rest.length === 0 ? true : this.receivedHead(Buffer.from(rest));
+    let buffer = Buffer.concat([this.head as Buffer, data]);
+    for (;;) {
+      const end = buffer.indexOf(HEAD_END);
+      if (end < 0 || end > MAX_HEAD) {
+        if (end > MAX_HEAD || buffer.length > MAX_HEAD + HEAD_END.length)
+          return this.failed(new LeanHttpError('UND_ERR_HEADERS_OVERFLOW', `response head over ${MAX_HEAD} bytes`));
+        // Copied by concat: the read buffer is overwritten by the next read.
+        this.head = buffer;
+        return true;
       }
-      this.framing = framingOf(parsed.headers, parsed.statusCode);
-    } catch (err) {
-      this.fail(err as Error);
-      return false;
+      const parsed = parseHead(buffer.subarray(0, end).toString('latin1'));
+      buffer = buffer.subarray(end + HEAD_END.length);
+      if (parsed.statusCode === 101)
+        return this.failed(new LeanHttpError('UND_ERR_INVALID_ARG', 'unexpected 101 Switching Protocols'));
+      if (parsed.statusCode < 200) {
+        // llhttp: an HTTP/1.0 message ends the connection, so nothing may follow an interim one.
+        if (parsed.version === '1.0')
+          return this.failed(new LeanHttpError('HPE_CLOSED_CONNECTION', 'an interim (1xx) response from HTTP/1.0'));
+        // An interim response (100 Continue, 103 Early Hints): the real head follows.
+        if (++this.interim > MAX_INTERIM)
+          return this.failed(new LeanHttpError('UND_ERR_INVALID_ARG', `over ${MAX_INTERIM} interim (1xx) responses`));
+        continue;
+      }
+      return this.headDone(parsed.statusCode, parsed.headers, parsed.framing, buffer);
     }
+  }
+
+  private headDone(
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    framing: Framing,
+    rest: Buffer,
+  ): boolean {
+    this.clearHeadTimer();
+    this.framing = framing;
     this.head = undefined;
     const socket = this.socket as net.Socket;
     this.idle = () => new LeanHttpError('UND_ERR_BODY_TIMEOUT', `no body bytes for ${this.bodyTimeoutMs} ms`);
     socket.setTimeout(this.bodyTimeoutMs);
     // Nobody reads yet: hold the socket until pump() or _read() asks.
     socket.pause();
-    const rest = head.subarray(end + 4);
     if (this.framing.kind === 'length' && this.framing.remaining === 0) this.finish();
     // The bytes after the head live in the read buffer, which the next read overwrites.
     if (rest.length > 0 && !this.finished) this.leftover = Buffer.from(rest);
     this.resumeWhenRead = true;
-    this.onHead?.(undefined, { statusCode: parsed.statusCode, headers: parsed.headers, body: this });
+    this.onHead?.(undefined, { statusCode, headers, body: this });
     return false;
   }
 
@@ -274,7 +309,7 @@ export class LeanBody extends Readable {
   private flow(): void {
     const leftover = this.leftover;
     this.leftover = undefined;
-    if (leftover !== undefined && !this.receivedBody(leftover)) return;
+    if (leftover !== undefined && !this.received(leftover)) return;
     if (!this.finished) this.socket?.resume();
   }
 
@@ -312,20 +347,31 @@ export class LeanBody extends Readable {
       if (this.line.length > MAX_CHUNK_LINE)
         return this.failed(new LeanHttpError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunked body: line too long'));
       if (newline < 0) break;
-      const line = this.line.replace(/\r?\n$/, '');
+      const raw = this.line;
       this.line = '';
+      // Every line ends in CRLF, and a CR nowhere else (llhttp refuses bare LF and bare CR).
+      const line = raw.slice(0, -2);
+      if (!raw.endsWith('\r\n') || line.includes('\r'))
+        return this.failed(new LeanHttpError('HPE_CR_EXPECTED', 'chunked body: a line without CRLF'));
       if (this.chunkState === 'data-end') {
         if (line !== '')
-          return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: missing CRLF after a chunk'));
+          return this.failed(new LeanHttpError('HPE_STRICT', 'chunked body: missing CRLF after a chunk'));
         this.chunkState = 'size';
       } else if (this.chunkState === 'size') {
-        const size = /^([0-9A-Fa-f]{1,12})[ \t]*(;.*)?$/.exec(line);
-        if (size === null)
-          return this.failed(new LeanHttpError('HPE_INVALID_CHUNK_SIZE', 'chunked body: invalid chunk size'));
-        this.chunkLeft = Number.parseInt(size[1] as string, 16);
+        this.chunkLeft = parseChunkSize(line);
         this.chunkState = this.chunkLeft === 0 ? 'trailer' : 'data';
       } else if (line === '') {
         this.finish();
+      } else {
+        this.trailerBytes += raw.length;
+        if (++this.trailerLines > MAX_TRAILERS || this.trailerBytes > MAX_TRAILER_BYTES)
+          return this.failed(
+            new LeanHttpError(
+              'HPE_HEADER_OVERFLOW',
+              `chunked body: trailers over ${MAX_TRAILERS} lines or ${MAX_TRAILER_BYTES} bytes`,
+            ),
+          );
+        checkTrailerLine(line);
       }
     }
     return goOn && !this.finished;
@@ -421,6 +467,7 @@ export class LeanBody extends Readable {
   }
 
   private fail(err: Error): void {
+    this.clearHeadTimer();
     if (this.finished && this.settlePump === undefined && this.onHead === undefined) return;
     this.finished = true;
     this.socket?.destroy();
@@ -438,44 +485,4 @@ export class LeanBody extends Readable {
       this.destroy(err);
     }
   }
-}
-
-function parseHead(text: string): { statusCode: number; headers: Record<string, string | string[]> } {
-  const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (status === null) throw new LeanHttpError('HPE_INVALID_CONSTANT', 'not an HTTP/1.1 response');
-  const headers: Record<string, string | string[]> = {};
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
-      throw new LeanHttpError('HPE_INVALID_HEADER_TOKEN', 'invalid response header line');
-    const key = name.toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const existing = headers[key];
-    if (existing === undefined) headers[key] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else headers[key] = [existing, value];
-  }
-  return { statusCode: Number(status[1]), headers };
-}
-
-function framingOf(headers: Readonly<Record<string, string | string[]>>, statusCode: number): Framing {
-  if (statusCode === 204 || statusCode === 304) return { kind: 'length', remaining: 0 };
-  const te = headers['transfer-encoding'];
-  const cl = headers['content-length'];
-  if (te !== undefined) {
-    // Both framings at once is the classic smuggling shape; only plain `chunked` is spoken here.
-    if (cl !== undefined)
-      throw new LeanHttpError('UND_ERR_INVALID_ARG', 'response has both Transfer-Encoding and Content-Length');
-    if (Array.isArray(te) || te.toLowerCase() !== 'chunked')
-      throw new LeanHttpError('UND_ERR_INVALID_ARG', `unsupported Transfer-Encoding ${JSON.stringify(te)}`);
-    return { kind: 'chunked' };
-  }
-  if (cl !== undefined) {
-    const length = contentLength(headers);
-    if (length === undefined) throw new LeanHttpError('UND_ERR_INVALID_ARG', 'invalid Content-Length');
-    return { kind: 'length', remaining: length };
-  }
-  return { kind: 'close' };
 }
