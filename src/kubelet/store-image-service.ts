@@ -10,12 +10,16 @@ import type { BasicCredential } from '../credentials/index.ts';
 import { KimgError, isKimgError } from '../errors/index.ts';
 import {
   PlatformNotFoundError,
+  WalkLimitError,
+  childrenOf,
   describeAvailable,
+  forPlatform,
   formatPlatform,
   isIndexMediaType,
   manifestBlobs,
   parsePlatform,
   selectPlatform,
+  walkImage,
   type Descriptor,
   type Platform,
 } from '../oci/index.ts';
@@ -169,19 +173,18 @@ export class StoreImageService implements ImageService, ImageResolver {
     const puller = this.#puller(credential);
     try {
       const found = await puller.client.resolve(repo, ref.digest ?? ref.tag ?? 'latest', call);
-      let descriptor: Descriptor = found.descriptor;
-      const top = descriptor;
+      const top = found.descriptor;
       let platforms: string[] = [];
-      for (let depth = 0; depth < 8; depth++) {
+      let resolved: ResolvedImage | undefined;
+      const pick = forPlatform(childrenOf, want);
+      // Down the chosen platform's path, one bounded walk (the nesting limit pull enforces).
+      const visit = async (descriptor: Descriptor): Promise<readonly Descriptor[]> => {
         const manifest = await puller.client.getManifest(repo, descriptor.digest, { ...call, descriptor });
         if (manifest.document.kind === 'index') {
-          const children = manifest.document.index.manifests;
-          platforms = describeAvailable(children);
-          const at = selectPlatform(children, want);
-          const child = at === undefined ? undefined : children[at];
-          if (child === undefined) throw new PlatformNotFoundError(name, want, platforms);
-          descriptor = child;
-          continue;
+          platforms = describeAvailable(manifest.document.index.manifests);
+          const chosen = pick(manifest.document);
+          if (chosen.length === 0) throw new PlatformNotFoundError(name, want, platforms);
+          return chosen;
         }
         const blobs = manifestBlobs(manifest.document.manifest);
         const size = manifest.bytes.byteLength + blobs.reduce((sum, b) => sum + b.size, 0);
@@ -191,15 +194,23 @@ export class StoreImageService implements ImageService, ImageResolver {
         if (configPlatform !== undefined) platforms = [formatPlatform(configPlatform)];
         const matches =
           configPlatform === undefined || selectPlatform([{ platform: configPlatform }], want) !== undefined;
-        return {
+        resolved = {
           digest: top.digest,
           mediaType: top.mediaType,
           platforms,
           platformDigest: matches ? descriptor.digest : undefined,
           size,
         };
+        return [];
+      };
+      try {
+        await walkImage([top], visit);
+      } catch (err) {
+        if (err instanceof WalkLimitError) throw new WalkLimitError(err.limit, `${name}: ${err.message}`, err.digest);
+        throw err;
       }
-      throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than 8 levels`);
+      if (resolved === undefined) throw new KimgError('ErrManifestInvalid', `${name}: no image manifest found`);
+      return resolved;
     } catch (err) {
       throw runtimeError(err);
     } finally {

@@ -33,3 +33,18 @@ export {
   type HostInfo,
   type PlatformMatchOptions,
 } from './platform.ts';
+export {
+  MAX_INDEX_DEPTH,
+  MAX_WALK_DESCRIPTORS,
+  WalkLimitError,
+  childrenOf,
+  forPlatform,
+  isDocumentMediaType,
+  walkImage,
+  type Children,
+  type Visit,
+  type WalkLimit,
+  type WalkOptions,
+  type WalkStats,
+  type WalkStep,
+} from './walk.ts';

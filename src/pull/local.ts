@@ -1,8 +1,11 @@
 import {
+  WalkLimitError,
+  childrenOf,
   formatPlatform,
   hostPlatform,
   parseManifestDocument,
   selectPlatform,
+  walkImage,
   type Descriptor,
   type ImageManifest,
   type Platform,
@@ -40,25 +43,27 @@ export function storedName(image: string): string {
   return parseDockerRef(image).toString();
 }
 
-/** Reads an image's manifests and configs from the store. */
+/** Reads an image's manifests and configs from the store: one bounded walk (see `walkImage`). */
 export async function describeStoredImage(store: Store, record: ImageRecord): Promise<StoredImage> {
   const name = record.name ?? record.refName ?? record.descriptor.digest;
   const images: StoredPlatformImage[] = [];
   const missing: string[] = [];
   const counted = new Map<string, number>();
 
-  const visit = async (descriptor: Descriptor, depth: number): Promise<void> => {
-    if (depth > 8 || !(await store.hasBlob(descriptor.digest))) {
-      missing.push(descriptor.platform ? formatPlatform(descriptor.platform) : descriptor.digest);
-      return;
+  // Missing children and ones nested too deep are reported as platforms not stored; a graph
+  // too large to walk throws (WalkLimitError) naming the image.
+  const missingAt = (descriptor: Descriptor): void => {
+    missing.push(descriptor.platform ? formatPlatform(descriptor.platform) : descriptor.digest);
+  };
+  const visit = async (descriptor: Descriptor): Promise<readonly Descriptor[]> => {
+    if (!(await store.hasBlob(descriptor.digest))) {
+      missingAt(descriptor);
+      return [];
     }
     const bytes = await store.readBlob(descriptor.digest, MAX_MANIFEST_BYTES);
     counted.set(descriptor.digest, bytes.byteLength);
     const document = parseManifestDocument(bytes, { what: `${name} (${descriptor.digest})` });
-    if (document.kind === 'index') {
-      for (const child of document.index.manifests) await visit(child, depth + 1);
-      return;
-    }
+    if (document.kind === 'index') return childrenOf(document);
     const { manifest } = document;
     let config: unknown;
     if (await store.hasBlob(manifest.config.digest)) {
@@ -81,8 +86,14 @@ export async function describeStoredImage(store: Store, record: ImageRecord): Pr
       config,
       size,
     });
+    return [];
   };
-  await visit(record.descriptor, 0);
+  try {
+    await walkImage([record.descriptor], visit, { onTooDeep: missingAt });
+  } catch (err) {
+    if (err instanceof WalkLimitError) throw new WalkLimitError(err.limit, `${name}: ${err.message}`, err.digest);
+    throw err;
+  }
   const size = [...counted.values()].reduce((a, b) => a + b, 0);
   return { name, descriptor: record.descriptor, images, missingPlatforms: missing, size };
 }

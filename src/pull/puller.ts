@@ -1,8 +1,10 @@
 import { VerifyError } from '../digest/index.ts';
 import { KimgError } from '../errors/index.ts';
 import {
-  isIndexMediaType,
-  isManifestMediaType,
+  WalkLimitError,
+  childrenOf,
+  forPlatform,
+  isDocumentMediaType,
   manifestBlobs,
   parseManifestDocument,
   type Descriptor,
@@ -13,7 +15,8 @@ import {
   formatPlatform,
   hostPlatform,
   parsePlatform,
-  selectPlatform,
+  walkImage,
+  type Children,
 } from '../oci/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { HostsConfig } from '../registry/hosts/index.ts';
@@ -28,7 +31,6 @@ import { openStore, type Store } from '../store/index.ts';
 import { EndpointResolver } from './endpoints.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
 
-const MAX_INDEX_DEPTH = 8;
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export interface PullerOptions {
@@ -305,8 +307,7 @@ export class Puller {
       }
       emit({ type: 'resolved', image: name, digest: top.digest, mediaType: top.mediaType, via });
 
-      const plan: Plan = { manifests: [], blobs: new Map() };
-      await this.planManifest(store, repo, name, top, platform, plan, 0, call, emit);
+      const plan = await this.planManifest(store, repo, name, top, platform, call, emit);
 
       const missing: Descriptor[] = [];
       for (const blob of plan.blobs.values()) {
@@ -359,45 +360,55 @@ export class Puller {
     return fetched.document;
   }
 
+  /**
+   * The manifests and blobs of the image under `top`: one bounded walk (`walkImage`: each digest
+   * once, the nesting and work limits gc and fsck apply too). With a platform, an index's best
+   * child only (PlatformNotFoundError when none); without, every index or manifest child.
+   */
   private async planManifest(
     store: Store,
     repo: { registry: string; path: string },
     name: string,
-    descriptor: Descriptor,
+    top: Descriptor,
     platform: Platform | undefined,
-    plan: Plan,
-    depth: number,
     call: { signal?: AbortSignal },
     emit: PullEventSink,
-  ): Promise<void> {
-    if (depth > MAX_INDEX_DEPTH)
-      throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
-    const document = await this.manifest(store, repo, name, descriptor, call);
-    const platformText = descriptor.platform ? formatPlatform(descriptor.platform) : undefined;
-    emit({
-      type: 'manifest',
-      image: name,
-      digest: descriptor.digest,
-      mediaType: document.mediaType,
-      ...(platformText !== undefined && { platform: platformText }),
-    });
-    if (document.kind === 'manifest') {
-      plan.manifests.push({ digest: descriptor.digest, ...(platformText !== undefined && { platform: platformText }) });
-      for (const blob of manifestBlobs(document.manifest)) plan.blobs.set(blob.digest, blob);
-      return;
+  ): Promise<Plan> {
+    const plan: Plan = { manifests: [], blobs: new Map() };
+    const children: Children =
+      platform === undefined
+        ? (document) => childrenOf(document).filter((c) => isDocumentMediaType(c.mediaType))
+        : forPlatform(childrenOf, platform);
+    const visit = async (descriptor: Descriptor): Promise<readonly Descriptor[]> => {
+      const document = await this.manifest(store, repo, name, descriptor, call);
+      const platformText = descriptor.platform ? formatPlatform(descriptor.platform) : undefined;
+      emit({
+        type: 'manifest',
+        image: name,
+        digest: descriptor.digest,
+        mediaType: document.mediaType,
+        ...(platformText !== undefined && { platform: platformText }),
+      });
+      if (document.kind === 'manifest') {
+        plan.manifests.push({
+          digest: descriptor.digest,
+          ...(platformText !== undefined && { platform: platformText }),
+        });
+        for (const blob of manifestBlobs(document.manifest)) plan.blobs.set(blob.digest, blob);
+        return [];
+      }
+      const chosen = children(document);
+      if (platform !== undefined && chosen.length === 0)
+        throw new PlatformNotFoundError(name, platform, describeAvailable(document.index.manifests));
+      return chosen;
+    };
+    try {
+      await walkImage([top], visit);
+    } catch (err) {
+      if (err instanceof WalkLimitError) throw new WalkLimitError(err.limit, `${name}: ${err.message}`, err.digest);
+      throw err;
     }
-    const children = document.index.manifests;
-    let chosen: Descriptor[];
-    if (platform === undefined) {
-      chosen = children.filter((c) => isIndexMediaType(c.mediaType) || isManifestMediaType(c.mediaType));
-    } else {
-      const at = selectPlatform(children, platform);
-      const child = at === undefined ? undefined : children[at];
-      if (child === undefined) throw new PlatformNotFoundError(name, platform, describeAvailable(children));
-      chosen = [child];
-    }
-    for (const child of chosen)
-      await this.planManifest(store, repo, name, child, platform, plan, depth + 1, call, emit);
+    return plan;
   }
 
   private async fetchBlobs(

@@ -1,12 +1,23 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENCODED_LENGTH, isKnownAlgorithm } from '../digest/index.ts';
-import { isIndexMediaType, isManifestMediaType, parseManifestDocument, type Descriptor } from '../oci/index.ts';
+import {
+  MAX_INDEX_DEPTH,
+  MAX_WALK_DESCRIPTORS,
+  childrenOf,
+  isDocumentMediaType,
+  isIndexMediaType,
+  parseManifestDocument,
+  walkImage,
+  type Descriptor,
+  type WalkStep,
+} from '../oci/index.ts';
 import { errnoCode } from './errors.ts';
 import { readBounded } from './fs-utils.ts';
 import { hashFile } from './ingest.ts';
 import { BLOBS_DIR, OCI_LAYOUT_FILE } from './paths.ts';
-import type { LayoutStore } from './store.ts';
+import { toRecord } from './layout-index.ts';
+import type { LayoutReader } from './layout-reader.ts';
 
 export type FsckProblemKind =
   | 'invalid-layout'
@@ -36,11 +47,9 @@ export interface FsckReport {
   readonly problems: readonly FsckProblem[];
 }
 
-const MAX_DEPTH = 8;
-
 /** Re-hashes every blob, then walks every image: each blob it needs must be there, of the right
  * size and content; manifests must parse. Problems are reported, never thrown. */
-export async function fsck(store: LayoutStore): Promise<FsckReport> {
+export async function fsck(store: LayoutReader): Promise<FsckReport> {
   const problems: FsckProblem[] = [];
   const root = store.root;
 
@@ -132,66 +141,73 @@ export async function fsck(store: LayoutStore): Promise<FsckReport> {
   } catch (err) {
     problems.push({ kind: 'invalid-index', path: store.indexPath, message: (err as Error).message });
   }
-  const visited = new Set<string>();
-  const walk = async (descriptor: Descriptor, image: string, depth: number, required: boolean): Promise<void> => {
-    const { digest } = descriptor;
-    const blob = blobs.get(digest);
-    if (blob === undefined) {
-      // An index may keep only some platforms' manifests: its children are optional.
-      if (required)
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    const image = toRecord(entry).name ?? entry.digest;
+    // Each reference: the blob is there (an index may keep only some platforms: its children
+    // are optional) and of the descriptor's size.
+    const onReference = (descriptor: Descriptor, step: WalkStep): void => {
+      const { digest } = descriptor;
+      const blob = blobs.get(digest);
+      if (blob === undefined) {
+        if (step.parent === undefined || !isIndexMediaType(step.parent.mediaType))
+          problems.push({
+            kind: 'missing-blob',
+            digest,
+            image,
+            message: `image ${image}: blob ${digest} (${descriptor.mediaType}) is missing`,
+          });
+      } else if (blob.size !== descriptor.size) {
         problems.push({
-          kind: 'missing-blob',
+          kind: 'size-mismatch',
           digest,
           image,
-          message: `image ${image}: blob ${digest} (${descriptor.mediaType}) is missing`,
+          message: `image ${image}: blob ${digest} is ${blob.size} bytes, the descriptor says ${descriptor.size}`,
         });
-      return;
-    }
-    if (blob.size !== descriptor.size) {
-      problems.push({
-        kind: 'size-mismatch',
-        digest,
-        image,
-        message: `image ${image}: blob ${digest} is ${blob.size} bytes, the descriptor says ${descriptor.size}`,
-      });
-    }
-    const isIndex = isIndexMediaType(descriptor.mediaType);
-    if (!blob.good || (!isIndex && !isManifestMediaType(descriptor.mediaType))) return;
-    if (visited.has(digest)) return;
-    visited.add(digest);
-    if (depth >= MAX_DEPTH) {
+      }
+    };
+    // Each document once: it parses, within the nesting limit.
+    const visit = async (descriptor: Descriptor, step: WalkStep): Promise<readonly Descriptor[]> => {
+      const { digest } = descriptor;
+      if (blobs.get(digest)?.good !== true || !isDocumentMediaType(descriptor.mediaType)) return [];
+      if (step.depth > MAX_INDEX_DEPTH) {
+        problems.push({
+          kind: 'invalid-manifest',
+          digest,
+          image,
+          message: `image ${image}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`,
+        });
+        return [];
+      }
+      try {
+        const bytes = await store.readBlob(digest, store.maxManifestBytes);
+        const document = parseManifestDocument(bytes, {
+          descriptorMediaType: descriptor.mediaType,
+          what: `image ${image}: manifest ${digest}`,
+          maxManifests: 1 << 20,
+          maxLayers: 1 << 20,
+        });
+        return childrenOf(document);
+      } catch (err) {
+        problems.push({ kind: 'invalid-manifest', digest, image, message: (err as Error).message });
+        return [];
+      }
+    };
+    // Each digest is read once: the work is linear in the bytes stored, so the walk goes to the
+    // end and an image over the bound pull applies is reported rather than cut short.
+    const { references } = await walkImage([entry], visit, {
+      seen,
+      onReference,
+      maxDepth: Infinity,
+      maxDescriptors: Infinity,
+    });
+    if (references > MAX_WALK_DESCRIPTORS)
       problems.push({
         kind: 'invalid-manifest',
-        digest,
+        digest: entry.digest,
         image,
-        message: `image ${image}: indexes nested deeper than ${MAX_DEPTH}`,
+        message: `image ${image}: the image graph has more than ${MAX_WALK_DESCRIPTORS} references; kimg refuses to pull or inspect it`,
       });
-      return;
-    }
-    try {
-      const bytes = await store.readBlob(digest, store.maxManifestBytes);
-      const document = parseManifestDocument(bytes, {
-        descriptorMediaType: descriptor.mediaType,
-        what: `image ${image}: manifest ${digest}`,
-        maxManifests: 1 << 20,
-        maxLayers: 1 << 20,
-      });
-      if (document.kind === 'index') {
-        for (const child of document.index.manifests) await walk(child, image, depth + 1, false);
-      } else {
-        for (const child of [document.manifest.config, ...document.manifest.layers])
-          await walk(child, image, depth + 1, true);
-      }
-    } catch (err) {
-      problems.push({ kind: 'invalid-manifest', digest, image, message: (err as Error).message });
-    }
-  };
-  for (const entry of entries) {
-    const image =
-      entry.annotations?.['io.containerd.image.name'] ??
-      entry.annotations?.['org.opencontainers.image.ref.name'] ??
-      entry.digest;
-    await walk(entry, image, 0, true);
   }
 
   return { ok: problems.length === 0, root, blobsChecked, bytesChecked, images: entries.length, problems };

@@ -1,13 +1,24 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENCODED_LENGTH, isKnownAlgorithm } from '../digest/index.ts';
-import { isIndexMediaType, isManifestMediaType, parseManifestDocument, type Descriptor } from '../oci/index.ts';
+import {
+  MAX_INDEX_DEPTH,
+  MAX_WALK_DESCRIPTORS,
+  childrenOf,
+  isDocumentMediaType,
+  parseManifestDocument,
+  walkImage,
+  type Descriptor,
+  type ManifestDocument,
+  type WalkStep,
+} from '../oci/index.ts';
 import { liveClaims } from './claims.ts';
 import { errnoCode } from './errors.ts';
 import { tempNamePid, unlinkIfPresent } from './fs-utils.ts';
 import { liveHolder, tryAcquireLock } from './lock.ts';
 import { BLOBS_DIR } from './paths.ts';
-import type { LayoutStore } from './store.ts';
+import { toRecord } from './layout-index.ts';
+import type { LayoutReader } from './layout-reader.ts';
 
 export interface GcOptions {
   /** Partial downloads untouched for longer than this are removed; default 24 h. */
@@ -30,71 +41,93 @@ export interface GcResult {
   readonly claimedBlobs: readonly string[];
   /** Files removed from `ingest/` (stale partials, their metadata, leftovers of dead processes). */
   readonly removedIngests: readonly string[];
+  /** Images kimg would refuse to pull or inspect (nested too deep, a graph over the walk bound):
+   * reported, not refused; everything they reach is kept. `kimg rmi` them. */
+  readonly overLimitImages: readonly OverLimitImage[];
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
-const MAX_DEPTH = 8;
 const INGEST_FILE = /^(sha256|sha384|sha512)-([0-9a-f]+)\.(data|json|lock)$/;
 
-/** Every digest an image reaches: entries, child manifests, configs, layers, subjects. */
-export async function markReachable(store: LayoutStore): Promise<Set<string>> {
-  const marked = new Set<string>();
-  const queue: { descriptor: Descriptor; depth: number; image: string }[] = (await store.readIndex()).manifests.map(
-    (d) => ({
-      descriptor: d,
-      depth: 0,
-      image:
-        d.annotations?.['io.containerd.image.name'] ?? d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest,
-    }),
-  );
-  for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-    const { descriptor, depth, image } = item;
-    if (marked.has(descriptor.digest)) continue;
-    marked.add(descriptor.digest);
-    const isIndex = isIndexMediaType(descriptor.mediaType);
-    if (!isIndex && !isManifestMediaType(descriptor.mediaType)) continue;
-    if (!(await store.hasBlob(descriptor.digest))) continue; // e.g. other platforms of an index
-    if (depth >= MAX_DEPTH)
-      throw store.corrupt(`image ${image}: indexes nested deeper than ${MAX_DEPTH}; refusing to collect garbage`);
-    let children: Descriptor[];
-    try {
-      const bytes = await store.readBlob(descriptor.digest, store.maxManifestBytes);
-      const document = parseManifestDocument(bytes, {
-        descriptorMediaType: descriptor.mediaType,
-        what: `${image} (${descriptor.digest})`,
-        maxManifests: 1 << 20,
-        maxLayers: 1 << 20,
-      });
-      const own = document.kind === 'index' ? document.index : document.manifest;
-      children =
-        document.kind === 'index'
-          ? [...document.index.manifests]
-          : [document.manifest.config, ...document.manifest.layers];
-      if (own.subject !== undefined) children.push(own.subject);
-    } catch (err) {
-      // Without its children we cannot tell what is garbage: collect nothing rather than too much.
-      throw store.corrupt(
-        `cannot read manifest ${descriptor.digest} of image ${image} (${(err as Error).message}); refusing to collect garbage, run kimg fsck`,
-        err,
-        {
-          digest: descriptor.digest,
-          image,
-        },
-      );
-    }
-    for (const child of children) queue.push({ descriptor: child, depth: depth + 1, image });
-  }
-  return marked;
+/** An image kimg would refuse to pull: indexes nested too deep, or a graph over the walk bound. */
+export interface OverLimitImage {
+  readonly image: string;
+  readonly digest: string;
+  readonly message: string;
 }
 
-export async function gc(store: LayoutStore, options: GcOptions = {}): Promise<GcResult> {
+/** What the images reach, and the images over the walk limits. */
+export interface Reachable {
+  readonly marked: Set<string>;
+  readonly overLimit: OverLimitImage[];
+}
+
+/**
+ * Every digest an image reaches: entries, child manifests, configs, layers, subjects. Each digest
+ * is read once, so the work is linear in the bytes stored, however the graph is shaped; the walk
+ * limits that pull applies are checked and an image over them is reported in `overLimit`, but
+ * gc still follows it to the end: it keeps what such an image reaches rather than collect it.
+ */
+export async function markReachable(layout: LayoutReader): Promise<Reachable> {
+  const marked = new Set<string>();
+  const overLimit: OverLimitImage[] = [];
+  const seen = new Set<string>();
+  for (const entry of (await layout.readIndex()).manifests) {
+    const image = toRecord(entry).name ?? entry.digest;
+    let tooDeep: Descriptor | undefined;
+    const visit = async (descriptor: Descriptor, step: WalkStep): Promise<readonly Descriptor[]> => {
+      marked.add(descriptor.digest);
+      if (!isDocumentMediaType(descriptor.mediaType)) return [];
+      if (!(await layout.hasBlob(descriptor.digest))) return []; // e.g. other platforms of an index
+      if (step.depth > MAX_INDEX_DEPTH) tooDeep ??= descriptor;
+      return childrenOf(await readDocument(layout, descriptor, image), { subject: true });
+    };
+    const { references } = await walkImage([entry], visit, { seen, maxDepth: Infinity, maxDescriptors: Infinity });
+    if (tooDeep !== undefined)
+      overLimit.push({
+        image,
+        digest: tooDeep.digest,
+        message: `image ${image}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels; kept, but kimg refuses to pull it`,
+      });
+    else if (references > MAX_WALK_DESCRIPTORS)
+      overLimit.push({
+        image,
+        digest: entry.digest,
+        message: `image ${image}: the image graph has more than ${MAX_WALK_DESCRIPTORS} references; kept, but kimg refuses to walk it`,
+      });
+  }
+  return { marked, overLimit };
+}
+
+/** A stored document, parsed; without it gc cannot tell what is garbage, so it refuses. */
+async function readDocument(layout: LayoutReader, descriptor: Descriptor, image: string): Promise<ManifestDocument> {
+  try {
+    const bytes = await layout.readBlob(descriptor.digest, layout.maxManifestBytes);
+    return parseManifestDocument(bytes, {
+      descriptorMediaType: descriptor.mediaType,
+      what: `${image} (${descriptor.digest})`,
+      maxManifests: 1 << 20,
+      maxLayers: 1 << 20,
+    });
+  } catch (err) {
+    // Collect nothing rather than too much.
+    throw layout.corrupt(
+      `cannot read manifest ${descriptor.digest} of image ${image} (${(err as Error).message}); refusing to collect garbage, run kimg fsck`,
+      err,
+      { digest: descriptor.digest, image },
+    );
+  }
+}
+
+/** Removes blobs no image reaches and stale ingests, holding the store's lock. */
+export async function gc(store: LayoutReader, options: GcOptions = {}): Promise<GcResult> {
   const dryRun = options.dryRun === true;
   const ingestMaxAgeMs = options.ingestMaxAgeMs ?? DAY_MS;
   const claimMaxAgeMs = options.claimMaxAgeMs ?? HOUR_MS;
   return store.lock(async () => {
     const now = Date.now();
-    const marked = await markReachable(store);
+    const { marked, overLimit } = await markReachable(store);
     const blobsDir = join(store.root, BLOBS_DIR);
     const blobsStat = await lstat(blobsDir).catch(() => undefined);
     if (blobsStat !== undefined && !blobsStat.isDirectory())
@@ -134,11 +167,19 @@ export async function gc(store: LayoutStore, options: GcOptions = {}): Promise<G
     }
 
     const removedIngests = await sweepIngests(store, ingestMaxAgeMs, now, dryRun);
-    return { dryRun, removedBlobs, reclaimedBytes, keptBlobs, claimedBlobs, removedIngests };
+    return {
+      dryRun,
+      removedBlobs,
+      reclaimedBytes,
+      keptBlobs,
+      claimedBlobs,
+      removedIngests,
+      overLimitImages: overLimit,
+    };
   });
 }
 
-async function sweepIngests(store: LayoutStore, maxAgeMs: number, now: number, dryRun: boolean): Promise<string[]> {
+async function sweepIngests(store: LayoutReader, maxAgeMs: number, now: number, dryRun: boolean): Promise<string[]> {
   const dir = store.ingestDir;
   const removed: string[] = [];
   const names = await listDir(dir);

@@ -33,6 +33,7 @@ import {
   withoutImage,
   type ImageRecord,
 } from './layout-index.ts';
+import type { LayoutReader } from './layout-reader.ts';
 import { LockTimeoutError, acquireLock, type FileLock } from './lock.ts';
 import {
   BLOBS_DIR,
@@ -140,7 +141,7 @@ export async function openStore(dir?: string, options: StoreOptions = {}): Promi
   return store;
 }
 
-export class LayoutStore implements Store {
+export class LayoutStore implements Store, LayoutReader {
   readonly root: string;
   readonly ingestDir: string;
   readonly indexPath: string;

@@ -32,32 +32,55 @@ export function registerImages(program: Command, io: Io): void {
       const all = flagsOf(flags, command);
       const format = parseOutputFormat(all.output);
       const store = await storeFrom(all, io);
-      const images = await Promise.all((await store.listImages()).map((r) => describeStoredImage(store, r)));
+      // One image that cannot be read (e.g. a graph over the walk limits) is listed with its
+      // error; the others are listed as usual.
+      const images = await Promise.all(
+        (await store.listImages()).map((r) =>
+          describeStoredImage(store, r).then(
+            (image) => ({ image, record: r, error: undefined }),
+            (err: unknown) => ({ image: undefined, record: r, error: (err as Error).message }),
+          ),
+        ),
+      );
+      for (const { error } of images) if (error !== undefined) writeLine(io.stderr, `kimg: ${error}`);
       if (format === 'json') {
         writeLine(
           io.stdout,
           JSON.stringify(
-            images.map((i) => ({
-              name: i.name,
-              digest: i.descriptor.digest,
-              mediaType: i.descriptor.mediaType,
-              size: i.size,
-              platforms: i.images.map((p) => p.platform ?? null),
-            })),
+            images.map(({ image: i, record, error }) =>
+              i === undefined
+                ? {
+                    name: record.name ?? record.refName ?? record.descriptor.digest,
+                    digest: record.descriptor.digest,
+                    mediaType: record.descriptor.mediaType,
+                    size: null,
+                    platforms: [],
+                    error,
+                  }
+                : {
+                    name: i.name,
+                    digest: i.descriptor.digest,
+                    mediaType: i.descriptor.mediaType,
+                    size: i.size,
+                    platforms: i.images.map((p) => p.platform ?? null),
+                  },
+            ),
             null,
             2,
           ),
         );
         return;
       }
-      const rows = images.map((i) => {
-        const [repository, tag] = repositoryAndTag(i.name);
+      const rows = images.map(({ image: i, record }) => {
+        const [repository, tag] = repositoryAndTag(
+          i?.name ?? record.name ?? record.refName ?? record.descriptor.digest,
+        );
         return [
           repository,
           tag,
-          shortDigest(i.descriptor.digest),
-          i.images.map((p) => p.platform ?? '?').join(','),
-          formatBytes(i.size),
+          shortDigest(record.descriptor.digest),
+          i === undefined ? '(unreadable)' : i.images.map((p) => p.platform ?? '?').join(','),
+          i === undefined ? '?' : formatBytes(i.size),
         ];
       });
       writeLine(io.stdout, formatTable(['REPOSITORY', 'TAG', 'DIGEST', 'PLATFORMS', 'SIZE'], rows));

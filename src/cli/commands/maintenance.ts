@@ -35,6 +35,8 @@ export function registerGc(program: Command, io: Io): void {
           `${verb} ${result.removedBlobs.length} blobs (${formatBytes(result.reclaimedBytes)}) and ${result.removedIngests.length} stale ingest files; kept ${result.keptBlobs} blobs in use`,
         );
       }
+      // Images over the walk limits do not stop the collection; say which they were.
+      for (const image of result.overLimitImages) writeLine(io.stderr, `kimg: gc: ${image.message}`);
       if (images?.result.error !== undefined) throw new KimgError('ErrImageGC', images.result.error);
     },
   );
