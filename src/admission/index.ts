@@ -67,12 +67,12 @@ export {
   type StaleServeEvent,
 } from './pinner.ts';
 export {
-  PullerResolver,
+  RegistryResolver,
   combineHostsConfig,
   registryHostsConfig,
   selectPlatformManifest,
-  type ImageResolver,
-  type PullerResolverOptions,
+  type DigestResolver,
+  type RegistryResolverOptions,
   type RegistryCredential,
   type ResolveContext,
 } from './resolver.ts';

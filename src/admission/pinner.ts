@@ -17,7 +17,7 @@ import { ResolveFailure } from './errors.ts';
 import { failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
 import { classifyImage, pinnedValue, type ImageClass } from './images.ts';
 import { imageWarning } from './messages.ts';
-import { selectPlatformManifest, type ImageResolver, type RegistryCredential } from './resolver.ts';
+import { selectPlatformManifest, type DigestResolver, type RegistryCredential } from './resolver.ts';
 
 /** Image strings whose classification is kept (a few hundred bytes each). */
 const CLASS_MEMO_ENTRIES = 4096;
@@ -42,7 +42,7 @@ export interface StaleServeEvent {
 }
 
 export interface PinnerOptions {
-  readonly resolver: ImageResolver;
+  readonly resolver: DigestResolver;
   /** `preserve` (alias `tag+digest`, the default), `canonical`, `digest-only` (alias `digest`). */
   readonly output?: OutputFormat | 'tag+digest' | 'digest';
   /** `os/arch[/variant]`: pin that platform's manifest instead of the index. */
@@ -214,7 +214,7 @@ export class Pinner {
     coalesced: 0,
     staleServes: 0,
   };
-  private readonly resolver: ImageResolver;
+  private readonly resolver: DigestResolver;
   private readonly credentials: CredentialLookup | undefined;
   private readonly cache: TtlCache<LookupOutcome>;
   private readonly flights = new SingleFlight<LookupOutcome>();
@@ -252,7 +252,7 @@ export class Pinner {
   static fromConfig(
     mutate: MutateConfig,
     resolver: Pick<ResolverConfig, 'cacheTtlSeconds'> & Partial<Pick<ResolverConfig, 'staleIfErrorSeconds'>>,
-    imageResolver: ImageResolver,
+    imageResolver: DigestResolver,
     extra: Partial<PinnerOptions> = {},
   ): Pinner {
     return new Pinner({

@@ -1,26 +1,29 @@
 /**
- * Looking digests up (spec §3.2, §4.7): the ImageResolver interface the Pinner uses, and its
- * implementation on kimg's Puller (HEAD with all four manifest types, GET fallback hashing the
- * exact bytes, Bearer/Basic auth, custom CAs, HTTPS_PROXY), with `registryHosts` endpoint
- * overrides, the pull engine's host configuration (containerd hosts.toml directories,
- * registries.conf: mirrors, insecure and blocked registries) and a credential chosen per call.
- * Nothing is stored: the Puller gets a store that refuses every write, so the webhook needs no
- * writable disk.
+ * Looking digests up: the DigestResolver interface the Pinner uses, and its implementation on
+ * one registry client from the access seam (`openRegistry`: HEAD with all four manifest types,
+ * GET fallback hashing the exact bytes, Bearer/Basic auth, custom CAs, HTTPS_PROXY), with
+ * `registryHosts` endpoint overrides, the pull engine's host configuration (containerd hosts.toml
+ * directories, registries.conf: mirrors, insecure and blocked registries) and a credential chosen
+ * per call. Nothing is stored, so the webhook needs no writable disk.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { KimgError } from '../errors/index.ts';
+import type { Descriptor } from '../oci/index.ts';
 import {
   isIndexMediaType,
   normalizePlatform,
   parsePlatform,
   isAttestationPlatform,
-  type Descriptor,
   type Platform,
 } from '../oci/index.ts';
-import { Puller } from '../pull/index.ts';
+import { indexChildren, openRegistry, repositoryOf } from '../pull/index.ts';
+import { parseDockerRef } from '../reference/index.ts';
 import { parseHostsToml, type HostsConfig, type HostsDirConfig } from '../registry/hosts/index.ts';
-import type { Credential, CredentialSource, Endpoint, RegistryClientOptions } from '../registry/index.ts';
-import type { Store } from '../store/index.ts';
+import type {
+  Credential,
+  CredentialSource,
+  Endpoint,
+  RegistryClient,
+  RegistryClientOptions,
+} from '../registry/index.ts';
 
 /** A credential for the registry client (`basic`, `identityToken`, `registryToken`). */
 export type RegistryCredential = Credential;
@@ -31,8 +34,8 @@ export interface ResolveContext {
   readonly signal?: AbortSignal;
 }
 
-/** Looks digests up. Implementations must not cache: the Pinner caches, per credential. */
-export interface ImageResolver {
+/** Looks digests up. Implementations must not cache answers: the Pinner caches, per credential. */
+export interface DigestResolver {
   /**
    * What a normalized reference (`docker.io/library/nginx:1.25`) points at now: the top-level
    * descriptor (an index for a multi-platform image). One HEAD, or a GET when HEAD is unusable.
@@ -43,7 +46,7 @@ export interface ImageResolver {
   close?(): Promise<void>;
 }
 
-export interface PullerResolverOptions {
+export interface RegistryResolverOptions {
   /** Normalized registry host → `https://h:p` / `http://h:p`: where to connect; the logical host still selects credentials. */
   readonly registryHosts?: Readonly<Record<string, string>>;
   /**
@@ -59,35 +62,6 @@ export interface PullerResolverOptions {
   readonly registryTimeoutMs?: number;
   /** Registry client settings (retries, proxies, user agent). */
   readonly client?: Omit<RegistryClientOptions, 'endpoints' | 'credentials' | 'onEvent' | 'credentialCacheMs'>;
-}
-
-/**
- * A store that keeps nothing (digest resolution never writes): reads find nothing, anything
- * else is refused. A Proxy, so that methods the Store interface gains later are refused too.
- */
-function noStore(): Store {
-  const refused = () =>
-    Promise.reject(new KimgError('ErrNoStore', 'digest resolution keeps no images: this Puller has no store'));
-  const known: Partial<Store> = {
-    root: '',
-    hasBlob: () => Promise.resolve(false),
-    getImage: () => Promise.resolve(undefined),
-    listImages: () => Promise.resolve([]),
-    lock: (fn) => fn(),
-  };
-  return new Proxy(known, {
-    get: (target, property) => {
-      if (property in target) return target[property as keyof Store];
-      // Not a thenable (Promise.resolve(store) must not call it), nor inspectable as a method.
-      if (typeof property === 'symbol' || property === 'then' || property === 'toJSON') return undefined;
-      return refused;
-    },
-  }) as Store;
-}
-
-interface CallCredential {
-  readonly registry: string;
-  readonly credential: RegistryCredential | undefined;
 }
 
 /** The registry host of an endpoint URL (`host[:port]`). */
@@ -132,27 +106,22 @@ export function combineHostsConfig(
 }
 
 /**
- * An ImageResolver on kimg's Puller (`resolve`) and registry client (`getManifest`). One
- * instance serves every request: connections, tokens and host back-off are shared, while the
- * credential travels with each call (AsyncLocalStorage), so token caches stay keyed per
- * credential and a credential is never reused for another pod's call.
+ * A DigestResolver on one registry client. One instance serves every request: connections,
+ * tokens, learned challenges and host back-off are shared, while each call brings its own
+ * credential (the client's per-call `credentials`), so tokens stay keyed per credential and a
+ * credential is never used for another pod's call.
  */
-export class PullerResolver implements ImageResolver {
-  readonly puller: Puller;
-  private readonly calls = new AsyncLocalStorage<CallCredential>();
+export class RegistryResolver implements DigestResolver {
+  readonly client: RegistryClient;
   private readonly overrideHosts: ReadonlyMap<string, string>;
 
-  constructor(options: PullerResolverOptions = {}) {
+  constructor(options: RegistryResolverOptions = {}) {
     const registryHosts = options.registryHosts ?? {};
     const overrides = new Map<string, string>();
     for (const [host, url] of Object.entries(registryHosts)) overrides.set(host, new URL(url).host);
     this.overrideHosts = overrides;
     const timeout = options.registryTimeoutMs ?? 5000;
-    const credentials: CredentialSource = (host, context) =>
-      Promise.resolve(this.credentialFor(host, context.registry, context.endpoint));
-    this.puller = new Puller({
-      store: noStore(),
-      credentials,
+    this.client = openRegistry({
       hosts: combineHostsConfig(registryHosts, options.hosts, options.insecureLoopback ?? false),
       ...(options.caPems !== undefined && { caPems: options.caPems }),
       client: {
@@ -161,46 +130,46 @@ export class PullerResolver implements ImageResolver {
         // Admission has seconds, not minutes: fail fast rather than wait out a long Retry-After.
         retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 1000, maxRetryAfterMs: 2000 },
         ...options.client,
-        credentialCacheMs: 0,
       },
     });
   }
 
   /** The call's credential, only for the image's own registry (or its `registryHosts` endpoint). */
-  private credentialFor(host: string, registry: string, endpoint: Endpoint): RegistryCredential | undefined {
-    const call = this.calls.getStore();
-    if (call === undefined || call.registry !== registry) return undefined;
+  private credentialsFor(registry: string, credential: RegistryCredential | undefined): CredentialSource {
     const override = this.overrideHosts.get(registry);
-    const own = override !== undefined ? host === override && endpointHost(endpoint) === override : !endpoint.mirror;
-    return own ? call.credential : undefined;
+    return (host, context) => {
+      if (credential === undefined || context.registry !== registry) return Promise.resolve(undefined);
+      const own =
+        override !== undefined
+          ? host === override && endpointHost(context.endpoint) === override
+          : context.endpoint.mirror !== true;
+      return Promise.resolve(own ? credential : undefined);
+    };
   }
 
-  resolve(reference: string, context: ResolveContext = {}): Promise<Descriptor> {
-    const registry = reference.slice(0, reference.indexOf('/'));
-    return this.calls.run({ registry, credential: context.credential }, async () => {
-      const found = await this.puller.resolve(
-        reference,
-        context.signal === undefined ? {} : { signal: context.signal },
-      );
-      return found.descriptor;
-    });
+  async resolve(reference: string, context: ResolveContext = {}): Promise<Descriptor> {
+    const ref = parseDockerRef(reference);
+    const found = await this.client.resolve(
+      { registry: ref.domain, path: ref.path },
+      ref.digest ?? ref.tag ?? 'latest',
+      {
+        credentials: this.credentialsFor(ref.domain, context.credential),
+        ...(context.signal !== undefined && { signal: context.signal }),
+      },
+    );
+    return found.descriptor;
   }
 
   indexManifests(repository: string, index: Descriptor, context: ResolveContext = {}): Promise<readonly Descriptor[]> {
-    const slash = repository.indexOf('/');
-    const registry = repository.slice(0, slash);
-    const path = repository.slice(slash + 1);
-    return this.calls.run({ registry, credential: context.credential }, async () => {
-      const fetched = await this.puller.client.getManifest({ registry, path }, index.digest, {
-        descriptor: index,
-        ...(context.signal !== undefined && { signal: context.signal }),
-      });
-      return fetched.document.kind === 'index' ? fetched.document.index.manifests : [];
+    const repo = repositoryOf(repository);
+    return indexChildren(this.client, repo, index, {
+      credentials: this.credentialsFor(repo.registry, context.credential),
+      ...(context.signal !== undefined && { signal: context.signal }),
     });
   }
 
   async close(): Promise<void> {
-    await this.puller.close();
+    await this.client.close();
   }
 }
 

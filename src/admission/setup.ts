@@ -15,7 +15,7 @@ import { SecretInformer, type InformerOptions } from './informer.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { Pinner } from './pinner.ts';
 import { ImagePolicy } from './policy.ts';
-import { PullerResolver, type ImageResolver, type PullerResolverOptions } from './resolver.ts';
+import { RegistryResolver, type DigestResolver, type RegistryResolverOptions } from './resolver.ts';
 
 function problemOf(err: unknown): string {
   if (err instanceof KimgError) return err.message;
@@ -59,11 +59,11 @@ export async function loadResolverHosts(
   return { ...fromConf, ...fromDirs };
 }
 
-/** A PullerResolver for the `resolver` section (reads `caFile`, `hostsDir`, `registriesConf`). */
+/** A RegistryResolver for the `resolver` section (reads `caFile`, `hostsDir`, `registriesConf`). */
 export async function resolverFromConfig(
   config: ResolverConfig,
-  extra: Omit<PullerResolverOptions, 'registryHosts' | 'registryTimeoutMs' | 'hosts'> = {},
-): Promise<PullerResolver> {
+  extra: Omit<RegistryResolverOptions, 'registryHosts' | 'registryTimeoutMs' | 'hosts'> = {},
+): Promise<RegistryResolver> {
   let caPems: string[] = [...(extra.caPems ?? [])];
   if (config.caFile !== undefined) {
     try {
@@ -76,7 +76,7 @@ export async function resolverFromConfig(
     }
   }
   const hosts = await loadResolverHosts(config);
-  return new PullerResolver({
+  return new RegistryResolver({
     ...extra,
     registryHosts: config.registryHosts,
     registryTimeoutMs: config.registryTimeoutMs,
@@ -88,7 +88,7 @@ export async function resolverFromConfig(
 export interface AdmissionRuntime {
   readonly handler: AdmissionHandler;
   readonly pinner: Pinner;
-  readonly resolver: ImageResolver;
+  readonly resolver: DigestResolver;
   readonly objects: ClusterObjectSource | undefined;
   readonly metrics: WebhookMetrics;
   close(): Promise<void>;
@@ -97,7 +97,7 @@ export interface AdmissionRuntime {
 export interface AdmissionRuntimeOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Instead of one built from `config.resolver`. */
-  readonly resolver?: ImageResolver;
+  readonly resolver?: DigestResolver;
   /** Instead of one built from `config.resolver.secretSource`. */
   readonly objects?: ClusterObjectSource;
   readonly informer?: InformerOptions;

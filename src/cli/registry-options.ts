@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BasicCredential } from '../credentials/index.ts';
-import { EndpointResolver, Puller, loadCredentialSource } from '../pull/index.ts';
+import { Puller, loadCredentialSource, openRegistry } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
 import { loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
-import { RegistryClient, type CredentialSource, type EventSink } from '../registry/index.ts';
+import type { CredentialSource, EventSink, RegistryClient } from '../registry/index.ts';
 import { defaultStorePath, openStore, type Store } from '../store/index.ts';
 import type { Io } from './io.ts';
 
@@ -94,13 +94,7 @@ export async function registryFrom(
   onEvent?: EventSink,
 ): Promise<RegistryClient> {
   const settings = await registrySettingsFrom(flags, io, image);
-  const endpoints = new EndpointResolver(settings.hosts, settings.caPems);
-  return new RegistryClient({
-    credentials: settings.credentials,
-    ...(onEvent !== undefined && { onEvent }),
-    endpoints: (registry, request) =>
-      endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
-  });
+  return openRegistry({ ...settings, ...(onEvent !== undefined && { onEvent }) });
 }
 
 /** A Puller configured from the command line, for pulling `image`. */

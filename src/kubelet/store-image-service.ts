@@ -1,6 +1,7 @@
 /**
  * The image service over kimg's own runtime pieces: the OCI-layout store for what is present and
- * a Puller per pull for what is not. A pull gets exactly one credential (or none), sent only to
+ * one Puller (one registry client: connections, tokens, learned challenges) for the node, opened
+ * at the first pull. Each pull brings exactly one credential (or none) on the call, sent only to
  * the registry itself, never to a mirror. imageRef = the digest of the stored index or manifest,
  * so two names of the same content share an imageRef (as two tags of one image do in the CRI).
  * Like CRI-O, connection failures and 5xx answers are reported as `RegistryUnavailable: …`, which
@@ -29,16 +30,18 @@ import {
   storedName,
   toClientCredential,
   type PullEventSink,
+  type PullOptions,
   type PullerOptions,
 } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
-import type { BlobSink } from '../registry/index.ts';
+import { credentialIdentity, type BlobSink, type CallOptions } from '../registry/index.ts';
 import { splitImageName, type ImageRecord, type Store } from '../store/index.ts';
 import type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from './image-service.ts';
 
 export interface StoreImageServiceOptions {
   readonly store: Store;
-  /** Everything a Puller takes but the store and credentials (hosts, CAs, concurrency, client). */
+  /** Everything a Puller takes but the store and credentials (hosts, CAs, concurrency, client,
+   * or an existing `registry` client to share). */
   readonly puller?: Omit<PullerOptions, 'store' | 'credentials'>;
   /** The node's platform, `os/arch[/variant]`; default the host's. */
   readonly platform?: string;
@@ -78,6 +81,7 @@ export class StoreImageService implements ImageService, ImageResolver {
   readonly platform: string | undefined;
   readonly #options: StoreImageServiceOptions;
   readonly #pinned: Set<string>;
+  #sharedPuller: Puller | undefined;
 
   constructor(options: StoreImageServiceOptions) {
     this.store = options.store;
@@ -96,19 +100,24 @@ export class StoreImageService implements ImageService, ImageResolver {
     credential: BasicCredential | undefined,
     options: PullImageOptions = {},
   ): Promise<string> {
-    const puller = this.#puller(credential);
     try {
-      const result = await puller.pull(image, {
+      const result = await this.#puller().pull(image, {
         ...(this.platform !== undefined && { platform: this.platform }),
         ...(options.signal !== undefined && { signal: options.signal }),
         ...(this.#options.onPullEvent !== undefined && { onEvent: this.#options.onPullEvent }),
+        ...this.#credentials(credential),
       });
       return result.descriptor.digest;
     } catch (err) {
       throw runtimeError(err);
-    } finally {
-      await puller.close();
     }
+  }
+
+  /** Closes the node's registry connections; a later pull opens new ones. */
+  async close(): Promise<void> {
+    const puller = this.#sharedPuller;
+    this.#sharedPuller = undefined;
+    await puller?.close();
   }
 
   async getImageSize(image: string): Promise<number> {
@@ -168,9 +177,13 @@ export class StoreImageService implements ImageService, ImageResolver {
     const ref = parseDockerRef(image);
     const name = ref.toString();
     const repo = { registry: ref.domain, path: ref.path };
-    const call = { ...(options.signal !== undefined && { signal: options.signal }) };
+    const { credentials } = this.#credentials(credential);
+    const call: CallOptions = {
+      ...(options.signal !== undefined && { signal: options.signal }),
+      ...(credentials !== undefined && { credentials }),
+    };
     const want = parsePlatform(options.platform);
-    const puller = this.#puller(credential);
+    const puller = this.#puller();
     try {
       const found = await puller.client.resolve(repo, ref.digest ?? ref.tag ?? 'latest', call);
       const top = found.descriptor;
@@ -213,8 +226,6 @@ export class StoreImageService implements ImageService, ImageResolver {
       return resolved;
     } catch (err) {
       throw runtimeError(err);
-    } finally {
-      await puller.close();
     }
   }
 
@@ -222,7 +233,7 @@ export class StoreImageService implements ImageService, ImageResolver {
     puller: Puller,
     repo: { registry: string; path: string },
     config: Descriptor,
-    call: { signal?: AbortSignal },
+    call: CallOptions,
   ): Promise<Platform | undefined> {
     if (config.size > MAX_CONFIG_BYTES) return undefined;
     const sink = new MemorySink();
@@ -244,14 +255,18 @@ export class StoreImageService implements ImageService, ImageResolver {
     }
   }
 
-  #puller(credential: BasicCredential | undefined): Puller {
-    return new Puller({
-      ...this.#options.puller,
-      store: this.store,
-      ...(credential !== undefined && {
-        credentials: async (_host, context) =>
-          context.endpoint.mirror === true ? undefined : toClientCredential(credential),
-      }),
-    });
+  #puller(): Puller {
+    return (this.#sharedPuller ??= new Puller({ ...this.#options.puller, store: this.store }));
+  }
+
+  /** The pull's one credential as per-call credentials (never for a mirror), and the key under
+   * which pulls of one image with the same credential share their work. */
+  #credentials(credential: BasicCredential | undefined): Pick<PullOptions, 'credentials' | 'credentialKey'> {
+    if (credential === undefined) return {};
+    const client = toClientCredential(credential);
+    return {
+      credentials: async (_host, context) => (context.endpoint.mirror === true ? undefined : client),
+      credentialKey: credentialIdentity(client),
+    };
   }
 }

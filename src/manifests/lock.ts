@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { ResolveFailure, type ImageResolver } from '../admission/index.ts';
+import { ResolveFailure, type DigestResolver } from '../admission/index.ts';
 import { isValidDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { tryParseDockerRef } from '../reference/index.ts';
@@ -148,12 +148,12 @@ export class LockedResolutions {
 }
 
 /**
- * An ImageResolver answering from a lock only (`--from-lock`): no network, ever. A reference the
+ * An DigestResolver answering from a lock only (`--from-lock`): no network, ever. A reference the
  * lock lacks fails with the cause `not in lock`. The digest locked is the one written last time
  * (the platform's manifest when the lock says a platform), so it is answered as a manifest: the
  * Pinner then writes it as it is, without asking for an index's children.
  */
-export class LockResolver implements ImageResolver {
+export class LockResolver implements DigestResolver {
   readonly resolutions: LockedResolutions;
 
   constructor(resolutions: LockedResolutions) {

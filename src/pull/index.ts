@@ -11,6 +11,7 @@ export {
 export type { PullEvent, PullEventSink } from './events.ts';
 export { loadCredentialSource, toClientCredential, type CredentialOptions } from './credentials.ts';
 export { EndpointResolver } from './endpoints.ts';
+export { indexChildren, openRegistry, repositoryOf, type RegistryAccessOptions } from './registry-access.ts';
 export {
   MAX_CONFIG_BYTES,
   fetchRemoteConfig,

@@ -19,36 +19,25 @@ import {
   type Children,
 } from '../oci/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
-import type { HostsConfig } from '../registry/hosts/index.ts';
-import {
-  RegistryClient,
-  type BlobSink,
-  type CredentialSource,
-  type RegistryClientOptions,
-  type RegistryEvent,
-} from '../registry/index.ts';
+import type { BlobSink, CallOptions, CredentialSource, RegistryClient, RegistryEvent } from '../registry/index.ts';
 import { openStore, type Store } from '../store/index.ts';
-import { EndpointResolver } from './endpoints.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
+import { openRegistry, type RegistryAccessOptions } from './registry-access.ts';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
-export interface PullerOptions {
+export interface PullerOptions extends Omit<RegistryAccessOptions, 'onEvent'> {
   /** The store, or its directory; default the embedded default store (`openStore()`). */
   readonly store?: Store | string;
-  /** Credentials per host contacted; default anonymous. */
-  readonly credentials?: CredentialSource;
-  /** Registry host configuration (mirrors, TLS, insecure hosts). */
-  readonly hosts?: HostsConfig;
-  /** Extra CA certificates (PEM) trusted for every registry. */
-  readonly caPems?: readonly string[];
+  /** An existing client to share (connections, tokens, challenges, back-off); the access
+   * options (`hosts`, `caPems`, `credentials`, `client`) are then ignored, and `close()` leaves
+   * the client open for its owner. Default: a client of its own from `openRegistry`. */
+  readonly registry?: RegistryClient;
   /** Blobs downloaded at once per pull; default 3, as containerd (measured on 2 cores: 2–3 streams
    * beat 4 and 8, which only add contention). */
   readonly concurrency?: number;
   /** No body bytes for this long: drop the connection and resume with Range (default 60 s). */
   readonly stallTimeoutMs?: number;
-  /** Passed to the registry client (retries, timeouts, proxies, clock). */
-  readonly client?: Omit<RegistryClientOptions, 'endpoints' | 'credentials' | 'onEvent'>;
 }
 
 export interface PullOptions {
@@ -58,6 +47,14 @@ export interface PullOptions {
   readonly allPlatforms?: boolean;
   readonly signal?: AbortSignal;
   readonly onEvent?: PullEventSink;
+  /** Credentials for this pull only, instead of the Puller's (see `CallOptions.credentials`). */
+  readonly credentials?: CredentialSource;
+  /**
+   * Stands for `credentials` when pulls of one image share work: a pull with its own
+   * credentials joins only a pull with the same key (e.g. a hash of the credential), and
+   * without a key it joins none.
+   */
+  readonly credentialKey?: string;
 }
 
 export interface PulledManifest {
@@ -121,36 +118,36 @@ interface SharedPull {
  */
 export class Puller {
   readonly client: RegistryClient;
+  private readonly ownsClient: boolean;
+  private readonly stopListening: () => void;
   private readonly storePromise: Promise<Store>;
-  private readonly endpoints: EndpointResolver;
   private readonly concurrency: number;
   private readonly stallTimeoutMs: number | undefined;
   private readonly inFlight = new Map<string, SharedPull>();
+  /** Numbers pulls with their own credentials and no key, which share with nobody. */
+  private unshared = 0;
 
   constructor(options: PullerOptions = {}) {
     this.storePromise = typeof options.store === 'object' ? Promise.resolve(options.store) : openStore(options.store);
-    this.endpoints = new EndpointResolver(options.hosts ?? {}, options.caPems);
     this.concurrency = Math.max(1, options.concurrency ?? 3);
     this.stallTimeoutMs = options.stallTimeoutMs;
-    this.client = new RegistryClient({
-      ...options.client,
-      ...(options.credentials !== undefined && { credentials: options.credentials }),
-      endpoints: (registry, request) =>
-        this.endpoints.forRegistry({ domain: registry, path: request.repository }, { byDigest: request.byDigest }),
-      onEvent: (event) => this.forwardRegistryEvent(event),
-    });
+    this.ownsClient = options.registry === undefined;
+    this.client = options.registry ?? openRegistry(options);
+    this.stopListening = this.client.listen((event) => this.forwardRegistryEvent(event));
   }
 
   store(): Promise<Store> {
     return this.storePromise;
   }
 
+  /** Stops listening to the client, and closes it when it is the Puller's own. */
   async close(): Promise<void> {
-    await this.client.close();
+    this.stopListening();
+    if (this.ownsClient) await this.client.close();
   }
 
   /** The digest a reference points at now, without downloading anything else. */
-  async resolve(image: string, options: { signal?: AbortSignal } = {}): Promise<ResolveResult> {
+  async resolve(image: string, options: CallOptions = {}): Promise<ResolveResult> {
     const ref = parseDockerRef(image);
     const name = ref.toString();
     try {
@@ -181,7 +178,10 @@ export class Puller {
     }
     const name = ref.toString();
     if (options.signal?.aborted) return Promise.reject(new PullError(name, options.signal.reason));
-    const key = `${name} ${want}`;
+    let key = `${name} ${want}`;
+    if (options.credentials !== undefined) {
+      key += options.credentialKey === undefined ? ` ${++this.unshared}` : ` key ${options.credentialKey}`;
+    }
     let shared = this.inFlight.get(key);
     if (shared === undefined) {
       const controller = new AbortController();
@@ -290,7 +290,10 @@ export class Puller {
     const name = ref.toString();
     const store = await this.storePromise;
     const repo = { registry: ref.domain, path: ref.path };
-    const call = { signal };
+    const call: CallOptions = {
+      signal,
+      ...(options.credentials !== undefined && { credentials: options.credentials }),
+    };
     const platform = options.allPlatforms ? undefined : this.wantedPlatform(options.platform);
     try {
       emit({ type: 'resolving', image: name });
@@ -314,7 +317,7 @@ export class Puller {
         if (await store.hasBlob(blob.digest)) emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
         else missing.push(blob);
       }
-      const received = await this.fetchBlobs(store, repo, missing, signal, emit);
+      const received = await this.fetchBlobs(store, repo, missing, call, emit);
       await store.setImage(name, top);
       await store.releaseClaims([top.digest, ...plan.manifests.map((m) => m.digest), ...plan.blobs.keys()]);
       const ms = Date.now() - started;
@@ -415,7 +418,7 @@ export class Puller {
     store: Store,
     repo: { registry: string; path: string },
     blobs: Descriptor[],
-    signal: AbortSignal,
+    call: CallOptions,
     emit: PullEventSink,
   ): Promise<number> {
     let received = 0;
@@ -427,7 +430,7 @@ export class Puller {
         const blob = blobs[next++];
         if (blob === undefined) break;
         try {
-          const { bytes, committed } = await this.fetchBlob(store, repo, blob, signal, emit);
+          const { bytes, committed } = await this.fetchBlob(store, repo, blob, call, emit);
           received += bytes;
           commits.push(committed.catch((err: unknown) => void failures.push(err)));
         } catch (err) {
@@ -447,11 +450,14 @@ export class Puller {
     store: Store,
     repo: { registry: string; path: string },
     blob: Descriptor,
-    signal: AbortSignal,
+    call: CallOptions,
     emit: PullEventSink,
   ): Promise<{ bytes: number; committed: Promise<void> }> {
     const started = Date.now();
-    const ingest = await store.openIngest(blob, { source: `${repo.registry}/${repo.path}`, signal });
+    const ingest = await store.openIngest(blob, {
+      source: `${repo.registry}/${repo.path}`,
+      ...(call.signal !== undefined && { signal: call.signal }),
+    });
     if (ingest.alreadyPresent) {
       emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
       return { bytes: 0, committed: Promise.resolve() };
@@ -470,8 +476,8 @@ export class Puller {
           reset: () => ingest.reset(),
         };
         const result = await this.client.fetchBlob(repo, blob, sink, {
+          ...call,
           verify: false,
-          signal,
           ...(this.stallTimeoutMs !== undefined && { stallTimeoutMs: this.stallTimeoutMs }),
           onProgress: (p) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes: p.offset }),
         });

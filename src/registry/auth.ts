@@ -167,7 +167,7 @@ export class Authenticator {
         if (learned) return res;
         learned = true;
         // Basic without a username/password: asking again cannot succeed.
-        if (challenge.challenge.scheme === 'basic' && (await this.credentialFor(ep))?.kind !== 'basic') {
+        if (challenge.challenge.scheme === 'basic' && (await this.credentialFor(ep, ctx))?.kind !== 'basic') {
           this.challenges.set(ep.label, challenge);
           return res;
         }
@@ -267,7 +267,7 @@ export class Authenticator {
     scopes: readonly Scope[],
     ctx: OperationContext,
   ): Promise<AuthUsed> {
-    const credential = await this.credentialFor(ep);
+    const credential = await this.credentialFor(ep, ctx);
     if (credential?.kind === 'registryToken') {
       ctx.secrets.add(credential.token);
       return { kind: 'registryToken', header: `Bearer ${credential.token}` };
@@ -328,7 +328,13 @@ export class Authenticator {
     return { kind: 'bearer', header: `Bearer ${token.token}`, key, token: token.token };
   }
 
-  private async credentialFor(ep: PreparedEndpoint): Promise<Credential | undefined> {
+  /**
+   * The credential for the host contacted: the call's own source when it brought one (asked
+   * every time, never cached here), else the client's, cached per host for `credentialCacheMs`.
+   */
+  private async credentialFor(ep: PreparedEndpoint, ctx: OperationContext): Promise<Credential | undefined> {
+    if (ctx.credentials !== undefined)
+      return ctx.credentials(ep.host, { registry: ep.registry, endpoint: ep.endpoint });
     const source = this.options.credentials;
     if (source === undefined) return undefined;
     const ttl = this.options.credentialCacheMs ?? 60_000;

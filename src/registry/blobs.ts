@@ -17,7 +17,7 @@ import { RegistryError } from './errors.ts';
 import { contentLength, headerValue } from './headers.ts';
 import { errorCode, sanitizeCause } from './redact.ts';
 import { backoffDelay, DEFAULT_RETRY_POLICY } from './retry.ts';
-import type { BlobSink, Clock, EventSink, RepositoryRef } from './types.ts';
+import type { BlobSink, CallOptions, Clock, EventSink, RepositoryRef } from './types.ts';
 
 export interface BlobProgress {
   readonly digest: string;
@@ -28,8 +28,7 @@ export interface BlobProgress {
   readonly resumes: number;
 }
 
-export interface FetchBlobOptions {
-  readonly signal?: AbortSignal;
+export interface FetchBlobOptions extends CallOptions {
   readonly onProgress?: (progress: BlobProgress) => void;
   /** A server that answers a Range request with the whole blob (200): start over from it
    * (default, as containerd) or fail (as containers/image). */

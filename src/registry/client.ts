@@ -30,7 +30,18 @@ import { systemClock } from './retry.ts';
 import { listTagsOnEndpoint, type ListTagsOptions, type TagList } from './tags.ts';
 import { TokenCache } from './token.ts';
 import { Transport, type TransportOptions } from './transport.ts';
-import type { BlobSink, Capability, Clock, Endpoint, EventSink, RepositoryRef } from './types.ts';
+import type {
+  BlobSink,
+  CallOptions,
+  Capability,
+  Clock,
+  Endpoint,
+  EventSink,
+  RegistryEvent,
+  RepositoryRef,
+} from './types.ts';
+
+export type { CallOptions } from './types.ts';
 
 export interface RegistryClientOptions extends TransportOptions, AuthOptions {
   /** Endpoints per registry name, in the order to try them; default `https://<registry>`
@@ -53,10 +64,6 @@ export interface EndpointRequest {
   readonly byDigest: boolean;
 }
 
-export interface CallOptions {
-  readonly signal?: AbortSignal;
-}
-
 export interface GetManifestOptions extends CallOptions {
   /** The descriptor that pointed at the manifest: its size and mediaType must match. */
   readonly descriptor?: Descriptor;
@@ -70,10 +77,17 @@ export class RegistryClient {
   private readonly warned = new Set<string>();
   private readonly manifestDeps: ManifestDeps;
 
+  /** Who hears the client's events: `options.onEvent` and every {@link listen}er. */
+  private readonly listeners = new Set<EventSink>();
+  private readonly emit: EventSink = (event) => {
+    for (const listener of this.listeners) listener(event);
+  };
+
   constructor(private readonly options: RegistryClientOptions = {}) {
+    if (options.onEvent !== undefined) this.listeners.add(options.onEvent);
     this.clock = options.clock ?? systemClock;
-    this.transport = new Transport(options);
-    this.auth = new Authenticator(this.transport, new TokenCache(this.clock), this.clock, options, options.onEvent);
+    this.transport = new Transport({ ...options, onEvent: this.emit });
+    this.auth = new Authenticator(this.transport, new TokenCache(this.clock), this.clock, options, this.emit);
     this.manifestDeps = {
       auth: this.auth,
       maxManifestBytes: options.maxManifestBytes ?? MANIFEST_LIMIT,
@@ -89,7 +103,7 @@ export class RegistryClient {
         'ErrInvalidArgument',
         `registry name ${JSON.stringify(registry.slice(0, 100))} is not a valid host[:port]`,
       );
-    const ctx = createContext(`ping ${registry}`, { registry }, options.signal);
+    const ctx = createContext(`ping ${registry}`, { registry }, options);
     return this.onEndpoints({ registry, path: '' }, false, undefined, ctx, (ep) => this.auth.ping(ep, ctx));
   }
 
@@ -105,7 +119,7 @@ export class RegistryClient {
     const ctx = createContext(
       `resolve ${shown}`,
       { registry: ref.registry, repository: ref.path, reference: reference.value },
-      options.signal,
+      options,
     );
     // containerd: a digest needs only `pull` hosts, a tag needs `resolve`.
     const capability: Capability = reference.kind === 'tag' ? 'resolve' : 'pull';
@@ -123,7 +137,7 @@ export class RegistryClient {
     const ctx = createContext(
       `list tags of ${ref.registry}/${ref.path}`,
       { registry: ref.registry, repository: ref.path },
-      options.signal,
+      options,
     );
     return this.onEndpoints(ref, false, 'resolve', ctx, (ep, epRef) =>
       listTagsOnEndpoint(ep, epRef, ctx, this.manifestDeps, options),
@@ -150,7 +164,7 @@ export class RegistryClient {
     const ctx = createContext(
       `fetch manifest ${ref.registry}/${ref.path}@${digest}`,
       { registry: ref.registry, repository: ref.path, reference: digest },
-      options.signal,
+      options,
     );
     if (descriptor !== undefined) {
       if (descriptor.digest !== digest) {
@@ -200,7 +214,7 @@ export class RegistryClient {
     const ctx = createContext(
       `fetch blob ${descriptor.digest} (${descriptor.size} bytes) from ${ref.registry}/${ref.path}`,
       { registry: ref.registry, repository: ref.path, reference: descriptor.digest },
-      options.signal,
+      options,
     );
     const transfer = new BlobTransfer(descriptor, sink, options);
     const result = (endpoint: string): FetchBlobResult => ({
@@ -222,11 +236,21 @@ export class RegistryClient {
       await fetchBlobOnEndpoint(ep, epRef, transfer, ctx, {
         auth: this.auth,
         clock: this.clock,
-        onEvent: this.options.onEvent,
+        onEvent: this.emit,
       });
       return ep.label;
     });
     return result(endpoint);
+  }
+
+  /**
+   * Hears the client's events (retries, resumes, warnings, tokens) from now on, whichever caller
+   * caused them: they belong to a host, not to one call. Returns the way to stop listening.
+   */
+  listen(sink: EventSink): () => void {
+    const own = (event: RegistryEvent) => sink(event);
+    this.listeners.add(own);
+    return () => this.listeners.delete(own);
   }
 
   /** Closes pooled connections; the client cannot be used afterwards. */
@@ -266,7 +290,7 @@ export class RegistryClient {
     const key = `${host}\u0000${text}`;
     if (this.warned.has(key)) return;
     this.warned.add(key);
-    this.options.onEvent?.({ type: 'warning', host, message: text });
+    this.emit({ type: 'warning', host, message: text });
   }
 
   private endpointsFor(registry: string, request: EndpointRequest): Promise<PreparedEndpoint[]> {
@@ -315,7 +339,7 @@ export class RegistryClient {
         if (!(err instanceof KimgError) || err.code === 'ErrInvalidArgument') throw err;
         last = err;
         failures.push(`${ep.label}: ${err.code}`);
-        this.options.onEvent?.({ type: 'endpointFailed', endpoint: ep.label, code: err.code, message: err.message });
+        this.emit({ type: 'endpointFailed', endpoint: ep.label, code: err.code, message: err.message });
       }
     }
     if (failures.length > 1 && last instanceof RegistryError) {

@@ -16,6 +16,7 @@ import { describeRateLimit, headerValue, parseRateLimit, parseWarnings } from '.
 import { queryParts, redactUrl, scrubSecrets } from './redact.ts';
 import type { FollowedResponse } from './redirect.ts';
 import { parseRetryAfter } from './retry.ts';
+import type { CallOptions, CredentialSource } from './types.ts';
 
 export interface OperationContext {
   /** Names the operation: `resolve 127.0.0.1:5000/library/nginx:1.25`. */
@@ -30,16 +31,23 @@ export interface OperationContext {
   /** The last rate-limit headers seen. */
   rateLimit?: RateLimit;
   readonly signal?: AbortSignal;
+  /** The call's own credentials (see {@link CallOptions.credentials}), instead of the client's. */
+  readonly credentials?: CredentialSource;
 }
 
-export function createContext(description: string, facts: RegistryErrorFacts, signal?: AbortSignal): OperationContext {
+export function createContext(
+  description: string,
+  facts: RegistryErrorFacts,
+  call: CallOptions = {},
+): OperationContext {
   return {
     description,
     facts,
     secrets: new Set(),
     notes: [],
     warnings: [],
-    ...(signal !== undefined && { signal }),
+    ...(call.signal !== undefined && { signal: call.signal }),
+    ...(call.credentials !== undefined && { credentials: call.credentials }),
   };
 }
 

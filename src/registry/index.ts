@@ -46,4 +46,5 @@ export {
 export { checkRealm, classifyHost, type AddressClass, type RealmDecision } from './realm.ts';
 export { redactUrl } from './redact.ts';
 export { defaultEndpoints } from './endpoints.ts';
+export { credentialIdentity } from './token.ts';
 export { ERROR_BODY_LIMIT, MANIFEST_LIMIT, TOKEN_LIMIT } from './body.ts';

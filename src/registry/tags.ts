@@ -11,9 +11,9 @@ import { errorFromResponse, observeResponse, type OperationContext } from './con
 import { apiUrl, isValidTag, type PreparedEndpoint } from './endpoints.ts';
 import { RegistryError } from './errors.ts';
 import { contentLength, headerValues } from './headers.ts';
-import type { RepositoryRef } from './types.ts';
+import type { CallOptions, RepositoryRef } from './types.ts';
 
-export interface ListTagsOptions {
+export interface ListTagsOptions extends CallOptions {
   /** Tags asked for per page (`n=`); default 1000. */
   readonly pageSize?: number;
   /** Stop after this many tags (the answer says it was cut); default 100 000. */
@@ -22,7 +22,6 @@ export interface ListTagsOptions {
   readonly maxPages?: number;
   /** Largest page body read; default 4 MiB. */
   readonly maxPageBytes?: number;
-  readonly signal?: AbortSignal;
 }
 
 export interface TagList {

@@ -71,6 +71,19 @@ export interface BlobSink {
   read?(): AsyncIterable<Uint8Array>;
 }
 
+/**
+ * What every client operation takes. `credentials` is ggcr's per-call `WithAuth` on a shared
+ * client (`remote.Reuse`): this call asks it, not the client's own source, for the credential of
+ * each host it contacts. It is asked on every request and never cached by the client; what the
+ * client keeps across calls is keyed so that one call's credential never serves another's:
+ * challenges per endpoint (they carry no secret), tokens per (realm, service, scopes,
+ * credential identity).
+ */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  readonly credentials?: CredentialSource;
+}
+
 /** A repository: registry name (`docker.io`, `127.0.0.1:5000`) and path (`library/nginx`). */
 export interface RepositoryRef {
   readonly registry: string;

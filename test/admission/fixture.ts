@@ -14,7 +14,7 @@ import {
   parseAdmissionConfig,
   resolverFromConfig,
   type AdmissionRuntime,
-  type ImageResolver,
+  type DigestResolver,
 } from '../../src/admission/index.ts';
 import {
   buildImage,
@@ -190,7 +190,7 @@ export async function startWebhook(
  * Tests never reach past loopback: a reference to a registry without a `registryHosts` entry
  * (random images in property tests) fails as not found before any network access.
  */
-export function offline(inner: ImageResolver, registries: readonly string[]): ImageResolver {
+export function offline(inner: DigestResolver, registries: readonly string[]): DigestResolver {
   const known = (reference: string) => registries.some((r) => reference.startsWith(`${r}/`));
   const refuse = (reference: string) =>
     Promise.reject(new ResolveFailure(reference, 'not found', 'not a test registry: not contacted'));

@@ -5,7 +5,7 @@
 // once the stale window has closed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Pinner, PullerResolver } from '../../src/admission/index.ts';
+import { Pinner, RegistryResolver } from '../../src/admission/index.ts';
 import { fault, httpRequest, requireTools, startFaultProxy } from '../harness/index.ts';
 import { SERVICE_NAME, patchMap } from './apiserver.ts';
 import { objects, startRegistryFixture, startWebhook, type RegistryFixture, type RunningWebhook } from './fixture.ts';
@@ -116,7 +116,7 @@ describe('stale-while-error', { skip }, () => {
   test('the stale window is bounded; an unreachable registry (connection refused) is bridged inside it', async () => {
     // The Pinner with a clock of its own, on the real registry through a proxy this test can stop.
     const proxy = await startFaultProxy({ upstream: fx.registry.url });
-    const resolver = new PullerResolver({ registryHosts: { 'registry.kimg.test': proxy.url } });
+    const resolver = new RegistryResolver({ registryHosts: { 'registry.kimg.test': proxy.url } });
     let now = 1_000_000;
     const pinner = new Pinner({ resolver, cacheTtlSeconds: 10, staleIfErrorSeconds: 30, now: () => now });
     const D = fx.digest('app');

@@ -69,7 +69,9 @@ describe('image manager against a real registry', { skip }, () => {
     ]);
   });
 
+  const services: StoreImageService[] = [];
   after(async () => {
+    await Promise.all(services.map((s) => s.close()));
     await proxy?.stop();
     await Promise.all([registry?.stop(), privateRegistry?.stop()]);
     await Promise.all([app?.remove(), armOnly?.remove(), tmp?.remove()]);
@@ -82,6 +84,7 @@ describe('image manager against a real registry', { skip }, () => {
     const clock = new ManualClock(Date.now());
     const events: KubeletEvent[] = [];
     const service = new StoreImageService({ store, platform: 'linux/amd64' });
+    services.push(service);
     const rootDir = options.rootDir ?? join(dir, 'root');
     const verifier = new ImagePullManager({
       records: await CachedPullRecords.open(new FsPullRecords(rootDir)),
@@ -276,6 +279,33 @@ describe('image manager against a real registry', { skip }, () => {
       pullSecrets: [{ ...secret, metadata: { ...secret.metadata, name: 'copy', uid: 'uid-copy' } }],
     });
     assert.equal(friend.imageRef, app.digest, 'the same credential under another secret name may use it');
+  });
+
+  test('one registry client per node: a re-pull with a pull Secret is one request, whoever pulls', async () => {
+    const front = await startFaultProxy({ upstream: privateRegistry.url });
+    try {
+      const { manager } = await node();
+      const image = `${front.host}/team/private:v1`;
+      const secret = pullSecret('regcred', front.host, alice.user, alice.password);
+      const ensure = async (uid: string) => {
+        front.reset();
+        const result = await manager.ensureImageExists({
+          pod: pod(uid),
+          image,
+          pullPolicy: 'Always',
+          pullSecrets: [secret],
+        });
+        assert.equal(result.imageRef, app.digest);
+        return front.requests.map((r) => `${r.method} ${r.status}`);
+      };
+      const first = await ensure('p1');
+      assert.deepEqual(first.slice(0, 2), ['HEAD 401', 'HEAD 200'], 'the challenge is learned on the first pull');
+      // The image is complete: Always re-resolves it, and the client already knows the challenge.
+      assert.deepEqual(await ensure('p2'), ['HEAD 200']);
+      assert.deepEqual(await ensure('p3'), ['HEAD 200']);
+    } finally {
+      await front.stop();
+    }
   });
 
   test('a missing platform fails the pull; the preflight names the platforms on offer', async () => {

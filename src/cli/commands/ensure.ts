@@ -103,146 +103,151 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
       const store = await storeFrom(all, io);
       const metrics = new MetricsRegistry();
       const node = await openNode(all, io, store, { clock, metrics, extraConfigs: manifests.kubeletConfigs });
-      for (const warning of node.warnings.splice(0)) writeLine(io.stderr, `kimg: warning: ${warning}`);
+      try {
+        for (const warning of node.warnings.splice(0)) writeLine(io.stderr, `kimg: warning: ${warning}`);
 
-      if (all.dryRun === true) {
-        const reports = [];
-        for (const pod of manifests.pods) {
-          const report = await preflightPod(pod, {
-            imageService: node.service,
-            credentials: node.credentials,
-            ...(node.verifier !== undefined && { verifier: node.verifier }),
-            ensureSecretPulledImages: node.config.ensureSecretPulledImages,
-            platform: node.platform,
-            getSecret: secretLookup(manifests.secrets, pod.namespace),
-          });
-          reports.push({ source: pod.source, report });
+        if (all.dryRun === true) {
+          const reports = [];
+          for (const pod of manifests.pods) {
+            const report = await preflightPod(pod, {
+              imageService: node.service,
+              credentials: node.credentials,
+              ...(node.verifier !== undefined && { verifier: node.verifier }),
+              ensureSecretPulledImages: node.config.ensureSecretPulledImages,
+              platform: node.platform,
+              getSecret: secretLookup(manifests.secrets, pod.namespace),
+            });
+            reports.push({ source: pod.source, report });
+          }
+          if (format === 'json') {
+            writeLine(
+              io.stdout,
+              JSON.stringify(
+                {
+                  ok: reports.every((r) => r.report.ok),
+                  platform: node.platform,
+                  pods: reports.map((r) => ({ source: r.source, ...r.report })),
+                },
+                null,
+                2,
+              ),
+            );
+          } else {
+            writeLine(io.stdout, reports.map((r) => describePreflight(r.report, r.source)).join('\n\n'));
+          }
+          for (const warning of node.warnings) writeLine(io.stderr, `kimg: warning: ${warning}`);
+          if (!reports.every((r) => r.report.ok)) setExit(1);
+          return;
         }
+
+        const events: KubeletEvent[] = [];
+        const watch = all.watch === true;
+        const recorder = (event: KubeletEvent) => {
+          events.push(event);
+          if (watch && format === 'text') writeLine(io.stdout, watchEventLine(event));
+        };
+        const manager = new ImageManager({
+          imageService: node.service,
+          clock,
+          recorder,
+          config: node.config,
+          credentials: node.credentials,
+          metrics,
+          ...(node.verifier !== undefined && { verifier: node.verifier }),
+        });
+        const controller = new AbortController();
+        const onInterrupt = () => controller.abort(new Error('interrupted'));
+        if (watch) process.once('SIGINT', onInterrupt);
+        let result;
+        try {
+          result = await runEnsure({
+            manager,
+            pods: manifests.pods,
+            secrets: manifests.secrets,
+            recorder,
+            clock,
+            watch,
+            ...(all.watchTimeout !== undefined && {
+              watchTimeoutMs: durationFlagMs('--watch-timeout', all.watchTimeout),
+            }),
+            signal: controller.signal,
+            onSync: (report) => {
+              if (!watch || format !== 'text') return;
+              const waiting = report.result.containers.filter((c) => !c.ready);
+              const summary =
+                waiting.length === 0
+                  ? 'every image is ready'
+                  : waiting.map((c) => `${c.name}: ${c.waiting?.reason ?? 'waiting'}`).join(', ');
+              writeLine(io.stdout, `--- ${clockTime(report.syncedAt)} ${report.pod.source}: ${summary}`);
+              for (const b of report.backOff) {
+                const left = b.retryAt - report.syncedAt;
+                writeLine(
+                  io.stdout,
+                  `    ${b.container}: back-off ${formatWait(b.windowMs)}, next pull allowed ${left > 0 ? `at ${clockTime(b.retryAt)} (in ${formatWait(left)})` : 'now'}`,
+                );
+              }
+              if (report.nextSyncAt !== undefined)
+                writeLine(
+                  io.stdout,
+                  `    next sync at ${clockTime(report.nextSyncAt)} (in ${formatWait(report.nextSyncAt - report.syncedAt)})`,
+                );
+            },
+          });
+        } finally {
+          process.removeListener('SIGINT', onInterrupt);
+        }
+        await markImagesUsed(
+          node.rootDir,
+          result.pods.flatMap((p) => p.result.containers.filter((c) => c.ready).map((c) => c.imageRef)),
+          clock.now(),
+        );
+        for (const warning of node.warnings) writeLine(io.stderr, `kimg: warning: ${warning}`);
+        const now = clock.now();
+        const podEvents = (uid: string) => events.filter((e) => e.object?.uid === uid);
         if (format === 'json') {
           writeLine(
             io.stdout,
             JSON.stringify(
               {
-                ok: reports.every((r) => r.report.ok),
-                platform: node.platform,
-                pods: reports.map((r) => ({ source: r.source, ...r.report })),
+                ready: result.ready,
+                pods: result.pods.map(({ pod, result: r, syncs }) => ({
+                  source: pod.source,
+                  namespace: pod.namespace,
+                  name: pod.name,
+                  ready: r.ready,
+                  syncs,
+                  missingSecrets: r.missingSecrets,
+                  containers: r.containers.map((c) => ({
+                    name: c.name,
+                    init: c.init,
+                    image: c.image,
+                    pullPolicy: c.pullPolicy,
+                    ready: c.ready,
+                    imageRef: c.imageRef,
+                    ...(c.waiting !== undefined && { waiting: c.waiting }),
+                  })),
+                  events: aggregateEvents(podEvents(pod.uid)),
+                })),
               },
               null,
               2,
             ),
           );
         } else {
-          writeLine(io.stdout, reports.map((r) => describePreflight(r.report, r.source)).join('\n\n'));
+          if (watch) writeLine(io.stdout, result.stopped ? '--- stopped watching before every image was ready\n' : '');
+          writeLine(
+            io.stdout,
+            result.pods
+              .map(({ pod, result: r }) =>
+                describePod({ ...pod, containers: r.containers, events: podEvents(pod.uid) }, now),
+              )
+              .join('\n\n'),
+          );
         }
-        for (const warning of node.warnings) writeLine(io.stderr, `kimg: warning: ${warning}`);
-        if (!reports.every((r) => r.report.ok)) setExit(1);
-        return;
-      }
-
-      const events: KubeletEvent[] = [];
-      const watch = all.watch === true;
-      const recorder = (event: KubeletEvent) => {
-        events.push(event);
-        if (watch && format === 'text') writeLine(io.stdout, watchEventLine(event));
-      };
-      const manager = new ImageManager({
-        imageService: node.service,
-        clock,
-        recorder,
-        config: node.config,
-        credentials: node.credentials,
-        metrics,
-        ...(node.verifier !== undefined && { verifier: node.verifier }),
-      });
-      const controller = new AbortController();
-      const onInterrupt = () => controller.abort(new Error('interrupted'));
-      if (watch) process.once('SIGINT', onInterrupt);
-      let result;
-      try {
-        result = await runEnsure({
-          manager,
-          pods: manifests.pods,
-          secrets: manifests.secrets,
-          recorder,
-          clock,
-          watch,
-          ...(all.watchTimeout !== undefined && {
-            watchTimeoutMs: durationFlagMs('--watch-timeout', all.watchTimeout),
-          }),
-          signal: controller.signal,
-          onSync: (report) => {
-            if (!watch || format !== 'text') return;
-            const waiting = report.result.containers.filter((c) => !c.ready);
-            const summary =
-              waiting.length === 0
-                ? 'every image is ready'
-                : waiting.map((c) => `${c.name}: ${c.waiting?.reason ?? 'waiting'}`).join(', ');
-            writeLine(io.stdout, `--- ${clockTime(report.syncedAt)} ${report.pod.source}: ${summary}`);
-            for (const b of report.backOff) {
-              const left = b.retryAt - report.syncedAt;
-              writeLine(
-                io.stdout,
-                `    ${b.container}: back-off ${formatWait(b.windowMs)}, next pull allowed ${left > 0 ? `at ${clockTime(b.retryAt)} (in ${formatWait(left)})` : 'now'}`,
-              );
-            }
-            if (report.nextSyncAt !== undefined)
-              writeLine(
-                io.stdout,
-                `    next sync at ${clockTime(report.nextSyncAt)} (in ${formatWait(report.nextSyncAt - report.syncedAt)})`,
-              );
-          },
-        });
+        if (!result.ready) setExit(1);
       } finally {
-        process.removeListener('SIGINT', onInterrupt);
+        // The node keeps one registry client for all its pulls: its connections end with the command.
+        await node.service.close();
       }
-      await markImagesUsed(
-        node.rootDir,
-        result.pods.flatMap((p) => p.result.containers.filter((c) => c.ready).map((c) => c.imageRef)),
-        clock.now(),
-      );
-      for (const warning of node.warnings) writeLine(io.stderr, `kimg: warning: ${warning}`);
-      const now = clock.now();
-      const podEvents = (uid: string) => events.filter((e) => e.object?.uid === uid);
-      if (format === 'json') {
-        writeLine(
-          io.stdout,
-          JSON.stringify(
-            {
-              ready: result.ready,
-              pods: result.pods.map(({ pod, result: r, syncs }) => ({
-                source: pod.source,
-                namespace: pod.namespace,
-                name: pod.name,
-                ready: r.ready,
-                syncs,
-                missingSecrets: r.missingSecrets,
-                containers: r.containers.map((c) => ({
-                  name: c.name,
-                  init: c.init,
-                  image: c.image,
-                  pullPolicy: c.pullPolicy,
-                  ready: c.ready,
-                  imageRef: c.imageRef,
-                  ...(c.waiting !== undefined && { waiting: c.waiting }),
-                })),
-                events: aggregateEvents(podEvents(pod.uid)),
-              })),
-            },
-            null,
-            2,
-          ),
-        );
-      } else {
-        if (watch) writeLine(io.stdout, result.stopped ? '--- stopped watching before every image was ready\n' : '');
-        writeLine(
-          io.stdout,
-          result.pods
-            .map(({ pod, result: r }) =>
-              describePod({ ...pod, containers: r.containers, events: podEvents(pod.uid) }, now),
-            )
-            .join('\n\n'),
-        );
-      }
-      if (!result.ready) setExit(1);
     });
 }

@@ -14,7 +14,7 @@ import {
   type AdmissionConfig,
   type CredentialLookup,
   type ExistingDigestMode,
-  type ImageResolver,
+  type DigestResolver,
   type MutateConfig,
   type OutputFormat,
 } from '../../admission/index.ts';
@@ -26,10 +26,11 @@ import {
   parseImageLock,
   type ImageSlot,
 } from '../../manifests/index.ts';
-import type { Puller } from '../../pull/index.ts';
+import { indexChildren, repositoryOf } from '../../pull/index.ts';
 import { parseDockerRef } from '../../reference/index.ts';
+import type { RegistryClient } from '../../registry/index.ts';
 import type { Io } from '../io.ts';
-import { pullerFrom, type RegistryFlags } from '../registry-options.ts';
+import { registryFrom, type RegistryFlags } from '../registry-options.ts';
 import { UsageError } from './pin-input.ts';
 
 /** Flags `kimg pin` and `kimg lint` share. */
@@ -205,7 +206,7 @@ export async function createPinEngine(
   slots: readonly ImageSlot[],
   io: Io,
 ): Promise<PinEngineHandle> {
-  const pinnerFor = (resolver: ImageResolver, credentials?: CredentialLookup) =>
+  const pinnerFor = (resolver: DigestResolver, credentials?: CredentialLookup) =>
     Pinner.fromConfig(mutate, config.resolver, resolver, credentials === undefined ? {} : { credentials });
 
   if (flags.fromLock !== undefined) {
@@ -236,7 +237,7 @@ export async function createPinEngine(
   }
 
   const image = credsImage(flags, lookups);
-  const lazy = new LazyPullerResolver(() => pullerFrom(flags, io, image), parseTimeout(flags.timeout));
+  const lazy = new LazyRegistryResolver(() => registryFrom(flags, io, image), parseTimeout(flags.timeout));
   // Set up now when lookups are due, so that a bad flag (an unreadable CA, a broken hosts.toml)
   // is a usage error rather than one resolution failure per image.
   if (lookups.length > 0) await lazy.start();
@@ -256,15 +257,15 @@ function credsImage(flags: RegistryFlags, lookups: readonly string[]): string | 
 }
 
 /**
- * An ImageResolver on kimg's Puller as the registry flags configure it (mirrors from
+ * A DigestResolver on one registry client as the registry flags configure it (mirrors from
  * `--hosts-dir`/`--registries-conf`, CAs, credentials from `--creds`, `--authfile` and the
- * Docker config), created at the first lookup.
+ * Docker config), opened at the first lookup. No store is opened: pinning keeps nothing.
  */
-class LazyPullerResolver implements ImageResolver {
-  #puller: Promise<Puller> | undefined;
+class LazyRegistryResolver implements DigestResolver {
+  #client: Promise<RegistryClient> | undefined;
 
   constructor(
-    private readonly create: () => Promise<Puller>,
+    private readonly open: () => Promise<RegistryClient>,
     private readonly timeoutMs: number,
   ) {}
 
@@ -273,17 +274,20 @@ class LazyPullerResolver implements ImageResolver {
     return given === undefined ? timeout : AbortSignal.any([given, timeout]);
   }
 
-  private puller(): Promise<Puller> {
-    return (this.#puller ??= this.create());
+  private client(): Promise<RegistryClient> {
+    return (this.#client ??= this.open());
   }
 
   async start(): Promise<void> {
-    await this.puller();
+    await this.client();
   }
 
   async resolve(reference: string, context: { signal?: AbortSignal } = {}): Promise<Descriptor> {
-    const puller = await this.puller();
-    const found = await puller.resolve(reference, { signal: this.signal(context.signal) });
+    const client = await this.client();
+    const ref = parseDockerRef(reference);
+    const found = await client.resolve({ registry: ref.domain, path: ref.path }, ref.digest ?? ref.tag ?? 'latest', {
+      signal: this.signal(context.signal),
+    });
     return found.descriptor;
   }
 
@@ -292,20 +296,11 @@ class LazyPullerResolver implements ImageResolver {
     index: Descriptor,
     context: { signal?: AbortSignal } = {},
   ): Promise<readonly Descriptor[]> {
-    const puller = await this.puller();
-    const slash = repository.indexOf('/');
-    const fetched = await puller.client.getManifest(
-      { registry: repository.slice(0, slash), path: repository.slice(slash + 1) },
-      index.digest,
-      {
-        descriptor: index,
-        signal: this.signal(context.signal),
-      },
-    );
-    return fetched.document.kind === 'index' ? fetched.document.index.manifests : [];
+    const client = await this.client();
+    return indexChildren(client, repositoryOf(repository), index, { signal: this.signal(context.signal) });
   }
 
   async close(): Promise<void> {
-    if (this.#puller !== undefined) await (await this.#puller).close();
+    if (this.#client !== undefined) await (await this.#client).close();
   }
 }
