@@ -1,10 +1,14 @@
 /**
  * `kimg webhook manifests` (spec §4.17): the Namespace, ServiceAccount (and RBAC when Secrets
  * come from an informer), TLS Secret, ConfigMap, Deployment (two replicas, probes, spread), a
- * PodDisruptionBudget, the Service, and the Mutating and Validating WebhookConfigurations with
- * their caBundle. Certificates are made with the openssl CLI (node:crypto cannot issue X.509).
+ * PodDisruptionBudget, the Service, a NetworkPolicy, and the Mutating and Validating
+ * WebhookConfigurations with their caBundle. Certificates are made with the openssl CLI
+ * (node:crypto cannot issue X.509), or by cert-manager: then a Certificate (and a self-signed
+ * Issuer) replace the Secret, and cert-manager's CA injector fills in the caBundle, so no
+ * private key is ever printed.
  */
 import { execFile } from 'node:child_process';
+import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -46,7 +50,31 @@ export interface WebhookManifestOptions {
   readonly matchConditions?: boolean;
   /** The configuration mounted into the pods (its ownNamespace is set to `namespace`). */
   readonly config: AdmissionConfig;
-  readonly certificates: WebhookCertificates;
+  /** Serving certificates made beforehand (a Secret with the key is printed); exactly one of
+   * `certificates` and `certManager`. */
+  readonly certificates?: WebhookCertificates;
+  /** Let cert-manager issue the serving certificate: a Certificate for the Service's names, from
+   * `issuerRef` or else a self-signed Issuer printed with it, and the webhook configurations get
+   * `cert-manager.io/inject-ca-from` instead of a caBundle. */
+  readonly certManager?: { readonly issuerRef?: { readonly kind: 'Issuer' | 'ClusterIssuer'; readonly name: string } };
+  /** PEM CA bundle mounted for `--client-ca-file`: only callers with a client certificate it
+   * signed (the apiserver, through its admission kubeconfig) may ask for reviews. */
+  readonly clientCaPem?: string;
+  /** The NetworkPolicy (default printed): ingress only to the HTTPS port, and only from these
+   * CIDRs (the apiserver's addresses) when given. */
+  readonly networkPolicy?: { readonly allowFrom?: readonly string[] } | false;
+}
+
+/** cert-manager's CA injector reads this annotation (cert-manager.io docs, "CA Injector"). */
+export const INJECT_CA_ANNOTATION = 'cert-manager.io/inject-ca-from';
+
+/** `10.0.0.0/8`, `fd00::/8`, `192.0.2.10/32`: what a NetworkPolicy `ipBlock.cidr` takes. */
+function isCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(value.slice(0, slash));
+  const bits = value.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 type Obj = Record<string, unknown>;
@@ -161,7 +189,32 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
   const replicas = options.replicas ?? 2;
   const labels = { 'app.kubernetes.io/name': 'kimg-webhook', 'app.kubernetes.io/instance': name };
   const informer = options.config.resolver.secretSource === 'informer';
-  const caBundle = Buffer.from(options.certificates.caPem).toString('base64');
+  const certificates = options.certificates;
+  const certManager = options.certManager;
+  if ((certificates === undefined) === (certManager === undefined))
+    throw new KimgError(
+      'ErrInvalidArgument',
+      'give either the serving certificates or certManager, not both or neither',
+    );
+  const allowFrom = options.networkPolicy === false ? [] : (options.networkPolicy?.allowFrom ?? []);
+  const badCidr = allowFrom.find((cidr) => !isCidr(cidr));
+  if (badCidr !== undefined)
+    throw new KimgError(
+      'ErrInvalidArgument',
+      `a NetworkPolicy source must be a CIDR such as 10.0.0.0/24, got ${JSON.stringify(badCidr)}`,
+    );
+  const tlsSecret = `${name}-tls`;
+  const caInjection =
+    certificates === undefined
+      ? { metadata: { annotations: { [INJECT_CA_ANNOTATION]: `${namespace}/${tlsSecret}` } }, clientConfig: {} }
+      : { metadata: {}, clientConfig: { caBundle: Buffer.from(certificates.caPem).toString('base64') } };
+  const serviceNames = [
+    name,
+    `${name}.${namespace}`,
+    `${name}.${namespace}.svc`,
+    `${name}.${namespace}.svc.cluster.local`,
+  ];
+  const clientCa = options.clientCaPem;
   const namespaceSelector = {
     matchExpressions: [
       { key: OPT_IN_LABEL, operator: 'In', values: ['enabled'] },
@@ -169,7 +222,7 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
     ],
   };
   const webhookBase = (path: string) => ({
-    clientConfig: { service: { namespace, name, path, port: 443 }, caBundle },
+    clientConfig: { service: { namespace, name, path, port: 443 }, ...caInjection.clientConfig },
     rules: rules(options.config),
     failurePolicy: options.failurePolicy ?? 'Fail',
     matchPolicy: 'Equivalent',
@@ -209,18 +262,49 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
       },
     );
   }
-  objects.push(
-    {
+  if (certificates !== undefined) {
+    objects.push({
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'kubernetes.io/tls',
-      metadata: { name: `${name}-tls`, namespace, labels },
-      stringData: {
-        'tls.crt': options.certificates.certPem,
-        'tls.key': options.certificates.keyPem,
-        'ca.crt': options.certificates.caPem,
+      metadata: { name: tlsSecret, namespace, labels },
+      stringData: { 'tls.crt': certificates.certPem, 'tls.key': certificates.keyPem, 'ca.crt': certificates.caPem },
+    });
+  } else {
+    const issuerRef = certManager?.issuerRef ?? { kind: 'Issuer', name: `${name}-selfsigned` };
+    if (certManager?.issuerRef === undefined)
+      objects.push({
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Issuer',
+        metadata: { name: issuerRef.name, namespace, labels },
+        spec: { selfSigned: {} },
+      });
+    // The Secret cert-manager writes holds tls.crt, tls.key and ca.crt, as the printed one does;
+    // the server re-reads the files when cert-manager renews them.
+    objects.push({
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      metadata: { name: tlsSecret, namespace, labels },
+      spec: {
+        secretName: tlsSecret,
+        commonName: `${name}.${namespace}.svc`,
+        dnsNames: serviceNames,
+        duration: '8760h',
+        renewBefore: '720h',
+        privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+        usages: ['digital signature', 'server auth'],
+        issuerRef: { group: 'cert-manager.io', kind: issuerRef.kind, name: issuerRef.name },
       },
-    },
+    });
+  }
+  if (clientCa !== undefined)
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `${name}-client-ca`, namespace, labels },
+      data: { 'ca.crt': clientCa },
+    });
+  objects.push(
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -264,6 +348,7 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
                   '/etc/kimg/tls/tls.key',
                   '--port',
                   String(port),
+                  ...(clientCa === undefined ? [] : ['--client-ca-file', '/etc/kimg/client-ca/ca.crt']),
                 ],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
                 ports: [{ name: 'https', containerPort: port, protocol: 'TCP' }],
@@ -287,12 +372,16 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
                 volumeMounts: [
                   { name: 'tls', mountPath: '/etc/kimg/tls', readOnly: true },
                   { name: 'config', mountPath: '/etc/kimg/config', readOnly: true },
+                  ...(clientCa === undefined
+                    ? []
+                    : [{ name: 'client-ca', mountPath: '/etc/kimg/client-ca', readOnly: true }]),
                 ],
               },
             ],
             volumes: [
-              { name: 'tls', secret: { secretName: `${name}-tls` } },
+              { name: 'tls', secret: { secretName: tlsSecret } },
               { name: 'config', configMap: { name: `${name}-config` } },
+              ...(clientCa === undefined ? [] : [{ name: 'client-ca', configMap: { name: `${name}-client-ca` } }]),
             ],
           },
         },
@@ -311,11 +400,26 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
       spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
     },
   );
+  if (options.networkPolicy !== false) {
+    // The apiserver usually runs on the host network of control-plane nodes, which pod and
+    // namespace selectors cannot name: its addresses are given as CIDRs.
+    const from = allowFrom.map((cidr) => ({ ipBlock: { cidr } }));
+    objects.push({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name, namespace, labels },
+      spec: {
+        podSelector: { matchLabels: labels },
+        policyTypes: ['Ingress'],
+        ingress: [{ ...(from.length > 0 && { from }), ports: [{ protocol: 'TCP', port }] }],
+      },
+    });
+  }
   if (options.mutating ?? true) {
     objects.push({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
-      metadata: { name, labels },
+      metadata: { name, labels, ...caInjection.metadata },
       webhooks: [
         {
           name: 'pin.kimg.dev',
@@ -330,7 +434,7 @@ export function webhookManifestObjects(options: WebhookManifestOptions): Obj[] {
     objects.push({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingWebhookConfiguration',
-      metadata: { name, labels },
+      metadata: { name, labels, ...caInjection.metadata },
       webhooks: [{ name: 'policy.kimg.dev', ...webhookBase('/validate') }],
     });
   }

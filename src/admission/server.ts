@@ -3,13 +3,20 @@
  * reloaded when they change (a Secret mount's symlink swap included); `POST /mutate`,
  * `POST /validate`, `/healthz`, `/readyz` and Prometheus `/metrics`. A bad request gets a 4xx
  * and a reason; nothing a client sends crashes the process.
+ *
+ * Who may ask: a review names a namespace, and the lookup uses that namespace's pull Secrets, so
+ * anyone who can post one learns whether private tags exist. With `clientCaFile` the reviews
+ * (`/mutate`, `/validate`) are answered only for a caller whose TLS client certificate that CA
+ * signed: the apiserver presents one when its admission kubeconfig names it (kubernetes
+ * `--admission-control-config-file`, `WebhookAdmissionConfiguration.kubeConfigFile`). The probes
+ * and `/metrics` stay open: the kubelet's probes present no certificate.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { KimgError } from '../errors/index.ts';
 import type { AdmissionHandler, Decision } from './handler.ts';
 import { WebhookMetrics } from './metrics.ts';
@@ -20,6 +27,9 @@ export interface WebhookServerOptions {
   /** PEM certificate (chain) and key files, re-read every `reloadIntervalMs`. */
   readonly certFile: string;
   readonly keyFile: string;
+  /** PEM CA bundle: when set, `/mutate` and `/validate` need a client certificate it signed
+   * (HTTP 403 otherwise). Re-read with the key pair. */
+  readonly clientCaFile?: string;
   /** Default `0.0.0.0`. */
   readonly host?: string;
   /** Default 8443; 0 = any free port. */
@@ -38,14 +48,32 @@ export interface WebhookServerOptions {
 interface KeyPair {
   readonly cert: Buffer;
   readonly key: Buffer;
+  /** CAs that sign callers' client certificates, when they are verified. */
+  readonly ca: Buffer | undefined;
   readonly hash: string;
 }
 
-async function readPair(certFile: string, keyFile: string): Promise<KeyPair> {
-  const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+async function readPair(certFile: string, keyFile: string, clientCaFile: string | undefined): Promise<KeyPair> {
+  const [cert, key, ca] = await Promise.all([
+    readFile(certFile),
+    readFile(keyFile),
+    clientCaFile === undefined ? undefined : readFile(clientCaFile),
+  ]);
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(`the client CA file ${clientCaFile} holds no PEM certificate`);
   // Fails here (not at the first handshake) when the pair does not fit.
-  createSecureContext({ cert, key });
-  return { cert, key, hash: createHash('sha256').update(cert).update('\u0000').update(key).digest('hex') };
+  createSecureContext(contextOf({ cert, key, ca }));
+  const hash = createHash('sha256').update(cert).update('\u0000').update(key).update('\u0000');
+  return { cert, key, ca, hash: hash.update(ca ?? '').digest('hex') };
+}
+
+function contextOf(pair: { cert: Buffer; key: Buffer; ca: Buffer | undefined }) {
+  return {
+    cert: pair.cert,
+    key: pair.key,
+    ...(pair.ca !== undefined && { ca: pair.ca }),
+    minVersion: 'TLSv1.2' as const,
+  };
 }
 
 class HttpError extends Error {
@@ -109,7 +137,10 @@ export class WebhookServer {
     this.options = options;
     this.pair = pair;
     this.metrics = options.metrics ?? new WebhookMetrics();
-    this.server = createServer({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' }, (req, res) => {
+    // The handshake asks for a certificate but lets callers without one in (the probes); the
+    // review paths then refuse them, naming why.
+    const clientAuth = { requestCert: options.clientCaFile !== undefined, rejectUnauthorized: false };
+    this.server = createServer({ ...contextOf(pair), ...clientAuth }, (req, res) => {
       this.route(req, res).catch((err: unknown) => {
         this.log(`request failed: ${err instanceof Error ? err.message : String(err)}`);
         send(res, 500, 'internal error\n');
@@ -126,11 +157,12 @@ export class WebhookServer {
   static async start(options: WebhookServerOptions): Promise<WebhookServer> {
     let pair: KeyPair;
     try {
-      pair = await readPair(options.certFile, options.keyFile);
+      pair = await readPair(options.certFile, options.keyFile, options.clientCaFile);
     } catch (err) {
+      const clientCa = options.clientCaFile === undefined ? '' : ` and client CA ${options.clientCaFile}`;
       throw new KimgError(
         'ErrTlsConfig',
-        `cannot use the serving certificate ${options.certFile} with key ${options.keyFile}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot use the serving certificate ${options.certFile} with key ${options.keyFile}${clientCa}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
     const server = new WebhookServer(options, pair);
@@ -156,9 +188,9 @@ export class WebhookServer {
     if (this.reloading || this.closed) return false;
     this.reloading = true;
     try {
-      const pair = await readPair(this.options.certFile, this.options.keyFile);
+      const pair = await readPair(this.options.certFile, this.options.keyFile, this.options.clientCaFile);
       if (pair.hash === this.pair.hash) return false;
-      this.server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+      this.server.setSecureContext(contextOf(pair));
       this.pair = pair;
       this.log(`serving certificate reloaded from ${this.options.certFile}`);
       return true;
@@ -206,6 +238,13 @@ export class WebhookServer {
         req.resume();
         return;
       }
+      const refused = this.unauthorizedCaller(req);
+      if (refused !== undefined) {
+        this.metrics.badRequests.inc({ code: '403' });
+        // Nothing of the body is read; the connection ends with the answer.
+        send(res, 403, `${refused}\n`, undefined, { connection: 'close' });
+        return;
+      }
       await this.review(path === '/mutate' ? 'mutate' : 'validate', req, res, query);
       return;
     }
@@ -232,6 +271,17 @@ export class WebhookServer {
         this.metrics.badRequests.inc({ code: '404' });
         send(res, 404, `no such path: ${path.slice(0, 100)} (use /mutate, /validate, /healthz, /readyz, /metrics)\n`);
     }
+  }
+
+  /** Why the caller may not ask for reviews, or undefined when it may. */
+  private unauthorizedCaller(req: IncomingMessage): string | undefined {
+    if (this.options.clientCaFile === undefined) return undefined;
+    const socket = req.socket as TLSSocket;
+    if (socket.authorized) return undefined;
+    const presented = Object.keys(socket.getPeerCertificate()).length > 0;
+    return presented
+      ? `the client certificate is not signed by the webhook's client CA (${String(socket.authorizationError)})`
+      : "a client certificate signed by the webhook's client CA is required (--client-ca-file)";
   }
 
   private async review(

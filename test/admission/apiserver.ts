@@ -96,6 +96,8 @@ export interface WebhookClientOptions {
   readonly port: number;
   readonly caPem: string;
   readonly servername?: string;
+  /** The client certificate the apiserver presents (its admission kubeconfig's user). */
+  readonly clientCert?: { readonly certPem: string; readonly keyPem: string };
 }
 
 const IMAGE_SLOT =
@@ -118,6 +120,7 @@ export function post(
         method: 'POST',
         servername: options.servername ?? SERVICE_NAME,
         ca: options.caPem,
+        ...(options.clientCert !== undefined && { cert: options.clientCert.certPem, key: options.clientCert.keyPem }),
         agent: false,
         headers: {
           'content-type': 'application/json',

@@ -173,6 +173,7 @@ describe('kimg webhook (CLI)', { skip }, () => {
         'Deployment',
         'PodDisruptionBudget',
         'Service',
+        'NetworkPolicy',
         'MutatingWebhookConfiguration',
         'ValidatingWebhookConfiguration',
       ],

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   AdmissionConfigError,
@@ -9,12 +10,14 @@ import {
   renderWebhookManifests,
   type AdmissionConfig,
 } from '../../admission/index.ts';
+import { isKimgError } from '../../errors/index.ts';
 import { formatError, writeLine, type Io } from '../io.ts';
 
 interface ServeFlags {
   readonly config?: string;
   readonly tlsCertFile: string;
   readonly tlsKeyFile: string;
+  readonly clientCaFile?: string;
   readonly host: string;
   readonly port: string;
   readonly certReloadSeconds: string;
@@ -32,6 +35,31 @@ interface ManifestFlags {
   readonly matchConditions?: boolean;
   readonly mutating: boolean;
   readonly validating: boolean;
+  readonly certManager?: boolean;
+  readonly certManagerIssuer?: string;
+  readonly clientCaFile?: string;
+  readonly allowFrom?: string[];
+  readonly networkPolicy: boolean;
+}
+
+/** `Issuer/NAME` or `ClusterIssuer/NAME`. */
+function issuerRef(value: string): { kind: 'Issuer' | 'ClusterIssuer'; name: string } {
+  const match = /^(Issuer|ClusterIssuer)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(value);
+  if (match === null)
+    throw new UsageProblem(`--cert-manager-issuer must be Issuer/NAME or ClusterIssuer/NAME, got "${value}"`);
+  return { kind: match[1] as 'Issuer' | 'ClusterIssuer', name: match[2] ?? '' };
+}
+
+async function readClientCa(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageProblem(`--client-ca-file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new UsageProblem(`--client-ca-file ${file}: no PEM certificate in the file`);
+  return text;
 }
 
 /** A usage or configuration problem: `kimg: …`, exit status 2. */
@@ -92,6 +120,10 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
       '/etc/kimg/tls/tls.crt',
     )
     .option('--tls-key-file <file>', 'serving key (PEM), reloaded when it changes', '/etc/kimg/tls/tls.key')
+    .option(
+      '--client-ca-file <file>',
+      'answer /mutate and /validate only for callers with a TLS client certificate this CA (PEM) signed, e.g. the apiserver via its admission kubeconfig; reloaded with the certificate',
+    )
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--port <n>', 'HTTPS port', '8443')
     .option('--cert-reload-seconds <n>', 'how often the certificate files are checked for changes', '10')
@@ -109,6 +141,7 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
             metrics: runtime.metrics,
             certFile: flags.tlsCertFile,
             keyFile: flags.tlsKeyFile,
+            ...(flags.clientCaFile !== undefined && { clientCaFile: flags.clientCaFile }),
             host: flags.host,
             port,
             reloadIntervalMs: reloadSeconds * 1000,
@@ -135,7 +168,7 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
   webhook
     .command('manifests')
     .description(
-      'print the Kubernetes manifests for the webhook (Namespace, RBAC, TLS Secret, Deployment, PodDisruptionBudget, Service, webhook configurations with caBundle); certificates are made with openssl',
+      'print the Kubernetes manifests for the webhook (Namespace, RBAC, TLS Secret, Deployment, PodDisruptionBudget, Service, NetworkPolicy, webhook configurations with caBundle); certificates are made with openssl, or by cert-manager with --cert-manager',
     )
     .requiredOption('--image <image>', "the webhook's image (pin it by digest)")
     .option('--config <file>', 'admission configuration to mount (YAML or JSON)')
@@ -152,6 +185,20 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
       '--match-conditions',
       'skip calling the mutating webhook for objects whose images all carry a digest (Kubernetes ≥ 1.28)',
     )
+    .option(
+      '--cert-manager',
+      'let cert-manager issue the serving certificate: a Certificate (and a self-signed Issuer) instead of a Secret with a private key, and cert-manager.io/inject-ca-from instead of a caBundle',
+    )
+    .option('--cert-manager-issuer <kind/name>', 'with --cert-manager: an existing Issuer/NAME or ClusterIssuer/NAME')
+    .option(
+      '--client-ca-file <file>',
+      "mount this CA (PEM) and serve with --client-ca-file: only callers with a client certificate it signed (the apiserver's admission kubeconfig) get reviews",
+    )
+    .option(
+      '--allow-from <cidr...>',
+      "NetworkPolicy: accept connections only from these CIDRs (the apiserver's addresses); default any source, HTTPS port only",
+    )
+    .option('--no-network-policy', 'leave out the NetworkPolicy')
     .option('--no-mutating', 'leave out the MutatingWebhookConfiguration')
     .option('--no-validating', 'leave out the ValidatingWebhookConfiguration')
     .action(async (flags: ManifestFlags) => {
@@ -169,13 +216,36 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
         });
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.name))
           throw new UsageProblem(`--name must be a DNS label, got "${flags.name}"`);
-        const certificates = await generateWebhookCertificates({
-          service: flags.name,
-          namespace,
-          ...(flags.certDir !== undefined && { dir: flags.certDir }),
-        });
+        if (flags.certManagerIssuer !== undefined && flags.certManager !== true)
+          throw new UsageProblem('--cert-manager-issuer needs --cert-manager');
+        if (flags.certManager === true && flags.certDir !== undefined)
+          throw new UsageProblem(
+            '--cert-dir keeps openssl-made certificates; with --cert-manager cert-manager makes them',
+          );
+        const tls =
+          flags.certManager === true
+            ? {
+                certManager:
+                  flags.certManagerIssuer === undefined ? {} : { issuerRef: issuerRef(flags.certManagerIssuer) },
+              }
+            : {
+                certificates: await generateWebhookCertificates({
+                  service: flags.name,
+                  namespace,
+                  ...(flags.certDir !== undefined && { dir: flags.certDir }),
+                }),
+              };
+        const clientCaPem = flags.clientCaFile === undefined ? undefined : await readClientCa(flags.clientCaFile);
+        const render = (options: Parameters<typeof renderWebhookManifests>[0]): string => {
+          try {
+            return renderWebhookManifests(options);
+          } catch (err) {
+            if (isKimgError(err, 'ErrInvalidArgument')) throw new UsageProblem(err.message);
+            throw err;
+          }
+        };
         io.stdout.write(
-          renderWebhookManifests({
+          render({
             image: flags.image,
             namespace,
             name: flags.name,
@@ -186,7 +256,9 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
             validating: flags.validating,
             matchConditions: flags.matchConditions === true,
             config,
-            certificates,
+            ...tls,
+            ...(clientCaPem !== undefined && { clientCaPem }),
+            networkPolicy: flags.networkPolicy && { allowFrom: flags.allowFrom ?? [] },
           }),
         );
       });
