@@ -23,7 +23,8 @@ import {
   type EventRecorder,
   type EventType,
 } from './events.ts';
-import { applyDefaultImageTag, parseImageName } from './image-name.ts';
+import { decidePull, type PullDecision } from './decision.ts';
+import { parseImageName } from './image-name.ts';
 import { errorText, pullWithCredentials, type ImageService } from './image-service.ts';
 import {
   METRIC_ENSURE_IMAGE_REQUESTS,
@@ -93,6 +94,27 @@ export interface ImageManagerOptions {
 }
 
 type Tri = 'true' | 'false' | 'unknown';
+
+/** The `kubelet_image_manager_ensure_image_requests_total` labels a decision stands for:
+ * presence is unknown under `Always` (not looked up) and before the lookup. */
+function decisionLabels(decision: PullDecision, policy: PullPolicy): { present: Tri; required: Tri } {
+  switch (decision.kind) {
+    case 'invalid-name':
+    case 'inspect-failed':
+      return { present: 'unknown', required: 'unknown' };
+    case 'never-pull':
+      return decision.present ? { present: 'true', required: 'true' } : { present: 'false', required: 'unknown' };
+    case 'verify-failed':
+      return { present: 'true', required: 'unknown' };
+    case 'use-local':
+      return { present: 'true', required: 'false' };
+    case 'pull':
+      return {
+        present: policy === 'Always' ? 'unknown' : decision.presentAs === undefined ? 'false' : 'true',
+        required: 'true',
+      };
+  }
+}
 
 export class ImageManager {
   readonly clock: Clock;
@@ -166,67 +188,56 @@ export class ImageManager {
 
   async #ensure(request: EnsureImageRequest, labels: { present: Tri; required: Tri }): Promise<EnsureImageResult> {
     const { pod, image: img, pullPolicy } = request;
-    const event = (type: EventType, reason: string, message: string) => this.#event(request, type, reason, message);
-
-    const tagged = applyDefaultImageTag(img);
-    if (!tagged.ok) {
-      const message = messages.invalidImageName(img, tagged.error);
-      event('Warning', EventReason.InspectFailed, message);
-      return { imageRef: '', message, reason: WaitingReason.InvalidImageName };
-    }
-    const image = tagged.image;
-
-    let imageRef = '';
-    if (pullPolicy !== 'Always') {
-      try {
-        imageRef = await this.#service.getImageRef(image);
-      } catch (error) {
-        const message = messages.inspectFailed(errorText(error));
-        event('Warning', EventReason.InspectFailed, message);
-        return { imageRef: '', message, reason: WaitingReason.ImageInspectError, error };
-      }
-      labels.present = imageRef === '' ? 'false' : 'true';
-      if (imageRef === '' && pullPolicy === 'Never') return this.#neverPull(request);
-    }
-
-    const parsed = parseImageName(image);
-    const repository = parsed.ok ? parsed.value.repository : image;
+    // The repository does not depend on the default tag: the name as written gives it.
+    const parsed = parseImageName(img);
+    const repository = parsed.ok ? parsed.value.repository : img;
     let lookup: Promise<KeyringMatch[]> | undefined;
     const credentials = () =>
       (lookup ??= lookupImageCredentials(repository, request.pullSecrets ?? [], this.#credentials, pod.namespace));
+    const decision = await decidePull({
+      image: img,
+      policy: pullPolicy,
+      ensureSecretPulledImages: this.ensureSecretPulledImages,
+      getImageRef: (image) => this.#service.getImageRef(image),
+      mustAttempt: (imageRef) =>
+        this.verifier.mustAttemptImagePull(img, imageRef, async () => podCredentialsOf(await credentials())),
+    });
+    Object.assign(labels, decisionLabels(decision, pullPolicy));
 
-    if (imageRef !== '') {
-      if (!this.ensureSecretPulledImages) {
-        labels.required = 'false';
-        return this.#useLocal(request, imageRef, messages.alreadyPresent(img));
+    switch (decision.kind) {
+      case 'invalid-name': {
+        const message = messages.invalidImageName(img, decision.error);
+        this.#event(request, 'Warning', EventReason.InspectFailed, message);
+        return { imageRef: '', message, reason: WaitingReason.InvalidImageName };
       }
-      let decision;
-      try {
-        decision = await this.verifier.mustAttemptImagePull(img, imageRef, async () =>
-          podCredentialsOf(await credentials()),
+      case 'inspect-failed': {
+        const message = messages.inspectFailed(errorText(decision.error));
+        this.#event(request, 'Warning', EventReason.InspectFailed, message);
+        return { imageRef: '', message, reason: WaitingReason.ImageInspectError, error: decision.error };
+      }
+      case 'never-pull':
+        return this.#neverPull(request);
+      case 'verify-failed': {
+        const text = errorText(decision.error);
+        return { imageRef: '', message: text, reason: text, error: decision.error };
+      }
+      case 'use-local':
+        return this.#useLocal(
+          request,
+          decision.imageRef,
+          decision.verified ? messages.alreadyPresentAndAccessible(img) : messages.alreadyPresent(img),
         );
-      } catch (error) {
-        const text = errorText(error);
-        return { imageRef: '', message: text, reason: text, error };
+      case 'pull': {
+        let matches: KeyringMatch[];
+        try {
+          matches = await credentials();
+        } catch (error) {
+          const text = errorText(error);
+          return { imageRef: '', message: text, reason: text, error };
+        }
+        return this.#pull(request, decision.image, matches);
       }
-      if (decision === 'use') {
-        labels.required = 'false';
-        return this.#useLocal(request, imageRef, messages.alreadyPresentAndAccessible(img));
-      }
-      labels.required = 'true';
-      // Presence is not revealed to a pod that may not use the image.
-      if (pullPolicy === 'Never') return this.#neverPull(request);
     }
-    labels.required = 'true';
-
-    let matches: KeyringMatch[];
-    try {
-      matches = await credentials();
-    } catch (error) {
-      const text = errorText(error);
-      return { imageRef: '', message: text, reason: text, error };
-    }
-    return this.#pull(request, image, matches);
   }
 
   #neverPull(request: EnsureImageRequest): EnsureImageResult {

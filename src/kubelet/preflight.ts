@@ -9,7 +9,8 @@ import { tryParseNormalizedNamed } from '../reference/index.ts';
 import { lookupImageCredentials, podCredentialsOf, type NodeCredentialSources } from './credentials.ts';
 import { WaitingReason, evalPullError, messages } from './events.ts';
 import { aggregateMessages } from './go-format.ts';
-import { applyDefaultImageTag, parseImageName } from './image-name.ts';
+import { decidePull } from './decision.ts';
+import { parseImageName } from './image-name.ts';
 import { errorText, type ImageResolver, type ImageService, type ResolvedImage } from './image-service.ts';
 import { containerPullPolicy, type ContainerImageSpec, type PodImageSpec } from './pod.ts';
 import type { PullPolicy } from './policy.ts';
@@ -140,43 +141,9 @@ async function preflightContainer(
     notes,
   });
 
-  const tagged = applyDefaultImageTag(img);
-  if (!tagged.ok) {
-    const suggestion = suggestName(img);
-    return fail(
-      WaitingReason.InvalidImageName,
-      messages.invalidImageName(img, tagged.error),
-      'invalid-name',
-      `write the image as [registry[:port]/]repository[:tag][@digest], repository in lowercase${suggestion === undefined ? '' : `, e.g. ${JSON.stringify(suggestion)}`}`,
-    );
-  }
-  const image = tagged.image;
-  const parsed = parseImageName(image);
-  const repository = parsed.ok ? parsed.value.repository : image;
+  const parsed = parseImageName(img);
+  const repository = parsed.ok ? parsed.value.repository : img;
   const registry = parsed.ok ? parsed.value.domain : '';
-
-  let imageRef = '';
-  try {
-    imageRef = await options.imageService.getImageRef(image);
-  } catch (error) {
-    if (pullPolicy !== 'Always') {
-      return fail(
-        WaitingReason.ImageInspectError,
-        messages.inspectFailed(errorText(error)),
-        'inspect-failed',
-        "check the node's image store (kimg fsck)",
-      );
-    }
-  }
-  if (pullPolicy === 'Never' && imageRef === '') {
-    return fail(
-      WaitingReason.ErrImageNeverPull,
-      messages.neverPull(img),
-      'never-absent',
-      `load the image onto the node first (kimg pull ${img}), or set imagePullPolicy: IfNotPresent`,
-    );
-  }
-
   let lookup: Promise<KeyringMatch[]> | undefined;
   const credentials = () =>
     (lookup ??= lookupImageCredentials(repository, secrets, options.credentials ?? {}, pod.namespace));
@@ -188,46 +155,84 @@ async function preflightContainer(
       'fix the pull secret: its data must be a valid docker config (kubectl create secret docker-registry …)',
     );
 
-  if (pullPolicy !== 'Always' && imageRef !== '') {
-    const gate = options.ensureSecretPulledImages !== false && options.verifier !== undefined;
-    if (!gate)
-      return { ...base, action: 'use-local', message: messages.alreadyPresent(img), imageRef, attempts: [], notes };
-    let explanation;
-    try {
-      explanation = await options.verifier!.explainMustAttemptImagePull(
+  // The kubelet's own decision (see decision.ts), asked without recording anything.
+  const verifier = options.verifier;
+  let why = '';
+  const decision = await decidePull({
+    image: img,
+    policy: pullPolicy,
+    ensureSecretPulledImages: options.ensureSecretPulledImages !== false && verifier !== undefined,
+    getImageRef: (image) => options.imageService.getImageRef(image),
+    mustAttempt: async (imageRef) => {
+      const explanation = await verifier!.explainMustAttemptImagePull(
         img,
         imageRef,
         async () => podCredentialsOf(await credentials()),
         { write: false },
       );
-    } catch (error) {
-      return secretError(error);
+      why = explanation.why;
+      return explanation.decision;
+    },
+  });
+
+  let imageRef = '';
+  switch (decision.kind) {
+    case 'invalid-name': {
+      const suggestion = suggestName(img);
+      return fail(
+        WaitingReason.InvalidImageName,
+        messages.invalidImageName(img, decision.error),
+        'invalid-name',
+        `write the image as [registry[:port]/]repository[:tag][@digest], repository in lowercase${suggestion === undefined ? '' : `, e.g. ${JSON.stringify(suggestion)}`}`,
+      );
     }
-    if (explanation.decision === 'use') {
-      notes.push(`credential check (KEP-2535): ${explanation.why}`);
-      return {
-        ...base,
-        action: 'use-local',
-        message: messages.alreadyPresentAndAccessible(img),
-        imageRef,
-        attempts: [],
-        notes,
-      };
-    }
-    notes.push(
-      `the image is present but the pod must prove access to it (KEP-2535, ${options.verifier!.policy}): ${explanation.why}`,
-    );
-    if (pullPolicy === 'Never') {
+    case 'inspect-failed':
+      return fail(
+        WaitingReason.ImageInspectError,
+        messages.inspectFailed(errorText(decision.error)),
+        'inspect-failed',
+        "check the node's image store (kimg fsck)",
+      );
+    case 'never-pull':
+      if (decision.present) {
+        notes.push(`the image is present but the pod must prove access to it (KEP-2535, ${verifier!.policy}): ${why}`);
+        return fail(
+          WaitingReason.ErrImageNeverPull,
+          messages.neverPull(img),
+          'never-not-verified',
+          "list the imagePullSecret the image was pulled with, or set imagePullPolicy: IfNotPresent so the kubelet re-pulls with this pod's credentials",
+        );
+      }
       return fail(
         WaitingReason.ErrImageNeverPull,
         messages.neverPull(img),
-        'never-not-verified',
-        "list the imagePullSecret the image was pulled with, or set imagePullPolicy: IfNotPresent so the kubelet re-pulls with this pod's credentials",
+        'never-absent',
+        `load the image onto the node first (kimg pull ${img}), or set imagePullPolicy: IfNotPresent`,
       );
-    }
-  } else if (pullPolicy === 'Always' && imageRef !== '') {
-    notes.push('Always pulls on every start; the image is stored, so only a changed tag would transfer layers');
+    case 'verify-failed':
+      return secretError(decision.error);
+    case 'use-local':
+      if (decision.verified) notes.push(`credential check (KEP-2535): ${why}`);
+      return {
+        ...base,
+        action: 'use-local',
+        message: decision.verified ? messages.alreadyPresentAndAccessible(img) : messages.alreadyPresent(img),
+        imageRef: decision.imageRef,
+        attempts: [],
+        notes,
+      };
+    case 'pull':
+      if (decision.presentAs !== undefined) {
+        imageRef = decision.presentAs;
+        notes.push(`the image is present but the pod must prove access to it (KEP-2535, ${verifier!.policy}): ${why}`);
+      } else if (pullPolicy === 'Always') {
+        // Not part of the decision (the kubelet does not look), but worth saying.
+        imageRef = await options.imageService.getImageRef(decision.image).catch(() => '');
+        if (imageRef !== '')
+          notes.push('Always pulls on every start; the image is stored, so only a changed tag would transfer layers');
+      }
   }
+  const image = decision.image;
 
   let matches: KeyringMatch[];
   try {
