@@ -303,6 +303,24 @@ describe('registry client behind the fault proxy', { skip }, () => {
       assert.equal(proxy.requests.length, 4);
     });
 
+    test('a registry that ignores Range and truncates every body: bounded, and the cause is named', async () => {
+      // Every answer is the whole blob cut at the same byte: each resume starts over and gets no
+      // further. (Before the bound counted progress of the committed offset, this downloaded the
+      // 2 MB blob 1,001 times.)
+      const cut = 1_000_000;
+      proxy.setRule((r) => (r.path === blobPath() ? [fault.ignoreRange(), fault.truncate(cut)] : undefined));
+      const sink = new MemorySink();
+      await assert.rejects(makeClient().fetchBlob(REPO, layer, sink), (err: unknown) => {
+        assert.ok(err instanceof RegistryError && err.code === 'ErrRangeIgnored', String(err));
+        assert.match(err.message, /ignored Range and truncated the body 3 times/);
+        return true;
+      });
+      const blobRequests = proxy.requests.filter((r) => r.path === blobPath());
+      assert.equal(blobRequests.length, 4, 'the first answer, then three restarts without progress');
+      const sent = blobRequests.reduce((sum, r) => sum + r.bytesSent, 0);
+      assert.ok(sent <= 4 * cut, `${sent} bytes sent for a ${layer.size}-byte blob`);
+    });
+
     test('a stalled body is dropped and resumed', async () => {
       // One byte every 5 s; undici checks body timeouts on ~0.5 s ticks.
       proxy.setRule((r) => (r.path === blobPath() && r.count === 1 ? fault.trickle(0.2) : undefined));
