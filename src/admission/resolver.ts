@@ -21,6 +21,7 @@ import type {
   Credential,
   CredentialSource,
   Endpoint,
+  EventSink,
   RegistryClient,
   RegistryClientOptions,
 } from '../registry/index.ts';
@@ -56,12 +57,16 @@ export interface RegistryResolverOptions {
   readonly hosts?: HostsConfig;
   /** Extra CAs (PEM) trusted for every registry. */
   readonly caPems?: readonly string[];
-  /** Treat loopback registries without configuration as containerd does (unverified TLS or plain HTTP). Default false: HTTPS, verified. */
+  /** Loopback registries without configuration may be unverified TLS or plain HTTP, as containerd
+   * allows and as every kimg command does (the one rule: `isInsecureByRule`); false verifies them.
+   * Default true. */
   readonly insecureLoopback?: boolean;
   /** Per HTTP call: connect and response-header timeout; default 5000 ms. */
   readonly registryTimeoutMs?: number;
   /** Registry client settings (retries, proxies, user agent). */
   readonly client?: Omit<RegistryClientOptions, 'endpoints' | 'credentials' | 'onEvent' | 'credentialCacheMs'>;
+  /** Every event of the registry client, HTTP exchanges included (traces, counts of look-ups). */
+  readonly onRegistryEvent?: EventSink;
 }
 
 /** The registry host of an endpoint URL (`host[:port]`). */
@@ -76,14 +81,17 @@ function endpointHost(endpoint: Endpoint): string {
 /** `registryHosts` as an in-memory containerd hosts configuration: `server = <url>` per registry. */
 export function registryHostsConfig(
   registryHosts: Readonly<Record<string, string>>,
-  insecureLoopback: boolean,
+  insecureLoopback?: boolean,
 ): HostsConfig {
   const dirs = new Map<string, HostsDirConfig>();
   for (const [host, url] of Object.entries(registryHosts)) {
     const source = `resolver.registryHosts[${JSON.stringify(host)}]`;
     dirs.set(host, parseHostsToml(`server = ${JSON.stringify(url)}\n`, source, '/'));
   }
-  return { containerd: { roots: [{ root: 'resolver.registryHosts', dirs }] }, insecureLoopback };
+  return {
+    containerd: { roots: [{ root: 'resolver.registryHosts', dirs }] },
+    ...(insecureLoopback !== undefined && { insecureLoopback }),
+  };
 }
 
 /**
@@ -94,14 +102,14 @@ export function registryHostsConfig(
 export function combineHostsConfig(
   registryHosts: Readonly<Record<string, string>>,
   loaded: HostsConfig | undefined,
-  insecureLoopback: boolean,
+  insecureLoopback?: boolean,
 ): HostsConfig {
   const own = registryHostsConfig(registryHosts, insecureLoopback);
   if (loaded === undefined) return own;
   return {
     ...loaded,
     containerd: { roots: [...(own.containerd?.roots ?? []), ...(loaded.containerd?.roots ?? [])] },
-    insecureLoopback,
+    ...(insecureLoopback !== undefined && { insecureLoopback }),
   };
 }
 
@@ -122,8 +130,9 @@ export class RegistryResolver implements DigestResolver {
     this.overrideHosts = overrides;
     const timeout = options.registryTimeoutMs ?? 5000;
     this.client = openRegistry({
-      hosts: combineHostsConfig(registryHosts, options.hosts, options.insecureLoopback ?? false),
+      hosts: combineHostsConfig(registryHosts, options.hosts, options.insecureLoopback),
       ...(options.caPems !== undefined && { caPems: options.caPems }),
+      ...(options.onRegistryEvent !== undefined && { onEvent: options.onRegistryEvent }),
       client: {
         connectTimeoutMs: timeout,
         headersTimeoutMs: timeout,

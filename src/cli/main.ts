@@ -30,7 +30,7 @@ const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>]
 function commandName(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === '--store') i++;
+    if (arg === '--store' || arg === '--log-level') i++;
     else if (!arg.startsWith('-')) return arg;
   }
   return undefined;
@@ -55,7 +55,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .option(
       '--store <dir>',
       'the image store (an OCI layout); default $KIMG_STORE, else $XDG_DATA_HOME/kimg, else ~/.local/share/kimg',
-    );
+    )
+    .option('-v, --verbose', 'say which configuration was read and trace every registry request (--log-level debug)')
+    .option('--log-level <level>', 'error, warn (default), info (configuration read) or debug (also HTTP requests)');
   const name = commandName(argv);
   const wanted = COMMANDS.filter(([command]) => command === name);
   for (const [, load] of wanted.length > 0 ? wanted : COMMANDS) (await load())(program, io, setExit);

@@ -34,7 +34,7 @@ import {
   type PullerOptions,
 } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
-import { credentialIdentity, type BlobSink, type CallOptions } from '../registry/index.ts';
+import { credentialIdentity, type BlobSink, type CallOptions, type EventSink } from '../registry/index.ts';
 import { splitImageName, type ImageRecord, type Store } from '../store/index.ts';
 import type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from './image-service.ts';
 
@@ -46,6 +46,8 @@ export interface StoreImageServiceOptions {
   /** The node's platform, `os/arch[/variant]`; default the host's. */
   readonly platform?: string;
   readonly onPullEvent?: PullEventSink;
+  /** Every event of the registry client, HTTP exchanges included (`kimg ensure -v`). */
+  readonly onRegistryEvent?: EventSink;
   /** Images never garbage collected (the kubelet's pinned images, e.g. the sandbox image). */
   readonly pinned?: readonly string[];
 }
@@ -256,7 +258,11 @@ export class StoreImageService implements ImageService, ImageResolver {
   }
 
   #puller(): Puller {
-    return (this.#sharedPuller ??= new Puller({ ...this.#options.puller, store: this.store }));
+    if (this.#sharedPuller === undefined) {
+      this.#sharedPuller = new Puller({ ...this.#options.puller, store: this.store });
+      if (this.#options.onRegistryEvent !== undefined) this.#sharedPuller.client.listen(this.#options.onRegistryEvent);
+    }
+    return this.#sharedPuller;
   }
 
   /** The pull's one credential as per-call credentials (never for a mirror), and the key under

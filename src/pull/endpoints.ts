@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
-import type { Endpoint as ClientEndpoint } from '../registry/index.ts';
+import { isPlainHttpAnswer, type Endpoint as ClientEndpoint } from '../registry/index.ts';
 import {
   resolveHosts,
   type Endpoint as HostEndpoint,
@@ -81,10 +81,7 @@ export class EndpointResolver {
         };
         socket.once('secureConnect', () => done(true));
         socket.once('timeout', () => done(true));
-        socket.once('error', (err: NodeJS.ErrnoException) => {
-          const text = `${err.code ?? ''} ${err.message}`;
-          done(!/WRONG_VERSION_NUMBER|EPROTO|packet length too long|http request/i.test(text));
-        });
+        socket.once('error', (err: NodeJS.ErrnoException) => done(!isPlainHttpAnswer(err)));
       });
       this.speaksTls.set(key, answer);
     }

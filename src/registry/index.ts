@@ -33,7 +33,7 @@ export {
   type RegistryErrorDetail,
   type RegistryErrorFacts,
 } from './errors.ts';
-export { DEFAULT_RETRY_POLICY, parseRetryAfter, systemClock, type RetryPolicy } from './retry.ts';
+export { DEFAULT_RETRY_POLICY, isPlainHttpAnswer, parseRetryAfter, systemClock, type RetryPolicy } from './retry.ts';
 export {
   parseChallenges,
   parseScope,

@@ -63,6 +63,21 @@ export function isTlsError(err: unknown): boolean {
 }
 
 /**
+ * A TLS handshake answered with plain HTTP: OpenSSL reads the start of an HTTP response as a TLS
+ * record of a wrong version, or of an impossible length. Go says "server gave HTTP response to
+ * HTTPS client" here; this is that case.
+ */
+export function isPlainHttpAnswer(err: unknown): boolean {
+  const code = errorCode(err) ?? '';
+  const message = err instanceof Error ? err.message : String(err);
+  return (
+    /WRONG_VERSION_NUMBER|HTTP_REQUEST/.test(code) ||
+    ((code === 'EPROTO' || TLS_CODE.test(code)) &&
+      /wrong version number|packet length too long|http request/i.test(message))
+  );
+}
+
+/**
  * `Retry-After` as a delay in ms from `now`: delta-seconds or an HTTP-date. Undefined when
  * absent or malformed. A date in the past yields 0.
  */

@@ -14,7 +14,15 @@ import { RegistryError, type RegistryErrorFacts } from './errors.ts';
 import { classifyHost, type AddressClass } from './realm.ts';
 import { headerValue, type ResponseHeaders } from './headers.ts';
 import { errorCode, redactUrl, sanitizeCause } from './redact.ts';
-import { DEFAULT_RETRY_POLICY, HostGate, decideRetry, isTlsError, systemClock, type RetryPolicy } from './retry.ts';
+import {
+  DEFAULT_RETRY_POLICY,
+  HostGate,
+  decideRetry,
+  isPlainHttpAnswer,
+  isTlsError,
+  systemClock,
+  type RetryPolicy,
+} from './retry.ts';
 import type { Clock, EndpointTls, EventSink } from './types.ts';
 
 export interface ProxySettings {
@@ -130,6 +138,7 @@ export class Transport {
         : undefined;
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
+      const sent = performance.now();
       let response: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse;
       try {
         response =
@@ -153,6 +162,7 @@ export class Transport {
               });
       } catch (err) {
         release();
+        this.traced(req, attempt, sent, 0, undefined, errorCode(err) ?? 'transport error');
         if (req.signal?.aborted) throw req.signal.reason;
         const decision = req.noRetry
           ? { retry: false as const, reason: errorCode(err) ?? 'transport error' }
@@ -175,6 +185,22 @@ export class Transport {
       response.body.once('close', releaseOnce);
       response.body.once('error', releaseOnce);
       response.body.once('end', releaseOnce);
+      if (this.options.onEvent !== undefined) {
+        // Listening for `end` and `close` leaves the body paused: nothing is read for the trace.
+        let ended = false;
+        const status = response.statusCode;
+        const declared = headerValue(response.headers, 'content-length');
+        response.body.once('end', () => (ended = true));
+        response.body.once('close', () =>
+          this.traced(
+            req,
+            attempt,
+            sent,
+            status,
+            ended && declared !== undefined && req.method !== 'HEAD' ? Number(declared) : undefined,
+          ),
+        );
+      }
 
       const retryAfter = headerValue(response.headers, 'retry-after');
       const decision = req.noRetry
@@ -201,6 +227,26 @@ export class Transport {
         attempts: attempt,
       };
     }
+  }
+
+  private traced(
+    req: HttpRequest,
+    attempt: number,
+    sent: number,
+    status: number,
+    bytes: number | undefined,
+    error?: string,
+  ): void {
+    this.options.onEvent?.({
+      type: 'http',
+      method: req.method,
+      url: redactUrl(req.url),
+      status,
+      ...(bytes !== undefined && Number.isSafeInteger(bytes) && { bytes }),
+      ms: performance.now() - sent,
+      attempt,
+      ...(error !== undefined && { error }),
+    });
   }
 
   private retrying(req: HttpRequest, attempt: number, delayMs: number, reason: string): void {
@@ -308,6 +354,14 @@ export function transportError(err: unknown, req: HttpRequest, attempts: number)
   const retried = attempts > 1 ? `; gave up after ${attempts} attempts` : '';
   const facts = { ...req.facts, host: req.url.host, url: redactUrl(req.url), attempts };
   const cause = sanitizeCause(err);
+  if (isPlainHttpAnswer(err)) {
+    return new RegistryError(
+      'ErrTLS',
+      `${req.description}: server gave HTTP response to HTTPS client: ${req.url.host} speaks plain HTTP, not TLS (nothing was sent over plain HTTP); if it is meant to, mark it insecure (kimg --insecure-registry ${req.url.host}, an http:// server in its hosts.toml, or insecure = true in registries.conf)`,
+      facts,
+      { cause },
+    );
+  }
   if (isTlsError(err)) {
     return new RegistryError(
       'ErrTLS',

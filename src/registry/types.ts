@@ -123,6 +123,23 @@ export type RegistryEvent =
   | { readonly type: 'endpointFailed'; readonly endpoint: string; readonly code: string; readonly message: string }
   | { readonly type: 'warning'; readonly host: string; readonly message: string }
   | {
+      /** One HTTP exchange (each attempt, each redirect hop, token requests too), reported when
+       * its body is done with, for traces (`kimg -v`). */
+      readonly type: 'http';
+      readonly method: string;
+      /** Redacted URL (no query, no user info). */
+      readonly url: string;
+      /** 0 when no response arrived. */
+      readonly status: number;
+      /** Body bytes: the Content-Length of a body read to its end; undefined when unknown or cut. */
+      readonly bytes?: number;
+      /** From sending the request to the end of its body (or the failure). */
+      readonly ms: number;
+      readonly attempt: number;
+      /** The transport error's code when no response arrived. */
+      readonly error?: string;
+    }
+  | {
       readonly type: 'tokenFetched';
       readonly realm: string;
       readonly service?: string;

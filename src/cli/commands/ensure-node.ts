@@ -29,10 +29,11 @@ import {
   type NodeCredentialSources,
 } from '../../kubelet/index.ts';
 import { formatPlatform, hostPlatform, parsePlatform } from '../../oci/index.ts';
-import { loadHostsConfig } from '../../registry/hosts/index.ts';
 import type { Store } from '../../store/index.ts';
 import { parseYamlValue, YamlError } from '../../yaml/index.ts';
 import type { Io } from '../io.ts';
+import { loggerFrom } from '../log.ts';
+import { hostsConfigFrom, type HostsFlags } from '../registry-options.ts';
 
 /** Flags shared by `kimg ensure` and `kimg gc --thresholds`: the kubelet's own names. */
 export interface KubeletFlags {
@@ -114,12 +115,9 @@ export async function kubeletConfigFrom(
   return resolveKubeletImageConfig(...inputs);
 }
 
-export interface NodeFlags extends KubeletFlags {
+export interface NodeFlags extends KubeletFlags, HostsFlags {
   readonly platform?: string;
-  readonly hostsDir?: string;
-  readonly registriesConf?: string;
   readonly caFile?: string[];
-  readonly tlsVerifyLoopback?: boolean;
   readonly nodeCredentials?: boolean;
   readonly imageCredentialProviderConfig?: string;
   readonly imageCredentialProviderBinDir?: string;
@@ -146,16 +144,14 @@ export async function openNode(
   const rootDir = flags.rootDir ?? defaultKubeletRootDir(io.env);
   const platform = formatPlatform(flags.platform === undefined ? hostPlatform() : parsePlatform(flags.platform));
   const warnings: string[] = [];
-  const hosts = await loadHostsConfig({
-    ...(flags.hostsDir !== undefined && { hostsDir: flags.hostsDir }),
-    ...(flags.registriesConf !== undefined && { registriesConf: flags.registriesConf }),
-    ...(flags.tlsVerifyLoopback === true && { insecureLoopback: false }),
-  });
+  const hosts = await hostsConfigFrom(flags, io);
   const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
+  const trace = loggerFrom(flags, io).registryEvents;
   const service = new StoreImageService({
     store,
     platform,
     puller: { hosts, caPems },
+    ...(trace !== undefined && { onRegistryEvent: trace }),
     ...(flags.pinnedImage !== undefined && { pinned: flags.pinnedImage }),
   });
 

@@ -30,6 +30,7 @@ import { indexChildren, repositoryOf } from '../../pull/index.ts';
 import { parseDockerRef } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
 import type { Io } from '../io.ts';
+import { loggerFrom } from '../log.ts';
 import { registryFrom, type RegistryFlags } from '../registry-options.ts';
 import { UsageError } from './pin-input.ts';
 
@@ -231,7 +232,12 @@ export async function createPinEngine(
       );
     }
     const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
-    const resolver = await resolverFromConfig(r, { insecureLoopback: flags.tlsVerifyLoopback !== true, caPems });
+    const trace = loggerFrom(flags, io).registryEvents;
+    const resolver = await resolverFromConfig(r, {
+      ...(flags.tlsVerifyLoopback === true && { insecureLoopback: false }),
+      ...(trace !== undefined && { onRegistryEvent: trace }),
+      caPems,
+    });
     const credentials = await dockerConfigCredentials(r.dockerConfig, io.env);
     return { pinner: pinnerFor(resolver, credentials), close: () => resolver.close() };
   }

@@ -118,6 +118,8 @@ export function registerResolve(program: Command, io: Io, setExit: (code: number
     const flags = flagsOf(raw, command);
     const format = parseOutputFormat(flags.output);
     const batch = images.length === 1 && images[0] === '-';
+    if (batch && flags.passwordStdin === true)
+      throw new Error('resolve - reads references from standard input: --password-stdin cannot read it too');
     const inputs = batch ? readLines(io.stdin) : images;
     // `--creds` is for the registry of the (first) image named on the command line.
     await withClient(flags, io, batch ? undefined : images[0], async (client) => {

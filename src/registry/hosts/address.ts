@@ -65,3 +65,27 @@ export function defaultApiHost(domain: string): string {
 export function isOtherHost(host: string, domain: string): boolean {
   return host !== domain && !(domain === DOCKER_HUB_DOMAIN && host === DOCKER_HUB_API_HOST);
 }
+
+/**
+ * Which registries with no configuration of their own may be reached without verified TLS.
+ * The one rule kimg applies everywhere (pulls, `kimg resolve` and `pin`, the webhook, the
+ * library): loopback registries, as containerd and `ctr` treat `localhost` and Docker treats
+ * 127.0.0.0/8, unless `insecureLoopback` is false; and the hosts named in `insecureRegistries`
+ * (Docker's `--insecure-registry`), which are treated exactly as loopback ones.
+ */
+export interface InsecureHostRule {
+  /** Default {@link DEFAULT_INSECURE_LOOPBACK}. */
+  readonly insecureLoopback?: boolean;
+  /** `host[:port]` as in references (`registry.lan:5000`). */
+  readonly insecureRegistries?: readonly string[];
+}
+
+/** Loopback registries may be plain HTTP or unverified TLS unless told otherwise (containerd). */
+export const DEFAULT_INSECURE_LOOPBACK = true;
+
+/** True when `host` (as contacted) or `domain` (as the reference names it) falls under the rule. */
+export function isInsecureByRule(host: string, domain: string, rule: InsecureHostRule = {}): boolean {
+  if ((rule.insecureLoopback ?? DEFAULT_INSECURE_LOOPBACK) && isLoopbackHost(host)) return true;
+  const named = rule.insecureRegistries ?? [];
+  return named.includes(host) || named.includes(domain);
+}

@@ -16,7 +16,14 @@
 import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, posix, resolve } from 'node:path';
-import { containerdHostDirNames, defaultApiHost, isLoopbackHost, isOtherHost, splitHostPort } from './address.ts';
+import {
+  containerdHostDirNames,
+  defaultApiHost,
+  isInsecureByRule,
+  isOtherHost,
+  splitHostPort,
+  type InsecureHostRule,
+} from './address.ts';
 import { HostsConfigError } from './errors.ts';
 import { TableReader, isTable, parseTomlFile, readConfigFile } from './toml.ts';
 import { ALL_CAPABILITIES, type Capability, type ClientCertificate, type RegistryHost } from './types.ts';
@@ -334,10 +341,8 @@ export function findHostsDir(hosts: ContainerdHosts, host: string): HostsDirConf
   return undefined;
 }
 
-export interface ContainerdHostsOptions {
-  /** See ResolveOptions.insecureLoopback. Default true. */
-  readonly insecureLoopback?: boolean;
-}
+/** Which registries without a configured scheme may be insecure (see InsecureHostRule). */
+export type ContainerdHostsOptions = InsecureHostRule;
 
 /**
  * The ordered hosts for registry `domain` (`host[:port]` as in the reference) from its host
@@ -352,34 +357,34 @@ export function containerdRegistryHosts(
   const specs = config?.hosts ?? [{ source: 'default', headers: {} }];
   return specs.map((spec, i) => {
     const isRoot = i === specs.length - 1;
-    if (isRoot && spec.server === undefined) return defaultHost(domain, spec, options.insecureLoopback ?? true);
+    if (isRoot && spec.server === undefined) return defaultHost(domain, spec, options);
     if (spec.server === undefined) throw new Error('unreachable: only the root entry lacks a server');
     const { scheme, host, path } = spec.server;
     return buildRegistryHost(domain, spec, scheme, host, path, spec.capabilities ?? ALL_CAPABILITIES, spec.skipVerify);
   });
 }
 
-// containerd's default host: the registry itself over https. Loopback registries (when
-// insecureLoopback) follow containerd/ctr: no port or 443 → https without verification; 80 →
-// plain http; any other port → https without verification, falling back to plain http.
-function defaultHost(domain: string, spec: HostSpec, insecureLoopback: boolean): RegistryHost {
+// containerd's default host: the registry itself over https, or as registryItself says for
+// loopback and named insecure registries.
+function defaultHost(domain: string, spec: HostSpec, rule: InsecureHostRule): RegistryHost {
   const source = spec.source === 'default' ? 'default' : `${spec.source} (no server: the registry itself)`;
-  return registryItself(domain, defaultApiHost(domain), { ...spec, source }, ALL_CAPABILITIES, insecureLoopback);
+  return registryItself(domain, defaultApiHost(domain), { ...spec, source }, ALL_CAPABILITIES, rule);
 }
 
 /**
- * The registry host contacted without a configured scheme: https, except loopback hosts under
- * `insecureLoopback`, which follow containerd/ctr (no port or 443 → https without verification;
- * 80 → plain http; any other port → https without verification, falling back to plain http).
+ * The registry host contacted without a configured scheme: https, except hosts the insecure-host
+ * rule covers (loopback, `insecureRegistries`), which follow containerd/ctr (no port or 443 →
+ * https without verification; 80 → plain http; any other port → https without verification,
+ * falling back to plain http when the server answers TLS with HTTP).
  */
 export function registryItself(
   domain: string,
   host: string,
   spec: HostSpec,
   capabilities: readonly Capability[],
-  insecureLoopback: boolean,
+  rule: InsecureHostRule,
 ): RegistryHost {
-  if (insecureLoopback && isLoopbackHost(host)) {
+  if (isInsecureByRule(host, domain, rule)) {
     const { port } = splitHostPort(host);
     if (port === '80') return buildRegistryHost(domain, spec, 'http', host, '/v2', capabilities, spec.skipVerify);
     const scheme = port === undefined || port === '443' ? 'https' : 'http';

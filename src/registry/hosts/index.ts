@@ -14,7 +14,13 @@ export type {
 } from './types.ts';
 export { ALL_CAPABILITIES } from './types.ts';
 export { HostsConfigError, RegistryBlockedError } from './errors.ts';
-export { isLoopbackHost, splitHostPort } from './address.ts';
+export {
+  DEFAULT_INSECURE_LOOPBACK,
+  isInsecureByRule,
+  isLoopbackHost,
+  splitHostPort,
+  type InsecureHostRule,
+} from './address.ts';
 export {
   containerdRegistryHosts,
   findHostsDir,
@@ -45,5 +51,5 @@ export {
 } from './registries-conf.ts';
 export { certsFor, defaultCertsDirRoots, loadCertsDirs, type CertFiles, type CertsDirs } from './certs-dirs.ts';
 export { hostEndpoint, resolveHosts, type HostsConfig } from './resolve.ts';
-export { loadHostsConfig, type LoadHostsConfigOptions } from './load.ts';
+export { DEFAULT_HOSTS_DIRS, loadHostsConfig, type LoadHostsConfigOptions } from './load.ts';
 export { explainHosts, type ExplainOptions } from './explain.ts';

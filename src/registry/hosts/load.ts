@@ -21,7 +21,16 @@ export interface LoadHostsConfigOptions {
    */
   readonly certsDirs?: readonly string[];
   readonly insecureLoopback?: boolean;
+  /** Hosts treated as loopback registries are (HTTPS without verification, or plain HTTP). */
+  readonly insecureRegistries?: readonly string[];
 }
+
+/**
+ * Where a node keeps its registry host directories: containerd's documented `config_path`
+ * (`/etc/containerd/certs.d:/etc/docker/certs.d`), read as containerd reads them (hosts.toml, or
+ * Docker's `*.crt`/`*.cert`/`*.key` per host). Absent directories are skipped.
+ */
+export const DEFAULT_HOSTS_DIRS: readonly string[] = ['/etc/containerd/certs.d', '/etc/docker/certs.d'];
 
 export async function loadHostsConfig(options: LoadHostsConfigOptions): Promise<HostsConfig> {
   const config: { -readonly [K in keyof HostsConfig]: HostsConfig[K] } = {};
@@ -38,5 +47,6 @@ export async function loadHostsConfig(options: LoadHostsConfigOptions): Promise<
   const certRoots = options.certsDirs ?? (options.registriesConf !== undefined ? defaultCertsDirRoots() : undefined);
   if (certRoots !== undefined) config.certsDirs = await loadCertsDirs(certRoots);
   if (options.insecureLoopback !== undefined) config.insecureLoopback = options.insecureLoopback;
+  if (options.insecureRegistries !== undefined) config.insecureRegistries = options.insecureRegistries;
   return config;
 }

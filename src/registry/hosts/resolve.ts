@@ -5,7 +5,7 @@
  */
 import type { CertsDirs } from './certs-dirs.ts';
 import { certsFor } from './certs-dirs.ts';
-import { defaultApiHost } from './address.ts';
+import { defaultApiHost, type InsecureHostRule } from './address.ts';
 import {
   buildRegistryHost,
   containerdRegistryHosts,
@@ -24,7 +24,7 @@ import {
   type RepositoryName,
 } from './types.ts';
 
-export interface HostsConfig {
+export interface HostsConfig extends InsecureHostRule {
   /** containerd `config_path` host directories (loadContainerdHosts). */
   readonly containerd?: ContainerdHosts;
   /** containers-registries.conf, merged with its drop-ins (loadRegistriesConf). */
@@ -32,12 +32,12 @@ export interface HostsConfig {
   /** Docker-style per-host certificate directories, used for registries.conf endpoints. */
   readonly certsDirs?: CertsDirs;
   /**
-   * Treat loopback registries (`localhost`, 127.0.0.0/8, `[::1]`) that no configuration
-   * describes as insecure, as containerd and `ctr` do for localhost and Docker does for
-   * 127.0.0.0/8: port 80 → plain HTTP; another explicit port → HTTPS without verification,
+   * (InsecureHostRule) Treat loopback registries (`localhost`, 127.0.0.0/8, `[::1]`) that no
+   * configuration describes as insecure, as containerd and `ctr` do for localhost and Docker does
+   * for 127.0.0.0/8: port 80 → plain HTTP; another explicit port → HTTPS without verification,
    * falling back to plain HTTP when the server does not speak TLS; no port or 443 → HTTPS without
    * verification. Only loopback is affected (nothing leaves the machine). Default true; set
-   * false to verify TLS on loopback too.
+   * false to verify TLS on loopback too. `insecureRegistries` names more hosts treated so.
    */
   readonly insecureLoopback?: boolean;
 }
@@ -52,20 +52,21 @@ export interface HostsConfig {
  * digest from those with `pull`; `fallback: false` on an endpoint ends the attempt there.
  */
 export function resolveHosts(repository: RepositoryName, pull: PullKind, config: HostsConfig = {}): Endpoint[] {
-  const insecureLoopback = config.insecureLoopback ?? true;
+  const rule: InsecureHostRule = {
+    ...(config.insecureLoopback !== undefined && { insecureLoopback: config.insecureLoopback }),
+    ...(config.insecureRegistries !== undefined && { insecureRegistries: config.insecureRegistries }),
+  };
   const fromConf = config.registriesConf ? registriesConfSources(config.registriesConf, repository, pull) : undefined;
   if (config.containerd !== undefined) {
     const dir = findHostsDir(config.containerd, repository.domain);
     if (dir !== undefined || fromConf === undefined) {
-      return containerdRegistryHosts(repository.domain, dir, { insecureLoopback }).map((h) =>
-        hostEndpoint(h, repository),
-      );
+      return containerdRegistryHosts(repository.domain, dir, rule).map((h) => hostEndpoint(h, repository));
     }
   }
   if (fromConf !== undefined) {
-    return fromConf.sources.map((s) => sourceEndpoint(s, config.certsDirs, insecureLoopback));
+    return fromConf.sources.map((s) => sourceEndpoint(s, config.certsDirs, rule));
   }
-  const host = containerdRegistryHosts(repository.domain, undefined, { insecureLoopback });
+  const host = containerdRegistryHosts(repository.domain, undefined, rule);
   return host.map((h) => hostEndpoint(withCerts(h, repository.domain, config.certsDirs), repository));
 }
 
@@ -83,7 +84,7 @@ export function hostEndpoint(host: RegistryHost, repository: RepositoryName): En
 
 // registries.conf says nothing about schemes: https, or (insecure = true) https without
 // verification and with a fallback to plain http, as containers/image does.
-function sourceEndpoint(s: PullSource, certsDirs: CertsDirs | undefined, insecureLoopback: boolean): Endpoint {
+function sourceEndpoint(s: PullSource, certsDirs: CertsDirs | undefined, rule: InsecureHostRule): Endpoint {
   const capabilities: readonly Capability[] = !s.mirror
     ? ALL_CAPABILITIES
     : s.digestOnly
@@ -100,7 +101,7 @@ function sourceEndpoint(s: PullSource, certsDirs: CertsDirs | undefined, insecur
   };
   const built = s.insecure
     ? buildRegistryHost(s.domain, spec, 'http', host, '/v2', capabilities, true)
-    : registryItself(s.domain, host, spec, capabilities, insecureLoopback);
+    : registryItself(s.domain, host, spec, capabilities, rule);
   // The registry's own location is never a "mirror", even when rewritten to another host.
   return { ...hostEndpoint({ ...built, isMirror: s.mirror, namespaceQuery: false }, s), repository: s.path };
 }
