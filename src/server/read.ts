@@ -33,13 +33,9 @@ export interface Upstream {
   manifest(repo: RepositoryName, digest: string, signal: AbortSignal): Promise<StoredManifest | undefined>;
   /** A blob fetched from upstream and written to the store while streaming to `res`; false when
    * upstream has none (nothing was sent). */
-  blob(
-    repo: RepositoryName,
-    digest: string,
-    req: IncomingMessage,
-    res: ServerResponse,
-    signal: AbortSignal,
-  ): Promise<boolean>;
+  blob(repo: RepositoryName, digest: string, req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** Sees every manifest served, so that the blobs it names can be fetched (their sizes known). */
+  learn(manifest: StoredManifest): void;
 }
 
 /** Counts for /metrics. */
@@ -114,6 +110,7 @@ export class ReadHandler {
   ): Promise<void> {
     const head = req.method === 'HEAD';
     const { manifest, mediaType } = await this.findManifest(repo, reference, signal);
+    this.upstream?.learn(manifest);
     const accepted = acceptedTypes(req.headers.accept);
     if (accepted !== undefined && !accepted.has(mediaType)) {
       throw new DistributionError(
@@ -132,18 +129,12 @@ export class ReadHandler {
     if (!head) this.counters.bytesServed(manifest.bytes.byteLength);
   }
 
-  async getBlob(
-    repo: RepositoryName,
-    digestText: string,
-    req: IncomingMessage,
-    res: ServerResponse,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async getBlob(repo: RepositoryName, digestText: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const digest = ReadHandler.digest(digestText);
     const head = req.method === 'HEAD';
     const size = await this.content.blobSize(digest);
     if (size === undefined) {
-      if (this.upstream !== undefined && (await this.upstream.blob(repo, digest, req, res, signal))) return;
+      if (this.upstream !== undefined && (await this.upstream.blob(repo, digest, req, res))) return;
       throw new DistributionError('BLOB_UNKNOWN', `blob ${digest} is not in the store`, { detail: { digest } });
     }
     const common = {

@@ -10,13 +10,15 @@ import { isIP, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { KimgError } from '../errors/index.ts';
 import { DigestError } from '../digest/index.ts';
+import type { RegistryClient } from '../registry/index.ts';
 import type { Store } from '../store/index.ts';
 import type { BasicAuthenticator } from './auth.ts';
 import { ContentReader, DEFAULT_MAX_MANIFEST_BYTES } from './content.ts';
 import { DistributionError } from './errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { checkHost, repositoryOf, type RepositoryName } from './names.ts';
-import { ReadHandler, type Upstream } from './read.ts';
+import { PullThrough } from './pull-through.ts';
+import { ReadHandler } from './read.ts';
 import { ReferrersIndex } from './referrers.ts';
 import { API_VERSION_HEADER, send, sendError } from './respond.ts';
 import { matchRoute, type Route } from './routes.ts';
@@ -57,8 +59,9 @@ export interface RegistryServerOptions {
   readonly insecureListen?: boolean;
   /** The registry a name without `ns` and without a host of its own belongs to; default docker.io. */
   readonly defaultUpstream?: string;
-  /** Pull-through: where misses are fetched. */
-  readonly upstream?: Upstream;
+  /** Pull-through: misses are fetched with this registry client (a Puller's: hosts, credentials,
+   * TLS), tags asked again after `tagTtlMs` (default 0: every time, as Distribution's proxy). */
+  readonly pullThrough?: { readonly client: RegistryClient; readonly tagTtlMs?: number };
   /** The write side (`--allow-push`); without it writes answer UNSUPPORTED. */
   readonly writes?: WriteSideFactory;
   /** Basic authentication (htpasswd); without it every client may read. */
@@ -108,13 +111,24 @@ export class RegistryServer {
     const content = new ContentReader(options.store, this.maxManifestBytes);
     const view = new IndexView(options.store);
     const referrers = new ReferrersIndex(content, this.maxManifestBytes);
+    const upstream =
+      options.pullThrough === undefined
+        ? undefined
+        : new PullThrough({
+            store: options.store,
+            content,
+            client: options.pullThrough.client,
+            metrics: this.metrics,
+            ...(options.pullThrough.tagTtlMs !== undefined && { tagTtlMs: options.pullThrough.tagTtlMs }),
+            ...(options.log !== undefined && { log: options.log }),
+          });
     this.read = new ReadHandler(
       view,
       content,
       referrers,
       this.defaultUpstream,
       { bytesServed: (n) => this.metrics.bytesServed.add({}, n) },
-      options.upstream,
+      upstream,
     );
     this.writes = options.writes?.({
       store: options.store,
@@ -297,7 +311,7 @@ export class RegistryServer {
         if (readOnly) return this.read.getManifest(repo, route.reference, req, res, signal);
         break;
       case 'blob':
-        if (readOnly) return this.read.getBlob(repo, route.digest, req, res, signal);
+        if (readOnly) return this.read.getBlob(repo, route.digest, req, res);
         break;
       case 'tags':
         if (method !== 'GET') throw new DistributionError('UNSUPPORTED', 'tags/list takes GET');

@@ -29,6 +29,10 @@ export interface Ingest {
   readonly alreadyPresent: boolean;
   /** Bytes received so far, `offset` included. */
   readonly bytes: number;
+  /** The partial file the bytes go to (undefined when the blob was already present). Every
+   * `write` is in it (in the page cache) when it returns, so a reader may follow the file to
+   * pass the bytes on while they arrive; it is renamed into `blobs/` at commit. */
+  readonly partialPath: string | undefined;
   /** Hashes and writes; throws VerifyError ErrSizeMismatch the moment the total exceeds the
    * descriptor's size (the partial is then discarded and the ingest closed). */
   write(chunk: Uint8Array): Promise<void>;
@@ -82,6 +86,7 @@ export class PresentIngest implements Ingest {
   readonly resumed = false;
   readonly alreadyPresent = true;
   readonly bytes: number;
+  readonly partialPath = undefined;
   private readonly blobFile: string;
   private readonly store: string;
 
@@ -233,6 +238,10 @@ export class FileIngest implements Ingest {
 
   get bytes(): number {
     return this.received;
+  }
+
+  get partialPath(): string {
+    return this.paths.data;
   }
 
   async write(chunk: Uint8Array): Promise<void> {

@@ -9,7 +9,8 @@ import {
   type RegistryServerOptions,
 } from '../../server/index.ts';
 import { formatError, writeLine, type Io } from '../io.ts';
-import { addRegistryFlags, storeFrom, type RegistryFlags } from '../registry-options.ts';
+import { openRegistry } from '../../pull/index.ts';
+import { addRegistryFlags, registrySettingsFrom, storeFrom, type RegistryFlags } from '../registry-options.ts';
 
 interface ServeFlags extends RegistryFlags {
   readonly listen: string;
@@ -23,6 +24,9 @@ interface ServeFlags extends RegistryFlags {
   readonly allowPush?: boolean;
   readonly accessLog: boolean;
 }
+
+/** Upstream retries for pull-through: two attempts, short back-off (a client waits meanwhile). */
+const PULL_THROUGH_RETRY = { maxAttempts: 2, baseDelayMs: 200, maxDelayMs: 1000, maxRetryAfterMs: 2000 };
 
 /** A usage problem: `kimg: …`, exit status 2. */
 class UsageProblem extends Error {}
@@ -89,6 +93,7 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
   ).action(async (flags: ServeFlags, command: Command) => {
     const all = { ...command.optsWithGlobals(), ...flags } as ServeFlags;
     let server: RegistryServer;
+    let close = async (): Promise<void> => undefined;
     try {
       const { host, port } = parseListen(all.listen);
       if ((all.tlsCert === undefined) !== (all.tlsKey === undefined))
@@ -97,7 +102,15 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
         all.tlsCert !== undefined && all.tlsKey !== undefined
           ? { cert: await readFile(all.tlsCert), key: await readFile(all.tlsKey) }
           : undefined;
+      const tagTtl = Number(all.tagTtl);
+      if (!/^\d{1,9}$/.test(all.tagTtl)) throw new UsageProblem(`--tag-ttl must be whole seconds, got "${all.tagTtl}"`);
       const store = await storeFrom(all, io);
+      // A mirror answers fast, even when upstream fails: containerd then tries its next host.
+      const upstream =
+        all.pullThrough === true
+          ? openRegistry({ ...(await registrySettingsFrom(all, io)), client: { retry: PULL_THROUGH_RETRY } })
+          : undefined;
+      if (upstream !== undefined) close = () => upstream.close();
       const log = (line: string) => writeLine(io.stderr, `kimg registry: ${line}`);
       const options: RegistryServerOptions = {
         store,
@@ -107,11 +120,13 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
         ...(all.insecureListen === true && { insecureListen: true }),
         defaultUpstream: all.defaultUpstream,
         ...(all.htpasswd !== undefined && { auth: await BasicAuthenticator.load(all.htpasswd) }),
+        ...(upstream !== undefined && { pullThrough: { client: upstream, tagTtlMs: tagTtl * 1000 } }),
         log,
         ...(all.accessLog && { accessLog: (line: string) => writeLine(io.stderr, line) }),
       };
       server = await RegistryServer.start(options);
     } catch (err) {
+      await close();
       io.stderr.write(`${formatError(err)}\n`);
       setExit(2);
       return;
@@ -120,6 +135,7 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
     const signal = await untilStopped();
     writeLine(io.stderr, `kimg registry: ${signal}: finishing requests in progress`);
     await server.close(5000);
+    await close();
   });
 }
 
