@@ -8,7 +8,8 @@
  * to descend into. The bounds matter because image graphs are hostile input: three nested
  * indexes of 1,024 entries each, all pointing at one child, are six blobs on disk but 1,024³
  * paths; visiting each digest once makes that 3,075 references, and the work bound stops graphs
- * that are wide with distinct documents.
+ * that are wide with distinct documents. What each command does with an image over the limits:
+ * docs/image-graphs.md.
  */
 import { KimgError } from '../errors/index.ts';
 import { isIndexMediaType, isManifestMediaType } from './media-types.ts';
