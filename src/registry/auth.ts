@@ -19,19 +19,23 @@ import {
   type Scope,
 } from './challenge.ts';
 import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
-import { ERROR_BODY_LIMIT, TOKEN_LIMIT, BodyTooLargeError, discard, readCapped, readForMessage } from './body.ts';
+import { ERROR_BODY_LIMIT, discard, readForMessage } from './body.ts';
 import type { OperationContext } from './context.ts';
-import { RegistryError, codeForResponse, describeDetails, factsOf, parseErrorBody } from './errors.ts';
-import { contentLength, headerValue, headerValues } from './headers.ts';
+import { RegistryError, factsOf } from './errors.ts';
+import { headerValue, headerValues } from './headers.ts';
 import { redactUrl, scrubSecrets } from './redact.ts';
 import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
 import {
+  POST_REFUSED_STATUSES,
   TokenCache,
-  TokenResponseError,
   credentialIdentity,
-  parseTokenResponse,
+  getForToken,
+  postForToken,
+  readTokenResponse,
   tokenCacheKey,
   type BearerToken,
+  type TokenRequest,
+  type TokenRequestBase,
 } from './token.ts';
 import type { HttpRequest, Transport } from './transport.ts';
 import type { Clock, Credential, CredentialSource, EventSink } from './types.ts';
@@ -348,7 +352,9 @@ export class Authenticator {
 
   /**
    * One token request. Not tied to any caller's signal: it is shared by every request waiting
-   * for the same key (timeouts bound it).
+   * for the same key (timeouts bound it). An identity token is exchanged with POST; a password
+   * with POST unless `passwordTokenExchange` says GET or the realm refused the POST before (then
+   * GET with Basic, remembered per realm); anonymous with GET.
    */
   private async fetchToken(
     ep: PreparedEndpoint,
@@ -357,109 +363,57 @@ export class Authenticator {
     scopes: readonly Scope[],
     credential: Credential | undefined,
   ): Promise<BearerToken> {
-    const scopeTexts = scopes.map(formatScope);
-    const secrets = new Set<string>();
-    if (credential?.kind === 'basic') secrets.add(credential.password);
-    if (credential?.kind === 'identityToken') secrets.add(credential.token);
-    const description = `token request to ${realm.host} for ${scopeTexts.join(' ') || 'registry access'}`;
+    const request: TokenRequest = {
+      realm,
+      ...(service !== undefined && { service }),
+      scopes,
+      ...(credential !== undefined && { credential }),
+      clientId: this.options.clientId ?? 'kimg',
+    };
+    const base = this.tokenRequestBase(ep, request);
+    let res: FollowedResponse | undefined;
+    if (credential?.kind === 'identityToken') {
+      res = await postForToken(this.transport, request, base);
+    } else if (
+      credential?.kind === 'basic' &&
+      (this.options.passwordTokenExchange ?? 'post-then-get') === 'post-then-get' &&
+      !this.noPost.has(realm.href)
+    ) {
+      res = await postForToken(this.transport, request, base);
+      if (POST_REFUSED_STATUSES.includes(res.status)) {
+        await discard(res.body);
+        this.noPost.add(realm.href);
+        res = undefined;
+      }
+    }
+    res ??= await getForToken(this.transport, request, base);
+    const token = await readTokenResponse(res, request, base, this.clock.now());
+    this.onEvent?.({
+      type: 'tokenFetched',
+      realm: redactUrl(realm),
+      ...(service !== undefined && { service }),
+      scopes: scopes.map(formatScope),
+    });
+    return token;
+  }
+
+  /** TLS for the realm (the endpoint's own settings only on the endpoint's origin, its CAs
+   * anywhere), names for errors, and the strict-realm address policy. */
+  private tokenRequestBase(ep: PreparedEndpoint, request: TokenRequest): TokenRequestBase {
+    const { realm } = request;
     const allowListed = (this.options.realmAllowList ?? []).includes(realm.hostname.toLowerCase());
     const registryClass = classifyHost(ep.base.hostname);
     const allowedAddressClasses: AddressClass[] | undefined =
       this.options.strictRealmAddresses === true && !allowListed
         ? ['public', ...(registryClass === 'public' ? [] : [registryClass])]
         : undefined;
-    const base = {
-      tls: realm.origin === ep.base.origin ? ep.tls : ep.tls?.ca === undefined ? undefined : { ca: ep.tls.ca },
-      description,
+    const tls = realm.origin === ep.base.origin ? ep.tls : ep.tls?.ca === undefined ? undefined : { ca: ep.tls.ca };
+    const scopeText = request.scopes.map(formatScope).join(' ');
+    return {
+      ...(tls !== undefined && { tls }),
+      description: `token request to ${realm.host} for ${scopeText || 'registry access'}`,
       facts: { registry: ep.registry, host: realm.host, url: redactUrl(realm) },
       ...(allowedAddressClasses !== undefined && { allowedAddressClasses }),
     };
-
-    const form = (fields: Record<string, string>) => {
-      const body = new URLSearchParams(fields);
-      if (service !== undefined) body.set('service', service);
-      if (scopeTexts.length > 0) body.set('scope', scopeTexts.join(' '));
-      body.set('client_id', this.options.clientId ?? 'kimg');
-      return body.toString();
-    };
-    const post = (fields: Record<string, string>) =>
-      exchangeFollowingRedirects(this.transport, {
-        ...base,
-        url: realm,
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: form(fields),
-      });
-
-    let res: FollowedResponse | undefined;
-    if (credential?.kind === 'identityToken') {
-      res = await post({ grant_type: 'refresh_token', refresh_token: credential.token });
-    } else if (
-      credential?.kind === 'basic' &&
-      (this.options.passwordTokenExchange ?? 'post-then-get') === 'post-then-get' &&
-      !this.noPost.has(realm.href)
-    ) {
-      res = await post({ grant_type: 'password', username: credential.username, password: credential.password });
-      if ([400, 401, 404, 405].includes(res.status)) {
-        await discard(res.body);
-        this.noPost.add(realm.href);
-        res = undefined;
-      }
-    }
-    if (res === undefined) {
-      const url = new URL(realm);
-      if (service !== undefined) url.searchParams.append('service', service);
-      for (const scope of scopeTexts) url.searchParams.append('scope', scope);
-      const headers: Record<string, string> = { accept: 'application/json' };
-      if (credential?.kind === 'basic') {
-        headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
-        secrets.add(headers.authorization);
-      }
-      res = await exchangeFollowingRedirects(this.transport, { ...base, url, method: 'GET', headers });
-    }
-
-    const facts = { ...base.facts, status: res.status, attempts: res.attempts };
-    if (res.status !== 200) {
-      const details = parseErrorBody(await readForMessage(res.body, ERROR_BODY_LIMIT), (t) => scrubSecrets(t, secrets));
-      const code =
-        res.status === 401 || res.status === 403
-          ? 'ErrUnauthorized'
-          : codeForResponse(res.status, details, 'ErrUnauthorized');
-      const who = credential === undefined ? 'anonymous access' : 'the credentials';
-      const retried = res.attempts > 1 ? `; gave up after ${res.attempts} attempts` : '';
-      throw new RegistryError(
-        code,
-        `${description}: the token server ${realm.host} refused ${who} (HTTP ${res.status}${details.length > 0 ? `: ${describeDetails(details)}` : ''})${retried}`,
-        { ...facts, registryErrors: details },
-      );
-    }
-    let body: Buffer;
-    try {
-      body = await readCapped(res.body, TOKEN_LIMIT, contentLength(res.headers));
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        throw new RegistryError(
-          'ErrBodyTooLarge',
-          `${description}: the token response from ${realm.host} is larger than ${TOKEN_LIMIT} bytes`,
-          facts,
-        );
-      }
-      throw err;
-    }
-    let token: BearerToken;
-    try {
-      token = parseTokenResponse(body, this.clock.now());
-    } catch (err) {
-      if (err instanceof TokenResponseError)
-        throw new RegistryError('ErrInvalidTokenResponse', `${description}: ${err.message}`, facts);
-      throw err;
-    }
-    this.onEvent?.({
-      type: 'tokenFetched',
-      realm: redactUrl(realm),
-      ...(service !== undefined && { service }),
-      scopes: scopeTexts,
-    });
-    return token;
   }
 }

@@ -1,8 +1,17 @@
 /**
- * Bearer token responses and the token cache. Pure apart from hashing the credential identity.
+ * Bearer tokens: the requests to a token realm (OAuth2 POST, or GET with Basic), reading the
+ * answer, and the token cache. As containerd's `core/remotes/docker/auth/fetch.go`
+ * (`FetchToken`, `FetchTokenWithOAuth` over `TokenOptions`): free functions over one request
+ * record; the Authenticator only chooses between them and caches.
  */
 import { createHash } from 'node:crypto';
+import { ERROR_BODY_LIMIT, TOKEN_LIMIT, BodyTooLargeError, readCapped, readForMessage } from './body.ts';
 import { formatScope, mergeScopes, type Scope } from './challenge.ts';
+import { RegistryError, codeForResponse, describeDetails, parseErrorBody } from './errors.ts';
+import { contentLength } from './headers.ts';
+import { scrubSecrets } from './redact.ts';
+import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
+import type { HttpRequest, Transport } from './transport.ts';
 import type { Clock, Credential } from './types.ts';
 
 /** Tokens without `expires_in`, or with less, live this long (regclient and containers/image clamp). */
@@ -153,5 +162,133 @@ export class TokenCache {
 
   get size(): number {
     return this.tokens.size;
+  }
+}
+
+/** One token request: where, for what, as whom. */
+export interface TokenRequest {
+  /** The challenge's realm, resolved against the URL that sent it. */
+  readonly realm: URL;
+  readonly service?: string;
+  readonly scopes: readonly Scope[];
+  /** Undefined = anonymous. A registry token never gets here (it is sent to the registry as is). */
+  readonly credential?: Credential;
+  /** OAuth2 `client_id`. */
+  readonly clientId: string;
+}
+
+/** What every request to the realm shares: TLS, names for errors, address policy. */
+export type TokenRequestBase = Pick<HttpRequest, 'tls' | 'description' | 'facts' | 'allowedAddressClasses'>;
+
+/** The realm statuses after which a password POST is not tried again (containerd's rule: the
+ * server does not do OAuth2 password grants; GET with Basic instead). */
+export const POST_REFUSED_STATUSES: readonly number[] = [400, 401, 404, 405];
+
+/** The credential's secrets, and the Basic header GET would send: scrubbed from any message. */
+function secretsOf(credential: Credential | undefined): Set<string> {
+  const secrets = new Set<string>();
+  if (credential?.kind === 'basic') {
+    secrets.add(credential.password);
+    secrets.add(basicHeader(credential.username, credential.password));
+  }
+  if (credential?.kind === 'identityToken' || credential?.kind === 'registryToken') secrets.add(credential.token);
+  return secrets;
+}
+
+function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+/**
+ * OAuth2 POST to the realm: `grant_type=refresh_token` for an identity token, `password` for a
+ * username and password (the caller falls back to GET on POST_REFUSED_STATUSES).
+ */
+export function postForToken(
+  transport: Transport,
+  request: TokenRequest,
+  base: TokenRequestBase,
+): Promise<FollowedResponse> {
+  const { credential } = request;
+  const body = new URLSearchParams(
+    credential?.kind === 'identityToken'
+      ? { grant_type: 'refresh_token', refresh_token: credential.token }
+      : credential?.kind === 'basic'
+        ? { grant_type: 'password', username: credential.username, password: credential.password }
+        : {},
+  );
+  if (request.service !== undefined) body.set('service', request.service);
+  if (request.scopes.length > 0) body.set('scope', request.scopes.map(formatScope).join(' '));
+  body.set('client_id', request.clientId);
+  return exchangeFollowingRedirects(transport, {
+    ...base,
+    url: request.realm,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: body.toString(),
+  });
+}
+
+/** GET of the realm with `service` and one `scope` per scope, Basic credentials when there are any. */
+export function getForToken(
+  transport: Transport,
+  request: TokenRequest,
+  base: TokenRequestBase,
+): Promise<FollowedResponse> {
+  const url = new URL(request.realm);
+  if (request.service !== undefined) url.searchParams.append('service', request.service);
+  for (const scope of request.scopes) url.searchParams.append('scope', formatScope(scope));
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const { credential } = request;
+  if (credential?.kind === 'basic') headers.authorization = basicHeader(credential.username, credential.password);
+  return exchangeFollowingRedirects(transport, { ...base, url, method: 'GET', headers });
+}
+
+/**
+ * The token in a realm's answer: a refusal becomes ErrUnauthorized (or the code its error body
+ * names) with the server's words, scrubbed; the body is read up to TOKEN_LIMIT and parsed with
+ * parseTokenResponse at `now`.
+ */
+export async function readTokenResponse(
+  res: FollowedResponse,
+  request: TokenRequest,
+  base: TokenRequestBase,
+  now: number,
+): Promise<BearerToken> {
+  const { realm, credential } = request;
+  const facts = { ...base.facts, status: res.status, attempts: res.attempts };
+  if (res.status !== 200) {
+    const secrets = secretsOf(credential);
+    const details = parseErrorBody(await readForMessage(res.body, ERROR_BODY_LIMIT), (t) => scrubSecrets(t, secrets));
+    const code =
+      res.status === 401 || res.status === 403
+        ? 'ErrUnauthorized'
+        : codeForResponse(res.status, details, 'ErrUnauthorized');
+    const who = credential === undefined ? 'anonymous access' : 'the credentials';
+    const retried = res.attempts > 1 ? `; gave up after ${res.attempts} attempts` : '';
+    throw new RegistryError(
+      code,
+      `${base.description}: the token server ${realm.host} refused ${who} (HTTP ${res.status}${details.length > 0 ? `: ${describeDetails(details)}` : ''})${retried}`,
+      { ...facts, registryErrors: details },
+    );
+  }
+  let body: Buffer;
+  try {
+    body = await readCapped(res.body, TOKEN_LIMIT, contentLength(res.headers));
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) {
+      throw new RegistryError(
+        'ErrBodyTooLarge',
+        `${base.description}: the token response from ${realm.host} is larger than ${TOKEN_LIMIT} bytes`,
+        facts,
+      );
+    }
+    throw err;
+  }
+  try {
+    return parseTokenResponse(body, now);
+  } catch (err) {
+    if (err instanceof TokenResponseError)
+      throw new RegistryError('ErrInvalidTokenResponse', `${base.description}: ${err.message}`, facts);
+    throw err;
   }
 }
