@@ -20,6 +20,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import { KimgError } from '../errors/index.ts';
 import type { AdmissionHandler, Decision } from './handler.ts';
 import { WebhookMetrics } from './metrics.ts';
+import { countingLookups, formatReview } from './review-log.ts';
 import { parseAdmissionReview, parseTimeoutParameter, reviewOf } from './review.ts';
 
 export interface WebhookServerOptions {
@@ -43,6 +44,8 @@ export interface WebhookServerOptions {
   readonly notReady?: () => string | undefined;
   /** One line per notable event (certificate reloads, failures); default none. */
   readonly log?: (line: string) => void;
+  /** Also one `log` line per review: uid, kind, namespace, decision, registry look-ups, ms. */
+  readonly logReviews?: boolean;
 }
 
 interface KeyPair {
@@ -306,14 +309,14 @@ export class WebhookServer {
       send(res, 400, `${parsed.reason}\n`);
       return;
     }
-    let decision: Decision;
-    if (webhook === 'mutate') {
+    const { result: decision, lookups } = await countingLookups(async (): Promise<Decision> => {
+      if (webhook !== 'mutate') return this.options.handler.validate(parsed.request);
       const timeout = query === '' ? null : new URLSearchParams(query).get('timeout');
-      decision = await this.options.handler.mutate(parsed.request, { timeoutMs: parseTimeoutParameter(timeout) });
-    } else {
-      decision = this.options.handler.validate(parsed.request);
-    }
+      return this.options.handler.mutate(parsed.request, { timeoutMs: parseTimeoutParameter(timeout) });
+    });
     send(res, 200, JSON.stringify(reviewOf(decision.response)), 'application/json');
-    this.metrics.decision(webhook, decision.reason, (performance.now() - started) / 1000);
+    const ms = performance.now() - started;
+    this.metrics.decision(webhook, decision.reason, ms / 1000);
+    if (this.options.logReviews === true) this.log(formatReview(webhook, parsed.request, decision, lookups, ms));
   }
 }

@@ -11,6 +11,7 @@ import {
 } from './credentials.ts';
 import { AdmissionConfigError } from './errors.ts';
 import { AdmissionHandler } from './handler.ts';
+import { countLookup } from './review-log.ts';
 import { SecretInformer, type InformerOptions } from './informer.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { Pinner } from './pinner.ts';
@@ -147,7 +148,10 @@ export async function createAdmissionRuntime(
     throw new AdmissionConfigError('resolver.dockerConfig', err instanceof Error ? err.message : String(err));
   }
   const pinner = Pinner.fromConfig(config.mutate, config.resolver, resolver, {
-    onLookup: (e) => metrics.lookup(e.ms, e.ok, e.reason),
+    onLookup: (e) => {
+      metrics.lookup(e.ms, e.ok, e.reason);
+      countLookup();
+    },
     onStaleServe: (e) => metrics.staleServe(e.reason),
   });
   metrics.watchCache(

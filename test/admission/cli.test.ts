@@ -76,11 +76,10 @@ describe('kimg webhook (CLI)', { skip }, () => {
       }
       assert.ok(port, `the server did not start: ${stderr}`);
       const client = { port, caPem: fx.ca.certPem };
-      const mutated = await callWebhook(
-        client,
-        '/mutate',
-        admissionRequest({ object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v1') }) }),
-      );
+      const mutateRequest = admissionRequest({
+        object: objects.pod({ containers: objects.containers('registry.kimg.test/team/app:v1') }),
+      });
+      const mutated = await callWebhook(client, '/mutate', mutateRequest);
       assert.deepEqual(patchMap(mutated.patch), {
         '/spec/containers/0/image': `registry.kimg.test/team/app:v1@${fx.digest('app')}`,
       });
@@ -90,6 +89,20 @@ describe('kimg webhook (CLI)', { skip }, () => {
         admissionRequest({ object: objects.pod({ containers: objects.containers('nginx') }) }),
       );
       assert.equal(validated.response.allowed, false);
+      // One line per review: who asked, the answer, the registry look-ups it took, the time.
+      for (let i = 0; i < 100 && !/review webhook=validate/.test(stderr); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.match(
+        stderr,
+        new RegExp(
+          `^kimg webhook: review webhook=mutate uid=${mutateRequest.uid} kind=v1/Pod namespace=team name=\\S* op=CREATE allowed=true reason=Patched lookups=1 ms=\\d+$`,
+          'm',
+        ),
+      );
+      assert.match(
+        stderr,
+        /^kimg webhook: review webhook=validate uid=\S+ kind=v1\/Pod .* allowed=false reason=\S+ lookups=0 ms=\d+$/m,
+      );
     } finally {
       child.kill('SIGTERM');
     }

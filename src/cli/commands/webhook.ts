@@ -12,6 +12,7 @@ import {
 } from '../../admission/index.ts';
 import { isKimgError } from '../../errors/index.ts';
 import { formatError, writeLine, type Io } from '../io.ts';
+import { loggerFrom, type LogFlags } from '../log.ts';
 
 interface ServeFlags {
   readonly config?: string;
@@ -127,8 +128,14 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--port <n>', 'HTTPS port', '8443')
     .option('--cert-reload-seconds <n>', 'how often the certificate files are checked for changes', '10')
-    .action(async (flags: ServeFlags) => {
+    .action(async (raw: ServeFlags, command: Command) => {
+      const flags = { ...command.optsWithGlobals(), ...raw } as ServeFlags & LogFlags;
       await guarded(io, setExit, async () => {
+        // A server logs each review by default (level info); --log-level warn keeps it quiet.
+        const level = loggerFrom(
+          { ...flags, logLevel: flags.logLevel ?? (flags.verbose ? 'debug' : 'info') },
+          io,
+        ).level;
         const port = wholeNumber(flags.port, '--port', 0, 65535);
         const reloadSeconds = wholeNumber(flags.certReloadSeconds, '--cert-reload-seconds', 1);
         const config = await loadConfig(flags.config, io.env);
@@ -150,6 +157,7 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
                 ? undefined
                 : 'pull secrets and service accounts are not listed yet',
             log,
+            logReviews: level === 'info' || level === 'debug',
           });
         } catch (err) {
           await runtime.close();
