@@ -61,7 +61,14 @@ export interface RegistryServerOptions {
   readonly defaultUpstream?: string;
   /** Pull-through: misses are fetched with this registry client (a Puller's: hosts, credentials,
    * TLS), tags asked again after `tagTtlMs` (default 0: every time, as Distribution's proxy). */
-  readonly pullThrough?: { readonly client: RegistryClient; readonly tagTtlMs?: number };
+  readonly pullThrough?: {
+    readonly client: RegistryClient;
+    readonly tagTtlMs?: number;
+    /** A string in the `User-Agent` of the client's requests: a request carrying it is this
+     * server asking itself (the node's hosts.toml names the mirror for the very registry it
+     * pulls from) and is answered from the store only, never pulled through again. */
+    readonly loopToken?: string;
+  };
   /** The write side (`--allow-push`); without it writes answer UNSUPPORTED. */
   readonly writes?: WriteSideFactory;
   /** Basic authentication (htpasswd); without it every client may read. */
@@ -100,6 +107,9 @@ export class RegistryServer {
   readonly defaultUpstream: string;
   private readonly server: Server;
   private readonly read: ReadHandler;
+  /** The read side without pull-through, for requests this server sent itself. */
+  private readonly readLocal: ReadHandler;
+  private readonly loopToken: string | undefined;
   private readonly writes: WriteSide | undefined;
   private readonly maxManifestBytes: number;
   private readonly scheme: 'http' | 'https';
@@ -122,14 +132,10 @@ export class RegistryServer {
             ...(options.pullThrough.tagTtlMs !== undefined && { tagTtlMs: options.pullThrough.tagTtlMs }),
             ...(options.log !== undefined && { log: options.log }),
           });
-    this.read = new ReadHandler(
-      view,
-      content,
-      referrers,
-      this.defaultUpstream,
-      { bytesServed: (n) => this.metrics.bytesServed.add({}, n) },
-      upstream,
-    );
+    const counters = { bytesServed: (n: number) => this.metrics.bytesServed.add({}, n) };
+    this.read = new ReadHandler(view, content, referrers, this.defaultUpstream, counters, upstream);
+    this.readLocal = new ReadHandler(view, content, referrers, this.defaultUpstream, counters, undefined);
+    this.loopToken = options.pullThrough?.loopToken;
     this.writes = options.writes?.({
       store: options.store,
       content,
@@ -306,12 +312,17 @@ export class RegistryServer {
     }
     const ns = query.get('ns') ?? undefined;
     const repo = repositoryOf(route.name, ns, this.defaultUpstream);
+    const agent = req.headers['user-agent'];
+    const read =
+      this.loopToken !== undefined && typeof agent === 'string' && agent.includes(this.loopToken)
+        ? this.readLocal
+        : this.read;
     switch (route.kind) {
       case 'manifest':
-        if (readOnly) return this.read.getManifest(repo, route.reference, req, res, signal);
+        if (readOnly) return read.getManifest(repo, route.reference, req, res, signal);
         break;
       case 'blob':
-        if (readOnly) return this.read.getBlob(repo, route.digest, req, res);
+        if (readOnly) return read.getBlob(repo, route.digest, req, res);
         break;
       case 'tags':
         if (method !== 'GET') throw new DistributionError('UNSUPPORTED', 'tags/list takes GET');

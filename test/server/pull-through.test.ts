@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { digestOf } from '../../src/digest/index.ts';
 import { openRegistry } from '../../src/pull/index.ts';
+import { loadHostsConfig } from '../../src/registry/hosts/index.ts';
 import type { RegistryClient } from '../../src/registry/index.ts';
 import type { RegistryServer } from '../../src/server/index.ts';
 import { renderHostsToml } from '../../src/server/node-config.ts';
@@ -18,6 +19,7 @@ import {
   buildImage,
   copyImage,
   fault,
+  freePort,
   httpRequest,
   inspectRaw,
   makeTempDir,
@@ -212,6 +214,32 @@ describe('kimg registry serve --pull-through', { skip }, () => {
       await viaProxy.close();
       await proxyClient.close();
       await distProxy.stop();
+    }
+  });
+
+  test('hosts.toml naming this very server as the mirror does not loop: it answers itself from the store only', async () => {
+    const port = await freePort();
+    const hostsDir = join(tmp.path, 'hosts-loop');
+    await mkdir(join(hostsDir, proxy.host), { recursive: true });
+    await writeFile(
+      join(hostsDir, proxy.host, 'hosts.toml'),
+      `server = "${proxy.url}"\n\n[host."http://127.0.0.1:${port}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    const looping = openRegistry({
+      hosts: await loadHostsConfig({ hostsDir }),
+      client: { retry: { maxAttempts: 1 }, userAgent: 'kimg-registry-pull-through/loop-token-1' },
+    });
+    const { server: self } = await startServer(join(tmp.path, 'store-loop'), {
+      port,
+      defaultUpstream: proxy.host,
+      pullThrough: { client: looping, loopToken: 'loop-token-1' },
+    });
+    try {
+      const digests = await pullAll(self.url, 'team/app', '1');
+      assert.equal(digests.length, 3);
+    } finally {
+      await self.close();
+      await looping.close();
     }
   });
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -105,10 +106,15 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
       const tagTtl = Number(all.tagTtl);
       if (!/^\d{1,9}$/.test(all.tagTtl)) throw new UsageProblem(`--tag-ttl must be whole seconds, got "${all.tagTtl}"`);
       const store = await storeFrom(all, io);
+      // Marks this server's own upstream requests, should hosts.toml send them back to it.
+      const loopToken = randomBytes(9).toString('base64url');
       // A mirror answers fast, even when upstream fails: containerd then tries its next host.
       const upstream =
         all.pullThrough === true
-          ? openRegistry({ ...(await registrySettingsFrom(all, io)), client: { retry: PULL_THROUGH_RETRY } })
+          ? openRegistry({
+              ...(await registrySettingsFrom(all, io)),
+              client: { retry: PULL_THROUGH_RETRY, userAgent: `kimg-registry-pull-through/${loopToken}` },
+            })
           : undefined;
       if (upstream !== undefined) close = () => upstream.close();
       const log = (line: string) => writeLine(io.stderr, `kimg registry: ${line}`);
@@ -120,7 +126,7 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
         ...(all.insecureListen === true && { insecureListen: true }),
         defaultUpstream: all.defaultUpstream,
         ...(all.htpasswd !== undefined && { auth: await BasicAuthenticator.load(all.htpasswd) }),
-        ...(upstream !== undefined && { pullThrough: { client: upstream, tagTtlMs: tagTtl * 1000 } }),
+        ...(upstream !== undefined && { pullThrough: { client: upstream, tagTtlMs: tagTtl * 1000, loopToken } }),
         log,
         ...(all.accessLog && { accessLog: (line: string) => writeLine(io.stderr, line) }),
       };
