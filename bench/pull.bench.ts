@@ -11,7 +11,8 @@
 //   4. peak resident memory of a child process pulling a 2 GiB single-layer image, over TLS
 //   5. where the time goes: sha256, disk, store ingest, raw HTTP, registry client, full pull
 // Figures vary by ±40 % between runs on a shared machine: compare the ratios, measured here in
-// the same run. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes as a smoke test.
+// the same run. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes as a smoke test; KIMG_BENCH_PULL_PARTS
+// (a comma list of peers, repull, memory, breakdown) runs only those parts.
 // Run alone with `node --import tsx bench/pull.bench.ts`, or through `npm run bench pull`.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -57,6 +58,7 @@ import type { RssReport } from './pull-rss-child.ts';
 import { Containerd, skopeoPull } from './pull-peers.ts';
 
 const QUICK = process.env.KIMG_BENCH_QUICK === '1';
+const PARTS = new Set((process.env.KIMG_BENCH_PULL_PARTS ?? 'peers,repull,memory,breakdown').split(','));
 const SCALE = QUICK ? 1 / 8 : 1;
 const ROUNDS = 3;
 const TAG = 'v1';
@@ -765,21 +767,23 @@ export async function runPullBench(): Promise<void> {
     registry = await startRegistry({ logLevel: 'error', tls: true });
     console.log(`registry ${registry.url} (pid ${registry.pid}); work dir ${work}${QUICK ? '; QUICK: sizes ÷ 8' : ''}`);
     const images: PushedBench[] = [];
-    for (const plan of [PLANS.big, PLANS.mid, PLANS.many, PLANS.huge]) {
+    for (const plan of [PLANS.big, PLANS.mid, PLANS.many, ...(PARTS.has('memory') ? [PLANS.huge] : [])]) {
       const { ms } = await timed(async () => images.push(await prepare(plan)));
       console.log(`built and pushed ${plan.title} in ${fmtSeconds(ms)} s`);
     }
-    const [big, mid, many, huge] = images as [PushedBench, PushedBench, PushedBench, PushedBench];
+    const [big, mid, many, huge] = images as [PushedBench, PushedBench, PushedBench, PushedBench | undefined];
     plainRegistry = await startRegistry({
       logLevel: 'error',
       env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: registry.storageDir },
     });
     console.log(`the same storage over plain HTTP: ${plainRegistry.url} (pid ${plainRegistry.pid})`);
     settleDisk();
-    await partPeers(big, mid, many, [tlsTransport(registry), { label: 'plain HTTP', registry: plainRegistry }]);
-    await partRepull(many);
-    await partMemory(huge);
-    await partBreakdown(big);
+    if (PARTS.has('peers')) {
+      await partPeers(big, mid, many, [tlsTransport(registry), { label: 'plain HTTP', registry: plainRegistry }]);
+    }
+    if (PARTS.has('repull')) await partRepull(many);
+    if (huge !== undefined) await partMemory(huge);
+    if (PARTS.has('breakdown')) await partBreakdown(big);
   } finally {
     await plainRegistry?.stop();
     plainRegistry = undefined;
