@@ -37,7 +37,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** A reason phrase: the same characters as a value (llhttp allows controls here; this does not). */
 const STATUS_LINE = /^HTTP\/1\.[01] ([1-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-/** llhttp: optional leading whitespace, digits, trailing spaces (not tabs). */
+/** llhttp: optional leading whitespace, digits, trailing spaces (tabs only from llhttp 9.4 on: refused). */
 const CONTENT_LENGTH = /^[ \t]*([0-9]+) *$/;
 /**
  * A chunk size then extensions as llhttp's strict mode takes them: no whitespace, a value is a
@@ -85,8 +85,9 @@ export function parseHead(text: string): ParsedHead {
       if (!Number.isSafeInteger(n)) throw new LeanHttpError('HPE_INVALID_CONTENT_LENGTH', 'invalid Content-Length');
       contentLength = n;
     } else if (name === 'transfer-encoding') {
-      // Only a single plain `chunked` is spoken here (llhttp also takes repeated or other codings).
-      if (chunked !== undefined || value.toLowerCase() !== 'chunked')
+      // Only a single plain `chunked` is spoken here (llhttp also takes repeated or other codings);
+      // llhttp reads `chunked` followed by a tab as another coding, so that is refused too.
+      if (chunked !== undefined || !/^[ \t]*chunked *$/i.test(raw))
         throw new LeanHttpError('UND_ERR_INVALID_ARG', `unsupported Transfer-Encoding ${JSON.stringify(value)}`);
       chunked = true;
     }

@@ -42,6 +42,11 @@ const STRICTER: readonly { why: string; message: RegExp; input: RegExp }[] = [
     input: /transfer-encoding:/i,
   },
   {
+    why: 'no tab after a Content-Length (llhttp 9.3, Node 20, refuses it; 9.4, Node 22 and 24, takes it)',
+    message: /invalid Content-Length/,
+    input: /content-length:[ \t]*\d+ *\t/i,
+  },
+  {
     why: 'no empty lines before a status line',
     message: /empty line before the status line/,
     input: /(^|\r\n\r\n)[\r\n]/,
