@@ -1,8 +1,11 @@
 // Runs every *.test.ts under the given folders (default: src and test) with Node's test runner.
-// Node 20's --test does not expand globs, so the files are listed here.
+// Node 20's --test does not expand globs, so the files are listed here. With no folders given
+// (`npm test`), the unit suite (src/) also runs on the other supported Node.js lines first
+// (scripts/other-nodes.mjs; KIMG_OTHER_NODES=0 skips that).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { runOnOtherNodes } from './other-nodes.mjs';
 
 function findTests(dir) {
   const found = [];
@@ -20,7 +23,8 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+const othersOk = roots.length === 0 ? runOnOtherNodes(findTests('src').sort()) : true;
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
   stdio: 'inherit',
 });
-process.exit(result.status ?? 1);
+process.exit(othersOk ? (result.status ?? 1) : 1);

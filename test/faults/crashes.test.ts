@@ -1,7 +1,9 @@
 // Pulls that crash and pulls that race, in real `kimg` processes against a real registry:
 // SIGKILL at random moments of a pull (before the download, inside the large layer, while it is
 // committed), many times over one store: the store is sound after every kill, no verified byte
-// of progress is lost, and the next pull finishes by resuming. A pull killed at half of a large
+// of progress is lost, and the next pull finishes by resuming. Kill points do not race the
+// clock: the fault proxy holds the large layer's body at the chosen byte (fault.holdAt) and the
+// small layer's body at its start, so that no pull can finish before its kill. A pull killed at half of a large
 // layer re-downloads only the rest. Peak memory stays bounded whatever the layer size. Two
 // processes pulling overlapping images, or the same image, into one store both succeed and
 // download each blob once.
@@ -22,6 +24,7 @@ import {
   type BuiltImage,
   type BuiltLayer,
   type FaultProxy,
+  type FaultRule,
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
@@ -101,9 +104,27 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
   const heldOfBig = (report: { blobs: string[]; partials: Map<string, number> }) =>
     report.blobs.includes(big.digest) ? big.size : (report.partials.get(big.digest) ?? 0);
 
-  type KillPoint =
-    | { readonly what: string; readonly hit: (event: PullEvent) => boolean }
-    | { readonly what: string; readonly afterMs: number };
+  /**
+   * Where a pull is killed: when the proxy holds the large layer at byte `holdAt` (absolute: a
+   * resumed request is held at the same byte of the blob), after `afterMs` if that comes first,
+   * or at the first event `hit` matches. The small layer is always held, so the pull cannot end.
+   */
+  type KillPoint = {
+    readonly what: string;
+    readonly holdAt?: number;
+    readonly afterMs?: number;
+    readonly hit?: (event: PullEvent) => boolean;
+  };
+  const smallPath = () => `/v2/crash/img/blobs/${img.images[0]?.layers[1]?.digest ?? ''}`;
+  /** Holds the small layer at its first byte, and the large one at `holdAt` when given. */
+  const holdRule =
+    (holdAt?: number): FaultRule =>
+    (r) => {
+      if (r.path === smallPath()) return fault.holdAt(0);
+      if (r.path !== bigPath() || holdAt === undefined) return undefined;
+      const from = Number(/^bytes=(\d+)-/.exec(r.headers.range ?? '')?.[1] ?? 0);
+      return fault.holdAt(holdAt - from);
+    };
 
   test(`SIGKILL at ${KILLS} random moments of a pull (${LAYER / MiB} MiB layer): the store is sound after each, progress is kept, the next pull resumes`, async (t) => {
     const seed = runSeed();
@@ -113,19 +134,17 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     // Before any byte; early, at a random time (start-up, resolve or download); inside the layer
     // at random bytes, one in each of several ascending strata, so that every kill still finds
     // part of the layer to download; and last while the layer is being committed.
-    const points: KillPoint[] = [{ what: 'once resolved', hit: (e) => e.type === 'resolved' }];
+    const points: KillPoint[] = [{ what: 'once resolved', holdAt: 0, hit: (e) => e.type === 'resolved' }];
     const timed = Math.max(1, Math.floor(KILLS / 8));
     for (let i = 0; i < timed; i++) {
       const afterMs = Math.floor(random() * 1500);
-      points.push({ what: `${afterMs} ms after starting`, afterMs });
+      // At 90 % of the layer at the latest: the layer must not finish.
+      points.push({ what: `${afterMs} ms after starting`, afterMs, holdAt: Math.floor(0.9 * big.size) });
     }
     const strata = KILLS - 2 - timed;
     for (let i = 0; i < strata; i++) {
       const at = Math.floor((big.size * (i + random())) / (strata + 1));
-      points.push({
-        what: `at byte ${at} of the layer`,
-        hit: (e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= at,
-      });
+      points.push({ what: `at byte ${at} of the layer`, holdAt: at });
     }
     points.push({
       what: 'while the layer is committed',
@@ -139,17 +158,15 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     for (const [i, point] of points.entries()) {
       const child = processes[i] ?? assert.fail();
       await child.ready;
+      proxy.reset();
+      proxy.setRule(holdRule(point.holdAt));
       child.run(pullArgs(store));
-      // A kill at a random time comes at 90 % of the layer at the latest: the layer must not finish.
-      const nearlyDone = (e: PullEvent) =>
-        e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= 0.9 * big.size;
-      const hit =
-        'afterMs' in point
-          ? await Promise.race([
-              new Promise<boolean>((r) => setTimeout(() => r(true), point.afterMs)),
-              child.waitForEvent(nearlyDone),
-            ])
-          : await child.waitForEvent(point.hit);
+      const exited = child.exited.then(() => false);
+      const waits: Promise<boolean>[] = [exited];
+      if (point.hit !== undefined) waits.push(child.waitForEvent(point.hit));
+      else waits.push(proxy.waitForHold(bigPath()).then(() => true));
+      if (point.afterMs !== undefined) waits.push(new Promise((r) => setTimeout(() => r(true), point.afterMs)));
+      const hit = await Promise.race(waits);
       child.kill();
       const { code, signal } = await child.exited;
       assert.equal(signal, 'SIGKILL', `${point.what}: exit ${code}: ${child.stderr()}`);
@@ -183,11 +200,15 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
     const store = join(tmp.path, 'killed-at-half');
     const child = kimg();
     await child.ready;
-    // About 4 s for the whole layer, so that the kill lands close to the half.
-    proxy.setRule((r) => (r.path === bigPath() ? fault.trickle(big.size / 4) : undefined));
+    // The proxy holds the layer at its half; the kill comes once the pull reports (progress is
+    // reported every MiB) nearly all of that half received.
+    proxy.setRule(holdRule(big.size / 2));
     child.run(pullArgs(store));
+    await proxy.waitForHold(bigPath());
     assert.ok(
-      await child.waitForEvent((e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= big.size / 2),
+      await child.waitForEvent(
+        (e) => e.type === 'blob-progress' && e.digest === big.digest && e.bytes >= big.size / 2 - 2 * MiB,
+      ),
       child.stderr(),
     );
     child.kill();

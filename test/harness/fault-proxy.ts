@@ -26,6 +26,12 @@ export type Fault =
   | { kind: 'redirect'; location: string; status: number }
   /** Forward, then reset the connection after `bytes` body bytes. */
   | { kind: 'cutAfter'; bytes: number }
+  /**
+   * Forward `bytes` body bytes (headers at once, even for 0), then send nothing more until the
+   * client goes away or the proxy is reset: a kill point that no clock decides. The request is
+   * marked `held` and {@link FaultProxy.waitForHold} resolves.
+   */
+  | { kind: 'holdAt'; bytes: number }
   /** Forward with the body byte at `offset` inverted. */
   | { kind: 'flipByte'; offset: number }
   /** Forward with the declared Content-Length but only `bytes` of body (default half), then close. */
@@ -71,6 +77,7 @@ export const fault = {
   serverError: (status: 500 | 502 | 503 | 504 = 500): Fault => ({ kind: 'status', status }),
   redirect: (location: string, status = 307): Fault => ({ kind: 'redirect', location, status }),
   cutAfter: (bytes: number): Fault => ({ kind: 'cutAfter', bytes }),
+  holdAt: (bytes: number): Fault => ({ kind: 'holdAt', bytes: Math.max(0, bytes) }),
   flipByte: (offset: number): Fault => ({ kind: 'flipByte', offset }),
   truncate: (bytes?: number): Fault => ({ kind: 'truncate', bytes }),
   extraBytes: (bytes: number, chunked = false): Fault => ({ kind: 'extraBytes', bytes, chunked }),
@@ -118,6 +125,8 @@ export interface RecordedRequest {
   bytesSent: number;
   /** Why forwarding failed, if it did. */
   error?: string;
+  /** A `holdAt` fault reached its byte: the body is held there. */
+  held?: boolean;
 }
 
 export interface FaultProxyOptions {
@@ -149,6 +158,11 @@ export interface FaultProxy {
   maxConcurrent(prefix?: string): number;
   /** Requests whose path starts with `prefix` in flight now. */
   inFlight(prefix?: string): number;
+  /**
+   * Resolves with the first request since the last `reset()` whose path starts with `prefix`
+   * and whose body a `holdAt` fault holds (at once if one already is).
+   */
+  waitForHold(prefix?: string): Promise<RecordedRequest>;
   stop(): Promise<void>;
 }
 
@@ -227,7 +241,21 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let events: { path: string; delta: 1 | -1 }[] = [];
   let active = new Map<number, string>();
   const hanging = new Set<ServerResponse>();
+  let holdWaiters: { prefix: string; resolve: (record: RecordedRequest) => void }[] = [];
   let proxyOrigin = '';
+
+  /** Marks `record` held, wakes who waits for it, and waits until the client or a reset ends it. */
+  function hold(res: ServerResponse, record: RecordedRequest): Promise<void> {
+    record.held = true;
+    holdWaiters = holdWaiters.filter((w) => {
+      if (!record.path.startsWith(w.prefix)) return true;
+      w.resolve(record);
+      return false;
+    });
+    if (res.destroyed) return Promise.resolve();
+    hanging.add(res);
+    return new Promise((resolve) => res.once('close', () => resolve()));
+  }
 
   async function sendBody(
     res: ServerResponse,
@@ -238,6 +266,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   ): Promise<void> {
     const flips = faults.flatMap((f) => (f.kind === 'flipByte' ? [f.offset] : []));
     const cut = faults.find((f) => f.kind === 'cutAfter');
+    const held = faults.find((f) => f.kind === 'holdAt');
     const truncate = faults.find((f) => f.kind === 'truncate');
     const trickle = faults.find((f) => f.kind === 'trickle');
     const extra = faults.find((f) => f.kind === 'extraBytes');
@@ -245,9 +274,21 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     if (cut) limit = cut.bytes;
     if (truncate) limit = Math.min(limit, truncate.bytes ?? Math.floor((declaredLength ?? 0) / 2));
     let offset = 0;
+    if (held?.bytes === 0) {
+      res.flushHeaders();
+      await hold(res, record);
+      return;
+    }
     for await (const input of source) {
       let chunk = input;
       const end = offset + chunk.length;
+      if (held !== undefined && end >= held.bytes) {
+        const part = chunk.subarray(0, held.bytes - offset);
+        await flush(res, part);
+        record.bytesSent += part.length;
+        await hold(res, record);
+        return;
+      }
       const inChunk = flips.filter((at) => at >= offset && at < end);
       if (inChunk.length) {
         chunk = Buffer.from(chunk);
@@ -345,7 +386,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const replace = faults.find((f) => f.kind === 'replaceBody');
     const extra = faults.find((f) => f.kind === 'extraBytes');
     const bodyFaults = faults.some((f) =>
-      ['cutAfter', 'flipByte', 'truncate', 'extraBytes', 'trickle', 'replaceBody'].includes(f.kind),
+      ['cutAfter', 'holdAt', 'flipByte', 'truncate', 'extraBytes', 'trickle', 'replaceBody'].includes(f.kind),
     );
     const declaredHeader = headerText(out['content-length']);
     let declaredLength = declaredHeader === undefined ? undefined : Number(declaredHeader);
@@ -509,6 +550,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       requests.length = 0;
       events = [];
       active = new Map();
+      holdWaiters = [];
       dropHanging();
     },
     maxConcurrent(prefix = '/') {
@@ -523,6 +565,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     inFlight(prefix = '/') {
       return [...active.values()].filter((path) => path.startsWith(prefix)).length;
+    },
+    waitForHold(prefix = '/') {
+      const already = requests.find((r) => r.held === true && r.path.startsWith(prefix));
+      if (already !== undefined) return Promise.resolve(already);
+      return new Promise((resolve) => holdWaiters.push({ prefix, resolve }));
     },
     async stop() {
       dropHanging();

@@ -600,6 +600,26 @@ describe('fault proxy', { skip }, () => {
     assert.equal(replaced.body.toString(), 'short');
   });
 
+  test('holdAt: the body stops at a byte until the client goes away or the proxy is reset', async () => {
+    proxy.reset();
+    proxy.setRule((req) =>
+      req.path === blobPath ? fault.holdAt(req.headers.range === undefined ? 70_000 : 0) : undefined,
+    );
+    // rawExchange resolves when the connection closes: here only when the hold ends.
+    const whole = rawExchange(proxy.host, blobPath);
+    const held = await proxy.waitForHold(blobPath);
+    assert.equal(held.bytesSent, 70_000);
+    const ranged = rawExchange(proxy.host, blobPath, { range: 'bytes=100-' });
+    for (let i = 0; i < 100 && proxy.requests.filter((r) => r.held).length < 2; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(proxy.requests.filter((r) => r.held).length, 2, 'a hold at 0 holds at once, headers sent');
+    proxy.reset();
+    const [a, b] = await Promise.all([whole, ranged]);
+    assert.deepEqual(a.body, blob.subarray(0, 70_000));
+    assert.match(b.head, /^HTTP\/1\.1 206 /);
+    assert.equal(b.body.length, 0);
+  });
+
   test('Range misbehaviour: ignored and misaligned', async () => {
     proxy.setRule((req) => (req.path === blobPath ? fault.ignoreRange() : undefined));
     const ignored = await httpRequest(proxy.url + blobPath, { headers: { range: 'bytes=100-' } });
