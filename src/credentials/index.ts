@@ -80,7 +80,16 @@ export {
   CredentialProviders,
   PROVIDER_TIMEOUT_MS,
   type CredentialProviderOptions,
+  type PluginAnswer,
 } from './provider.ts';
+export {
+  serviceAccountCacheKey,
+  type PluginPodContext,
+  type ServiceAccountAccess,
+  type ServiceAccountInfo,
+  type ServiceAccountScope,
+  type ServiceAccountTokenRequest,
+} from './service-account.ts';
 export {
   parseProviderResponse,
   providerRequest,

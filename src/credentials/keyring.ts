@@ -15,6 +15,14 @@ export type CredentialSource =
   | { readonly kind: 'secret'; readonly namespace: string; readonly name: string; readonly uid: string }
   | { readonly kind: 'node'; readonly path: string }
   | { readonly kind: 'plugin'; readonly provider: string }
+  /** A plugin in service-account token mode, run with this account's token. */
+  | {
+      readonly kind: 'serviceAccount';
+      readonly namespace: string;
+      readonly name: string;
+      readonly uid: string;
+      readonly provider: string;
+    }
   | { readonly kind: 'dockerConfig'; readonly path: string; readonly helper?: string }
   | { readonly kind: 'explicit' };
 
@@ -27,6 +35,8 @@ export function describeSource(source: CredentialSource): string {
       return `node config ${source.path}`;
     case 'plugin':
       return `credential provider ${source.provider}`;
+    case 'serviceAccount':
+      return `credential provider ${source.provider} for service account ${source.namespace}/${source.name}`;
     case 'dockerConfig':
       return source.helper === undefined
         ? `docker config ${source.path}`

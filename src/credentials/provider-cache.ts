@@ -29,6 +29,11 @@ export function cacheKeyFor(type: CacheKeyType, image: string): string {
   }
 }
 
+/** Plain keys stay as they are; scoped ones cannot collide with them or with each other. */
+function scopedKey(base: string, scope: string): string {
+  return scope === '' ? base : JSON.stringify([base, scope]);
+}
+
 interface Entry {
   readonly config: KubeletDockerConfig;
   readonly expiresAt: number;
@@ -44,13 +49,16 @@ export class ProviderCache {
     this.#lastPurge = clock();
   }
 
-  get(image: string): KubeletDockerConfig | undefined {
+  /** `scope` (a service-account cache key, or `''`) is part of every key, as upstream's
+   * `generateCacheKey(base, serviceAccountCacheKey)`. */
+  get(image: string, scope = ''): KubeletDockerConfig | undefined {
     const now = this.#clock();
     if (now > this.#lastPurge + CACHE_PURGE_INTERVAL_MS) {
       for (const [key, entry] of this.#entries) if (now > entry.expiresAt) this.#entries.delete(key);
       this.#lastPurge = now;
     }
-    for (const key of [image, registryOf(image), GLOBAL_CACHE_KEY]) {
+    for (const base of [image, registryOf(image), GLOBAL_CACHE_KEY]) {
+      const key = scopedKey(base, scope);
       const entry = this.#entries.get(key);
       if (entry === undefined) continue;
       if (now > entry.expiresAt) {
@@ -62,8 +70,8 @@ export class ProviderCache {
     return undefined;
   }
 
-  set(key: string, config: KubeletDockerConfig, expiresAt: number): void {
-    this.#entries.set(key, { config, expiresAt });
+  set(key: string, config: KubeletDockerConfig, expiresAt: number, scope = ''): void {
+    this.#entries.set(scopedKey(key, scope), { config, expiresAt });
   }
 
   /** Entries held, expired or not (for tests and metrics). */

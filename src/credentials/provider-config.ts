@@ -38,7 +38,7 @@ export interface CredentialProviderSpec {
   readonly args: readonly string[];
   /** Appended to the environment, overriding same-named variables. */
   readonly env: ReadonlyArray<{ readonly name: string; readonly value: string }>;
-  /** Service-account token mode; such providers are not run by kimg (see provider.ts). */
+  /** Service-account token mode (KEP-4412): the plugin gets the pod's service account token. */
   readonly tokenAttributes: ProviderTokenAttributes | undefined;
 }
 
@@ -134,6 +134,11 @@ function parseProvider(value: unknown, at: string, problems: string[]): Credenti
   const args = stringList(value, 'args', at, problems);
   const env = envList(value, at, problems);
   const tokenAttributes = parseTokenAttributes(value['tokenAttributes'], `${at}.tokenAttributes`, problems);
+  // kubernetes pkg/credentialprovider/plugin/config.go validateCredentialProviderConfig.
+  if (tokenAttributes !== undefined && apiVersion !== 'credentialprovider.kubelet.k8s.io/v1')
+    problems.push(
+      `${at}.tokenAttributes: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version`,
+    );
   if (problems.length > before) return undefined;
   return { name, matchImages, defaultCacheDurationMs, apiVersion, args, env, tokenAttributes };
 }
@@ -149,12 +154,35 @@ function parseTokenAttributes(value: unknown, at: string, problems: string[]): P
   const require = value['requireServiceAccount'];
   if (require !== undefined && require !== null && typeof require !== 'boolean') {
     problems.push(`${at}.requireServiceAccount: expected a bool, found ${jsonTypeName(require)}`);
+  } else if (require === undefined || require === null) {
+    problems.push(`${at}.requireServiceAccount: Required value: requireServiceAccount is required`);
   }
+  const required = stringList(value, 'requiredServiceAccountAnnotationKeys', at, problems);
+  const optional = stringList(value, 'optionalServiceAccountAnnotationKeys', at, problems);
+  if (require === false && required.length > 0)
+    problems.push(
+      `${at}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount cannot be false when requiredServiceAccountAnnotationKeys is set`,
+    );
+  for (const [field, keys] of [
+    ['requiredServiceAccountAnnotationKeys', required],
+    ['optionalServiceAccountAnnotationKeys', optional],
+  ] as const) {
+    const seen = new Set<string>();
+    keys.forEach((key, i) => {
+      if (seen.has(key)) problems.push(`${at}.${field}[${i}]: Duplicate value: ${JSON.stringify(key)}`);
+      seen.add(key);
+    });
+  }
+  const both = required.find((key) => optional.includes(key));
+  if (both !== undefined)
+    problems.push(
+      `${at}: Invalid value: ${JSON.stringify(both)}: annotation key must not be both required and optional`,
+    );
   return {
     serviceAccountTokenAudience: audience,
     requireServiceAccount: typeof require === 'boolean' ? require : undefined,
-    requiredServiceAccountAnnotationKeys: stringList(value, 'requiredServiceAccountAnnotationKeys', at, problems),
-    optionalServiceAccountAnnotationKeys: stringList(value, 'optionalServiceAccountAnnotationKeys', at, problems),
+    requiredServiceAccountAnnotationKeys: required,
+    optionalServiceAccountAnnotationKeys: optional,
   };
 }
 

@@ -18,9 +18,22 @@ export interface ProviderResponse {
   readonly auth: KubeletDockerConfig;
 }
 
-/** The request JSON sent on the plugin's stdin. */
-export function providerRequest(apiVersion: string, image: string): string {
-  return JSON.stringify({ apiVersion, kind: 'CredentialProviderRequest', image });
+/** The request JSON sent on the plugin's stdin; service-account mode adds the token and the
+ * selected annotations (both omitted when empty, as Go's `omitempty` does). */
+export function providerRequest(
+  apiVersion: string,
+  image: string,
+  serviceAccount:
+    { readonly token: string; readonly annotations: Readonly<Record<string, string>> } | undefined = undefined,
+): string {
+  return JSON.stringify({
+    apiVersion,
+    kind: 'CredentialProviderRequest',
+    image,
+    ...(serviceAccount !== undefined && serviceAccount.token !== '' && { serviceAccountToken: serviceAccount.token }),
+    ...(serviceAccount !== undefined &&
+      Object.keys(serviceAccount.annotations).length > 0 && { serviceAccountAnnotations: serviceAccount.annotations }),
+  });
 }
 
 /** Reads a plugin's stdout; throws InputProblem (safe to show) when the kubelet would drop it. */

@@ -475,7 +475,7 @@ cat "$PLUGIN_RESPONSE"
     });
   }
 
-  it('does not run service-account-mode providers (kimg mints no pod tokens)', async () => {
+  it('does not run a service-account-mode provider without a service account token source', async () => {
     await respond({ auth: {} });
     const p = plugin({
       tokenAttributes: {
@@ -485,7 +485,7 @@ cat "$PLUGIN_RESPONSE"
         optionalServiceAccountAnnotationKeys: [],
       },
     });
-    assert.deepEqual(await p.provide('reg.example.com/app'), []);
+    assert.deepEqual(await p.provide('reg.example.com/app', { namespace: 'team', serviceAccountName: 'builder' }), []);
     assert.deepEqual(await runs(), []);
     assert.equal(errors[0]?.reason, 'unsupported');
   });

@@ -6,18 +6,21 @@
 import { imageNameString, type ImageName, type Keyring, type KeyringMatch } from './keyring.ts';
 import type { NodeKeyring } from './node-keyring.ts';
 import type { CredentialProviders } from './provider.ts';
+import type { PluginPodContext } from './service-account.ts';
 
 export interface PullCredentialSources {
   /** All of the pod's usable pull secrets in one keyring (see keyringFromPullSecrets). */
   readonly podSecrets?: Keyring;
   readonly node?: NodeKeyring | Keyring;
   readonly plugins?: CredentialProviders;
+  /** The pod the lookup is for (service-account-mode plugins run for its service account). */
+  readonly pod?: PluginPodContext;
 }
 
 export async function lookupPullCredentials(image: ImageName, sources: PullCredentialSources): Promise<KeyringMatch[]> {
   const name = imageNameString(image);
   const fromSecrets = sources.podSecrets?.lookup(name) ?? [];
   const fromNode = (await sources.node?.lookup(name)) ?? [];
-  const fromPlugins = (await sources.plugins?.lookup(name)) ?? [];
+  const fromPlugins = (await sources.plugins?.lookup(name, sources.pod)) ?? [];
   return [...fromSecrets, ...fromNode, ...fromPlugins];
 }

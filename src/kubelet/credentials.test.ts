@@ -88,4 +88,19 @@ describe('the kubelet credential order for one image (kubelet.md §8, §6)', () 
     assert.deepEqual(pulledCredentialsOf(matches[0])?.kubernetesSecrets?.[0]?.name, 's');
     assert.deepEqual(podCredentialsOf([]), { secrets: [] });
   });
+
+  it("a service-account-mode plugin credential is the pod's service account, and a pull with it records the account", () => {
+    const keyring = new Keyring().add(
+      { kind: 'serviceAccount', namespace: 'team', name: 'builder', uid: 'uid-sa', provider: 'ecr' },
+      decodeDockerConfigJson({ auths: { 'reg.example.com': cred('sa') } }),
+    );
+    const matches = keyring.lookup('reg.example.com/app');
+    assert.deepEqual(podCredentialsOf(matches), {
+      secrets: [],
+      serviceAccount: { uid: 'uid-sa', namespace: 'team', name: 'builder' },
+    });
+    assert.deepEqual(pulledCredentialsOf(matches[0]), {
+      kubernetesServiceAccounts: [{ uid: 'uid-sa', namespace: 'team', name: 'builder' }],
+    });
+  });
 });

@@ -9,6 +9,7 @@ import {
   type Keyring,
   type KeyringMatch,
   type NodeKeyring,
+  type PluginPodContext,
 } from '../credentials/index.ts';
 import type { ImagePullCredentials, PodCredentials } from './pull-records.ts';
 
@@ -20,45 +21,55 @@ export interface NodeCredentialSources {
 
 /**
  * Every credential for `repository` (normalized, no tag or digest) in the kubelet's order.
- * Throws PullSecretError when a usable secret is malformed (the kubelet fails the lookup).
+ * `pod` is the pod's namespace, or the pod itself (name, UID, service account), which plugins in
+ * service-account token mode need. Throws PullSecretError when a usable secret is malformed (the
+ * kubelet fails the lookup).
  */
 export async function lookupImageCredentials(
   repository: string,
   pullSecrets: readonly unknown[],
   sources: NodeCredentialSources,
-  podNamespace: string,
+  pod: string | PluginPodContext,
 ): Promise<KeyringMatch[]> {
-  const podSecrets = keyringFromPullSecrets(pullSecrets, { defaultNamespace: podNamespace });
+  const context: PluginPodContext = typeof pod === 'string' ? { namespace: pod } : pod;
+  const podSecrets = keyringFromPullSecrets(pullSecrets, { defaultNamespace: context.namespace });
   return lookupPullCredentials(repository, {
     podSecrets,
     ...(sources.node !== undefined && { node: sources.node }),
     ...(sources.plugins !== undefined && { plugins: sources.plugins }),
+    pod: context,
   });
 }
 
 /**
  * `getPodCredentials` for the verifier: every secret-sourced credential as
- * `{uid, namespace, name, credentialHash}` in order. Node and plain plugin credentials never
- * count. (Service-account-sourced credentials need pod-bound tokens, which kimg does not mint,
- * so there is never a service account here.)
+ * `{uid, namespace, name, credentialHash}` in order, and the first credential a
+ * service-account-mode plugin gave as `{uid, namespace, name}`. Node and plain plugin
+ * credentials never count.
  */
 export function podCredentialsOf(matches: readonly KeyringMatch[]): PodCredentials {
   const secrets = [];
+  let serviceAccount: PodCredentials['serviceAccount'];
   for (const match of matches) {
-    if (match.source.kind !== 'secret') continue;
-    secrets.push({
-      uid: match.source.uid,
-      namespace: match.source.namespace,
-      name: match.source.name,
-      credentialHash: match.hash,
-    });
+    const source = match.source;
+    if (source.kind === 'serviceAccount') {
+      serviceAccount ??= { uid: source.uid, namespace: source.namespace, name: source.name };
+      continue;
+    }
+    if (source.kind !== 'secret') continue;
+    secrets.push({ uid: source.uid, namespace: source.namespace, name: source.name, credentialHash: match.hash });
   }
-  return { secrets };
+  return serviceAccount === undefined ? { secrets } : { secrets, serviceAccount };
 }
 
-/** What a successful pull records: a secret's coordinates and hash, else node-accessible. */
+/** What a successful pull records: a secret's coordinates and hash, a service account's
+ * coordinates, else node-accessible. */
 export function pulledCredentialsOf(match: KeyringMatch | undefined): ImagePullCredentials {
-  if (match === undefined || match.source.kind !== 'secret') return { nodePodsAccessible: true };
-  const { uid, namespace, name } = match.source;
+  const source = match?.source;
+  if (source?.kind === 'serviceAccount') {
+    return { kubernetesServiceAccounts: [{ uid: source.uid, namespace: source.namespace, name: source.name }] };
+  }
+  if (match === undefined || source?.kind !== 'secret') return { nodePodsAccessible: true };
+  const { uid, namespace, name } = source;
   return { kubernetesSecrets: [{ uid, namespace, name, credentialHash: match.hash }] };
 }

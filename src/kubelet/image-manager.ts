@@ -46,6 +46,8 @@ export interface PodRef {
   readonly uid: string;
   readonly namespace: string;
   readonly name: string;
+  /** For credential provider plugins in service-account token mode. */
+  readonly serviceAccountName?: string;
 }
 
 export interface EnsureImageRequest {
@@ -193,7 +195,7 @@ export class ImageManager {
     const repository = parsed.ok ? parsed.value.repository : img;
     let lookup: Promise<KeyringMatch[]> | undefined;
     const credentials = () =>
-      (lookup ??= lookupImageCredentials(repository, request.pullSecrets ?? [], this.#credentials, pod.namespace));
+      (lookup ??= lookupImageCredentials(repository, request.pullSecrets ?? [], this.#credentials, pod));
     const decision = await decidePull({
       image: img,
       policy: pullPolicy,

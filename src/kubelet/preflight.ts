@@ -145,8 +145,7 @@ async function preflightContainer(
   const repository = parsed.ok ? parsed.value.repository : img;
   const registry = parsed.ok ? parsed.value.domain : '';
   let lookup: Promise<KeyringMatch[]> | undefined;
-  const credentials = () =>
-    (lookup ??= lookupImageCredentials(repository, secrets, options.credentials ?? {}, pod.namespace));
+  const credentials = () => (lookup ??= lookupImageCredentials(repository, secrets, options.credentials ?? {}, pod));
   const secretError = (error: unknown) =>
     fail(
       errorText(error),

@@ -11,6 +11,7 @@ import {
   NodeKeyring,
   parseCredentialProviderConfig,
   parseGoDuration,
+  type ServiceAccountAccess,
 } from '../../credentials/index.ts';
 import { KimgError } from '../../errors/index.ts';
 import {
@@ -122,6 +123,8 @@ export interface NodeFlags extends KubeletFlags, HostsFlags {
   readonly imageCredentialProviderConfig?: string;
   readonly imageCredentialProviderBinDir?: string;
   readonly pinnedImage?: string[];
+  readonly serviceAccountToken?: string[];
+  readonly serviceAccountTokenFile?: string;
 }
 
 export interface Node {
@@ -138,7 +141,13 @@ export async function openNode(
   flags: NodeFlags,
   io: Io,
   store: Store,
-  options: { clock: Clock; metrics?: MetricsSink; extraConfigs?: readonly { file: string; document: unknown }[] },
+  options: {
+    clock: Clock;
+    metrics?: MetricsSink;
+    extraConfigs?: readonly { file: string; document: unknown }[];
+    /** For plugins in service-account token mode. */
+    serviceAccounts?: ServiceAccountAccess;
+  },
 ): Promise<Node> {
   const config = await kubeletConfigFrom(flags, options.extraConfigs);
   const rootDir = flags.rootDir ?? defaultKubeletRootDir(io.env);
@@ -182,6 +191,7 @@ export async function openNode(
       clock,
       env: io.env,
       onError: (error) => warnings.push(error.message),
+      ...(options.serviceAccounts !== undefined && { serviceAccounts: options.serviceAccounts }),
     });
   }
 

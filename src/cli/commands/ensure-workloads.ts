@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { KimgError } from '../../errors/index.ts';
 import type { ContainerImageSpec, PodImageSpec } from '../../kubelet/index.ts';
 import { parseYamlValues, YamlError } from '../../yaml/index.ts';
+import { syntheticUid, type ServiceAccountEntry } from './ensure-service-accounts.ts';
 
 export interface WorkloadPod extends PodImageSpec {
   /** Where the pod spec came from: `Pod default/web`, `Deployment prod/api`, … */
@@ -24,6 +25,8 @@ export interface Manifests {
   readonly pods: WorkloadPod[];
   readonly secrets: SecretEntry[];
   readonly kubeletConfigs: { readonly file: string; readonly document: unknown }[];
+  /** ServiceAccount objects: credential provider plugins in service-account token mode read them. */
+  readonly serviceAccounts: ServiceAccountEntry[];
   /** Objects of kinds `ensure` does not act on (Services, ConfigMaps, …), by `Kind namespace/name`. */
   readonly ignored: string[];
 }
@@ -144,7 +147,7 @@ export function collectManifests(
   files: readonly { file: string; text: string }[],
   defaultNamespace: string,
 ): Manifests {
-  const manifests: Manifests = { pods: [], secrets: [], kubeletConfigs: [], ignored: [] };
+  const manifests: Manifests = { pods: [], secrets: [], kubeletConfigs: [], serviceAccounts: [], ignored: [] };
   for (const { file, text } of files) {
     for (const object of parseManifestText(text, file)) {
       const kind = str(object['kind']);
@@ -155,6 +158,18 @@ export function collectManifests(
           namespace: str(metadata['namespace']) || defaultNamespace,
           name: str(metadata['name']) ?? '',
           object,
+        });
+      } else if (kind === 'ServiceAccount') {
+        const namespace = str(metadata['namespace']) || defaultNamespace;
+        const name = str(metadata['name']) ?? '';
+        const annotations = isObj(metadata['annotations']) ? metadata['annotations'] : {};
+        manifests.serviceAccounts.push({
+          namespace,
+          name,
+          uid: str(metadata['uid']) ?? syntheticUid(namespace, name),
+          annotations: Object.fromEntries(
+            Object.entries(annotations).filter((e): e is [string, string] => typeof e[1] === 'string'),
+          ),
         });
       } else if (kind === 'KubeletConfiguration') {
         manifests.kubeletConfigs.push({ file, document: object });

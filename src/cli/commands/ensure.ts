@@ -20,6 +20,7 @@ import {
 } from './ensure-describe.ts';
 import { durationFlagMs, markImagesUsed, openNode, type NodeFlags } from './ensure-node.ts';
 import { runEnsure } from './ensure-run.ts';
+import { parseServiceAccountTokenFlags, serviceAccountAccess } from './ensure-service-accounts.ts';
 import { collectManifests, secretLookup } from './ensure-workloads.ts';
 
 interface EnsureFlags extends NodeFlags {
@@ -80,6 +81,12 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
     .option('--image-credential-provider-config <file>', 'CredentialProviderConfig for credential provider plugins')
     .option('--image-credential-provider-bin-dir <dir>', 'where the credential provider plugins are')
     .option(
+      '--service-account-token <namespace/name=file>',
+      "for plugins in service-account token mode: the token of this service account, read from the file at each use (repeatable); the account's UID and annotations come from a ServiceAccount among the manifests",
+      collect,
+    )
+    .option('--service-account-token-file <file>', 'the token for every other service account (e.g. a projected token)')
+    .option(
       '--no-node-credentials',
       "ignore the node's docker config (config.json / .dockercfg in the root dir, working dir, $HOME)",
     )
@@ -102,7 +109,16 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
       const clock = systemClock;
       const store = await storeFrom(all, io);
       const metrics = new MetricsRegistry();
-      const node = await openNode(all, io, store, { clock, metrics, extraConfigs: manifests.kubeletConfigs });
+      const serviceAccounts = serviceAccountAccess(
+        manifests.serviceAccounts,
+        parseServiceAccountTokenFlags(all.serviceAccountToken ?? [], all.serviceAccountTokenFile),
+      );
+      const node = await openNode(all, io, store, {
+        clock,
+        metrics,
+        extraConfigs: manifests.kubeletConfigs,
+        serviceAccounts,
+      });
       try {
         for (const warning of node.warnings.splice(0)) writeLine(io.stderr, `kimg: warning: ${warning}`);
 
