@@ -16,3 +16,4 @@ export { ServerMetrics } from './metrics.ts';
 export { repositoryOf, catalogName, type RepositoryName } from './names.ts';
 export type { Upstream } from './read.ts';
 export { renderHostsToml, renderRegistriesConf, checkMirrorUrl, type MirrorOptions } from './node-config.ts';
+export { allowPush, type UploadOptions } from './uploads.ts';

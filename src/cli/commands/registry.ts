@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import {
   BasicAuthenticator,
   RegistryServer,
+  allowPush,
   renderHostsToml,
   renderRegistriesConf,
   type RegistryServerOptions,
@@ -126,6 +127,7 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
         ...(all.insecureListen === true && { insecureListen: true }),
         defaultUpstream: all.defaultUpstream,
         ...(all.htpasswd !== undefined && { auth: await BasicAuthenticator.load(all.htpasswd) }),
+        ...(all.allowPush === true && { writes: allowPush() }),
         ...(upstream !== undefined && { pullThrough: { client: upstream, tagTtlMs: tagTtl * 1000, loopToken } }),
         log,
         ...(all.accessLog && { accessLog: (line: string) => writeLine(io.stderr, line) }),
