@@ -161,7 +161,11 @@ export async function registryFrom(
             trace(event);
             onEvent(event);
           };
-  return openRegistry({ ...settings, ...(sink !== undefined && { onEvent: sink }) });
+  return openRegistry({
+    ...settings,
+    ...(sink !== undefined && { onEvent: sink }),
+    ...(trace !== undefined && { client: { traceRequests: true } }),
+  });
 }
 
 /** A Puller configured from the command line, for pulling `image`. */
@@ -178,6 +182,7 @@ export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): 
     hosts,
     caPems,
     ...(concurrency !== undefined && { concurrency }),
+    ...(trace !== undefined && { client: { traceRequests: true } }),
   });
   if (trace !== undefined) puller.client.listen(trace);
   return puller;

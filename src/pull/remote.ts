@@ -11,10 +11,11 @@ import {
   describeAvailable,
   formatPlatform,
   hostPlatform,
+  forPlatform,
+  isDocumentMediaType,
   isIndexMediaType,
-  isManifestMediaType,
   parsePlatform,
-  selectPlatform,
+  walkImage,
   type Descriptor,
   type ManifestDocument,
   type Platform,
@@ -23,7 +24,6 @@ import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { BlobSink, RegistryClient } from '../registry/index.ts';
 import { PullError } from './puller.ts';
 
-const MAX_INDEX_DEPTH = 8;
 /** Largest config blob read into memory; Docker Hub's largest configs are well under 1 MiB. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
@@ -84,8 +84,8 @@ async function naming<T>(name: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Follows an index down to the manifest for `platform` (nested indexes included, at most 8
- * levels), fetching each index by digest. A manifest is its own answer.
+ * Follows an index down to the manifest for `platform` (nested indexes included, within the
+ * walk's limits), fetching each index by digest. A manifest is its own answer.
  */
 async function followPlatform(
   client: RegistryClient,
@@ -96,30 +96,37 @@ async function followPlatform(
   signal: AbortSignal | undefined,
 ): Promise<{ descriptor: Descriptor; document: ManifestDocument | undefined; platform: string }> {
   const name = ref.toString();
-  let descriptor = top;
-  let document = topDocument;
-  let chosen = formatPlatform(platform);
-  for (let depth = 0; ; depth++) {
-    if (!isIndexMediaType(descriptor.mediaType)) return { descriptor, document, platform: chosen };
-    if (depth >= MAX_INDEX_DEPTH)
-      throw new KimgError('ErrManifestInvalid', `${name}: indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
-    document ??= (
-      await client.getManifest(repoOf(ref), descriptor.digest, {
-        descriptor,
-        ...(signal !== undefined && { signal }),
-      })
-    ).document;
-    if (document.kind !== 'index') return { descriptor, document, platform: chosen };
-    const children = document.index.manifests.filter(
-      (c) => isIndexMediaType(c.mediaType) || isManifestMediaType(c.mediaType),
-    );
-    const at = selectPlatform(children, platform);
-    const child = at === undefined ? undefined : children[at];
-    if (child === undefined) throw new PlatformNotFoundError(name, platform, describeAvailable(children));
-    descriptor = child;
-    document = undefined;
-    if (child.platform !== undefined) chosen = formatPlatform(child.platform);
-  }
+  let chosen: { descriptor: Descriptor; document: ManifestDocument | undefined } = {
+    descriptor: top,
+    document: topDocument,
+  };
+  await walkImage(
+    [top],
+    async (descriptor, step) => {
+      const known = step.depth === 0 ? topDocument : undefined;
+      if (!isIndexMediaType(descriptor.mediaType)) {
+        chosen = { descriptor, document: known };
+        return [];
+      }
+      const document =
+        known ??
+        (
+          await client.getManifest(repoOf(ref), descriptor.digest, {
+            descriptor,
+            ...(signal !== undefined && { signal }),
+          })
+        ).document;
+      chosen = { descriptor, document };
+      if (document.kind !== 'index') return [];
+      const documents = document.index.manifests.filter((c) => isDocumentMediaType(c.mediaType));
+      const picked = forPlatform(() => documents, platform)(document);
+      if (picked.length === 0) throw new PlatformNotFoundError(name, platform, describeAvailable(documents));
+      return picked;
+    },
+    signal === undefined ? {} : { signal },
+  );
+  const shown = chosen.descriptor.platform === undefined ? platform : chosen.descriptor.platform;
+  return { ...chosen, platform: formatPlatform(shown) };
 }
 
 /** What `image` points at now; with `platform`, also the manifest for that platform. */

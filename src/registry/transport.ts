@@ -48,6 +48,8 @@ export interface TransportOptions {
   /** Resolver hook (tests map names to loopback); default dns.lookup. */
   readonly lookup?: LookupFunction;
   readonly userAgent?: string;
+  /** Also report every HTTP exchange to `onEvent` as an `http` event (traces, `kimg -v`). */
+  readonly traceRequests?: boolean;
 }
 
 export interface HttpRequest {
@@ -185,7 +187,7 @@ export class Transport {
       response.body.once('close', releaseOnce);
       response.body.once('error', releaseOnce);
       response.body.once('end', releaseOnce);
-      if (this.options.onEvent !== undefined) {
+      if (this.options.traceRequests === true && this.options.onEvent !== undefined) {
         // Listening for `end` and `close` leaves the body paused: nothing is read for the trace.
         let ended = false;
         const status = response.statusCode;
@@ -237,6 +239,7 @@ export class Transport {
     bytes: number | undefined,
     error?: string,
   ): void {
+    if (this.options.traceRequests !== true) return;
     this.options.onEvent?.({
       type: 'http',
       method: req.method,

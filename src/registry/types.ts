@@ -124,7 +124,7 @@ export type RegistryEvent =
   | { readonly type: 'warning'; readonly host: string; readonly message: string }
   | {
       /** One HTTP exchange (each attempt, each redirect hop, token requests too), reported when
-       * its body is done with, for traces (`kimg -v`). */
+       * its body is done with, for traces (`kimg -v`); only with the `traceRequests` option. */
       readonly type: 'http';
       readonly method: string;
       /** Redacted URL (no query, no user info). */

@@ -200,8 +200,35 @@ describe(
       }
     });
 
+    test('-v on pin and ensure traces their registry requests', async () => {
+      const pod = join(tmp.path, 'pod.yaml');
+      await writeFile(
+        pod,
+        `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: ${ref('cfg/app:v1')}\n`,
+      );
+      const pin = await kimg(['-v', 'pin', '-f', pod]);
+      assert.equal(pin.status, 0, pin.stderr);
+      assert.match(pin.stdout, new RegExp(`image: ${ref('cfg/app:v1')}@${app.digest}`));
+      assert.match(pin.stderr, new RegExp(`^kimg: HEAD http://${proxy.host}/v2/cfg/app/manifests/v1 200 \\d+ms$`, 'm'));
+      const ensure = await kimg([
+        '-v',
+        'ensure',
+        '-f',
+        pod,
+        '--no-node-credentials',
+        '--root-dir',
+        join(tmp.path, 'kubelet-root'),
+      ]);
+      assert.equal(ensure.status, 0, ensure.stderr);
+      assert.match(
+        ensure.stderr,
+        new RegExp(`^kimg: HEAD http://${proxy.host}/v2/cfg/app/manifests/v1 200 \\d+ms$`, 'm'),
+      );
+    });
+
     test('-v on pull traces the blob downloads too', async () => {
-      const cli = await kimg(['-v', 'pull', '--progress', 'quiet', ref('cfg/app:v1')]);
+      const store = join(tmp.path, 'pull-store');
+      const cli = await kimg(['-v', 'pull', '--store', store, '--progress', 'quiet', ref('cfg/app:v1')]);
       assert.equal(cli.status, 0, cli.stderr);
       const layer = app.images[0]?.layers[0];
       assert.ok(layer);

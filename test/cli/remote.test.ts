@@ -24,6 +24,7 @@ import {
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
+import { seedStore, startServer } from '../server/helpers.ts';
 import { runCli, type CliResult } from './run-cli.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
@@ -140,6 +141,26 @@ describe('kimg tags, manifest, config, resolve: remote look-ups', { skip }, () =
     } finally {
       proxy.reset();
       await client.close();
+    }
+  });
+
+  test("listTags pages through kimg's own registry server, which sends real Link headers", async () => {
+    const { server, store, host } = await startServer(join(tmp.path, 'served-store'));
+    const client = new RegistryClient({ endpoints: () => [{ baseUrl: `http://${host}`, insecure: true }] });
+    try {
+      const many = Array.from({ length: 7 }, (_, i) => `t${i}`);
+      for (const tag of many) await seedStore(store, app, `docker.io/library/paged:${tag}`);
+      const list = await client.listTags(`${host}/library/paged`, { pageSize: 3 });
+      assert.deepEqual(list.tags, many);
+      assert.equal(list.pages, 3);
+      assert.equal(list.truncated, false);
+      // The CLI's first page holds them all.
+      const cli = await kimg(['tags', `${host}/library/paged`]);
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.deepEqual(cli.stdout.trimEnd().split('\n'), many);
+    } finally {
+      await client.close();
+      await server.close();
     }
   });
 

@@ -159,7 +159,7 @@ export async function openNode(
   const service = new StoreImageService({
     store,
     platform,
-    puller: { hosts, caPems },
+    puller: { hosts, caPems, ...(trace !== undefined && { client: { traceRequests: true } }) },
     ...(trace !== undefined && { onRegistryEvent: trace }),
     ...(flags.pinnedImage !== undefined && { pinned: flags.pinnedImage }),
   });

@@ -235,7 +235,7 @@ export async function createPinEngine(
     const trace = loggerFrom(flags, io).registryEvents;
     const resolver = await resolverFromConfig(r, {
       ...(flags.tlsVerifyLoopback === true && { insecureLoopback: false }),
-      ...(trace !== undefined && { onRegistryEvent: trace }),
+      ...(trace !== undefined && { onRegistryEvent: trace, client: { traceRequests: true } }),
       caPems,
     });
     const credentials = await dockerConfigCredentials(r.dockerConfig, io.env);
