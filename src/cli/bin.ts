@@ -1,4 +1,4 @@
 // Entry point for running the CLI from source (`node --import tsx src/cli/bin.ts`).
-import { main } from './main.ts';
+import { runProcess } from './main.ts';
 
-process.exitCode = await main(process.argv.slice(2));
+await runProcess();

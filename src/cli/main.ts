@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { formatError, processIo, type Io } from './io.ts';
+import { escapeControls } from './format.ts';
+import { processIo, reportError, type Io } from './io.ts';
 
 type Register = (program: Command, io: Io, setExit: (code: number) => void) => void;
 
@@ -24,7 +26,17 @@ const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>]
   ['pin', async () => (await import('./commands/pin.ts')).registerPin],
   ['lint', async () => (await import('./commands/lint.ts')).registerLint],
   ['registry', async () => (await import('./commands/registry.ts')).registerRegistry],
+  ['completion', async () => (await import('./commands/completion.ts')).registerCompletion],
 ];
+
+/** Commands that need every other command registered (they describe the whole tree). */
+const NEEDS_ALL: ReadonlySet<string> = new Set(['completion']);
+
+/** package.json's version: two directories up from both src/cli/ and dist/cli/. */
+export function kimgVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
 /** The command word: the first argument that is neither an option nor `--store`'s value. */
 function commandName(argv: readonly string[]): string | undefined {
@@ -51,7 +63,11 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // commander's `error: …` in kimg's one error style; usage errors exit 2.
+      outputError: (s, write) => write(`kimg: ${escapeControls(s.replace(/^error: /, ''), { keepNewlines: true })}`),
     })
+    .version(kimgVersion(), '--version', 'print the version of kimg')
+    .showHelpAfterError('(run with --help for usage)')
     .option(
       '--store <dir>',
       'the image store (an OCI layout); default $KIMG_STORE, else $XDG_DATA_HOME/kimg, else ~/.local/share/kimg',
@@ -60,7 +76,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .option('--log-level <level>', 'error, warn (default), info (configuration read) or debug (also HTTP requests)');
   const name = commandName(argv);
   const wanted = COMMANDS.filter(([command]) => command === name);
-  for (const [, load] of wanted.length > 0 ? wanted : COMMANDS) (await load())(program, io, setExit);
+  const all = wanted.length === 0 || (name !== undefined && NEEDS_ALL.has(name));
+  for (const [, load] of all ? COMMANDS : wanted) (await load())(program, io, setExit);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -70,8 +87,22 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
         ? 0
         : 2;
     }
-    io.stderr.write(`${formatError(err)}\n`);
-    return 1;
+    return Math.max(exitCode, reportError(io, err));
   }
   return exitCode;
+}
+
+/**
+ * Runs `kimg` as the process (bin/kimg.js, src/cli/bin.ts): sets the exit status, and ends
+ * quietly with status 0 when the reader of standard output goes away (`kimg ref x | head -1`),
+ * as a closed pipe is a normal end for a command-line tool.
+ */
+export async function runProcess(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const onStreamError = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') process.exit(0);
+    throw err;
+  };
+  process.stdout.on('error', onStreamError);
+  process.stderr.on('error', onStreamError);
+  process.exitCode = await main(argv);
 }

@@ -1,45 +1,97 @@
+import { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { PullEvent, PullEventSink } from '../pull/index.ts';
-import { formatBytes, shortDigest } from './format.ts';
-import { writeLine } from './io.ts';
+import { escapeControls, formatBytes, jsonLine, shortDigest } from './format.ts';
+import { choiceFlag, writeLine } from './io.ts';
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json' | 'quiet';
 
+const MODES: readonly ProgressMode[] = ['auto', 'tty', 'plain', 'json', 'quiet'];
+
 export function parseProgressMode(value: string): ProgressMode {
-  if (value === 'auto' || value === 'tty' || value === 'plain' || value === 'json' || value === 'quiet') return value;
-  throw new Error(`unknown progress mode "${value}": use auto, tty, plain, json or quiet`);
+  return choiceFlag('--progress', value, MODES);
 }
 
 export interface ProgressRenderer {
   readonly onEvent: PullEventSink;
-  /** Stops redrawing (the terminal keeps the final frame). */
+  /** Stops redrawing (the terminal keeps the final frame) and shows the cursor again. */
   stop(): void;
+}
+
+export interface ProgressOptions {
+  /** Plain mode: how often a line is printed for each blob still downloading (default 5 s). */
+  readonly intervalMs?: number;
+  /** The clock, in ms (tests). */
+  readonly now?: () => number;
 }
 
 /** Picks the renderer: bars on a terminal, plain lines elsewhere, JSON lines for programs. */
 export function createProgress(
   mode: ProgressMode,
   stream: NodeJS.WritableStream & { isTTY?: boolean },
+  options: ProgressOptions = {},
 ): ProgressRenderer {
   const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
+  const now = options.now ?? Date.now;
   switch (resolved) {
     case 'quiet':
       return { onEvent: () => undefined, stop: () => undefined };
     case 'json':
       return {
-        onEvent: (event) => writeLine(stream, JSON.stringify({ time: new Date().toISOString(), ...event })),
+        onEvent: (event) => stream.write(`${jsonLine({ time: new Date(now()).toISOString(), ...event })}\n`),
         stop: () => undefined,
       };
     case 'plain':
-      return plainProgress(stream);
+      return plainProgress(stream, options.intervalMs ?? 5000, now);
     case 'tty':
-      return ttyProgress(stream);
+      return ttyProgress(stream, now);
   }
 }
 
-/** docker pull's non-terminal output: one line per state change of each layer. */
-function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
+/**
+ * The download rate of one blob as it truly was: from the moment its bytes started to arrive
+ * (time queued behind other blobs does not count) and over the bytes of this download (bytes a
+ * resumed download already had on disk do not count).
+ */
+class BlobRate {
+  #start: { at: number; bytes: number } | undefined;
+
+  /** The bytes already on disk when the download (re)started. */
+  resumedAt(bytes: number, at: number): void {
+    this.#start = { at, bytes };
+  }
+
+  /** Bytes per second so far; undefined before there is anything to measure. */
+  update(bytes: number, at: number): number | undefined {
+    // The first progress report marks the start when the blob did not resume: it counts the
+    // bytes from then on, so the request's own latency is not in the rate either.
+    if (this.#start === undefined) {
+      this.#start = { at, bytes };
+      return undefined;
+    }
+    const seconds = (at - this.#start.at) / 1000;
+    return seconds > 0 ? (bytes - this.#start.bytes) / seconds : undefined;
+  }
+}
+
+const rateText = (rate: number | undefined) => (rate === undefined ? '' : `${formatBytes(rate)}/s`);
+
+/**
+ * docker pull's non-terminal output: one line per state change of each layer, and while a blob
+ * downloads, a line every `intervalMs` with its bytes and rate (a pipe is never silent for
+ * minutes during a large blob).
+ */
+function plainProgress(stream: NodeJS.WritableStream, intervalMs: number, now: () => number): ProgressRenderer {
   const say = (digest: string, text: string) => writeLine(stream, `${shortDigest(digest)}: ${text}`);
+  const blobs = new Map<string, { rate: BlobRate; lastLine: number }>();
+  const blob = (digest: string) => {
+    let b = blobs.get(digest);
+    if (b === undefined) {
+      b = { rate: new BlobRate(), lastLine: now() };
+      blobs.set(digest, b);
+    }
+    return b;
+  };
   return {
     onEvent(event: PullEvent) {
       switch (event.type) {
@@ -53,8 +105,22 @@ function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
           say(event.digest, 'Already exists');
           break;
         case 'blob-resumed':
+          blob(event.digest).rate.resumedAt(event.offset, now());
           say(event.digest, `Resuming at ${formatBytes(event.offset)} of ${formatBytes(event.size)}`);
           break;
+        case 'blob-progress': {
+          const b = blob(event.digest);
+          const at = now();
+          const rate = b.rate.update(event.bytes, at);
+          if (at - b.lastLine >= intervalMs && event.bytes < event.size) {
+            b.lastLine = at;
+            say(
+              event.digest,
+              `Downloading ${formatBytes(event.bytes)} of ${formatBytes(event.size)}${rate === undefined ? '' : ` (${rateText(rate)})`}`,
+            );
+          }
+          break;
+        }
         case 'blob-done':
           say(event.digest, `Pull complete (${formatBytes(event.bytesReceived)} in ${(event.ms / 1000).toFixed(1)}s)`);
           break;
@@ -72,11 +138,26 @@ function plainProgress(stream: NodeJS.WritableStream): ProgressRenderer {
   };
 }
 
+/**
+ * `--progress tty` forced where standard output is not a terminal (a log, a test): the bars are
+ * drawn anyway, as asked, through a stream that says it is one.
+ */
+function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): NodeJS.WriteStream {
+  if (stream.isTTY === true) return stream as NodeJS.WriteStream;
+  const terminal = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      stream.write(chunk);
+      callback();
+    },
+  });
+  return Object.assign(terminal, { isTTY: true, columns: stream.columns ?? 100 }) as unknown as NodeJS.WriteStream;
+}
+
 /** One bar per layer with bytes and rate, redrawn in place, like `docker pull` on a terminal. */
-function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
+function ttyProgress(stream: NodeJS.WritableStream, now: () => number): ProgressRenderer {
   const bars = new cliProgress.MultiBar(
     {
-      stream: stream as NodeJS.WriteStream,
+      stream: asTerminal(stream),
       format: '{id}: {state} [{bar}] {done}/{size} {rate}',
       barsize: 30,
       hideCursor: true,
@@ -87,47 +168,54 @@ function ttyProgress(stream: NodeJS.WritableStream): ProgressRenderer {
     },
     cliProgress.Presets.legacy,
   );
-  const rows = new Map<string, { bar: cliProgress.SingleBar; started: number; size: number }>();
+  const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
   let stopped = false;
-  const update = (digest: string, bytes: number, state: string) => {
-    const row = rows.get(digest);
-    if (row === undefined) return;
-    const seconds = Math.max((Date.now() - row.started) / 1000, 0.001);
-    row.bar.update(bytes, {
-      state: state.padEnd(11),
-      done: formatBytes(bytes),
-      rate: state === 'Downloading' ? `${formatBytes(bytes / seconds)}/s` : '',
-    });
+  const row = (digest: string, size: number, state: string) => {
+    let r = rows.get(digest);
+    if (r === undefined) {
+      const bar = bars.create(Math.max(size, 1), 0, {
+        id: shortDigest(digest),
+        state: state.padEnd(14),
+        done: '0B',
+        size: formatBytes(size),
+        rate: '',
+      });
+      r = { bar, rate: new BlobRate() };
+      rows.set(digest, r);
+    }
+    return r;
+  };
+  const update = (digest: string, size: number, bytes: number, state: string, rate = '') => {
+    row(digest, size, state).bar.update(bytes, { state: state.padEnd(14), done: formatBytes(bytes), rate });
   };
   return {
     onEvent(event: PullEvent) {
+      if (stopped) return;
       switch (event.type) {
-        case 'blob-waiting': {
-          const bar = bars.create(Math.max(event.size, 1), 0, {
-            id: shortDigest(event.digest),
-            state: 'Waiting    ',
-            done: '0B',
-            size: formatBytes(event.size),
-            rate: '',
-          });
-          rows.set(event.digest, { bar, started: Date.now(), size: event.size });
+        case 'blob-waiting':
+          row(event.digest, event.size, 'Waiting');
+          break;
+        case 'blob-resumed':
+          row(event.digest, event.size, 'Resuming').rate.resumedAt(event.offset, now());
+          update(event.digest, event.size, event.offset, 'Resuming');
+          break;
+        case 'blob-progress': {
+          const rate = row(event.digest, event.size, 'Downloading').rate.update(event.bytes, now());
+          update(event.digest, event.size, event.bytes, 'Downloading', rateText(rate));
           break;
         }
-        case 'blob-resumed':
-          update(event.digest, event.offset, 'Resuming');
-          break;
-        case 'blob-progress':
-          update(event.digest, event.bytes, 'Downloading');
-          break;
         case 'blob-verifying':
-          update(event.digest, event.size, 'Verifying');
+          update(event.digest, event.size, event.size, 'Verifying');
           break;
         case 'blob-done':
+          update(event.digest, event.size, event.size, 'Pull complete');
+          break;
         case 'blob-exists':
-          update(event.digest, event.size, event.type === 'blob-done' ? 'Complete' : 'Exists');
+          // Blobs already in the store get their row too: the image is all there, not half.
+          update(event.digest, event.size, event.size, 'Already exists');
           break;
         case 'warning':
-          bars.log(`warning: ${event.message}\n`);
+          bars.log(`warning: ${escapeControls(event.message)}\n`);
           break;
         default:
           break;

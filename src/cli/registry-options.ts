@@ -1,12 +1,13 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BasicCredential } from '../credentials/index.ts';
 import { Puller, loadCredentialSource, openRegistry } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
 import { DEFAULT_HOSTS_DIRS, loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
 import type { CredentialSource, EventSink, RegistryClient } from '../registry/index.ts';
+import { isKimgError } from '../errors/index.ts';
 import { defaultStorePath, openStore, type Store } from '../store/index.ts';
-import type { Io } from './io.ts';
+import { UsageError, wholeNumberFlag, writeLine, type Io } from './io.ts';
 import { loggerFrom } from './log.ts';
 
 export interface StoreFlags {
@@ -60,8 +61,63 @@ export function addRegistryFlags(command: Command): Command {
     );
 }
 
-export async function storeFrom(flags: StoreFlags, io: Io): Promise<Store> {
-  return openStore(flags.store ?? defaultStorePath(io.env));
+/** Where the store is, and whether the user named it (`--store`, `$KIMG_STORE`) or it is the default. */
+export function storeLocation(flags: StoreFlags, io: Io): { path: string; named: boolean } {
+  const named = flags.store !== undefined || (io.env.KIMG_STORE ?? '') !== '';
+  return { path: flags.store ?? defaultStorePath(io.env), named };
+}
+
+/**
+ * The store for a command. Commands that pull (`create`) make it when missing and say so when
+ * the user named the path; the others never create one: a path the user named that holds no
+ * store is a usage error (a typo must not read as "an empty store"), and a missing default store
+ * is ErrStoreNotFound.
+ */
+export async function storeFrom(flags: StoreFlags, io: Io, options: { create?: boolean } = {}): Promise<Store> {
+  const { path, named } = storeLocation(flags, io);
+  if (options.create === true) {
+    if (named && !(await exists(path))) writeLine(io.stderr, `kimg: creating a new image store at ${path}`);
+    return openStore(path);
+  }
+  try {
+    return await openStore(path, { create: false });
+  } catch (err) {
+    if (named && isKimgError(err, 'ErrStoreNotFound'))
+      throw new UsageError(`${flags.store !== undefined ? '--store' : '$KIMG_STORE'}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The store when there is one; undefined when the default store was never created. */
+export async function existingStoreFrom(flags: StoreFlags, io: Io): Promise<Store | undefined> {
+  try {
+    return await storeFrom(flags, io);
+  } catch (err) {
+    if (isKimgError(err, 'ErrStoreNotFound')) return undefined;
+    throw err;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A path given on the command line must be there, of the right kind: a usage error otherwise. */
+export async function requirePath(flag: string, path: string, kind: 'file' | 'directory'): Promise<void> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(path)).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `${flag} ${path}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : String(code ?? err)}`,
+    );
+  }
+  if (isDirectory !== (kind === 'directory'))
+    throw new UsageError(`${flag} ${path}: ${isDirectory ? 'is a directory, not a file' : 'is not a directory'}`);
 }
 
 /** What the registry flags configure: host configuration, extra CAs, credentials. */
@@ -71,7 +127,6 @@ export interface RegistrySettings {
   readonly credentials: CredentialSource;
 }
 
-/** Reads the files the registry flags name; `image` tells `--creds` which registry it is for. */
 /** The flags that say where registries are and how to reach them. */
 export type HostsFlags = Pick<
   RegistryFlags,
@@ -85,6 +140,9 @@ export type HostsFlags = Pick<
  * was read.
  */
 export async function hostsConfigFrom(flags: HostsFlags, io: Io): Promise<HostsConfig> {
+  // Every path the user named must be there: a typo must not silently bypass a mirror.
+  if (flags.hostsDir !== undefined) await requirePath('--hosts-dir', flags.hostsDir, 'directory');
+  if (flags.registriesConf !== undefined) await requirePath('--registries-conf', flags.registriesConf, 'file');
   const hostsDir = flags.hostsDir ?? (io.env.KIMG_HOSTS_DIR || undefined);
   const hosts = await loadHostsConfig({
     hostsDir: hostsDir ?? DEFAULT_HOSTS_DIRS,
@@ -103,16 +161,21 @@ export async function hostsConfigFrom(flags: HostsFlags, io: Io): Promise<HostsC
   return hosts;
 }
 
+/** Reads the files the registry flags name; `image` tells `--creds` which registry it is for.
+ * Every file the user named must be there: a typo in `--authfile` must not turn into an
+ * anonymous 401. */
 export async function registrySettingsFrom(flags: RegistryFlags, io: Io, image?: string): Promise<RegistrySettings> {
+  for (const file of flags.authfile ?? []) await requirePath('--authfile', file, 'file');
+  for (const file of flags.caFile ?? []) await requirePath('--ca-file', file, 'file');
   const hosts = await hostsConfigFrom(flags, io);
   const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
   const explicit: Record<string, BasicCredential> = {};
   if (flags.passwordStdin === true && (flags.creds === undefined || flags.creds.includes(':')))
-    throw new Error('--password-stdin reads the password for --creds USER (a user name without ":PASSWORD")');
+    throw new UsageError('--password-stdin reads the password for --creds USER (a user name without ":PASSWORD")');
   if (flags.creds !== undefined) {
     const colon = flags.passwordStdin === true ? flags.creds.length : flags.creds.indexOf(':');
-    if (colon <= 0) throw new Error('--creds must be USER:PASSWORD (or USER with --password-stdin)');
-    if (image === undefined) throw new Error('--creds needs an image to know its registry');
+    if (colon <= 0) throw new UsageError('--creds must be USER:PASSWORD (or USER with --password-stdin)');
+    if (image === undefined) throw new UsageError('--creds needs an image to know its registry');
     const password = flags.passwordStdin === true ? await readPassword(io.stdin) : flags.creds.slice(colon + 1);
     explicit[parseDockerRef(image).domain] = new BasicCredential(flags.creds.slice(0, colon), password);
   }
@@ -132,13 +195,13 @@ async function readPassword(stdin: NodeJS.ReadableStream): Promise<string> {
   for await (const chunk of stdin as AsyncIterable<Buffer | string>) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += bytes.byteLength;
-    if (size > 64 * 1024) throw new Error('--password-stdin: more than 64 KiB on standard input');
+    if (size > 64 * 1024) throw new UsageError('--password-stdin: more than 64 KiB on standard input');
     chunks.push(bytes);
   }
   const password = Buffer.concat(chunks)
     .toString('utf8')
     .replace(/\r?\n$/, '');
-  if (password === '') throw new Error('--password-stdin: standard input is empty');
+  if (password === '') throw new UsageError('--password-stdin: standard input is empty');
   return password;
 }
 
@@ -169,15 +232,18 @@ export async function registryFrom(
 }
 
 /** A Puller configured from the command line, for pulling `image`. */
-export async function pullerFrom(flags: RegistryFlags, io: Io, image?: string): Promise<Puller> {
+export async function pullerFrom(
+  flags: RegistryFlags,
+  io: Io,
+  image?: string,
+  options: { createStore?: boolean } = {},
+): Promise<Puller> {
+  const concurrency =
+    flags.concurrency === undefined ? undefined : wholeNumberFlag('--concurrency', flags.concurrency, 1, 64);
   const { hosts, caPems, credentials } = await registrySettingsFrom(flags, io, image);
-  const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
-  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
-    throw new Error(`--concurrency must be a whole number of at least 1, got "${flags.concurrency}"`);
-  }
   const trace = loggerFrom(flags, io).registryEvents;
   const puller = new Puller({
-    store: await storeFrom(flags, io),
+    store: await storeFrom(flags, io, { create: options.createStore ?? true }),
     credentials,
     hosts,
     caPems,

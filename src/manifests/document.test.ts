@@ -19,7 +19,7 @@ describe('ManifestSource', () => {
     assert.equal(err.code, 'ErrManifestSyntax');
     assert.equal(err.file, 'app.yaml');
     assert.equal(err.doc, 1);
-    assert.match(err.message, /^app\.yaml: document 1, line \d+, column \d+: /);
+    assert.match(err.message, /^app\.yaml:\d+:\d+: .* \(document 1\)$/);
     assert.doesNotMatch(err.message, /\n/);
   });
 

@@ -35,7 +35,8 @@ export class ManifestSource {
       if (!(err instanceof YamlError) || err.code !== 'ErrInvalidYaml') throw err;
       throw new ManifestFileError(
         'ErrManifestSyntax',
-        `${file}: document ${err.doc}, line ${err.line}, column ${err.column}: ${err.reason}`,
+        // file:LINE:COLUMN: as compilers print it, so that editors and terminals make it a link.
+        `${file}:${err.line}:${err.column}: ${err.reason} (document ${err.doc})`,
         { file, doc: err.doc, line: err.line, column: err.column, cause: err },
       );
     }

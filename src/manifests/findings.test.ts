@@ -38,8 +38,8 @@ describe('check and lint findings', () => {
     const findings = checkSlots(slots, { skipPrefixes: ['internal.example.com/'] });
     assert.equal(
       formatFindingsText(findings),
-      'app.yaml:1: spec.template.spec.containers[0].image: missing-digest: redis:7.2\n' +
-        'app.yaml:1: spec.template.spec.containers[1].image: invalid-reference: Redis\n',
+      'app.yaml:17:16: spec.template.spec.containers[0].image: missing-digest: redis:7.2\n' +
+        'app.yaml:19:16: spec.template.spec.containers[1].image: invalid-reference: Redis\n',
     );
     assert.deepEqual(findingRecords(findings)[0], {
       file: 'app.yaml',
@@ -49,6 +49,7 @@ describe('check and lint findings', () => {
       rule: 'missing-digest',
       container: 'cache',
       line: 17,
+      column: 16,
     });
   });
 

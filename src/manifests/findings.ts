@@ -45,9 +45,11 @@ export function lintSlots(slots: readonly ImageSlot[], policy: ImagePolicyLike):
   );
 }
 
-/** One line per finding: `<file>:<doc>: <path>: <rule>: <image>`. */
+/** One line per finding: `<file>:<line>:<column>: <path>: <rule>: <image>` (1-based, counted in the file). */
 export function formatFindingsText(findings: readonly Finding[]): string {
-  return findings.map(({ slot, rule }) => `${slot.file}:${slot.doc}: ${slot.path}: ${rule}: ${slot.image}\n`).join('');
+  return findings
+    .map(({ slot, rule }) => `${slot.file}:${slot.line}:${slot.column}: ${slot.path}: ${rule}: ${slot.image}\n`)
+    .join('');
 }
 
 /** The JSON form of findings, one record each (`line`, 1-based, locates the image's text). */
@@ -59,6 +61,8 @@ export interface FindingRecord {
   readonly rule: string;
   readonly container: string | null;
   readonly line: number;
+  /** 1-based column of the image's text in its line. */
+  readonly column: number;
 }
 
 export function findingRecords(findings: readonly Finding[]): FindingRecord[] {
@@ -70,5 +74,6 @@ export function findingRecords(findings: readonly Finding[]): FindingRecord[] {
     rule,
     container: slot.container ?? null,
     line: slot.line,
+    column: slot.column,
   }));
 }

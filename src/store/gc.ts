@@ -28,6 +28,10 @@ export interface GcOptions {
   readonly claimMaxAgeMs?: number;
   /** Report what would be removed, remove nothing. */
   readonly dryRun?: boolean;
+  /** Image entries (by top-level digest) to count as removed: a dry run that previews removing
+   * images first (`kimg gc --thresholds --dry-run`) reports the blobs that would then go too.
+   * Ignored unless `dryRun`. */
+  readonly assumeRemoved?: readonly string[];
 }
 
 export interface GcResult {
@@ -69,11 +73,15 @@ export interface Reachable {
  * limits that pull applies are checked and an image over them is reported in `overLimit`, but
  * gc still follows it to the end: it keeps what such an image reaches rather than collect it.
  */
-export async function markReachable(layout: LayoutReader): Promise<Reachable> {
+export async function markReachable(
+  layout: LayoutReader,
+  assumeRemoved: ReadonlySet<string> = new Set(),
+): Promise<Reachable> {
   const marked = new Set<string>();
   const overLimit: OverLimitImage[] = [];
   const seen = new Set<string>();
   for (const entry of (await layout.readIndex()).manifests) {
+    if (assumeRemoved.has(entry.digest)) continue;
     const image = toRecord(entry).name ?? entry.digest;
     let tooDeep: Descriptor | undefined;
     const visit = async (descriptor: Descriptor, step: WalkStep): Promise<readonly Descriptor[]> => {
@@ -127,7 +135,8 @@ export async function gc(store: LayoutReader, options: GcOptions = {}): Promise<
   const claimMaxAgeMs = options.claimMaxAgeMs ?? HOUR_MS;
   return store.lock(async () => {
     const now = Date.now();
-    const { marked, overLimit } = await markReachable(store);
+    // Only a dry run may pretend: a real run must never sweep what an image still reaches.
+    const { marked, overLimit } = await markReachable(store, new Set(dryRun ? (options.assumeRemoved ?? []) : []));
     const blobsDir = join(store.root, BLOBS_DIR);
     const blobsStat = await lstat(blobsDir).catch(() => undefined);
     if (blobsStat !== undefined && !blobsStat.isDirectory())

@@ -93,7 +93,7 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
   test('pull prints one plain line per layer state when stdout is not a terminal, then the digest, a summary and the name', async () => {
     const { status, stdout, stderr } = await kimg(['pull', '--store', store, ref('cli/app:v1')]);
     assert.equal(status, 0, stderr);
-    assert.equal(stderr, '');
+    assert.equal(stderr, `kimg: creating a new image store at ${store}\n`);
     assert.ok(!stdout.includes('\x1b['), 'terminal escapes in non-terminal output');
     const out = lines(stdout);
     const image = app.images[0];
@@ -199,13 +199,17 @@ describe('kimg pull, resolve, images, inspect, rmi, gc, fsck', { skip }, () => {
       kimgHere(['inspect', '-o', 'json', '--store', store, ref('cli/multi:v1')]),
     ]);
     assert.equal(images.status, 0, images.stderr);
-    const listed = JSON.parse(images.stdout) as {
-      name: string;
-      digest: string;
-      mediaType: string;
-      platforms: string[];
-      size: number;
-    }[];
+    // A list is JSON Lines: one object per image.
+    const listed = lines(images.stdout).map(
+      (l) =>
+        JSON.parse(l) as {
+          name: string;
+          digest: string;
+          mediaType: string;
+          platforms: string[];
+          size: number;
+        },
+    );
     assert.deepEqual(
       listed.map((i) => [i.name, i.digest, i.platforms]),
       [

@@ -77,9 +77,9 @@ describe('kimg ref', () => {
     assert.equal(lines[1]?.error?.code, 'ErrReferenceInvalidFormat');
   });
 
-  it('rejects an unknown output format', async () => {
-    const { status, stderr } = await runCli(['ref', '-o', 'yaml', 'busybox']);
-    assert.equal(status, 1);
-    assert.match(stderr, /unknown output format "yaml"/);
+  it('rejects an unknown output format as a usage error (exit 2)', async () => {
+    const { status, stderr } = await runCli(['ref', '-o', 'xml', 'busybox']);
+    assert.equal(status, 2);
+    assert.equal(stderr, 'kimg: -o/--output must be one of text, json, yaml, got "xml" (ErrUsage)\n');
   });
 });

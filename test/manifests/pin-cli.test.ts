@@ -150,7 +150,7 @@ spec:
     assert.equal(missing.stdout, '');
     assert.match(
       missing.stderr,
-      /:0: spec\.containers\[0\]\.image: .*team\/multi:2: platform not found .*linux\/riscv64/,
+      /:\d+:\d+: spec\.containers\[0\]\.image: .*team\/multi:2: platform not found .*linux\/riscv64/,
     );
   });
 
@@ -175,7 +175,7 @@ spec:
     const { status, stdout, stderr } = await kimg(['pin', '-f', path]);
     assert.equal(status, 0, stderr);
     assert.match(stdout, new RegExp(`image: ${host}/library/busybox@${app.digest}}`));
-    assert.match(stderr, /:0: spec\.containers\[0\]\.image: warning: .*busybox.*implicit.*latest/);
+    assert.match(stderr, /:\d+:\d+: spec\.containers\[0\]\.image: warning: .*busybox.*implicit.*latest/);
   });
 
   test('--lock writes the resolutions; --from-lock replays them with no request', async () => {
@@ -206,7 +206,7 @@ spec:
     assert.equal(missing.stdout, '');
     assert.match(
       missing.stderr,
-      new RegExp(`:0: spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${host}/team/app:v2: not in lock`),
+      new RegExp(`:14:18: spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${host}/team/app:v2: not in lock`),
     );
     assert.deepEqual(proxy.requests, []);
 
@@ -224,7 +224,7 @@ spec:
     const lines = stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, stderr);
     assert.ok(
-      lines[0]?.startsWith(`${path}:1: spec.template.spec.containers[0].image: ${host}/team/nothing:v1: not found`),
+      lines[0]?.startsWith(`${path}:30:18: spec.template.spec.containers[0].image: ${host}/team/nothing:v1: not found`),
       stderr,
     );
     assert.equal(await readFile(path, 'utf8'), input);
@@ -239,7 +239,7 @@ spec:
       const { status, stdout, stderr } = await kimg(['pin', '--timeout', '1s', '-f', path]);
       assert.equal(status, 1);
       assert.equal(stdout, '');
-      assert.match(stderr, new RegExp(`:0: spec\\.containers\\[0\\]\\.image: ${host}/team/app:v1: timeout`));
+      assert.match(stderr, new RegExp(`:\\d+:\\d+: spec\\.containers\\[0\\]\\.image: ${host}/team/app:v1: timeout`));
     } finally {
       proxy.setRule(undefined);
       proxy.reset();
@@ -297,7 +297,7 @@ spec:
     },
   );
 
-  test('--check lists unpinned and invalid images as <file>:<doc>: <path>: <rule>: <image>, or JSON; exit 1', async () => {
+  test('--check lists unpinned and invalid images as <file>:<line>:<column>: <path>: <rule>: <image>, or JSON Lines; exit 1', async () => {
     const path = await fixture(
       `${deployment(`${host}/team/app:v1`)}---\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - {name: x, image: Bad/Image}\n  - {name: y, image: "a@sha256:${'a'.repeat(64)}"}\n`,
     );
@@ -306,19 +306,26 @@ spec:
     assert.equal(status, 1);
     assert.equal(
       stdout,
-      `${path}:0: spec.template.spec.initContainers[0].image: missing-digest: ${host}/team/multi:2\n` +
-        `${path}:0: spec.template.spec.containers[0].image: missing-digest: ${host}/team/app:v1\n` +
-        `${path}:1: spec.containers[0].image: invalid-reference: Bad/Image\n`,
+      `${path}:11:18: spec.template.spec.initContainers[0].image: missing-digest: ${host}/team/multi:2\n` +
+        `${path}:14:18: spec.template.spec.containers[0].image: missing-digest: ${host}/team/app:v1\n` +
+        `${path}:21:22: spec.containers[0].image: invalid-reference: Bad/Image\n`,
     );
     const json = await kimg(['pin', '--check', '-o', 'json', '-f', path]);
-    const records = JSON.parse(json.stdout) as {
-      file: string;
-      doc: number;
-      path: string;
-      rule: string;
-      container: string;
-      line: number;
-    }[];
+    // A list is JSON Lines: one finding per line.
+    const records = json.stdout
+      .trimEnd()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            file: string;
+            doc: number;
+            path: string;
+            rule: string;
+            container: string;
+            line: number;
+          },
+      );
     assert.deepEqual(
       records.map((r) => [r.doc, r.rule, r.container, r.line]),
       [
@@ -356,7 +363,7 @@ spec:
     assert.equal(byDefault.status, 1);
     assert.equal(
       byDefault.stdout,
-      `${path}:0: spec.template.spec.containers[0].image: disallowed-tag: ${host}/team/app:latest\n${path}:1: spec.containers[0].image: implicit-latest: nginx\n`,
+      `${path}:14:18: spec.template.spec.containers[0].image: disallowed-tag: ${host}/team/app:latest\n${path}:21:22: spec.containers[0].image: implicit-latest: nginx\n`,
     );
 
     const policy = await fixture(
@@ -364,7 +371,10 @@ spec:
     );
     const strict = await kimg(['lint', '--policy', policy, '-o', 'json', '-f', path]);
     assert.equal(strict.status, 1);
-    const records = JSON.parse(strict.stdout) as { doc: number; rule: string; container: string }[];
+    const records = strict.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { doc: number; rule: string; container: string });
     assert.deepEqual(
       records.map((r) => [r.doc, r.container, r.rule]),
       [
@@ -390,7 +400,7 @@ spec:
   test('usage and input errors exit 2 and name the problem', async () => {
     const broken = await fixture('apiVersion: v1\nkind: Pod\n---\nspec:\n  containers: [\n');
     const cases: [string[], RegExp][] = [
-      [['pin', '-f', broken], new RegExp(`${broken}: document 1, line \\d+, column \\d+: `)],
+      [['pin', '-f', broken], new RegExp(`${broken}:\\d+:\\d+: .* \\(document 1\\)`)],
       [['pin', '-f', join(tmp.path, 'absent.yaml')], /absent\.yaml: cannot read: no such file/],
       [['pin', '-w', '-f', '-'], /standard input/],
       [['pin', '--check', '-w', '-f', broken], /--check writes nothing/],
@@ -399,7 +409,7 @@ spec:
       [['pin', '--platform', 'linux', '-f', broken], /--platform/],
       [['pin', '--timeout', 'soon', '-f', broken], /--timeout must be a duration/],
       [['pin', '--pod-spec-path', 'Rollout', '-f', broken], /--pod-spec-path must be/],
-      [['lint', '-o', 'yaml', '-f', broken], /unknown output format/],
+      [['lint', '-o', 'xml', '-f', broken], /-o\/--output must be one of text, json, yaml/],
     ];
     for (const [args, message] of cases) {
       const { status, stderr, stdout } = await kimg(args);

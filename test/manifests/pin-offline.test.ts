@@ -167,7 +167,7 @@ describe('kimg pin offline (--from-lock)', () => {
       assert.equal(status, 1, flag);
       assert.equal(
         stdout,
-        `${manifests}:1: spec.containers[1].image: registry-not-allowed: internal.example.com/tool:1\n`,
+        `${manifests}:19:12: spec.containers[1].image: registry-not-allowed: internal.example.com/tool:1\n`,
       );
     }
   });

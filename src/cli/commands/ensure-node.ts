@@ -10,7 +10,6 @@ import {
   CredentialProviders,
   NodeKeyring,
   parseCredentialProviderConfig,
-  parseGoDuration,
   type ServiceAccountAccess,
 } from '../../credentials/index.ts';
 import { KimgError } from '../../errors/index.ts';
@@ -64,14 +63,6 @@ function number(flag: string, value: string | undefined): number | undefined {
   if (value.trim() === '' || !Number.isFinite(n))
     throw new KimgError('ErrInvalidFlag', `--${flag}: ${JSON.stringify(value)} is not a number`);
   return n;
-}
-
-/** A Go duration flag (`90s`, `5m`) in ms. */
-export function durationFlagMs(flag: string, value: string): number {
-  const ns = parseGoDuration(value);
-  if (ns === undefined || ns < 0n)
-    throw new KimgError('ErrInvalidFlag', `${flag}: ${JSON.stringify(value)} is not a duration (e.g. 90s, 5m)`);
-  return Number(ns / 1_000_000n);
 }
 
 function bool(flag: string, value: string | undefined): boolean | undefined {

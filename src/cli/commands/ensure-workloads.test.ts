@@ -79,7 +79,7 @@ items:
   it('names the file and line of a YAML error, and refuses objects without containers', () => {
     assert.throws(
       () => collectManifests([{ file: 'bad.yaml', text: 'kind: Pod\nmetadata: {name: x\n' }], 'default'),
-      (err: unknown) => err instanceof ManifestError && /^bad\.yaml: line \d+/.test(err.message),
+      (err: unknown) => err instanceof ManifestError && /^bad\.yaml:\d+:\d+: /.test(err.message),
     );
     assert.throws(
       () => collectManifests([{ file: 'p.yaml', text: 'kind: Pod\nmetadata: {name: x}\nspec: {}\n' }], 'default'),

@@ -128,7 +128,8 @@ export function parseManifestText(text: string, file: string): Obj[] {
     values = parseYamlValues(text, file);
   } catch (err) {
     if (!(err instanceof YamlError)) throw err;
-    throw new ManifestError(file, `line ${err.line}, column ${err.column}: ${err.reason}`);
+    // file:LINE:COLUMN: (1-based, in the file), as compilers print it.
+    throw new ManifestError(`${file}:${err.line}:${err.column}`, err.reason);
   }
   for (const value of values) {
     if (!isObj(value))

@@ -8,8 +8,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.ts';
 import { ImageManager, MetricsRegistry, preflightPod, systemClock, type KubeletEvent } from '../../kubelet/index.ts';
-import { parseOutputFormat, writeLine, type Io } from '../io.ts';
-import { storeFrom } from '../registry-options.ts';
+import { OUTPUT_OPTION, durationFlag, parseOutputFormat, printRecord, writeLine, type Io } from '../io.ts';
+import { requirePath, storeFrom } from '../registry-options.ts';
 import {
   clockTime,
   describePod,
@@ -18,7 +18,7 @@ import {
   watchEventLine,
   aggregateEvents,
 } from './ensure-describe.ts';
-import { durationFlagMs, markImagesUsed, openNode, type NodeFlags } from './ensure-node.ts';
+import { markImagesUsed, openNode, type NodeFlags } from './ensure-node.ts';
 import { runEnsure } from './ensure-run.ts';
 import { parseServiceAccountTokenFlags, serviceAccountAccess } from './ensure-service-accounts.ts';
 import { collectManifests, secretLookup } from './ensure-workloads.ts';
@@ -44,6 +44,7 @@ async function readInputs(files: readonly string[], io: Io): Promise<{ file: str
         text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
       inputs.push({ file: '<stdin>', text });
     } else {
+      await requirePath('-f', file, 'file');
       inputs.push({ file, text: await readFile(file, 'utf8') });
     }
   }
@@ -95,10 +96,14 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
     .option('--registries-conf <file>', 'containers-registries.conf(5) file')
     .option('--ca-file <file>', 'extra CA certificate (PEM) to trust (repeatable)', collect)
     .option('--tls-verify-loopback', 'verify TLS for registries on loopback too')
-    .option('-o, --output <format>', 'text or json', 'text')
+    .option(...OUTPUT_OPTION)
     .action(async (flags: EnsureFlags, command: Command) => {
       const all = { ...command.optsWithGlobals(), ...flags } as EnsureFlags;
       const format = parseOutputFormat(all.output);
+      const watchTimeoutMs =
+        all.watchTimeout === undefined
+          ? undefined
+          : durationFlag('--watch-timeout', all.watchTimeout, { allowZero: true });
       const manifests = collectManifests(await readInputs(all.filename, io), all.namespace ?? 'default');
       if (manifests.pods.length === 0) {
         throw new KimgError(
@@ -107,7 +112,7 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
         );
       }
       const clock = systemClock;
-      const store = await storeFrom(all, io);
+      const store = await storeFrom(all, io, { create: true });
       const metrics = new MetricsRegistry();
       const serviceAccounts = serviceAccountAccess(
         manifests.serviceAccounts,
@@ -135,19 +140,12 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
             });
             reports.push({ source: pod.source, report });
           }
-          if (format === 'json') {
-            writeLine(
-              io.stdout,
-              JSON.stringify(
-                {
-                  ok: reports.every((r) => r.report.ok),
-                  platform: node.platform,
-                  pods: reports.map((r) => ({ source: r.source, ...r.report })),
-                },
-                null,
-                2,
-              ),
-            );
+          if (format !== 'text') {
+            await printRecord(io, format, {
+              ok: reports.every((r) => r.report.ok),
+              platform: node.platform,
+              pods: reports.map((r) => ({ source: r.source, ...r.report })),
+            });
           } else {
             writeLine(io.stdout, reports.map((r) => describePreflight(r.report, r.source)).join('\n\n'));
           }
@@ -183,9 +181,7 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
             recorder,
             clock,
             watch,
-            ...(all.watchTimeout !== undefined && {
-              watchTimeoutMs: durationFlagMs('--watch-timeout', all.watchTimeout),
-            }),
+            ...(watchTimeoutMs !== undefined && { watchTimeoutMs }),
             signal: controller.signal,
             onSync: (report) => {
               if (!watch || format !== 'text') return;
@@ -220,35 +216,28 @@ export function registerEnsure(program: Command, io: Io, setExit: (code: number)
         for (const warning of node.warnings) writeLine(io.stderr, `kimg: warning: ${warning}`);
         const now = clock.now();
         const podEvents = (uid: string) => events.filter((e) => e.object?.uid === uid);
-        if (format === 'json') {
-          writeLine(
-            io.stdout,
-            JSON.stringify(
-              {
-                ready: result.ready,
-                pods: result.pods.map(({ pod, result: r, syncs }) => ({
-                  source: pod.source,
-                  namespace: pod.namespace,
-                  name: pod.name,
-                  ready: r.ready,
-                  syncs,
-                  missingSecrets: r.missingSecrets,
-                  containers: r.containers.map((c) => ({
-                    name: c.name,
-                    init: c.init,
-                    image: c.image,
-                    pullPolicy: c.pullPolicy,
-                    ready: c.ready,
-                    imageRef: c.imageRef,
-                    ...(c.waiting !== undefined && { waiting: c.waiting }),
-                  })),
-                  events: aggregateEvents(podEvents(pod.uid)),
-                })),
-              },
-              null,
-              2,
-            ),
-          );
+        if (format !== 'text') {
+          await printRecord(io, format, {
+            ready: result.ready,
+            pods: result.pods.map(({ pod, result: r, syncs }) => ({
+              source: pod.source,
+              namespace: pod.namespace,
+              name: pod.name,
+              ready: r.ready,
+              syncs,
+              missingSecrets: r.missingSecrets,
+              containers: r.containers.map((c) => ({
+                name: c.name,
+                init: c.init,
+                image: c.image,
+                pullPolicy: c.pullPolicy,
+                ready: c.ready,
+                imageRef: c.imageRef,
+                ...(c.waiting !== undefined && { waiting: c.waiting }),
+              })),
+              events: aggregateEvents(podEvents(pod.uid)),
+            })),
+          });
         } else {
           if (watch) writeLine(io.stdout, result.stopped ? '--- stopped watching before every image was ready\n' : '');
           writeLine(

@@ -40,7 +40,11 @@ export function registerLint(program: Command, io: Io, setExit: (code: number) =
       'the policy (YAML or JSON): enforcement, disallowedTags, implicitLatestIsLatest, digestSatisfiesTagRules, requireDigest, digestMustBeValid, rejectInvalidReferences, allowedRepositories, exemptImages (default: no latest tag, valid references)',
     )
     .option('--config <file>', 'admission configuration: its validate section is the policy unless --policy is given')
-    .option('-o, --output <format>', 'text (<file>:<doc>: <path>: <rule>: <image>) or json', 'text')
+    .option(
+      '-o, --output <format>',
+      'text (<file>:<line>:<column>: <path>: <rule>: <image>), json (one finding per line) or yaml',
+      'text',
+    )
     .option(
       '--pod-spec-path <group/Kind=path>',
       'where a custom kind keeps its pod spec, e.g. argoproj.io/Rollout=spec.template.spec (repeatable)',
@@ -113,7 +117,7 @@ export async function runLint(flags: LintFlags, io: Io): Promise<number> {
       );
       io.stdout.write(withResults(sources[0]?.text ?? '', results));
     } else {
-      printFindings(io, findings, format);
+      await printFindings(io, findings, format);
     }
     return deny && findings.length > 0 ? 1 : 0;
   } catch (err) {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.ts';
 import { formatBytes } from '../format.ts';
-import { parseOutputFormat, writeLine, type Io } from '../io.ts';
+import { OUTPUT_OPTION, parseOutputFormat, printRecord, writeLine, type Io } from '../io.ts';
 import { storeFrom, type StoreFlags } from '../registry-options.ts';
 import { addThresholdGcFlags, runThresholdGc, type ThresholdGcFlags } from './ensure-gc.ts';
 
@@ -12,19 +12,18 @@ export function registerGc(program: Command, io: Io): void {
       'remove blobs no image uses and partial downloads left by dead processes; --thresholds first removes images as the kubelet image GC would',
     )
     .option('--dry-run', 'report what would be removed, remove nothing')
-    .option('-o, --output <format>', 'text or json', 'text');
+    .option(...OUTPUT_OPTION);
   addThresholdGcFlags(gc).action(
     async (flags: StoreFlags & ThresholdGcFlags & { thresholds?: boolean; output: string }, command: Command) => {
       const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
       const format = parseOutputFormat(all.output);
       const store = await storeFrom(all, io);
       const images = all.thresholds === true ? await runThresholdGc(all, io, store) : undefined;
-      const result = await store.gc({ dryRun: all.dryRun === true });
-      if (format === 'json') {
-        writeLine(
-          io.stdout,
-          JSON.stringify(images === undefined ? result : { images: images.result, blobs: result }, null, 2),
-        );
+      // A dry run counts the blobs of the images it would remove first, so that its lines add up.
+      const wouldRemove = (images?.result.decisions ?? []).filter((d) => d.action === 'remove').map((d) => d.id);
+      const result = await store.gc({ dryRun: all.dryRun === true, assumeRemoved: wouldRemove });
+      if (format !== 'text') {
+        await printRecord(io, format, images === undefined ? result : { images: images.result, blobs: result });
       } else {
         for (const line of images?.lines ?? []) writeLine(io.stdout, line);
         const verb = result.dryRun ? 'Would remove' : 'Removed';
@@ -46,14 +45,14 @@ export function registerFsck(program: Command, io: Io): void {
   program
     .command('fsck')
     .description('verify every blob in the store against its digest and every image against its manifests')
-    .option('-o, --output <format>', 'text or json', 'text')
+    .option(...OUTPUT_OPTION)
     .action(async (flags: StoreFlags & { output: string }, command: Command) => {
       const all = { ...command.optsWithGlobals(), ...flags } as typeof flags;
       const format = parseOutputFormat(all.output);
       const store = await storeFrom(all, io);
       const report = await store.fsck();
-      if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify(report, null, 2));
+      if (format !== 'text') {
+        await printRecord(io, format, report);
       } else {
         for (const problem of report.problems) writeLine(io.stdout, `${problem.kind}: ${problem.message}`);
         writeLine(

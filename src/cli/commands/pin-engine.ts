@@ -29,7 +29,7 @@ import {
 import { indexChildren, repositoryOf } from '../../pull/index.ts';
 import { parseDockerRef } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
-import type { Io } from '../io.ts';
+import { durationFlag, type Io } from '../io.ts';
 import { loggerFrom } from '../log.ts';
 import { registryFrom, type RegistryFlags } from '../registry-options.ts';
 import { UsageError } from './pin-input.ts';
@@ -155,14 +155,9 @@ export function resolveModeOf(mutate: MutateConfig): string {
   return mutate.resolve === 'index' ? 'index' : mutate.resolve.platform;
 }
 
-/** `--timeout`: `30s`, `500ms`, `2m`, or whole seconds. */
+/** `--timeout`: a Go duration (`30s`, `500ms`, `2m`), as every time flag of kimg. */
 export function parseTimeout(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_LOOKUP_TIMEOUT_MS;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
-  const ms = match === null ? NaN : Number(match[1]) * ({ ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's'] ?? 1000);
-  if (!Number.isFinite(ms) || ms <= 0)
-    throw new UsageError(`--timeout must be a duration such as 30s, 500ms or 2m, got "${value}"`);
-  return ms;
+  return value === undefined ? DEFAULT_LOOKUP_TIMEOUT_MS : durationFlag('--timeout', value);
 }
 
 /** How long one image's lookup (HEAD, a GET fallback, retries) may take before it fails with `timeout`. */

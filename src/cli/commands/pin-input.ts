@@ -2,16 +2,10 @@
 // *.json files, not recursive, as `kubectl -f DIR`), and `-` for standard input.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KimgError } from '../../errors/index.ts';
 import { ManifestFileError, ManifestSource } from '../../manifests/index.ts';
-import type { Io } from '../io.ts';
+import { UsageError, type Io } from '../io.ts';
 
-/** A command line that cannot work as given (exit status 2). */
-export class UsageError extends KimgError<'ErrUsage'> {
-  constructor(message: string) {
-    super('ErrUsage', message);
-  }
-}
+export { UsageError } from '../io.ts';
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 

@@ -14,7 +14,8 @@ import {
   type PinReport,
   type SlotOptions,
 } from '../../manifests/index.ts';
-import { formatError, type Io } from '../io.ts';
+import { escapeControls } from '../format.ts';
+import { formatError, printRecords, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags } from '../registry-options.ts';
 import {
   collect,
@@ -42,7 +43,11 @@ export function registerPin(program: Command, io: Io, setExit: (code: number) =>
       .option('--lock <file>', "write this run's resolutions (reference → digest) to a lock file")
       .option('--from-lock <file>', 'take every digest from a lock file: no network; a reference not in it fails')
       .option('--check', 'write nothing: list images that are not pinned (or not valid) and exit 1 if any')
-      .option('-o, --output <format>', 'findings of --check as text or json', 'text')
+      .option(
+        '-o, --output <format>',
+        'text (the pinned manifests; with --check its findings), or json (one record per pinned image or finding per line) or yaml',
+        'text',
+      )
       .option(
         '--output-format <format>',
         'preserve (nginx:1.25@sha256:…, the default), canonical (docker.io/library/nginx:1.25@sha256:…) or digest-only (docker.io/library/nginx@sha256:…)',
@@ -122,7 +127,7 @@ export async function runPin(flags: PinFlags, io: Io): Promise<number> {
             findings.map((f) => slotResult(f.slot, f.message, 'error', f.rule)),
           ),
         );
-      else printFindings(io, findings, format);
+      else await printFindings(io, findings, format);
       return findings.length > 0 ? 1 : 0;
     }
 
@@ -150,9 +155,10 @@ export async function runPin(flags: PinFlags, io: Io): Promise<number> {
 }
 
 async function finish(io: Io, flags: PinFlags, resolveMode: string, report: PinReport): Promise<number> {
-  for (const { slot, message } of report.warnings) io.stderr.write(`${where(slot)}: warning: ${message}\n`);
+  for (const { slot, message } of report.warnings) writeLine(io.stderr, `${where(slot)}: warning: ${message}`);
   if (report.failures.length > 0) {
-    for (const { slot, cause } of report.failures) io.stderr.write(`${where(slot)}: ${slot.image}: ${cause}\n`);
+    for (const { slot, cause } of report.failures)
+      writeLine(io.stderr, `${where(slot)}: ${escapeControls(slot.image)}: ${cause}`);
     return 1;
   }
   const writes: FileWrite[] = [];
@@ -161,10 +167,27 @@ async function finish(io: Io, flags: PinFlags, resolveMode: string, report: PinR
   if (flags.lock !== undefined)
     writes.push({ path: flags.lock, text: formatImageLock(makeImageLock(resolveMode, report.resolutions)) });
   await writeFilesAtomically(writes);
-  if (flags.write === true) {
+  const format = outputFormat(flags.output);
+  if (format !== 'text') {
+    // For programs: one record per pinned image instead of the manifests (docs/cli-output.md).
+    await printRecords(
+      io,
+      format,
+      report.files.flatMap((f) =>
+        f.changes.map(({ slot, image }) => ({
+          file: slot.file,
+          line: slot.line,
+          column: slot.column,
+          path: slot.path,
+          image: slot.image,
+          pinned: image,
+        })),
+      ),
+    );
+  } else if (flags.write === true) {
     for (const f of report.files)
       if (f.changed)
-        io.stderr.write(`${f.file}: pinned ${f.changes.length} image${f.changes.length === 1 ? '' : 's'}\n`);
+        writeLine(io.stderr, `${f.file}: pinned ${f.changes.length} image${f.changes.length === 1 ? '' : 's'}`);
   } else {
     io.stdout.write(concatenateStreams(report.files.map((f) => f.text)));
   }

@@ -1,7 +1,16 @@
 import type { Command } from 'commander';
 import { defaultPullPolicy } from '../../kubelet/index.ts';
 import { familiarString, parseDockerRef, tryParseNormalizedNamed, type NamedReference } from '../../reference/index.ts';
-import { formatError, parseOutputFormat, readLines, writeLine, type Io, type OutputFormat } from '../io.ts';
+import {
+  OUTPUT_OPTION,
+  formatError,
+  parseOutputFormat,
+  readLines,
+  recordPrinter,
+  writeLine,
+  type Io,
+  type OutputFormat,
+} from '../io.ts';
 
 /** What `kimg ref` reports for one valid input. */
 export interface RefReport {
@@ -46,8 +55,8 @@ function printText(io: Io, report: RefReport): void {
   for (const [key, label] of LABELS) writeLine(io.stdout, `  ${label.padEnd(13)}${report[key] ?? '-'}`);
 }
 
-/** Reports every input; invalid ones go to stderr (and, in JSON mode, as an error object so
- * that output lines stay aligned with input lines). Returns the exit status. */
+/** Reports every input; invalid ones go to stderr (and, in JSON and YAML, as an error record
+ * so that output records stay aligned with input lines). Returns the exit status. */
 export async function runRef(
   io: Io,
   inputs: AsyncIterable<string> | Iterable<string>,
@@ -55,22 +64,18 @@ export async function runRef(
 ): Promise<number> {
   let failed = false;
   let first = true;
+  const print = format === 'text' ? undefined : recordPrinter(io, format);
   for await (const input of inputs) {
     const parsed = tryParseNormalizedNamed(input);
     if (!parsed.ok) {
       failed = true;
       writeLine(io.stderr, formatError(parsed.error));
-      if (format === 'json') {
-        writeLine(
-          io.stdout,
-          JSON.stringify({ input, error: { code: parsed.error.code, message: parsed.error.message } }),
-        );
-      }
+      await print?.({ input, error: { code: parsed.error.code, message: parsed.error.message } });
       continue;
     }
     const report = describeReference(input, parsed.value);
-    if (format === 'json') {
-      writeLine(io.stdout, JSON.stringify(report));
+    if (print !== undefined) {
+      await print(report);
     } else {
       if (!first) writeLine(io.stdout);
       printText(io, report);
@@ -87,7 +92,7 @@ export function registerRef(program: Command, io: Io, setExit: (code: number) =>
       'normalize image references as Kubernetes does: full name, familiar form, domain, path, tag, digest, default pull policy',
     )
     .argument('<reference...>', 'image references; "-" reads them one per line from standard input')
-    .option('-o, --output <format>', 'text or json (one JSON object per line)', 'text')
+    .option(...OUTPUT_OPTION)
     .action(async (refs: string[], options: { output: string }) => {
       const format = parseOutputFormat(options.output);
       const inputs = refs.length === 1 && refs[0] === '-' ? readLines(io.stdin) : refs;

@@ -106,7 +106,8 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
           : undefined;
       const tagTtl = Number(all.tagTtl);
       if (!/^\d{1,9}$/.test(all.tagTtl)) throw new UsageProblem(`--tag-ttl must be whole seconds, got "${all.tagTtl}"`);
-      const store = await storeFrom(all, io);
+      // A registry serving pushes or a pull-through cache makes its store, as before.
+      const store = await storeFrom(all, io, { create: true });
       // Marks this server's own upstream requests, should hosts.toml send them back to it.
       const loopToken = randomBytes(9).toString('base64url');
       // A mirror answers fast, even when upstream fails: containerd then tries its next host.

@@ -11,7 +11,7 @@ import {
   type AdmissionConfig,
 } from '../../admission/index.ts';
 import { isKimgError } from '../../errors/index.ts';
-import { formatError, writeLine, type Io } from '../io.ts';
+import { UsageError, formatError, wholeNumberFlag, writeLine, type Io } from '../io.ts';
 import { loggerFrom, type LogFlags } from '../log.ts';
 
 interface ServeFlags {
@@ -47,7 +47,7 @@ interface ManifestFlags {
 function issuerRef(value: string): { kind: 'Issuer' | 'ClusterIssuer'; name: string } {
   const match = /^(Issuer|ClusterIssuer)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(value);
   if (match === null)
-    throw new UsageProblem(`--cert-manager-issuer must be Issuer/NAME or ClusterIssuer/NAME, got "${value}"`);
+    throw new UsageError(`--cert-manager-issuer must be Issuer/NAME or ClusterIssuer/NAME, got "${value}"`);
   return { kind: match[1] as 'Issuer' | 'ClusterIssuer', name: match[2] ?? '' };
 }
 
@@ -56,21 +56,11 @@ async function readClientCa(file: string): Promise<string> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new UsageProblem(`--client-ca-file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new UsageError(`--client-ca-file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----'))
-    throw new UsageProblem(`--client-ca-file ${file}: no PEM certificate in the file`);
+    throw new UsageError(`--client-ca-file ${file}: no PEM certificate in the file`);
   return text;
-}
-
-/** A usage or configuration problem: `kimg: …`, exit status 2. */
-class UsageProblem extends Error {}
-
-function wholeNumber(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max)
-    throw new UsageProblem(`${flag} must be a whole number from ${min} to ${max}, got "${value}"`);
-  return n;
 }
 
 async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv): Promise<AdmissionConfig> {
@@ -82,7 +72,7 @@ async function guarded(io: Io, setExit: (code: number) => void, body: () => Prom
   try {
     await body();
   } catch (err) {
-    if (err instanceof AdmissionConfigError || err instanceof UsageProblem) {
+    if (err instanceof AdmissionConfigError || err instanceof UsageError) {
       io.stderr.write(`${formatError(err)}\n`);
       setExit(2);
       return;
@@ -136,8 +126,8 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
           { ...flags, logLevel: flags.logLevel ?? (flags.verbose ? 'debug' : 'info') },
           io,
         ).level;
-        const port = wholeNumber(flags.port, '--port', 0, 65535);
-        const reloadSeconds = wholeNumber(flags.certReloadSeconds, '--cert-reload-seconds', 1);
+        const port = wholeNumberFlag('--port', flags.port, 0, 65535);
+        const reloadSeconds = wholeNumberFlag('--cert-reload-seconds', flags.certReloadSeconds, 1);
         const config = await loadConfig(flags.config, io.env);
         const log = (line: string) => writeLine(io.stderr, `kimg webhook: ${line}`);
         const runtime = await createAdmissionRuntime(config, { env: io.env, informer: { log } });
@@ -161,7 +151,7 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
           });
         } catch (err) {
           await runtime.close();
-          throw new UsageProblem(err instanceof Error ? err.message : String(err));
+          throw new UsageError(err instanceof Error ? err.message : String(err));
         }
         log(
           `serving https://${flags.host}:${server.port} (/mutate, /validate, /healthz, /readyz, /metrics); own namespace ${config.mutate.ownNamespace}`,
@@ -211,10 +201,10 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
     .option('--no-validating', 'leave out the ValidatingWebhookConfiguration')
     .action(async (flags: ManifestFlags) => {
       await guarded(io, setExit, async () => {
-        const replicas = wholeNumber(flags.replicas, '--replicas', 1);
-        const timeoutSeconds = wholeNumber(flags.timeoutSeconds, '--timeout-seconds', 1, 30);
+        const replicas = wholeNumberFlag('--replicas', flags.replicas, 1);
+        const timeoutSeconds = wholeNumberFlag('--timeout-seconds', flags.timeoutSeconds, 1, 30);
         if (flags.failurePolicy !== 'Fail' && flags.failurePolicy !== 'Ignore')
-          throw new UsageProblem(`--failure-policy must be Fail or Ignore, got "${flags.failurePolicy}"`);
+          throw new UsageError(`--failure-policy must be Fail or Ignore, got "${flags.failurePolicy}"`);
         // The configuration as the pods will read it: in a cluster, in the webhook's namespace.
         const raw = flags.config === undefined ? {} : await readConfigFile(flags.config);
         const probe = parseAdmissionConfig(raw, { env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc' } });
@@ -223,11 +213,11 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
           env: { KUBERNETES_SERVICE_HOST: 'kubernetes.default.svc', POD_NAMESPACE: namespace },
         });
         if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.name))
-          throw new UsageProblem(`--name must be a DNS label, got "${flags.name}"`);
+          throw new UsageError(`--name must be a DNS label, got "${flags.name}"`);
         if (flags.certManagerIssuer !== undefined && flags.certManager !== true)
-          throw new UsageProblem('--cert-manager-issuer needs --cert-manager');
+          throw new UsageError('--cert-manager-issuer needs --cert-manager');
         if (flags.certManager === true && flags.certDir !== undefined)
-          throw new UsageProblem(
+          throw new UsageError(
             '--cert-dir keeps openssl-made certificates; with --cert-manager cert-manager makes them',
           );
         const tls =
@@ -248,7 +238,7 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
           try {
             return renderWebhookManifests(options);
           } catch (err) {
-            if (isKimgError(err, 'ErrInvalidArgument')) throw new UsageProblem(err.message);
+            if (isKimgError(err, 'ErrInvalidArgument')) throw new UsageError(err.message);
             throw err;
           }
         };
