@@ -156,9 +156,9 @@ describe(
       assert.equal(ok.status, 0, ok.stderr);
       assert.equal(ok.stdout, `${image}@${app.digest}\n`);
       const wrong = await kimg(['resolve', '--creds', 'alice', image]);
-      assert.equal(wrong.status, 1);
+      assert.equal(wrong.status, 2, 'a usage error');
       const both = await kimg(['resolve', '--creds', 'alice:x', '--password-stdin', image]);
-      assert.equal(both.status, 1);
+      assert.equal(both.status, 2, 'a usage error');
       assert.match(both.stderr, /--password-stdin reads the password for --creds USER/);
     });
 
