@@ -178,6 +178,9 @@ describe('image graphs small on disk but huge to walk', { skip, timeout: 300_000
 
     const inspected = await kimg(dir, ['inspect', ref('bomb/nested')]);
     assert.equal(inspected.status, 0, inspected.stderr);
+    const manifest = await kimg(dir, ['manifest', '--platform', formatPlatform(platform), ref('bomb/nested')]);
+    assert.equal(manifest.status, 0, manifest.stderr);
+    assert.equal(JSON.parse(manifest.stdout).mediaType, OCI_MANIFEST);
     const collected = await kimg(dir, ['gc']);
     assert.equal(collected.status, 0, collected.stderr);
     assert.match(collected.stdout, /Removed 0 blobs/);
@@ -232,6 +235,12 @@ describe('image graphs small on disk but huge to walk', { skip, timeout: 300_000
     const tooDeep = await kimg(dir, ['pull', ref('bomb/too-deep')]);
     assert.equal(tooDeep.status, 1);
     assert.match(tooDeep.stderr, new RegExp(`${ref('bomb/too-deep')}.*nested deeper than ${MAX_INDEX_DEPTH} levels`));
+    // The remote look-ups follow the same limit.
+    const platformArgs = ['--platform', formatPlatform(platform)];
+    assert.equal((await kimg(dir, ['manifest', ...platformArgs, ref('bomb/deepest')])).status, 0);
+    const remote = await kimg(dir, ['manifest', ...platformArgs, ref('bomb/too-deep')]);
+    assert.equal(remote.status, 1);
+    assert.match(remote.stderr, new RegExp(`${ref('bomb/too-deep')}.*nested deeper than ${MAX_INDEX_DEPTH} levels`));
     assert.equal((await kimg(dir, ['pull', ref('good/app')])).status, 0);
     let collected = await kimg(dir, ['gc']);
     assert.equal(collected.status, 0, collected.stderr);
