@@ -17,3 +17,4 @@ export { repositoryOf, catalogName, type RepositoryName } from './names.ts';
 export type { Upstream } from './read.ts';
 export { renderHostsToml, renderRegistriesConf, checkMirrorUrl, type MirrorOptions } from './node-config.ts';
 export { allowPush, type UploadOptions } from './uploads.ts';
+export { renderDaemonSet, type DaemonSetOptions } from './daemonset.ts';

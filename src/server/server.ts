@@ -158,9 +158,18 @@ export class RegistryServer {
     // Idle sockets (slow readers and writers included) are closed.
     this.server.setTimeout(options.idleTimeoutMs ?? 60_000, (socket) => socket.destroy());
     this.server.maxConnections = options.maxConnections ?? 4096;
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     });
   }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'smol-toml';
+import { parseAllDocuments } from 'yaml';
 import { httpRequest, makeTempDir, trackChild, type TempDir } from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
 
@@ -97,6 +98,58 @@ describe('kimg registry (CLI)', () => {
       ],
     });
     const bad = await runCli(['registry', 'hosts-toml', '--mirror', 'http://u:p@x:1/path']);
+    assert.equal(bad.status, 2);
+  });
+
+  test('manifests: a DaemonSet that passes a structural check of the Kubernetes schema', async () => {
+    const image = `ghcr.io/example/kimg@sha256:${'a'.repeat(64)}`;
+    const result = await runCli([
+      'registry',
+      'manifests',
+      '--image',
+      image,
+      '--for',
+      'docker.io,quay.io',
+      '--port',
+      '5001',
+    ]);
+    assert.equal(result.status, 0, result.stderr);
+    const documents = parseAllDocuments(result.stdout).map((d) => {
+      assert.deepEqual(d.errors, []);
+      return d.toJS() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    });
+    assert.deepEqual(
+      documents.map((d) => `${d.apiVersion}/${d.kind}`),
+      ['v1/Namespace', 'apps/v1/DaemonSet'],
+    );
+    const ds = documents[1] ?? {};
+    const spec = ds.spec.template.spec;
+    // What the apiserver would refuse: selector not matching the template, volumes not declared,
+    // probes without a handler, containers without image or name, names not DNS labels.
+    assert.deepEqual(ds.spec.selector.matchLabels, ds.spec.template.metadata.labels);
+    assert.equal(spec.hostNetwork, true);
+    const volumes = new Set(spec.volumes.map((v: { name: string }) => v.name));
+    for (const container of [...spec.initContainers, ...spec.containers]) {
+      assert.match(container.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      assert.equal(container.image, image);
+      assert.ok(container.resources.limits.memory);
+      for (const mount of container.volumeMounts) assert.ok(volumes.has(mount.name), mount.name);
+    }
+    const server = spec.containers[0];
+    assert.deepEqual(server.args.slice(0, 2), ['registry', 'serve']);
+    assert.ok(server.args.includes('127.0.0.1:5001') && server.args.includes('--pull-through'));
+    for (const probe of [server.livenessProbe, server.readinessProbe]) {
+      assert.equal(probe.httpGet.host, '127.0.0.1');
+      assert.equal(probe.httpGet.port, 5001);
+    }
+    assert.deepEqual(spec.initContainers[0].args.slice(0, 2), ['registry', 'hosts-toml']);
+    assert.ok(spec.initContainers[0].args.includes('docker.io,quay.io'));
+    assert.ok(
+      spec.volumes.every(
+        (v: { hostPath?: { path: string } }) => v.hostPath === undefined || v.hostPath.path.startsWith('/'),
+      ),
+    );
+    const bad = await runCli(['registry', 'manifests', '--image', image, '--for', 'not a host']);
     assert.equal(bad.status, 2);
   });
 });

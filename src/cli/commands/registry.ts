@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
 import {
   BasicAuthenticator,
   RegistryServer,
   allowPush,
+  renderDaemonSet,
   renderHostsToml,
   renderRegistriesConf,
   type RegistryServerOptions,
@@ -64,6 +66,7 @@ export function registerRegistry(program: Command, io: Io, setExit: (code: numbe
     .description('serve the store as an OCI registry on a node (a pull-through mirror for containerd and CRI-O)');
 
   registerHostsToml(registry, io, setExit);
+  registerRegistryManifests(registry, io, setExit);
   addRegistryFlags(
     registry
       .command('serve')
@@ -196,6 +199,60 @@ export function registerHostsToml(registry: Command, io: Io, setExit: (code: num
           await writeFile(join(flags.dir, host, 'hosts.toml'), text);
           writeLine(io.stdout, join(flags.dir, host, 'hosts.toml'));
         }
+      } catch (err) {
+        io.stderr.write(`${formatError(err)}\n`);
+        setExit(2);
+      }
+    });
+}
+
+interface ManifestFlags {
+  readonly image: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly port: string;
+  readonly for: string;
+  readonly storePath: string;
+  readonly certsDir: string;
+  readonly pullThrough: boolean;
+  readonly memoryLimit: string;
+}
+
+/** `kimg registry manifests`: the DaemonSet that runs the mirror on every node. */
+export function registerRegistryManifests(registry: Command, io: Io, setExit: (code: number) => void): void {
+  registry
+    .command('manifests')
+    .description(
+      "print a Namespace and a DaemonSet running the mirror on every node's loopback (hostNetwork, store on a hostPath, probes, limits), with an init container writing containerd's hosts.toml",
+    )
+    .requiredOption('--image <image>', "kimg's image (pin it by digest)")
+    .option('--namespace <ns>', 'namespace', 'kimg-system')
+    .option('--name <name>', 'name of the DaemonSet', 'kimg-registry')
+    .option('--port <n>', 'loopback port on each node', '5000')
+    .option('--for <hosts>', 'registries to mirror, comma-separated', 'docker.io,registry.k8s.io')
+    .option('--store-path <dir>', 'the store on each node', '/var/lib/kimg/store')
+    .option('--certs-dir <dir>', "containerd's config_path on the nodes", '/etc/containerd/certs.d')
+    .option('--no-pull-through', 'serve only what the store holds (containerd falls back to upstream)')
+    .option('--memory-limit <quantity>', "the server's memory limit", '256Mi')
+    .action((flags: ManifestFlags) => {
+      try {
+        const documents = renderDaemonSet({
+          image: flags.image,
+          namespace: flags.namespace,
+          name: flags.name,
+          port: Number(flags.port),
+          registries: flags.for
+            .split(',')
+            .map((h) => h.trim())
+            .filter((h) => h !== ''),
+          storePath: flags.storePath,
+          certsDir: flags.certsDir,
+          pullThrough: flags.pullThrough,
+          memoryLimit: flags.memoryLimit,
+        });
+        io.stdout.write(
+          documents.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'),
+        );
       } catch (err) {
         io.stderr.write(`${formatError(err)}\n`);
         setExit(2);
