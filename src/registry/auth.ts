@@ -37,7 +37,7 @@ import {
   type TokenRequest,
   type TokenRequestBase,
 } from './token.ts';
-import type { HttpRequest, Transport } from './transport.ts';
+import type { HttpMethod, HttpRequest, RequestBody, Transport } from './transport.ts';
 import type { Clock, Credential, CredentialSource, EventSink } from './types.ts';
 
 export interface AuthOptions {
@@ -85,8 +85,12 @@ type AuthUsed =
 
 export interface AuthorizedRequest {
   readonly url: URL;
-  readonly method: 'GET' | 'HEAD';
+  readonly method: HttpMethod;
   readonly headers: Readonly<Record<string, string>>;
+  /** A write's body; a function is called again when the request is re-sent with a new token. */
+  readonly body?: RequestBody;
+  /** See {@link HttpRequest.noRetry}. */
+  readonly noRetry?: boolean;
   readonly bodyTimeoutMs?: number;
   /** See {@link HttpRequest.bulk}. */
   readonly bulk?: boolean;
@@ -141,6 +145,8 @@ export class Authenticator {
         ...(ctx.signal !== undefined && { signal: ctx.signal }),
         ...(request.bodyTimeoutMs !== undefined && { bodyTimeoutMs: request.bodyTimeoutMs }),
         ...(request.bulk === true && { bulk: true }),
+        ...(request.body !== undefined && { body: request.body }),
+        ...(request.noRetry === true && { noRetry: true }),
       };
       const received = await exchangeFollowingRedirects(this.transport, req);
       if (received.status !== 401 || received.crossOrigin) return received;

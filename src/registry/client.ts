@@ -29,6 +29,17 @@ import {
 import { systemClock } from './retry.ts';
 import { listTagsOnEndpoint, type ListTagsOptions, type TagList } from './tags.ts';
 import { TokenCache } from './token.ts';
+import {
+  blobExistsOnEndpoint,
+  pushBlobOnEndpoint,
+  pushScope,
+  putManifestOnEndpoint,
+  type BlobSource,
+  type PushBlobOptions,
+  type PushBlobResult,
+  type PutManifestResult,
+  type UploadDeps,
+} from './upload.ts';
 import { Transport, type TransportOptions } from './transport.ts';
 import type {
   BlobSink,
@@ -76,6 +87,7 @@ export class RegistryClient {
   private readonly endpointCache = new Map<string, Promise<PreparedEndpoint[]>>();
   private readonly warned = new Set<string>();
   private readonly manifestDeps: ManifestDeps;
+  private readonly uploadDeps: UploadDeps;
 
   /** Who hears the client's events: `options.onEvent` and every {@link listen}er. */
   private readonly listeners = new Set<EventSink>();
@@ -94,6 +106,7 @@ export class RegistryClient {
       now: () => this.clock.now(),
       onWarning: (host, text) => this.warn(host, text),
     };
+    this.uploadDeps = { auth: this.auth, transport: this.transport, clock: this.clock };
   }
 
   /** `GET /v2/` on the registry's first reachable endpoint; the result is cached per endpoint. */
@@ -251,6 +264,79 @@ export class RegistryClient {
     const own = (event: RegistryEvent) => sink(event);
     this.listeners.add(own);
     return () => this.listeners.delete(own);
+  }
+
+  /** Whether `repo` holds the blob (`HEAD`, with push scope so one token serves an upload). */
+  async hasBlob(repo: RepositoryRef | string, descriptor: Descriptor, options: CallOptions = {}): Promise<boolean> {
+    const ref = normalizeRepository(repo);
+    checkReference(ref, descriptor.digest);
+    const ctx = createContext(
+      `check blob ${descriptor.digest} in ${ref.registry}/${ref.path}`,
+      { registry: ref.registry, repository: ref.path, reference: descriptor.digest },
+      options,
+    );
+    const ep = await this.pushEndpoint(ref, ctx);
+    return blobExistsOnEndpoint(ep, ref, descriptor, [pushScope(ref.path)], ctx, this.uploadDeps);
+  }
+
+  /**
+   * Uploads a blob to `repo` unless it is there: `HEAD`, then a mount from `mountFrom` (same
+   * registry) when given, else an upload that is hashed as it is sent and only committed when
+   * the content matches. Pushes go to the registry itself, never to a mirror.
+   */
+  async pushBlob(
+    repo: RepositoryRef | string,
+    descriptor: Descriptor,
+    source: BlobSource,
+    options: PushBlobOptions = {},
+  ): Promise<PushBlobResult> {
+    const ref = normalizeRepository(repo);
+    checkReference(ref, descriptor.digest);
+    if (options.mountFrom !== undefined) checkReference({ registry: ref.registry, path: options.mountFrom }, 'latest');
+    const ctx = createContext(
+      `push blob ${descriptor.digest} (${descriptor.size} bytes) to ${ref.registry}/${ref.path}`,
+      { registry: ref.registry, repository: ref.path, reference: descriptor.digest },
+      options,
+    );
+    const ep = await this.pushEndpoint(ref, ctx);
+    return pushBlobOnEndpoint(ep, ref, descriptor, source, ctx, this.uploadDeps, options);
+  }
+
+  /**
+   * `PUT`s a manifest or index under a tag or its digest, with its exact bytes (so its digest
+   * cannot change). The registry refuses it when something it references is missing.
+   */
+  async putManifest(
+    repo: RepositoryRef | string,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    options: CallOptions = {},
+  ): Promise<PutManifestResult> {
+    const ref = normalizeRepository(repo);
+    const checked = checkReference(ref, reference);
+    const shown = `${ref.registry}/${ref.path}${checked.kind === 'tag' ? ':' : '@'}${checked.value}`;
+    const ctx = createContext(
+      `push manifest ${shown}`,
+      { registry: ref.registry, repository: ref.path, reference: checked.value },
+      options,
+    );
+    const ep = await this.pushEndpoint(ref, ctx);
+    return putManifestOnEndpoint(ep, ref, checked.value, bytes, mediaType, ctx, this.uploadDeps);
+  }
+
+  /** Where writes go: the registry's own endpoint (the first that is not a mirror). */
+  private async pushEndpoint(ref: RepositoryRef, ctx: OperationContext): Promise<PreparedEndpoint> {
+    const all = await this.endpointsFor(ref.registry, { repository: ref.path, byDigest: false });
+    const ep = all.find((e) => !e.mirror);
+    if (ep === undefined) {
+      throw new RegistryError(
+        'ErrNoEndpoint',
+        `${ctx.description}: ${ref.registry} has only mirrors configured; pushes go to the registry itself`,
+        ctx.facts,
+      );
+    }
+    return ep;
   }
 
   /** Closes pooled connections; the client cannot be used afterwards. */

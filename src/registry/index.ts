@@ -13,6 +13,13 @@ export type { AuthOptions, PingResult } from './auth.ts';
 export type { BlobProgress, FetchBlobOptions, FetchBlobResult } from './blobs.ts';
 export type { ManifestResult, ResolveResult } from './manifests.ts';
 export type { ListTagsOptions, TagList } from './tags.ts';
+export {
+  pushScope,
+  type BlobSource,
+  type PushBlobOptions,
+  type PushBlobResult,
+  type PutManifestResult,
+} from './upload.ts';
 export type { ProxySettings, TransportOptions } from './transport.ts';
 export type {
   BlobSink,

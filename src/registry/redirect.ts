@@ -30,7 +30,12 @@ export async function exchangeFollowingRedirects(
   for (let hops = 0; ; hops++) {
     const res = await transport.exchange(req);
     const location = headerValue(res.headers, 'location');
-    if (!REDIRECT_STATUSES.has(res.status) || location === undefined || req.method === 'POST') {
+    // Only reads follow redirects: a write's Location is the upload session or the new content.
+    if (
+      !REDIRECT_STATUSES.has(res.status) ||
+      location === undefined ||
+      (req.method !== 'GET' && req.method !== 'HEAD')
+    ) {
       return { ...res, crossOrigin, redirects: hops };
     }
     await discard(res.body);

@@ -52,11 +52,18 @@ export interface TransportOptions {
   readonly traceRequests?: boolean;
 }
 
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What a request may carry: bytes, or a function returning a fresh stream for each attempt. */
+export type RequestBody = string | Uint8Array | (() => Readable);
+
 export interface HttpRequest {
   readonly url: URL;
-  readonly method: 'GET' | 'HEAD' | 'POST';
+  readonly method: HttpMethod;
   readonly headers: Readonly<Record<string, string>>;
-  readonly body?: string;
+  /** A body; a function is called for each attempt and must return the body from its start
+   * (uploads stream from a re-openable source). */
+  readonly body?: RequestBody;
   readonly signal?: AbortSignal;
   /** TLS settings for this request's origin. */
   readonly tls?: EndpointTls;
@@ -156,7 +163,7 @@ export class Transport {
                 path: `${req.url.pathname}${req.url.search}`,
                 method: req.method,
                 headers: { 'user-agent': this.userAgent, ...req.headers },
-                body: req.body ?? null,
+                body: typeof req.body === 'function' ? req.body() : (req.body ?? null),
                 signal: req.signal ?? null,
                 headersTimeout: this.options.headersTimeoutMs ?? 60_000,
                 bodyTimeout: req.bodyTimeoutMs ?? 60_000,

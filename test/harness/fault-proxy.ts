@@ -49,7 +49,10 @@ export type Fault =
   /** Send the body at about this rate. */
   | { kind: 'trickle'; bytesPerSecond: number }
   /** Replace the body; Content-Length is the new length unless `declaredLength` says otherwise. */
-  | { kind: 'replaceBody'; body: string | Buffer; declaredLength?: number };
+  | { kind: 'replaceBody'; body: string | Buffer; declaredLength?: number }
+  /** Reset the client's connection after `bytes` bytes of its *request* body; with `forward`,
+   * those bytes reach upstream first (an upload cut mid-`PATCH`), else nothing is forwarded. */
+  | { kind: 'cutRequest'; bytes: number; forward: boolean };
 
 /** Constructors for faults, e.g. `fault.status(503)`, `fault.unauthorized('Bearer realm="…"')`. */
 export const fault = {
@@ -92,6 +95,7 @@ export const fault = {
     body,
     declaredLength,
   }),
+  cutRequest: (bytes: number, forward = false): Fault => ({ kind: 'cutRequest', bytes, forward }),
 } as const;
 
 /** What a rule sees of a request. */
@@ -123,6 +127,8 @@ export interface RecordedRequest {
   status: number;
   /** Body bytes sent to the client. */
   bytesSent: number;
+  /** Request body bytes received from the client. */
+  bytesReceived: number;
   /** Why forwarding failed, if it did. */
   error?: string;
   /** A `holdAt` fault reached its byte: the body is held there. */
@@ -224,6 +230,23 @@ function flush(res: ServerResponse, chunk: Buffer): Promise<void> {
     if (res.destroyed || chunk.length === 0) resolve();
     else res.write(chunk, () => resolve());
   });
+}
+
+/** Reads up to `bytes` of a request body (writing them upstream when given), then resets the
+ * client's connection and drops the upstream request. */
+async function cutRequestBody(req: IncomingMessage, bytes: number, upstream: http.ClientRequest | undefined) {
+  let seen = 0;
+  const socket = req.socket;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    const part = chunk.subarray(0, Math.max(0, bytes - seen));
+    seen += chunk.length;
+    if (upstream !== undefined && part.length > 0)
+      await new Promise<void>((done) => upstream.write(part, () => done()));
+    if (seen >= bytes) break;
+  }
+  if (upstream !== undefined) await sleep(50);
+  upstream?.destroy();
+  socket.resetAndDestroy();
 }
 
 /** Starts a proxy on 127.0.0.1 (random port) forwarding to `options.upstream`. */
@@ -356,7 +379,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       headers,
       agent,
     });
-    req.pipe(upstreamReq);
+    const cutRequest = faults.find((f) => f.kind === 'cutRequest');
+    if (cutRequest === undefined) req.pipe(upstreamReq);
+    else {
+      upstreamReq.on('error', () => undefined);
+      await cutRequestBody(req, cutRequest.bytes, upstreamReq);
+      return;
+    }
     // A client that goes away mid-response takes the upstream request with it.
     res.once('close', () => {
       if (!res.writableFinished) upstreamReq.destroy();
@@ -436,8 +465,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       faults: [],
       status: 0,
       bytesSent: 0,
+      bytesReceived: 0,
     };
     requests.push(record);
+    req.on('data', (chunk: Buffer) => (record.bytesReceived += chunk.length));
 
     const activeMap = active;
     const eventLog = events;
@@ -490,6 +521,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', ...f.headers };
         if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
         res.writeHead(f.status, headers).end(body);
+        return;
+      } else if (f.kind === 'cutRequest' && !f.forward) {
+        await cutRequestBody(req, f.bytes, undefined);
         return;
       } else if (f.kind === 'redirect') {
         record.status = f.status;
