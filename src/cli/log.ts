@@ -5,7 +5,7 @@
  */
 import type { RegistryEvent } from '../registry/index.ts';
 import { formatBytes } from './format.ts';
-import { writeLine, type Io } from './io.ts';
+import { UsageError, writeLine, type Io } from './io.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -27,7 +27,7 @@ export interface Logger {
 
 export function parseLogLevel(value: string): LogLevel {
   if ((LEVELS as readonly string[]).includes(value)) return value as LogLevel;
-  throw new Error(`unknown log level "${value}": use ${LEVELS.join(', ')}`);
+  throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
 }
 
 /** One trace line: `GET https://host/v2/…/manifests/v1 200 1.2kB 12ms` (the URL without its query). */

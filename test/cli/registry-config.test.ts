@@ -145,6 +145,9 @@ describe(
       assert.match(none.stderr, /registry host directories: none \(.*no-hosts-dir not present\)/);
       const quiet = await kimg(['resolve', ref('cfg/app:v1')]);
       assert.equal(quiet.stderr, '');
+      const loud = await kimg(['--log-level', 'loud', 'resolve', ref('cfg/app:v1')]);
+      assert.equal(loud.status, 2);
+      assert.match(loud.stderr, /--log-level must be one of error, warn, info, debug/);
     });
 
     test('--creds USER --password-stdin reads the password from a pipe', async () => {

@@ -100,8 +100,11 @@ describe('kimg tags, manifest, config, resolve: remote look-ups', { skip }, () =
 
   test('tags refuses a tagged reference and names an unknown repository', async () => {
     const tagged = await kimg(['tags', ref('remote/app:1.0')]);
-    assert.equal(tagged.status, 1);
-    assert.match(tagged.stderr, /takes a repository, not an image/);
+    assert.equal(tagged.status, 2);
+    assert.match(tagged.stderr, /takes a repository, not an image.*\(ErrUsage\)/);
+    const limit = await kimg(['tags', '--limit', '0', ref('remote/app')]);
+    assert.equal(limit.status, 2);
+    assert.match(limit.stderr, /--limit must be a whole number of at least 1/);
     const unknown = await kimg(['tags', ref('remote/nothing-here')]);
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /remote\/nothing-here/);
@@ -233,6 +236,11 @@ describe('kimg tags, manifest, config, resolve: remote look-ups', { skip }, () =
     assert.equal(parsed.size, arm.manifest.size);
     assert.equal(parsed.platform, 'linux/arm64/v8');
     assert.deepEqual(parsed.manifest, JSON.parse((await readFile(multi.blobPath(arm.manifest.digest))).toString()));
+    const yaml = await kimg(['manifest', '-o', 'yaml', '--platform', 'linux/arm64', ref('remote/multi:v1')]);
+    assert.equal(yaml.status, 0, yaml.stderr);
+    assert.match(yaml.stdout, new RegExp(`^digest: "?${arm.manifest.digest}"?$`, 'm'));
+    const bad = await kimg(['manifest', '-o', 'xml', ref('remote/multi:v1')]);
+    assert.equal(bad.status, 2);
     const missing = await kimg(['manifest', '--platform', 'linux/s390x', ref('remote/multi:v1')]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /no manifest for platform linux\/s390x .*available: linux\/amd64, linux\/arm64\/v8/);

@@ -8,7 +8,18 @@ import { isKimgError } from '../../errors/index.ts';
 import { fetchRemoteConfig, fetchRemoteManifest, resolveRemote, type RemoteResolution } from '../../pull/index.ts';
 import { parseNormalizedNamed } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
-import { formatError, parseOutputFormat, readLines, writeLine, type Io } from '../io.ts';
+import {
+  OUTPUT_OPTION,
+  UsageError,
+  choiceFlag,
+  formatError,
+  parseOutputFormat,
+  readLines,
+  recordPrinter,
+  wholeNumberFlag,
+  writeLine,
+  type Io,
+} from '../io.ts';
 import { addRegistryFlags, registryFrom, type RegistryFlags } from '../registry-options.ts';
 
 interface RemoteFlags extends RegistryFlags {
@@ -26,6 +37,9 @@ function errorJson(err: unknown): { code: string; message: string } {
   if (isKimgError(err)) return { code: err.code, message: err.message };
   return { code: 'Err', message: err instanceof Error ? err.message : String(err) };
 }
+
+/** `-o` of the commands that print a registry's bytes: those bytes, or a record around them. */
+const RAW_FORMATS = ['raw', 'json', 'yaml'] as const;
 
 /** References looked up at once by `kimg resolve -` (answers still print in input order). */
 const BATCH_CONCURRENCY = 4;
@@ -113,13 +127,14 @@ export function registerResolve(program: Command, io: Io, setExit: (code: number
         '--platform <os/arch[/variant]>',
         "print the digest of this platform's manifest (the index is followed) instead of the index's",
       )
-      .option('-o, --output <format>', 'text or json (one JSON object per line)', 'text'),
+      .option(...OUTPUT_OPTION),
   ).action(async (images: string[], raw: RemoteFlags, command: Command) => {
     const flags = flagsOf(raw, command);
     const format = parseOutputFormat(flags.output);
     const batch = images.length === 1 && images[0] === '-';
     if (batch && flags.passwordStdin === true)
-      throw new Error('resolve - reads references from standard input: --password-stdin cannot read it too');
+      throw new UsageError('resolve - reads references from standard input: --password-stdin cannot read it too');
+    const print = format === 'text' ? undefined : recordPrinter(io, format);
     const inputs = batch ? readLines(io.stdin) : images;
     // `--creds` is for the registry of the (first) image named on the command line.
     await withClient(flags, io, batch ? undefined : images[0], async (client) => {
@@ -129,10 +144,10 @@ export function registerResolve(program: Command, io: Io, setExit: (code: number
         if (result.status === 'rejected') {
           setExit(1);
           writeLine(io.stderr, formatError(result.reason));
-          if (format === 'json') writeLine(io.stdout, JSON.stringify({ input, error: errorJson(result.reason) }));
+          await print?.({ input, error: errorJson(result.reason) });
           continue;
         }
-        if (format === 'json') writeLine(io.stdout, JSON.stringify(resolutionJson(result.value)));
+        if (print !== undefined) await print(resolutionJson(result.value));
         else writeLine(io.stdout, pinned(result.value));
       }
     });
@@ -150,33 +165,33 @@ export function registerManifest(program: Command, io: Io): void {
       .option('--platform <os/arch[/variant]>', "follow an index to this platform's manifest")
       .option(
         '-o, --output <format>',
-        'raw (the exact bytes, nothing added) or json (the digest, media type, size and the parsed document)',
+        'raw (the exact bytes, nothing added), json or yaml (the digest, media type, size and the parsed document)',
         'raw',
       ),
   ).action(async (image: string, raw: RemoteFlags, command: Command) => {
     const flags = flagsOf(raw, command);
-    const format = flags.output === 'raw' ? 'raw' : parseOutputFormat(flags.output);
+    const format = choiceFlag('-o/--output', flags.output, RAW_FORMATS);
     await withClient(flags, io, image, async (client) => {
       const found = await fetchRemoteManifest(
         client,
         image,
         flags.platform === undefined ? {} : { platform: flags.platform },
       );
-      if (format !== 'json') {
+      if (format === 'raw') {
         io.stdout.write(found.bytes);
         return;
       }
-      writeLine(
-        io.stdout,
-        JSON.stringify({
-          name: found.name,
-          digest: found.descriptor.digest,
-          mediaType: found.descriptor.mediaType,
-          size: found.descriptor.size,
-          ...(found.platform !== undefined && { platform: found.platform }),
-          manifest: JSON.parse(Buffer.from(found.bytes).toString('utf8')) as unknown,
-        }),
-      );
+      await recordPrinter(
+        io,
+        format,
+      )({
+        name: found.name,
+        digest: found.descriptor.digest,
+        mediaType: found.descriptor.mediaType,
+        size: found.descriptor.size,
+        ...(found.platform !== undefined && { platform: found.platform }),
+        manifest: JSON.parse(Buffer.from(found.bytes).toString('utf8')) as unknown,
+      });
     });
   });
 }
@@ -195,19 +210,19 @@ export function registerConfig(program: Command, io: Io): void {
       )
       .option(
         '-o, --output <format>',
-        'raw (the exact bytes, nothing added) or json (the digests, media type, size and the parsed config)',
+        'raw (the exact bytes, nothing added), json or yaml (the digests, media type, size and the parsed config)',
         'raw',
       ),
   ).action(async (image: string, raw: RemoteFlags, command: Command) => {
     const flags = flagsOf(raw, command);
-    const format = flags.output === 'raw' ? 'raw' : parseOutputFormat(flags.output);
+    const format = choiceFlag('-o/--output', flags.output, RAW_FORMATS);
     await withClient(flags, io, image, async (client) => {
       const found = await fetchRemoteConfig(
         client,
         image,
         flags.platform === undefined ? {} : { platform: flags.platform },
       );
-      if (format !== 'json') {
+      if (format === 'raw') {
         io.stdout.write(found.bytes);
         return;
       }
@@ -217,18 +232,18 @@ export function registerConfig(program: Command, io: Io): void {
       } catch {
         throw new Error(`${found.name}: the config ${found.descriptor.digest} is not JSON; use -o raw`);
       }
-      writeLine(
-        io.stdout,
-        JSON.stringify({
-          name: found.name,
-          manifest: found.manifest.digest,
-          digest: found.descriptor.digest,
-          mediaType: found.descriptor.mediaType,
-          size: found.descriptor.size,
-          ...(found.platform !== undefined && { platform: found.platform }),
-          config,
-        }),
-      );
+      await recordPrinter(
+        io,
+        format,
+      )({
+        name: found.name,
+        manifest: found.manifest.digest,
+        digest: found.descriptor.digest,
+        mediaType: found.descriptor.mediaType,
+        size: found.descriptor.size,
+        ...(found.platform !== undefined && { platform: found.platform }),
+        config,
+      });
     });
   });
 }
@@ -240,21 +255,23 @@ export function registerTags(program: Command, io: Io): void {
       .description("list a repository's tags as its registry lists them (following pages), without pulling")
       .argument('<repository>', 'repository, e.g. busybox or registry.example.com/team/app (no tag)')
       .option('--limit <n>', 'stop after this many tags (a note on standard error says the list was cut)', '100000')
-      .option('-o, --output <format>', 'text (one tag per line) or json', 'text'),
+      .option(
+        '-o, --output <format>',
+        'text (one tag per line), json or yaml (one object: name, tags, truncated)',
+        'text',
+      ),
   ).action(async (repository: string, raw: TagsFlags, command: Command) => {
     const flags = flagsOf(raw, command);
     const format = parseOutputFormat(flags.output);
-    const limit = Number(flags.limit);
-    if (!/^\d+$/.test(flags.limit) || limit < 1)
-      throw new Error(`--limit must be a whole number of at least 1, got "${flags.limit}"`);
+    const limit = wholeNumberFlag('--limit', flags.limit, 1);
     const ref = parseNormalizedNamed(repository);
     if (ref.tag !== undefined || ref.digest !== undefined)
-      throw new Error(`kimg tags takes a repository, not an image: "${repository}" names a tag or digest`);
+      throw new UsageError(`kimg tags takes a repository, not an image: "${repository}" names a tag or digest`);
     await withClient(flags, io, repository, async (client) => {
       const list = await client.listTags({ registry: ref.domain, path: ref.path }, { maxTags: limit });
       const name = `${ref.domain}/${ref.path}`;
-      if (format === 'json') {
-        writeLine(io.stdout, JSON.stringify({ name, tags: list.tags, truncated: list.truncated }));
+      if (format !== 'text') {
+        await recordPrinter(io, format)({ name, tags: list.tags, truncated: list.truncated });
       } else {
         for (const tag of list.tags) writeLine(io.stdout, tag);
       }
