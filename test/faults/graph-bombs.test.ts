@@ -27,6 +27,12 @@ import { isolatedEnv, kimgInProcess } from './helpers.ts';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, putManifest, uploadBlob } from './hostile.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
+/** `-o json` output: one JSON object per line. */
+const jsonLines = (text: string): unknown[] =>
+  text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as unknown);
 const platform = hostPlatform();
 
 interface Doc {
@@ -172,7 +178,7 @@ describe('image graphs small on disk but huge to walk', { skip, timeout: 300_000
 
     const images = await kimg(dir, ['images', '-o', 'json'], true);
     assert.equal(images.status, 0, images.stderr);
-    const listed = JSON.parse(images.stdout) as { name: string; platforms: string[] }[];
+    const listed = jsonLines(images.stdout) as { name: string; platforms: string[] }[];
     assert.deepEqual(listed.map((i) => i.name).sort(), [ref('bomb/nested'), ref('good/app')].sort());
     assert.deepEqual(listed.find((i) => i.name === ref('bomb/nested'))?.platforms, [formatPlatform(platform)]);
 
@@ -277,7 +283,7 @@ describe('image graphs small on disk but huge to walk', { skip, timeout: 300_000
 
     const images = await kimg(dir, ['images', '-o', 'json'], true);
     assert.equal(images.status, 0, images.stderr);
-    const listed = JSON.parse(images.stdout) as { name: string; error?: string }[];
+    const listed = jsonLines(images.stdout) as { name: string; error?: string }[];
     assert.deepEqual(listed.map((i) => i.name).sort(), [ref('bomb/wide'), ref('good/app')].sort());
     assert.match(listed.find((i) => i.name === ref('bomb/wide'))?.error ?? '', /more than 65536 references/);
     assert.match(images.stderr, new RegExp(ref('bomb/wide')));
@@ -317,6 +323,21 @@ describe('image graphs small on disk but huge to walk', { skip, timeout: 300_000
     ]);
     assert.equal(ensured.status, 0, ensured.stdout + ensured.stderr);
 
+    // The kubelet image GC over the same store, as `kimg gc --thresholds` runs it.
+    const imageGc = await kimg(dir, [
+      'gc',
+      '--thresholds',
+      '--dry-run',
+      '--root-dir',
+      join(tmp.path, 'root-wide'),
+      '--minimum-image-gc-age',
+      '0s',
+      '--capacity',
+      '1000000',
+      '--available',
+      '100000',
+    ]);
+    assert.match(imageGc.stdout, /Image filesystem: /, imageGc.stdout + imageGc.stderr);
     const service = new StoreImageService({ store });
     assert.equal((await service.listImages()).length, 2, 'the kubelet image GC still sees every image');
     await assert.rejects(
