@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { VerifyError } from '../digest/index.ts';
 import { KimgError } from '../errors/index.ts';
 import {
@@ -20,7 +21,7 @@ import {
 } from '../oci/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { BlobSink, CallOptions, CredentialSource, RegistryClient, RegistryEvent } from '../registry/index.ts';
-import { openStore, type Store } from '../store/index.ts';
+import { StoreError, isNoSpace, openStore, type Store } from '../store/index.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
 import { openRegistry, type RegistryAccessOptions } from './registry-access.ts';
 
@@ -93,6 +94,15 @@ export class PullError extends KimgError<string> {
     super(code, inner.includes(image) ? inner : `pulling ${image}: ${inner}`, { cause });
     this.image = image;
   }
+}
+
+/** A blob that found no room in the store: names the store, what is kept, and what to do. */
+function storeFull(store: Store, blob: Descriptor, kept: string, cause: unknown): StoreError {
+  return new StoreError(
+    'ErrStoreFull',
+    `no space left on the file system of the image store ${store.root} while writing ${blob.digest}: ${kept} in ${store.root}/ingest for the next pull to resume; free space (kimg rmi, kimg gc) and pull again`,
+    { store: store.root, digest: blob.digest, cause },
+  );
 }
 
 interface Plan {
@@ -333,7 +343,19 @@ export class Puller {
         ms,
       };
     } catch (err) {
-      throw err instanceof PullError ? err : new PullError(name, err);
+      if (err instanceof PullError) throw err;
+      // A manifest, claim or index.json write that found no room (a blob's says more, above).
+      if (isNoSpace(err) && !(err instanceof StoreError && err.code === 'ErrStoreFull')) {
+        throw new PullError(
+          name,
+          new StoreError(
+            'ErrStoreFull',
+            `no space left on the file system of the image store ${store.root}: ${(err as Error).message}; free space (kimg rmi, kimg gc) and pull again`,
+            { store: store.root, cause: err },
+          ),
+        );
+      }
+      throw new PullError(name, err);
     }
   }
 
@@ -454,10 +476,14 @@ export class Puller {
     emit: PullEventSink,
   ): Promise<{ bytes: number; committed: Promise<void> }> {
     const started = Date.now();
-    const ingest = await store.openIngest(blob, {
-      source: `${repo.registry}/${repo.path}`,
-      ...(call.signal !== undefined && { signal: call.signal }),
-    });
+    const ingest = await store
+      .openIngest(blob, {
+        source: `${repo.registry}/${repo.path}`,
+        ...(call.signal !== undefined && { signal: call.signal }),
+      })
+      .catch((err: unknown) => {
+        throw isNoSpace(err) ? storeFull(store, blob, 'nothing could be written', err) : err;
+      });
     if (ingest.alreadyPresent) {
       emit({ type: 'blob-exists', digest: blob.digest, size: blob.size });
       return { bytes: 0, committed: Promise.resolve() };
@@ -487,6 +513,12 @@ export class Puller {
     } catch (err) {
       // A partial download is kept for the next pull to resume, unless nothing arrived.
       await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
+      if (isNoSpace(err)) {
+        // What reached the disk, which is less than what arrived when the disk filled up.
+        const partial = ingest.partialPath;
+        const kept = partial === undefined ? 0 : ((await stat(partial).catch(() => undefined))?.size ?? 0);
+        throw storeFull(store, blob, `${kept} of its ${blob.size} bytes are kept`, err);
+      }
       throw err;
     }
     // Verifying and syncing to disk take a while for a large blob: the download slot goes to
@@ -496,6 +528,7 @@ export class Puller {
       try {
         await ingest.commit();
       } catch (err) {
+        if (isNoSpace(err)) throw storeFull(store, blob, 'all of it is kept', err);
         // A failed commit has already closed the ingest and removed its bytes.
         if (err instanceof VerifyError) {
           const what = blob.mediaType.includes('config') ? 'config' : 'layer';

@@ -8,7 +8,9 @@ export type StoreErrorCode =
   | 'ErrBlobTooLarge'
   | 'ErrImageUnknown'
   | 'ErrImageNameInvalid'
-  | 'ErrIngestClosed';
+  | 'ErrIngestClosed'
+  /** The file system holding the store is full (ENOSPC) or over quota (EDQUOT). */
+  | 'ErrStoreFull';
 
 /**
  * Something wrong with a store or with what was asked of it. `store` is the layout's root;

@@ -114,6 +114,15 @@ export async function createExclusive(
   data: Uint8Array | string,
   sync = true,
 ): Promise<boolean> {
+  // Writes nothing when something is there already: opening an existing store must work on a
+  // full disk, and a held lock costs no temporary file.
+  if (
+    await lstat(target).then(
+      () => true,
+      () => false,
+    )
+  )
+    return false;
   const temp = sync ? await writeTemp(tmpDir, 'create', data) : await writeTempNoSync(tmpDir, data);
   try {
     await link(temp, target);

@@ -215,7 +215,13 @@ describe('images in index.json', () => {
     assert.equal((await store.getImage(hostile))?.refName, hostile);
     await store.gc({ claimMaxAgeMs: 0 });
     await store.fsck();
-    assert.deepEqual((await readdir(store.root)).sort(), ['blobs', 'index.json', 'ingest', 'oci-layout']);
+    assert.deepEqual((await readdir(store.root)).sort(), [
+      '.kimg-reserve',
+      'blobs',
+      'index.json',
+      'ingest',
+      'oci-layout',
+    ]);
     assert.equal(existsSync('/tmp/kimg-evil'), false);
   });
 

@@ -9,6 +9,7 @@ export {
   type StoreOptions,
 } from './store.ts';
 export { StoreError, type StoreErrorCode } from './errors.ts';
+export { isNoSpace } from './reserve.ts';
 export type { Ingest } from './ingest.ts';
 export { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type ImageRecord } from './layout-index.ts';
 export { splitImageName, type ImageNameParts } from './image-name.ts';

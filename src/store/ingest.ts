@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { VerifyError, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError, errnoCode } from './errors.ts';
+import { isNoSpace } from './reserve.ts';
 import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
 import { ThreadWriter } from './write-thread.ts';
@@ -378,6 +379,8 @@ export class FileIngest implements Ingest {
       await unlinkIfPresent(this.paths.meta);
     } catch (err) {
       await this.handle.close().catch(() => undefined);
+      // Verified bytes that found no room to be published stay for the next pull.
+      if (isNoSpace(err)) throw err;
       await unlinkIfPresent(this.paths.data).catch(() => undefined);
       await unlinkIfPresent(this.paths.meta).catch(() => undefined);
       if (err instanceof NotRegularError) {
@@ -404,14 +407,21 @@ export class FileIngest implements Ingest {
     try {
       if (options?.keepPartial === true) {
         // What was written is what the next run re-hashes; a failed write may have left a torn
-        // tail, so keep only what is known to be on disk.
+        // tail, so keep only what is known to be on disk. A write refused for lack of space is not
+        // torn: writes are sequential and stop at the first failure, so the file is a prefix.
         try {
-          if ((await this.settleWrites()).error !== undefined) await this.handle.truncate(0);
+          const { error } = await this.settleWrites();
+          if (error !== undefined && !isNoSpace(error)) await this.handle.truncate(0);
           await this.handle.datasync();
         } finally {
           await this.handle.close();
         }
-        await writeMetadata(this.paths.meta, { ...this.metadata, updatedAt: new Date().toISOString() });
+        // The metadata written when the ingest opened stays when there is no room to update it.
+        await writeMetadata(this.paths.meta, { ...this.metadata, updatedAt: new Date().toISOString() }).catch(
+          (err: unknown) => {
+            if (!isNoSpace(err)) throw err;
+          },
+        );
       } else {
         await this.settleWrites();
         await this.handle.close().catch(() => undefined);

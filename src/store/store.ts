@@ -35,6 +35,7 @@ import {
 } from './layout-index.ts';
 import type { LayoutReader } from './layout-reader.ts';
 import { LockTimeoutError, acquireLock, type FileLock } from './lock.ts';
+import { SpaceReserve } from './reserve.ts';
 import {
   BLOBS_DIR,
   INDEX_FILE,
@@ -150,6 +151,7 @@ export class LayoutStore implements Store, LayoutReader {
   private readonly lockTimeoutMs: number;
   private prepared: Promise<void> | undefined;
   private readonly claims: ClaimLog;
+  private readonly reserve: SpaceReserve;
 
   constructor(root: string, options: StoreOptions) {
     this.root = root;
@@ -159,6 +161,7 @@ export class LayoutStore implements Store, LayoutReader {
     this.maxIndexBytes = options.maxIndexBytes ?? DEFAULT_MAX_INDEX_BYTES;
     this.maxManifestBytes = options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     this.claims = new ClaimLog(this.ingestDir);
+    this.reserve = new SpaceReserve(root, this.ingestDir);
   }
 
   /** @internal Checks (and with `create` makes) the layout; `prepare` also creates its parts. */
@@ -210,6 +213,7 @@ export class LayoutStore implements Store, LayoutReader {
         await ensureRealDir(this.ingestDir);
         await createExclusive(this.ingestDir, join(this.root, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT);
         await createExclusive(this.ingestDir, this.indexPath, serializeLayoutIndex(emptyLayoutIndex()));
+        await this.reserve.ensure();
       } catch (err) {
         this.prepared = undefined;
         if (err instanceof NotRegularError) throw this.corrupt(err.message, err);
@@ -446,7 +450,9 @@ export class LayoutStore implements Store, LayoutReader {
     await this.prepareWrite();
     let lock: FileLock | undefined;
     try {
-      lock = await acquireLock(lockPath, this.ingestDir, { timeoutMs: this.lockTimeoutMs, purpose: 'index.json' });
+      lock = await this.reserve.withSpace(() =>
+        acquireLock(lockPath, this.ingestDir, { timeoutMs: this.lockTimeoutMs, purpose: 'index.json' }),
+      );
     } catch (err) {
       throw this.lockError(err, 'the index.json lock');
     }
@@ -474,7 +480,8 @@ export class LayoutStore implements Store, LayoutReader {
   }
 
   private async writeIndex(index: ImageIndex): Promise<void> {
-    await writeFileAtomic(this.ingestDir, this.indexPath, serializeLayoutIndex(index));
+    const bytes = serializeLayoutIndex(index);
+    await this.reserve.withSpace(() => writeFileAtomic(this.ingestDir, this.indexPath, bytes));
   }
 
   releaseClaims(digests: readonly string[]): Promise<void> {
@@ -565,8 +572,11 @@ export class LayoutStore implements Store, LayoutReader {
     return this.error('ErrImageUnknown', `image ${name} is not in the image store ${this.root}`, { image: name });
   }
 
-  gc(options?: GcOptions): Promise<GcResult> {
-    return gc(this, options);
+  async gc(options?: GcOptions): Promise<GcResult> {
+    const result = await gc(this, options);
+    // Room again after a gc on a full disk: the space reserve is made anew.
+    if (!result.dryRun) await this.reserve.ensure();
+    return result;
   }
 
   fsck(): Promise<FsckReport> {
