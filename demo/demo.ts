@@ -1,8 +1,18 @@
-// `npm run demo`: kimg's main job end to end, offline. Each step runs the real CLI in-process;
+// `npm run demo`: kimg's four parts end to end, offline — references and pulls, the kubelet's
+// image manager, pinning manifests (pin, lint), the admission webhook. Each step runs the real CLI in-process;
 // the registry is a real CNCF Distribution registry on a loopback port, started and stopped here.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import {
+  WebhookServer,
+  createAdmissionRuntime,
+  generateWebhookCertificates,
+  parseAdmissionConfig,
+} from '../src/admission/index.ts';
 import { main, type Io } from '../src/cli/index.ts';
 import { formatEvents } from '../src/cli/commands/ensure-describe.ts';
 import { ImageManager, ManualClock, StoreImageService, type KubeletEvent } from '../src/kubelet/index.ts';
@@ -105,6 +115,8 @@ async function run(): Promise<void> {
   try {
     await pulling(registry, join(work, 'store'));
     await kubelet(registry, join(work, 'kubelet'));
+    await pinning(registry, join(work, 'pin'));
+    await webhook(registry, join(work, 'webhook'));
   } finally {
     await registry.stop();
     await rm(work, { recursive: true, force: true });
@@ -239,6 +251,159 @@ stringData:
   } finally {
     await privateRegistry.stop();
   }
+}
+
+// Pinning manifests to digests offline (pin, pin --check, a lock file) and the image policy (lint).
+async function pinning(registry: RunningRegistry, work: string): Promise<void> {
+  console.log(`\n${bold('== Pinning manifests')}: tags become digests, byte for byte nothing else changes`);
+  await mkdir(work, { recursive: true });
+  const deploy = join(work, 'deploy.yaml');
+  await writeFile(
+    deploy,
+    `# the web tier
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web  # keep this comment
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: tool
+          image: "${registry.host}/team/tool:2.0"
+      containers:
+        - name: app
+          image: ${registry.host}/team/app:v1   # pinned by kimg
+`,
+  );
+  const lock = join(work, 'images.lock');
+  await step('Which images are not pinned (file:LINE:COLUMN, as compilers print it; exit status 1)', [
+    'pin',
+    '--check',
+    '-f',
+    deploy,
+  ]);
+  await step('Pin them: the manifest with each tag resolved to its digest, every other byte as it was', [
+    'pin',
+    '-f',
+    deploy,
+  ]);
+  await step('Rewrite the file in place and record the resolutions in a lock file', [
+    'pin',
+    '-w',
+    '--lock',
+    lock,
+    '-f',
+    deploy,
+  ]);
+  console.log((await readFile(lock, 'utf8')).trimEnd());
+  await step('Now every image is pinned', ['pin', '--check', '-f', deploy]);
+  const latest = join(work, 'latest.yaml');
+  await writeFile(
+    latest,
+    `apiVersion: v1
+kind: Pod
+metadata: {name: debug}
+spec:
+  containers:
+  - {name: shell, image: busybox}
+  - {name: app, image: "${registry.host}/team/app:latest"}
+`,
+  );
+  await step('Lint against the image policy offline (default: no latest tag, written or implied)', [
+    'lint',
+    '-f',
+    latest,
+  ]);
+}
+
+// The admission webhook: served over HTTPS with certificates made by openssl, asked as the
+// apiserver asks (an AdmissionReview), answering with a JSON patch that pins the pod's image.
+async function webhook(registry: RunningRegistry, work: string): Promise<void> {
+  console.log(
+    `\n${bold('== The admission webhook')}: the same pinning at admission, over HTTPS, as the apiserver calls it`,
+  );
+  const dir = join(work, 'certs');
+  const { caPem } = await generateWebhookCertificates({ service: 'kimg-webhook', namespace: 'kimg-system', dir });
+  const config = parseAdmissionConfig({}, { env: {} });
+  const runtime = await createAdmissionRuntime(config, { env: {} });
+  const server = await WebhookServer.start({
+    handler: runtime.handler,
+    metrics: runtime.metrics,
+    certFile: join(dir, 'tls.crt'),
+    keyFile: join(dir, 'tls.key'),
+    host: '127.0.0.1',
+    port: 0,
+  });
+  try {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: 'team' },
+      spec: { containers: [{ name: 'app', image: `${registry.host}/team/app:v1` }] },
+    };
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: randomUUID(),
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        requestKind: { group: '', version: 'v1', kind: 'Pod' },
+        name: 'web',
+        namespace: 'team',
+        operation: 'CREATE',
+        userInfo: { username: 'alice' },
+        object: pod,
+        dryRun: false,
+      },
+    };
+    console.log(`POST https://kimg-webhook.kimg-system.svc/mutate (listening on 127.0.0.1:${server.port})`);
+    console.log(`  a Pod in namespace team with image ${pod.spec.containers[0]?.image}`);
+    const answer = JSON.parse(await post(server.port, caPem, '/mutate?timeout=10s', JSON.stringify(review))) as {
+      response: { allowed: boolean; patch?: string; warnings?: string[] };
+    };
+    console.log(`  allowed: ${answer.response.allowed}`);
+    if (answer.response.patch !== undefined)
+      console.log(`  patch:   ${Buffer.from(answer.response.patch, 'base64').toString('utf8')}`);
+    for (const warning of answer.response.warnings ?? []) console.log(`  warning: ${warning}`);
+
+    // The manifests to deploy it: only the kinds are shown here.
+    const captured = new PassThrough();
+    let yaml = '';
+    captured.setEncoding('utf8').on('data', (chunk: string) => (yaml += chunk));
+    const args = ['webhook', 'manifests', '--image', 'registry.example.com/kimg@sha256:' + '0'.repeat(64)];
+    console.log(`\n${bold('== Deploying it')}\n$ kimg ${args.join(' ')} | grep '^kind:'`);
+    await main(args, { ...io, stdout: captured });
+    for (const line of yaml.split('\n')) if (line.startsWith('kind:')) console.log(line);
+  } finally {
+    await server.close(1000);
+    await runtime.close();
+  }
+}
+
+/** An HTTPS POST as the apiserver sends it, trusting only the webhook's CA. */
+function post(port: number, caPem: string, path: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca: caPem,
+        servername: 'kimg-webhook.kimg-system.svc',
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve(text));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 await run();
