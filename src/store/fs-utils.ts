@@ -140,9 +140,13 @@ async function writeTempNoSync(tmpDir: string, data: Uint8Array | string): Promi
   const fh = await open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
   try {
     await fh.writeFile(data);
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // Nothing half-written stays behind (a full disk fails here).
+    await fh.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw err;
   }
+  await fh.close();
   return temp;
 }
 

@@ -157,6 +157,11 @@ describe('a full disk', { skip: why, timeout: 300_000 }, () => {
     assert.ok(failed.stderr.includes(`${kept} of its ${layer.size} bytes are kept`), 'the error says what is kept');
     assert.ok(kept > MiB, `the partial download was kept (${kept} bytes)`);
     ok(await kimg(['fsck', '--store', store()]), 'fsck after the failed pull');
+    // Full to the last byte with the partial in ingest/: gc still runs, and keeps the partial.
+    fill(filler);
+    assert.equal(await freeBytes(mnt), 0, 'the file system is full again');
+    ok(await kimg(['gc', '--store', store()]), 'gc with a partial on a full disk');
+    assert.equal((await assertStoreSound(store(), { known: knownBlobs(small, big) })).partials.get(layer.digest), kept);
 
     // Room again: the next pull resumes where the first stopped.
     closeSync(filler);
