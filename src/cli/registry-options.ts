@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { delimiter } from 'node:path';
 import type { Command } from 'commander';
 import { BasicCredential } from '../credentials/index.ts';
 import { Puller, loadCredentialSource, openRegistry } from '../pull/index.ts';
@@ -141,9 +142,12 @@ export type HostsFlags = Pick<
  */
 export async function hostsConfigFrom(flags: HostsFlags, io: Io): Promise<HostsConfig> {
   // Every path the user named must be there: a typo must not silently bypass a mirror.
-  if (flags.hostsDir !== undefined) await requirePath('--hosts-dir', flags.hostsDir, 'directory');
-  if (flags.registriesConf !== undefined) await requirePath('--registries-conf', flags.registriesConf, 'file');
+  // `--hosts-dir` and `$KIMG_HOSTS_DIR` are `:`-separated lists, as containerd's config_path.
   const hostsDir = flags.hostsDir ?? (io.env.KIMG_HOSTS_DIR || undefined);
+  const named = flags.hostsDir !== undefined ? '--hosts-dir' : '$KIMG_HOSTS_DIR';
+  for (const dir of (hostsDir ?? '').split(delimiter).filter((d) => d !== ''))
+    await requirePath(named, dir, 'directory');
+  if (flags.registriesConf !== undefined) await requirePath('--registries-conf', flags.registriesConf, 'file');
   const hosts = await loadHostsConfig({
     hostsDir: hostsDir ?? DEFAULT_HOSTS_DIRS,
     ...(flags.registriesConf !== undefined && { registriesConf: flags.registriesConf }),

@@ -9,6 +9,7 @@
 // - `--creds USER --password-stdin` through a real pipe;
 // - `-v`: one line per HTTP exchange, URLs without their query.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -48,7 +49,7 @@ describe(
       HOME: tmp.path,
       XDG_DATA_HOME: join(tmp.path, 'xdg-data'),
       KIMG_STORE: join(tmp.path, 'store'),
-      KIMG_HOSTS_DIR: join(tmp.path, 'no-hosts-dir'),
+      KIMG_HOSTS_DIR: join(tmp.path, 'empty-hosts-dir'),
       DOCKER_CONFIG: join(tmp.path, 'no-docker-config'),
       REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'),
       XDG_RUNTIME_DIR: tmp.path,
@@ -71,6 +72,7 @@ describe(
 
     before(async () => {
       tmp = await makeTempDir('kimg-cli-registry-config-');
+      await mkdir(join(tmp.path, 'empty-hosts-dir'));
       [registry, locked] = await Promise.all([
         startRegistry(),
         startRegistry({ htpasswd: [{ user: 'alice', password: 'wonder-land-42' }] }),
@@ -141,8 +143,19 @@ describe(
       assert.equal(cli.status, 0, cli.stderr);
       assert.equal(cli.stdout, `mirror.kimg.test/cfg/app:v1@${app.digest}\n`);
       assert.match(cli.stderr, new RegExp(`^kimg: registry host directories: ${hostsDir}$`, 'm'));
-      const none = await kimg(['--log-level', 'info', 'resolve', ref('cfg/app:v1')]);
-      assert.match(none.stderr, /registry host directories: none \(.*no-hosts-dir not present\)/);
+      // A directory the user named must be there (a typo must not bypass a mirror).
+      const typo = await kimg(['resolve', ref('cfg/app:v1')], { KIMG_HOSTS_DIR: join(tmp.path, 'typo') });
+      assert.equal(typo.status, 2);
+      assert.match(typo.stderr, /\$KIMG_HOSTS_DIR .*typo: no such file or directory/);
+      // Without any: the node's directories, said to be absent when they are (as on this machine).
+      if (!existsSync('/etc/containerd/certs.d') && !existsSync('/etc/docker/certs.d')) {
+        const none = await kimg(['--log-level', 'info', 'resolve', ref('cfg/app:v1')], { KIMG_HOSTS_DIR: '' });
+        assert.equal(none.status, 0, none.stderr);
+        assert.match(
+          none.stderr,
+          /registry host directories: none \(\/etc\/containerd\/certs\.d, \/etc\/docker\/certs\.d not present\)/,
+        );
+      }
       const quiet = await kimg(['resolve', ref('cfg/app:v1')]);
       assert.equal(quiet.stderr, '');
       const loud = await kimg(['--log-level', 'loud', 'resolve', ref('cfg/app:v1')]);
