@@ -540,9 +540,9 @@ export class LayoutStore implements Store, LayoutReader {
 
   /**
    * @internal Gives entries written by earlier kimg versions their full reference as ref.name
-   * (see withFullRefNames), once, when the store is opened. Best effort: a store this process may
-   * not write, or whose lock another process holds, is read as it is (lookups read both names)
-   * and migrated by its next write.
+   * (see withFullRefNames), once, when the store is opened; a store already migrated is only read.
+   * Best effort: a store this process may not write (read-only, full) or whose lock another
+   * process holds is read as it is (lookups read both names) and migrated by its next write.
    */
   async migrateIndex(): Promise<void> {
     let index: ImageIndex;
@@ -555,9 +555,10 @@ export class LayoutStore implements Store, LayoutReader {
     try {
       await this.updateIndex(() => ({ index: undefined, result: undefined }));
     } catch (err) {
+      // Opening must work on a store this process cannot write now (read-only, full, busy).
       const code = errnoCode(err);
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return;
-      if (err instanceof StoreError && err.code === 'ErrStoreLocked') return;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC' || code === 'EDQUOT') return;
+      if (err instanceof StoreError && (err.code === 'ErrStoreLocked' || err.code === 'ErrStoreFull')) return;
       throw err;
     }
   }
