@@ -15,7 +15,8 @@ import {
 } from '../src/admission/index.ts';
 import { main, type Io } from '../src/cli/index.ts';
 import { formatEvents } from '../src/cli/commands/ensure-describe.ts';
-import { ImageManager, ManualClock, StoreImageService, type KubeletEvent } from '../src/kubelet/index.ts';
+import { ImageManager, StoreImageService, type KubeletEvent } from '../src/kubelet/index.ts';
+import { ManualClock } from '../src/kubelet/testing/index.ts';
 import { openStore } from '../src/store/index.ts';
 import { buildImage, pushImage, startRegistry, type RunningRegistry } from '../test/harness/index.ts';
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { KimgError } from '../errors/index.ts';
 import { ManualClock } from './clock.ts';
 import type { KubeletEvent } from './events.ts';
-import { FakeImageService } from './fake-image-service.ts';
+import { FakeImageService } from './testing/fake-image-service.ts';
 import { ImageGarbageCollector, amountToFree, evictionOrder, usagePercent, type ImageGcPolicy } from './gc.ts';
 
 const policy: ImageGcPolicy = { highThresholdPercent: 85, lowThresholdPercent: 80, minAgeMs: 120_000, maxAgeMs: 0 };

@@ -12,7 +12,7 @@ import { Backoff, backOffKey } from './backoff.ts';
 import { ManualClock } from './clock.ts';
 import type { KubeletImageConfig } from './config.ts';
 import type { KubeletEvent } from './events.ts';
-import { FakeImageService } from './fake-image-service.ts';
+import { FakeImageService } from './testing/fake-image-service.ts';
 import { ImageManager, type EnsureImageResult } from './image-manager.ts';
 import {
   METRIC_ENSURE_IMAGE_REQUESTS,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from './clock.ts';
 import type { KubeletEvent } from './events.ts';
-import { FakeImageService } from './fake-image-service.ts';
+import { FakeImageService } from './testing/fake-image-service.ts';
 import { ImageManager } from './image-manager.ts';
 import { PodImageWorker, containerPullPolicy, nextSyncDelayMs, podStatusText, type PodImageSpec } from './pod.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from './clock.ts';
-import { FakeImageService } from './fake-image-service.ts';
+import { FakeImageService } from './testing/fake-image-service.ts';
 import { ImagePullManager } from './pull-manager.ts';
 import { MemoryPullRecords } from './pull-records-store.ts';
 import { preflightPod, type PreflightContainer } from './preflight.ts';

@@ -12,12 +12,12 @@ import {
   FsPullRecords,
   ImageManager,
   ImagePullManager,
-  ManualClock,
   StoreImageService,
   preflightPod,
-  recordFileName,
   type KubeletEvent,
 } from '../../src/kubelet/index.ts';
+import { ManualClock } from '../../src/kubelet/testing/index.ts';
+import { recordFileName } from '../../src/kubelet/pull-records-codec.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import {
   buildImage,

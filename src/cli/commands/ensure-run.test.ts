@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FakeImageService, ImageManager, ManualClock, type KubeletEvent } from '../../kubelet/index.ts';
+import { ImageManager, type KubeletEvent } from '../../kubelet/index.ts';
+import { FakeImageService, ManualClock } from '../../kubelet/testing/index.ts';
 import { runEnsure, type SyncReport } from './ensure-run.ts';
 import type { WorkloadPod } from './ensure-workloads.ts';
 

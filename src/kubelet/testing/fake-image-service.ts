@@ -2,10 +2,10 @@
  * An in-memory image service for tests and examples: a "registry" of images (some private), the
  * images "present on the node", scripted failures, and a log of every call. No network, no disk.
  */
-import type { BasicCredential } from '../credentials/index.ts';
-import { KimgError } from '../errors/index.ts';
-import { parseDockerRef } from '../reference/index.ts';
-import type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from './image-service.ts';
+import type { BasicCredential } from '../../credentials/index.ts';
+import { KimgError } from '../../errors/index.ts';
+import { parseDockerRef } from '../../reference/index.ts';
+import type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from '../image-service.ts';
 
 export interface FakeRemoteImage {
   readonly digest: string;
