@@ -2,6 +2,7 @@
 // Figures vary between runs on a shared machine; compare the ratios, not the absolute numbers.
 import { runPullBench } from './pull.bench.ts';
 import { runReferenceBench } from './reference.bench.ts';
+import { runServeBench } from './serve.bench.ts';
 import { runWebhookBench } from './webhook.bench.ts';
 
 const only = process.argv.slice(2);
@@ -9,6 +10,7 @@ const suites: [string, () => Promise<void>][] = [
   ['reference', runReferenceBench],
   ['pull', runPullBench],
   ['webhook', runWebhookBench],
+  ['serve', runServeBench],
 ];
 
 for (const [name, run] of suites) {

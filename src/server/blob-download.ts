@@ -5,17 +5,21 @@
  * last byte of its answer before the blob verified: when verification fails, its connection is
  * reset instead of ending cleanly on a wrong body.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import { parseDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { BlobSink, RegistryClient } from '../registry/index.ts';
 import type { Ingest, Store } from '../store/index.ts';
 
 const READ_CHUNK = 1 << 20;
 
-export type DownloadState = 'starting' | 'running' | 'committed' | 'failed';
+/** `verified`: every byte arrived and hashes to the digest (the store's commit, which verifies
+ * again and syncs to disk, may still be running): clients may have their last byte. */
+export type DownloadState = 'starting' | 'running' | 'verified' | 'committed' | 'failed';
 
 export class BlobDownload extends EventEmitter {
   state: DownloadState = 'starting';
@@ -38,7 +42,7 @@ export class BlobDownload extends EventEmitter {
 
   /** Bytes in the partial file (or the whole blob once committed). */
   get bytes(): number {
-    if (this.state === 'committed') return this.descriptor.size;
+    if (this.state === 'committed' || this.state === 'verified') return this.descriptor.size;
     return this.ingest?.bytes ?? 0;
   }
 
@@ -65,27 +69,41 @@ export class BlobDownload extends EventEmitter {
         this.state = 'running';
         this.changed();
         const current = ingest;
+        // Hashed here too, so that clients get their last byte as soon as the content is
+        // known good, without waiting for the commit's fsync. A resumed partial is not: its
+        // first bytes were hashed by the store when it reopened them.
+        let hash: Hash | undefined =
+          current.offset === 0 ? createHash(parseDigest(descriptor.digest).algorithm) : undefined;
         const sink: BlobSink = {
           get offset() {
             return current.bytes;
           },
           write: async (chunk) => {
             await current.write(chunk);
+            hash?.update(chunk);
             this.onUpstreamBytes(chunk.byteLength);
             this.changed();
           },
           take: (chunk) => {
             const result = current.take(chunk);
+            hash?.update(chunk);
             this.onUpstreamBytes(chunk.byteLength);
             this.changed();
             return result;
           },
           reset: async () => {
             await current.reset();
+            hash = createHash(parseDigest(descriptor.digest).algorithm);
             this.changed();
           },
         };
         await this.client.fetchBlob(this.repo, descriptor, sink, { verify: false });
+        if (hash !== undefined && current.bytes === descriptor.size) {
+          if (`${parseDigest(descriptor.digest).algorithm}:${hash.digest('hex')}` === descriptor.digest) {
+            this.state = 'verified';
+            this.changed();
+          }
+        }
       }
       await ingest.commit();
       this.state = 'committed';
@@ -122,7 +140,8 @@ export class BlobDownload extends EventEmitter {
           return;
         }
         const committed = this.state === 'committed';
-        const available = committed ? stop : Math.min(this.bytes, end);
+        const complete = committed || this.state === 'verified';
+        const available = complete ? stop : Math.min(this.bytes, end);
         if (position >= stop) {
           res.end();
           return;

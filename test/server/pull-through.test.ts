@@ -32,7 +32,7 @@ import {
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
-import { blobGetCounts } from '../pull/helpers.ts';
+import { blobGetCounts, eventually } from '../pull/helpers.ts';
 import { startServer } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
@@ -105,6 +105,8 @@ describe('kimg registry serve --pull-through', { skip }, () => {
       await inspectRaw(`127.0.0.1:${server.port}/team/app:1`),
       await store.readBlob(image.digest, 1 << 20),
     );
+    // Recorded once the last blob committed (just after the client had its last byte).
+    await eventually(async () => (await store.getImage(`${proxy.host}/team/app:1`)) !== undefined, 'the tag');
     const record = await store.getImage(`${proxy.host}/team/app:1`);
     assert.equal(record?.descriptor.digest, image.digest);
     for (const layer of image.images[0]?.layers ?? []) assert.ok(await store.hasBlob(layer.digest));
@@ -150,7 +152,8 @@ describe('kimg registry serve --pull-through', { skip }, () => {
     const again = await httpRequest(`${server.url}/v2/team/multi/blobs/${layer.digest}`);
     assert.equal(again.status, 200);
     assert.equal(digestOf(again.body), layer.digest);
-    assert.ok(await store.hasBlob(layer.digest));
+    // The client has its last byte once the content verified; the commit (fsync, rename) follows.
+    await eventually(() => store.hasBlob(layer.digest), 'the blob committed');
     assert.ok(
       log.some((line) => line.includes(layer.digest) && line.includes('failed')),
       log.join('\n'),

@@ -1,0 +1,336 @@
+// `kimg registry serve` against the Distribution registry (2.8), both as separate processes on
+// loopback, measured in the same run, alternating:
+//   1. skopeo copying a stored 1 GiB image (8 × 128 MiB) out of each, over plain HTTP and TLS
+//      (Distribution serves the same image from its own storage; kimg from its store)
+//   2. the first pull of an uncached image through kimg's pull-through vs directly from the
+//      upstream Distribution registry (skopeo as the client, a fresh kimg store each round)
+//   3. manifest HEAD by tag from 200 concurrent keep-alive clients: latency percentiles
+//   4. peak RSS of the server while 20 clients download 128 MiB blobs at once
+// KIMG_BENCH_QUICK=1 runs 1/8 of the sizes. Run alone with `node --import tsx bench/serve.bench.ts`
+// or through `npm run bench serve`.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Client, request } from 'undici';
+import { MANIFEST_ACCEPT } from '../src/oci/index.ts';
+import { openStore } from '../src/store/index.ts';
+import {
+  buildImage,
+  copyImage,
+  ensureTools,
+  makeServerCertificates,
+  onExit,
+  pushImage,
+  startRegistry,
+  stopChild,
+  trackChild,
+  type BuiltImage,
+  type RunningRegistry,
+} from '../test/harness/index.ts';
+import { seedStore } from '../test/server/helpers.ts';
+import { MiB, best, fmtBytes, fmtRate, fmtRatio, fmtSeconds, median, peakRss, table, timed } from './measure.ts';
+
+const QUICK = process.env.KIMG_BENCH_QUICK === '1';
+const SCALE = QUICK ? 1 / 8 : 1;
+const ROUNDS = 2;
+/** Part 3: each client's pause between requests, and how many each sends. */
+const PACE_MS = 250;
+const EACH = 40;
+/** As containerd sends it (Distribution answers 404 to a HEAD without it for an OCI manifest). */
+const ACCEPT = { accept: MANIFEST_ACCEPT };
+const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
+
+interface Served {
+  readonly url: string;
+  readonly host: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** The command that runs kimg: the build (`dist/`, as installed) when it builds, else the sources under tsx. */
+let kimgCommand: string[] = ['--import', 'tsx', BIN];
+
+function useBuiltKimg(): void {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  try {
+    execFileSync(
+      process.execPath,
+      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')],
+      { stdio: 'inherit' },
+    );
+    kimgCommand = [join(root, 'bin', 'kimg.js')];
+    console.log('kimg runs from the build (dist/)');
+  } catch {
+    console.log('(the build failed: kimg runs the TypeScript sources under tsx)');
+  }
+}
+
+/** `kimg registry serve` as a child process, as a node runs it; resolves with the URL it prints. */
+async function kimgServe(args: readonly string[]): Promise<Served> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...kimgCommand, 'registry', 'serve', '--listen', '127.0.0.1:0', '--no-access-log', ...args],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  trackChild(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    if (child.stdout === null) throw new Error('no stdout');
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`kimg registry serve exited with ${code}`)));
+  });
+  return { url, host: new URL(url).host, pid: child.pid ?? -1, stop: () => stopChild(child, 5000) };
+}
+
+/** skopeo copy of `ref` into a fresh layout; wall milliseconds. */
+async function skopeoCopy(ref: string, dir: string, certDir: string | undefined): Promise<number> {
+  const { ms } = await timed(() =>
+    copyImage(`docker://${ref}`, `oci:${dir}:x`, {
+      src: certDir === undefined ? { tlsVerify: false } : { tlsVerify: true, certDir },
+      timeoutMs: 600_000,
+    }),
+  );
+  await rm(dir, { recursive: true, force: true });
+  return ms;
+}
+
+function sizeOf(image: BuiltImage): number {
+  const platform = image.images[0];
+  if (platform === undefined) return 0;
+  return platform.layers.reduce((sum, l) => sum + l.size, platform.config.size + platform.manifest.size);
+}
+
+function verdict(label: string, value: number, target: string, met: boolean): void {
+  console.log(`${label}: ${value.toFixed(2)} (target ${target}): ${met ? 'met' : 'NOT met'}`);
+}
+
+export async function runServeBench(): Promise<void> {
+  const started = performance.now();
+  ensureTools(['docker-registry', 'skopeo']);
+  useBuiltKimg();
+  const work = await mkdtemp(join(tmpdir(), 'kimg-bench-serve-'));
+  const forget = onExit(() => rmSync(work, { recursive: true, force: true }));
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const big = await buildImage({
+      layers: Array<number>(8).fill(128 * MiB * SCALE),
+      seed: 'bench-serve-big',
+      compression: 'none',
+      layout: join(work, 'layouts', 'big'),
+    });
+    const mid = await buildImage({
+      layers: Array<number>(4).fill(50 * MiB * SCALE),
+      seed: 'bench-serve-mid',
+      compression: 'none',
+      layout: join(work, 'layouts', 'mid'),
+    });
+    const tiny = await buildImage({
+      layers: [100_000],
+      seed: 'bench-serve-tiny',
+      layout: join(work, 'layouts', 'tiny'),
+    });
+    const tlsRegistry = await startRegistry({ logLevel: 'error', tls: true });
+    stops.push(() => tlsRegistry.stop());
+    const plainRegistry: RunningRegistry = await startRegistry({
+      logLevel: 'error',
+      env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: tlsRegistry.storageDir },
+    });
+    stops.push(() => plainRegistry.stop());
+    await pushImage(big, tlsRegistry, 'bench/big:v1');
+    await pushImage(mid, tlsRegistry, 'bench/mid:v1');
+    await pushImage(tiny, tlsRegistry, 'bench/tiny:v1');
+    const storeDir = join(work, 'store');
+    const store = await openStore(storeDir);
+    await seedStore(store, big, 'docker.io/bench/big:v1');
+    const certs = await makeServerCertificates(join(work, 'certs'));
+    const plain = await kimgServe(['--store', storeDir]);
+    stops.push(() => plain.stop());
+    const tls = await kimgServe(['--store', storeDir, '--tls-cert', certs.certFile, '--tls-key', certs.keyFile]);
+    stops.push(() => tls.stop());
+    const bigBytes = sizeOf(big);
+    console.log(`kimg ${plain.url} and ${tls.url}; Distribution ${plainRegistry.url} and ${tlsRegistry.url}`);
+
+    // 1. Serving a stored image to skopeo.
+    console.log(
+      `\n## 1. skopeo copy of ${fmtBytes(bigBytes)} (8 layers) from each server (${ROUNDS} rounds, alternating)`,
+    );
+    const ratios: Record<string, number> = {};
+    for (const transport of ['plain HTTP', 'TLS'] as const) {
+      const peers = [
+        {
+          name: 'kimg',
+          host: transport === 'TLS' ? tls.host : plain.host,
+          certDir: transport === 'TLS' ? certs.certDir : undefined,
+        },
+        {
+          name: 'Distribution',
+          host: transport === 'TLS' ? tlsRegistry.host : plainRegistry.host,
+          certDir: transport === 'TLS' ? tlsRegistry.certDir : undefined,
+        },
+      ];
+      const samples = new Map<string, number[]>(peers.map((p) => [p.name, []]));
+      // One untimed copy from each first (kimg's server compiles its code on first use).
+      for (const peer of peers) await skopeoCopy(`${peer.host}/bench/big:v1`, join(work, 'warm-up'), peer.certDir);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (let i = 0; i < peers.length; i++) {
+          const peer = peers[(round + i) % peers.length];
+          if (peer === undefined) continue;
+          samples
+            .get(peer.name)
+            ?.push(await skopeoCopy(`${peer.host}/bench/big:v1`, join(work, `out-${peer.name}`), peer.certDir));
+        }
+      }
+      table(
+        ['server', `MB/s per run (${transport})`, 'best', 'median'],
+        [...samples].map(([name, times]) => [
+          name,
+          times.map((ms) => fmtRate(bigBytes, ms)).join(' '),
+          fmtRate(bigBytes, best(times)),
+          fmtRate(bigBytes, median(times)),
+        ]),
+      );
+      const ratio = median(samples.get('Distribution') ?? []) / median(samples.get('kimg') ?? []);
+      ratios[transport] = ratio;
+      verdict(`Distribution time ÷ kimg time, ${transport}`, ratio, '≥ 1.0', ratio >= 1);
+    }
+
+    // 2. First pull through the mirror vs direct.
+    const midBytes = sizeOf(mid);
+    console.log(
+      `\n## 2. First pull of ${fmtBytes(midBytes)} (4 layers) by skopeo: through kimg --pull-through vs directly (plain HTTP)`,
+    );
+    const direct: number[] = [];
+    const through: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      direct.push(await skopeoCopy(`${plainRegistry.host}/bench/mid:v1`, join(work, 'out-direct'), undefined));
+      const mirrorStore = join(work, `mirror-${round}`);
+      const mirror = await kimgServe([
+        '--store',
+        mirrorStore,
+        '--pull-through',
+        '--default-upstream',
+        plainRegistry.host,
+      ]);
+      try {
+        // Untimed: a small image through the new process first, so that its code is compiled.
+        await skopeoCopy(`${mirror.host}/bench/tiny:v1`, join(work, 'warm-up'), undefined);
+        through.push(await skopeoCopy(`${mirror.host}/bench/mid:v1`, join(work, 'out-through'), undefined));
+      } finally {
+        await mirror.stop();
+        await rm(mirrorStore, { recursive: true, force: true });
+      }
+    }
+    table(
+      ['path', 's per run', 'median s'],
+      [
+        ['direct from Distribution', direct.map(fmtSeconds).join(' '), fmtSeconds(median(direct))],
+        ['through kimg (uncached)', through.map(fmtSeconds).join(' '), fmtSeconds(median(through))],
+      ],
+    );
+    const firstPull = median(through) / median(direct);
+    verdict('through ÷ direct', firstPull, '≤ 1.25', firstPull <= 1.25);
+
+    // 3. Manifest HEAD by tag, 200 keep-alive clients.
+    console.log(
+      `\n## 3. Manifest HEAD by tag, 200 concurrent keep-alive clients, each sending one every ${PACE_MS} ms (≈ ${Math.round((200 * 1000) / PACE_MS)} requests/s), ${EACH} each (plain HTTP)`,
+    );
+    const latencyRows: string[][] = [];
+    let kimgP99 = Number.NaN;
+    for (const [name, base] of [
+      ['kimg', plain.url],
+      ['Distribution', plainRegistry.url],
+    ] as const) {
+      const latencies = await headStorm(base, '/v2/bench/big/manifests/v1', 200, EACH);
+      latencies.sort((a, b) => a - b);
+      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+      if (name === 'kimg') kimgP99 = at(0.99);
+      latencyRows.push([
+        name,
+        String(latencies.length),
+        at(0.5).toFixed(2),
+        at(0.9).toFixed(2),
+        at(0.99).toFixed(2),
+        at(1).toFixed(2),
+      ]);
+    }
+    table(['server', 'requests', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], latencyRows);
+    verdict('kimg p99 ms', kimgP99, '< 5', kimgP99 < 5);
+
+    // 4. RSS while serving 20 concurrent 128 MiB downloads.
+    console.log(`\n## 4. Peak RSS while 20 clients download ${fmtBytes(128 * MiB * SCALE)} blobs at once (plain HTTP)`);
+    const layers = big.images[0]?.layers ?? [];
+    const rssRows: string[][] = [];
+    let kimgRss = Number.NaN;
+    // A fresh kimg process, so that its peak RSS is this part's alone.
+    const fresh = await kimgServe(['--store', storeDir]);
+    stops.push(() => fresh.stop());
+    for (const [name, base, pid] of [
+      ['kimg', fresh.url, fresh.pid],
+      ['Distribution', plainRegistry.url, plainRegistry.pid],
+    ] as const) {
+      const before = peakRss(pid) ?? Number.NaN;
+      const { ms } = await timed(() =>
+        Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const layer = layers[i % layers.length];
+            if (layer === undefined) return;
+            const res = await request(`${base}/v2/bench/big/blobs/${layer.digest}`);
+            for await (const chunk of res.body) void chunk;
+          }),
+        ),
+      );
+      const after = peakRss(pid) ?? Number.NaN;
+      if (name === 'kimg') kimgRss = after;
+      rssRows.push([name, fmtBytes(before), fmtBytes(after), fmtRate(20 * 128 * MiB * SCALE, ms)]);
+    }
+    table(['server', 'peak RSS before', 'peak RSS after (peak of its whole life)', 'MB/s in all'], rssRows);
+    verdict('kimg peak RSS MB', kimgRss / 1e6, '< 150', kimgRss / 1e6 < 150);
+    const cpuInfo = (await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/^processor/gm)?.length ?? 0;
+    console.log(
+      `\n(${cpuInfo} CPUs; ratios ${JSON.stringify(Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, fmtRatio(v)])))})`,
+    );
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+    forget();
+  }
+  console.log(`\nserve bench: ${fmtSeconds(performance.now() - started)} s in all`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `clients` keep-alive connections, each sending `each` HEADs at a pace; every latency in ms. */
+async function headStorm(base: string, path: string, clients: number, each: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const connections = Array.from({ length: clients }, () => new Client(base, { pipelining: 1 }));
+  try {
+    // One request per connection first, so that connecting is not measured.
+    await Promise.all(
+      connections.map(async (c) => (await c.request({ method: 'HEAD', path, headers: ACCEPT })).body.resume()),
+    );
+    await Promise.all(
+      connections.map(async (client) => {
+        // Spread the clients' starts over one pace, then each waits PACE_MS between requests.
+        await sleep(Math.random() * PACE_MS);
+        for (let i = 0; i < each; i++) {
+          if (i > 0) await sleep(PACE_MS);
+          const t0 = performance.now();
+          const res = await client.request({ method: 'HEAD', path, headers: ACCEPT });
+          res.body.resume();
+          if (res.statusCode !== 200) throw new Error(`HEAD ${path}: ${res.statusCode}`);
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(connections.map((c) => c.close()));
+  }
+  return latencies;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runServeBench();
+}
