@@ -41,6 +41,8 @@ const USAGE_CODES: ReadonlySet<string> = new Set([
   'ErrInvalidConfig',
   'ErrInvalidYaml',
   'ErrYamlTooComplex',
+  'ErrInvalidManifest',
+  'kubelet.ErrInvalidConfiguration',
 ]);
 
 /** The exit status for a failure: 2 for usage and configuration errors, else 1. */

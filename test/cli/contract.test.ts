@@ -75,7 +75,7 @@ describe('kimg command-line contract', { skip }, () => {
     XDG_DATA_HOME: join(tmp.path, 'xdg-data'),
     XDG_STATE_HOME: join(tmp.path, 'xdg-state'),
     KIMG_STORE: '',
-    KIMG_HOSTS_DIR: join(tmp.path, 'no-hosts'),
+    KIMG_HOSTS_DIR: join(tmp.path, 'no-hosts'), // empty: no host configuration of this machine
     DOCKER_CONFIG: join(tmp.path, 'no-docker-config'),
     REGISTRY_AUTH_FILE: join(tmp.path, 'no-auth.json'),
     ...extra,
@@ -101,6 +101,7 @@ describe('kimg command-line contract', { skip }, () => {
   before(async () => {
     tmp = await makeTempDir('kimg-cli-contract-');
     store = join(tmp.path, 'store');
+    await mkdir(join(tmp.path, 'no-hosts'));
     registry = await startRegistry();
     proxy = await startFaultProxy({ upstream: registry.url });
     [app, big] = await Promise.all([
@@ -129,6 +130,7 @@ describe('kimg command-line contract', { skip }, () => {
       'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: x}]\n',
     );
     const typo = join(tmp.path, 'typo');
+    await writeFile(join(tmp.path, 'none.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n');
     const cases: [string[], RegExp][] = [
       [['ref', '-o', 'xml', 'busybox'], /-o\/--output must be one of text, json, yaml, got "xml"/],
       [['images', '-o', 'table'], /-o\/--output must be one of/],
@@ -138,6 +140,8 @@ describe('kimg command-line contract', { skip }, () => {
       [['pull', '--creds', 'alice', 'busybox'], /--creds must be USER:PASSWORD/],
       [['ensure', '-f', pod, '--watch', '--watch-timeout', '5 minutes'], /--watch-timeout must be a duration/],
       [['ensure', '-f', join(tmp.path, 'absent.yaml')], /-f .*absent\.yaml: no such file or directory/],
+      [['ensure', '-f', pod, '--config', typo], /--config .*typo: no such file or directory/],
+      [['ensure', '-f', join(tmp.path, 'none.yaml')], /no Pod or workload in .*none\.yaml/],
       [['pin', '--timeout', '30', '-f', pod], /--timeout must be a duration such as 30s/],
       [['webhook', 'manifests', '--image', 'x', '--replicas', 'two'], /--replicas must be a whole number/],
       [['fsck', '--store', typo], /--store: no image store at .*typo/],

@@ -28,6 +28,7 @@ import {
   writeGcState,
   type KubeletFlags,
 } from './ensure-node.ts';
+import { requirePath } from '../registry-options.ts';
 import { collectManifests } from './ensure-workloads.ts';
 
 export interface ThresholdGcFlags extends KubeletFlags {
@@ -113,6 +114,7 @@ export async function runThresholdGc(
 
   const inUseNames = [...(flags.inUse ?? [])];
   if (flags.filename !== undefined) {
+    for (const file of flags.filename) await requirePath('-f', file, 'file');
     const files = await Promise.all(flags.filename.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
     for (const pod of collectManifests(files, 'default').pods)
       for (const c of [...pod.initContainers, ...pod.containers]) inUseNames.push(c.image);

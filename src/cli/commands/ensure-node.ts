@@ -33,7 +33,7 @@ import type { Store } from '../../store/index.ts';
 import { parseYamlValue, YamlError } from '../../yaml/index.ts';
 import type { Io } from '../io.ts';
 import { loggerFrom } from '../log.ts';
-import { hostsConfigFrom, type HostsFlags } from '../registry-options.ts';
+import { hostsConfigFrom, requirePath, type HostsFlags } from '../registry-options.ts';
 
 /** Flags shared by `kimg ensure` and `kimg gc --thresholds`: the kubelet's own names. */
 export interface KubeletFlags {
@@ -79,6 +79,7 @@ export async function kubeletConfigFrom(
 ): Promise<KubeletImageConfig> {
   const inputs: KubeletImageConfigInput[] = [];
   if (flags.config !== undefined) {
+    await requirePath('--config', flags.config, 'file');
     const text = await readFile(flags.config, 'utf8');
     let document: unknown;
     try {
@@ -145,6 +146,7 @@ export async function openNode(
   const platform = formatPlatform(flags.platform === undefined ? hostPlatform() : parsePlatform(flags.platform));
   const warnings: string[] = [];
   const hosts = await hostsConfigFrom(flags, io);
+  for (const file of flags.caFile ?? []) await requirePath('--ca-file', file, 'file');
   const caPems = await Promise.all((flags.caFile ?? []).map((f) => readFile(f, 'utf8')));
   const trace = loggerFrom(flags, io).registryEvents;
   const service = new StoreImageService({
@@ -172,6 +174,7 @@ export async function openNode(
         '--image-credential-provider-config needs --image-credential-provider-bin-dir',
       );
     }
+    await requirePath('--image-credential-provider-config', flags.imageCredentialProviderConfig, 'file');
     const text = await readFile(flags.imageCredentialProviderConfig, 'utf8');
     const providerConfig = parseCredentialProviderConfig(
       parseYamlValue(text, flags.imageCredentialProviderConfig),
