@@ -1,0 +1,96 @@
+/**
+ * An archive image as the source end of a copy (`oci-archive:FILE[:REF]`,
+ * `docker-archive:FILE[:REF]`): the shape `src/copy` takes for any source (label, top level,
+ * verified documents, re-openable blobs), so the copy engine reads archives as it reads layouts
+ * and registries.
+ */
+import type { Descriptor } from '../oci/index.ts';
+import type { BlobSource } from '../registry/index.ts';
+import { Archive, type ArchiveImage, type OpenArchiveOptions } from './archive.ts';
+import { ArchiveError } from './errors.ts';
+import { storeNameOf } from './load.ts';
+
+/** The image's top level: descriptor, exact bytes and the name the archive gives it. */
+export interface ArchiveTopLevel {
+  readonly descriptor: Descriptor;
+  readonly bytes: Uint8Array;
+  readonly name?: string;
+}
+
+/** One image of an archive, read as a copy source. */
+export interface ArchiveImageSource {
+  readonly label: string;
+  readonly archive: Archive;
+  root(signal?: AbortSignal): Promise<ArchiveTopLevel>;
+  manifest(descriptor: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
+  hasBlob(descriptor: Descriptor): Promise<boolean>;
+  blob(descriptor: Descriptor): BlobSource;
+  close(): Promise<void>;
+}
+
+/**
+ * The image `reference` designates in `archive`: a name (normalized, `busybox` = `docker.io/
+ * library/busybox:latest`), a bare tag as `ref.name` holds it, or `@N` (the N-th image, as
+ * skopeo's docker-archive takes it); none: the only image.
+ */
+export function selectArchiveImage(archive: Archive, reference: string | undefined): ArchiveImage {
+  const names = archive.images.map((i) => i.name ?? i.tag ?? i.descriptor.digest);
+  const fail = (why: string): never => {
+    throw new ArchiveError(
+      'ErrImageUnknown',
+      `archive ${archive.file}: ${why} (it holds: ${names.join(', ') || 'nothing'})`,
+      {
+        archive: archive.file,
+      },
+    );
+  };
+  if (reference === undefined) {
+    const distinct = new Set(archive.images.map((i) => i.descriptor.digest));
+    if (distinct.size !== 1) return fail(`${archive.images.length} images; name one (FILE:REF)`);
+    return archive.images[0] as ArchiveImage;
+  }
+  const at = /^@(\d+)$/.exec(reference)?.[1];
+  if (at !== undefined) return archive.images[Number(at)] ?? fail(`no image @${at}`);
+  const normalize = (name: string): string | undefined => {
+    try {
+      return storeNameOf(
+        { name, tag: undefined, descriptor: { mediaType: '', digest: '', size: 0 } },
+        '',
+        archive.file,
+      );
+    } catch {
+      return undefined;
+    }
+  };
+  const wanted = normalize(reference);
+  return (
+    archive.images.find((i) => i.tag === reference || i.name === reference) ??
+    archive.images.find((i) => i.name !== undefined && wanted !== undefined && normalize(i.name) === wanted) ??
+    fail(`no image named ${JSON.stringify(reference)}`)
+  );
+}
+
+/** Opens `file` and selects one image as a copy source; `close()` releases nothing but is there
+ * for the copy engine's contract. */
+export async function openArchiveSource(
+  file: string,
+  reference: string | undefined,
+  options: OpenArchiveOptions & { label?: string } = {},
+): Promise<ArchiveImageSource> {
+  const archive = await Archive.open(file, options);
+  const image = selectArchiveImage(archive, reference);
+  const label = options.label ?? `${archive.format}:${file}${reference === undefined ? '' : `:${reference}`}`;
+  return {
+    label,
+    archive,
+    async root() {
+      const bytes = await archive.document(image.descriptor);
+      const name = image.name ?? image.tag;
+      return { descriptor: image.descriptor, bytes, ...(name !== undefined && { name }) };
+    },
+    manifest: (descriptor) => archive.document(descriptor),
+    hasBlob: async (descriptor) => archive.hasBlob(descriptor),
+    blob: (descriptor) => archive.blob(descriptor),
+    close: async () => undefined,
+  };
+}
