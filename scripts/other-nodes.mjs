@@ -35,14 +35,23 @@ export function nodeBinary(major) {
   const work = mkdtempSync(join(tmpdir(), `kimg-node-${major}-`));
   try {
     console.log(`# installing Node ${major} from npm (${pkg}) into ${dir}`);
-    const pack = spawnSync('npm', ['pack', pkg, '--pack-destination', work, '--silent'], {
+    const pack = spawnSync('npm', ['pack', pkg, '--pack-destination', work, '--loglevel=error'], {
       encoding: 'utf8',
       timeout: 300_000,
       cwd: work,
     });
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
     if (pack.status !== 0 || tarball === undefined)
-      return { why: `npm pack ${pkg} failed: ${(pack.stderr || pack.error?.message || '').trim().split('\n').at(-1)}` };
+      return {
+        why: `npm pack ${pkg} failed: ${
+          (pack.stderr || pack.error?.message || `exit ${pack.status}`)
+            .split('\n')
+            .map((l) => l.replace(/^npm (error|ERR!) /, '').trim())
+            .filter((l) => l !== '' && !l.startsWith('A complete log'))
+            .slice(0, 2)
+            .join('; ') || `exit ${pack.status}`
+        }`,
+      };
     const unpacked = join(work, 'unpacked');
     mkdirSync(unpacked);
     const tar = spawnSync('tar', ['-xzf', join(work, tarball), '-C', unpacked, '--strip-components=1'], {
