@@ -4,15 +4,9 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import {
-  BasicCredential,
-  CredentialHelperError,
-  HostCredentialResolver,
-  IdentityTokenCredential,
-  getFromCredentialHelper,
-  parseDockerConfigFile,
-  parseHelperOutput,
-} from './index.ts';
+import { BasicCredential, CredentialHelperError, HostCredentialResolver, IdentityTokenCredential } from './index.ts';
+import { getFromCredentialHelper, parseHelperOutput } from './credential-helper.ts';
+import { parseDockerConfigFile } from './docker-config.ts';
 
 const SECRET = 'helper-s3cret-value';
 

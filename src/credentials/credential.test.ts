@@ -4,16 +4,14 @@ import { format, inspect } from 'node:util';
 import {
   BasicCredential,
   IdentityTokenCredential,
-  REDACTED,
   RegistryTokenCredential,
-  isCredential,
   keyringFromPullSecrets,
-  parseDockerConfigFile,
-  parsePullSecret,
-  parseProviderResponse,
-  redact,
   type Credential,
 } from './index.ts';
+import { REDACTED, isCredential, redact } from './credential.ts';
+import { parseDockerConfigFile } from './docker-config.ts';
+import { parsePullSecret } from './secrets.ts';
+import { parseProviderResponse } from './provider-response.ts';
 
 const PASSWORD = 'pa55-w0rd-xyz';
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.refresh.token';

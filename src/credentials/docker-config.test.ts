@@ -11,15 +11,15 @@ import {
   HostCredentialResolver,
   IdentityTokenCredential,
   RegistryTokenCredential,
-  containersAuthPaths,
-  dockerConfigPath,
-  loadCredentialFiles,
+  type Credential,
+} from './index.ts';
+import { containersAuthPaths, dockerConfigPath, loadCredentialFiles } from './docker-config-files.ts';
+import {
   normalizeAuthKey,
   parseDockerConfigFile,
   resolveInDockerConfig,
-  type Credential,
   type RegistryTarget,
-} from './index.ts';
+} from './docker-config.ts';
 
 const SECRET = 'cfg-s3cret-pw';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');

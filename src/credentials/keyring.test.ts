@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  BasicCredential,
-  Keyring,
-  credentialHash,
-  indexKey,
-  isDockerHubFallbackTarget,
-  lookupInOrder,
-  urlsMatch,
-  type CredentialSource,
-  type KubeletDockerConfig,
-} from './index.ts';
+import { BasicCredential, Keyring } from './index.ts';
+import { credentialHash } from './credential-hash.ts';
+import { indexKey, isDockerHubFallbackTarget, lookupInOrder, urlsMatch, type CredentialSource } from './keyring.ts';
+import { type KubeletDockerConfig } from './kubelet-config.ts';
 
 const node: CredentialSource = { kind: 'node', path: '/var/lib/kubelet/config.json' };
 const secret = (name: string): CredentialSource => ({ kind: 'secret', namespace: 'default', name, uid: `uid-${name}` });

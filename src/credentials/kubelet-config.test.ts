@@ -6,7 +6,7 @@ import {
   decodeDockerConfigJson,
   encodeKubeletEntry,
   type KubeletDockerConfig,
-} from './index.ts';
+} from './kubelet-config.ts';
 
 /** A credential's fields as plain data (deepEqual does not see private fields). */
 const plain = (config: KubeletDockerConfig) =>

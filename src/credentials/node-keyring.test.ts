@@ -3,17 +3,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { BasicCredential, Keyring, lookupPullCredentials, NodeConfigError, NodeKeyring } from './index.ts';
 import {
-  BasicCredential,
-  Keyring,
   NODE_CONFIG_LIFETIME_MS,
-  lookupPullCredentials,
-  NodeConfigError,
-  NodeKeyring,
   nodeConfigJsonPaths,
   nodeDockercfgPaths,
   readNodeDockerConfig,
-} from './index.ts';
+} from './node-keyring.ts';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const configJson = (user: string) => JSON.stringify({ auths: { 'reg.example.com': { auth: b64(`${user}:pw`) } } });

@@ -7,15 +7,15 @@ import { inspect } from 'node:util';
 import {
   BasicCredential,
   CredentialProviderError,
-  CredentialProviderPlugin,
   CredentialProviders,
   ProviderConfigError,
   parseCredentialProviderConfig,
   parseGoDuration,
-  parseProviderResponse,
-  type CredentialProviderSpec,
-  type KubeletDockerConfig,
 } from './index.ts';
+import { CredentialProviderPlugin } from './provider.ts';
+import { parseProviderResponse } from './provider-response.ts';
+import { type CredentialProviderSpec } from './provider-config.ts';
+import { type KubeletDockerConfig } from './kubelet-config.ts';
 
 /** A credential's fields as plain data (deepEqual does not see private fields). */
 const plain = (config: KubeletDockerConfig) =>

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import {
-  PullSecretError,
-  keyringFromPullSecrets,
-  parsePullSecret,
-  type KubeletDockerConfig,
-  type SecretObject,
-} from './index.ts';
+import { PullSecretError, keyringFromPullSecrets, type SecretObject } from './index.ts';
+import { parsePullSecret } from './secrets.ts';
+import { type KubeletDockerConfig } from './kubelet-config.ts';
 
 /** A credential's fields as plain data (deepEqual does not see private fields). */
 const plain = (config: KubeletDockerConfig) =>

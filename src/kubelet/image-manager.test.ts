@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  BasicCredential,
-  CredentialProviders,
-  Keyring,
-  decodeDockerConfigJson,
-  parseCredentialProviderConfig,
-  type ProgramRunner,
-} from '../credentials/index.ts';
+import { BasicCredential, CredentialProviders, Keyring, parseCredentialProviderConfig } from '../credentials/index.ts';
+import { decodeDockerConfigJson } from '../credentials/kubelet-config.ts';
+import { type ProgramRunner } from '../credentials/run-program.ts';
 import { Backoff, backOffKey } from './backoff.ts';
 import { ManualClock } from './clock.ts';
 import type { KubeletImageConfig } from './config.ts';

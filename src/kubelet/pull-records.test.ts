@@ -4,7 +4,8 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { credentialHash, BasicCredential } from '../credentials/index.ts';
+import { BasicCredential } from '../credentials/index.ts';
+import { credentialHash } from '../credentials/credential-hash.ts';
 import {
   decodePullIntent,
   decodePulledRecord,
