@@ -4,9 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { main } from '../../src/cli/index.ts';
 import {
   Containerd,
   buildImage,
@@ -21,46 +19,9 @@ import {
   type RunningRegistry,
   type TempDir,
 } from '../harness/index.ts';
+import { kimg, storedImages } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo', 'containerd', 'ctr']);
-
-interface Result {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `kimg ARGS` in-process, with an environment of its own. */
-export async function kimg(args: readonly string[], home: string): Promise<Result> {
-  const [stdout, stderr] = [new PassThrough(), new PassThrough()];
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.setEncoding('utf8').on('data', (s: string) => out.push(s));
-  stderr.setEncoding('utf8').on('data', (s: string) => err.push(s));
-  const env = {
-    ...process.env,
-    HOME: home,
-    KIMG_STORE: '',
-    DOCKER_CONFIG: join(home, 'none'),
-    REGISTRY_AUTH_FILE: join(home, 'none.json'),
-  };
-  const status = await main(args, { stdout, stderr, stdin: Readable.from([]), env });
-  return { status, stdout: out.join(''), stderr: err.join('') };
-}
-
-interface ImageLine {
-  name: string;
-  digest: string;
-}
-
-export async function storedImages(store: string, home: string): Promise<ImageLine[]> {
-  const r = await kimg(['images', '--store', store, '-o', 'json'], home);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as ImageLine);
-}
 
 async function configDigest(store: string, image: string, home: string): Promise<string> {
   const r = await kimg(['inspect', '--store', store, image, '-o', 'json'], home);
