@@ -230,7 +230,7 @@ describe('kimg command-line contract', { skip }, () => {
     assert.match(bars.stdout, new RegExp(`${short}: Already exists`));
   });
 
-  test('pull -o json prints one record; images -o json is JSON Lines, -o yaml a YAML stream; -q and --digests', async () => {
+  test('pull -o json prints one record; images -o json is JSON Lines, -o yaml a YAML stream; -q and --digests; webhook manifests -o json', async () => {
     const pulled = await kimgHere(['pull', '-o', 'json', '--store', store, ref('c/app:v1')]);
     assert.equal(pulled.status, 0, pulled.stderr);
     const record = JSON.parse(pulled.stdout) as Record<string, unknown>;
@@ -260,6 +260,11 @@ describe('kimg command-line contract', { skip }, () => {
     assert.deepEqual(lines(quiet.stdout).sort(), listed.map((i) => i.digest.slice(7, 19)).sort());
     const digests = await kimgHere(['images', '--digests', '--store', store]);
     assert.ok(digests.stdout.includes(app.digest), digests.stdout);
+
+    const objects = await kimgHere(['webhook', 'manifests', '--image', ref('c/app:v1'), '-o', 'json']);
+    assert.equal(objects.status, 0, objects.stderr);
+    const kinds = lines(objects.stdout).map((l) => (JSON.parse(l) as { kind: string }).kind);
+    assert.ok(kinds.includes('Deployment') && kinds.includes('MutatingWebhookConfiguration'), kinds.join(' '));
   });
 
   test('the short digest images prints is accepted by inspect and rmi; a prefix of two digests is an error', async () => {

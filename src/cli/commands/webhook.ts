@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseYamlValues } from '../../yaml/index.ts';
 import {
   AdmissionConfigError,
   WebhookServer,
@@ -11,7 +12,16 @@ import {
   type AdmissionConfig,
 } from '../../admission/index.ts';
 import { isKimgError } from '../../errors/index.ts';
-import { UsageError, formatError, wholeNumberFlag, writeLine, type Io } from '../io.ts';
+import {
+  writeRaw,
+  printRecords,
+  choiceFlag,
+  UsageError,
+  formatError,
+  wholeNumberFlag,
+  writeLine,
+  type Io,
+} from '../io.ts';
 import { loggerFrom, type LogFlags } from '../log.ts';
 
 interface ServeFlags {
@@ -41,6 +51,7 @@ interface ManifestFlags {
   readonly clientCaFile?: string;
   readonly allowFrom?: string[];
   readonly networkPolicy: boolean;
+  readonly output: string;
 }
 
 /** `Issuer/NAME` or `ClusterIssuer/NAME`. */
@@ -199,8 +210,14 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
     .option('--no-network-policy', 'leave out the NetworkPolicy')
     .option('--no-mutating', 'leave out the MutatingWebhookConfiguration')
     .option('--no-validating', 'leave out the ValidatingWebhookConfiguration')
+    .option(
+      '-o, --output <format>',
+      'yaml (a stream `kubectl apply -f -` reads) or json (one object per line, which it reads too)',
+      'yaml',
+    )
     .action(async (flags: ManifestFlags) => {
       await guarded(io, setExit, async () => {
+        const format = choiceFlag('-o/--output', flags.output, ['yaml', 'json'] as const);
         const replicas = wholeNumberFlag('--replicas', flags.replicas, 1);
         const timeoutSeconds = wholeNumberFlag('--timeout-seconds', flags.timeoutSeconds, 1, 30);
         if (flags.failurePolicy !== 'Fail' && flags.failurePolicy !== 'Ignore')
@@ -242,23 +259,23 @@ export function registerWebhook(program: Command, io: Io, setExit: (code: number
             throw err;
           }
         };
-        io.stdout.write(
-          render({
-            image: flags.image,
-            namespace,
-            name: flags.name,
-            replicas,
-            timeoutSeconds,
-            failurePolicy: flags.failurePolicy,
-            mutating: flags.mutating,
-            validating: flags.validating,
-            matchConditions: flags.matchConditions === true,
-            config,
-            ...tls,
-            ...(clientCaPem !== undefined && { clientCaPem }),
-            networkPolicy: flags.networkPolicy && { allowFrom: flags.allowFrom ?? [] },
-          }),
-        );
+        const manifests = render({
+          image: flags.image,
+          namespace,
+          name: flags.name,
+          replicas,
+          timeoutSeconds,
+          failurePolicy: flags.failurePolicy,
+          mutating: flags.mutating,
+          validating: flags.validating,
+          matchConditions: flags.matchConditions === true,
+          config,
+          ...tls,
+          ...(clientCaPem !== undefined && { clientCaPem }),
+          networkPolicy: flags.networkPolicy && { allowFrom: flags.allowFrom ?? [] },
+        });
+        if (format === 'yaml') writeRaw(io.stdout, manifests);
+        else await printRecords(io, 'json', parseYamlValues(manifests, 'the manifests'));
       });
     });
 }
