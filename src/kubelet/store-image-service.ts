@@ -25,6 +25,7 @@ import {
   type Platform,
 } from '../oci/index.ts';
 import {
+  MemoryBlobSink,
   Puller,
   describeStoredImage,
   storedName,
@@ -34,7 +35,7 @@ import {
   type PullerOptions,
 } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
-import { credentialIdentity, type BlobSink, type CallOptions, type EventSink } from '../registry/index.ts';
+import { credentialIdentity, type CallOptions, type EventSink } from '../registry/index.ts';
 import { splitImageName, type ImageRecord, type Store } from '../store/index.ts';
 import type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from './image-service.ts';
 
@@ -60,22 +61,6 @@ export function runtimeError(err: unknown): unknown {
   if (isKimgError(err) && UNAVAILABLE_CODES.has(err.code))
     return new KimgError(err.code, `RegistryUnavailable: ${err.message}`, { cause: err });
   return err;
-}
-
-class MemorySink implements BlobSink {
-  #chunks: Buffer[] = [];
-  offset = 0;
-  async write(chunk: Uint8Array): Promise<void> {
-    this.#chunks.push(Buffer.from(chunk));
-    this.offset += chunk.byteLength;
-  }
-  async reset(): Promise<void> {
-    this.#chunks = [];
-    this.offset = 0;
-  }
-  bytes(): Buffer {
-    return Buffer.concat(this.#chunks);
-  }
 }
 
 export class StoreImageService implements ImageService, ImageResolver {
@@ -238,7 +223,7 @@ export class StoreImageService implements ImageService, ImageResolver {
     call: CallOptions,
   ): Promise<Platform | undefined> {
     if (config.size > MAX_CONFIG_BYTES) return undefined;
-    const sink = new MemorySink();
+    const sink = new MemoryBlobSink(config.size);
     try {
       await puller.client.fetchBlob(repo, config, sink, call);
       const parsed = JSON.parse(sink.bytes().toString('utf8')) as {

@@ -14,6 +14,7 @@ export { EndpointResolver } from './endpoints.ts';
 export { indexChildren, openRegistry, repositoryOf, type RegistryAccessOptions } from './registry-access.ts';
 export {
   MAX_CONFIG_BYTES,
+  MemoryBlobSink,
   fetchRemoteConfig,
   fetchRemoteManifest,
   resolveRemote,

@@ -200,8 +200,8 @@ export function fetchRemoteManifest(
   });
 }
 
-/** A sink that keeps a small blob in memory, refusing more than it may hold. */
-class MemorySink implements BlobSink {
+/** A sink that keeps a small blob (a config) in memory, refusing more than `limit` bytes. */
+export class MemoryBlobSink implements BlobSink {
   private chunks: Buffer[] = [];
   private size = 0;
 
@@ -254,7 +254,7 @@ export function fetchRemoteConfig(
         `${name}: the config ${config.digest} declares ${config.size} bytes, more than the limit of ${MAX_CONFIG_BYTES}; not fetched`,
       );
     }
-    const sink = new MemorySink(config.size);
+    const sink = new MemoryBlobSink(config.size);
     await client.fetchBlob(repoOf(parseDockerRef(image)), config, sink, {
       ...(options.signal !== undefined && { signal: options.signal }),
     });

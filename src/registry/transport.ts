@@ -367,7 +367,7 @@ export function transportError(err: unknown, req: HttpRequest, attempts: number)
   if (isPlainHttpAnswer(err)) {
     return new RegistryError(
       'ErrTLS',
-      `${req.description}: server gave HTTP response to HTTPS client: ${req.url.host} speaks plain HTTP, not TLS (nothing was sent over plain HTTP); if it is meant to, mark it insecure (kimg --insecure-registry ${req.url.host}, an http:// server in its hosts.toml, or insecure = true in registries.conf)`,
+      `${req.description}: server gave HTTP response to HTTPS client: ${req.url.host} speaks plain HTTP, not TLS (nothing was sent over plain http); if it is meant to, mark it insecure (kimg --insecure-registry ${req.url.host}, an http:// server in its hosts.toml, or insecure = true in registries.conf)`,
       facts,
       { cause },
     );
