@@ -1,8 +1,7 @@
 /**
  * The digest cache (spec §4.9): entries live `ttlMs` (0 disables caching), the oldest go first
- * beyond `maxEntries`; and single-flight, so concurrent identical lookups share one registry
- * call. A caller that gives up (its signal aborts) leaves; the shared call is aborted only when
- * every caller has left. Failures are never cached.
+ * beyond `maxEntries`. (Concurrent identical lookups share one registry call through
+ * `signals/SingleFlight`.) Failures are never cached.
  *
  * With `staleMs` > 0 an expired entry is kept that much longer, never answered by `get`, only
  * by `stale` (stale-while-error: the caller asks for it after a lookup failed).
@@ -74,90 +73,5 @@ export class TtlCache<T> {
 
   clear(): void {
     this.entries.clear();
-  }
-}
-
-interface Flight<T> {
-  readonly promise: Promise<T>;
-  readonly controller: AbortController;
-  waiters: number;
-}
-
-export class SingleFlight<T> {
-  private readonly flights = new Map<string, Flight<T>>();
-
-  get inFlight(): number {
-    return this.flights.size;
-  }
-
-  /**
-   * Joins the call for `key`, starting it when none runs. `joined` tells whether an existing
-   * call was joined. The caller's `signal` ends only the caller's wait.
-   */
-  run(
-    key: string,
-    start: (signal: AbortSignal) => Promise<T>,
-    signal?: AbortSignal,
-  ): { readonly result: Promise<T>; readonly joined: boolean } {
-    if (signal?.aborted === true) return { result: Promise.reject(signal.reason as Error), joined: false };
-    let flight = this.flights.get(key);
-    const joined = flight !== undefined;
-    if (flight === undefined) {
-      const controller = new AbortController();
-      let started: Promise<T>;
-      try {
-        started = start(controller.signal);
-      } catch (err) {
-        started = Promise.reject(err as Error);
-      }
-      const created: Flight<T> = {
-        promise: started.finally(() => {
-          if (this.flights.get(key) === created) this.flights.delete(key);
-        }),
-        controller,
-        waiters: 0,
-      };
-      // Every waiter may have left before it settles: never an unhandled rejection.
-      created.promise.catch(() => undefined);
-      this.flights.set(key, created);
-      flight = created;
-    }
-    return { result: this.wait(key, flight, signal), joined };
-  }
-
-  private wait(key: string, flight: Flight<T>, signal: AbortSignal | undefined): Promise<T> {
-    flight.waiters++;
-    if (signal === undefined) {
-      return flight.promise.finally(() => {
-        flight.waiters--;
-      });
-    }
-    return new Promise<T>((resolve, reject) => {
-      let left = false;
-      const leave = () => {
-        if (left) return false;
-        left = true;
-        flight.waiters--;
-        signal.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const onAbort = () => {
-        if (!leave()) return;
-        if (flight.waiters === 0) {
-          if (this.flights.get(key) === flight) this.flights.delete(key);
-          flight.controller.abort(signal.reason);
-        }
-        reject(signal.reason as Error);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      flight.promise.then(
-        (value) => {
-          if (leave()) resolve(value);
-        },
-        (err: unknown) => {
-          if (leave()) reject(err as Error);
-        },
-      );
-    });
   }
 }

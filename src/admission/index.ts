@@ -85,7 +85,7 @@ export {
 } from './setup.ts';
 export { SecretInformer, type InformerOptions } from './informer.ts';
 export { BudgetExpired, failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
-export { SingleFlight, TtlCache, type StaleEntry } from './cache.ts';
+export { TtlCache, type StaleEntry } from './cache.ts';
 export {
   MemoryObjectSource,
   dockerConfigCredentials,

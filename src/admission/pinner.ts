@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import { raceSignal } from '../signals/index.ts';
 import { formatPlatform, isIndexMediaType, type Descriptor } from '../oci/index.ts';
-import { TtlCache, SingleFlight } from './cache.ts';
+import { SingleFlight } from '../signals/index.ts';
+import { TtlCache } from './cache.ts';
 import type { ExistingDigestMode, MutateConfig, OutputFormat, ResolverConfig } from './config.ts';
 import { checkPlatform } from './config.ts';
 import type { CredentialLookup } from './credentials.ts';

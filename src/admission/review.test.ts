@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SingleFlight, TtlCache } from './cache.ts';
+import { SingleFlight } from '../signals/index.ts';
+import { TtlCache } from './cache.ts';
 import { BudgetExpired, failureReason } from './failures.ts';
 import { RegistryError } from '../registry/index.ts';
 import { parseAdmissionReview, parseTimeoutParameter, requestBudgetMs } from './review.ts';

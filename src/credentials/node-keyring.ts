@@ -11,7 +11,7 @@ import { DockerConfigError, NodeConfigError } from './errors.ts';
 import { InputProblem, parseJsonQuietly } from './go-json.ts';
 import { Keyring, type ImageName, type KeyringMatch } from './keyring.ts';
 import { decodeDockercfg, decodeDockerConfigJson, type KubeletDockerConfig } from './kubelet-config.ts';
-import type { Clock } from './provider-cache.ts';
+import type { TimeSource } from './provider-cache.ts';
 
 export const NODE_CONFIG_LIFETIME_MS = 5 * 60 * 1000;
 
@@ -23,7 +23,7 @@ export interface NodeConfigLocations {
 }
 
 export interface NodeKeyringOptions extends NodeConfigLocations {
-  readonly clock?: Clock;
+  readonly clock?: TimeSource;
   readonly lifetimeMs?: number;
   readonly onSkip?: (error: NodeConfigError) => void;
 }
@@ -70,7 +70,7 @@ export async function readNodeDockerConfig(
 
 export class NodeKeyring {
   readonly #options: NodeKeyringOptions;
-  readonly #clock: Clock;
+  readonly #clock: TimeSource;
   #cached: { keyring: Keyring; expiresAt: number } | undefined;
   #loading: Promise<Keyring> | undefined;
 

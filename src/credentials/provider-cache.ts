@@ -8,7 +8,7 @@ import type { KubeletDockerConfig } from './kubelet-config.ts';
 import type { CacheKeyType } from './provider-response.ts';
 
 /** Milliseconds since the epoch; injectable so expiry is tested without waiting. */
-export type Clock = () => number;
+export type TimeSource = () => number;
 
 export const CACHE_PURGE_INTERVAL_MS = 15 * 60 * 1000;
 export const GLOBAL_CACHE_KEY = 'global';
@@ -40,11 +40,11 @@ interface Entry {
 }
 
 export class ProviderCache {
-  readonly #clock: Clock;
+  readonly #clock: TimeSource;
   readonly #entries = new Map<string, Entry>();
   #lastPurge: number;
 
-  constructor(clock: Clock) {
+  constructor(clock: TimeSource) {
     this.#clock = clock;
     this.#lastPurge = clock();
   }

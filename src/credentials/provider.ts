@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { SingleFlight } from '../signals/index.ts';
 import { CredentialProviderError, type CredentialProviderFailure } from './errors.ts';
 import { InputProblem } from './go-json.ts';
 import {
@@ -23,7 +24,7 @@ import {
   type KeyringMatch,
 } from './keyring.ts';
 import type { KubeletDockerConfig } from './kubelet-config.ts';
-import { ProviderCache, cacheKeyFor, type Clock } from './provider-cache.ts';
+import { ProviderCache, cacheKeyFor, type TimeSource } from './provider-cache.ts';
 import type { CredentialProviderConfig, CredentialProviderSpec } from './provider-config.ts';
 import { parseProviderResponse, providerRequest } from './provider-response.ts';
 import { runProgram, type ProgramOutcome, type ProgramRunner } from './run-program.ts';
@@ -40,7 +41,7 @@ export const PROVIDER_TIMEOUT_MS = 60_000;
 export interface CredentialProviderOptions {
   /** The kubelet's `--image-credential-provider-bin-dir`. */
   readonly binDir: string;
-  readonly clock?: Clock;
+  readonly clock?: TimeSource;
   /** The environment plugins inherit (the spec's `env` is laid over it); default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly timeoutMs?: number;
@@ -67,9 +68,9 @@ interface ServiceAccountRun {
 export class CredentialProviderPlugin {
   readonly spec: CredentialProviderSpec;
   readonly #options: CredentialProviderOptions;
-  readonly #clock: Clock;
+  readonly #clock: TimeSource;
   readonly #cache: ProviderCache;
-  readonly #inFlight = new Map<string, Promise<KubeletDockerConfig>>();
+  readonly #runs = new SingleFlight<KubeletDockerConfig>();
 
   constructor(spec: CredentialProviderSpec, options: CredentialProviderOptions) {
     this.spec = spec;
@@ -116,12 +117,8 @@ export class CredentialProviderPlugin {
       account === undefined
         ? image
         : JSON.stringify([image, createHash('sha256').update(account.token).digest('hex'), scope]);
-    let pending = this.#inFlight.get(flightKey);
-    if (pending === undefined) {
-      pending = this.#runAndCache(image, account, scope).finally(() => this.#inFlight.delete(flightKey));
-      this.#inFlight.set(flightKey, pending);
-    }
-    return { auth: await pending, source };
+    const { result } = this.#runs.run(flightKey, () => this.#runAndCache(image, account, scope));
+    return { auth: await result, source };
   }
 
   /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Backoff, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, backOffKey } from './backoff.ts';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 
 function kubeletBackoff() {
   const clock = new ManualClock();

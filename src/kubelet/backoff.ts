@@ -5,7 +5,7 @@
  * than `2·max` (strict) has expired and starts over. Success does not reset a key: it only
  * collects expired entries (`gc`).
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 
 export const IMAGE_BACKOFF_INITIAL_MS = 10_000;
 export const IMAGE_BACKOFF_MAX_MS = 300_000;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KimgError } from '../errors/index.ts';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 import type { KubeletEvent } from './events.ts';
 import { FakeImageService } from './testing/fake-image-service.ts';
 import { ImageGarbageCollector, amountToFree, evictionOrder, usagePercent, type ImageGcPolicy } from './gc.ts';

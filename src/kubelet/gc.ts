@@ -5,7 +5,7 @@
  * a space pass, when usage reaches the high threshold, frees down to the low threshold, skipping
  * images used at or after the round began or younger than the minimum age.
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 import { EventReason, messages, type EventRecorder } from './events.ts';
 import { aggregateMessages, formatGoDuration } from './go-format.ts';
 import { errorText, type ImageInfo, type ImageService } from './image-service.ts';

@@ -4,7 +4,7 @@ import { BasicCredential, CredentialProviders, Keyring, parseCredentialProviderC
 import { decodeDockerConfigJson } from '../credentials/kubelet-config.ts';
 import { type ProgramRunner } from '../credentials/run-program.ts';
 import { Backoff, backOffKey } from './backoff.ts';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 import type { KubeletImageConfig } from './config.ts';
 import type { KubeletEvent } from './events.ts';
 import { FakeImageService } from './testing/fake-image-service.ts';

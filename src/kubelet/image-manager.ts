@@ -6,7 +6,7 @@
  */
 import type { KeyringMatch } from '../credentials/index.ts';
 import { Backoff, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, backOffKey } from './backoff.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../signals/index.ts';
 import { DEFAULT_KUBELET_IMAGE_CONFIG, type KubeletImageConfig } from './config.ts';
 import {
   lookupImageCredentials,

@@ -11,7 +11,7 @@
 export { PullPolicy, defaultPullPolicy } from './policy.ts';
 
 // Time and Go text formats.
-export { systemClock, type Clock } from './clock.ts';
+export { systemClock, type Clock } from '../signals/index.ts';
 export { formatGoDuration, goQuote, humanDuration } from './go-format.ts';
 
 // Names, events, back-off, throttling, pull scheduling.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 import { MetricsRegistry, PodStartupLatencyTracker, imageSizeBucket } from './metrics.ts';
 
 const MB = 1024 * 1024;

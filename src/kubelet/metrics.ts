@@ -2,7 +2,7 @@
  * The image manager's metrics (kubelet.md §3, §10) and the pod start-up latency tracker hooks.
  * `MetricsRegistry` keeps counters and observations in memory and renders Prometheus text.
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 
 export const METRIC_ENSURE_IMAGE_REQUESTS = 'kubelet_image_manager_ensure_image_requests_total';
 export const METRIC_IMAGE_PULL_DURATION = 'kubelet_image_pull_duration_seconds';

@@ -7,7 +7,7 @@
  */
 import type { EventObject, EventRecorder } from './events.ts';
 import { EventReason, WaitingReason, messages } from './events.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 import type { EnsureImageResult, ImageManager } from './image-manager.ts';
 import { defaultPullPolicy, isPullPolicy, type PullPolicy } from './policy.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 import { ImagePullManager } from './pull-manager.ts';
 import { MemoryPullRecords } from './pull-records-store.ts';
 import type { ImagePulledRecord, PodCredentials } from './pull-records.ts';

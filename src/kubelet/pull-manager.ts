@@ -4,9 +4,9 @@
  * the `PullVerifier` interface; `ImagePullManager` is the kubelet's implementation over a
  * records accessor (on disk, cached, or in memory).
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 import { repositoryOf } from './image-name.ts';
-import { KeyedMutex } from './keyed-mutex.ts';
+import { KeyedMutex } from '../signals/index.ts';
 import {
   checkRecordedCredentials,
   mergePulledRecord,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock } from './clock.ts';
+import { ManualClock } from '../signals/index.ts';
 import {
   ParallelPullScheduler,
   SERIAL_QUEUE_CAPACITY,

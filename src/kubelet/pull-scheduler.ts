@@ -5,7 +5,7 @@
  * unlimited); extra requests wait, never fail. Identical requests are not de-duplicated. The
  * pull time (`<pull>` in the Pulled event) starts when the puller picks the request.
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 
 export const SERIAL_QUEUE_CAPACITY = 10;
 

@@ -5,7 +5,7 @@
  * ordinary ErrImagePull that enters back-off. QPS 0 means no throttle; burst 0 rejects everything.
  */
 import { KimgError } from '../errors/index.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../signals/index.ts';
 
 export const PULL_QPS_EXCEEDED = 'pull QPS exceeded';
 

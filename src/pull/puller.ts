@@ -21,6 +21,7 @@ import {
 } from '../oci/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { BlobSink, CallOptions, CredentialSource, RegistryClient, RegistryEvent } from '../registry/index.ts';
+import { SingleFlight } from '../signals/index.ts';
 import { StoreError, isNoSpace, openStore, type Store } from '../store/index.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
 import { openRegistry, type RegistryAccessOptions } from './registry-access.ts';
@@ -110,16 +111,6 @@ interface Plan {
   readonly blobs: Map<string, Descriptor>;
 }
 
-/** One pull in progress, shared by every caller pulling the same image and platforms. */
-interface SharedPull {
-  readonly result: Promise<PullResult>;
-  /** The callers' event sinks: each sees the events of the pulls it joined, and no others. */
-  readonly listeners: Set<PullEventSink>;
-  /** Aborts the work once every caller has given up. */
-  readonly controller: AbortController;
-  callers: number;
-}
-
 /**
  * Pulls images into an OCI layout: resolve the tag (one HEAD), fetch manifests by digest, then
  * the blobs that are missing, in parallel, each verified before it is committed. An image whose
@@ -133,7 +124,11 @@ export class Puller {
   private readonly storePromise: Promise<Store>;
   private readonly concurrency: number;
   private readonly stallTimeoutMs: number | undefined;
-  private readonly inFlight = new Map<string, SharedPull>();
+  /** Pulls in progress, shared by every caller pulling the same image and platforms; the last
+   * caller to give up hears of it only once the work has stopped. */
+  private readonly flights = new SingleFlight<PullResult>({ settleBeforeLastLeaves: true });
+  /** The event sinks of each pull in progress: a caller sees the events of the pull it joined. */
+  private readonly listeners = new Map<string, Set<PullEventSink>>();
   /** Numbers pulls with their own credentials and no key, which share with nobody. */
   private unshared = 0;
 
@@ -192,69 +187,39 @@ export class Puller {
     if (options.credentials !== undefined) {
       key += options.credentialKey === undefined ? ` ${++this.unshared}` : ` key ${options.credentialKey}`;
     }
-    let shared = this.inFlight.get(key);
-    if (shared === undefined) {
-      const controller = new AbortController();
-      const listeners = new Set<PullEventSink>();
-      const emit = (event: PullEvent) => {
-        for (const listener of listeners) listener(event);
-      };
-      const result = this.pullOnce(ref, options, controller.signal, emit).finally(() => this.forget(key, fresh));
-      const fresh: SharedPull = { result, listeners, controller, callers: 0 };
-      shared = fresh;
-      this.inFlight.set(key, fresh);
+    const { result } = this.flights.run(
+      key,
+      (signal) => {
+        const listeners = new Set<PullEventSink>();
+        this.listeners.set(key, listeners);
+        const emit = (event: PullEvent) => {
+          for (const listener of listeners) listener(event);
+        };
+        return this.pullOnce(ref, options, signal, emit).finally(() => {
+          if (this.listeners.get(key) === listeners) this.listeners.delete(key);
+        });
+      },
+      options.signal,
+    );
+    return this.listening(this.listeners.get(key), name, options, result);
+  }
+
+  /** One caller's view of a shared pull: its events while it waits, its own abort as a PullError. */
+  private async listening(
+    listeners: Set<PullEventSink> | undefined,
+    name: string,
+    options: PullOptions,
+    result: Promise<PullResult>,
+  ): Promise<PullResult> {
+    const { onEvent, signal } = options;
+    if (onEvent !== undefined) listeners?.add(onEvent);
+    try {
+      return await result;
+    } catch (err) {
+      throw signal?.aborted === true && err === signal.reason ? new PullError(name, err) : err;
+    } finally {
+      if (onEvent !== undefined) listeners?.delete(onEvent);
     }
-    return this.join(key, shared, name, options);
-  }
-
-  private forget(key: string, shared: SharedPull): void {
-    if (this.inFlight.get(key) === shared) this.inFlight.delete(key);
-  }
-
-  /** One caller's view of a shared pull: its events, its result, its own abort. */
-  private join(key: string, shared: SharedPull, name: string, options: PullOptions): Promise<PullResult> {
-    const { signal, onEvent } = options;
-    shared.callers++;
-    if (onEvent !== undefined) shared.listeners.add(onEvent);
-    let left = false;
-    const leave = () => {
-      if (left) return;
-      left = true;
-      shared.callers--;
-      if (onEvent !== undefined) shared.listeners.delete(onEvent);
-    };
-    if (signal === undefined) return shared.result.finally(leave);
-    return new Promise<PullResult>((resolve, reject) => {
-      const onAbort = () => {
-        leave();
-        if (shared.callers > 0) {
-          reject(new PullError(name, signal.reason));
-          return;
-        }
-        // The last caller gave up: stop the work, and answer once it has cleaned up (partial
-        // downloads kept for the next pull), so nothing of it runs after the rejection.
-        this.forget(key, shared);
-        shared.controller.abort(signal.reason);
-        shared.result.then(
-          () => reject(new PullError(name, signal.reason)),
-          () => reject(new PullError(name, signal.reason)),
-        );
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      shared.result.then(
-        (result) => {
-          signal.removeEventListener('abort', onAbort);
-          leave();
-          resolve(result);
-        },
-        (err: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          if (left) return;
-          leave();
-          reject(err);
-        },
-      );
-    });
   }
 
   private wantedPlatform(platform: string | Platform | undefined): Platform {
@@ -265,7 +230,7 @@ export class Puller {
   /** Registry events (retries, warnings) belong to a host, not to one pull: every caller of a
    * pull in progress sees them. */
   private broadcast(event: PullEvent): void {
-    for (const shared of this.inFlight.values()) for (const listener of shared.listeners) listener(event);
+    for (const listeners of this.listeners.values()) for (const listener of listeners) listener(event);
   }
 
   private forwardRegistryEvent(event: RegistryEvent): void {

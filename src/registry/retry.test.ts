@@ -10,23 +10,13 @@ import {
   isTlsError,
   parseRetryAfter,
 } from './retry.ts';
-import type { Clock } from './types.ts';
+import { ManualClock } from '../signals/index.ts';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const errWithCode = (code: string) => Object.assign(new Error(code), { code });
 
 /** Time that moves only when someone sleeps; sleeps are recorded. */
-class FakeClock implements Clock {
-  t = NOW;
-  readonly sleeps: number[] = [];
-  now(): number {
-    return this.t;
-  }
-  async sleep(ms: number): Promise<void> {
-    this.sleeps.push(ms);
-    this.t += ms;
-  }
-}
+const fakeClock = () => new ManualClock(NOW, { autoAdvance: true });
 
 describe('parseRetryAfter', () => {
   const cases: Array<[string | undefined, number | undefined]> = [
@@ -115,7 +105,7 @@ describe('retry decisions', () => {
 
 describe('HostGate', () => {
   it('makes every request to the host wait out a shared back-off', async () => {
-    const clock = new FakeClock();
+    const clock = fakeClock();
     const gate = new HostGate(8, clock);
     gate.backOff(2000);
     const release = await gate.enter();
@@ -128,7 +118,7 @@ describe('HostGate', () => {
   });
 
   it('never extends a back-off with a shorter one', () => {
-    const clock = new FakeClock();
+    const clock = fakeClock();
     const gate = new HostGate(8, clock);
     gate.backOff(5000);
     gate.backOff(1000);
@@ -136,7 +126,7 @@ describe('HostGate', () => {
   });
 
   it('admits at most `limit` at once and hands slots over in order', async () => {
-    const gate = new HostGate(2, new FakeClock());
+    const gate = new HostGate(2, fakeClock());
     const r1 = await gate.enter();
     const r2 = await gate.enter();
     const order: number[] = [];
@@ -158,7 +148,7 @@ describe('HostGate', () => {
   });
 
   it('gives up waiting when the signal aborts', async () => {
-    const gate = new HostGate(1, new FakeClock());
+    const gate = new HostGate(1, fakeClock());
     const held = await gate.enter();
     const ac = new AbortController();
     const waiting = gate.enter(ac.signal);
@@ -171,7 +161,7 @@ describe('HostGate', () => {
 
 describe('HostGate, back-off extended while queued', () => {
   it('a request that waited for a slot still honours a back-off set meanwhile', async () => {
-    const clock = new FakeClock();
+    const clock = fakeClock();
     const gate = new HostGate(1, clock);
     const held = await gate.enter();
     const queued = gate.enter();

@@ -2,7 +2,6 @@
  * Retry decisions, back-off and per-host admission (spec §8, R2, R4). Time comes from an
  * injectable Clock so tests never wait in wall time.
  */
-import { setTimeout as sleepTimer } from 'node:timers/promises';
 import { errorCode } from './redact.ts';
 import type { Clock } from './types.ts';
 
@@ -214,9 +213,4 @@ export class HostGate {
 }
 
 /** Wall-clock time and timers. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: async (ms, signal) => {
-    await sleepTimer(ms, undefined, signal ? { signal } : undefined);
-  },
-};
+export { systemClock } from '../signals/index.ts';

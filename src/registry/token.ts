@@ -12,6 +12,7 @@ import { contentLength } from './headers.ts';
 import { scrubSecrets } from './redact.ts';
 import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
 import type { HttpRequest, Transport } from './transport.ts';
+import { SingleFlight } from '../signals/index.ts';
 import type { Clock, Credential } from './types.ts';
 
 /** Tokens without `expires_in`, or with less, live this long (regclient and containers/image clamp). */
@@ -117,7 +118,7 @@ export function tokenCacheKey(key: TokenKey): string {
  */
 export class TokenCache {
   private readonly tokens = new Map<string, BearerToken>();
-  private readonly inFlight = new Map<string, Promise<BearerToken>>();
+  private readonly fetches = new SingleFlight<BearerToken>();
 
   constructor(
     private readonly clock: Pick<Clock, 'now'>,
@@ -128,19 +129,11 @@ export class TokenCache {
   get(key: string, fetch: () => Promise<BearerToken>): Promise<BearerToken> {
     const cached = this.peek(key);
     if (cached !== undefined) return Promise.resolve(cached);
-    const pending = this.inFlight.get(key);
-    if (pending !== undefined) return pending;
-    const started = (async () => {
-      try {
-        const token = await fetch();
-        this.tokens.set(key, token);
-        return token;
-      } finally {
-        this.inFlight.delete(key);
-      }
-    })();
-    this.inFlight.set(key, started);
-    return started;
+    return this.fetches.run(key, async () => {
+      const token = await fetch();
+      this.tokens.set(key, token);
+      return token;
+    }).result;
   }
 
   /** The cached token when it is not within the refresh margin of its expiry. */

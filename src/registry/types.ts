@@ -90,13 +90,8 @@ export interface RepositoryRef {
   readonly path: string;
 }
 
-/** Time, injectable so tests never wait in wall time. */
-export interface Clock {
-  /** ms since epoch. */
-  now(): number;
-  /** Resolves after `ms`, rejects with the signal's reason when aborted. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
+/** Time, injectable so tests never wait in wall time (one Clock for all of kimg). */
+export type { Clock } from '../signals/index.ts';
 
 /** Progress and trouble, for logs and UIs. Never carries credentials or URL queries. */
 export type RegistryEvent =

@@ -11,7 +11,7 @@
  * happens in between; indexes are recorded at once (their children are optional).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SingleFlight } from '../admission/cache.ts';
+import { SingleFlight } from '../signals/index.ts';
 import { KimgError } from '../errors/index.ts';
 import { manifestBlobs, type Descriptor } from '../oci/index.ts';
 import type { RegistryClient } from '../registry/index.ts';

@@ -1,28 +1,11 @@
 /**
- * Waiting on shared work with a caller's own AbortSignal: the caller stops waiting when its
- * signal aborts, while the work (a token fetch, a credential helper shared with other callers)
- * goes on for whoever else waits. Pure; no I/O.
+ * The async and time primitives, one of each (containerd keeps its own in `internal/kmutex`,
+ * ggcr in `internal/retry`): waiting on shared work with one's own AbortSignal (`raceSignal`),
+ * sharing work in flight (`SingleFlight`), one critical section per key (`KeyedMutex`), and
+ * injectable time (`Clock`, `systemClock`, `ManualClock`). Pure; no I/O. Everything else in kimg
+ * uses these rather than its own.
  */
-
-/** `promise`, or a rejection with the signal's reason as soon as `signal` aborts. */
-export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
+export { raceSignal } from './race.ts';
+export { SingleFlight, type SingleFlightOptions } from './single-flight.ts';
+export { KeyedMutex } from './keyed-mutex.ts';
+export { ManualClock, systemClock, type Clock, type ManualClockOptions } from './clock.ts';

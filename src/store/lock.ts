@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { link, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { KeyedMutex } from '../signals/index.ts';
 import { errnoCode } from './errors.ts';
 import { createExclusive, readBounded, sleep, tempName } from './fs-utils.ts';
 
@@ -183,57 +184,7 @@ async function tryLockFile(path: string, tmpDir: string, purpose: string | undef
   return { acquired: false, holder };
 }
 
-/** An in-process mutex per key; waiting is abortable. */
-class KeyedMutex {
-  private readonly locked = new Set<string>();
-  private readonly waiters = new Map<string, (() => void)[]>();
-
-  tryAcquire(key: string): (() => void) | undefined {
-    if (this.locked.has(key)) return undefined;
-    this.locked.add(key);
-    return this.releaser(key);
-  }
-
-  acquire(key: string, signal?: AbortSignal): Promise<() => void> {
-    const now = this.tryAcquire(key);
-    if (now !== undefined) return Promise.resolve(now);
-    return new Promise((resolvePromise, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const queue = this.waiters.get(key) ?? [];
-      this.waiters.set(key, queue);
-      const onAbort = (): void => {
-        const i = queue.indexOf(wake);
-        if (i !== -1) queue.splice(i, 1);
-        reject(signal?.reason);
-      };
-      const wake = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolvePromise(this.releaser(key));
-      };
-      queue.push(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  private releaser(key: string): () => void {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const next = this.waiters.get(key)?.shift();
-      if (next !== undefined) {
-        next(); // ownership passes on; the key stays locked
-        return;
-      }
-      this.waiters.delete(key);
-      this.locked.delete(key);
-    };
-  }
-}
-
+/** In-process exclusion per lock file, before the cross-process lock file itself. */
 const mutex = new KeyedMutex();
 
 export interface AcquireOptions {

@@ -4,6 +4,7 @@ import { lstat, mkdir, open, readdir, realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DigestVerifier, digestOf, parseDigest, type ParsedDigest } from '../digest/index.ts';
+import { KeyedMutex } from '../signals/index.ts';
 import { parseDescriptor, type Descriptor, type ImageIndex } from '../oci/index.ts';
 import { BlobReadStream } from './blob-stream.ts';
 import { ClaimLog } from './claims.ts';
@@ -527,7 +528,7 @@ export class LayoutStore implements Store, LayoutReader {
    * calls made concurrently inside one `lock()` section re-enter it and must not interleave. */
   private updateIndex<T>(change: (index: ImageIndex) => { index: ImageIndex | undefined; result: T }): Promise<T> {
     return this.lock(() =>
-      serially(this.indexPath, async () => {
+      indexWriters.run(this.indexPath, async () => {
         const read = await this.readIndex();
         const migrated = withFullRefNames(read);
         const { index, result } = change(migrated ?? read);
@@ -585,19 +586,8 @@ export class LayoutStore implements Store, LayoutReader {
   }
 }
 
-const queues = new Map<string, Promise<unknown>>();
-
-/** Runs `fn` after every earlier call with the same key has settled. */
-function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const previous = queues.get(key) ?? Promise.resolve();
-  const next = previous.then(fn, fn);
-  const tail = next.catch(() => undefined);
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return next;
-}
+/** `index.json` writes of every store object in this process, one at a time per file. */
+const indexWriters = new KeyedMutex();
 
 /** The digest parsed (DigestError passes through) and the size checked. */
 function checkDescriptor(descriptor: Descriptor): ParsedDigest {

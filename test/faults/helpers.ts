@@ -13,7 +13,7 @@ import { isKimgError } from '../../src/errors/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { BuiltImage } from '../harness/index.ts';
 
-export { FakeClock, ManualClock, dumpError, eventually } from '../registry/helpers.ts';
+export { FakeClock, HandClock, dumpError, eventually } from '../registry/helpers.ts';
 export {
   blobGetCounts,
   blobRequests,

@@ -18,7 +18,7 @@ import {
   type FaultProxy,
   type RunningRegistry,
 } from '../harness/index.ts';
-import { FakeClock, ManualClock, MemorySink, captureEvents, eventually, readBlob } from './helpers.ts';
+import { FakeClock, HandClock, MemorySink, captureEvents, eventually, readBlob } from './helpers.ts';
 
 const skip = requireTools(['docker-registry', 'skopeo']);
 const REPO = { registry: 'faults.test', path: 'test/img' };
@@ -430,14 +430,14 @@ describe('registry client behind the fault proxy', { skip }, () => {
     });
 
     test('concurrent requests share the host back-off', async () => {
-      const clock = new ManualClock();
+      const clock = new HandClock();
       proxy.setRule((r) => (r.path === blobPath() && r.count === 1 ? fault.tooManyRequests(3) : undefined));
       const client = makeClient({ clock });
       const first = client.fetchBlob(REPO, layer, new MemorySink());
-      await eventually(() => clock.sleeping === 1);
+      await eventually(() => clock.sleepers === 1);
       // A second request to the same host, started during the back-off, must wait too.
       const second = client.resolve(REPO, 'v1');
-      await eventually(() => clock.sleeping === 2);
+      await eventually(() => clock.sleepers === 2);
       assert.equal(proxy.requests.length, 1, 'nothing sent during the back-off');
       clock.advance(3000);
       await Promise.all([first, second]);

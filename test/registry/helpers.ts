@@ -1,7 +1,8 @@
 /** Shared pieces of the registry client's integration tests: sinks, clocks, event capture. */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { BlobSink, Clock, RegistryEvent } from '../../src/registry/index.ts';
+import type { BlobSink, RegistryEvent } from '../../src/registry/index.ts';
+import { ManualClock } from '../../src/signals/index.ts';
 
 /** Holds the blob in memory and can read it back (so a resumed download is verified end to end). */
 export class MemorySink implements BlobSink {
@@ -72,42 +73,19 @@ export class DiscardSink implements BlobSink {
   }
 }
 
-/** Time that only moves when someone sleeps; sleeps are recorded and return at once. */
-export class FakeClock implements Clock {
-  t = Date.parse('2026-03-01T12:00:00Z');
-  readonly sleeps: number[] = [];
-  now(): number {
-    return this.t;
-  }
-  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
-    this.sleeps.push(ms);
-    this.t += ms;
-    // Let other requests run, as a real wait would.
-    await new Promise((resolve) => setImmediate(resolve));
+const T0 = Date.parse('2026-03-01T12:00:00Z');
+
+/** Time that only moves when someone sleeps; sleeps are recorded (`sleeps`) and pass at once. */
+export class FakeClock extends ManualClock {
+  constructor() {
+    super(T0, { autoAdvance: true });
   }
 }
 
-/** Time moved by hand: sleepers wake when `advance` passes their deadline. */
-export class ManualClock implements Clock {
-  t = Date.parse('2026-03-01T12:00:00Z');
-  private sleepers: Array<{ until: number; wake: () => void }> = [];
-  readonly sleeps: number[] = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number): Promise<void> {
-    this.sleeps.push(ms);
-    return new Promise((resolve) => this.sleepers.push({ until: this.t + ms, wake: resolve }));
-  }
-  get sleeping(): number {
-    return this.sleepers.length;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.until <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.until > this.t);
-    for (const s of due) s.wake();
+/** Time moved by hand (`advance`): the one ManualClock, started at a fixed instant. */
+export class HandClock extends ManualClock {
+  constructor() {
+    super(T0);
   }
 }
 

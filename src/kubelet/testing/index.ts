@@ -4,4 +4,4 @@
  * private repositories and scripted failures, and a clock that only moves when told to.
  */
 export { FakeImageService, type FakeCall, type FakeRemoteImage } from './fake-image-service.ts';
-export { ManualClock } from '../clock.ts';
+export { ManualClock } from '../../signals/index.ts';

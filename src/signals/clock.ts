@@ -1,6 +1,7 @@
 /**
- * Time for the image manager: every rule with a duration (back-off, QPS, GC ages, pull times)
- * reads this clock, so tests drive them with a ManualClock instead of waiting.
+ * Time, injectable: every rule with a duration (retry back-off, token lifetimes, the kubelet's
+ * back-off, QPS and GC ages) reads a Clock, so tests drive it with a ManualClock instead of
+ * waiting in wall time.
  */
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -9,6 +10,7 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** Wall time and real timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>
@@ -32,6 +34,16 @@ export const systemClock: Clock = {
     }),
 };
 
+export interface ManualClockOptions {
+  /**
+   * Every `sleep` moves time forward by its own length and resolves on the next turn of the
+   * event loop, as if the wait had passed: for code that must not block a test (retries, back-off)
+   * where the test only checks which waits were asked for (`sleeps`). Default false: sleepers
+   * wait for `advance`.
+   */
+  readonly autoAdvance?: boolean;
+}
+
 interface Sleeper {
   readonly wakeAt: number;
   readonly resolve: () => void;
@@ -41,9 +53,13 @@ interface Sleeper {
 export class ManualClock implements Clock {
   #now: number;
   #sleepers: Sleeper[] = [];
+  readonly #autoAdvance: boolean;
+  /** Every wait asked for, in order (ms). */
+  readonly sleeps: number[] = [];
 
-  constructor(start = Date.UTC(2025, 0, 2, 3, 4, 5)) {
+  constructor(start = Date.UTC(2025, 0, 2, 3, 4, 5), options: ManualClockOptions = {}) {
     this.#now = start;
+    this.#autoAdvance = options.autoAdvance === true;
   }
 
   now(): number {
@@ -52,6 +68,12 @@ export class ManualClock implements Clock {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
+    this.sleeps.push(ms);
+    if (this.#autoAdvance) {
+      this.advance(Math.max(0, ms));
+      // Let other work run, as a real wait would.
+      return new Promise((resolve) => setImmediate(resolve));
+    }
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const sleeper: Sleeper = { wakeAt: this.#now + ms, resolve };
@@ -76,6 +98,7 @@ export class ManualClock implements Clock {
     for (const sleeper of due) sleeper.resolve();
   }
 
+  /** Moves time forward to `ms` since the epoch. */
   set(ms: number): void {
     this.advance(ms - this.#now);
   }

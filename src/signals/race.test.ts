@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { raceSignal } from './index.ts';
+import { raceSignal } from './race.ts';
 
 describe('raceSignal', () => {
   it('passes the promise through without a signal, or when it settles first', async () => {
