@@ -1,6 +1,7 @@
 // kimg save and kimg load against real peers: a Distribution registry the images come from,
 // containerd 1.6 importing a `kimg save` archive (`ctr images import`), skopeo reading it
-// (oci-archive and docker-archive) and writing archives kimg loads with the registry's digests.
+// (oci-archive and docker-archive) and writing archives kimg loads with the registry's digests;
+// what `ctr images export` writes loads back.
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,6 +80,16 @@ describe('kimg save and load with containerd, skopeo and a registry', { skip }, 
       assert.ok(names.includes(dockerRef), `${dockerRef} in ${names.join(', ')}`);
       const listing = await daemon.ctr(['images', 'ls']);
       assert.ok(listing.includes(multi.digest), 'containerd records the index digest unchanged');
+      // And what `ctr images export` writes (only the host platform's blobs) loads back.
+      const exported = join(tmp.path, 'ctr-export.tar');
+      await daemon.ctr(['images', 'export', exported, multiRef]);
+      const fromCtr = join(tmp.path, 'store-ctr');
+      const r2 = await kimg(['load', '--store', fromCtr, '-i', exported], tmp.path);
+      assert.equal(r2.status, 0, r2.stderr);
+      assert.deepEqual(
+        (await storedImages(fromCtr, tmp.path)).map((i) => [i.name, i.digest]),
+        [[multiRef, multi.digest]],
+      );
     } finally {
       await daemon.stop();
     }
