@@ -12,6 +12,10 @@ type Register = (program: Command, io: Io, setExit: (code: number) => void) => v
 const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>])[] = [
   ['ref', async () => (await import('./commands/ref.ts')).registerRef],
   ['pull', async () => (await import('./commands/pull.ts')).registerPull],
+  ['push', async () => (await import('./commands/copy.ts')).registerPush],
+  ['copy', async () => (await import('./commands/copy.ts')).registerCopy],
+  ['save', async () => (await import('./commands/copy.ts')).registerSave],
+  ['load', async () => (await import('./commands/copy.ts')).registerLoad],
   ['resolve', async () => (await import('./commands/remote.ts')).registerResolve],
   ['tags', async () => (await import('./commands/remote.ts')).registerTags],
   ['manifest', async () => (await import('./commands/remote.ts')).registerManifest],

@@ -1,0 +1,251 @@
+/**
+ * Copies one image from a source to a destination: walk the graph (bounded, one walker), check
+ * that a local source holds every blob, copy blobs a few at a time (HEAD-skipped, mounted within a
+ * registry, streamed through without staging), then child manifests, then the top-level one
+ * under its name. A destination already pointing at the same digest costs one request.
+ */
+import { KimgError } from '../errors/index.ts';
+import {
+  childrenOf,
+  formatPlatform,
+  isDocumentMediaType,
+  isIndexMediaType,
+  parseManifestDocument,
+  selectPlatform,
+  walkImage,
+  type Descriptor,
+  type ManifestDocument,
+  type Platform,
+} from '../oci/index.ts';
+import { CopyError, type BlobOutcome, type ImageDestination, type ImageSource, type TopLevel } from './types.ts';
+
+export type CopyEvent =
+  | { readonly type: 'resolved'; readonly source: string; readonly digest: string; readonly mediaType: string }
+  | { readonly type: 'up-to-date'; readonly destination: string; readonly digest: string }
+  | { readonly type: 'blob-progress'; readonly digest: string; readonly size: number; readonly bytes: number }
+  | {
+      readonly type: 'blob';
+      readonly digest: string;
+      readonly size: number;
+      readonly outcome: BlobOutcome;
+      readonly ms: number;
+    }
+  | { readonly type: 'manifest'; readonly digest: string; readonly mediaType: string; readonly platform?: string }
+  | {
+      readonly type: 'done';
+      readonly destination: string;
+      readonly digest: string;
+      readonly ms: number;
+    };
+
+export type CopyEventSink = (event: CopyEvent) => void;
+
+export interface CopyOptions {
+  /** Keep only this platform of an index (the copy's top level becomes that manifest). */
+  readonly platform?: Platform;
+  /** Copy every platform of an index (the default when no platform is given). */
+  readonly allPlatforms?: boolean;
+  /** Blobs copied at once; default 3. */
+  readonly concurrency?: number;
+  /** Copy even when the destination already points at the digest. */
+  readonly force?: boolean;
+  /** Plan only: walk the source and report, write nothing. */
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: CopyEventSink;
+}
+
+export interface CopyResult {
+  readonly source: string;
+  /** The name written at the destination. */
+  readonly destination: string;
+  readonly descriptor: Descriptor;
+  readonly manifests: number;
+  readonly blobs: number;
+  readonly pushed: number;
+  readonly mounted: number;
+  readonly existing: number;
+  /** Blob bytes the destination did not have and received. */
+  readonly bytesPushed: number;
+  readonly upToDate: boolean;
+  readonly ms: number;
+}
+
+interface Plan {
+  readonly top: TopLevel;
+  /** Documents children first, the top-level one last. */
+  readonly manifests: { descriptor: Descriptor; bytes: Uint8Array }[];
+  readonly blobs: Map<string, Descriptor>;
+}
+
+/** Walks the source image: every document fetched and verified, platforms selected. */
+async function plan(source: ImageSource, options: CopyOptions): Promise<Plan> {
+  const signal = options.signal;
+  let top = await source.root(signal);
+  const documents = new Map<string, { descriptor: Descriptor; bytes: Uint8Array; document: ManifestDocument }>();
+  const order: string[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const parse = (descriptor: Descriptor, bytes: Uint8Array) =>
+    parseManifestDocument(bytes, {
+      what: `${source.label} ${descriptor.digest}`,
+      descriptorMediaType: descriptor.mediaType,
+    });
+
+  // One platform of an index: that manifest becomes the top level (as skopeo without --all).
+  if (options.platform !== undefined && options.allPlatforms !== true && isIndexMediaType(top.descriptor.mediaType)) {
+    const document = parse(top.descriptor, top.bytes);
+    if (document.kind === 'index') {
+      const at = selectPlatform(document.index.manifests, options.platform);
+      const chosen = at === undefined ? undefined : document.index.manifests[at];
+      if (chosen === undefined) {
+        throw new CopyError(
+          'ErrPlatformNotFound',
+          `${source.label}: no manifest for ${formatPlatform(options.platform)} in the index ${top.descriptor.digest}`,
+          { image: source.label, digest: top.descriptor.digest },
+        );
+      }
+      const bytes = await source.manifest(chosen, signal);
+      const { annotations: _drop, platform: _platform, ...plain } = chosen;
+      top = { ...top, descriptor: plain, bytes };
+    }
+  }
+
+  await walkImage([top.descriptor], async (descriptor) => {
+    signal?.throwIfAborted();
+    if (!isDocumentMediaType(descriptor.mediaType)) {
+      blobs.set(descriptor.digest, descriptor);
+      return [];
+    }
+    const bytes = descriptor.digest === top.descriptor.digest ? top.bytes : await source.manifest(descriptor, signal);
+    const document = parse(descriptor, bytes);
+    documents.set(descriptor.digest, { descriptor, bytes, document });
+    order.push(descriptor.digest);
+    return childrenOf(document);
+  });
+  // Discovery is parents first; children must land first.
+  const manifests = order.reverse().map((digest) => {
+    const entry = documents.get(digest) as { descriptor: Descriptor; bytes: Uint8Array };
+    return { descriptor: entry.descriptor, bytes: entry.bytes };
+  });
+  return { top, manifests, blobs };
+}
+
+/** Runs `work` over `items`, `limit` at a time; the first failure stops the rest. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  });
+  await Promise.all(runners);
+}
+
+/**
+ * Copies the image `source` names to `destination`. Nothing is named at the destination unless
+ * every blob and manifest under the name landed; errors name the source, the destination and the
+ * blob. The caller closes both ends.
+ */
+export async function copyImage(
+  source: ImageSource,
+  destination: ImageDestination,
+  options: CopyOptions = {},
+): Promise<CopyResult> {
+  const started = performance.now();
+  const signal = options.signal;
+  const emit = options.onEvent ?? (() => undefined);
+  const what = `copy ${source.label} to ${destination.label}`;
+  try {
+    const p = await plan(source, options);
+    const { top } = p;
+    emit({
+      type: 'resolved',
+      source: source.label,
+      digest: top.descriptor.digest,
+      mediaType: top.descriptor.mediaType,
+    });
+    const base = {
+      source: source.label,
+      descriptor: top.descriptor,
+      manifests: p.manifests.length,
+      blobs: p.blobs.size,
+    };
+    const counts = { pushed: 0, mounted: 0, existing: 0, bytesPushed: 0 };
+
+    if (options.force !== true && options.dryRun !== true) {
+      const current = await destination.current(signal);
+      if (current?.digest === top.descriptor.digest) {
+        emit({ type: 'up-to-date', destination: destination.label, digest: top.descriptor.digest });
+        return {
+          ...base,
+          ...counts,
+          destination: destination.label,
+          existing: p.blobs.size,
+          upToDate: true,
+          ms: performance.now() - started,
+        };
+      }
+    }
+    if (source.hasBlob !== undefined) {
+      for (const blob of p.blobs.values()) {
+        if (!(await source.hasBlob(blob))) {
+          throw new CopyError(
+            'ErrBlobUnknown',
+            `${what}: the source lacks blob ${blob.digest} (${blob.mediaType}) that the image references; nothing was copied`,
+            { image: source.label, digest: blob.digest },
+          );
+        }
+      }
+    }
+    if (options.dryRun === true) {
+      return { ...base, ...counts, destination: destination.label, upToDate: false, ms: performance.now() - started };
+    }
+
+    await eachLimited([...p.blobs.values()], Math.max(1, options.concurrency ?? 3), async (blob) => {
+      const t = performance.now();
+      const outcome = await destination.pushBlob(blob, source.blob(blob), {
+        ...(signal !== undefined && { signal }),
+        ...(source.repository !== undefined && { mountFrom: source.repository }),
+        onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
+      });
+      if (outcome === 'pushed') {
+        counts.pushed++;
+        counts.bytesPushed += blob.size;
+      } else if (outcome === 'mounted') counts.mounted++;
+      else counts.existing++;
+      emit({ type: 'blob', digest: blob.digest, size: blob.size, outcome, ms: performance.now() - t });
+    });
+    for (const m of p.manifests) {
+      if (m.descriptor.digest === top.descriptor.digest) continue;
+      await destination.putManifest(m.descriptor, m.bytes, signal);
+      emit({
+        type: 'manifest',
+        digest: m.descriptor.digest,
+        mediaType: m.descriptor.mediaType,
+        ...(m.descriptor.platform !== undefined && { platform: formatPlatform(m.descriptor.platform) }),
+      });
+    }
+    const name = await destination.commit(top, signal);
+    emit({ type: 'manifest', digest: top.descriptor.digest, mediaType: top.descriptor.mediaType });
+    const ms = performance.now() - started;
+    emit({ type: 'done', destination: name, digest: top.descriptor.digest, ms });
+    return { ...base, ...counts, destination: name, upToDate: false, ms };
+  } catch (err) {
+    if (signal?.aborted && err === signal.reason) throw err;
+    if (err instanceof KimgError && err.message.includes(source.label)) throw err;
+    const inner = err instanceof Error ? err.message : String(err);
+    throw new CopyError(
+      err instanceof KimgError ? err.code : 'ErrCopy',
+      `${what}: ${inner}`,
+      { image: source.label },
+      err,
+    );
+  }
+}

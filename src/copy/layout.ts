@@ -1,0 +1,185 @@
+/**
+ * An OCI image layout as either end of a copy: the kimg store, or any `oci:DIR` written by
+ * skopeo, crane, umoci or `ctr images export`. Reads go through the store's bounded, symlink-
+ * refusing readers; writes through its verified ingest, the name recorded last.
+ */
+import { createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Descriptor } from '../oci/index.ts';
+import type { BlobSource } from '../registry/index.ts';
+import { splitImageName, type Store } from '../store/index.ts';
+import {
+  CopyError,
+  type BlobOutcome,
+  type ImageDestination,
+  type ImageSource,
+  type PushBlobContext,
+  type TopLevel,
+} from './types.ts';
+
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+
+/** A blob file of a layout from any offset, never through a symlink. */
+export function layoutBlobSource(store: Store, descriptor: Descriptor): BlobSource {
+  return {
+    async *open(offset: number) {
+      const handle = await open(store.blobPath(descriptor.digest), constants.O_RDONLY | constants.O_NOFOLLOW);
+      yield* createReadStream('', { fd: handle, start: offset, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+    },
+  };
+}
+
+/** The layout entry `reference` designates: a full name, a tag, or the only entry when none. */
+async function findRoot(store: Store, reference: string | undefined, label: string) {
+  if (reference !== undefined) {
+    const record = await store.getImage(reference);
+    if (record === undefined)
+      throw new CopyError('ErrImageUnknown', `${label}: no image named ${JSON.stringify(reference)} in ${store.root}`, {
+        image: label,
+      });
+    return record;
+  }
+  const all = await store.listImages();
+  if (all.length !== 1 || all[0] === undefined) {
+    throw new CopyError(
+      'ErrImageUnknown',
+      `${label}: the layout ${store.root} holds ${all.length} images; name one (oci:DIR:REF)`,
+      { image: label },
+    );
+  }
+  return all[0];
+}
+
+/** A layout (or the store) as a source. */
+export class LayoutSource implements ImageSource {
+  constructor(
+    private readonly store: Store,
+    private readonly reference: string | undefined,
+    readonly label: string,
+    private readonly onClose: () => Promise<void> = async () => undefined,
+  ) {}
+
+  async root(): Promise<TopLevel> {
+    const record = await findRoot(this.store, this.reference, this.label);
+    const { annotations, ...plain } = record.descriptor;
+    const kept = Object.fromEntries(
+      Object.entries(annotations ?? {}).filter(
+        ([key]) => key !== 'io.containerd.image.name' && key !== 'org.opencontainers.image.ref.name',
+      ),
+    );
+    const descriptor: Descriptor = Object.keys(kept).length > 0 ? { ...plain, annotations: kept } : plain;
+    const bytes = await this.manifest(descriptor);
+    return { descriptor, bytes, ...(record.name !== undefined && { name: record.name }) };
+  }
+
+  async manifest(descriptor: Descriptor): Promise<Uint8Array> {
+    if (descriptor.size > MANIFEST_LIMIT) {
+      throw new CopyError(
+        'ErrManifestTooLarge',
+        `${this.label}: manifest ${descriptor.digest} declares ${descriptor.size} bytes, more than ${MANIFEST_LIMIT}`,
+        { image: this.label, digest: descriptor.digest },
+      );
+    }
+    try {
+      return await this.store.readBlob(descriptor.digest, descriptor.size);
+    } catch (err) {
+      throw new CopyError(
+        'ErrBlobUnknown',
+        `${this.label}: manifest ${descriptor.digest}: ${(err as Error).message}`,
+        { image: this.label, digest: descriptor.digest },
+        err,
+      );
+    }
+  }
+
+  hasBlob(descriptor: Descriptor): Promise<boolean> {
+    return this.store.hasBlob(descriptor.digest);
+  }
+
+  blob(descriptor: Descriptor): BlobSource {
+    return layoutBlobSource(this.store, descriptor);
+  }
+
+  close(): Promise<void> {
+    return this.onClose();
+  }
+}
+
+/** The name to record in a layout: a full reference as given, or a bare tag under the source's
+ * repository (`oci:DIR:v1` keeps `ref.name` = `v1`, as skopeo reads it). */
+export function layoutName(reference: string | undefined, sourceName: string | undefined): string {
+  if (reference !== undefined) {
+    const parts = splitImageName(reference);
+    if (
+      parts !== undefined &&
+      (parts.tag !== undefined || parts.digest !== undefined) &&
+      parts.repository.includes('/')
+    )
+      return reference;
+  }
+  const repository = splitImageName(sourceName ?? '')?.repository ?? 'localhost/image';
+  return `${repository}:${reference ?? splitImageName(sourceName ?? '')?.tag ?? 'latest'}`;
+}
+
+/** A layout (or the store) as a destination; blobs are verified on ingest. */
+export class LayoutDestination implements ImageDestination {
+  constructor(
+    private readonly store: Store,
+    private readonly reference: string | undefined,
+    readonly label: string,
+    private readonly onCommit: (name: string, top: TopLevel) => Promise<void> = async () => undefined,
+    private readonly onClose: () => Promise<void> = async () => undefined,
+  ) {}
+
+  async current(): Promise<Descriptor | undefined> {
+    if (this.reference === undefined) return undefined;
+    return (await this.store.getImage(this.reference))?.descriptor;
+  }
+
+  async pushBlob(descriptor: Descriptor, source: BlobSource, context: PushBlobContext): Promise<BlobOutcome> {
+    const ingest = await this.store.openIngest(descriptor, {
+      ...(context.signal !== undefined && { signal: context.signal }),
+    });
+    if (ingest.alreadyPresent) return 'exists';
+    try {
+      let done = ingest.offset;
+      for await (const chunk of source.open(ingest.offset, context.signal)) {
+        await ingest.write(chunk);
+        done += chunk.byteLength;
+        context.onProgress?.(done);
+      }
+      await ingest.commit();
+    } catch (err) {
+      await ingest.abort().catch(() => undefined);
+      throw new CopyError(
+        isCode(err) ?? 'ErrCopy',
+        `${this.label}: blob ${descriptor.digest}: ${(err as Error).message}`,
+        { digest: descriptor.digest },
+        err,
+      );
+    }
+    return 'pushed';
+  }
+
+  async putManifest(descriptor: Descriptor, bytes: Uint8Array): Promise<void> {
+    await this.store.putBlob(descriptor, bytes);
+  }
+
+  async commit(top: TopLevel): Promise<string> {
+    await this.store.putBlob(top.descriptor, top.bytes);
+    const name = layoutName(this.reference, top.name);
+    await this.store.setImage(name, top.descriptor);
+    await this.onCommit(name, top);
+    return name;
+  }
+
+  close(): Promise<void> {
+    return this.onClose();
+  }
+}
+
+function isCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('Err') ? code : undefined;
+}
