@@ -18,7 +18,17 @@ import { formatEvents } from '../src/cli/commands/ensure-describe.ts';
 import { ImageManager, StoreImageService, type KubeletEvent } from '../src/kubelet/index.ts';
 import { ManualClock } from '../src/kubelet/testing/index.ts';
 import { openStore } from '../src/store/index.ts';
-import { buildImage, pushImage, startRegistry, type RunningRegistry } from '../test/harness/index.ts';
+import { RegistryServer } from '../src/server/index.ts';
+import {
+  Containerd,
+  buildImage,
+  copyImage,
+  inspectRaw,
+  pushImage,
+  startRegistry,
+  which,
+  type RunningRegistry,
+} from '../test/harness/index.ts';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 // Errors are shown in line with the output they belong to.
@@ -109,12 +119,63 @@ async function pulling(registry: RunningRegistry, store: string): Promise<void> 
   await step('Collect the blobs no image uses any more', [...s, 'gc']);
 }
 
+// The store served as a registry on the node: skopeo reads and copies from it, and containerd
+// (when installed) pulls through it with the hosts.toml `kimg registry hosts-toml` writes.
+async function serving(registry: RunningRegistry, store: string, work: string): Promise<void> {
+  const server = await RegistryServer.start({
+    store: await openStore(store),
+    port: 0,
+    // Names without ?ns= (skopeo's) are the demo registry's: `<mirror>/team/app:v1`.
+    defaultUpstream: registry.host,
+    accessLog: (line) => console.log(`  [kimg registry] ${line}`),
+  });
+  try {
+    console.log(
+      `\n${bold('== The store as a registry')}: kimg registry serve --store … --listen 127.0.0.1:0 --default-upstream ${registry.host} → ${server.url}`,
+    );
+    const mirror = `127.0.0.1:${server.port}`;
+    await mkdir(work, { recursive: true });
+    console.log(`$ skopeo inspect --raw docker://${mirror}/team/app:v1`);
+    console.log((await inspectRaw(`${mirror}/team/app:v1`)).toString('utf8').slice(0, 160) + '…');
+    console.log(`$ skopeo copy docker://${mirror}/team/app:v1 oci:${join(work, 'copy')}:v1`);
+    await copyImage(`docker://${mirror}/team/app:v1`, `oci:${join(work, 'copy')}:v1`, { preserveDigests: true });
+    const hostsDir = join(work, 'certs.d');
+    await step("containerd's hosts.toml pointing at the mirror", [
+      'registry',
+      'hosts-toml',
+      '--mirror',
+      server.url,
+      '--for',
+      registry.host,
+      '--dir',
+      hostsDir,
+    ]);
+    if (!which('containerd') || !which('ctr')) {
+      console.log('(containerd is not installed: the ctr step is skipped)');
+      return;
+    }
+    const containerd = await Containerd.start(join(work, 'containerd'), 'demo');
+    try {
+      console.log(
+        `$ ctr content fetch --hosts-dir ${hostsDir} ${registry.host}/team/app:v1   (containerd asks kimg, ?ns=${registry.host})`,
+      );
+      await containerd.ctr(['content', 'fetch', '--hosts-dir', hostsDir, `${registry.host}/team/app:v1`]);
+      console.log((await containerd.ctr(['images', 'ls'])).trim());
+    } finally {
+      await containerd.stop();
+    }
+  } finally {
+    await server.close();
+  }
+}
+
 async function run(): Promise<void> {
   await references();
   const work = await mkdtemp(join(tmpdir(), 'kimg-demo-'));
   const registry = await startRegistry();
   try {
     await pulling(registry, join(work, 'store'));
+    await serving(registry, join(work, 'store'), join(work, 'serve'));
     await kubelet(registry, join(work, 'kubelet'));
     await pinning(registry, join(work, 'pin'));
     await webhook(registry, join(work, 'webhook'));
