@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../../src/admission/index.ts';
+import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../../src/admission/review.ts';
 
 const { applyPatch, compare, deepClone } = fastJsonPatch;
 

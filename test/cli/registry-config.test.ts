@@ -14,7 +14,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { RegistryResolver, defaultResolverConfig, resolverFromConfig } from '../../src/admission/index.ts';
+import { RegistryResolver, resolverFromConfig } from '../../src/admission/index.ts';
+import { defaultResolverConfig } from '../../src/admission/config.ts';
 import { main } from '../../src/cli/index.ts';
 import { Puller } from '../../src/pull/index.ts';
 import {
