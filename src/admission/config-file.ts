@@ -24,6 +24,10 @@ export async function readConfigFile(path: string): Promise<unknown> {
   return documents[0] ?? {};
 }
 
+/**
+ * Reads an admission configuration file (YAML or JSON) and checks it with
+ * `parseAdmissionConfig`; an unknown key or bad value is an `AdmissionConfigError` naming it.
+ */
 export async function loadAdmissionConfig(path: string, environment: ConfigEnvironment = {}): Promise<AdmissionConfig> {
   return parseAdmissionConfig(await readConfigFile(path), environment);
 }

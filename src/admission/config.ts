@@ -299,6 +299,11 @@ export function checkPlatform(platform: string, where: string): string {
   return platform;
 }
 
+/**
+ * Checks `mutate.extraPodSpecPaths`: a map from `group/Kind` to the JSON paths of extra pod
+ * specs in that kind. Returns `{}` when absent; anything else is an `AdmissionConfigError` naming
+ * `where`.
+ */
 export function parseExtraPodSpecPaths(
   value: unknown,
   where = 'mutate.extraPodSpecPaths',
@@ -425,6 +430,10 @@ function parseSecretSource(value: unknown, where: string, fallback: SecretSource
   throw new AdmissionConfigError(where, `expected "informer", "none" or {file: PATH}, found ${typeName(value)}`);
 }
 
+/**
+ * Checks the `validate` section (the image policy) and fills in its defaults; an unknown key
+ * or bad value is an `AdmissionConfigError` naming `where`.
+ */
 export function parsePolicyConfig(input: unknown, where = 'validate'): PolicyConfig {
   const s = Section.of(input, where);
   s.only([

@@ -130,6 +130,13 @@ type Gate =
   | { readonly pass: false; readonly decision: Decision }
   | { readonly pass: true; readonly kind: GroupKind; readonly object: Readonly<Record<string, unknown>> };
 
+/**
+ * Answers one AdmissionRequest: the request gates (kind, namespace, operation, opt-in), then
+ * per image slot the pinning rules (mutating: a JSON Patch) or the image policy (validating), all
+ * within the request's time budget. Contract: it always returns a well-formed response; a bad
+ * image, a registry failure or an odd object becomes a denial, a warning or an allowed response
+ * according to the configured failure policy, never an exception.
+ */
 export class AdmissionHandler {
   readonly config: MutateConfig;
   readonly policy: ImagePolicy;

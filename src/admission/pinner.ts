@@ -201,6 +201,14 @@ function normalizeMismatch(mode: PinnerOptions['onMismatch']): ExistingDigestMod
   return mode;
 }
 
+/**
+ * The pinning engine shared by the webhook and `kimg pin`: `pin(image)` turns an image as
+ * written into the value to write (a digest-pinned reference, or the input unchanged) and what to
+ * tell the user (status, warnings, a denial or failure). Lookups go through a `DigestResolver`,
+ * cached per (normalized reference, resolve mode, credentials) for a TTL and shared while in
+ * flight; images already pinned, skipped prefixes and invalid references cost no lookup. It never
+ * throws for a bad image or a registry failure: those are in the result.
+ */
 export class Pinner {
   readonly output: OutputFormat;
   readonly platform: string | undefined;

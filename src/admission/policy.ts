@@ -46,6 +46,11 @@ export function repositoryAllowed(repository: string, entries: readonly string[]
   return false;
 }
 
+/**
+ * The validating image policy: `evaluate(image)` returns whether one image is allowed and
+ * which rules it breaks (disallowed or implicit `latest` tags, a missing digest, a repository
+ * outside the allowed list). Pure and synchronous; never contacts a registry.
+ */
 export class ImagePolicy {
   readonly config: PolicyConfig;
 

@@ -127,6 +127,12 @@ function send(
   res.end(bytes);
 }
 
+/**
+ * The admission webhook's HTTPS server: `POST /mutate` and `POST /validate` through an
+ * `AdmissionHandler`, `/healthz`, `/readyz` and `/metrics`; the certificate and key are read from
+ * files and reloaded when they change. A malformed request gets a 4xx with a reason; nothing a
+ * client sends crashes the process. `WebhookServer.start` listens, `close()` stops it.
+ */
 export class WebhookServer {
   readonly metrics: WebhookMetrics;
   private readonly server: Server;

@@ -16,6 +16,10 @@ const UNIT_NANOSECONDS = new Map<string, bigint>([
 
 const MAX_INT64 = (1n << 63n) - 1n;
 
+/**
+ * Parses a duration as Go's `time.ParseDuration` does (`1m30s`, `250ms`, a bare `0`):
+ * nanoseconds as a bigint, or undefined wherever Go returns an error, overflow included.
+ */
 export function parseGoDuration(input: string): bigint | undefined {
   let s = input;
   let negative = false;

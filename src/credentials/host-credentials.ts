@@ -44,6 +44,13 @@ export interface HostCredentialResolverOptions {
   readonly runProgram?: ProgramRunner;
 }
 
+/**
+ * Credentials for the registry client, chosen for the host actually contacted: explicit
+ * credentials for that host, then each credential file in turn (Docker `config.json`, containers
+ * `auth.json`), each deciding by `credHelpers` over `credsStore` over `auths`. Contract: a mirror
+ * never receives the upstream registry's credentials; none found means anonymous; helper answers
+ * are cached briefly and shared by concurrent requests.
+ */
 export class HostCredentialResolver {
   readonly #files: readonly DockerConfigFile[];
   readonly #options: HostCredentialResolverOptions;

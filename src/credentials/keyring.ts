@@ -75,6 +75,12 @@ interface Tracked {
   readonly hash: string;
 }
 
+/**
+ * The kubelet keyring: credentials indexed by registry key and matched against an image's
+ * normalized repository (host-label globs, exact ports, path prefixes, most specific key first,
+ * with the Docker Hub fallback). `lookup(image)` returns every matching credential in the order
+ * the kubelet tries them. Pure: callers add decoded documents; no file or process I/O.
+ */
 export class Keyring {
   /** Distinct index keys in reverse byte order, so `quay.io/coreos` precedes `quay.io`. */
   #index: string[] = [];

@@ -68,6 +68,12 @@ export async function readNodeDockerConfig(
   return undefined;
 }
 
+/**
+ * The node's own credentials as the kubelet finds them: the first valid `config.json`, else
+ * the first valid `.dockercfg`, in the kubelet's search order. Invalid files are skipped and
+ * reported to `onSkip`; the answer, even "nothing", is kept for 5 minutes and loaded once for
+ * concurrent callers.
+ */
 export class NodeKeyring {
   readonly #options: NodeKeyringOptions;
   readonly #clock: TimeSource;

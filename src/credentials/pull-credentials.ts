@@ -17,6 +17,11 @@ export interface PullCredentialSources {
   readonly pod?: PluginPodContext;
 }
 
+/**
+ * Every credential the kubelet would try for `image`, in its order: pod pull secrets, then
+ * the node's config, then credential provider plugins, each source with its own keyring and
+ * Docker Hub fallback. The caller makes one pull per credential, then one anonymous.
+ */
 export async function lookupPullCredentials(image: ImageName, sources: PullCredentialSources): Promise<KeyringMatch[]> {
   const name = imageNameString(image);
   const fromSecrets = sources.podSecrets?.lookup(name) ?? [];

@@ -23,6 +23,12 @@ export interface BackoffState extends BackoffEntry {
   readonly inBackOff: boolean;
 }
 
+/**
+ * The kubelet's image pull back-off: per key (pod and image), a window that starts at
+ * `initialMs` and doubles to `maxMs`. A key is in back-off while less than its window has passed
+ * since its last failure; an entry untouched for more than twice `maxMs` expires and starts over.
+ * A success does not reset a key; `gc` only drops expired entries.
+ */
 export class Backoff {
   readonly initialMs: number;
   readonly maxMs: number;

@@ -107,6 +107,13 @@ export interface ImageGarbageCollectorOptions {
   readonly nodeName?: string;
 }
 
+/**
+ * The kubelet's image garbage collection: `detectImages` tracks when each image was first
+ * seen and last used; `garbageCollect` removes unused, unpinned images, least recently used
+ * first: images older than the maximum age, then, when disk usage reaches the high threshold,
+ * enough to come down to the low one, skipping images younger than the minimum age. Every
+ * decision comes back with its reason; `dryRun` removes nothing.
+ */
 export class ImageGarbageCollector {
   readonly policy: ImageGcPolicy;
   readonly #service: ImageService;

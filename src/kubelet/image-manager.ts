@@ -118,6 +118,14 @@ function decisionLabels(decision: PullDecision, policy: PullPolicy): { present: 
   }
 }
 
+/**
+ * The kubelet's image manager: `ensureImageExists` decides, for one container of one pod,
+ * whether to use the image on the node or pull it (pull policy, KEP-2535 verification through a
+ * `PullVerifier`), pulls with each credential in the kubelet's order, applies back-off and the
+ * pull throttle, and reports what the kubelet would: events, a waiting reason and message, and
+ * the imageRef to run. It never throws for an image problem; the result carries the reason.
+ * Everything it touches (image service, clock, verifier, recorder, metrics) is injected.
+ */
 export class ImageManager {
   readonly clock: Clock;
   readonly backOff: Backoff;

@@ -22,6 +22,10 @@ function key(name: string, labels: Labels): string {
   return `${name}{${parts.join(',')}}`;
 }
 
+/**
+ * An in-memory `MetricsSink` for the image manager's counters and observations, rendered as
+ * Prometheus text by `render()`.
+ */
 export class MetricsRegistry implements MetricsSink {
   readonly #counters = new Map<string, number>();
   readonly #observations = new Map<string, number[]>();

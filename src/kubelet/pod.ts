@@ -70,6 +70,11 @@ export function containerFieldPath(container: { name: string }, init: boolean): 
 export const WORKER_BACKOFF_PERIOD_MS = 10_000;
 export const WORKER_RESYNC_INTERVAL_MS = 60_000;
 
+/**
+ * When the pod worker syncs a pod again after `result`: never when every image is ready, else
+ * the back-off period (or the resync interval when only back-off held it), with up to 50 %
+ * jitter.
+ */
 export function nextSyncDelayMs(result: PodSyncResult, random: () => number = Math.random): number | undefined {
   if (result.ready) return undefined;
   const base = result.backOffOnly ? WORKER_RESYNC_INTERVAL_MS : WORKER_BACKOFF_PERIOD_MS;

@@ -88,6 +88,12 @@ function suggestName(image: string): string | undefined {
   return tryParseNormalizedNamed(lower).ok ? lower : undefined;
 }
 
+/**
+ * What the kubelet would do for each container of `pod` (the report behind
+ * `kimg ensure --dry-run`): the decision, the credentials it would try and the failure it would
+ * hit, found by resolving each image (manifests only, no layers), with the waiting reason,
+ * message and a suggested fix. It changes nothing on the node and records nothing.
+ */
 export async function preflightPod(pod: PodImageSpec, options: PreflightOptions): Promise<PreflightReport> {
   const secrets: unknown[] = [];
   const missing: string[] = [];

@@ -24,7 +24,13 @@ import {
 
 export type MustPullDecision = 'pull' | 'use';
 
-/** All the image manager knows of KEP-2535. `image` is always the image as written. */
+/**
+ * All the image manager knows of KEP-2535 (upstream's `pullmanager.PullManager`). `image` is
+ * always the image as written. Contract: each `recordPullIntent(image)` is matched by exactly
+ * one `recordImagePulled` or `recordImagePullFailed` for the same image, whatever happens in
+ * between (the image manager keeps it in a `finally`), so intents left on disk mean a pull was
+ * interrupted by a crash. `mustAttemptImagePull` is asked only for an image already present.
+ */
 export interface PullVerifier {
   recordPullIntent(image: string): Promise<void>;
   recordImagePulled(image: string, imageRef: string, credentials: ImagePullCredentials | undefined): Promise<void>;
@@ -61,6 +67,12 @@ export interface ListedImage {
   readonly repoDigests: readonly string[];
 }
 
+/**
+ * The kubelet's KEP-2535 `PullVerifier`: records which credentials pulled which image
+ * (intents before a pull, records after), and decides whether a pod may use an image already on
+ * the node under the verification policy and allowlist. Record write errors are reported to
+ * `onError` and never fail a pull, as in the kubelet.
+ */
 export class ImagePullManager implements PullVerifier {
   readonly policy: VerificationPolicy;
   readonly allowlist: Allowlist;

@@ -28,6 +28,10 @@ export interface PullRecordsAccessor {
   deleteRecord(imageRef: string): Promise<void>;
 }
 
+/**
+ * KEP-2535 records kept in memory only, for tests and one-shot runs; nothing survives the
+ * process.
+ */
 export class MemoryPullRecords implements PullRecordsAccessor {
   readonly intents = new Map<string, ImagePullIntent>();
   readonly records = new Map<string, ImagePulledRecord>();
@@ -64,6 +68,12 @@ export const RECORDS_DIR = 'pulled';
 
 const isNotFound = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
+/**
+ * KEP-2535 records on disk in the kubelet's layout under `<root>/image_manager/`: `pulling/`
+ * intents by image, `pulled/` records by imageRef, files 0600 in directories 0700, each written
+ * to a temporary file and renamed so a crash never leaves a half-written record. Undecodable files
+ * are skipped and reported to `onSkip`.
+ */
 export class FsPullRecords implements PullRecordsAccessor {
   readonly intentsDir: string;
   readonly recordsDir: string;
@@ -181,6 +191,11 @@ class Lru<V> {
   }
 }
 
+/**
+ * KEP-2535 records behind the kubelet's write-through LRU caches (intents and records), in
+ * front of another accessor (usually `FsPullRecords`); authoritative until the first eviction,
+ * after which misses go to the delegate.
+ */
 export class CachedPullRecords implements PullRecordsAccessor {
   readonly #delegate: PullRecordsAccessor;
   readonly #intents: Lru<ImagePullIntent>;

@@ -40,6 +40,11 @@ async function timed<T>(clock: Clock, task: () => Promise<T>): Promise<Scheduled
   }
 }
 
+/**
+ * The kubelet's serial puller: one pull at a time from a FIFO queue of `capacity` waiting
+ * requests (10 in the kubelet); callers past that wait for room. Identical requests are not
+ * merged; a pull's time starts when the worker picks it.
+ */
 export class SerialPullScheduler implements PullScheduler {
   readonly mode = 'serial' as const;
   readonly capacity: number;
@@ -84,6 +89,10 @@ export class SerialPullScheduler implements PullScheduler {
   }
 }
 
+/**
+ * The kubelet's parallel puller: at most `maxParallel` pulls at once (undefined: unlimited);
+ * further requests wait, never fail. Identical requests are not merged.
+ */
 export class ParallelPullScheduler implements PullScheduler {
   readonly mode = 'parallel' as const;
   /** Undefined = unlimited. */

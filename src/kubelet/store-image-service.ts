@@ -63,6 +63,12 @@ export function runtimeError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * The `ImageService` over kimg's own pieces: the OCI-layout store for what is on the node and
+ * one shared registry client for pulls. Each pull brings at most one credential, sent to the
+ * registry itself, never to a mirror; the imageRef is the digest of the stored index or manifest.
+ * Connection failures and 5xx answers are reported as `RegistryUnavailable: …`.
+ */
 export class StoreImageService implements ImageService, ImageResolver {
   readonly store: Store;
   readonly platform: string | undefined;

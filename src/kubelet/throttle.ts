@@ -15,6 +15,11 @@ export class PullQpsExceededError extends KimgError<'kubelet.ErrPullQPSExceeded'
   }
 }
 
+/**
+ * The kubelet's registry pull throttle: `burst` tokens refilled at `qps` per second,
+ * starting full. `tryAccept()` takes a token or answers false at once (the pull then fails with
+ * `pull QPS exceeded`); qps 0 means no throttle.
+ */
 export class TokenBucket {
   readonly qps: number;
   readonly burst: number;

@@ -65,6 +65,10 @@ export interface FindingRecord {
   readonly column: number;
 }
 
+/**
+ * The findings as flat records (file, document, path, image, rule, line, column), the shape
+ * `-o json` and `-o yaml` print.
+ */
 export function findingRecords(findings: readonly Finding[]): FindingRecord[] {
   return findings.map(({ slot, rule }) => ({
     file: slot.file,

@@ -3,6 +3,10 @@ import { KimgError } from '../errors/index.ts';
 /** The deepest JSON nesting accepted in registry documents; real manifests nest 4 levels. */
 export const MAX_JSON_DEPTH = 64;
 
+/**
+ * A registry document that is not acceptable JSON (syntax, duplicate keys, nesting deeper
+ * than `MAX_JSON_DEPTH`): `ErrInvalidJson`.
+ */
 export class JsonError extends KimgError<'ErrInvalidJson'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ErrInvalidJson', message, options);

@@ -24,10 +24,16 @@ export const MANIFEST_ACCEPT = [
   MediaType.DockerManifest,
 ].join(', ');
 
+/**
+ * Whether `mediaType` is an image index (OCI index or Docker manifest list).
+ */
 export function isIndexMediaType(mediaType: string): boolean {
   return mediaType === MediaType.OciIndex || mediaType === MediaType.DockerManifestList;
 }
 
+/**
+ * Whether `mediaType` is an image manifest (OCI or Docker schema 2).
+ */
 export function isManifestMediaType(mediaType: string): boolean {
   return mediaType === MediaType.OciManifest || mediaType === MediaType.DockerManifest;
 }

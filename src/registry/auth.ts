@@ -99,6 +99,14 @@ export interface AuthorizedRequest {
 /** How long a scope whose fresh token was rejected too fails without asking for another. */
 const TWICE_REJECTED_MS = 60_000;
 
+/**
+ * Answers registry challenges for one `RegistryClient`: it learns each host's
+ * `WWW-Authenticate` challenge, attaches Basic credentials or a Bearer token for the host
+ * actually contacted (never a mirror's or a redirect target's), fetches tokens only from realms
+ * the policy accepts and caches them per (realm, service, scopes, credential). `send` performs one
+ * request with authorization and re-authenticates at most once when a token is rejected; a 401
+ * from a host reached by redirect is returned, not answered.
+ */
 export class Authenticator {
   private readonly challenges = new Map<string, KnownChallenge>();
   private readonly pings = new Map<string, Promise<PingResult>>();

@@ -257,6 +257,9 @@ export function parseScopes(text: string | undefined): Scope[] {
   return out;
 }
 
+/**
+ * A token scope as the `scope` parameter spells it: `type:name:action[,action…]`.
+ */
 export function formatScope(scope: Scope): string {
   return `${scope.type}:${scope.name}:${scope.actions.join(',')}`;
 }

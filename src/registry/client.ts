@@ -80,6 +80,16 @@ export interface GetManifestOptions extends CallOptions {
   readonly descriptor?: Descriptor;
 }
 
+/**
+ * The registry client: one object per process (or per configuration) that resolves tags to
+ * digests, fetches manifests and streams blobs from an ordered list of endpoints per registry
+ * (mirrors first, as the hosts configuration says). It owns the connection pools, the
+ * `Authenticator` (challenges and tokens), back-off and per-host concurrency, shared by every
+ * call; each call may bring its own credentials. Every byte it returns is verified against the
+ * digest and size that named it, and every failure is a typed `KimgError` naming the registry
+ * and the image; it also uploads (`pushBlob`, `putManifest`). `close()` ends the pools; no call
+ * may follow it.
+ */
 export class RegistryClient {
   private readonly transport: Transport;
   private readonly auth: Authenticator;

@@ -42,6 +42,10 @@ class Counter {
   }
 }
 
+/**
+ * The registry server's Prometheus counters (requests by method, route and status, bytes
+ * served, pull-through hits, misses and upstream fetches) and their text exposition.
+ */
 export class ServerMetrics {
   readonly requests = new Counter(
     'kimg_registry_requests_total',

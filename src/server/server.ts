@@ -102,6 +102,12 @@ function shownTarget(url: string): string {
   return printable.length > 300 ? `${printable.slice(0, 300)}…` : printable;
 }
 
+/**
+ * `kimg registry serve`: the store served as an OCI distribution registry (read-only unless
+ * uploads are allowed, optionally pulling through from an upstream). Loopback only unless TLS or
+ * `insecureListen` is asked for; headers, bodies and idle time are bounded; one access-log line
+ * per request, never with credentials.
+ */
 export class RegistryServer {
   readonly metrics: ServerMetrics;
   readonly defaultUpstream: string;

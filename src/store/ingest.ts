@@ -16,8 +16,13 @@ const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
  * whole ingest slower (≈ 430 vs 650 MiB/s for 512 MiB), not faster. */
 const REHASH_BUFFER = 1 << 20;
 
-/** A download in progress into `ingest/`, committed into `blobs/` only once verified. Calls are
- * sequential: await each `write` before the next. */
+/**
+ * A download in progress into `ingest/`, committed into `blobs/` only once verified. Calls are
+ * sequential: await each `write` before the next. Contract: every opened ingest ends with
+ * exactly one `commit()` or `abort()` (usually `abort()` in a `finally`; it does nothing after a
+ * commit). The ingest holds the digest's ingest lock until then, so a forgotten one blocks every
+ * other download of that blob; nothing reaches `blobs/` or a reader without a verified commit.
+ */
 export interface Ingest {
   readonly descriptor: Descriptor;
   /** Bytes already present when the ingest was opened (a resumed partial), 0 for a new one, and

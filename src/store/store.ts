@@ -143,6 +143,13 @@ export async function openStore(dir?: string, options: StoreOptions = {}): Promi
   return store;
 }
 
+/**
+ * The OCI image-layout store on disk (`openStore` returns one): blobs by digest, names in
+ * `index.json`, partial downloads in `ingest/`. Contract: a blob is readable only after an
+ * `Ingest` committed it verified (size and digest), `index.json` is replaced atomically under the
+ * store lock, and a crash at any point leaves a layout that `fsck` accepts, never a half-written
+ * blob or name. Processes sharing a store coordinate through its file lock.
+ */
 export class LayoutStore implements Store, LayoutReader {
   readonly root: string;
   readonly ingestDir: string;

@@ -27,6 +27,11 @@ function normalize(image: string): string {
   return parseDockerRef(image).toString();
 }
 
+/**
+ * An in-memory image service for tests and examples: a "registry" of images (some private,
+ * with the credentials that may pull them), the images present on the node, scripted failures
+ * and a log of every call (`calls`). No network, no disk.
+ */
 export class FakeImageService implements ImageService, ImageResolver {
   readonly calls: FakeCall[] = [];
   readonly #remote = new Map<string, FakeRemoteImage>();
