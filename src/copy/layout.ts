@@ -33,7 +33,14 @@ export function layoutBlobSource(store: Store, descriptor: Descriptor): BlobSour
 /** The layout entry `reference` designates: a full name, a tag, or the only entry when none. */
 async function findRoot(store: Store, reference: string | undefined, label: string) {
   if (reference !== undefined) {
-    const record = await store.getImage(reference);
+    let record = await store.getImage(reference);
+    if (record === undefined && !/[/:@]/.test(reference)) {
+      // A bare tag (`oci:DIR:v1`): the one entry whose full name carries that tag.
+      const tagged = (await store.listImages()).filter(
+        (r) => r.name !== undefined && splitImageName(r.name)?.tag === reference,
+      );
+      if (tagged.length === 1) record = tagged[0];
+    }
     if (record === undefined)
       throw new CopyError('ErrImageUnknown', `${label}: no image named ${JSON.stringify(reference)} in ${store.root}`, {
         image: label,

@@ -109,7 +109,10 @@ export async function openSource(t: TransportRef, ctx: TransportContext, signal?
   }
 }
 
+/** A full reference normalized (`nginx:1` → `docker.io/library/nginx:1`); a bare tag (`v1`, as
+ * skopeo's `oci:DIR:v1` names an entry) stays as it is. */
 function normalizeIfFull(text: string): string {
+  if (!/[/:@]/.test(text)) return text;
   try {
     return parseDockerRef(text).toString();
   } catch {

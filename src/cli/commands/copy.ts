@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import {
-  ArchiveWriter,
   copyImage,
   openDestination,
   openSource,
@@ -9,9 +8,7 @@ import {
   type CopyResult,
   type TransportRef,
 } from '../../copy/index.ts';
-import { LayoutDestination, LayoutSource } from '../../copy/layout.ts';
 import { parsePlatform } from '../../oci/index.ts';
-import { parseDockerRef } from '../../reference/index.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { OUTPUT_OPTION, UsageError, parseOutputFormat, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags, registryFrom, storeFrom, type RegistryFlags } from '../registry-options.ts';
@@ -131,51 +128,5 @@ export function registerPush(program: Command, io: Io): void {
     if (target.kind !== 'store' && target.kind !== 'docker')
       throw new UsageError('kimg push DEST is a reference (a registry); use kimg copy for layouts and archives');
     await runCopy(io, all, src, { kind: 'docker', ref: target.ref });
-  });
-}
-
-export function registerSave(program: Command, io: Io): void {
-  addRegistryFlags(
-    program
-      .command('save')
-      .description(
-        'write stored images into one archive that ctr images import, docker load, skopeo and kimg load read (an OCI layout named with io.containerd.image.name, plus manifest.json)',
-      )
-      .argument('<images...>', 'stored images')
-      .requiredOption('-o, --output <file>', 'the archive to write (replaced whole, or not at all)'),
-  ).action(async (images: string[], flags: RegistryFlags & { output: string }, command: Command) => {
-    const all = { ...command.optsWithGlobals(), ...flags } as RegistryFlags & { output: string };
-    const store = await storeFrom(all, io);
-    const writer = await ArchiveWriter.create(all.output);
-    try {
-      for (const image of images) {
-        const ref = parseDockerRef(image);
-        const source = new LayoutSource(store, ref.toString(), ref.toString());
-        const destination = new LayoutDestination(writer.store, ref.toString(), `archive ${all.output}`, (name, top) =>
-          writer.add(name, top),
-        );
-        const result = await copyImage(source, destination, { force: true });
-        writeLine(io.stderr, `saved ${result.destination}@${result.descriptor.digest}`);
-      }
-      await writer.finish();
-      writeLine(io.stdout, all.output);
-    } finally {
-      await writer.discard();
-    }
-  });
-}
-
-export function registerLoad(program: Command, io: Io): void {
-  addRegistryFlags(
-    program
-      .command('load')
-      .description('load the images of an archive (docker save, ctr images export, skopeo, kimg save) into the store')
-      .requiredOption('-i, --input <file>', 'the archive'),
-  ).action(async (flags: RegistryFlags & { input: string }, command: Command) => {
-    const all = { ...command.optsWithGlobals(), ...flags } as RegistryFlags & { input: string };
-    const { loadArchive } = await import('../../copy/load.ts');
-    const store = await storeFrom(all, io, { create: true });
-    const loaded = await loadArchive(all.input, store);
-    for (const name of loaded) writeLine(io.stdout, name);
   });
 }
