@@ -96,9 +96,15 @@ export async function saveArchive(
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
+    // ref.name is the tag, as `ctr images export` and Docker 25's `docker save` write it (so
+    // `skopeo … oci-archive:FILE:v1` finds it); the full name is in io.containerd.image.name.
     manifests: images.map(({ name, descriptor }) => ({
       ...descriptor,
-      annotations: { ...descriptor.annotations, [ANNOTATION_IMAGE_NAME]: name, [ANNOTATION_REF_NAME]: name },
+      annotations: {
+        ...descriptor.annotations,
+        [ANNOTATION_IMAGE_NAME]: name,
+        [ANNOTATION_REF_NAME]: parseDockerRef(name).tag ?? name,
+      },
     })),
   };
   // docker load: one item per image manifest, with every tag naming it.

@@ -94,8 +94,8 @@ describe('kimg save and load with containerd, skopeo and a registry', { skip }, 
       await daemon.stop();
     }
 
-    // skopeo: the OCI half by name (manifest bytes unchanged), the docker half by RepoTag.
-    const raw = await skopeo(['inspect', '--raw', `oci-archive:${file}:${multiRef}`]);
+    // skopeo: the OCI half by tag (manifest bytes unchanged), the docker half by RepoTag.
+    const raw = await skopeo(['inspect', '--raw', `oci-archive:${file}:v1`]); // ref.name: the tag
     assert.equal(sha256Digest(raw), multi.digest);
     const viaDocker = JSON.parse(
       (await skopeo(['inspect', `docker-archive:${file}:${dockerRef}`])).toString('utf8'),

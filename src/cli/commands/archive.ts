@@ -14,7 +14,7 @@ import {
   writeLine,
   type Io,
 } from '../io.ts';
-import { requirePath, storeFrom, type StoreFlags } from '../registry-options.ts';
+import { addRegistryFlags, requirePath, storeFrom, type StoreFlags } from '../registry-options.ts';
 import { findStoredImages } from './images.ts';
 
 function flagsOf<T>(flags: T, command: Command): T {
@@ -33,8 +33,8 @@ async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Prom
 
 /** `kimg save IMAGE… -o FILE.tar`: one archive for `ctr images import` and `docker load`. */
 export function registerSave(program: Command, io: Io): void {
-  program
-    .command('save')
+  // The registry flags are accepted (scripts pass them to every kimg command) and unused.
+  addRegistryFlags(program.command('save'))
     .description(
       'write stored images to one tar that `ctr images import` and `docker load` both read (an OCI layout plus manifest.json)',
     )
@@ -69,8 +69,7 @@ export function registerSave(program: Command, io: Io): void {
 
 /** `kimg load -i FILE.tar`: docker save, ctr export, skopeo and kimg archives into the store. */
 export function registerLoad(program: Command, io: Io): void {
-  program
-    .command('load')
+  addRegistryFlags(program.command('load'))
     .description(
       'load the images of an archive (docker save, ctr images export, skopeo oci-archive/docker-archive, kimg save) into the store, every blob verified',
     )
