@@ -4,7 +4,7 @@
  * Always a well-formed response: a bad image, a registry failure or an odd object never throws.
  */
 import { defaultMutateConfig, type MutateConfig } from './config.ts';
-import { podCredentials, type ClusterObjectSource, type CredentialLookup } from './credentials.ts';
+import { podCredentials, type ClusterObjectSource, type CredentialLookup } from './pod-credentials.ts';
 import type { ResolveFailure } from './errors.ts';
 import { BudgetExpired } from './failures.ts';
 import { showImage } from './images.ts';

@@ -32,7 +32,12 @@ export { Pinner, type PinResult, type PinnerOptions } from './pinner.ts';
 export { RegistryResolver, type DigestResolver, type RegistryResolverOptions } from './resolver.ts';
 export { createAdmissionRuntime, resolverFromConfig, type AdmissionRuntime } from './setup.ts';
 export { SecretInformer } from './informer.ts';
-export { MemoryObjectSource, dockerConfigCredentials, podCredentials, type CredentialLookup } from './credentials.ts';
+export {
+  MemoryObjectSource,
+  dockerConfigCredentials,
+  podCredentials,
+  type CredentialLookup,
+} from './pod-credentials.ts';
 
 // Policy (§4.15).
 export { ImagePolicy, validate, type PolicyEvaluation } from './policy.ts';

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { KimgError } from '../errors/index.ts';
-import { MemoryObjectSource } from './credentials.ts';
+import { MemoryObjectSource } from './pod-credentials.ts';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

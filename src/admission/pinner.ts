@@ -13,7 +13,7 @@ import { SingleFlight } from '../signals/index.ts';
 import { TtlCache } from './cache.ts';
 import type { ExistingDigestMode, MutateConfig, OutputFormat, ResolverConfig } from './config.ts';
 import { checkPlatform } from './config.ts';
-import type { CredentialLookup } from './credentials.ts';
+import type { CredentialLookup } from './pod-credentials.ts';
 import { ResolveFailure } from './errors.ts';
 import { failureReason, isTransientFailure, toResolveFailure } from './failures.ts';
 import { classifyImage, pinnedValue, type ImageClass } from './images.ts';

@@ -8,7 +8,7 @@ import {
   loadObjectFile,
   type ClusterObjectSource,
   type CredentialLookup,
-} from './credentials.ts';
+} from './pod-credentials.ts';
 import { AdmissionConfigError } from './errors.ts';
 import { AdmissionHandler } from './handler.ts';
 import { countLookup } from './review-log.ts';

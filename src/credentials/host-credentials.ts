@@ -19,12 +19,12 @@ import {
   type CredentialFileLocations,
 } from './docker-config-files.ts';
 import { getFromCredentialHelper } from './credential-helper.ts';
-import { describeSource, type CredentialSource } from './keyring.ts';
+import { describeSource, type CredentialOrigin } from './keyring.ts';
 import type { ProgramRunner } from './run-program.ts';
 
 export interface HostCredential {
   readonly credential: Credential;
-  readonly source: CredentialSource;
+  readonly source: CredentialOrigin;
   /** For `explain` and logs: `docker config /home/u/.docker/config.json`, … */
   readonly sourceLabel: string;
   /** The config key that selected it, when one did. */
@@ -85,14 +85,14 @@ export class HostCredentialResolver {
     for (const file of this.#files) {
       const resolution = resolveInDockerConfig(file, target);
       if (resolution.kind === 'credential') {
-        const source: CredentialSource = { kind: 'dockerConfig', path: file.path };
+        const source: CredentialOrigin = { kind: 'dockerConfig', path: file.path };
         return { credential: resolution.credential, source, sourceLabel: describeSource(source), key: resolution.key };
       }
       if (resolution.kind === 'helper') {
         const credential = await this.#runHelper(resolution.helper, resolution.serverURL);
         // "Not found" from this file's helper lets the next file answer, rather than going anonymous.
         if (credential === undefined) continue;
-        const source: CredentialSource = { kind: 'dockerConfig', path: file.path, helper: resolution.helper };
+        const source: CredentialOrigin = { kind: 'dockerConfig', path: file.path, helper: resolution.helper };
         return { credential, source, sourceLabel: describeSource(source), key: resolution.key };
       }
     }
@@ -108,7 +108,7 @@ export class HostCredentialResolver {
     for (const candidate of candidateKeys(target)) {
       const found = byKey.get(candidate);
       if (found === undefined) continue;
-      const source: CredentialSource = { kind: 'explicit' };
+      const source: CredentialOrigin = { kind: 'explicit' };
       return { credential: found.credential, source, sourceLabel: describeSource(source), key: found.key };
     }
     return undefined;

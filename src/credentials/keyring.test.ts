@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BasicCredential, Keyring } from './index.ts';
 import { credentialHash } from './credential-hash.ts';
-import { indexKey, isDockerHubFallbackTarget, lookupInOrder, urlsMatch, type CredentialSource } from './keyring.ts';
+import { indexKey, isDockerHubFallbackTarget, lookupInOrder, urlsMatch, type CredentialOrigin } from './keyring.ts';
 import { type KubeletDockerConfig } from './kubelet-config.ts';
 
-const node: CredentialSource = { kind: 'node', path: '/var/lib/kubelet/config.json' };
-const secret = (name: string): CredentialSource => ({ kind: 'secret', namespace: 'default', name, uid: `uid-${name}` });
+const node: CredentialOrigin = { kind: 'node', path: '/var/lib/kubelet/config.json' };
+const secret = (name: string): CredentialOrigin => ({ kind: 'secret', namespace: 'default', name, uid: `uid-${name}` });
 const entry = (username: string, password = `${username}-pw`) => new BasicCredential(username, password);
 const config = (...keys: [string, string][]): KubeletDockerConfig =>
   keys.map(([key, user]) => [key, entry(user)] as const);

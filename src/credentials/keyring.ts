@@ -11,7 +11,7 @@ import { parseGoUrl, parseSchemelessUrl, splitHostPort } from './go-url.ts';
 import type { KubeletDockerConfig } from './kubelet-config.ts';
 
 /** Where a credential came from, for `explain`, logs and KEP-2535 records. */
-export type CredentialSource =
+export type CredentialOrigin =
   | { readonly kind: 'secret'; readonly namespace: string; readonly name: string; readonly uid: string }
   | { readonly kind: 'node'; readonly path: string }
   | { readonly kind: 'plugin'; readonly provider: string }
@@ -27,7 +27,7 @@ export type CredentialSource =
   | { readonly kind: 'explicit' };
 
 /** A short human label: `secret default/regcred`, `plugin ecr-credential-provider`, … */
-export function describeSource(source: CredentialSource): string {
+export function describeSource(source: CredentialOrigin): string {
   switch (source.kind) {
     case 'secret':
       return `secret ${source.namespace}/${source.name}`;
@@ -49,7 +49,7 @@ export function describeSource(source: CredentialSource): string {
 /** One credential that applies to an image, in the order the kubelet would try it. */
 export interface KeyringMatch {
   readonly credential: BasicCredential;
-  readonly source: CredentialSource;
+  readonly source: CredentialOrigin;
   readonly sourceLabel: string;
   /** The index key that matched, e.g. `quay.io/coreos`, `*.example.com:5000`, `index.docker.io`. */
   readonly key: string;
@@ -71,7 +71,7 @@ const DOCKER_HUB_INDEX_KEY = 'index.docker.io';
 
 interface Tracked {
   readonly credential: BasicCredential;
-  readonly source: CredentialSource;
+  readonly source: CredentialOrigin;
   readonly hash: string;
 }
 
@@ -87,7 +87,7 @@ export class Keyring {
   readonly #credentials = new Map<string, Tracked[]>();
 
   /** Adds every entry of one document; unparseable keys are skipped, as the kubelet does. */
-  add(source: CredentialSource, config: KubeletDockerConfig): this {
+  add(source: CredentialOrigin, config: KubeletDockerConfig): this {
     for (const [configKey, credential] of config) {
       const key = indexKey(configKey);
       if (key === undefined) continue;

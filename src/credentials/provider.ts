@@ -19,7 +19,7 @@ import {
   Keyring,
   imageNameString,
   urlsMatch,
-  type CredentialSource,
+  type CredentialOrigin,
   type ImageName,
   type KeyringMatch,
 } from './keyring.ts';
@@ -56,7 +56,7 @@ export interface CredentialProviderOptions {
 /** One plugin's answer for an image: its `auth` map and where those credentials come from. */
 export interface PluginAnswer {
   readonly auth: KubeletDockerConfig;
-  readonly source: CredentialSource;
+  readonly source: CredentialOrigin;
 }
 
 /** What a service-account-mode run sends besides the image. */
@@ -100,7 +100,7 @@ export class CredentialProviderPlugin {
       account = prepared;
     }
     const scope = account === undefined ? '' : serviceAccountCacheKey(account.scope);
-    const source: CredentialSource =
+    const source: CredentialOrigin =
       account === undefined
         ? plain.source
         : {

@@ -8,7 +8,7 @@
 import { PullSecretError } from './errors.ts';
 import { decodeGoBase64 } from './go-base64.ts';
 import { InputProblem, isJsonObject, jsonTypeName, parseJsonQuietly, type JsonObject } from './go-json.ts';
-import { Keyring, type CredentialSource } from './keyring.ts';
+import { Keyring, type CredentialOrigin } from './keyring.ts';
 import { decodeDockercfg, decodeDockerConfigJson, type KubeletDockerConfig } from './kubelet-config.ts';
 
 export const SECRET_TYPE_DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
@@ -24,10 +24,10 @@ export interface SecretObject {
   readonly stringData?: Readonly<Record<string, string>>;
 }
 
-export type SecretCredentialSource = Extract<CredentialSource, { kind: 'secret' }>;
+export type SecretCredentialOrigin = Extract<CredentialOrigin, { kind: 'secret' }>;
 
 export interface PullSecretConfig {
-  readonly source: SecretCredentialSource;
+  readonly source: SecretCredentialOrigin;
   readonly config: KubeletDockerConfig;
 }
 
@@ -83,7 +83,7 @@ export function keyringFromPullSecrets(secrets: Iterable<unknown>, options: Pull
   return keyring;
 }
 
-function secretSource(secret: unknown, defaultNamespace: string): SecretCredentialSource {
+function secretSource(secret: unknown, defaultNamespace: string): SecretCredentialOrigin {
   const metadata = isJsonObject(secret) && isJsonObject(secret['metadata']) ? secret['metadata'] : {};
   const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
   return {

@@ -13,7 +13,7 @@ import {
   podCredentialsOf,
   pulledCredentialsOf,
   type NodeCredentialSources,
-} from './credentials.ts';
+} from './image-credentials.ts';
 import {
   EventReason,
   WaitingReason,

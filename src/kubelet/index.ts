@@ -40,7 +40,7 @@ export {
 // The image service (runtime) and the image manager.
 export type { ImageInfo, ImageResolver, ImageService, PullImageOptions, ResolvedImage } from './image-service.ts';
 export { StoreImageService, type StoreImageServiceOptions } from './store-image-service.ts';
-export type { NodeCredentialSources } from './credentials.ts';
+export type { NodeCredentialSources } from './image-credentials.ts';
 export {
   ImageManager,
   type EnsureImageRequest,

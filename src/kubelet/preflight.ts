@@ -6,7 +6,7 @@
 import type { KeyringMatch } from '../credentials/index.ts';
 import { isKimgError } from '../errors/index.ts';
 import { tryParseNormalizedNamed } from '../reference/index.ts';
-import { lookupImageCredentials, podCredentialsOf, type NodeCredentialSources } from './credentials.ts';
+import { lookupImageCredentials, podCredentialsOf, type NodeCredentialSources } from './image-credentials.ts';
 import { WaitingReason, evalPullError, messages } from './events.ts';
 import { aggregateMessages } from './go-format.ts';
 import { decidePull } from './decision.ts';

@@ -9,7 +9,7 @@ export {
   type ResolveResult,
 } from './puller.ts';
 export type { PullEvent, PullEventSink } from './events.ts';
-export { loadCredentialSource, toClientCredential, type CredentialOptions } from './credentials.ts';
+export { loadCredentialSource, toClientCredential, type CredentialOptions } from './credential-source.ts';
 export { EndpointResolver } from './endpoints.ts';
 export { indexChildren, openRegistry, repositoryOf, type RegistryAccessOptions } from './registry-access.ts';
 export {

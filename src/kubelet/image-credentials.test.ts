@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Keyring } from '../credentials/index.ts';
 import { decodeDockerConfigJson } from '../credentials/kubelet-config.ts';
-import { lookupImageCredentials, podCredentialsOf, pulledCredentialsOf } from './credentials.ts';
+import { lookupImageCredentials, podCredentialsOf, pulledCredentialsOf } from './image-credentials.ts';
 
 const secret = (name: string, auths: Record<string, { username: string; password: string }>) => ({
   metadata: { name, namespace: 'default', uid: `uid-${name}` },
