@@ -17,7 +17,7 @@ export function best(values: readonly number[]): number {
   return values.length === 0 ? NaN : Math.min(...values);
 }
 
-/** Decimal megabytes per second, as skopeo, curl and the spec's tables count them. */
+/** Decimal megabytes per second, as skopeo and curl count them. */
 export function mbps(bytes: number, ms: number): number {
   return bytes / 1e6 / (ms / 1000);
 }

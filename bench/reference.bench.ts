@@ -1,4 +1,4 @@
-// Reference parsing speed (spec §8, §9): kimg's parseNormalizedNamed against
+// Reference parsing speed (docs/semantics.md references §8, §9): kimg's parseNormalizedNamed against
 // @swimlane/docker-reference's parseFamiliarName on realistic Kubernetes image names, kimg's
 // non-throwing form on typos, and kimg on hostile inputs of growing size (time must grow linearly).
 // Run alone with `node --import tsx bench/reference.bench.ts`, or through `npm run bench`.
@@ -183,7 +183,7 @@ export async function runReferenceBench(): Promise<void> {
     ],
   );
 
-  // Hostile inputs (spec §8): time per parse at 1, 4, 16, 64 KiB; ×4 input should cost ≲ ×5 time.
+  // Hostile inputs (docs/semantics.md references §8): time per parse at 1, 4, 16, 64 KiB; ×4 input should cost ≲ ×5 time.
   const shapes: [label: string, make: (bytes: number) => string][] = [
     ['"a-"… + "!"', (n) => `${'a-'.repeat(n / 2)}!`],
     ['"a."… + ":"', (n) => `${'a.'.repeat(n / 2)}:`],

@@ -1,4 +1,4 @@
-// The admission webhook under load (admission.md §6): requests per second and p50/p99 latency
+// The admission webhook under load (docs/semantics.md admission §6): requests per second and p50/p99 latency
 // for a 10-container Pod at 50 concurrent requests over HTTPS with keep-alive, next to a bare
 // Node HTTPS server that reads the body and returns a fixed AdmissionReview, measured in the
 // same run on the same client. Rows:
@@ -415,7 +415,7 @@ export async function runWebhookBench(): Promise<void> {
     const cold = rows[2]?.[1];
     if (warm !== undefined && bare !== undefined) {
       console.log(
-        `targets: warm p99 added handler latency < 20 ms (admission.md §6): in the handler ${warm.handler.p99.toFixed(3)} ms ${warm.handler.p99 < 20 ? 'met' : 'MISSED'}, ` +
+        `targets: warm p99 added handler latency < 20 ms (docs/semantics.md admission §6): in the handler ${warm.handler.p99.toFixed(3)} ms ${warm.handler.p99 < 20 ? 'met' : 'MISSED'}, ` +
           `end to end over the bare server's ${bare.p99.toFixed(2)} ms ${(warm.p99 - bare.p99).toFixed(2)} ms ${warm.p99 - bare.p99 < 20 ? 'met' : 'MISSED'} ` +
           `(end to end ${warm.p99.toFixed(2)} ms, ${warm.p99 < 20 ? 'also' : 'not'} under 20 ms); ` +
           `≥ 0.5 × bare throughput: ${fmtRatio(warm.rps / bare.rps)} ${warm.rps >= 0.5 * bare.rps ? 'met' : 'MISSED'}` +

@@ -1,5 +1,5 @@
 /**
- * The digest cache (spec §4.9): entries live `ttlMs` (0 disables caching), the oldest go first
+ * The digest cache (docs/semantics.md admission §4.9): entries live `ttlMs` (0 disables caching), the oldest go first
  * beyond `maxEntries`. (Concurrent identical lookups share one registry call through
  * `signals/SingleFlight`.) Failures are never cached.
  *

@@ -1,4 +1,4 @@
-/** Reading the §3 configuration from a YAML or JSON file. */
+/** Reading the configuration (docs/semantics.md admission §3) from a YAML or JSON file. */
 import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
 import { parseAdmissionConfig, type AdmissionConfig, type ConfigEnvironment } from './config.ts';

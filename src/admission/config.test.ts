@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { parseAdmissionConfig, parseMutateConfig, parseResolverConfig } from './config.ts';
 import { AdmissionConfigError } from './errors.ts';
 
-describe('admission configuration (spec §3)', () => {
+describe('admission configuration (docs/semantics.md admission §3)', () => {
   test('an empty object takes every default', () => {
     const config = parseAdmissionConfig({});
     assert.deepEqual(config.mutate, {
@@ -40,7 +40,7 @@ describe('admission configuration (spec §3)', () => {
     assert.equal(parseAdmissionConfig({ mutate: { ownNamespace: 'x' } }, { env }).mutate.ownNamespace, 'x');
   });
 
-  test('the example of §3 parses', () => {
+  test('the example of docs/semantics.md admission §3 parses', () => {
     const config = parseAdmissionConfig({
       mutate: {
         outputFormat: 'preserve',

@@ -1,5 +1,5 @@
 /**
- * The configuration vocabulary of spec §3: one object with `mutate`, `validate` and `resolver`
+ * The configuration vocabulary of docs/semantics.md admission §3: one object with `mutate`, `validate` and `resolver`
  * sections. Omitted keys take their defaults; an unknown key or value is an AdmissionConfigError
  * naming it. Pure: reading files lives in config-file.ts.
  */
@@ -488,7 +488,7 @@ export function checkRepositoryEntry(entry: string, where: string): void {
   }
 }
 
-/** The whole §3 object; missing sections take their defaults. */
+/** The whole configuration object (docs/semantics.md admission §3); missing sections take their defaults. */
 export function parseAdmissionConfig(input: unknown, environment: ConfigEnvironment = {}): AdmissionConfig {
   const s = Section.of(input, '');
   s.only(['mutate', 'validate', 'resolver']);

@@ -15,7 +15,7 @@ export class AdmissionConfigError extends KimgError<'ErrInvalidConfig'> {
 }
 
 /**
- * Why an image could not be resolved. `reason` is the keyword of spec §4.5: `not found`, `auth`,
+ * Why an image could not be resolved. `reason` is the keyword of docs/semantics.md admission §4.5: `not found`, `auth`,
  * `timeout`, `platform not found`, or else the HTTP status or network error (`HTTP 500`,
  * `ECONNREFUSED`); `detail` says more, without credentials.
  */

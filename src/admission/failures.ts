@@ -1,5 +1,5 @@
 /**
- * Registry failures in the words of spec §4.5: 404, MANIFEST_UNKNOWN, NAME_UNKNOWN → `not found`;
+ * Registry failures in the words of docs/semantics.md admission §4.5: 404, MANIFEST_UNKNOWN, NAME_UNKNOWN → `not found`;
  * 401, 403 → `auth`; the request budget or a call timeout → `timeout`; otherwise the HTTP status
  * or the network error. Messages never carry credentials (the registry client redacts them).
  */
@@ -44,7 +44,7 @@ function isAbort(err: unknown): boolean {
   );
 }
 
-/** The §4.5 keyword for an error. */
+/** The keyword (docs/semantics.md admission §4.5) for an error. */
 export function failureReason(err: unknown): string {
   if (err instanceof ResolveFailure) return err.reason;
   if (isAbort(err)) return 'timeout';

@@ -1,5 +1,5 @@
 /**
- * Answering AdmissionRequests (spec §4.4, §4.10–§4.15): the request gates, then per slot the
+ * Answering AdmissionRequests (docs/semantics.md admission §4.4, §4.10–§4.15): the request gates, then per slot the
  * pinning rules (mutating) or the image policy (validating), within the request's budget.
  * Always a well-formed response: a bad image, a registry failure or an odd object never throws.
  */
@@ -61,7 +61,7 @@ export interface Decision {
 }
 
 export interface AdmissionHandlerOptions {
-  /** The `mutate` section; default the §3.1 defaults. */
+  /** The `mutate` section; default the defaults of docs/semantics.md admission §3.1. */
   readonly mutate?: MutateConfig;
   /** The `validate` section; default neutral (nothing checked). */
   readonly policy?: ImagePolicy | Partial<PolicyConfig>;
@@ -71,7 +71,7 @@ export interface AdmissionHandlerOptions {
   readonly objects?: ClusterObjectSource;
   /** The last credential source (the mounted Docker config). */
   readonly dockerCredentials?: CredentialLookup;
-  /** Request budget (§4.10): min(budgetFraction × timeout, maxBudgetMs). */
+  /** Request budget (docs/semantics.md admission §4.10): min(budgetFraction × timeout, maxBudgetMs). */
   readonly budgetFraction?: number;
   readonly maxBudgetMs?: number;
 }
@@ -158,7 +158,7 @@ export class AdmissionHandler {
     this.controllerRules = parseControllerRules(this.config.skipControllerOwned);
   }
 
-  /** The request gates of §4.4 (1–4), shared by both webhooks. */
+  /** The request gates of docs/semantics.md admission §4.4 (1–4), shared by both webhooks. */
   private gate(request: AdmissionRequest): Gate {
     const uid = request.uid;
     const operation = request.operation;
@@ -182,7 +182,7 @@ export class AdmissionHandler {
     return { pass: true, kind: groupKind, object };
   }
 
-  /** §4.4 gate 5: the owner that makes this object someone else's to pin, if any. */
+  /** docs/semantics.md admission §4.4 gate 5: the owner that makes this object someone else's to pin, if any. */
   private controllerOwner(request: AdmissionRequest, object: Readonly<Record<string, unknown>>): string | undefined {
     if (this.controllerRules.length === 0) return undefined;
     const kind = request.kind;

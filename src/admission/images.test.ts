@@ -6,7 +6,7 @@ import { imageWarning, prefixedImage, WARNING_LIMIT } from './messages.ts';
 
 const D = `sha256:${'d'.repeat(64)}`;
 
-describe('image slot rules and output forms (spec §4.3, §4.4)', () => {
+describe('image slot rules and output forms (docs/semantics.md admission §4.3, §4.4)', () => {
   test('classification in rule order', () => {
     assert.equal(classifyImage('').kind, 'blank');
     assert.equal(classifyImage('   ').kind, 'blank');

@@ -1,5 +1,5 @@
 /**
- * One image string as the pinning rules see it (spec §4.3, §4.4): what kind of slot value it is,
+ * One image string as the pinning rules see it (docs/semantics.md admission §4.3, §4.4): what kind of slot value it is,
  * the reference it resolves as, and the value written once its digest is known. Pure.
  */
 import { trimNamed, tryParseNormalizedNamed, type NamedReference } from '../reference/index.ts';
@@ -17,7 +17,7 @@ export type ImageClass =
   /** Tag or name only: to resolve. `lookup` is the parseDockerRef string (the dedupe key). */
   | { readonly kind: 'tag'; readonly named: NamedReference; readonly lookup: string; readonly implicitLatest: boolean };
 
-/** Classifies an image as written, in the order of spec §4.4 (slot rules 1–4). */
+/** Classifies an image as written, in the order of docs/semantics.md admission §4.4 (slot rules 1–4). */
 export function classifyImage(image: string, skipPrefixes: readonly string[] = []): ImageClass {
   if (image.trim() === '') return { kind: 'blank' };
   for (const prefix of skipPrefixes) if (image.startsWith(prefix)) return { kind: 'skipped', prefix };

@@ -1,5 +1,5 @@
 /**
- * Digest pinning and image policy (spec admission.md): the engine shared by the admission
+ * Digest pinning and image policy (docs/semantics.md admission): the engine shared by the admission
  * webhook and the offline CLI (`Pinner`, `ImagePolicy`, `findImages`), the configuration
  * vocabulary, AdmissionReview handling and the HTTPS webhook server.
  *
@@ -8,7 +8,7 @@
  * their files.
  */
 
-// Configuration (§3).
+// Configuration (docs/semantics.md admission §3).
 export {
   checkPlatform,
   parseAdmissionConfig,
@@ -23,10 +23,10 @@ export {
 export { loadAdmissionConfig, readConfigFile } from './config-file.ts';
 export { AdmissionConfigError, ResolveFailure } from './errors.ts';
 
-// Where images are (§4.1).
+// Where images are (docs/semantics.md admission §4.1).
 export { findImages, groupOf, kindOf, podSpecPaths, type ImageSlot } from './pod-specs.ts';
 
-// Pinning (§4.3–§4.9, §4.14).
+// Pinning (docs/semantics.md admission §4.3–§4.9, §4.14).
 export { classifyImage } from './images.ts';
 export { Pinner, type PinResult, type PinnerOptions } from './pinner.ts';
 export { RegistryResolver, type DigestResolver, type RegistryResolverOptions } from './resolver.ts';
@@ -39,10 +39,10 @@ export {
   type CredentialLookup,
 } from './pod-credentials.ts';
 
-// Policy (§4.15).
+// Policy (docs/semantics.md admission §4.15).
 export { ImagePolicy, validate, type PolicyEvaluation } from './policy.ts';
 
-// AdmissionReview handling and the webhook (§1, §4.4, §4.10–§4.16).
+// AdmissionReview handling and the webhook (docs/semantics.md admission §1, §4.4, §4.10–§4.16).
 export { AdmissionHandler, type AdmissionHandlerOptions } from './handler.ts';
 export { WebhookServer, type WebhookServerOptions } from './server.ts';
 export { generateWebhookCertificates, renderWebhookManifests, type WebhookManifestOptions } from './manifests.ts';

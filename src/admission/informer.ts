@@ -1,5 +1,5 @@
 /**
- * `secretSource: informer` (spec §3.2, §4.8): pull Secrets (both types) and ServiceAccounts held
+ * `secretSource: informer` (docs/semantics.md admission §3.2, §4.8): pull Secrets (both types) and ServiceAccounts held
  * in memory by list + watch against the API server, so an admission never waits for an API call
  * (Kyverno #16051 exhausted its client rate limiter with one GET per admission). In a pod it
  * authenticates with the mounted service account token (re-read on each call: bound tokens

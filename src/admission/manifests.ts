@@ -1,5 +1,5 @@
 /**
- * `kimg webhook manifests` (spec §4.17): the Namespace, ServiceAccount (and RBAC when Secrets
+ * `kimg webhook manifests` (docs/semantics.md admission §4.17): the Namespace, ServiceAccount (and RBAC when Secrets
  * come from an informer), TLS Secret, ConfigMap, Deployment (two replicas, probes, spread), a
  * PodDisruptionBudget, the Service, a NetworkPolicy, and the Mutating and Validating
  * WebhookConfigurations with their caBundle. Certificates are made with the openssl CLI
@@ -129,7 +129,7 @@ function allPinnedCel(base: string): string {
   ].join(' && ');
 }
 
-/** matchConditions (spec §4.17): call the mutating webhook only when some image lacks a digest. */
+/** matchConditions (docs/semantics.md admission §4.17): call the mutating webhook only when some image lacks a digest. */
 function matchConditions(config: AdmissionConfig): Obj[] {
   const kinds: [string, string, string][] = [
     ['', 'Pod', ''],

@@ -1,5 +1,5 @@
 /**
- * Warning texts (spec §4.5): each names the image exactly as written and stays within the
+ * Warning texts (docs/semantics.md admission §4.5): each names the image exactly as written and stays within the
  * apiserver's 256 characters (aim: under 120). The optional detail goes first; an image is
  * shortened in the middle (`…`) only when it is over 200 characters, or when an image and a
  * digest together could not fit otherwise. Digests are never cut.

@@ -1,9 +1,9 @@
 /**
- * The pinning engine shared by the webhook and the offline CLI (spec §4.3–§4.9, §4.14): one
+ * The pinning engine shared by the webhook and the offline CLI (docs/semantics.md admission §4.3–§4.9, §4.14): one
  * image as written in, the value to write and what to tell the user out. Lookups are cached per
  * (normalized reference, resolve mode, credentials) for a TTL, merged while in flight and
  * within one batch; images with a digest (under `keep`), skipped prefixes and invalid
- * references cost nothing. Optionally (stale-while-error, spec §7) a lookup that fails because
+ * references cost nothing. Optionally (stale-while-error, docs/semantics.md admission §7) a lookup that fails because
  * the registry could not answer is bridged with an answer that expired a bounded time ago.
  */
 import { createHash } from 'node:crypto';
@@ -28,7 +28,7 @@ export interface LookupEvent {
   readonly reference: string;
   readonly ms: number;
   readonly ok: boolean;
-  /** The §4.5 keyword when it failed. */
+  /** The keyword (docs/semantics.md admission §4.5) when it failed. */
   readonly reason?: string;
 }
 
@@ -38,7 +38,7 @@ export interface StaleServeEvent {
   readonly reference: string;
   /** How long ago the digest served was looked up. */
   readonly ageMs: number;
-  /** The §4.5 keyword of the failure bridged (`timeout`, `HTTP 503`, `ECONNREFUSED`). */
+  /** The keyword (docs/semantics.md admission §4.5) of the failure bridged (`timeout`, `HTTP 503`, `ECONNREFUSED`). */
   readonly reason: string;
 }
 
@@ -257,7 +257,7 @@ export class Pinner {
     this.anonymousSuffix = `\u0000${this.modeKey}\u0000anonymous`;
   }
 
-  /** A Pinner configured by the §3 `mutate` and `resolver` sections. */
+  /** A Pinner configured by the `mutate` and `resolver` sections (docs/semantics.md admission §3). */
   static fromConfig(
     mutate: MutateConfig,
     resolver: Pick<ResolverConfig, 'cacheTtlSeconds'> & Partial<Pick<ResolverConfig, 'staleIfErrorSeconds'>>,
@@ -282,7 +282,7 @@ export class Pinner {
     return this.platform ?? 'index';
   }
 
-  /** The slot rules 1–4 of spec §4.4 for an image as written, without any lookup. */
+  /** The slot rules 1–4 of docs/semantics.md admission §4.4 for an image as written, without any lookup. */
   classify(image: string): ImageClass {
     // A cluster admits the same few hundred image strings over and over: parse each once.
     let known = this.classes.get(image);
@@ -398,7 +398,7 @@ export class Pinner {
     );
   }
 
-  /** §4.14: a digest is kept as is, or (`verify-*`, with a tag) checked against what the tag points at now. */
+  /** docs/semantics.md admission §4.14: a digest is kept as is, or (`verify-*`, with a tag) checked against what the tag points at now. */
   private async existing(
     image: string,
     c: Extract<ImageClass, { kind: 'digest' }>,
@@ -456,7 +456,7 @@ export class Pinner {
     if (isPromise(credentials)) {
       // Only a credential lookup that has to wait (a helper program) sets up the budget's timer.
       // Credential helpers take no signal: the request stops waiting at its budget, whatever
-      // becomes of the program (spec §4.10).
+      // becomes of the program (docs/semantics.md admission §4.10).
       const signal = signalOf(context);
       const bounded = raceSignal(credentials, signal).catch((err: unknown) => {
         if (signal?.aborted !== true || err !== signal.reason) throw err;

@@ -1,5 +1,5 @@
 /**
- * Which credentials a lookup may use (spec §4.8): the pod's (or template's) `imagePullSecrets`,
+ * Which credentials a lookup may use (docs/semantics.md admission §4.8): the pod's (or template's) `imagePullSecrets`,
  * then its ServiceAccount's pull secrets (`serviceAccountName`, default `default`), both in the
  * request's namespace, then a Docker config file. Pull secrets match on the image's logical
  * registry with the kubelet's keyring rules; Secrets and ServiceAccounts come from an in-memory

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { escapePointerSegment, findImages, isCoveredKind, podSpecPaths, toPointer } from './pod-specs.ts';
 
-describe('pod specs and image slots (spec §4.1)', () => {
+describe('pod specs and image slots (docs/semantics.md admission §4.1)', () => {
   test('pod spec locations per kind, any version', () => {
     const at = (kind: string) => podSpecPaths(kind).map((l) => `${l.pointer} ${l.path}`);
     assert.deepEqual(at('Pod'), ['/spec spec']);

@@ -1,5 +1,5 @@
 /**
- * Where images live (spec §4.1): the pod specs of each covered kind, and in each pod spec the
+ * Where images live (docs/semantics.md admission §4.1): the pod specs of each covered kind, and in each pod spec the
  * image slots `containers[i].image`, `initContainers[i].image`, `ephemeralContainers[i].image`
  * and `volumes[i].image.reference`. Pure.
  */
@@ -90,7 +90,7 @@ const NO_CUSTOM_PATHS: Readonly<Record<string, readonly string[]>> = {};
 const answers = new WeakMap<object, Map<string, readonly PodSpecLocation[]>>();
 
 /**
- * The pod specs of a kind (any version): built-in kinds per spec §4.1, plus `customPaths`
+ * The pod specs of a kind (any version): built-in kinds per docs/semantics.md admission §4.1, plus `customPaths`
  * (`{"argoproj.io/Rollout": ["spec.template.spec"]}`). `kind` is a GroupKind or
  * `"<group>/<Kind>"` (`"Pod"` alone means the core group). Empty for kinds not covered.
  */

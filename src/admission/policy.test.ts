@@ -9,7 +9,7 @@ function rules(policy: ImagePolicy, image: string): PolicyRule[] {
   return policy.evaluate(image).violations.map((v) => v.rule);
 }
 
-describe('ImagePolicy (spec §4.15)', () => {
+describe('ImagePolicy (docs/semantics.md admission §4.15)', () => {
   test('defaults are neutral', () => {
     const policy = new ImagePolicy();
     for (const image of ['nginx', 'nginx:latest', 'Bad Image', '', `x@sha256:abc`])

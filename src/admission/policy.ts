@@ -1,5 +1,5 @@
 /**
- * The validating image policy (spec §3.3, §4.15), stricter than the Gatekeeper library where it
+ * The validating image policy (docs/semantics.md admission §3.3, §4.15), stricter than the Gatekeeper library where it
  * is loose: tags are read from the parsed reference (a registry port is not a tag, `x:latest@D`
  * is judged by its digest only when configured so), digests must parse to count, and allowed
  * repositories match the normalized repository at path boundaries. Pure; never contacts a
@@ -23,7 +23,7 @@ export interface PolicyEvaluation {
   readonly violations: readonly PolicyViolation[];
 }
 
-/** One violation in an object (spec §4.15): field path, rule, image as written, container (or volume) name. */
+/** One violation in an object (docs/semantics.md admission §4.15): field path, rule, image as written, container (or volume) name. */
 export interface ViolationRecord {
   readonly path: string;
   readonly rule: PolicyRule;
@@ -54,7 +54,7 @@ export function repositoryAllowed(repository: string, entries: readonly string[]
 export class ImagePolicy {
   readonly config: PolicyConfig;
 
-  /** Takes a parsed policy, or any object in the §3.3 vocabulary (checked: AdmissionConfigError). */
+  /** Takes a parsed policy, or any object in the vocabulary of docs/semantics.md admission §3.3 (checked: AdmissionConfigError). */
   constructor(config: Partial<PolicyConfig> | PolicyConfig = DEFAULT_POLICY) {
     this.config = parsePolicyConfig({ ...DEFAULT_POLICY, ...config });
   }
@@ -122,7 +122,7 @@ export class ImagePolicy {
   }
 }
 
-/** The library form of §4.15: every violation of `policy` in `object`. */
+/** The library form of docs/semantics.md admission §4.15: every violation of `policy` in `object`. */
 export function validate(
   object: unknown,
   policy: ImagePolicy | Partial<PolicyConfig>,

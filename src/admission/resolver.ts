@@ -183,7 +183,7 @@ export class RegistryResolver implements DigestResolver {
 }
 
 /**
- * The child of an index for `platform` (spec §4.6): `os` and `architecture` match exactly
+ * The child of an index for `platform` (docs/semantics.md admission §4.6): `os` and `architecture` match exactly
  * (after the usual aliases: `aarch64` = `arm64`, `x86_64` = `amd64`), `variant` only when asked
  * (`arm64` = `arm64/v8`); `unknown/unknown` entries (attestations) are skipped; the first match
  * in index order wins.

@@ -6,7 +6,7 @@ import { BudgetExpired, failureReason } from './failures.ts';
 import { RegistryError } from '../registry/index.ts';
 import { parseAdmissionReview, parseTimeoutParameter, requestBudgetMs } from './review.ts';
 
-describe('AdmissionReview parsing and the request budget (spec §1, §4.10)', () => {
+describe('AdmissionReview parsing and the request budget (docs/semantics.md admission §1, §4.10)', () => {
   test('a review needs JSON, admission.k8s.io/v1 AdmissionReview and a request uid', () => {
     assert.equal(parseAdmissionReview('{').ok, false);
     assert.equal(
@@ -70,7 +70,7 @@ describe('AdmissionReview parsing and the request budget (spec §1, §4.10)', ()
   });
 });
 
-describe('digest cache and single-flight (spec §4.9)', () => {
+describe('digest cache and single-flight (docs/semantics.md admission §4.9)', () => {
   test('entries expire after the TTL; 0 disables; the oldest go beyond the limit', () => {
     let now = 0;
     const cache = new TtlCache<string>(1000, 2, () => now);

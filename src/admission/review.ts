@@ -1,7 +1,7 @@
 /**
- * The AdmissionReview v1 contract (spec §1): reading a review strictly enough to answer it
+ * The AdmissionReview v1 contract (docs/semantics.md admission §1): reading a review strictly enough to answer it
  * (apiVersion, kind, `request.uid`), leniently about everything else (an odd `object` gets an
- * allowed answer, not an error), and the request budget from `?timeout=` (§4.10).
+ * allowed answer, not an error), and the request budget from `?timeout=` (docs/semantics.md admission §4.10).
  */
 import { parseGoDuration } from '../credentials/index.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The webhook server (spec §4.16): HTTPS only, with the certificate and key read from files and
+ * The webhook server (docs/semantics.md admission §4.16): HTTPS only, with the certificate and key read from files and
  * reloaded when they change (a Secret mount's symlink swap included); `POST /mutate`,
  * `POST /validate`, `/healthz`, `/readyz` and Prometheus `/metrics`. A bad request gets a 4xx
  * and a reason; nothing a client sends crashes the process.

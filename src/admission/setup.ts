@@ -1,4 +1,4 @@
-/** Assembling the webhook from a §3 configuration: resolver, Pinner, policy, credentials, metrics. */
+/** Assembling the webhook from a configuration (docs/semantics.md admission §3): resolver, Pinner, policy, credentials, metrics. */
 import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
 import { HostsConfigError, loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';

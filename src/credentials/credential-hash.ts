@@ -1,5 +1,5 @@
 /**
- * The kubelet's `credentialHash` (KEP-2535, kubelet.md §10): sha256 hex of the Go JSON of the
+ * The kubelet's `credentialHash` (KEP-2535, docs/semantics.md kubelet §10): sha256 hex of the Go JSON of the
  * credential as `{username, password, auth, email, serveraddress, identitytoken, registrytoken}`,
  * empty fields omitted. A pulled-image record stores it so a later pod with the same secret
  * content is recognised without keeping the secret itself.

@@ -1,5 +1,5 @@
 /**
- * Docker credential helpers (registry-client.md §7): `docker-credential-<name> get`, the server
+ * Docker credential helpers (docs/semantics.md registry §7): `docker-credential-<name> get`, the server
  * URL on stdin, `{ServerURL, Username, Secret}` on stdout. `Username` `<token>` makes `Secret` an
  * identity token; "credentials not found" means anonymous. Failures name the helper and server,
  * never the output (a misbehaving helper may print the secret anywhere).

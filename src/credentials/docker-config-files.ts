@@ -39,7 +39,7 @@ export function containersAuthPaths(locations: CredentialFileLocations = {}): st
   return paths;
 }
 
-/** Default order: Docker's config (registry-client.md §7), then the containers auth files. */
+/** Default order: Docker's config (docs/semantics.md registry §7), then the containers auth files. */
 export function defaultCredentialFilePaths(locations: CredentialFileLocations = {}): string[] {
   return [dockerConfigPath(locations), ...containersAuthPaths(locations)];
 }

@@ -36,7 +36,7 @@ function resolvedUser(document: object, target: RegistryTarget): string | undefi
   return resolution.kind === 'credential' ? userOf(resolution.credential) : resolution.kind;
 }
 
-describe('docker config: key normalisation (registry-client.md §7)', () => {
+describe('docker config: key normalisation (docs/semantics.md registry §7)', () => {
   const cases: [string, string][] = [
     ['https://index.docker.io/v1/', 'docker.io'],
     ['index.docker.io', 'docker.io'],

@@ -1,6 +1,6 @@
 /**
  * Docker `config.json` and containers `auth.json` as the registry client reads them
- * (registry-client.md §7): per file, `credHelpers[host]` > `credsStore` > `auths`. Keys are
+ * (docs/semantics.md registry §7): per file, `credHelpers[host]` > `credsStore` > `auths`. Keys are
  * normalised (scheme and a leading `/v1/` or `/v2/` stripped, host lowercased, Docker Hub's
  * `index.docker.io` and `registry-1.docker.io` folded into `docker.io`), and a key may name a
  * namespace (`host/ns/repo`, as auth.json allows): the most specific namespace wins. Matching is

@@ -1,5 +1,5 @@
 /**
- * Credentials for the registry client, chosen per host actually contacted (registry-client.md
+ * Credentials for the registry client, chosen per host actually contacted (docs/semantics.md registry
  * §7, S13: a mirror never receives the upstream's credentials). Order: explicit credentials for
  * the host, then each credential file in turn (Docker config.json, then containers auth.json by
  * default), each file deciding by `credHelpers` > `credsStore` > `auths`. The first source with a

@@ -17,16 +17,16 @@ export {
 } from './errors.ts';
 export { parseGoDuration } from './go-duration.ts';
 
-// Kubelet keyring (kubelet.md §6, §8).
+// Kubelet keyring (docs/semantics.md kubelet §6, §8).
 export { Keyring, type KeyringMatch } from './keyring.ts';
 export { keyringFromPullSecrets, type SecretObject } from './secrets.ts';
 export { NodeKeyring, type NodeKeyringOptions } from './node-keyring.ts';
 export { lookupPullCredentials, type PullCredentialSources } from './pull-credentials.ts';
 
-// Credential provider plugins (kubelet.md §9).
+// Credential provider plugins (docs/semantics.md kubelet §9).
 export { parseCredentialProviderConfig, type CredentialProviderConfig } from './provider-config.ts';
 export { CredentialProviders, type CredentialProviderOptions } from './provider.ts';
 export type { PluginPodContext, ServiceAccountAccess, ServiceAccountInfo } from './service-account.ts';
 
-// Docker config.json / containers auth.json and credential helpers (registry-client.md §7).
+// Docker config.json / containers auth.json and credential helpers (docs/semantics.md registry §7).
 export { HostCredentialResolver, type HostCredential, type HostCredentialResolverOptions } from './host-credentials.ts';

@@ -13,7 +13,7 @@ const config = (...keys: [string, string][]): KubeletDockerConfig =>
 const users = (keyring: Keyring, image: string | { domain: string; path: string }) =>
   keyring.lookup(image).map((match) => match.credential.username);
 
-describe('keyring: config key → index key (kubelet.md §6)', () => {
+describe('keyring: config key → index key (docs/semantics.md kubelet §6)', () => {
   const cases: [string, string | undefined, string][] = [
     ['quay.io', 'quay.io', 'https:// prefixed, host only'],
     ['https://quay.io/v1/', 'quay.io', '/v1/ loses its first three characters, "/" is dropped'],
@@ -91,9 +91,9 @@ describe('keyring: index order', () => {
   });
 });
 
-describe('keyring: Match(key, target) (kubelet.md §6 table and rules)', () => {
+describe('keyring: Match(key, target) (docs/semantics.md kubelet §6 table and rules)', () => {
   const cases: [string, string, boolean, string][] = [
-    // The spec's table.
+    // The kubelet's matching table (docs/semantics.md kubelet §6).
     ['*.kubernetes.io', 'prefix.kubernetes.io/x', true, 'glob label'],
     ['*.docker.io', 'docker.io/x', false, 'label count differs'],
     ['*kubernetes.io', 'kubernetes.io/x', true, '* matches an empty run'],
@@ -210,7 +210,7 @@ describe('keyring: credentials and hashes', () => {
     assert.ok(match.credential instanceof BasicCredential);
     assert.equal(match.sourceLabel, 'secret default/regcred');
     assert.deepEqual(match.source, { kind: 'secret', namespace: 'default', name: 'regcred', uid: 'uid-regcred' });
-    // sha256 of {"username":"user","password":"password"} (kubelet.md §10's example).
+    // sha256 of {"username":"user","password":"password"} (docs/semantics.md kubelet §10's example).
     assert.equal(match.hash, 'a55436fc140d516560d072c5fe8700385ce9f41629abf65c1edcbcb39fac691d');
   });
 

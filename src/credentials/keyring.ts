@@ -1,5 +1,5 @@
 /**
- * The kubelet keyring (kubelet.md §6, `pkg/credentialprovider/keyring.go`): credentials indexed
+ * The kubelet keyring (docs/semantics.md kubelet §6, `pkg/credentialprovider/keyring.go`): credentials indexed
  * by registry key, matched against an image's normalized repository with host-label globs, exact
  * ports and plain string path prefixes, most specific key first, with the Docker Hub fallback.
  * Pure: callers feed it decoded documents; file and process I/O live elsewhere.
@@ -53,7 +53,7 @@ export interface KeyringMatch {
   readonly sourceLabel: string;
   /** The index key that matched, e.g. `quay.io/coreos`, `*.example.com:5000`, `index.docker.io`. */
   readonly key: string;
-  /** The kubelet's credentialHash of this credential (kubelet.md §10). */
+  /** The kubelet's credentialHash of this credential (docs/semantics.md kubelet §10). */
   readonly hash: string;
   /** True when no key matched and the Docker Hub credentials were used for a Hub image. */
   readonly viaDockerHubFallback: boolean;
@@ -187,7 +187,7 @@ function compareUtf8(a: string, b: string): number {
 }
 
 /**
- * Lookups across several keyrings in order (kubelet.md §8: pod secrets → node → plugins). Each
+ * Lookups across several keyrings in order (docs/semantics.md kubelet §8: pod secrets → node → plugins). Each
  * keyring applies its own Docker Hub fallback; results are concatenated, never merged.
  */
 export function lookupInOrder(image: ImageName, keyrings: readonly Keyring[]): KeyringMatch[] {

@@ -19,7 +19,7 @@ const decodeAuth = (auth: string) => {
   return first[1];
 };
 
-describe('kubelet entry parsing: auth field (kubelet.md §6)', () => {
+describe('kubelet entry parsing: auth field (docs/semantics.md kubelet §6)', () => {
   const ok: [string, string, string, string][] = [
     ['dXNlcjpwYXNz', 'user', 'pass', 'unpadded value, no "=": RawStdEncoding'],
     ['dXNlcjpwYXNzd29yZA==', 'user', 'password', 'padded value'],

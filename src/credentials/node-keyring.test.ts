@@ -15,7 +15,7 @@ const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const configJson = (user: string) => JSON.stringify({ auths: { 'reg.example.com': { auth: b64(`${user}:pw`) } } });
 const dockercfg = (user: string) => JSON.stringify({ 'reg.example.com': { auth: b64(`${user}:pw`) } });
 
-describe('node keyring (kubelet.md §8.2)', () => {
+describe('node keyring (docs/semantics.md kubelet §8.2)', () => {
   let base: string;
   let rootDir: string;
   let workingDir: string;
@@ -105,7 +105,7 @@ describe('node keyring (kubelet.md §8.2)', () => {
     );
   });
 
-  it('orders pod secrets before node credentials, each keyring with its own Hub fallback (kubelet.md §8)', async () => {
+  it('orders pod secrets before node credentials, each keyring with its own Hub fallback (docs/semantics.md kubelet §8)', async () => {
     await writeFile(
       join(rootDir, 'config.json'),
       JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('node-hub:pw') } } }),

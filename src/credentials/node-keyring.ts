@@ -1,5 +1,5 @@
 /**
- * The kubelet's node credentials (kubelet.md §8.2): the first valid `config.json` in the kubelet
+ * The kubelet's node credentials (docs/semantics.md kubelet §8.2): the first valid `config.json` in the kubelet
  * root dir, the working dir, `$HOME/.docker`, `/.docker`; else the first valid `.dockercfg` in
  * the root dir, the working dir, `$HOME`, `/`. Invalid files are skipped (reported to `onSkip`).
  * The answer, even "nothing", is kept for 5 minutes.

@@ -1,5 +1,5 @@
 /**
- * The per-plugin response cache (kubelet.md §9): keyed by image, registry (text before the first
+ * The per-plugin response cache (docs/semantics.md kubelet §9): keyed by image, registry (text before the first
  * `/`) or `global` as the response's `cacheKeyType` says; looked up image → registry → global.
  * An entry is valid until the clock passes its expiry (Go's `After`: valid at the exact instant);
  * expired entries go lazily on lookup, and a full sweep runs at most every 15 minutes.

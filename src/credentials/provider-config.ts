@@ -1,5 +1,5 @@
 /**
- * `CredentialProviderConfig` (kubelet.md §9): parsed from an already-decoded YAML/JSON object and
+ * `CredentialProviderConfig` (docs/semantics.md kubelet §9): parsed from an already-decoded YAML/JSON object and
  * validated as the kubelet does, every problem reported at once. Kubernetes API types decode with
  * exact (case-sensitive) field names; unknown fields are ignored.
  */

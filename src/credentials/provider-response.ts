@@ -1,5 +1,5 @@
 /**
- * The kubelet credential provider exec protocol (kubelet.md §9), pure: building the
+ * The kubelet credential provider exec protocol (docs/semantics.md kubelet §9), pure: building the
  * `CredentialProviderRequest` and reading a `CredentialProviderResponse`. Problems name fields
  * and types, never values (the response carries passwords).
  */

@@ -62,7 +62,7 @@ const configWith = (...providers: unknown[]) => ({
   providers,
 });
 
-describe('CredentialProviderConfig validation (kubelet.md §9)', () => {
+describe('CredentialProviderConfig validation (docs/semantics.md kubelet §9)', () => {
   it('accepts a valid config', () => {
     const config = parseCredentialProviderConfig(configWith(validProvider));
     assert.deepEqual(config.providers[0], {

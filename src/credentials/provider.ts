@@ -1,5 +1,5 @@
 /**
- * Kubelet credential provider plugins (kubelet.md §9): a plugin runs when one of its
+ * Kubelet credential provider plugins (docs/semantics.md kubelet §9): a plugin runs when one of its
  * `matchImages` matches the image (keyring Match, no Docker Hub fallback); its response is cached
  * by `cacheKeyType` for `cacheDuration` (else `defaultCacheDuration`; 0 = not cached); identical
  * concurrent requests share one run. Any failure yields no credentials from that plugin and is

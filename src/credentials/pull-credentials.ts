@@ -1,5 +1,5 @@
 /**
- * The kubelet's credential order for one image (kubelet.md §8): pod secrets, then node config,
+ * The kubelet's credential order for one image (docs/semantics.md kubelet §8): pod secrets, then node config,
  * then credential provider plugins. Each source keeps its own keyring (and Docker Hub fallback);
  * the caller tries each credential in turn, one pull per credential, then anonymous.
  */

@@ -40,7 +40,7 @@ function assertSecretError(fn: () => unknown, name: string, problem: RegExp): vo
   });
 }
 
-describe('pull secrets: usable types (kubelet.md §8.1)', () => {
+describe('pull secrets: usable types (docs/semantics.md kubelet §8.1)', () => {
   it('reads kubernetes.io/dockerconfigjson from base64 data', () => {
     const parsed = parsePullSecret(jsonSecret('regcred', { 'reg.example.com': { auth: b64(`user:${PASSWORD}`) } }));
     assert.ok(parsed);

@@ -1,5 +1,5 @@
 /**
- * Kubernetes pull Secrets (kubelet.md §8.1) as keyring input. A Secret is usable when its type is
+ * Kubernetes pull Secrets (docs/semantics.md kubelet §8.1) as keyring input. A Secret is usable when its type is
  * `kubernetes.io/dockerconfigjson` with a non-empty `.dockerconfigjson`, or
  * `kubernetes.io/dockercfg` with a non-empty `.dockercfg`; other Secrets are ignored. A usable
  * Secret with malformed content fails with a PullSecretError naming it (namespace/name) and the
@@ -71,7 +71,7 @@ export function parsePullSecret(secret: unknown, options: PullSecretOptions = {}
 }
 
 /**
- * One keyring for all of a pod's pull secrets, in order (kubelet.md §8.1). Ignored Secrets add
+ * One keyring for all of a pod's pull secrets, in order (docs/semantics.md kubelet §8.1). Ignored Secrets add
  * nothing; the first malformed usable Secret fails the whole lookup, as in the kubelet.
  */
 export function keyringFromPullSecrets(secrets: Iterable<unknown>, options: PullSecretOptions = {}): Keyring {

@@ -8,7 +8,7 @@ function kubeletBackoff() {
   return { clock, backOff: new Backoff(IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, clock) };
 }
 
-describe('image pull back-off (kubelet.md §5)', () => {
+describe('image pull back-off (docs/semantics.md kubelet §5)', () => {
   it('uses 10 s doubling to 300 s', () => {
     assert.equal(IMAGE_BACKOFF_INITIAL_MS, 10_000);
     assert.equal(IMAGE_BACKOFF_MAX_MS, 300_000);

@@ -1,6 +1,6 @@
 /**
  * The kubelet's image pull back-off (`flowcontrol.Backoff` as the image manager uses it,
- * kubelet.md §5): per key, a window that starts at `initial` and doubles to `max`, no jitter.
+ * docs/semantics.md kubelet §5): per key, a window that starts at `initial` and doubles to `max`, no jitter.
  * A key is in back-off while `now − lastUpdate < window` (strict); an entry not updated for more
  * than `2·max` (strict) has expired and starts over. Success does not reset a key: it only
  * collects expired entries (`gc`).

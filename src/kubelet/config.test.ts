@@ -18,7 +18,7 @@ function problems(fn: () => unknown): readonly string[] {
   assert.fail('expected a KubeletConfigError');
 }
 
-describe('kubelet image configuration (kubelet.md §7, §10, §11)', () => {
+describe('kubelet image configuration (docs/semantics.md kubelet §7, §10, §11)', () => {
   it('has the kubelet defaults', () => {
     const config = resolveKubeletImageConfig();
     assert.deepEqual(config, DEFAULT_KUBELET_IMAGE_CONFIG);

@@ -1,5 +1,5 @@
 /**
- * The kubelet configuration fields that govern images (kubelet.md §7, §10, §11), with the
+ * The kubelet configuration fields that govern images (docs/semantics.md kubelet §7, §10, §11), with the
  * kubelet's defaults and validation messages. Read from a `KubeletConfiguration` document and/or
  * flag values; fields this module does not use are ignored.
  */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { evalPullError, messages } from './events.ts';
 
-describe('evalPullError: reason and message by prefix of the runtime error (kubelet.md §3)', () => {
+describe('evalPullError: reason and message by prefix of the runtime error (docs/semantics.md kubelet §3)', () => {
   it('RegistryUnavailable…', () => {
     assert.deepEqual(evalPullError('nginx', 'RegistryUnavailable: foo'), {
       reason: 'RegistryUnavailable',
@@ -31,7 +31,7 @@ describe('evalPullError: reason and message by prefix of the runtime error (kube
   });
 });
 
-describe('event texts (kubelet.md §4)', () => {
+describe('event texts (docs/semantics.md kubelet §4)', () => {
   it('has the kubelet wording', () => {
     assert.equal(messages.pulling('nginx'), 'Pulling image "nginx"');
     assert.equal(messages.failedToPull('nginx', 'boom'), 'Failed to pull image "nginx": boom');

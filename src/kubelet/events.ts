@@ -1,5 +1,5 @@
 /**
- * The kubelet's image events and waiting reasons, with its exact texts (kubelet.md §3, §4).
+ * The kubelet's image events and waiting reasons, with its exact texts (docs/semantics.md kubelet §3, §4).
  * `<img>` is always the image as written in the pod spec; Go's `%q` quotes it.
  */
 import { goQuote, formatGoDuration } from './go-format.ts';

@@ -25,7 +25,7 @@ function node(images: [name: string, id: string, size: number][], gcPolicy: Imag
 
 const stats = (capacity: number, available: number) => async () => ({ capacity, available });
 
-describe('image GC arithmetic (kubelet.md §11)', () => {
+describe('image GC arithmetic (docs/semantics.md kubelet §11)', () => {
   it('computes usage with integer division and clamps available to capacity', () => {
     assert.equal(usagePercent(1000, 150), 85);
     assert.equal(usagePercent(1000, 151), 85, '100 − trunc(15.1) = 85');

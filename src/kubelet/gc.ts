@@ -1,5 +1,5 @@
 /**
- * The kubelet's image garbage collection (kubelet.md §11): images are detected (first seen,
+ * The kubelet's image garbage collection (docs/semantics.md kubelet §11): images are detected (first seen,
  * last used), candidates are those neither in use nor pinned, least recently used first (ties:
  * first detected first). An age pass removes candidates unused for longer than the maximum age;
  * a space pass, when usage reaches the high threshold, frees down to the low threshold, skipping

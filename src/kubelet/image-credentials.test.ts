@@ -11,7 +11,7 @@ const secret = (name: string, auths: Record<string, { username: string; password
 });
 const cred = (username: string) => ({ username, password: 'p' });
 
-describe('the kubelet credential order for one image (kubelet.md §8, §6)', () => {
+describe('the kubelet credential order for one image (docs/semantics.md kubelet §8, §6)', () => {
   it('puts all pod secrets in one keyring, most specific key first, then the node keyring', async () => {
     const node = new Keyring().add(
       { kind: 'node', path: '/var/lib/kubelet/config.json' },

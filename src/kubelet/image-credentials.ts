@@ -1,5 +1,5 @@
 /**
- * The kubelet's credentials for one image (kubelet.md §8) and their KEP-2535 views: the pod's
+ * The kubelet's credentials for one image (docs/semantics.md kubelet §8) and their KEP-2535 views: the pod's
  * pull secrets (one keyring), the node's docker config, then credential provider plugins.
  */
 import {

@@ -112,7 +112,7 @@ function requests(metrics: MetricsRegistry, policy: string, present: string, req
   });
 }
 
-describe('ensureImageExists per policy (kubelet.md §3)', () => {
+describe('ensureImageExists per policy (docs/semantics.md kubelet §3)', () => {
   it('Always: no local lookup, a pull every time, Pulling then Pulled with durations and size', async () => {
     const s = setup({ pullMs: 2_266 });
     s.fake.addRemote('nginx:1.25', { digest: D1, size: 12_345 }).addLocal('nginx:1.25', D1, 12_345);
@@ -225,7 +225,7 @@ describe('ensureImageExists per policy (kubelet.md §3)', () => {
   });
 });
 
-describe('back-off and the ErrImagePull → ImagePullBackOff sequence (kubelet.md §3, §5)', () => {
+describe('back-off and the ErrImagePull → ImagePullBackOff sequence (docs/semantics.md kubelet §3, §5)', () => {
   it('gives the kubelet sequence for a wrong tag, the status message carrying the last cause', async () => {
     const s = setup();
     const raw = 'resolve docker.io/library/nginx:wrong: manifest unknown (HTTP 404)';
@@ -359,7 +359,7 @@ describe('back-off and the ErrImagePull → ImagePullBackOff sequence (kubelet.m
   });
 });
 
-describe('pull QPS (kubelet.md §7)', () => {
+describe('pull QPS (docs/semantics.md kubelet §7)', () => {
   it('fails fast with "pull QPS exceeded", an ordinary ErrImagePull that enters back-off', async () => {
     const s = setup({ config: { registryPullQPS: 1, registryBurst: 1 } });
     s.fake.addRemote('a:1', { digest: D1 }).addRemote('b:1', { digest: D2 });
@@ -406,7 +406,7 @@ describe('pull durations: <pull> from when the puller picks the request, <total>
   });
 });
 
-describe('credentials (kubelet.md §8)', () => {
+describe('credentials (docs/semantics.md kubelet §8)', () => {
   const registry = 'private.example.com';
   const image = `${registry}/team/app:v1`;
   const good = { username: 'alice', password: 'right' };
@@ -529,7 +529,7 @@ function recordingVerifier(answer: MustPullDecision | Error, log: string[]): Pul
   };
 }
 
-describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
+describe('KEP-2535 in the image manager (docs/semantics.md kubelet §3, §10)', () => {
   it('obeys an injected verifier on every call: one that never learns makes every sync re-pull', async () => {
     const log: string[] = [];
     const s = setup({ verifier: recordingVerifier('pull', log) });
@@ -651,7 +651,7 @@ describe('KEP-2535 in the image manager (kubelet.md §3, §10)', () => {
   });
 });
 
-describe('latency tracker hooks (kubelet.md §3)', () => {
+describe('latency tracker hooks (docs/semantics.md kubelet §3)', () => {
   it('starts right before Pulling, finishes after a pull and on every local use', async () => {
     let tracker!: PodStartupLatencyTracker;
     const s = setup({ tracker: (clock) => (tracker = new PodStartupLatencyTracker(clock)) });
@@ -673,7 +673,7 @@ describe('latency tracker hooks (kubelet.md §3)', () => {
   });
 });
 
-describe('identical results (kubelet.md §12)', () => {
+describe('identical results (docs/semantics.md kubelet §12)', () => {
   async function scenario(options: Parameters<typeof setup>[0]): Promise<string[]> {
     const s = setup(options);
     s.fake.addRemote('a:1', { digest: D1 }).addLocal('b:1', D2);

@@ -1,5 +1,5 @@
 /**
- * The kubelet's image manager (`pkg/kubelet/images`, kubelet.md §3): `ensureImageExists` for one
+ * The kubelet's image manager (`pkg/kubelet/images`, docs/semantics.md kubelet §3): `ensureImageExists` for one
  * container of one pod — default tag, per-policy decision, KEP-2535 verification, credentials,
  * back-off, the puller and throttle — with the kubelet's events, waiting reasons and messages.
  * Everything it touches is injected: the image service, the clock, the verifier, the recorder.

@@ -4,7 +4,7 @@ import { applyDefaultImageTag, parseImageName, repositoryOf } from './image-name
 
 const hex = 'a'.repeat(64);
 
-describe('applyDefaultImageTag (kubelet.md §2)', () => {
+describe('applyDefaultImageTag (docs/semantics.md kubelet §2)', () => {
   const table: [string, string][] = [
     ['busybox', 'busybox:latest'],
     ['busybox:1.36', 'busybox:1.36'],

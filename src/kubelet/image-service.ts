@@ -1,6 +1,6 @@
 /**
  * The container runtime's image service as the image manager sees it (the CRI `ImageService`
- * calls it makes), and the kubelet's credential loop around `PullImage` (kubelet.md §8): one
+ * calls it makes), and the kubelet's credential loop around `PullImage` (docs/semantics.md kubelet §8): one
  * runtime pull per credential in order until one succeeds; none → one anonymous pull; all
  * failing → the aggregate of their errors.
  */

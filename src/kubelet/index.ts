@@ -1,5 +1,5 @@
 /**
- * The kubelet's image handling (kubelet.md): pull-policy defaulting, the image manager
+ * The kubelet's image handling (docs/semantics.md kubelet): pull-policy defaulting, the image manager
  * (`ensureImageExists` with back-off, events, credentials, throttling, pull scheduling),
  * KEP-2535 credential verification of images already on the node, image garbage collection,
  * and the preflight behind `kimg ensure --dry-run`. Clock and image service are injected.

@@ -6,7 +6,7 @@ import { MetricsRegistry, PodStartupLatencyTracker, imageSizeBucket } from './me
 const MB = 1024 * 1024;
 const GB = 1024 * MB;
 
-describe('metrics (kubelet.md §3)', () => {
+describe('metrics (docs/semantics.md kubelet §3)', () => {
   it('labels pull durations by image size bucket (N/A for 0)', () => {
     const table: [number, string][] = [
       [0, 'N/A'],

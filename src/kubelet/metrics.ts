@@ -1,5 +1,5 @@
 /**
- * The image manager's metrics (kubelet.md §3, §10) and the pod start-up latency tracker hooks.
+ * The image manager's metrics (docs/semantics.md kubelet §3, §10) and the pod start-up latency tracker hooks.
  * `MetricsRegistry` keeps counters and observations in memory and renders Prometheus text.
  */
 import type { Clock } from '../signals/index.ts';

@@ -23,7 +23,7 @@ const base = { uid: 'uid-1', namespace: 'default', name: 'web', imagePullSecrets
 const lines = (events: readonly KubeletEvent[]) =>
   events.map((e) => `${e.object?.fieldPath ?? e.object?.kind} ${e.type} ${e.reason} ${e.message}`);
 
-describe('pod-level image sync (kubelet.md §4, §8)', () => {
+describe('pod-level image sync (docs/semantics.md kubelet §4, §8)', () => {
   it('warns about missing pull secrets and pulls anyway; empty names are skipped', async () => {
     const { fake, events, worker } = world({
       ...base,
@@ -116,7 +116,7 @@ describe('pod-level image sync (kubelet.md §4, §8)', () => {
   });
 });
 
-describe('pod worker cadence (kubelet.md §5)', () => {
+describe('pod worker cadence (docs/semantics.md kubelet §5)', () => {
   const result = (backOffOnly: boolean, ready = false) => ({ containers: [], missingSecrets: [], ready, backOffOnly });
   it('retries a failed sync after 10 s plus up to 50 % jitter', () => {
     assert.equal(

@@ -1,6 +1,6 @@
 /**
  * The part of a pod the image manager needs, and the pod-level steps the kubelet takes around
- * `ensureImageExists` (kubelet.md §4, §5, §8): reading the pull secrets (missing ones warn with
+ * `ensureImageExists` (docs/semantics.md kubelet §4, §5, §8): reading the pull secrets (missing ones warn with
  * `FailedToRetrieveImagePullSecret` and the pull proceeds), init containers one at a time before
  * the others, the `Failed` / `Error: <reason>` event of every image error, and when the pod
  * worker syncs again.
@@ -66,7 +66,7 @@ export function containerFieldPath(container: { name: string }, init: boolean): 
   return `${init ? 'spec.initContainers' : 'spec.containers'}{${container.name}}`;
 }
 
-/** Pod worker cadence (kubelet.md §5): 10 s after a failed sync, the 1 min resync otherwise; up to +50 % jitter. */
+/** Pod worker cadence (docs/semantics.md kubelet §5): 10 s after a failed sync, the 1 min resync otherwise; up to +50 % jitter. */
 export const WORKER_BACKOFF_PERIOD_MS = 10_000;
 export const WORKER_RESYNC_INTERVAL_MS = 60_000;
 

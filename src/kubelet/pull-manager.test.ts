@@ -27,7 +27,7 @@ function manager(policy: VerificationPolicy = 'NeverVerifyPreloadedImages', allo
   return { records, clock, pm, checks, errors };
 }
 
-describe('ImagePullManager.mustAttemptImagePull, in the spec order (kubelet.md §10)', () => {
+describe('ImagePullManager.mustAttemptImagePull, in upstream order (docs/semantics.md kubelet §10)', () => {
   it('1. an empty imageRef → pull', async () => {
     const { pm } = manager('NeverVerify');
     assert.equal(await pm.mustAttemptImagePull('nginx', '', noCredentials), 'pull');

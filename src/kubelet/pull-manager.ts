@@ -1,5 +1,5 @@
 /**
- * KEP-2535's image pull manager (kubelet.md §10): remembers which credentials pulled which image
+ * KEP-2535's image pull manager (docs/semantics.md kubelet §10): remembers which credentials pulled which image
  * and decides whether a pod may use an image already on the node. The image manager only knows
  * the `PullVerifier` interface; `ImagePullManager` is the kubelet's implementation over a
  * records accessor (on disk, cached, or in memory).

@@ -1,5 +1,5 @@
 /**
- * The on-disk form of KEP-2535 records (kubelet.md §10): JSON `kubelet.config.k8s.io/v1beta1`
+ * The on-disk form of KEP-2535 records (docs/semantics.md kubelet §10): JSON `kubelet.config.k8s.io/v1beta1`
  * (`v1alpha1` is read too), decoded strictly (unknown fields rejected), written with Go's field
  * order and escaping; files named `sha256-<hex sha256 of the key>`.
  */

@@ -32,7 +32,7 @@ const secret = (
   uid = `uid-${name}`,
 ): ImagePullSecretRef => ({ uid, namespace, name, credentialHash: hash });
 
-describe('pulled records: merging the credentials of a pull (kubelet.md §10)', () => {
+describe('pulled records: merging the credentials of a pull (docs/semantics.md kubelet §10)', () => {
   it('always writes a new record; an empty mapping without credentials', () => {
     assert.deepEqual(mergePulledRecord(undefined, 'sha256:1', repo, undefined, T0), {
       record: { lastUpdatedTime: '2025-01-02T03:04:05Z', imageRef: 'sha256:1', credentialMapping: {} },
@@ -118,7 +118,7 @@ describe('pulled records: merging the credentials of a pull (kubelet.md §10)', 
     assert.equal(recordTime(T0), '2025-01-02T03:04:05Z'));
 });
 
-describe('checking a pod against a pulled record (kubelet.md §10 decision 5–10)', () => {
+describe('checking a pod against a pulled record (docs/semantics.md kubelet §10 decision 5–10)', () => {
   const record = (creds: ImagePulledRecord['credentialMapping'][string]): ImagePulledRecord => ({
     lastUpdatedTime: 'x',
     imageRef: 'sha256:1',
@@ -231,7 +231,7 @@ describe('checking a pod against a pulled record (kubelet.md §10 decision 5–1
   });
 });
 
-describe('records on disk (kubelet.md §10)', () => {
+describe('records on disk (docs/semantics.md kubelet §10)', () => {
   const sample: ImagePulledRecord = {
     lastUpdatedTime: '2025-01-02T03:04:05Z',
     imageRef: 'sha256:abc',
@@ -333,7 +333,7 @@ describe('records on disk (kubelet.md §10)', () => {
   });
 });
 
-describe('credentialHash (kubelet.md §10)', () => {
+describe('credentialHash (docs/semantics.md kubelet §10)', () => {
   it('hashes {"username":"user","password":"password"}', () => {
     const expected = createHash('sha256').update('{"username":"user","password":"password"}').digest('hex');
     assert.equal(credentialHash(new BasicCredential('user', 'password')), expected);

@@ -1,5 +1,5 @@
 /**
- * KEP-2535 records (kubelet.md §10) and the pure rules over them: how the credentials of a
+ * KEP-2535 records (docs/semantics.md kubelet §10) and the pure rules over them: how the credentials of a
  * successful pull merge into an `ImagePulledRecord`, and whether a pod's credentials let it use an
  * image already on the node.
  */
@@ -8,7 +8,7 @@ export interface ImagePullSecretRef {
   readonly uid: string;
   readonly namespace: string;
   readonly name: string;
-  /** credentialHash of the keyring credential that was used (kubelet.md §10). */
+  /** credentialHash of the keyring credential that was used (docs/semantics.md kubelet §10). */
   readonly credentialHash: string;
 }
 

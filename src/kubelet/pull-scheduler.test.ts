@@ -16,7 +16,7 @@ function deferred() {
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-describe('serial puller (kubelet.md §7)', () => {
+describe('serial puller (docs/semantics.md kubelet §7)', () => {
   it('runs one pull at a time, first in first out', async () => {
     const clock = new ManualClock();
     const scheduler = new SerialPullScheduler(clock);
@@ -81,7 +81,7 @@ describe('serial puller (kubelet.md §7)', () => {
   });
 });
 
-describe('parallel puller (kubelet.md §7)', () => {
+describe('parallel puller (docs/semantics.md kubelet §7)', () => {
   it('runs at most maxParallelImagePulls at once; extra requests wait and never fail', async () => {
     const scheduler = new ParallelPullScheduler(new ManualClock(), 2);
     const gate = deferred();

@@ -1,5 +1,5 @@
 /**
- * The kubelet's image pullers (kubelet.md §7): serial — one worker and a FIFO queue of 10 (a Go
+ * The kubelet's image pullers (docs/semantics.md kubelet §7): serial — one worker and a FIFO queue of 10 (a Go
  * channel of capacity 10: ten requests wait besides the one being pulled, further callers block
  * until there is room) — or parallel — at most `maxParallelImagePulls` pulls at once (unset =
  * unlimited); extra requests wait, never fail. Identical requests are not de-duplicated. The

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { ManualClock } from '../signals/index.ts';
 import { PULL_QPS_EXCEEDED, PullQpsExceededError, TokenBucket, pullThrottle } from './throttle.ts';
 
-describe('registry pull throttle (kubelet.md §7)', () => {
+describe('registry pull throttle (docs/semantics.md kubelet §7)', () => {
   it('starts with burst tokens and fails fast when they are gone', () => {
     const clock = new ManualClock();
     const bucket = new TokenBucket(5, 10, clock);

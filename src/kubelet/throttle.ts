@@ -1,5 +1,5 @@
 /**
- * The kubelet's registry pull throttle (`throttledImageService`, kubelet.md §7): a token bucket of
+ * The kubelet's registry pull throttle (`throttledImageService`, docs/semantics.md kubelet §7): a token bucket of
  * `burst` tokens refilled at `qps` per second (`golang.org/x/time/rate`), starting full, asked with
  * the non-blocking `TryAccept`. No token → the pull fails at once with `pull QPS exceeded`, an
  * ordinary ErrImagePull that enters back-off. QPS 0 means no throttle; burst 0 rejects everything.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { allowlistProblems, isAllowlisted, parseAllowlist, requiresVerification } from './verification-policy.ts';
 
-describe('KEP-2535 verification policies (kubelet.md §10)', () => {
+describe('KEP-2535 verification policies (docs/semantics.md kubelet §10)', () => {
   const empty = parseAllowlist([]);
   it('decides when verification is required', () => {
     const table: [Parameters<typeof requiresVerification>[0], boolean, boolean][] = [

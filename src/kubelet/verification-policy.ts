@@ -1,5 +1,5 @@
 /**
- * KEP-2535's verification policies (kubelet.md §10): when an image already on the node must be
+ * KEP-2535's verification policies (docs/semantics.md kubelet §10): when an image already on the node must be
  * re-verified against the pod's credentials, and the `preloadedImagesVerificationAllowlist`.
  */
 import { tryParseNormalizedNamed } from '../reference/index.ts';

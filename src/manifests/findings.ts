@@ -1,7 +1,7 @@
 import { classifyImage } from '../admission/index.ts';
 import type { ImageSlot } from './slots.ts';
 
-/** A check finding or a policy violation at one image slot (spec §5.5, §5.6). */
+/** A check finding or a policy violation at one image slot (docs/semantics.md admission §5.5, §5.6). */
 export interface Finding {
   readonly slot: ImageSlot;
   /** `missing-digest`, `invalid-reference`, or a policy rule id (`disallowed-tag`, …). */
@@ -17,7 +17,7 @@ export interface Finding {
 export function checkSlots(slots: readonly ImageSlot[], options: { skipPrefixes?: readonly string[] } = {}): Finding[] {
   const findings: Finding[] = [];
   for (const slot of slots) {
-    // The engine's slot rules (spec §4.4), so --check flags exactly what pinning would act on.
+    // The engine's slot rules (docs/semantics.md admission §4.4), so --check flags exactly what pinning would act on.
     const c = classifyImage(slot.image, options.skipPrefixes ?? []);
     if (c.kind === 'invalid')
       findings.push({
@@ -36,7 +36,7 @@ export interface ImagePolicyLike {
   evaluate(image: string): { readonly violations: readonly { readonly rule: string; readonly message?: string }[] };
 }
 
-/** Every violation of `policy` at every slot, in slot order (spec §4.15, offline). */
+/** Every violation of `policy` at every slot, in slot order (docs/semantics.md admission §4.15, offline). */
 export function lintSlots(slots: readonly ImageSlot[], policy: ImagePolicyLike): Finding[] {
   return slots.flatMap((slot) =>
     policy

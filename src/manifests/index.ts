@@ -1,5 +1,5 @@
 /**
- * Offline digest pinning of Kubernetes manifests (spec §5): find the image fields of workload
+ * Offline digest pinning of Kubernetes manifests (docs/semantics.md admission §5): find the image fields of workload
  * kinds in YAML and JSON files, rewrite only those scalars' characters, check, lint, lock files
  * and KRM ResourceLists. Resolution, pin formatting and policy are the admission engine's.
  */

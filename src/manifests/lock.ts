@@ -15,7 +15,7 @@ export interface LockEntry {
   readonly digest: string;
 }
 
-/** `kimg pin --lock` output (spec §5.4): what one run resolved, for `--from-lock` replays. */
+/** `kimg pin --lock` output (docs/semantics.md admission §5.4): what one run resolved, for `--from-lock` replays. */
 export interface ImageLock {
   /** `index`, or the platform resolved (`linux/arm64`). */
   readonly resolve: string;

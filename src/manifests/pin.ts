@@ -8,7 +8,7 @@ import { findImageSlots, type ImageSlot, type SlotOptions } from './slots.ts';
  * What pinning one image gave (the admission engine's `PinResult`): the value to write (the
  * input when nothing changes), the digest written, warnings; `denied` when the engine refuses
  * the image (a digest its tag no longer points at, under `verify-deny`), `failure` when the
- * lookup failed (`reason` is the keyword of spec §4.5: `not found`, `auth`, `timeout`, …).
+ * lookup failed (`reason` is the keyword of docs/semantics.md admission §4.5: `not found`, `auth`, `timeout`, …).
  */
 export interface PinOutcome {
   readonly image: string;

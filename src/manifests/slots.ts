@@ -24,7 +24,7 @@ export interface ObjectRef {
   readonly annotations: Readonly<Record<string, string>>;
 }
 
-/** An image slot found in a manifest: a string at a §4.1 image field or at an `--extra-path`. */
+/** An image slot found in a manifest: a string at an image field of docs/semantics.md admission §4.1 or at an `--extra-path`. */
 export interface ImageSlot {
   /** The file as given (`-` for standard input). */
   readonly file: string;
@@ -99,7 +99,7 @@ class DocumentSlots {
     const kind = stringAt(node, 'kind', this.doc);
     if (apiVersion === undefined || kind === undefined) return;
     const ref = this.objectRef(node, apiVersion, kind);
-    // The webhook's table of kinds (spec §4.1), so the CLI and the webhook pin the same fields.
+    // The webhook's table of kinds (docs/semantics.md admission §4.1), so the CLI and the webhook pin the same fields.
     for (const location of podSpecPaths({ group: groupOf(apiVersion), kind }, this.extraPodSpecPaths)) {
       const specPath = location.segments.map((key) => ({ key }));
       for (const { node: spec, path } of walkPath(node, specPath, this.doc)) this.podSpec(spec, at, path, ref);

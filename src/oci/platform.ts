@@ -1,6 +1,6 @@
 /**
  * Platforms (`os/arch[/variant]`): parsing user input, the host's platform, containerd-compatible
- * normalisation, and choosing an index child for a wanted platform (spec §11).
+ * normalisation, and choosing an index child for a wanted platform (docs/semantics.md registry §11).
  *
  * Matching follows containerd's `platforms.Only` preference vectors with two deliberate
  * differences: falling back to a 32-bit sibling (`amd64` → `386`, `arm64` → `arm`) happens only

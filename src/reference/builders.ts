@@ -18,7 +18,7 @@ export function withTag(named: NamedReference, tag: string): NamedReference {
 
 /**
  * `named` with `digest`; an existing tag is kept. Upstream checks the reference grammar only
- * (`algorithm:hex{32,}`), not go-digest's rules, so a 37-digit sha256 is accepted here (spec §3).
+ * (`algorithm:hex{32,}`), not go-digest's rules, so a 37-digit sha256 is accepted here (docs/semantics.md references §3).
  * Throws InvalidReferenceError `ErrDigestInvalidFormat`.
  */
 export function withDigest(named: NamedReference, digest: string): NamedReference {

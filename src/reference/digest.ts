@@ -3,7 +3,7 @@ import { ReferenceFailure } from './errors.ts';
 import type { ParseOptions } from './reference.ts';
 
 /**
- * go-digest's verdict (spec §4) on the digest `s.slice(start)`, which already matched the
+ * go-digest's verdict (docs/semantics.md references §4) on the digest `s.slice(start)`, which already matched the
  * reference grammar: undefined when valid, else the failure with the offending offset.
  *
  * Acceptance is the digest module's; this only names the failure, because asking that module for

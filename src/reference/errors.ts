@@ -3,7 +3,7 @@ import { KimgError } from '../errors/index.ts';
 import { firstChangedByLower } from './case.ts';
 import type { Problem } from './scanner.ts';
 
-/** The error kinds of distribution/reference (spec §5), spelled as upstream names them. */
+/** The error kinds of distribution/reference (docs/semantics.md references §5), spelled as upstream names them. */
 export type ReferenceErrorCode =
   | 'ErrReferenceInvalidFormat'
   | 'ErrTagInvalidFormat'

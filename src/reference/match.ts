@@ -1,5 +1,5 @@
 /**
- * Go's `path.Match`, transcribed (spec §3: "implement exactly, do not use a glob library"). Go
+ * Go's `path.Match`, transcribed (docs/semantics.md references §3: "implement exactly, do not use a glob library"). Go
  * matches UTF-8 bytes, decoding a rune only for `?` and `[…]`, and after `*` it retries at every
  * byte, even inside a rune; so we match the UTF-8 encodings, and the edge cases agree.
  */

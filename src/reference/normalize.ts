@@ -23,7 +23,7 @@ const LOCALHOST = 'localhost';
 const OFFICIAL_REPO_PREFIX = 'library/';
 
 /**
- * parseNormalizedNamed without the wrapping. Go's splitDockerDomain (spec §3) decides the
+ * parseNormalizedNamed without the wrapping. Go's splitDockerDomain (docs/semantics.md references §3) decides the
  * domain; names on Docker Hub are then parsed in place (parseHubOrFail) rather than by building
  * `docker.io/library/…` and scanning it again, so every failure offset points into `s`.
  */

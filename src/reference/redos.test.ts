@@ -1,4 +1,4 @@
-// Spec §8: the inputs that take seconds to hours in backtracking ports, through every operation.
+// docs/semantics.md references §8: the inputs that take seconds to hours in backtracking ports, through every operation.
 // Nothing here measures time (bench/ does); a vulnerable parser simply never returns. The
 // timeout only keeps such a regression from hanging CI for its whole budget.
 import assert from 'node:assert/strict';

@@ -43,7 +43,7 @@ function thrown(fn: () => unknown): InvalidReferenceError {
   assert.fail('expected an error');
 }
 
-describe('spec §7 worked examples', () => {
+describe('docs/semantics.md references §7 worked examples', () => {
   const examples: [input: string, normalized: string, familiar: string][] = [
     ['ubuntu', 'docker.io/library/ubuntu', 'ubuntu'],
     ['docker.io/ubuntu:22.04', 'docker.io/library/ubuntu:22.04', 'ubuntu:22.04'],
@@ -80,7 +80,7 @@ describe('spec §7 worked examples', () => {
   });
 });
 
-describe('spec §11 quirks kept', () => {
+describe('docs/semantics.md references §11 quirks kept', () => {
   it('bare localhost, example.com and example.com:5000 are official images', () => {
     assert.equal(parseNormalizedNamed('localhost').toString(), 'docker.io/library/localhost');
     const ref = parseNormalizedNamed('example.com:5000');

@@ -1,6 +1,6 @@
 /**
- * A single-pass scanner for the reference grammar (spec §1). Upstream uses regular expressions;
- * we scan by hand so every input, however hostile, costs time linear in its length (spec §8), and
+ * A single-pass scanner for the reference grammar (docs/semantics.md references §1). Upstream uses regular expressions;
+ * we scan by hand so every input, however hostile, costs time linear in its length (docs/semantics.md references §8), and
  * so a failure can say which character was wrong.
  *
  * Every function reads UTF-16 code units. The grammar is ASCII-only, so any other code unit

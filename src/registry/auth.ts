@@ -1,5 +1,5 @@
 /**
- * Authentication (spec §6, S4, S13, R1): answers a registry's Basic or Bearer challenge with the
+ * Authentication (docs/semantics.md registry §6, S4, S13, R1): answers a registry's Basic or Bearer challenge with the
  * credential for the host actually contacted, exchanges it for tokens at a realm the policy
  * accepts, caches tokens per (realm, service, scopes, credential), and re-authenticates at most
  * once per request when a token is rejected. A 401 from a host we were redirected to is never

@@ -1,5 +1,5 @@
 /**
- * Streaming a blob into a sink (spec §5, S1, S2, R3, R7): hashed and counted on the way, never
+ * Streaming a blob into a sink (docs/semantics.md registry §5, S1, S2, R3, R7): hashed and counted on the way, never
  * more bytes than the descriptor declares, resumed in process with `Range` after a broken or
  * stalled connection, verified at the end.
  */

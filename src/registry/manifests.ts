@@ -1,5 +1,5 @@
 /**
- * Resolving tags and fetching manifests on one endpoint (spec §3, §4): HEAD first, GET and hash
+ * Resolving tags and fetching manifests on one endpoint (docs/semantics.md registry §3, §4): HEAD first, GET and hash
  * when HEAD is not usable, GET by digest verified against the digest, `/blobs/` on a 404.
  */
 import { digestOf, isValidDigest, tryParseDigest, type Algorithm } from '../digest/index.ts';

@@ -1,5 +1,5 @@
 /**
- * Redirects, followed by hand (spec §9, S5, S6): at most 10 hops, relative `Location` resolved,
+ * Redirects, followed by hand (docs/semantics.md registry §9, S5, S6): at most 10 hops, relative `Location` resolved,
  * https → http refused, and `Authorization` / cookies dropped for good as soon as the scheme,
  * host or port changes. Presigned storage URLs also break when they receive `Authorization`.
  */

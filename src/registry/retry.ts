@@ -1,5 +1,5 @@
 /**
- * Retry decisions, back-off and per-host admission (spec §8, R2, R4). Time comes from an
+ * Retry decisions, back-off and per-host admission (docs/semantics.md registry §8, R2, R4). Time comes from an
  * injectable Clock so tests never wait in wall time.
  */
 import { errorCode } from './redact.ts';

@@ -1,5 +1,5 @@
 /**
- * An apiserver-like harness for the webhook (test-environment.md §6.1): wraps AdmissionRequests
+ * An apiserver-like harness for the webhook (docs/semantics.md testing §6.1): wraps AdmissionRequests
  * in AdmissionReviews, POSTs them over real HTTPS to the webhook with a CA bundle and TLS server
  * name `<svc>.<ns>.svc`, appends `?timeout=Ns` and enforces it, re-implements the apiserver's
  * response checks (uid echoed, apiVersion/kind, patch and patchType together, no patch from a

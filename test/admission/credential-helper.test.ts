@@ -1,4 +1,4 @@
-// Docker credential helpers in the webhook (spec §4.8, §4.10), with real helper programs: shell
+// Docker credential helpers in the webhook (docs/semantics.md admission §4.8, §4.10), with real helper programs: shell
 // scripts named docker-credential-<name> on the webhook's PATH, configured through the mounted
 // Docker config's credHelpers. A helper that never answers must not hold the admission past its
 // budget (the image fails with `timeout`, the answer comes inside `?timeout=2s`) nor outlive the

@@ -1,4 +1,4 @@
-// Pull credentials for lookups (spec §4.8) against a real TLS registry with htpasswd auth, reached
+// Pull credentials for lookups (docs/semantics.md admission §4.8) against a real TLS registry with htpasswd auth, reached
 // as the logical registry `private.kimg.test` through `registryHosts` with a custom CA: the pod's
 // imagePullSecrets, then its service account's, then the Docker config; Secrets from a file
 // source; the digest cache keyed per credential.

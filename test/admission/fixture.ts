@@ -141,7 +141,7 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown>): R
 }
 
 /**
- * Starts the webhook server with a §3 configuration (registryHosts and secretSource defaulted to
+ * Starts the webhook server with a configuration (docs/semantics.md admission §3) (registryHosts and secretSource defaulted to
  * the fixture's). `registries`: logical registries besides the registryHosts ones that lookups
  * may go to (those a hostsDir or registriesConf sends to the local registry).
  */

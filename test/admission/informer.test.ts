@@ -1,5 +1,5 @@
 // `secretSource: informer`: list + watch of pull Secrets and ServiceAccounts. No kube-apiserver
-// can run here (test-environment.md §6), so a small HTTPS server speaks the list/watch protocol:
+// can run here (docs/semantics.md testing §6), so a small HTTPS server speaks the list/watch protocol:
 // paged lists with resourceVersion, watch streams of ADDED/MODIFIED/DELETED/BOOKMARK events, and
 // a 410 Gone that forces a relist. It checks the bearer token on every call.
 import assert from 'node:assert/strict';

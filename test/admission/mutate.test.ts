@@ -1,6 +1,6 @@
 // The mutating webhook end to end: the apiserver-like harness posts AdmissionReviews over HTTPS
 // to `kimg webhook serve`'s server, which resolves images against the real local registry (via
-// the fault proxy, which counts requests). Spec admission.md §4.1–§4.4, §4.6, §4.9, §4.11–§4.14.
+// the fault proxy, which counts requests). docs/semantics.md admission §4.1–§4.4, §4.6, §4.9, §4.11–§4.14.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { requireTools } from '../harness/index.ts';

@@ -1,4 +1,4 @@
-// The webhook server's surface (spec §4.10, §4.16): bad requests get a 4xx and a reason, odd
+// The webhook server's surface (docs/semantics.md admission §4.10, §4.16): bad requests get a 4xx and a reason, odd
 // reviews a well-formed answer, health, readiness and metrics endpoints, the answer inside the
 // apiserver's deadline when the registry hangs, and the serving certificate reloaded from disk.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Bounded stale-while-error (spec §7, `resolver.staleIfErrorSeconds`): when the real registry
+// Bounded stale-while-error (docs/semantics.md admission §7, `resolver.staleIfErrorSeconds`): when the real registry
 // behind the fault proxy cannot answer (5xx, a hang past the request budget, connection refused),
 // a digest looked up earlier is pinned with a warning naming the image, the word `stale` and its
 // age; a 404 or 401 is the registry's answer and still fails; nothing is bridged by default or

@@ -1,4 +1,4 @@
-// The validating webhook (spec §4.15) over HTTPS: worked example B, enforcement deny and warn,
+// The validating webhook (docs/semantics.md admission §4.15) over HTTPS: worked example B, enforcement deny and warn,
 // every slot of every covered kind, controller-owned objects and the ephemeralcontainers
 // subresource evaluated too, the request gates, and never a registry request or a patch.
 import assert from 'node:assert/strict';

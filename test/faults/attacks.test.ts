@@ -1,5 +1,5 @@
 // The pull engine against hostile registries, storage servers and token realms: each behaviour
-// of the spec's must-pass list (registry-client.md §13) at the level of a whole pull (Puller or
+// of the must-pass list (docs/semantics.md registry §13) at the level of a whole pull (Puller or
 // `kimg pull`), with the store checked afterwards. What the registry client's own tests already
 // prove request by request (test/registry/) is not repeated; test/faults/COVERAGE.md maps each
 // item to its tests. Real registries throughout; the fault proxy plays the hostile parts.
@@ -101,7 +101,7 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-describe('pull engine against hostile registries (spec §13)', { skip, timeout: 300_000 }, () => {
+describe('pull engine against hostile registries (docs/semantics.md registry §13)', { skip, timeout: 300_000 }, () => {
   let tmp: TempDir;
   let registry: RunningRegistry;
   let proxy: FaultProxy;

@@ -35,7 +35,7 @@ export interface TokenAuth {
 export interface PullThroughOptions {
   /** The upstream registry, e.g. `http://127.0.0.1:5000`. */
   remoteUrl: string;
-  /** Upstream credentials; 2.8 only uses them against a *token* upstream (see the spec §3.4). */
+  /** Upstream credentials; 2.8 only uses them against a *token* upstream (see docs/semantics.md testing §3.4). */
   username?: string;
   password?: string;
   /** CA the registry trusts for an https upstream or realm (passed as SSL_CERT_FILE). */

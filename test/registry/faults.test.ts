@@ -465,7 +465,7 @@ describe('registry client behind the fault proxy', { skip }, () => {
     });
   });
 
-  describe('redirects (§9, S6)', () => {
+  describe('redirects (docs/semantics.md registry §9, S6)', () => {
     test('a relative Location is followed', async () => {
       proxy.setRule((r) =>
         r.path === blobPath() && r.count === 1 ? fault.redirect(`../blobs/${layer.digest}?hop=1`) : undefined,

@@ -1,5 +1,5 @@
 /**
- * `kimg gc --thresholds`: the kubelet's image garbage collection over the store (kubelet.md §11)
+ * `kimg gc --thresholds`: the kubelet's image garbage collection over the store (docs/semantics.md kubelet §11)
  * — images not in use nor pinned, least recently used first, freed from the high threshold down
  * to the low one, none younger than the minimum age — then the blobs they leave behind. The
  * first-seen and last-used times persist under the kubelet root dir (`kimg ensure` updates them).

@@ -1,5 +1,5 @@
 // The pinning engine as `kimg pin` configures it: the admission engine's Pinner, with flags laid
-// over the §3 configuration, resolving through the registry flags, a `--config` resolver
+// over the configuration (docs/semantics.md admission §3), resolving through the registry flags, a `--config` resolver
 // section, or a lock file.
 import { readFile } from 'node:fs/promises';
 import {
@@ -60,7 +60,7 @@ export interface PinFlags extends ManifestFlags, RegistryFlags {
 
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** The §3 configuration of `--config FILE`, or the defaults. */
+/** The docs/semantics.md admission §3 configuration of `--config FILE`, or the defaults. */
 export async function loadConfig(path: string | undefined, io: Io): Promise<AdmissionConfig> {
   // Offline: the in-cluster defaults (informer, POD_NAMESPACE) never apply to the CLI.
   const environment = { env: { ...io.env, KUBERNETES_SERVICE_HOST: '' } };

@@ -1,4 +1,4 @@
-// What `kimg pin` and `kimg lint` print, and their exit statuses (spec §5.5–§5.8): 0 success;
+// What `kimg pin` and `kimg lint` print, and their exit statuses (docs/semantics.md admission §5.5–§5.8): 0 success;
 // 1 findings, violations or resolution failures; 2 usage, configuration, unreadable or
 // unparseable input.
 import { AdmissionConfigError } from '../../admission/index.ts';
