@@ -1,5 +1,6 @@
 // `npm run bench`: speed and memory figures, each next to a peer measured in the same run.
 // Figures vary between runs on a shared machine; compare the ratios, not the absolute numbers.
+import { runCopyBench } from './copy.bench.ts';
 import { runPullBench } from './pull.bench.ts';
 import { runReferenceBench } from './reference.bench.ts';
 import { runServeBench } from './serve.bench.ts';
@@ -11,6 +12,7 @@ const suites: [string, () => Promise<void>][] = [
   ['pull', runPullBench],
   ['webhook', runWebhookBench],
   ['serve', runServeBench],
+  ['copy', runCopyBench],
 ];
 
 for (const [name, run] of suites) {

@@ -32,7 +32,7 @@ export interface PushBlobOptions extends CallOptions {
   readonly mountFrom?: string;
   /** Blobs up to this size go in one `PUT`; default 16 MiB. */
   readonly monolithicMaxBytes?: number;
-  /** `PATCH` chunk size for larger blobs; default 64 MiB. */
+  /** `PATCH` chunk size for larger blobs; default 512 MiB. */
   readonly chunkBytes?: number;
   /** Skip the `HEAD` (the caller knows the blob is missing). */
   readonly skipExistsCheck?: boolean;
@@ -65,7 +65,9 @@ export interface UploadDeps {
 }
 
 const DEFAULT_MONOLITHIC = 16 * 1024 * 1024;
-const DEFAULT_CHUNK = 64 * 1024 * 1024;
+/** Distribution re-opens (and may re-hash) the upload file for every PATCH: one long PATCH per
+ * blob (as skopeo sends) was ≈ 40 % faster than 64 MiB chunks for a 128 MiB blob here. */
+const DEFAULT_CHUNK = 512 * 1024 * 1024;
 const STALL_MS = 60_000;
 /** Fresh sessions per blob at most, progress or not. */
 const MAX_RESTARTS = 8;
