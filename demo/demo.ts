@@ -175,6 +175,7 @@ async function run(): Promise<void> {
   const registry = await startRegistry();
   try {
     await pulling(registry, join(work, 'store'));
+    await copying(registry, join(work, 'store'), join(work, 'copy'));
     await serving(registry, join(work, 'store'), join(work, 'serve'));
     await kubelet(registry, join(work, 'kubelet'));
     await pinning(registry, join(work, 'pin'));
@@ -182,6 +183,51 @@ async function run(): Promise<void> {
   } finally {
     await registry.stop();
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+// Writing images: push the pulled image to a second registry, copy registry to registry (mounts
+// within one registry, nothing to do when the destination has it), round-trip an archive.
+async function copying(registry: RunningRegistry, store: string, work: string): Promise<void> {
+  const second = await startRegistry();
+  try {
+    console.log(`\n${bold('== A second registry')} at ${second.url}`);
+    const image = `${registry.host}/team/app:v1`;
+    const s = ['--store', store];
+    await step('Push the stored image to the second registry (blobs, then the manifest, the tag last)', [
+      ...s,
+      'push',
+      image,
+      `${second.host}/team/app:v1`,
+    ]);
+    await step('Copy it again: the destination already points at the digest, one HEAD and nothing else', [
+      ...s,
+      'copy',
+      `docker://${image}`,
+      `docker://${second.host}/team/app:v1`,
+    ]);
+    await step('Copy within one registry: every blob is mounted, no byte uploaded', [
+      ...s,
+      'copy',
+      `docker://${image}`,
+      `docker://${registry.host}/mirror/app:v1`,
+    ]);
+    await mkdir(work, { recursive: true });
+    const archive = join(work, 'app.tar');
+    await step('Write an OCI archive (skopeo, ctr images import and docker load read it)', [
+      ...s,
+      'copy',
+      image,
+      `oci-archive:${archive}`,
+    ]);
+    await step('And copy the archive back to a registry', [
+      ...s,
+      'copy',
+      `oci-archive:${archive}:v1`,
+      `docker://${second.host}/from-archive/app:v1`,
+    ]);
+  } finally {
+    await second.stop();
   }
 }
 
