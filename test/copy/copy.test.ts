@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { digestOf } from '../../src/digest/index.ts';
 import {
+  Containerd,
   buildImage,
   copyImage as skopeoCopy,
   inspectRaw,
@@ -19,6 +20,7 @@ import {
   type PushedImage,
   type RunningRegistry,
   type TempDir,
+  which,
 } from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
 
@@ -135,6 +137,16 @@ describe('kimg copy, push, save, load', { skip }, () => {
         throw new Error(`${(err as Error).message}\nindex.json: ${listing}`);
       },
     );
+    // containerd names the image from io.containerd.image.name.
+    if (which('containerd') !== undefined && which('ctr') !== undefined) {
+      const daemon = await Containerd.start(join(tmp.path, 'containerd'), 'kimg-copy');
+      try {
+        await daemon.ctr(['images', 'import', '--all-platforms', archive]);
+        assert.match(await daemon.ctr(['images', 'ls', '-q']), new RegExp(`${ref.replace(/[.]/g, '\\.')}`));
+      } finally {
+        await daemon.stop();
+      }
+    }
     const back = await kimg('copy', `oci-archive:${archive}:v1`, `docker://${b.host}/roundtrip/app:v1`);
     assert.equal(back.status, 0, back.stderr);
     assert.equal(digestOf(await raw(b, 'roundtrip/app:v1')), pushed.digest);
