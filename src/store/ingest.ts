@@ -8,7 +8,6 @@ import { StoreError, errnoCode } from './errors.ts';
 import { isNoSpace } from './reserve.ts';
 import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
-import { ThreadWriter } from './write-thread.ts';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
 
@@ -139,10 +138,6 @@ type State = 'open' | 'committed' | 'closed';
  */
 const WRITE_BATCH = 256 * 1024;
 
-/** New blobs from this size on are hashed and written on the write thread (write-thread.ts);
- * smaller ones cost less than the hand-off. Resumed partials stay here: their hash state is. */
-const OFF_THREAD_MIN = 1024 * 1024;
-
 export class FileIngest implements Ingest {
   readonly descriptor: Descriptor;
   readonly alreadyPresent = false;
@@ -157,8 +152,6 @@ export class FileIngest implements Ingest {
   /** Small chunks gathered for one write (see {@link WRITE_BATCH}); `stagedBytes` of it are taken. */
   private staged: Buffer | undefined;
   private stagedBytes = 0;
-  /** Hashes and writes instead of this thread, for a large new blob. */
-  private offThread: ThreadWriter | undefined;
 
   private constructor(
     descriptor: Descriptor,
@@ -178,9 +171,6 @@ export class FileIngest implements Ingest {
     this.wasResumed = present > 0;
     this.received = present;
     this.filePosition = present;
-    if (present === 0 && descriptor.size >= OFF_THREAD_MIN) {
-      this.offThread = new ThreadWriter(handle.fd, parsed.algorithm);
-    }
   }
 
   /** Opens (or resumes) the partial of a digest; the caller holds the digest's ingest lock. */
@@ -276,10 +266,6 @@ export class FileIngest implements Ingest {
       );
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
-    if (this.offThread !== undefined) {
-      this.received = total;
-      return this.offThread.take(chunk);
-    }
     try {
       if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
       if (chunk.byteLength >= WRITE_BATCH) {
@@ -313,24 +299,8 @@ export class FileIngest implements Ingest {
     this.filePosition += bytes.byteLength;
   }
 
-  /**
-   * Lets every write land (the staged bytes, the write thread's queue) before a sync or a close;
-   * returns the write error, if any write failed, and the write thread's digest of the bytes.
-   */
-  private async settleWrites(): Promise<{ error: unknown; hex?: string }> {
-    const thread = this.offThread;
-    if (thread !== undefined) {
-      this.offThread = undefined;
-      try {
-        const hex = await thread.finish();
-        return { error: this.writeError, hex };
-      } catch (err) {
-        this.writeError ??= err;
-        return { error: this.writeError };
-      } finally {
-        await thread.close();
-      }
-    }
+  /** Writes the staged bytes before a sync; returns the write error, if any write failed. */
+  private settleWrites(): unknown {
     if (this.writeError === undefined) {
       try {
         this.flushStaged();
@@ -338,12 +308,11 @@ export class FileIngest implements Ingest {
         this.writeError = err;
       }
     }
-    return { error: this.writeError };
+    return this.writeError;
   }
 
   async reset(): Promise<void> {
     this.assertOpen('reset');
-    await this.settleWrites();
     this.writeError = undefined;
     this.stagedBytes = 0;
     await this.handle.truncate(0);
@@ -356,15 +325,15 @@ export class FileIngest implements Ingest {
 
   async commit(): Promise<void> {
     this.assertOpen('commit');
-    const settled = await this.settleWrites();
-    if (settled.error !== undefined) await this.fail(settled.error);
+    const writeError = this.settleWrites();
+    if (writeError !== undefined) await this.fail(writeError);
     const { digest, size } = this.descriptor;
     if (this.received !== size) {
       await this.fail(
         new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }),
       );
     }
-    const actual = `${this.parsed.algorithm}:${settled.hex ?? this.hash.digest('hex')}`;
+    const actual = `${this.parsed.algorithm}:${this.hash.digest('hex')}`;
     if (actual !== digest) {
       await this.fail(
         new VerifyError('ErrDigestMismatch', {
@@ -415,7 +384,7 @@ export class FileIngest implements Ingest {
         // tail, so keep only what is known to be on disk. A write refused for lack of space is not
         // torn: writes are sequential and stop at the first failure, so the file is a prefix.
         try {
-          const { error } = await this.settleWrites();
+          const error = this.settleWrites();
           if (error !== undefined && !isNoSpace(error)) await this.handle.truncate(0);
           await this.handle.datasync();
         } finally {
@@ -428,7 +397,6 @@ export class FileIngest implements Ingest {
           },
         );
       } else {
-        await this.settleWrites();
         await this.handle.close().catch(() => undefined);
         await unlinkIfPresent(this.paths.data);
         await unlinkIfPresent(this.paths.meta);
@@ -456,8 +424,6 @@ export class FileIngest implements Ingest {
   private async fail(err: unknown): Promise<never> {
     this.state = 'closed';
     try {
-      // The write thread must be done with the descriptor before it is closed (and reused).
-      await this.settleWrites();
       await this.handle.close().catch(() => undefined);
       await unlinkIfPresent(this.paths.data).catch(() => undefined);
       await unlinkIfPresent(this.paths.meta).catch(() => undefined);
