@@ -79,6 +79,8 @@ export interface AdmissionHandlerOptions {
 export interface MutateCallOptions {
   /** The apiserver's `?timeout=`; default 10 s. */
   readonly timeoutMs?: number;
+  /** Called for each registry lookup this review starts (the review log's count). */
+  readonly onLookup?: () => void;
 }
 
 function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
@@ -281,7 +283,7 @@ export class AdmissionHandler {
     };
     let results: PinResult[];
     try {
-      results = await this.pinSlots(request, object, kind, slots, signal);
+      results = await this.pinSlots(request, object, kind, slots, { signal, onLookup: options.onLookup });
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
@@ -336,8 +338,9 @@ export class AdmissionHandler {
     object: Readonly<Record<string, unknown>>,
     kind: GroupKind,
     slots: readonly ImageSlot[],
-    signal: () => AbortSignal,
+    call: { readonly signal: () => AbortSignal; readonly onLookup: (() => void) | undefined },
   ): Promise<PinResult[]> {
+    const { signal, onLookup } = call;
     const pinner = this.pinner;
     if (pinner === undefined) return [];
     const metadata = isRecord(object['metadata']) ? object['metadata'] : {};
@@ -353,7 +356,7 @@ export class AdmissionHandler {
       const credentials = podCredentials(specs[0].spec, namespace, this.objects, this.dockerCredentials);
       return pinner.pinAll(
         slots.map((slot) => slot.image),
-        { signal, ...(credentials !== undefined && { credentials }) },
+        { signal, ...(onLookup !== undefined && { onLookup }), ...(credentials !== undefined && { credentials }) },
       );
     }
     const results: (PinResult | undefined)[] = new Array<PinResult | undefined>(slots.length);
@@ -367,7 +370,7 @@ export class AdmissionHandler {
         const credentials = podCredentials(spec, namespace, this.objects, this.dockerCredentials);
         const pinned = await pinner.pinAll(
           indexes.map((i) => slots[i]?.image ?? ''),
-          { signal, ...(credentials !== undefined && { credentials }) },
+          { signal, ...(onLookup !== undefined && { onLookup }), ...(credentials !== undefined && { credentials }) },
         );
         indexes.forEach((slotIndex, j) => {
           results[slotIndex] = pinned[j];

@@ -82,6 +82,11 @@ export interface PinContext {
    * never sets up a timer).
    */
   readonly signal?: AbortSignal | (() => AbortSignal);
+  /**
+   * Called each time this call starts a registry lookup (not when it joins one in flight or is
+   * answered from the cache): the webhook's per-review count, without async-context tracking.
+   */
+  readonly onLookup?: () => void;
 }
 
 export type PinStatus =
@@ -502,6 +507,7 @@ export class Pinner {
       signalOf(context),
     );
     if (joined) this.stats.coalesced++;
+    else context.onLookup?.();
     const stored = result.then(
       (outcome) => {
         this.cache.set(key, outcome);

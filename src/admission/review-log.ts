@@ -1,27 +1,12 @@
 /**
  * One log line per admission review (`kimg webhook serve`): who asked (uid, kind, namespace,
  * operation), what was answered (allowed or denied, the reason), how many registry look-ups the
- * review started, and how long it took. The look-ups are counted in the review's own async
- * context, so concurrent reviews do not count each other's.
+ * review started, and how long it took. The look-ups are counted through the review's own
+ * `onLookup` callback (no async-context tracking: Node 20's AsyncLocalStorage costs a promise
+ * hook on every promise), so concurrent reviews do not count each other's.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Decision } from './handler.ts';
 import type { AdmissionRequest } from './review.ts';
-
-const current = new AsyncLocalStorage<{ lookups: number }>();
-
-/** Runs one review, counting the registry look-ups it starts. */
-export async function countingLookups<T>(review: () => Promise<T>): Promise<{ result: T; lookups: number }> {
-  const counter = { lookups: 0 };
-  const result = await current.run(counter, review);
-  return { result, lookups: counter.lookups };
-}
-
-/** Counts a registry look-up for the review running now (none outside a review). */
-export function countLookup(): void {
-  const counter = current.getStore();
-  if (counter !== undefined) counter.lookups++;
-}
 
 /** A value as logfmt writes it: bare when it is a plain token, else quoted. */
 function value(text: string): string {

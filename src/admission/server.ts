@@ -20,7 +20,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import { KimgError } from '../errors/index.ts';
 import type { AdmissionHandler, Decision } from './handler.ts';
 import { WebhookMetrics } from './metrics.ts';
-import { countingLookups, formatReview } from './review-log.ts';
+import { formatReview } from './review-log.ts';
 import { parseAdmissionReview, parseTimeoutParameter, reviewOf } from './review.ts';
 
 export interface WebhookServerOptions {
@@ -315,11 +315,17 @@ export class WebhookServer {
       send(res, 400, `${parsed.reason}\n`);
       return;
     }
-    const { result: decision, lookups } = await countingLookups(async (): Promise<Decision> => {
-      if (webhook !== 'mutate') return this.options.handler.validate(parsed.request);
+    let lookups = 0;
+    let decision: Decision;
+    if (webhook === 'mutate') {
       const timeout = query === '' ? null : new URLSearchParams(query).get('timeout');
-      return this.options.handler.mutate(parsed.request, { timeoutMs: parseTimeoutParameter(timeout) });
-    });
+      decision = await this.options.handler.mutate(parsed.request, {
+        timeoutMs: parseTimeoutParameter(timeout),
+        onLookup: () => lookups++,
+      });
+    } else {
+      decision = this.options.handler.validate(parsed.request);
+    }
     send(res, 200, JSON.stringify(reviewOf(decision.response)), 'application/json');
     const ms = performance.now() - started;
     this.metrics.decision(webhook, decision.reason, ms / 1000);

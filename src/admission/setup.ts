@@ -11,7 +11,6 @@ import {
 } from './pod-credentials.ts';
 import { AdmissionConfigError } from './errors.ts';
 import { AdmissionHandler } from './handler.ts';
-import { countLookup } from './review-log.ts';
 import { SecretInformer, type InformerOptions } from './informer.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { Pinner } from './pinner.ts';
@@ -148,10 +147,7 @@ export async function createAdmissionRuntime(
     throw new AdmissionConfigError('resolver.dockerConfig', err instanceof Error ? err.message : String(err));
   }
   const pinner = Pinner.fromConfig(config.mutate, config.resolver, resolver, {
-    onLookup: (e) => {
-      metrics.lookup(e.ms, e.ok, e.reason);
-      countLookup();
-    },
+    onLookup: (e) => metrics.lookup(e.ms, e.ok, e.reason),
     onStaleServe: (e) => metrics.staleServe(e.reason),
   });
   metrics.watchCache(
