@@ -28,6 +28,15 @@ export interface ArchiveImageSource {
   close(): Promise<void>;
 }
 
+/** A name normalized as the store records it; undefined when it is not a valid reference. */
+function normalizeName(name: string): string | undefined {
+  try {
+    return storeNameOf({ name, tag: undefined, descriptor: { mediaType: '', digest: '', size: 0 } }, '', '');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The image `reference` designates in `archive`: a name (normalized, `busybox` = `docker.io/
  * library/busybox:latest`), a bare tag as `ref.name` holds it, or `@N` (the N-th image, as
@@ -51,17 +60,7 @@ export function selectArchiveImage(archive: Archive, reference: string | undefin
   }
   const at = /^@(\d+)$/.exec(reference)?.[1];
   if (at !== undefined) return archive.images[Number(at)] ?? fail(`no image @${at}`);
-  const normalize = (name: string): string | undefined => {
-    try {
-      return storeNameOf(
-        { name, tag: undefined, descriptor: { mediaType: '', digest: '', size: 0 } },
-        '',
-        archive.file,
-      );
-    } catch {
-      return undefined;
-    }
-  };
+  const normalize = normalizeName;
   const wanted = normalize(reference);
   return (
     archive.images.find((i) => i.tag === reference || i.name === reference) ??
@@ -85,7 +84,9 @@ export async function openArchiveSource(
     archive,
     async root() {
       const bytes = await archive.document(image.descriptor);
-      const name = image.name ?? image.tag;
+      // A full name normalized (a docker RepoTag `busybox:1.36` is docker.io/library/busybox:1.36);
+      // a bare tag as written, as a layout's `ref.name` gives it.
+      const name = image.name === undefined ? image.tag : (normalizeName(image.name) ?? image.name);
       return { descriptor: image.descriptor, bytes, ...(name !== undefined && { name }) };
     },
     manifest: (descriptor) => archive.document(descriptor),

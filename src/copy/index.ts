@@ -1,15 +1,7 @@
 /** Writing images: copies between registries, the store, OCI layouts and archives (push, copy,
  * save, load), with every byte verified and the name written last. */
 export { copyImage, type CopyEvent, type CopyEventSink, type CopyOptions, type CopyResult } from './engine.ts';
-export {
-  ArchiveWriter,
-  openDestination,
-  openSource,
-  parseTransport,
-  type TransportContext,
-  type TransportRef,
-} from './transports.ts';
-export { extractArchive, packLayout, readDockerManifest, type DockerArchiveEntry } from './archive.ts';
+export { openDestination, openSource, parseTransport, type TransportContext, type TransportRef } from './transports.ts';
 export { LayoutDestination, LayoutSource } from './layout.ts';
 export { RegistryDestination, RegistrySource, registryBlobSource } from './registry.ts';
 export {

@@ -2,18 +2,16 @@
  * Transports as skopeo names them (containers/image transports): `docker://REF`, `oci:DIR[:REF]`,
  * `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`, and a plain reference for the kimg store.
  */
-import { access, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openArchiveSource, saveArchive } from '../archive/index.ts';
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
 import { openStore, type Store } from '../store/index.ts';
-import { DockerArchiveSource, dockerEntryFor, extractArchive, packLayout, readDockerManifest } from './archive.ts';
 import { LayoutDestination, LayoutSource } from './layout.ts';
 import { RegistryDestination, RegistrySource } from './registry.ts';
-import { CopyError, type ImageDestination, type ImageSource, type TopLevel } from './types.ts';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { parseManifestDocument } from '../oci/index.ts';
+import { CopyError, type ImageDestination, type ImageSource } from './types.ts';
 
 export type TransportRef =
   | { readonly kind: 'docker'; readonly ref: NamedReference }
@@ -53,15 +51,16 @@ export interface TransportContext {
   readonly store: () => Promise<Store>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
+type FileTransport = Extract<TransportRef, { readonly path: string }>;
+
+/** `oci:DIR[:REF]` as the user wrote it, for messages. */
+function fileLabel(t: FileTransport): string {
+  return `${t.kind}:${t.path}${t.reference === undefined ? '' : `:${t.reference}`}`;
 }
 
-/** Opens the source a transport names. Archives are extracted (safely) into a temp directory
- * that `close()` removes. */
+/** Opens the source a transport names. A layout is opened read-only (never migrated or
+ * prepared for writing); an archive is read in place through src/archive's tar index, every
+ * blob checked against its digest, nothing extracted. */
 export async function openSource(t: TransportRef, ctx: TransportContext, signal?: AbortSignal): Promise<ImageSource> {
   switch (t.kind) {
     case 'docker':
@@ -69,43 +68,10 @@ export async function openSource(t: TransportRef, ctx: TransportContext, signal?
     case 'store':
       return new LayoutSource(await ctx.store(), t.ref.toString(), t.ref.toString());
     case 'oci':
-      return new LayoutSource(
-        await openStore(t.path, { create: false }),
-        t.reference,
-        `oci:${t.path}${t.reference === undefined ? '' : `:${t.reference}`}`,
-      );
+      return new LayoutSource(await openStore(t.path, { readOnly: true }), t.reference, fileLabel(t));
     case 'oci-archive':
-    case 'docker-archive': {
-      const label = `${t.kind}:${t.path}${t.reference === undefined ? '' : `:${t.reference}`}`;
-      const dir = await extractArchive(t.path, signal);
-      const cleanup = () => rm(dir, { recursive: true, force: true });
-      try {
-        if ((await exists(join(dir, 'oci-layout'))) && (await exists(join(dir, 'index.json')))) {
-          const reference = t.reference === undefined ? undefined : normalizeIfFull(t.reference);
-          return new LayoutSource(await openStore(dir, { create: false }), reference, label, cleanup);
-        }
-        const entries = await readDockerManifest(dir, label);
-        const wanted = t.reference === undefined ? undefined : normalizeIfFull(t.reference);
-        const entry =
-          wanted === undefined
-            ? entries.length === 1
-              ? entries[0]
-              : undefined
-            : entries.find((e) => (e.RepoTags ?? []).some((tag) => normalizeIfFull(tag) === wanted));
-        if (entry === undefined) {
-          throw new CopyError(
-            'ErrImageUnknown',
-            `${label}: ${wanted === undefined ? `the archive holds ${entries.length} images; name one` : `no image tagged ${wanted}`}`,
-            { image: label },
-          );
-        }
-        const name = entry.RepoTags?.[0] === undefined ? undefined : normalizeIfFull(entry.RepoTags[0]);
-        return new DockerArchiveSource(dir, entry, label, name, cleanup);
-      } catch (err) {
-        await cleanup();
-        throw err;
-      }
-    }
+    case 'docker-archive':
+      return openArchiveSource(t.path, t.reference, { label: fileLabel(t), ...(signal !== undefined && { signal }) });
   }
 }
 
@@ -120,8 +86,12 @@ function normalizeIfFull(text: string): string {
   }
 }
 
+function normalizedReference(t: FileTransport): string | undefined {
+  return t.reference === undefined ? undefined : normalizeIfFull(t.reference);
+}
+
 /** Opens the destination a transport names. An archive is written as a layout in a temp
- * directory and packed into place when the image is committed. */
+ * directory and written by `kimg save`'s writer when the image is committed. */
 export async function openDestination(t: TransportRef, ctx: TransportContext): Promise<ImageDestination> {
   switch (t.kind) {
     case 'docker':
@@ -129,61 +99,38 @@ export async function openDestination(t: TransportRef, ctx: TransportContext): P
     case 'store':
       return new LayoutDestination(await ctx.store(), t.ref.toString(), t.ref.toString());
     case 'oci':
-      return new LayoutDestination(
-        await openStore(t.path),
-        t.reference === undefined ? undefined : normalizeIfFull(t.reference),
-        `oci:${t.path}${t.reference === undefined ? '' : `:${t.reference}`}`,
-      );
+      return new LayoutDestination(await openStore(t.path), normalizedReference(t), fileLabel(t));
     case 'oci-archive':
-    case 'docker-archive': {
-      const writer = await ArchiveWriter.create(t.path);
-      const reference = t.reference === undefined ? undefined : normalizeIfFull(t.reference);
-      return new LayoutDestination(
-        writer.store,
-        reference,
-        `${t.kind}:${t.path}${t.reference === undefined ? '' : `:${t.reference}`}`,
-        async (name, top) => {
-          await writer.add(name, top);
-          await writer.finish();
-        },
-        () => writer.discard(),
-      );
-    }
+    case 'docker-archive':
+      return archiveDestination(t.path, normalizedReference(t), fileLabel(t));
   }
 }
 
 /**
- * Builds one archive from several images: each is copied into a private layout, then the
- * layout and Docker's `manifest.json` are packed into the file at once (`kimg save`).
+ * An archive as a destination: the image is copied into a private temp layout, then written by
+ * `kimg save`'s writer (an OCI layout with `io.containerd.image.name`, plus Docker's
+ * `manifest.json` and `repositories`), so `kimg copy … oci-archive:` and `docker-archive:` write
+ * what `kimg save` writes; the file appears whole or not at all.
  */
-export class ArchiveWriter {
-  private readonly docker: unknown[] = [];
-
-  private constructor(
-    readonly file: string,
-    readonly dir: string,
-    readonly store: Store,
-  ) {}
-
-  static async create(file: string): Promise<ArchiveWriter> {
-    const dir = await mkdtemp(join(tmpdir(), 'kimg-save-'));
-    return new ArchiveWriter(file, dir, await openStore(dir));
-  }
-
-  /** Records an image committed to `store` for Docker's `manifest.json` (single-platform
-   * manifests only: `docker load` cannot take an index from it). */
-  async add(name: string, top: TopLevel): Promise<void> {
-    const document = parseManifestDocument(top.bytes, { what: name });
-    if (document.kind !== 'manifest') return;
-    const tag = name.replace(/^docker\.io\/(library\/)?/, '');
-    this.docker.push(dockerEntryFor(document.manifest, name.includes('@') ? [] : [tag]));
-  }
-
-  async finish(): Promise<void> {
-    await packLayout(this.dir, this.file, this.docker);
-  }
-
-  async discard(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+async function archiveDestination(
+  file: string,
+  reference: string | undefined,
+  label: string,
+): Promise<ImageDestination> {
+  const dir = await mkdtemp(join(tmpdir(), 'kimg-save-'));
+  try {
+    const store = await openStore(dir);
+    return new LayoutDestination(
+      store,
+      reference,
+      label,
+      async (name, top) => {
+        await saveArchive(store, [{ name, descriptor: top.descriptor }], file);
+      },
+      () => rm(dir, { recursive: true, force: true }),
+    );
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
 }

@@ -52,6 +52,9 @@ import {
 export interface StoreOptions {
   /** Create the layout when absent (default true). With false a missing store is ErrStoreNotFound. */
   readonly create?: boolean;
+  /** Open an existing layout to read only (a copy's source, a layout another tool wrote): nothing
+   * is created and `index.json` is not migrated, so the layout stays byte for byte as it was. */
+  readonly readOnly?: boolean;
   /** How long `lock` (and so setImage, removeImage, gc) waits for another process; default 120 s. */
   readonly lockTimeoutMs?: number;
   /** Cap on `index.json` read from disk (S10); default 16 MiB. */
@@ -134,12 +137,12 @@ const heldIndexLocks = new AsyncLocalStorage<ReadonlySet<string>>();
 /** Opens (by default creating) the layout at `dir`, or at `defaultStorePath()`. */
 export async function openStore(dir?: string, options: StoreOptions = {}): Promise<Store> {
   const given = resolve(dir ?? defaultStorePath());
-  const create = options.create ?? true;
+  const create = options.readOnly !== true && (options.create ?? true);
   await new LayoutStore(given, options).init(create, false);
   // One spelling per store, so that locks taken through two paths to it are one lock.
   const store = new LayoutStore(await realpath(given), options);
   await store.init(create, true);
-  await store.migrateIndex();
+  if (options.readOnly !== true) await store.migrateIndex();
   return store;
 }
 

@@ -15,6 +15,8 @@ import {
   makeTempDir,
   pushImage,
   requireTools,
+  run,
+  snapshotTree,
   startRegistry,
   type BuiltImage,
   type PushedImage,
@@ -131,6 +133,11 @@ describe('kimg copy, push, save, load', { skip }, () => {
     const save = await kimg('copy', ref, `oci-archive:${archive}`);
     assert.equal(save.status, 0, save.stderr);
     const listing = await tarIndex(archive);
+    // One writer: `kimg copy … oci-archive:` writes what `kimg save` writes, byte for byte.
+    const saved = join(tmp.path, 'saved.tar');
+    const save2 = await kimg('save', ref, '-o', saved);
+    assert.equal(save2.status, 0, save2.stderr);
+    assert.ok((await readFile(saved)).equals(await readFile(archive)), 'kimg save and kimg copy oci-archive: differ');
     // skopeo reads what kimg wrote, by tag.
     await skopeoCopy(`oci-archive:${archive}:v1`, `oci:${join(tmp.path, 'from-skopeo')}:v1`, { all: true }).catch(
       (err: unknown) => {
@@ -182,6 +189,33 @@ describe('kimg copy, push, save, load', { skip }, () => {
       const r = await kimg('copy', `oci-archive:${file}`, `docker://${b.host}/hostile/${label}:v1`);
       assert.equal(r.status, 1, `${label}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(header.name.replace(/[./]/g, (c) => `\\${c}`)), `${label}: ${r.stderr}`);
+    }
+  });
+
+  test('a source oci:DIR is read, never written: layouts by skopeo, umoci and ctr export stay byte for byte', async () => {
+    // skopeo's layout, with `io.containerd.image.name` added as `ctr images export` writes it (an
+    // entry kimg's store would migrate when opened for writing).
+    const skopeoDir = join(tmp.path, 'ro-skopeo');
+    await skopeoCopy(`oci:${image.layout}:latest`, `oci:${skopeoDir}:v1`, { all: true });
+    const indexPath = join(skopeoDir, 'index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as {
+      manifests: { annotations?: Record<string, string> }[];
+    };
+    for (const m of index.manifests)
+      m.annotations = { ...m.annotations, 'io.containerd.image.name': 'example.com/ro/app:v1' };
+    await writeFile(indexPath, JSON.stringify(index));
+    const layouts = [skopeoDir];
+    if (which('umoci') !== undefined) {
+      const umociDir = join(tmp.path, 'ro-umoci');
+      await run('umoci', ['init', '--layout', umociDir]);
+      await run('umoci', ['new', '--image', `${umociDir}:v1`]);
+      layouts.push(umociDir);
+    }
+    for (const [i, dir] of layouts.entries()) {
+      const before = await snapshotTree(dir);
+      const r = await kimg('copy', `oci:${dir}:v1`, `oci:${join(tmp.path, `ro-out-${i}`)}:v1`);
+      assert.equal(r.status, 0, `${dir}: ${r.stderr}`);
+      assert.deepEqual(await snapshotTree(dir), before, dir);
     }
   });
 

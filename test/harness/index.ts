@@ -76,4 +76,4 @@ export {
 export { ensureTools, requireTools, which } from './tools.ts';
 
 /** sha256 digest (`sha256:hex`) of bytes; handy to cross-check what registries return. */
-export { sha256Digest, sha256File } from './digests.ts';
+export { sha256Digest, sha256File, snapshotTree } from './digests.ts';
