@@ -27,7 +27,7 @@ export { AdmissionConfigError, ResolveFailure } from './errors.ts';
 export { findImages, groupOf, kindOf, podSpecPaths, type ImageSlot } from './pod-specs.ts';
 
 // Pinning (docs/semantics.md admission §4.3–§4.9, §4.14).
-export { classifyImage } from './images.ts';
+export { classifyImage, pinnedValue } from './images.ts';
 export { Pinner, type PinResult, type PinnerOptions } from './pinner.ts';
 export { RegistryResolver, type DigestResolver, type RegistryResolverOptions } from './resolver.ts';
 export { createAdmissionRuntime, resolverFromConfig, type AdmissionRuntime } from './setup.ts';

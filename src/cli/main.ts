@@ -14,6 +14,7 @@ const COMMANDS: readonly (readonly [name: string, load: () => Promise<Register>]
   ['pull', async () => (await import('./commands/pull.ts')).registerPull],
   ['push', async () => (await import('./commands/copy.ts')).registerPush],
   ['copy', async () => (await import('./commands/copy.ts')).registerCopy],
+  ['relocate', async () => (await import('./commands/relocate.ts')).registerRelocate],
   ['resolve', async () => (await import('./commands/remote.ts')).registerResolve],
   ['tags', async () => (await import('./commands/remote.ts')).registerTags],
   ['manifest', async () => (await import('./commands/remote.ts')).registerManifest],

@@ -130,8 +130,12 @@ async function plan(source: ImageSource, options: CopyOptions): Promise<Plan> {
   return { top, manifests, blobs };
 }
 
-/** Runs `work` over `items`, `limit` at a time; the first failure stops the rest. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/** Runs `work` over `items`, `limit` at a time; the first failure stops the rest (and is thrown). */
+export async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failed = false;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -1,6 +1,13 @@
 /** Writing images: copies between registries, the store, OCI layouts and archives (push, copy,
  * save, load), with every byte verified and the name written last. */
-export { copyImage, type CopyEvent, type CopyEventSink, type CopyOptions, type CopyResult } from './engine.ts';
+export {
+  copyImage,
+  eachLimited,
+  type CopyEvent,
+  type CopyEventSink,
+  type CopyOptions,
+  type CopyResult,
+} from './engine.ts';
 export { openDestination, openSource, parseTransport, type TransportContext, type TransportRef } from './transports.ts';
 export { LayoutDestination, LayoutSource } from './layout.ts';
 export { RegistryDestination, RegistrySource, registryBlobSource } from './registry.ts';

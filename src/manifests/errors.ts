@@ -54,3 +54,24 @@ export class ImageLockError extends KimgError<ImageLockErrorCode> {
     this.ref = facts.ref;
   }
 }
+
+export type RelocateErrorCode =
+  /** `--to` is not `REGISTRY[/PREFIX]` (a host, then an optional repository path). */
+  | 'ErrRelocateTarget'
+  /** An image's destination name is not a valid repository name (too long, a host that cannot be a path). */
+  | 'ErrRelocateName'
+  /** Two different source repositories would land in one destination repository. */
+  | 'ErrRelocateCollision';
+
+/**
+ * A relocation that cannot start: a bad target, an unmappable name, a name collision. Raised
+ * before anything is copied; `images` names the source images concerned.
+ */
+export class RelocateError extends KimgError<RelocateErrorCode> {
+  readonly images: readonly string[];
+
+  constructor(code: RelocateErrorCode, message: string, images: readonly string[] = []) {
+    super(code, message);
+    this.images = images;
+  }
+}

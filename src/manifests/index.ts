@@ -4,7 +4,14 @@
  * and KRM ResourceLists. Resolution, pin formatting and policy are the admission engine's.
  */
 export { ManifestSource, type Position } from './document.ts';
-export { ImageLockError, ManifestFileError, type ImageLockErrorCode, type ManifestFileErrorCode } from './errors.ts';
+export {
+  ImageLockError,
+  ManifestFileError,
+  RelocateError,
+  type ImageLockErrorCode,
+  type ManifestFileErrorCode,
+  type RelocateErrorCode,
+} from './errors.ts';
 export { applyEdits, renderScalar, type ScalarEdit } from './edit.ts';
 export {
   checkSlots,
@@ -30,6 +37,7 @@ export {
 export { formatFieldPath, parseFieldPath, type ConcreteSegment, type PathSegment } from './paths.ts';
 export {
   pinManifests,
+  rewriteSlots,
   type PinEngine,
   type PinFailure,
   type PinOptions,
@@ -47,3 +55,20 @@ export {
   type ScalarStyle,
   type SlotOptions,
 } from './slots.ts';
+export {
+  relocate,
+  type InPlaceImage,
+  type RelocateEvent,
+  type RelocateOptions,
+  type RelocateReport,
+  type RelocatedImage,
+} from './relocate.ts';
+export {
+  assertNoCollisions,
+  formatRelocateTarget,
+  isUnderTarget,
+  parseRelocateTarget,
+  relocatedRepository,
+  type NameMapping,
+  type RelocateTarget,
+} from './relocate-names.ts';

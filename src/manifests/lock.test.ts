@@ -30,6 +30,23 @@ images:
     );
   });
 
+  it('carries the image relocate wrote for each reference, and reads it back', () => {
+    const lock = makeImageLock('index', [
+      { ref: 'nginx:1.25', digest: D1, destination: `registry.internal/mirror/library/nginx:1.25@${D1}` },
+      { ref: 'redis:7', digest: D2 },
+    ]);
+    const text = formatImageLock(lock);
+    assert.match(
+      text,
+      /- ref: nginx:1\.25\n {4}digest: sha256:1+\n {4}destination: registry\.internal\/mirror\/library\/nginx:1\.25@sha256:1+\n/,
+    );
+    assert.deepEqual(parseImageLock(text, 'relocate.lock'), lock);
+    assert.throws(
+      () => parseImageLock(text.replace('registry.internal/mirror', 'Not A Name'), 'relocate.lock'),
+      /images\[0\]\.destination must be an image reference/,
+    );
+  });
+
   it('round-trips, quoting references YAML would read as numbers', () => {
     const lock = makeImageLock('linux/arm64', [
       { ref: '1234', digest: D1 },

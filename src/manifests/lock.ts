@@ -9,10 +9,12 @@ import { ImageLockError } from './errors.ts';
 export const LOCK_API_VERSION = 'kimg.dev/v1alpha1';
 export const LOCK_KIND = 'ImageLock';
 
-/** One resolution: a reference as written in a manifest and the digest written for it. */
+/** One resolution: a reference as written in a manifest and the digest written for it; for
+ * `kimg relocate`, also the image written in its place (`destination`, pinned by digest). */
 export interface LockEntry {
   readonly ref: string;
   readonly digest: string;
+  readonly destination?: string;
 }
 
 /** `kimg pin --lock` output (docs/semantics.md admission §5.4): what one run resolved, for `--from-lock` replays. */
@@ -25,19 +27,24 @@ export interface ImageLock {
 
 /** A lock with entries sorted and de-duplicated (the same reference twice must agree). */
 export function makeImageLock(resolve: string, entries: Iterable<LockEntry>): ImageLock {
-  const byRef = new Map<string, string>();
-  for (const { ref, digest } of entries) {
-    const other = byRef.get(ref);
+  const byRef = new Map<string, LockEntry>();
+  for (const entry of entries) {
+    const { ref, digest } = entry;
+    const other = byRef.get(ref)?.digest;
     if (other !== undefined && other !== digest) {
       throw new ImageLockError('ErrLockInvalid', `${ref} resolved to two digests in one run: ${other} and ${digest}`, {
         file: '',
         ref,
       });
     }
-    byRef.set(ref, digest);
+    byRef.set(ref, {
+      ref,
+      digest,
+      ...(entry.destination !== undefined && { destination: entry.destination }),
+    });
   }
   const refs = [...byRef.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return { resolve, images: refs.map((ref) => ({ ref, digest: byRef.get(ref) ?? '' })) };
+  return { resolve, images: refs.map((ref) => byRef.get(ref) as LockEntry) };
 }
 
 /** The lock file's text: YAML, stable for review (same input, same bytes). */
@@ -48,7 +55,11 @@ export function formatImageLock(lock: ImageLock): string {
       apiVersion: LOCK_API_VERSION,
       kind: LOCK_KIND,
       resolve: sorted.resolve,
-      images: sorted.images.map((e) => ({ ref: e.ref, digest: e.digest })),
+      images: sorted.images.map((e) => ({
+        ref: e.ref,
+        digest: e.digest,
+        ...(e.destination !== undefined && { destination: e.destination }),
+      })),
     },
     { lineWidth: 0 },
   );
@@ -81,14 +92,20 @@ export function parseImageLock(text: string, file: string): ImageLock {
   if (!Array.isArray(images)) return fail('"images" must be a list');
   const entries = images.map((entry: unknown, i): LockEntry => {
     if (typeof entry !== 'object' || entry === null) return fail(`images[${i}] must be a map with ref and digest`);
-    const { ref, digest, ...rest } = entry as Record<string, unknown>;
+    const { ref, digest, destination, ...rest } = entry as Record<string, unknown>;
     const extra = Object.keys(rest)[0];
     if (extra !== undefined) fail(`images[${i}]: unknown key "${extra}"`);
     if (typeof ref !== 'string' || !tryParseDockerRef(ref).ok)
       fail(`images[${i}].ref must be an image reference, got ${JSON.stringify(ref)}`);
     if (typeof digest !== 'string' || !isValidDigest(digest))
       fail(`images[${i}].digest must be a digest (sha256:<64 hex>), got ${JSON.stringify(digest)}`);
-    return { ref: ref as string, digest: digest as string };
+    if (destination !== undefined && (typeof destination !== 'string' || !tryParseDockerRef(destination).ok))
+      fail(`images[${i}].destination must be an image reference, got ${JSON.stringify(destination)}`);
+    return {
+      ref: ref as string,
+      digest: digest as string,
+      ...(typeof destination === 'string' && { destination }),
+    };
   });
   try {
     return makeImageLock(doc.resolve as string, entries);

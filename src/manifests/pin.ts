@@ -106,10 +106,32 @@ export async function pinManifests(
   warnings.sort(bySlotOrder);
   if (failures.length > 0) return { files: [], slots, failures, warnings, resolutions: [] };
 
-  const files = perSource.map(({ source, slots: own }): PinnedFile => {
-    const changes = own.flatMap((slot) => {
+  const files = rewriteSlots(
+    perSource,
+    (slot) => {
       const outcome = outcomes.get(slot.image);
-      return outcome !== undefined && rewrites(outcome, slot.image) ? [{ slot, image: outcome.image }] : [];
+      return outcome !== undefined && rewrites(outcome, slot.image) ? outcome.image : undefined;
+    },
+    options,
+  );
+  return { files, slots, failures, warnings, resolutions };
+}
+
+/**
+ * Rewrites, file by file, the slots `valueFor` gives a new value (undefined leaves a slot as it
+ * is), every other character kept. Each rewritten file is read back and checked to hold exactly
+ * the intended images (`ErrManifestRewrite` otherwise), so a file is never produced half-right.
+ * `kimg pin` and `kimg relocate` both write through here.
+ */
+export function rewriteSlots(
+  perSource: readonly { readonly source: ManifestSource; readonly slots: readonly ImageSlot[] }[],
+  valueFor: (slot: ImageSlot) => string | undefined,
+  options: SlotOptions = {},
+): PinnedFile[] {
+  return perSource.map(({ source, slots: own }): PinnedFile => {
+    const changes = own.flatMap((slot) => {
+      const image = valueFor(slot);
+      return image !== undefined && image !== slot.image ? [{ slot, image }] : [];
     });
     if (changes.length === 0) return { file: source.file, text: source.text, changed: false, changes };
     const text = applyEdits(
@@ -119,7 +141,6 @@ export async function pinManifests(
     verifyRewrite(source, own, text, changes, options);
     return { file: source.file, text, changed: text !== source.text, changes };
   });
-  return { files, slots, failures, warnings, resolutions };
 }
 
 function rewrites(outcome: PinOutcome, image: string): boolean {
