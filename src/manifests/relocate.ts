@@ -164,7 +164,7 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
   const limit = Math.max(1, options.concurrency ?? 2);
   const copyOptions = { ...(options.platform !== undefined && { platform: options.platform }) };
   const destinationOf = (p: Planned): string =>
-    p.tag !== undefined ? `${p.repository}:${p.tag}` : `${p.repository}@${p.digest ?? ''}`;
+    p.tag !== undefined ? `${p.repository}:${p.tag}` : `${p.repository}@${p.digest ?? p.named.digest ?? ''}`;
   const fail = (p: Planned, err: unknown) => {
     p.failure = err instanceof Error ? err.message : String(err);
   };
@@ -173,11 +173,15 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
   await eachLimited(images, limit, async (p) => {
     try {
       const source = new RegistrySource(options.registry, parseDockerRef(p.key));
-      const plan = await copyImage(source, new RegistryDestination(options.registry, parseDockerRef(p.repository)), {
-        ...copyOptions,
-        dryRun: true,
-        ...(signal !== undefined && { signal }),
-      });
+      const plan = await copyImage(
+        source,
+        new RegistryDestination(options.registry, parseDockerRef(destinationOf(p))),
+        {
+          ...copyOptions,
+          dryRun: true,
+          ...(signal !== undefined && { signal }),
+        },
+      );
       p.digest = plan.descriptor.digest;
       if (options.check === true) p.present = await holds(options.registry, `${p.repository}@${p.digest}`, signal);
       emit({

@@ -8,7 +8,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { parseImageLock } from '../../src/manifests/index.ts';
+import { BasicCredential } from '../../src/credentials/index.ts';
+import { ManifestSource, parseImageLock, relocate, type RelocateEvent } from '../../src/manifests/index.ts';
+import { loadCredentialSource, openRegistry } from '../../src/pull/index.ts';
 import { main } from '../../src/cli/index.ts';
 import {
   buildImage,
@@ -345,5 +347,66 @@ stringData:
     assert.doesNotMatch(r.stderr, /\b(POST|PUT|PATCH)\b/, 'nothing was copied');
     assert.equal(await readFile(good, 'utf8'), goodText);
     assert.equal(await readFile(bad, 'utf8'), badText);
+  });
+
+  test('--platform copies one manifest and pins it; --keep-host keeps the source host in the path', async () => {
+    const r = await kimg(
+      'relocate',
+      '--platform',
+      'linux/arm64',
+      '--keep-host',
+      '-o',
+      'json',
+      '-f',
+      files.deploy,
+      '--to',
+      `${dst.host}/plat`,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const arm = app.images.find((p) => p.platformString === 'linux/arm64')?.manifest.digest;
+    const records = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; relocated: string });
+    assert.deepEqual(
+      records.map((x) => x.relocated),
+      [
+        `${dst.host}/plat/${src.host.replace(':', '_')}/tools/busy:1.0@${pushedTool.digest}`,
+        `${dst.host}/plat/${src.host.replace(':', '_')}/team/app:v1@${arm}`,
+      ],
+    );
+  });
+
+  test('library: relocate() reports events, and an aborted signal stops it before any copy', async () => {
+    const registry = openRegistry({
+      caPems: [src.caPem as string, dst.caPem as string],
+      credentials: await loadCredentialSource({
+        explicit: { [dst.host]: new BasicCredential(user.user, user.password) },
+        env: {},
+      }),
+    });
+    try {
+      const source = ManifestSource.parse(
+        'pod.yaml',
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: ${src.host}/tools/busy:1.0}]\n`,
+      );
+      const events: RelocateEvent['type'][] = [];
+      const report = await relocate([source], {
+        registry,
+        to: `${dst.host}/lib`,
+        outputFormat: 'digest-only',
+        onEvent: (e) => events.push(e.type),
+      });
+      assert.deepEqual(report.failures, []);
+      assert.match(report.files[0]?.text ?? '', new RegExp(`image: ${dst.host}/lib/tools/busy@${pushedTool.digest}`));
+      assert.equal(events[0], 'planned');
+      assert.ok(events.includes('copy'));
+      assert.equal(events.at(-1), 'copied');
+      const stopped = new AbortController();
+      stopped.abort(new Error('stop'));
+      await assert.rejects(relocate([source], { registry, to: `${dst.host}/never`, signal: stopped.signal }), /stop/);
+    } finally {
+      await registry.close();
+    }
   });
 });

@@ -18,6 +18,7 @@ import {
 } from '../../manifests/index.ts';
 import { parsePlatform } from '../../oci/index.ts';
 import { escapeControls, formatBytes, formatDuration } from '../format.ts';
+import { SIGNAL_EXIT, listenForInterrupt } from '../interrupt.ts';
 import { printRecords, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags, registryFrom } from '../registry-options.ts';
 import { collect, loadConfig, mutateFromFlags, resolveModeOf, type PinFlags } from './pin-engine.ts';
@@ -127,6 +128,7 @@ export async function runRelocate(flags: RelocateFlags, io: Io): Promise<number>
     // `--creds` is for the destination: the registry written to.
     const registry = await registryFrom(flags, io, `${formatRelocateTarget(to)}/x`);
     let report: RelocateReport;
+    const interruption = listenForInterrupt(() => undefined);
     try {
       report = await relocate(sources, {
         ...slotOptions,
@@ -138,8 +140,14 @@ export async function runRelocate(flags: RelocateFlags, io: Io): Promise<number>
         ...(flags.platform !== undefined && { platform: parsePlatform(flags.platform) }),
         ...(flags.check === true && { check: true }),
         onEvent: progress(io, flags.quiet === true || flags.check === true),
+        signal: interruption.signal,
       });
+    } catch (err) {
+      if (interruption.received === undefined) throw err;
+      writeLine(io.stderr, `kimg: interrupted by ${interruption.received}; nothing was rewritten`);
+      return SIGNAL_EXIT[interruption.received];
     } finally {
+      interruption.dispose();
       await registry.close();
     }
     for (const { slot, cause } of report.failures)
