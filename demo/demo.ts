@@ -226,9 +226,58 @@ async function copying(registry: RunningRegistry, store: string, work: string): 
       `oci-archive:${archive}:v1`,
       `docker://${second.host}/from-archive/app:v1`,
     ]);
+    await relocating(registry, second, work);
   } finally {
     await second.stop();
   }
+}
+
+// Relocating a manifest: every image it references copied into the second registry under a
+// prefix, the manifest rewritten to the new names pinned by digest, every other byte kept.
+async function relocating(registry: RunningRegistry, second: RunningRegistry, work: string): Promise<void> {
+  const deploy = join(work, 'web.yaml');
+  await writeFile(
+    deploy,
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: tool
+          image: ${registry.host}/team/tool:2.0
+      containers:
+        - name: app
+          image: "${registry.host}/team/app:v1"   # the app
+`,
+  );
+  const to = `${second.host}/mirror`;
+  await step('Relocate a manifest: what would be copied into the private registry? (exit status 1: missing)', [
+    'relocate',
+    '--check',
+    '-f',
+    deploy,
+    '--to',
+    to,
+  ]);
+  await step('Copy every image it references there and rewrite it in place, pinned by digest', [
+    'relocate',
+    '-w',
+    '-f',
+    deploy,
+    '--to',
+    to,
+  ]);
+  for (const line of (await readFile(deploy, 'utf8')).split('\n')) if (line.includes('image:')) console.log(line);
+  await step('Relocate the rewritten file again: its images are under the target, nothing changes', [
+    'relocate',
+    '--check',
+    '-f',
+    deploy,
+    '--to',
+    to,
+  ]);
 }
 
 // The kubelet image manager: the three pull policies, a wrong tag under the back-off (on a manual
