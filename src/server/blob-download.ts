@@ -5,20 +5,16 @@
  * last byte of its answer before the blob verified: when verification fails, its connection is
  * reset instead of ending cleanly on a wrong body.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { parseDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { BlobSink, RegistryClient } from '../registry/index.ts';
 import type { Ingest, Store } from '../store/index.ts';
+import { CHUNK_BYTES, ChunkSender, openForReading } from './chunk-sender.ts';
 
-const READ_CHUNK = 1 << 20;
-
-/** `verified`: every byte arrived and hashes to the digest (the store's commit, which verifies
- * again and syncs to disk, may still be running): clients may have their last byte. */
+/** `verified`: every byte arrived and the ingest's commit found them hashing to the digest (its
+ * fsync and rename may still be running): clients may have their last byte. */
 export type DownloadState = 'starting' | 'running' | 'verified' | 'committed' | 'failed';
 
 export class BlobDownload extends EventEmitter {
@@ -69,43 +65,36 @@ export class BlobDownload extends EventEmitter {
         this.state = 'running';
         this.changed();
         const current = ingest;
-        // Hashed here too, so that clients get their last byte as soon as the content is
-        // known good, without waiting for the commit's fsync. A resumed partial is not: its
-        // first bytes were hashed by the store when it reopened them.
-        let hash: Hash | undefined =
-          current.offset === 0 ? createHash(parseDigest(descriptor.digest).algorithm) : undefined;
         const sink: BlobSink = {
           get offset() {
             return current.bytes;
           },
           write: async (chunk) => {
             await current.write(chunk);
-            hash?.update(chunk);
             this.onUpstreamBytes(chunk.byteLength);
             this.changed();
           },
           take: (chunk) => {
             const result = current.take(chunk);
-            hash?.update(chunk);
             this.onUpstreamBytes(chunk.byteLength);
             this.changed();
             return result;
           },
           reset: async () => {
             await current.reset();
-            hash = createHash(parseDigest(descriptor.digest).algorithm);
             this.changed();
           },
         };
+        // Hashed once, by the ingest, which verifies at commit.
         await this.client.fetchBlob(this.repo, descriptor, sink, { verify: false });
-        if (hash !== undefined && current.bytes === descriptor.size) {
-          if (`${parseDigest(descriptor.digest).algorithm}:${hash.digest('hex')}` === descriptor.digest) {
-            this.state = 'verified';
-            this.changed();
-          }
-        }
       }
-      await ingest.commit();
+      // Clients get their last byte once the content is known good, before the commit's fsync.
+      await ingest.commit({
+        onVerified: () => {
+          this.state = 'verified';
+          this.changed();
+        },
+      });
       this.state = 'committed';
       this.changed();
     } catch (err) {
@@ -127,11 +116,14 @@ export class BlobDownload extends EventEmitter {
   /**
    * Sends bytes `start`..`end` (inclusive) to `res` as they arrive, the last one only after the
    * blob verified. Resolves when the answer ended; on a failed download the connection is reset.
+   * Reads wait for a whole chunk while the download runs, so that a fast upstream's many small
+   * socket reads do not each cost every follower a read and a write.
    */
   async follow(res: ServerResponse, start: number, end: number, onBytes: (n: number) => void): Promise<void> {
     let handle: FileHandle | undefined;
     let position = start;
     const stop = end + 1;
+    const sender = new ChunkSender(res, stop - start);
     try {
       for (;;) {
         if (res.destroyed) return;
@@ -143,54 +135,45 @@ export class BlobDownload extends EventEmitter {
         const complete = committed || this.state === 'verified';
         const available = complete ? stop : Math.min(this.bytes, end);
         if (position >= stop) {
+          await sender.finish();
           res.end();
           return;
         }
-        if (position >= available) {
+        if (position >= available || (!complete && available - position < CHUNK_BYTES && available < end)) {
           await this.next();
           continue;
         }
         if (handle === undefined) handle = await this.openSource(committed);
-        const length = Math.min(READ_CHUNK, available - position);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, position);
+        const buffer = sender.buffer();
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, available - position), position);
         if (bytesRead === 0) {
-          // The partial was reset (upstream ignored a Range): wait for it to grow again.
+          // Not in the file yet (the ingest gathers small writes), or the partial was reset
+          // (upstream ignored a Range): wait for it to grow.
           await this.next();
           continue;
         }
         position += bytesRead;
         onBytes(bytesRead);
-        if (!res.write(buffer.subarray(0, bytesRead))) await drained(res);
+        await sender.send(buffer.subarray(0, bytesRead));
       }
+    } catch (err) {
+      res.destroy(err instanceof Error ? err : new Error(String(err)));
     } finally {
+      await sender.finish().catch(() => undefined);
       await handle?.close().catch(() => undefined);
     }
   }
 
   /** The partial file while downloading (it stays readable after the rename at commit), else the blob. */
   private async openSource(committed: boolean): Promise<FileHandle> {
-    const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
     const partial = this.partialPath;
     if (!committed && partial !== undefined) {
       try {
-        return await open(partial, flags);
+        return await openForReading(partial);
       } catch {
         // Renamed into blobs/ meanwhile: read it there.
       }
     }
-    return open(this.store.blobPath(this.descriptor.digest), flags);
+    return openForReading(this.store.blobPath(this.descriptor.digest));
   }
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }

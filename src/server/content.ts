@@ -3,9 +3,10 @@
  * verified against their digest once and kept in a small cache by digest (content-addressed, so
  * a cached copy never goes stale); blobs are only `stat`ed here and streamed by the caller.
  */
-import { lstat } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { parseManifestDocument, type ManifestDocument } from '../oci/index.ts';
 import { StoreError, type Store } from '../store/index.ts';
+import { openForReading } from './chunk-sender.ts';
 import { DistributionError } from './errors.ts';
 
 /** A manifest or index as served: the exact stored bytes and their media type. */
@@ -38,6 +39,25 @@ export class ContentReader {
     } catch {
       return undefined;
     }
+  }
+
+  /** A blob opened for reading with its size, or undefined when absent (a symlink is not a
+   * blob). The caller closes the handle. */
+  async openBlob(digest: string): Promise<{ handle: FileHandle; size: number } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await openForReading(this.store.blobPath(digest));
+    } catch {
+      return undefined;
+    }
+    try {
+      const info = await handle.stat();
+      if (info.isFile()) return { handle, size: info.size };
+    } catch {
+      // Unreadable: answered as absent.
+    }
+    await handle.close().catch(() => undefined);
+    return undefined;
   }
 
   /**

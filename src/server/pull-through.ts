@@ -31,6 +31,8 @@ export interface PullThroughOptions {
   /** The registry client upstream requests go through (a Puller's, with its hosts and credentials). */
   readonly client: RegistryClient;
   readonly metrics: ServerMetrics;
+  /** Told after this class changed the store's index. */
+  readonly onIndexChanged?: () => void;
   /** How long an answer from upstream about a tag is used before asking again; default 0. */
   readonly tagTtlMs?: number;
   /** A stored tag is served when upstream has not answered within this time (the answer still
@@ -215,6 +217,7 @@ export class PullThrough implements Upstream {
       if (!(await this.options.store.hasBlob(descriptor.digest)) || this.pendingTags.get(name) !== descriptor) continue;
       this.pendingTags.delete(name);
       await this.options.store.setImage(name, descriptor);
+      this.options.onIndexChanged?.();
       await this.options.store.releaseClaims([descriptor.digest]);
     }
   }

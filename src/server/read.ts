@@ -5,12 +5,11 @@
  * containerd goes on to its next host.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { tryParseDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { ContentReader, StoredManifest } from './content.ts';
 import { DistributionError } from './errors.ts';
+import { sendFileRange } from './chunk-sender.ts';
 import { acceptedTypes, parseRange, queryNumber } from './http-utils.ts';
 import { catalogName, isValidTag, type RepositoryName } from './names.ts';
 import type { ReferrersIndex } from './referrers.ts';
@@ -132,45 +131,50 @@ export class ReadHandler {
   async getBlob(repo: RepositoryName, digestText: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const digest = ReadHandler.digest(digestText);
     const head = req.method === 'HEAD';
-    const size = await this.content.blobSize(digest);
-    if (size === undefined) {
-      if (this.upstream !== undefined && (await this.upstream.blob(repo, digest, req, res))) return;
-      throw new DistributionError('BLOB_UNKNOWN', `blob ${digest} is not in the store`, { detail: { digest } });
+    // A GET opens the blob at once (then fstat): it is read from this handle even if a gc
+    // removes the file meanwhile.
+    const opened = head ? undefined : await this.content.openBlob(digest);
+    try {
+      const size = head ? await this.content.blobSize(digest) : opened?.size;
+      if (size === undefined) {
+        if (this.upstream !== undefined && (await this.upstream.blob(repo, digest, req, res))) return;
+        throw new DistributionError('BLOB_UNKNOWN', `blob ${digest} is not in the store`, { detail: { digest } });
+      }
+      const common = {
+        ...API_VERSION_HEADER,
+        'content-type': 'application/octet-stream',
+        'docker-content-digest': digest,
+        etag: `"${digest}"`,
+        'accept-ranges': 'bytes',
+        'cache-control': 'max-age=31536000',
+      };
+      const range = head ? undefined : parseRange(firstHeader(req.headers.range), size);
+      if (range === 'unsatisfiable') {
+        throw new DistributionError(
+          'RANGE_INVALID',
+          `range ${firstHeader(req.headers.range) ?? ''} is not within ${size} bytes`,
+          {
+            headers: { 'content-range': `bytes */${size}` },
+          },
+        );
+      }
+      if (opened === undefined) {
+        res.writeHead(200, { ...common, 'content-length': size });
+        res.end();
+        return;
+      }
+      const start = range?.start ?? 0;
+      const end = range?.end ?? size - 1;
+      const length = size === 0 ? 0 : end - start + 1;
+      res.writeHead(range === undefined ? 200 : 206, {
+        ...common,
+        'content-length': length,
+        ...(range !== undefined && { 'content-range': `bytes ${start}-${end}/${size}` }),
+      });
+      await sendFileRange(res, opened.handle, start, length, (n) => this.counters.bytesServed(n));
+    } finally {
+      await opened?.handle.close().catch(() => undefined);
     }
-    const common = {
-      ...API_VERSION_HEADER,
-      'content-type': 'application/octet-stream',
-      'docker-content-digest': digest,
-      etag: `"${digest}"`,
-      'accept-ranges': 'bytes',
-      'cache-control': 'max-age=31536000',
-    };
-    const range = head ? undefined : parseRange(firstHeader(req.headers.range), size);
-    if (range === 'unsatisfiable') {
-      throw new DistributionError(
-        'RANGE_INVALID',
-        `range ${firstHeader(req.headers.range) ?? ''} is not within ${size} bytes`,
-        {
-          headers: { 'content-range': `bytes */${size}` },
-        },
-      );
-    }
-    if (head) {
-      res.writeHead(200, { ...common, 'content-length': size });
-      res.end();
-      return;
-    }
-    const start = range?.start ?? 0;
-    const end = range?.end ?? size - 1;
-    const length = size === 0 ? 0 : end - start + 1;
-    const stream: Readable = this.content.store.openBlobStream(digest, size === 0 ? {} : { start, end });
-    // Between the stat and the open the blob may go (a gc): the connection is then reset.
-    res.writeHead(range === undefined ? 200 : 206, {
-      ...common,
-      'content-length': length,
-      ...(range !== undefined && { 'content-range': `bytes ${start}-${end}/${size}` }),
-    });
-    await streamOut(stream, res, length, (n) => this.counters.bytesServed(n));
   }
 
   async listTags(repo: RepositoryName, query: URLSearchParams, res: ServerResponse): Promise<void> {
@@ -241,31 +245,6 @@ function paginate(all: readonly string[], query: URLSearchParams): { items: stri
   const items = all.slice(from, from + limit);
   const more = from + limit < all.length;
   return { items, n: limit, ...(more && items.length > 0 && { next: items[items.length - 1] }) };
-}
-
-/**
- * Streams `length` bytes to the client. A stream that fails or ends short destroys the
- * connection: the client must see a broken transfer, never a clean end of a partial body.
- */
-export async function streamOut(
-  stream: Readable,
-  res: ServerResponse,
-  length: number,
-  onBytes: (n: number) => void,
-): Promise<void> {
-  let sent = 0;
-  stream.on('data', (chunk: Buffer) => {
-    sent += chunk.byteLength;
-  });
-  try {
-    await pipeline(stream, res);
-  } catch (err) {
-    onBytes(sent);
-    res.destroy(err instanceof Error ? err : new Error(String(err)));
-    return;
-  }
-  onBytes(sent);
-  if (sent !== length) res.destroy(new Error(`sent ${sent} of ${length} bytes`));
 }
 
 export { sendError };

@@ -112,6 +112,7 @@ export class RegistryServer {
   readonly metrics: ServerMetrics;
   readonly defaultUpstream: string;
   private readonly server: Server;
+  private readonly view: IndexView;
   private readonly read: ReadHandler;
   /** The read side without pull-through, for requests this server sent itself. */
   private readonly readLocal: ReadHandler;
@@ -126,6 +127,7 @@ export class RegistryServer {
     this.maxManifestBytes = options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     const content = new ContentReader(options.store, this.maxManifestBytes);
     const view = new IndexView(options.store);
+    this.view = view;
     const referrers = new ReferrersIndex(content, this.maxManifestBytes);
     const upstream =
       options.pullThrough === undefined
@@ -135,6 +137,7 @@ export class RegistryServer {
             content,
             client: options.pullThrough.client,
             metrics: this.metrics,
+            onIndexChanged: () => view.invalidate(),
             ...(options.pullThrough.tagTtlMs !== undefined && { tagTtlMs: options.pullThrough.tagTtlMs }),
             ...(options.log !== undefined && { log: options.log }),
           });
@@ -221,6 +224,7 @@ export class RegistryServer {
     }
     this.server.closeAllConnections();
     await closed;
+    this.view.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

@@ -334,6 +334,7 @@ class Uploads implements WriteSide {
     const descriptor: Descriptor = { mediaType: document.mediaType, digest: stored, size: bytes.byteLength };
     await this.context.store.putBlob(descriptor, bytes);
     await this.context.store.setImage(`${repo.full}${byDigest ? '@' : ':'}${reference}`, descriptor);
+    this.context.view.invalidate();
     await this.context.store.releaseClaims([stored]);
     const manifest: StoredManifest = { digest: stored, mediaType: document.mediaType, bytes, document };
     this.context.content.remember(manifest);

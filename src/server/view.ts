@@ -1,12 +1,16 @@
 /**
  * The store's `index.json` as the server reads it: repositories, their tags and what each tag
  * points at, re-read only when the file changed (every write replaces it by a rename, so its
- * inode, size or mtime differs). A manifest HEAD by tag then costs one `stat`.
+ * inode, size or mtime differs). The store's directory is watched (inotify on Linux), so a
+ * manifest HEAD by tag costs no system call at all; where watching is not possible, one `stat`.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Descriptor } from '../oci/index.ts';
 import { splitImageName, type Store } from '../store/index.ts';
+
+const INDEX_FILE = 'index.json';
 
 /** What one repository of the store holds. */
 export interface StoredRepository {
@@ -45,30 +49,73 @@ export function snapshotOf(records: readonly { name: string | undefined; descrip
   return { repositories };
 }
 
-/** The current snapshot of a store's index, cached by the file's identity. */
+/**
+ * The current snapshot of a store's index. The store's directory is watched: a change of
+ * `index.json` reported by the kernel (queued at the rename, so before any request that follows
+ * the write) or an `invalidate` drops the snapshot and the next call reads the file again.
+ * Without a watcher, each call `stat`s the file and re-reads it when its identity changed.
+ */
 export class IndexView {
   private key = '';
   private current: Promise<IndexSnapshot> | undefined;
+  private watcher: FSWatcher | undefined;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    options: { watch?: boolean } = {},
+  ) {
+    if (options.watch !== false) this.startWatching();
+  }
+
+  private startWatching(): void {
+    try {
+      const watcher = watch(this.store.root, { persistent: false }, (_event, name) => {
+        // A null name is an overflowed event queue: anything may have changed.
+        if (name === null || name === INDEX_FILE) this.invalidate();
+      });
+      watcher.on('error', () => {
+        this.stopWatching();
+        this.invalidate();
+      });
+      this.watcher = watcher;
+    } catch {
+      // No watching here (no inotify instances left, a file system without it): stat each time.
+      this.watcher = undefined;
+    }
+  }
+
+  private stopWatching(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
 
   async snapshot(): Promise<IndexSnapshot> {
-    const info = await stat(join(this.store.root, 'index.json'), { bigint: true }).catch(() => undefined);
+    if (this.watcher !== undefined) return (this.current ??= this.load());
+    const info = await stat(join(this.store.root, INDEX_FILE), { bigint: true }).catch(() => undefined);
     const key = info === undefined ? 'absent' : `${info.ino}:${info.size}:${info.mtimeNs}`;
     if (this.current === undefined || key !== this.key) {
       this.key = key;
-      const loading = this.store.listImages().then(snapshotOf);
-      this.current = loading;
-      // A failed read is not kept: the next request tries again.
-      loading.catch(() => {
-        if (this.current === loading) this.current = undefined;
-      });
+      this.current = this.load();
     }
     return this.current;
   }
 
-  /** Forgets the cached snapshot (after this process changed the index). */
+  private load(): Promise<IndexSnapshot> {
+    const loading = this.store.listImages().then(snapshotOf);
+    // A failed read is not kept: the next request tries again.
+    loading.catch(() => {
+      if (this.current === loading) this.current = undefined;
+    });
+    return loading;
+  }
+
+  /** Forgets the snapshot, so that the next call reads the index again (after a change). */
   invalidate(): void {
     this.current = undefined;
+  }
+
+  /** Stops watching the store's directory. */
+  close(): void {
+    this.stopWatching();
   }
 }

@@ -47,8 +47,10 @@ export interface Ingest {
   /** Discards what is there (a server that ignored `Range`) and starts again from 0. */
   reset(): Promise<void>;
   /** Verifies size and digest (VerifyError on a mismatch: the partial is removed and nothing
-   * reaches `blobs/`), fsyncs, renames into `blobs/<alg>/<hex>` and fsyncs the directory. */
-  commit(): Promise<void>;
+   * reaches `blobs/`), fsyncs, renames into `blobs/<alg>/<hex>` and fsyncs the directory.
+   * `onVerified` is called once the content is known good, before the syncs (a server passing
+   * the bytes on lets its clients finish then). */
+  commit(options?: { onVerified?: () => void }): Promise<void>;
   /** Closes without committing: `keepPartial` leaves the bytes for a later resume, otherwise
    * they are deleted. Idempotent; does nothing after commit. */
   abort(options?: { keepPartial?: boolean }): Promise<void>;
@@ -323,7 +325,7 @@ export class FileIngest implements Ingest {
     this.wasResumed = false;
   }
 
-  async commit(): Promise<void> {
+  async commit(options?: { onVerified?: () => void }): Promise<void> {
     this.assertOpen('commit');
     const writeError = this.settleWrites();
     if (writeError !== undefined) await this.fail(writeError);
@@ -346,6 +348,7 @@ export class FileIngest implements Ingest {
     }
     this.state = 'committed';
     try {
+      options?.onVerified?.();
       await this.handle.datasync();
       await this.handle.close();
       await this.beforePublish();

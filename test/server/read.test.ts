@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { digestOf } from '../../src/digest/index.ts';
 import { MediaType } from '../../src/oci/index.ts';
 import type { RegistryServer } from '../../src/server/index.ts';
-import type { Store } from '../../src/store/index.ts';
+import { openStore, type Store } from '../../src/store/index.ts';
 import {
   buildImage,
   copyImage,
@@ -144,6 +144,22 @@ describe('kimg registry serve: read side', { skip }, () => {
     });
     assert.equal(beyond.status, 416);
     assert.equal(beyond.headers['content-range'], `bytes */${layer.size}`);
+  });
+
+  test('a tag another store object writes (as another process would) is served at once, and its removal too', async () => {
+    const other = await openStore(join(tmp.path, 'store'));
+    await other.setImage('docker.io/library/app:added', {
+      mediaType: single.mediaType,
+      digest: single.digest,
+      size: single.size,
+    });
+    const headers = { accept: single.mediaType };
+    const added = await httpRequest(url('/v2/library/app/manifests/added'), { method: 'HEAD', headers });
+    assert.equal(added.status, 200);
+    assert.equal(added.headers['docker-content-digest'], single.digest);
+    assert.equal(await other.removeImage('docker.io/library/app:added'), true);
+    const removed = await httpRequest(url('/v2/library/app/manifests/added'), { method: 'HEAD', headers });
+    assert.equal(removed.status, 404);
   });
 
   test('tags/list and _catalog paginate with n, last and a Link header', async () => {
