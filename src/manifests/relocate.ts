@@ -13,10 +13,12 @@ import {
   eachLimited,
   type CopyEvent,
   type CopyResult,
+  type ImageSource,
+  type TopLevel,
 } from '../copy/index.ts';
 import type { Descriptor, Platform } from '../oci/index.ts';
-import { parseDockerRef, parseNormalizedNamed, trimNamed, type NamedReference } from '../reference/index.ts';
-import type { RegistryClient } from '../registry/index.ts';
+import { parseDockerRef, parseNormalizedNamed, type NamedReference } from '../reference/index.ts';
+import type { BlobSource, RegistryClient } from '../registry/index.ts';
 import type { ManifestSource } from './document.ts';
 import type { LockEntry } from './lock.ts';
 import { rewriteSlots, type PinFailure, type PinnedFile } from './pin.ts';
@@ -64,7 +66,13 @@ export type RelocateEvent =
       readonly present?: boolean;
     }
   | { readonly type: 'copy'; readonly source: string; readonly destination: string; readonly event: CopyEvent }
-  | { readonly type: 'copied'; readonly source: string; readonly result: CopyResult };
+  | {
+      readonly type: 'copied';
+      readonly source: string;
+      /** The destination reference written to (the digest is `result.descriptor.digest`). */
+      readonly destination: string;
+      readonly result: CopyResult;
+    };
 
 /** One distinct source image and where it goes. */
 export interface RelocatedImage {
@@ -112,6 +120,7 @@ interface Planned {
   present?: boolean;
   copy?: CopyResult;
   failure?: string;
+  source?: ImageSource;
 }
 
 /**
@@ -172,7 +181,8 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
   // Resolve every source, walking its manifests (a dry run), before anything is written.
   await eachLimited(images, limit, async (p) => {
     try {
-      const source = new RegistrySource(options.registry, parseDockerRef(p.key));
+      const source = new RememberedSource(new RegistrySource(options.registry, parseDockerRef(p.key)));
+      p.source = source;
       const plan = await copyImage(
         source,
         new RegistryDestination(options.registry, parseDockerRef(destinationOf(p))),
@@ -249,13 +259,13 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
 
   if (failures.length > 0 || images.some((p) => p.failure !== undefined) || options.check === true) return report([]);
 
-  // Copy: the source pinned to the digest resolved above, so a tag moving meanwhile cannot
-  // make the copy and the rewrite disagree. The first failure stops the rest.
+  // Copy; the first failure stops the rest.
   const controller = new AbortController();
   const both = signal === undefined ? controller.signal : AbortSignal.any([signal, controller.signal]);
   await eachLimited(images, limit, async (p) => {
-    const digest = p.digest as string;
-    const source = new RegistrySource(options.registry, parseDockerRef(`${trimNamed(p.named).toString()}@${digest}`));
+    // The source as the plan saw it (its root and manifests remembered): a tag moving meanwhile
+    // cannot make the copy and the rewrite disagree, and nothing is fetched twice.
+    const source = p.source as ImageSource;
     const destination = new RegistryDestination(options.registry, parseDockerRef(destinationOf(p)));
     try {
       p.copy = await copyImage(source, destination, {
@@ -263,7 +273,7 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
         signal: both,
         onEvent: (event) => emit({ type: 'copy', source: p.key, destination: destinationOf(p), event }),
       });
-      emit({ type: 'copied', source: p.key, result: p.copy });
+      emit({ type: 'copied', source: p.key, destination: destinationOf(p), result: p.copy });
     } catch (err) {
       if (signal?.aborted) throw err;
       if (!controller.signal.aborted) {
@@ -282,4 +292,45 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
 async function holds(registry: RegistryClient, image: string, signal?: AbortSignal): Promise<boolean> {
   const found: Descriptor | undefined = await new RegistryDestination(registry, parseDockerRef(image)).current(signal);
   return found !== undefined;
+}
+
+/**
+ * A source whose root and manifests are fetched once: the plan (a dry run) and the copy then
+ * see the same digest, even when the tag moves between them, and nothing is fetched twice.
+ * Manifests are bounded by the registry client (4 MiB each).
+ */
+class RememberedSource implements ImageSource {
+  readonly label: string;
+  readonly repository: ImageSource['repository'];
+  #root: Promise<TopLevel> | undefined;
+  readonly #manifests = new Map<string, Promise<Uint8Array>>();
+
+  constructor(private readonly inner: ImageSource) {
+    this.label = inner.label;
+    this.repository = inner.repository;
+  }
+
+  root(signal?: AbortSignal): Promise<TopLevel> {
+    const root = (this.#root ??= this.inner.root(signal));
+    root.catch(() => (this.#root = undefined));
+    return root;
+  }
+
+  manifest(descriptor: Descriptor, signal?: AbortSignal): Promise<Uint8Array> {
+    let bytes = this.#manifests.get(descriptor.digest);
+    if (bytes === undefined) {
+      bytes = this.inner.manifest(descriptor, signal);
+      this.#manifests.set(descriptor.digest, bytes);
+      bytes.catch(() => this.#manifests.delete(descriptor.digest));
+    }
+    return bytes;
+  }
+
+  blob(descriptor: Descriptor): BlobSource {
+    return this.inner.blob(descriptor);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }

@@ -17,8 +17,11 @@ import {
   makeTempDir,
   pushImage,
   requireTools,
+  startFaultProxy,
   startRegistry,
+  fault,
   type BuiltImage,
+  type FaultProxy,
   type PushedImage,
   type RunningRegistry,
   type TempDir,
@@ -50,6 +53,7 @@ const skip = requireTools(['docker-registry', 'skopeo', 'htpasswd']);
 describe('kimg relocate', { skip }, () => {
   let src: RunningRegistry;
   let dst: RunningRegistry;
+  let proxy: FaultProxy;
   let app: BuiltImage;
   let tool: BuiltImage;
   let pushedApp: PushedImage;
@@ -68,7 +72,8 @@ describe('kimg relocate', { skip }, () => {
   before(async () => {
     [src, dst, app, tool, tmp] = await Promise.all([
       startRegistry({ tls: true }),
-      startRegistry({ tls: true, htpasswd: [user] }),
+      // Relative upload locations, so that uploads through the fault proxy stay on the proxy.
+      startRegistry({ tls: true, htpasswd: [user], relativeUrls: true }),
       buildImage({ layers: [30_000, 60_000], platforms: ['linux/amd64', 'linux/arm64'], seed: 'relocate-app' }),
       buildImage({ layers: [20_000], seed: 'relocate-tool' }),
       makeTempDir('kimg-relocate-test-'),
@@ -78,9 +83,16 @@ describe('kimg relocate', { skip }, () => {
       pushImage(tool, src, 'tools/busy:1.0'),
     ]);
     await pushImage(tool, src, 'other/app:v1');
+    // The destination again, through a proxy that can fail requests (its certificate is the
+    // destination's, valid for 127.0.0.1).
+    const [certPem, keyPem] = await Promise.all([
+      readFile(join(dst.dir, 'tls', 'server.crt'), 'utf8'),
+      readFile(join(dst.dir, 'tls', 'server.key'), 'utf8'),
+    ]);
+    proxy = await startFaultProxy({ upstream: dst.url, ca: dst.caPem as string, tls: { certPem, keyPem } });
     const auth = Buffer.from(`${user.user}:${user.password}`).toString('base64');
     const config = join(tmp.path, 'config.json');
-    await writeFile(config, JSON.stringify({ auths: { [dst.host]: { auth } } }));
+    await writeFile(config, JSON.stringify({ auths: { [dst.host]: { auth }, [proxy.host]: { auth } } }));
     env = {
       ...process.env,
       HOME: tmp.path,
@@ -164,6 +176,7 @@ stringData:
     ]);
   });
   after(async () => {
+    await proxy?.stop();
     await Promise.all([src?.stop(), dst?.stop(), app?.remove(), tool?.remove(), tmp?.remove()]);
   });
 
@@ -285,6 +298,11 @@ stringData:
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, relocated);
     assert.match(r.stderr, /: up to date/);
+    assert.match(
+      r.stderr,
+      new RegExp(`HEAD https://${dst.host}/v2/mirror/team/app/manifests/v1 200`),
+      'the trace is on',
+    );
     const writes = r.stderr.split('\n').filter((l) => /\b(POST|PUT|PATCH)\b/.test(l));
     assert.deepEqual(writes, [], 'no upload and no manifest PUT');
     const own = await kimgHere(['relocate', '-v', '-f', '-', '--to', to(), ...flags], env, relocated);
@@ -344,6 +362,7 @@ stringData:
       new RegExp(`${bad}:7:12: spec\\.containers\\[0\\]\\.image: ${src.host}/team/app:v9: .*not found|unknown`),
     );
     assert.match(r.stderr, /nothing was rewritten/);
+    assert.match(r.stderr, /HEAD https:\/\/\S+\/v2\/team\/app\/manifests\/v9 404/, 'the trace is on');
     assert.doesNotMatch(r.stderr, /\b(POST|PUT|PATCH)\b/, 'nothing was copied');
     assert.equal(await readFile(good, 'utf8'), goodText);
     assert.equal(await readFile(bad, 'utf8'), badText);
@@ -375,6 +394,38 @@ stringData:
         `${dst.host}/plat/${src.host.replace(':', '_')}/team/app:v1@${arm}`,
       ],
     );
+  });
+
+  test('a copy the destination refuses: -w rewrites nothing, the image is named with its position', async () => {
+    const dir = join(tmp.path, 'faulty');
+    await mkdir(dir);
+    const deploy = join(dir, 'deploy.yaml');
+    await writeFile(deploy, originals.get(files.deploy) as string);
+    proxy.setRule((request) =>
+      request.method === 'PUT' && request.path.startsWith('/v2/faulty/team/app/manifests/')
+        ? fault.status(
+            400,
+            { 'content-type': 'application/json' },
+            '{"errors":[{"code":"MANIFEST_INVALID","message":"refused by the test"}]}',
+          )
+        : undefined,
+    );
+    try {
+      const r = await kimg('relocate', '-w', '-f', deploy, '--to', `${proxy.host}/faulty`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`${deploy}:15:18: spec\\.template\\.spec\\.containers\\[0\\]\\.image: ${src.host}/team/app:v1: .*`),
+      );
+      assert.match(r.stderr, /nothing was rewritten/);
+      assert.equal(await readFile(deploy, 'utf8'), originals.get(files.deploy));
+      assert.ok(
+        proxy.requests.some((q) => q.method === 'PUT' && q.status === 400),
+        `${r.stderr}\n${proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join('\n')}`,
+      );
+    } finally {
+      proxy.setRule(undefined);
+    }
   });
 
   test('library: relocate() reports events, and an aborted signal stops it before any copy', async () => {

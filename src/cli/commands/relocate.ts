@@ -179,7 +179,7 @@ function progress(io: Io, quiet: boolean): (event: RelocateEvent) => void {
     if (event.type === 'copied')
       writeLine(
         io.stderr,
-        `${event.source} -> ${event.result.destination}@${event.result.descriptor.digest}: ${copySummary(event.result)}`,
+        `${event.source} -> ${event.destination.replace(/@.*$/, '')}@${event.result.descriptor.digest}: ${copySummary(event.result)}`,
       );
     else if (event.type === 'in-place') writeLine(io.stderr, `${where(event.slot)}: ${event.slot.image}: in place`);
   };
