@@ -32,6 +32,15 @@ export type CopyEvent =
     }
   | { readonly type: 'manifest'; readonly digest: string; readonly mediaType: string; readonly platform?: string }
   | {
+      readonly type: 'referrer';
+      readonly digest: string;
+      readonly mediaType: string;
+      readonly subject: string;
+      readonly artifactType?: string;
+      /** How the destination made it findable: its referrers API, or the fallback tag too. */
+      readonly via: 'api' | 'tag' | 'dry-run';
+    }
+  | {
       readonly type: 'done';
       readonly destination: string;
       readonly digest: string;
@@ -51,6 +60,9 @@ export interface CopyOptions {
   readonly force?: boolean;
   /** Plan only: walk the source and report, write nothing. */
   readonly dryRun?: boolean;
+  /** Also copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of every manifest copied,
+   * and theirs, `MAX_REFERRER_DEPTH` levels deep, after the image itself. */
+  readonly referrers?: boolean;
   readonly signal?: AbortSignal;
   readonly onEvent?: CopyEventSink;
 }
@@ -68,8 +80,25 @@ export interface CopyResult {
   /** Blob bytes the destination did not have and received. */
   readonly bytesPushed: number;
   readonly upToDate: boolean;
+  /** With `referrers`: the referrers copied (or, with `dryRun`, found), parents first. */
+  readonly referrers: readonly CopiedReferrer[];
   readonly ms: number;
 }
+
+/** A referrer copied along with the image. */
+export interface CopiedReferrer {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly artifactType?: string;
+  /** The digest of the manifest it refers to. */
+  readonly subject: string;
+  readonly via: 'api' | 'tag' | 'dry-run';
+}
+
+/** Referrers of referrers are followed this deep (a signature of an SBOM of the image is 2). */
+export const MAX_REFERRER_DEPTH = 4;
+/** Referrers copied with one image at most, all levels together. */
+export const MAX_REFERRERS_PER_COPY = 4096;
 
 interface Plan {
   readonly top: TopLevel;
@@ -78,10 +107,11 @@ interface Plan {
   readonly blobs: Map<string, Descriptor>;
 }
 
-/** Walks the source image: every document fetched and verified, platforms selected. */
-async function plan(source: ImageSource, options: CopyOptions): Promise<Plan> {
+/** Walks the source image (or `given`, a referrer): every document fetched and verified,
+ * platforms selected. */
+async function plan(source: ImageSource, options: CopyOptions, given?: TopLevel): Promise<Plan> {
   const signal = options.signal;
-  let top = await source.root(signal);
+  let top = given ?? (await source.root(signal));
   const documents = new Map<string, { descriptor: Descriptor; bytes: Uint8Array; document: ManifestDocument }>();
   const order: string[] = [];
   const blobs = new Map<string, Descriptor>();
@@ -152,6 +182,142 @@ export async function eachLimited<T>(
   await Promise.all(runners);
 }
 
+interface Counts {
+  pushed: number;
+  mounted: number;
+  existing: number;
+  bytesPushed: number;
+}
+
+/** A local source must hold every blob before anything is written. */
+async function checkBlobs(source: ImageSource, p: Plan, what: string): Promise<void> {
+  if (source.hasBlob === undefined) return;
+  for (const blob of p.blobs.values()) {
+    if (!(await source.hasBlob(blob))) {
+      throw new CopyError(
+        'ErrBlobUnknown',
+        `${what}: the source lacks blob ${blob.digest} (${blob.mediaType}) that the image references; nothing was copied`,
+        { image: source.label, digest: blob.digest },
+      );
+    }
+  }
+}
+
+/** The blobs of a plan, a few at a time, then its child manifests (not its top level). */
+async function transfer(
+  source: ImageSource,
+  destination: ImageDestination,
+  p: Plan,
+  options: CopyOptions,
+  counts: Counts,
+): Promise<void> {
+  const signal = options.signal;
+  const emit = options.onEvent ?? (() => undefined);
+
+  await eachLimited([...p.blobs.values()], Math.max(1, options.concurrency ?? 3), async (blob) => {
+    const t = performance.now();
+    const outcome = await destination.pushBlob(blob, source.blob(blob), {
+      ...(signal !== undefined && { signal }),
+      ...(source.repository !== undefined && { mountFrom: source.repository }),
+      onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
+    });
+    if (outcome === 'pushed') {
+      counts.pushed++;
+      counts.bytesPushed += blob.size;
+    } else if (outcome === 'mounted') counts.mounted++;
+    else counts.existing++;
+    emit({ type: 'blob', digest: blob.digest, size: blob.size, outcome, ms: performance.now() - t });
+  });
+  for (const m of p.manifests) {
+    if (m.descriptor.digest === p.top.descriptor.digest) continue;
+    await destination.putManifest(m.descriptor, m.bytes, signal);
+    emit({
+      type: 'manifest',
+      digest: m.descriptor.digest,
+      mediaType: m.descriptor.mediaType,
+      ...(m.descriptor.platform !== undefined && { platform: formatPlatform(m.descriptor.platform) }),
+    });
+  }
+}
+
+/** With `referrers`, both ends must support them: checked before anything is copied. */
+function checkReferrerEnds(
+  source: ImageSource,
+  destination: ImageDestination,
+  options: CopyOptions,
+): asserts source is ImageSource & Required<Pick<ImageSource, 'referrers'>> {
+  if (source.referrers === undefined) {
+    throw new CopyError('ErrUnsupported', `--referrers: ${source.label} cannot list referrers; nothing was copied`, {
+      image: source.label,
+    });
+  }
+  if (destination.putReferrer === undefined && options.dryRun !== true) {
+    throw new CopyError(
+      'ErrUnsupported',
+      `--referrers: ${destination.label} cannot take referrers (registries can); nothing was copied`,
+      { image: source.label },
+    );
+  }
+}
+
+/**
+ * The referrers of every manifest of `p`, and theirs, breadth first to `MAX_REFERRER_DEPTH`
+ * levels: each digest once (a loop of referrers ends there), each one's blobs and child
+ * manifests copied through the same plan and transfer as the image, then the referrer itself.
+ */
+async function copyReferrers(
+  source: ImageSource,
+  destination: ImageDestination,
+  p: Plan,
+  options: CopyOptions,
+  counts: Counts,
+): Promise<CopiedReferrer[]> {
+  const signal = options.signal;
+  const emit = options.onEvent ?? (() => undefined);
+  const what = `referrers of ${source.label}`;
+  checkReferrerEnds(source, destination, options);
+  const copied: CopiedReferrer[] = [];
+  const visited = new Set<string>(p.manifests.map((m) => m.descriptor.digest));
+  let subjects = p.manifests.map((m) => m.descriptor);
+  for (let depth = 1; depth <= MAX_REFERRER_DEPTH && subjects.length > 0; depth++) {
+    const next: Descriptor[] = [];
+    for (const subject of subjects) {
+      for (const found of await source.referrers(subject, signal)) {
+        if (visited.has(found.digest) || !isDocumentMediaType(found.mediaType)) continue;
+        visited.add(found.digest);
+        if (copied.length >= MAX_REFERRERS_PER_COPY) {
+          throw new CopyError(
+            'ErrTooManyReferrers',
+            `${what}: more than ${MAX_REFERRERS_PER_COPY} referrers in all; stopped after copying ${copied.length}`,
+            { image: source.label, digest: found.digest },
+          );
+        }
+        const bytes = await source.manifest(found, signal);
+        const { annotations: _a, artifactType: _t, ...plain } = found;
+        const rp = await plan(source, { ...options, allPlatforms: true }, { descriptor: plain, bytes });
+        await checkBlobs(source, rp, `${what}: ${found.digest}`);
+        let via: CopiedReferrer['via'] = 'dry-run';
+        if (options.dryRun !== true && destination.putReferrer !== undefined) {
+          await transfer(source, destination, rp, options, counts);
+          via = await destination.putReferrer(found, bytes, subject, signal);
+        }
+        const entry: CopiedReferrer = {
+          digest: found.digest,
+          mediaType: found.mediaType,
+          ...(found.artifactType !== undefined && { artifactType: found.artifactType }),
+          subject: subject.digest,
+          via,
+        };
+        copied.push(entry);
+        emit({ type: 'referrer', ...entry });
+        next.push(...rp.manifests.map((m) => m.descriptor));
+      }
+    }
+    subjects = next;
+  }
+  return copied;
+}
+
 /**
  * Copies the image `source` names to `destination`. Nothing is named at the destination unless
  * every blob and manifest under the name landed; errors name the source, the destination and the
@@ -167,6 +333,7 @@ export async function copyImage(
   const emit = options.onEvent ?? (() => undefined);
   const what = `copy ${source.label} to ${destination.label}`;
   try {
+    if (options.referrers === true) checkReferrerEnds(source, destination, options);
     const p = await plan(source, options);
     const { top } = p;
     emit({
@@ -181,66 +348,46 @@ export async function copyImage(
       manifests: p.manifests.length,
       blobs: p.blobs.size,
     };
-    const counts = { pushed: 0, mounted: 0, existing: 0, bytesPushed: 0 };
+    const counts: Counts = { pushed: 0, mounted: 0, existing: 0, bytesPushed: 0 };
 
     if (options.force !== true && options.dryRun !== true) {
       const current = await destination.current(signal);
       if (current?.digest === top.descriptor.digest) {
         emit({ type: 'up-to-date', destination: destination.label, digest: top.descriptor.digest });
+        // Referrers may have come since (a new signature): they are looked for all the same.
+        const referrers =
+          options.referrers === true ? await copyReferrers(source, destination, p, options, counts) : [];
         return {
           ...base,
           ...counts,
           destination: destination.label,
           existing: p.blobs.size,
           upToDate: true,
+          referrers,
           ms: performance.now() - started,
         };
       }
     }
-    if (source.hasBlob !== undefined) {
-      for (const blob of p.blobs.values()) {
-        if (!(await source.hasBlob(blob))) {
-          throw new CopyError(
-            'ErrBlobUnknown',
-            `${what}: the source lacks blob ${blob.digest} (${blob.mediaType}) that the image references; nothing was copied`,
-            { image: source.label, digest: blob.digest },
-          );
-        }
-      }
-    }
+    await checkBlobs(source, p, what);
     if (options.dryRun === true) {
-      return { ...base, ...counts, destination: destination.label, upToDate: false, ms: performance.now() - started };
+      const referrers = options.referrers === true ? await copyReferrers(source, destination, p, options, counts) : [];
+      return {
+        ...base,
+        ...counts,
+        destination: destination.label,
+        upToDate: false,
+        referrers,
+        ms: performance.now() - started,
+      };
     }
-
-    await eachLimited([...p.blobs.values()], Math.max(1, options.concurrency ?? 3), async (blob) => {
-      const t = performance.now();
-      const outcome = await destination.pushBlob(blob, source.blob(blob), {
-        ...(signal !== undefined && { signal }),
-        ...(source.repository !== undefined && { mountFrom: source.repository }),
-        onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
-      });
-      if (outcome === 'pushed') {
-        counts.pushed++;
-        counts.bytesPushed += blob.size;
-      } else if (outcome === 'mounted') counts.mounted++;
-      else counts.existing++;
-      emit({ type: 'blob', digest: blob.digest, size: blob.size, outcome, ms: performance.now() - t });
-    });
-    for (const m of p.manifests) {
-      if (m.descriptor.digest === top.descriptor.digest) continue;
-      await destination.putManifest(m.descriptor, m.bytes, signal);
-      emit({
-        type: 'manifest',
-        digest: m.descriptor.digest,
-        mediaType: m.descriptor.mediaType,
-        ...(m.descriptor.platform !== undefined && { platform: formatPlatform(m.descriptor.platform) }),
-      });
-    }
+    await transfer(source, destination, p, options, counts);
     const name = await destination.commit(top, signal);
     emit({ type: 'manifest', digest: top.descriptor.digest, mediaType: top.descriptor.mediaType });
+    // After the subject landed: a registry that validates `subject` finds it.
+    const referrers = options.referrers === true ? await copyReferrers(source, destination, p, options, counts) : [];
     const ms = performance.now() - started;
     emit({ type: 'done', destination: name, digest: top.descriptor.digest, ms });
-    return { ...base, ...counts, destination: name, upToDate: false, ms };
+    return { ...base, ...counts, destination: name, upToDate: false, referrers, ms };
   } catch (err) {
     if (signal?.aborted && err === signal.reason) throw err;
     if (err instanceof KimgError && err.message.includes(source.label)) throw err;

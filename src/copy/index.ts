@@ -3,6 +3,9 @@
 export {
   copyImage,
   eachLimited,
+  MAX_REFERRER_DEPTH,
+  MAX_REFERRERS_PER_COPY,
+  type CopiedReferrer,
   type CopyEvent,
   type CopyEventSink,
   type CopyOptions,

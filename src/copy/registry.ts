@@ -7,8 +7,21 @@ import { PassThrough } from 'node:stream';
 import { isKimgError } from '../errors/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { NamedReference } from '../reference/index.ts';
-import type { BlobSink, BlobSource, RegistryClient, RepositoryRef } from '../registry/index.ts';
-import type { BlobOutcome, ImageDestination, ImageSource, PushBlobContext, TopLevel } from './types.ts';
+import {
+  referrersTag,
+  type BlobSink,
+  type BlobSource,
+  type RegistryClient,
+  type RepositoryRef,
+} from '../registry/index.ts';
+import {
+  CopyError,
+  type BlobOutcome,
+  type ImageDestination,
+  type ImageSource,
+  type PushBlobContext,
+  type TopLevel,
+} from './types.ts';
 
 /** Bytes queued between a blob's download and its upload. */
 const QUEUE_BYTES = 1 << 20;
@@ -105,6 +118,20 @@ export class RegistrySource implements ImageSource {
     return registryBlobSource(this.client, this.repository, descriptor);
   }
 
+  async referrers(subject: Descriptor, signal?: AbortSignal): Promise<readonly Descriptor[]> {
+    const list = await this.client.listReferrers(this.repository, subject.digest, {
+      ...(signal !== undefined && { signal }),
+    });
+    if (list.truncated) {
+      throw new CopyError(
+        'ErrTooManyReferrers',
+        `${this.label}: ${subject.digest} has more than ${list.manifests.length} referrers (through the ${list.via === 'api' ? 'referrers API' : `tag ${referrersTag(subject.digest)}`}); none of them was copied`,
+        { image: this.label, digest: subject.digest },
+      );
+    }
+    return list.manifests;
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -150,6 +177,20 @@ export class RegistryDestination implements ImageDestination {
     await this.client.putManifest(this.repository, descriptor.digest, bytes, descriptor.mediaType, {
       ...(signal !== undefined && { signal }),
     });
+  }
+
+  async putReferrer(
+    descriptor: Descriptor,
+    bytes: Uint8Array,
+    subject: Descriptor,
+    signal?: AbortSignal,
+  ): Promise<'api' | 'tag'> {
+    const options = { ...(signal !== undefined && { signal }) };
+    const put = await this.client.putManifest(this.repository, descriptor.digest, bytes, descriptor.mediaType, options);
+    if (put.subject !== undefined) return 'api';
+    // No `OCI-Subject`: the registry does not index subjects (Distribution 2.8); the fallback tag.
+    await this.client.addToReferrersTag(this.repository, subject.digest, descriptor, options);
+    return 'tag';
   }
 
   async commit(top: TopLevel, signal?: AbortSignal): Promise<string> {

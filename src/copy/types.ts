@@ -29,6 +29,9 @@ export interface ImageSource {
   /** Whether the blob can be read (local sources check before anything is written). */
   hasBlob?(descriptor: Descriptor): Promise<boolean>;
   blob(descriptor: Descriptor): BlobSource;
+  /** The OCI 1.1 referrers of a manifest the source holds (signatures, SBOMs, attestations):
+   * their descriptors, bounded; absent on a source that cannot list them. */
+  referrers?(subject: Descriptor, signal?: AbortSignal): Promise<readonly Descriptor[]>;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,15 @@ export interface ImageDestination {
   /** The top-level manifest or index under the destination's name: the last step. `sourceName`
    * names it when the destination has no name of its own (a layout without a reference). */
   commit(top: TopLevel, signal?: AbortSignal): Promise<string>;
+  /** A referrer manifest (its blobs already pushed), with its exact bytes, made findable from
+   * `subject`: `api` when the destination indexes subjects itself, `tag` when it also keeps the
+   * fallback tag `sha256-<hex>`. Absent on a destination that cannot take referrers. */
+  putReferrer?(
+    descriptor: Descriptor,
+    bytes: Uint8Array,
+    subject: Descriptor,
+    signal?: AbortSignal,
+  ): Promise<'api' | 'tag'>;
   close(): Promise<void>;
 }
 
@@ -57,7 +69,9 @@ export type CopyErrorCode =
   | 'ErrBlobUnknown'
   | 'ErrArchiveInvalid'
   | 'ErrIndexIncomplete'
-  | 'ErrDigestMismatch';
+  | 'ErrDigestMismatch'
+  | 'ErrTooManyReferrers'
+  | 'ErrUnsupported';
 
 /** A copy that failed, naming the source, the destination and the blob or entry. */
 export class CopyError extends KimgError<string> {

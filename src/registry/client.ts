@@ -5,7 +5,7 @@
  */
 import { DigestVerifier, VerifyError, isValidDigest } from '../digest/index.ts';
 import { KimgError } from '../errors/index.ts';
-import type { Descriptor } from '../oci/index.ts';
+import { MediaType, type Descriptor } from '../oci/index.ts';
 import { Authenticator, type AuthOptions, type PingResult } from './auth.ts';
 import { BlobTransfer, fetchBlobOnEndpoint, type FetchBlobOptions, type FetchBlobResult } from './blobs.ts';
 import { MANIFEST_LIMIT } from './body.ts';
@@ -27,6 +27,14 @@ import {
   type ResolveResult,
 } from './manifests.ts';
 import { systemClock } from './retry.ts';
+import {
+  listReferrersOnEndpoint,
+  referrersOf,
+  referrersTag,
+  MAX_REFERRERS,
+  type ListReferrersOptions,
+  type ReferrerList,
+} from './referrers.ts';
 import { listTagsOnEndpoint, type ListTagsOptions, type TagList } from './tags.ts';
 import { TokenCache } from './token.ts';
 import {
@@ -165,6 +173,97 @@ export class RegistryClient {
     return this.onEndpoints(ref, false, 'resolve', ctx, (ep, epRef) =>
       listTagsOnEndpoint(ep, epRef, ctx, this.manifestDeps, options),
     );
+  }
+
+  /**
+   * The referrers of `digest` in `repo` (OCI 1.1): the referrers API, every page, bounded by
+   * `options`; on a registry without it (404), the fallback tag `sha256-<hex>`'s index, an absent
+   * tag meaning none. A listing or tag that is not an image index is an error naming it.
+   */
+  async listReferrers(
+    repo: RepositoryRef | string,
+    digest: string,
+    options: ListReferrersOptions = {},
+  ): Promise<ReferrerList> {
+    const ref = normalizeRepository(repo);
+    checkReference(ref, digest);
+    if (!isValidDigest(digest))
+      throw new RegistryError('ErrInvalidArgument', `listReferrers needs a digest, got ${JSON.stringify(digest)}`);
+    const ctx = createContext(
+      `list referrers of ${ref.registry}/${ref.path}@${digest}`,
+      { registry: ref.registry, repository: ref.path, reference: digest },
+      options,
+    );
+    const listed = await this.onEndpoints(ref, true, 'pull', ctx, (ep, epRef) =>
+      listReferrersOnEndpoint(ep, epRef, digest, ctx, this.manifestDeps, options),
+    );
+    if (listed !== undefined) return listed;
+    const tag = referrersTag(digest);
+    let found: ResolveResult;
+    try {
+      found = await this.resolve(ref, tag, options);
+    } catch (err) {
+      if (err instanceof KimgError && (err.code === 'ErrManifestUnknown' || err.code === 'ErrNameUnknown'))
+        return { manifests: [], via: 'tag', truncated: false, endpoint: '' };
+      throw err;
+    }
+    const manifest =
+      found.manifest ??
+      (await this.getManifest(ref, found.descriptor.digest, { ...options, descriptor: found.descriptor }));
+    const all = referrersOf(manifest.bytes, ctx, ref.registry, `the referrers tag ${tag} (${found.descriptor.digest})`);
+    const max = options.maxReferrers ?? MAX_REFERRERS;
+    const unique = [...new Map(all.map((d) => [d.digest, d])).values()];
+    return { manifests: unique.slice(0, max), via: 'tag', truncated: unique.length > max, endpoint: found.endpoint };
+  }
+
+  /**
+   * Adds `referrer` to the fallback tag `sha256-<hex>` of `subject` in `repo` ("Pushing Manifests
+   * with Subject" on a registry without the referrers API): the tag's index is read (none: a new
+   * one), the descriptor appended unless its digest is listed, and the index `PUT` under the tag.
+   * Returns whether the tag changed. Not atomic: two pushers at once may lose one's entry, as the
+   * spec's schema allows.
+   */
+  async addToReferrersTag(
+    repo: RepositoryRef | string,
+    subject: string,
+    referrer: Descriptor,
+    options: CallOptions = {},
+  ): Promise<boolean> {
+    const ref = normalizeRepository(repo);
+    const tag = referrersTag(subject);
+    let index: { schemaVersion: number; mediaType?: string; manifests: Descriptor[] } = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [],
+    };
+    let found: ResolveResult | undefined;
+    try {
+      found = await this.resolve(ref, tag, options);
+    } catch (err) {
+      if (!(err instanceof KimgError && (err.code === 'ErrManifestUnknown' || err.code === 'ErrNameUnknown')))
+        throw err;
+    }
+    if (found !== undefined) {
+      const manifest =
+        found.manifest ??
+        (await this.getManifest(ref, found.descriptor.digest, { ...options, descriptor: found.descriptor }));
+      const ctx = createContext(`update the referrers tag ${ref.registry}/${ref.path}:${tag}`, {}, options);
+      const listed = referrersOf(manifest.bytes, ctx, ref.registry, `the referrers tag (${found.descriptor.digest})`);
+      if (listed.some((d) => d.digest === referrer.digest)) return false;
+      if (listed.length >= MAX_REFERRERS) {
+        throw new RegistryError(
+          'ErrUnsupported',
+          `${ctx.description}: it lists ${listed.length} referrers already, the most kept is ${MAX_REFERRERS}`,
+          { registry: ref.registry, repository: ref.path, reference: tag },
+        );
+      }
+      // Whatever else the index carries (annotations) is kept.
+      index = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as typeof index;
+    }
+    index.manifests = [...index.manifests, referrer];
+    const bytes = Buffer.from(JSON.stringify(index));
+    await this.putManifest(ref, tag, bytes, index.mediaType ?? MediaType.OciIndex, options);
+    return true;
   }
 
   /**

@@ -14,6 +14,14 @@ export type { BlobProgress, FetchBlobOptions, FetchBlobResult } from './blobs.ts
 export type { ManifestResult, ResolveResult } from './manifests.ts';
 export type { ListTagsOptions, TagList } from './tags.ts';
 export {
+  MAX_REFERRERS,
+  MAX_REFERRER_PAGES,
+  MAX_REFERRER_PAGE_BYTES,
+  referrersTag,
+  type ListReferrersOptions,
+  type ReferrerList,
+} from './referrers.ts';
+export {
   pushScope,
   type BlobSource,
   type PushBlobOptions,

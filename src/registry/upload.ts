@@ -56,6 +56,9 @@ export interface PushBlobResult {
 export interface PutManifestResult {
   readonly digest: string;
   readonly size: number;
+  /** The `OCI-Subject` header: the registry indexed the manifest's `subject` for its referrers
+   * API. Absent for a manifest with a subject, the pusher maintains the fallback tag. */
+  readonly subject?: string;
 }
 
 export interface UploadDeps {
@@ -651,7 +654,8 @@ export async function putManifestOnEndpoint(
       { ...ctx.facts, host: res.url.host, expectedDigest: digest, actualDigest: reported },
     );
   }
-  return { digest, size: bytes.byteLength };
+  const subject = headerValue(res.headers, 'oci-subject');
+  return { digest, size: bytes.byteLength, ...(subject !== undefined && isValidDigest(subject) && { subject }) };
 }
 
 function sameAlgorithm(a: string, b: string): boolean {

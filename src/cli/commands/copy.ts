@@ -18,6 +18,7 @@ interface CopyFlags extends RegistryFlags {
   readonly allPlatforms?: boolean;
   readonly dryRun?: boolean;
   readonly force?: boolean;
+  readonly referrers?: boolean;
   readonly output: string;
   readonly quiet?: boolean;
 }
@@ -29,12 +30,18 @@ function progressLines(io: Io, quiet: boolean): (event: CopyEvent) => void {
     if (event.type === 'blob')
       writeLine(io.stderr, `${event.outcome.padEnd(7)} ${event.digest.slice(0, 19)} ${formatBytes(event.size)}`);
     else if (event.type === 'up-to-date') writeLine(io.stderr, `up to date ${event.destination} ${event.digest}`);
+    else if (event.type === 'referrer')
+      writeLine(
+        io.stderr,
+        `referrer ${event.digest.slice(0, 19)} ${event.artifactType ?? event.mediaType} of ${event.subject.slice(0, 19)}${event.via === 'tag' ? ' (+ tag)' : ''}`,
+      );
   };
 }
 
 function summary(result: CopyResult): string {
-  if (result.upToDate) return `${result.destination}: up to date at ${result.descriptor.digest}`;
-  return `${result.destination}@${result.descriptor.digest}: ${result.pushed} pushed (${formatBytes(result.bytesPushed)}), ${result.mounted} mounted, ${result.existing} present, ${result.manifests} manifests in ${formatDuration(result.ms)}`;
+  const referrers = result.referrers.length > 0 ? `, ${result.referrers.length} referrers` : '';
+  if (result.upToDate) return `${result.destination}: up to date at ${result.descriptor.digest}${referrers}`;
+  return `${result.destination}@${result.descriptor.digest}: ${result.pushed} pushed (${formatBytes(result.bytesPushed)}), ${result.mounted} mounted, ${result.existing} present, ${result.manifests} manifests${referrers} in ${formatDuration(result.ms)}`;
 }
 
 function jsonResult(result: CopyResult): string {
@@ -50,6 +57,7 @@ function jsonResult(result: CopyResult): string {
     existing: result.existing,
     bytesPushed: result.bytesPushed,
     upToDate: result.upToDate,
+    referrers: result.referrers,
     ms: Math.round(result.ms),
   });
 }
@@ -73,6 +81,7 @@ async function runCopy(io: Io, flags: CopyFlags, src: TransportRef, dst: Transpo
         ...(flags.allPlatforms === true && { allPlatforms: true }),
         ...(flags.dryRun === true && { dryRun: true }),
         ...(flags.force === true && { force: true }),
+        ...(flags.referrers === true && { referrers: true }),
         onEvent: progressLines(io, flags.quiet === true || format !== 'text'),
       });
       writeLine(io.stdout, format === 'text' ? summary(result) : jsonResult(result));
@@ -92,6 +101,10 @@ function copyFlags(command: Command): Command {
       .option('--all-platforms', 'copy every platform of a multi-platform image (the default)')
       .option('--dry-run', 'walk the source and check it is complete; write nothing')
       .option('--force', 'copy even when the destination already points at the same digest')
+      .option(
+        '--referrers',
+        'also copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of every manifest copied, and theirs; registry to registry',
+      )
       .option('-q, --quiet', 'no per-blob lines on stderr')
       .option(...OUTPUT_OPTION),
   );
