@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { discard } from './body.ts';
+import { bulkUpload, copiedChunks, isChunkedBody, type BulkUploadResponse, type ChunkedBody } from './bulk-upload.ts';
 import { leanGet, type LeanResponse } from './lean-http.ts';
 import { RegistryError, type RegistryErrorFacts } from './errors.ts';
 import { classifyHost, type AddressClass } from './realm.ts';
@@ -54,8 +55,9 @@ export interface TransportOptions {
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** What a request may carry: bytes, or a function returning a fresh stream for each attempt. */
-export type RequestBody = string | Uint8Array | (() => Readable);
+/** What a request may carry: bytes, a function returning a fresh stream for each attempt, or
+ * chunks whose memory is reused (see bulk-upload.ts). */
+export type RequestBody = string | Uint8Array | (() => Readable) | ChunkedBody;
 
 export interface HttpRequest {
   readonly url: URL;
@@ -74,7 +76,8 @@ export interface HttpRequest {
   /** No retries (the caller has its own loop). */
   readonly noRetry?: boolean;
   /** A large body the caller pumps ({@link LeanBody.pump}): read outside undici when no proxy
-   * applies (see lean-http.ts). */
+   * applies (see lean-http.ts); for a `PATCH` or `PUT` with a {@link ChunkedBody}, a large body
+   * sent outside undici (see bulk-upload.ts). */
   readonly bulk?: boolean;
   /** Names the operation in errors: `resolve docker.io/library/nginx:1.25`. */
   readonly description: string;
@@ -137,8 +140,18 @@ export class Transport {
     const host = req.url.host;
     const gate = this.gate(host);
     const dispatcher = this.dispatcher(req.tls, req.allowedAddressClasses);
+    const direct = req.bulk === true && this.proxySettings() === undefined;
+    const upload =
+      direct && (req.method === 'PATCH' || req.method === 'PUT') && isChunkedBody(req.body)
+        ? {
+            method: req.method,
+            body: req.body,
+            connect: this.connectOptions(req.tls, req.allowedAddressClasses),
+            idleTimeoutMs: Math.max(req.bodyTimeoutMs ?? 60_000, this.options.headersTimeoutMs ?? 60_000),
+          }
+        : undefined;
     const lean =
-      req.bulk === true && req.method === 'GET' && this.proxySettings() === undefined
+      direct && req.method === 'GET'
         ? {
             connect: this.connectOptions(req.tls, req.allowedAddressClasses),
             headersTimeoutMs: this.options.headersTimeoutMs ?? 60_000,
@@ -148,27 +161,40 @@ export class Transport {
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
       const sent = performance.now();
-      let response: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse;
+      let response:
+        Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse | BulkUploadResponse;
       try {
         response =
-          lean !== undefined
-            ? await leanGet({
-                ...lean,
+          upload !== undefined
+            ? await bulkUpload({
+                ...upload,
                 url: req.url,
                 headers: { 'user-agent': this.userAgent, ...req.headers },
                 ...(req.signal !== undefined && { signal: req.signal }),
               })
-            : await dispatcher.request({
-                origin: req.url.origin,
-                path: `${req.url.pathname}${req.url.search}`,
-                method: req.method,
-                headers: { 'user-agent': this.userAgent, ...req.headers },
-                body: typeof req.body === 'function' ? req.body() : (req.body ?? null),
-                signal: req.signal ?? null,
-                headersTimeout: this.options.headersTimeoutMs ?? 60_000,
-                bodyTimeout: req.bodyTimeoutMs ?? 60_000,
-                highWaterMark: 256 * 1024,
-              });
+            : lean !== undefined
+              ? await leanGet({
+                  ...lean,
+                  url: req.url,
+                  headers: { 'user-agent': this.userAgent, ...req.headers },
+                  ...(req.signal !== undefined && { signal: req.signal }),
+                })
+              : await dispatcher.request({
+                  origin: req.url.origin,
+                  path: `${req.url.pathname}${req.url.search}`,
+                  method: req.method,
+                  headers: { 'user-agent': this.userAgent, ...req.headers },
+                  body:
+                    typeof req.body === 'function'
+                      ? req.body()
+                      : isChunkedBody(req.body)
+                        ? copiedChunks(req.body)
+                        : (req.body ?? null),
+                  signal: req.signal ?? null,
+                  headersTimeout: this.options.headersTimeoutMs ?? 60_000,
+                  bodyTimeout: req.bodyTimeoutMs ?? 60_000,
+                  highWaterMark: 256 * 1024,
+                });
       } catch (err) {
         release();
         this.traced(req, attempt, sent, 0, undefined, errorCode(err) ?? 'transport error');

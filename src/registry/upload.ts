@@ -6,6 +6,7 @@
  * is gone. Every byte sent is hashed; nothing is committed whose content is not the digest's.
  */
 import { Readable } from 'node:stream';
+import type { ChunkedBody } from './bulk-upload.ts';
 import { DigestVerifier, VerifyError, digestOf, isValidDigest, tryParseDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { Authenticator } from './auth.ts';
@@ -23,8 +24,11 @@ import type { CallOptions, Clock, RepositoryRef } from './types.ts';
 
 /** Where a blob's bytes come from: opened again at an offset after a failure. */
 export interface BlobSource {
-  /** The content from byte `offset` to the end. */
-  open(offset: number, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /**
+   * The content from byte `offset` to the end. With `reuse`, the caller is done with each chunk
+   * once it asks for the next, and the source may then reuse the chunk's memory.
+   */
+  open(offset: number, signal?: AbortSignal, reuse?: boolean): AsyncIterable<Uint8Array>;
 }
 
 export interface PushBlobOptions extends CallOptions {
@@ -72,6 +76,9 @@ const DEFAULT_MONOLITHIC = 16 * 1024 * 1024;
  * blob (as skopeo sends) was ≈ 40 % faster than 64 MiB chunks for a 128 MiB blob here. */
 const DEFAULT_CHUNK = 512 * 1024 * 1024;
 const STALL_MS = 60_000;
+/** Bodies at least this large are sent outside undici, their chunks' memory reused (see
+ * bulk-upload.ts). */
+const BULK_BYTES = 1024 * 1024;
 /** Fresh sessions per blob at most, progress or not. */
 const MAX_RESTARTS = 8;
 
@@ -109,6 +116,7 @@ class UploadSession {
     retry = false,
   ): Promise<FollowedResponse> {
     const { ep, ctx } = this;
+    const bulk = body !== undefined && Number(headers['content-length'] ?? 0) >= BULK_BYTES;
     if (url.origin === ep.base.origin) {
       return this.deps.auth.send(
         ep,
@@ -118,6 +126,7 @@ class UploadSession {
           headers,
           bodyTimeoutMs: STALL_MS,
           ...(body !== undefined && { body }),
+          ...(bulk && { bulk: true }),
           ...(!retry && { noRetry: true }),
         },
         this.scopes,
@@ -134,6 +143,7 @@ class UploadSession {
       description: ctx.description,
       facts: { ...ctx.facts, host: url.host },
       bodyTimeoutMs: STALL_MS,
+      ...(bulk && { bulk: true }),
       ...(!retry && { noRetry: true }),
       ...(ctx.signal !== undefined && { signal: ctx.signal }),
     });
@@ -399,7 +409,7 @@ async function patchChunk(
         'content-length': String(length),
         'content-range': `${offset}-${offset + length - 1}`,
       },
-      () => hasher.body(offset, length, counters),
+      hasher.body(offset, length, counters),
     );
   } catch (err) {
     interruption(err, what, ctx, hasher);
@@ -440,7 +450,7 @@ async function finish(
         'content-type': 'application/octet-stream',
         'content-length': String(withBody ? descriptor.size : 0),
       },
-      withBody ? () => hasher.body(0, descriptor.size, counters, true) : undefined,
+      withBody ? hasher.body(0, descriptor.size, counters, true) : undefined,
     );
   } catch (err) {
     interruption(err, what, ctx, hasher);
@@ -517,8 +527,9 @@ class SendHasher {
     );
   }
 
-  /** A fresh stream of `length` bytes from `offset` for one request body. */
-  body(offset: number, length: number, counters: { bytesSent: number }, last = false): Readable {
+  /** `length` bytes from `offset` for one request body, a fresh stream for each attempt. The
+   * chunks are the source's, reused once the next is asked for (see bulk-upload.ts). */
+  body(offset: number, length: number, counters: { bytesSent: number }, last = false): ChunkedBody {
     const self: SendHasher = this; // eslint-disable-line @typescript-eslint/no-this-alias
     async function* generate(): AsyncGenerator<Uint8Array> {
       if (self.verifier.bytes !== offset) await self.rehash(offset);
@@ -527,7 +538,7 @@ class SendHasher {
         self.abort = new AbortController();
         const signal =
           self.ctx.signal === undefined ? self.abort.signal : AbortSignal.any([self.ctx.signal, self.abort.signal]);
-        self.iterator = self.source.open(offset, signal)[Symbol.asyncIterator]();
+        self.iterator = self.source.open(offset, signal, true)[Symbol.asyncIterator]();
         self.iteratorOffset = offset;
         self.pending = undefined;
       }
@@ -567,7 +578,7 @@ class SendHasher {
         }
       }
     }
-    return Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
+    return { chunks: generate };
   }
 
   /** Before the closing `PUT`: the bytes sent are the digest's. */

@@ -85,9 +85,10 @@ describe('registry uploads', { skip }, () => {
     const platform = image.images[0];
     assert.ok(platform);
     for (const blob of [platform.config, ...platform.layers]) {
+      // PATCHes of 1.4 MB: at least 1 MiB goes outside undici (bulk-upload.ts), over TLS.
       const r = await c.pushBlob('127.0.0.1/up/one', blob, fileSource(image.blobPath(blob.digest)), {
         monolithicMaxBytes: 1_000_000,
-        chunkBytes: 1_000_000,
+        chunkBytes: 1_400_000,
       });
       assert.equal(r.outcome, 'pushed');
       assert.equal(r.bytesSent, blob.size);
@@ -137,60 +138,74 @@ describe('registry uploads', { skip }, () => {
     assert.equal(r.outcome, 'pushed');
   });
 
-  test('a PATCH cut mid-body before it reaches the registry resumes from the offset the registry reports', async () => {
-    const c = client(proxy.url);
-    const layer = layers()[1];
-    assert.ok(layer);
-    proxy.reset();
-    proxy.setRule((r) => (r.method === 'PATCH' && r.count === 2 ? fault.cutRequest(200_000) : undefined));
-    const r = await c.pushBlob('127.0.0.1/up/resume', layer, fileSource(image.blobPath(layer.digest)), {
-      monolithicMaxBytes: 100_000,
-      chunkBytes: 1_000_000,
+  // PATCH bodies under 1 MiB go through undici, larger ones on a connection of their own
+  // (bulk-upload.ts): both are cut.
+  for (const chunkBytes of [1_000_000, 1_400_000]) {
+    test(`a PATCH (${chunkBytes} bytes) cut mid-body before it reaches the registry resumes from the offset the registry reports`, async () => {
+      const c = client(proxy.url);
+      const layer = layers()[1];
+      assert.ok(layer);
+      proxy.reset();
+      proxy.setRule((r) => (r.method === 'PATCH' && r.count === 2 ? fault.cutRequest(200_000) : undefined));
+      const r = await c.pushBlob(`127.0.0.1/up/resume-${chunkBytes}`, layer, fileSource(image.blobPath(layer.digest)), {
+        monolithicMaxBytes: 100_000,
+        chunkBytes,
+      });
+      assert.equal(r.outcome, 'pushed');
+      assert.equal(r.resumes, 1);
+      assert.equal(r.restarts, 0);
+      assert.ok(proxy.requests.some((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/')));
+      assert.ok(await c.hasBlob(`127.0.0.1/up/resume-${chunkBytes}`, layer));
     });
-    assert.equal(r.outcome, 'pushed');
-    assert.equal(r.resumes, 1);
-    assert.equal(r.restarts, 0);
-    assert.ok(proxy.requests.some((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/')));
-    assert.ok(await c.hasBlob('127.0.0.1/up/resume', layer));
-  });
 
-  test('a PATCH cut after part of it reached the registry still lands (resumed or restarted, never corrupt)', async () => {
-    const c = client(proxy.url);
-    const layer = layers()[1];
-    assert.ok(layer);
-    proxy.reset();
-    let cut = false;
-    proxy.setRule((r) => {
-      if (cut || r.method !== 'PATCH' || r.count !== 2) return undefined;
-      cut = true;
-      return fault.cutRequest(300_000, true);
+    test(`a PATCH (${chunkBytes} bytes) cut after part of it reached the registry still lands (resumed or restarted, never corrupt)`, async () => {
+      const c = client(proxy.url);
+      const layer = layers()[1];
+      assert.ok(layer);
+      proxy.reset();
+      let cut = false;
+      proxy.setRule((r) => {
+        if (cut || r.method !== 'PATCH' || r.count !== 2) return undefined;
+        cut = true;
+        return fault.cutRequest(300_000, true);
+      });
+      const r = await c.pushBlob(
+        `127.0.0.1/up/partial-${chunkBytes}`,
+        layer,
+        fileSource(image.blobPath(layer.digest)),
+        {
+          monolithicMaxBytes: 100_000,
+          chunkBytes,
+        },
+      );
+      assert.equal(r.outcome, 'pushed');
+      assert.ok(r.resumes + r.restarts >= 1);
+      assert.ok(await c.hasBlob(`127.0.0.1/up/partial-${chunkBytes}`, layer));
     });
-    const r = await c.pushBlob('127.0.0.1/up/partial', layer, fileSource(image.blobPath(layer.digest)), {
-      monolithicMaxBytes: 100_000,
-      chunkBytes: 1_000_000,
-    });
-    assert.equal(r.outcome, 'pushed');
-    assert.ok(r.resumes + r.restarts >= 1);
-    assert.ok(await c.hasBlob('127.0.0.1/up/partial', layer));
-  });
+  }
 
   test('a source whose bytes do not match the digest is never committed', async () => {
     const c = client(registry.url, registry.caPem);
-    const layer = layers()[0];
-    assert.ok(layer);
-    const bad = Buffer.from(await readFile(image.blobPath(layer.digest)));
-    bad[1000] = (bad[1000] ?? 0) ^ 0xff;
-    for (const monolithicMaxBytes of [10_000_000, 100_000]) {
-      const err: unknown = await c
-        .pushBlob('127.0.0.1/up/bad', layer, bytesSource(bad), { monolithicMaxBytes, chunkBytes: 100_000 })
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-      assert.ok(err instanceof RegistryError, String(err));
-      assert.equal(err.code, 'ErrDigestMismatch');
-      assert.match(err.message, new RegExp(layer.digest));
-      assert.equal(await c.hasBlob('127.0.0.1/up/bad', layer), false);
+    // A small blob (through undici) and a large one (bulk-upload.ts), each in one PUT and in PATCHes.
+    for (const [layer, chunkBytes] of [
+      [layers()[0], 100_000],
+      [layers()[1], 1_400_000],
+    ] as const) {
+      assert.ok(layer);
+      const bad = Buffer.from(await readFile(image.blobPath(layer.digest)));
+      bad[1000] = (bad[1000] ?? 0) ^ 0xff;
+      for (const monolithicMaxBytes of [10_000_000, 100_000]) {
+        const err: unknown = await c
+          .pushBlob('127.0.0.1/up/bad', layer, bytesSource(bad), { monolithicMaxBytes, chunkBytes })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        assert.ok(err instanceof RegistryError, String(err));
+        assert.equal(err.code, 'ErrDigestMismatch');
+        assert.match(err.message, new RegExp(layer.digest));
+        assert.equal(await c.hasBlob('127.0.0.1/up/bad', layer), false);
+      }
     }
   });
 
