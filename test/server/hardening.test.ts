@@ -4,16 +4,18 @@
 // access log has one line per request and never the Authorization header.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { BasicAuthenticator, allowPush, type RegistryServer } from '../../src/server/index.ts';
 import {
   basicAuth,
   buildImage,
   httpRequest,
   inspectRaw,
+  makeServerCertificates,
   makeTempDir,
   requireTools,
   type TempDir,
@@ -103,6 +105,32 @@ describe(
       assert.match(text, /kimg_registry_requests_total\{method="GET",route="manifest",status="200"\} [1-9]/);
       assert.match(text, /kimg_registry_requests_total\{method="GET",route="base",status="401"\} [1-9]/);
       assert.match(text, /kimg_registry_bytes_served_total [1-9]/);
+    });
+
+    test('over TLS the suite is AES-128-GCM, as Go servers choose; ChaCha20 when the client ranks it first; no TLS 1.1', async () => {
+      const certs = await makeServerCertificates(join(tmp.path, 'certs'));
+      const { server: tls } = await startServer(join(tmp.path, 'store'), {
+        tls: { cert: await readFile(certs.certFile), key: await readFile(certs.keyFile) },
+      });
+      try {
+        const suite = (options: ConnectionOptions) =>
+          new Promise<string>((resolve, reject) => {
+            const socket = tlsConnect({ host: '127.0.0.1', port: tls.port, ca: certs.caPem, ...options }, () => {
+              resolve(socket.getCipher().standardName);
+              socket.end();
+            });
+            socket.once('error', reject);
+          });
+        assert.equal(await suite({}), 'TLS_AES_128_GCM_SHA256');
+        assert.equal(
+          await suite({ ciphers: 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256' }),
+          'TLS_CHACHA20_POLY1305_SHA256',
+        );
+        assert.equal(await suite({ maxVersion: 'TLSv1.2' }), 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
+        await assert.rejects(suite({ maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }));
+      } finally {
+        await tls.close();
+      }
     });
   },
 );
