@@ -4,7 +4,7 @@
  * verified documents, re-openable blobs), so the copy engine reads archives as it reads layouts
  * and registries.
  */
-import type { Descriptor } from '../oci/index.ts';
+import { referrersAmong, type Descriptor } from '../oci/index.ts';
 import type { BlobSource } from '../registry/index.ts';
 import { Archive, type ArchiveImage, type OpenArchiveOptions } from './archive.ts';
 import { ArchiveError } from './errors.ts';
@@ -25,6 +25,8 @@ export interface ArchiveImageSource {
   manifest(descriptor: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
   hasBlob(descriptor: Descriptor): Promise<boolean>;
   blob(descriptor: Descriptor): BlobSource;
+  /** Referrers listed in the archive's `index.json` (manifests with a `subject`). */
+  referrers(subject: Descriptor): Promise<readonly Descriptor[]>;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function openArchiveSource(
   const archive = await Archive.open(file, options);
   const image = selectArchiveImage(archive, reference);
   const label = options.label ?? `${archive.format}:${file}${reference === undefined ? '' : `:${reference}`}`;
+  let referrerMap: Promise<Map<string, Descriptor[]>> | undefined;
   return {
     label,
     archive,
@@ -92,6 +95,13 @@ export async function openArchiveSource(
     manifest: (descriptor) => archive.document(descriptor),
     hasBlob: async (descriptor) => archive.hasBlob(descriptor),
     blob: (descriptor) => archive.blob(descriptor),
+    async referrers(subject) {
+      referrerMap ??= referrersAmong(
+        archive.images.map((i) => i.descriptor),
+        (d) => archive.document(d),
+      );
+      return (await referrerMap).get(subject.digest) ?? [];
+    },
     close: async () => undefined,
   };
 }

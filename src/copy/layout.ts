@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Descriptor } from '../oci/index.ts';
+import { referrersAmong, type Descriptor } from '../oci/index.ts';
 import type { BlobSource } from '../registry/index.ts';
 import { splitImageName, type Store } from '../store/index.ts';
 import {
@@ -60,6 +60,8 @@ async function findRoot(store: Store, reference: string | undefined, label: stri
 
 /** A layout (or the store) as a source. */
 export class LayoutSource implements ImageSource {
+  private referrerMap: Promise<Map<string, Descriptor[]>> | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly reference: string | undefined,
@@ -106,6 +108,18 @@ export class LayoutSource implements ImageSource {
 
   blob(descriptor: Descriptor): BlobSource {
     return layoutBlobSource(this.store, descriptor);
+  }
+
+  /** Referrers the layout lists in `index.json` (as oras writes artifacts into a layout); a
+   * referrer only among the blobs is not found. */
+  async referrers(subject: Descriptor): Promise<readonly Descriptor[]> {
+    this.referrerMap ??= this.store.listImages().then((records) =>
+      referrersAmong(
+        records.map((r) => r.descriptor),
+        (d) => this.manifest(d),
+      ),
+    );
+    return (await this.referrerMap).get(subject.digest) ?? [];
   }
 
   close(): Promise<void> {

@@ -33,6 +33,7 @@ export {
   type HostInfo,
   type PlatformMatchOptions,
 } from './platform.ts';
+export { referrerOf, referrersAmong } from './referrers.ts';
 export {
   MAX_INDEX_DEPTH,
   MAX_WALK_DESCRIPTORS,

@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MediaType, type Descriptor, type ImageIndex } from '../oci/index.ts';
+import { MediaType, referrerOf, type Descriptor, type ImageIndex } from '../oci/index.ts';
 import type { ContentReader } from './content.ts';
 
 /** What a blob refers to: its subject's digest and the descriptor of the referrer. */
@@ -73,21 +73,7 @@ export class ReferrersIndex {
     if (size === undefined || size > this.maxManifestBytes) return null;
     const manifest = await this.content.manifest(digest).catch(() => undefined);
     if (manifest === undefined) return null;
-    const document = manifest.document;
-    const body = document.kind === 'manifest' ? document.manifest : document.index;
-    if (body.subject === undefined) return null;
-    const artifactType =
-      body.artifactType ?? (document.kind === 'manifest' ? document.manifest.config.mediaType : undefined);
-    return {
-      subject: body.subject.digest,
-      descriptor: {
-        mediaType: manifest.mediaType,
-        digest,
-        size: manifest.bytes.byteLength,
-        ...(artifactType !== undefined && { artifactType }),
-        ...(body.annotations !== undefined && { annotations: body.annotations }),
-      },
-    };
+    return referrerOf(manifest.document, digest, manifest.bytes.byteLength) ?? null;
   }
 
   /** Records a manifest this server just stored (a push), without a scan. */

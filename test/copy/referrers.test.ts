@@ -3,6 +3,7 @@
 // `OCI-Subject`) as source and destination; skopeo reads what landed. Hostile referrers answers
 // come from the fault proxy in front of a real registry.
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { copyImage, openDestination, openSource, parseTransport, type CopyResult } from '../../src/copy/index.ts';
@@ -12,11 +13,13 @@ import { RegistryClient, referrersTag, type RepositoryRef } from '../../src/regi
 import { allowPush, type RegistryServer } from '../../src/server/index.ts';
 import {
   buildImage,
+  copyImage as skopeoCopy,
   httpRequest,
   inspectRaw,
   makeTempDir,
   pushImage,
   requireTools,
+  run,
   startFaultProxy,
   startRegistry,
   type BuiltImage,
@@ -41,6 +44,8 @@ describe('kimg copy --referrers', { skip }, () => {
   let sig: Descriptor;
   let sbom: Descriptor;
   let sbomSig: Descriptor;
+  /** Each artifact's manifest bytes and blobs, to write them into a layout as oras does. */
+  const artifacts = new Map<string, { manifest: Buffer; blobs: [Descriptor, Buffer][] }>();
 
   /** Pushes an artifact whose `subject` is `of` to `host/repo`, keeping the fallback tag when the
    * registry does not answer `OCI-Subject`. */
@@ -78,6 +83,13 @@ describe('kimg copy --referrers', { skip }, () => {
       artifactType,
       annotations,
     };
+    artifacts.set(d.digest, {
+      manifest,
+      blobs: [
+        [configD, config],
+        [layerD, layer],
+      ],
+    });
     const put = await client.putManifest(repo, d.digest, manifest, d.mediaType);
     if (put.subject === undefined) await client.addToReferrersTag(repo, of.digest, d);
     return d;
@@ -264,6 +276,33 @@ describe('kimg copy --referrers', { skip }, () => {
     );
     assert.equal(proxy.requests.filter((q) => q.path === path).length, 2);
     proxy.setRule(undefined);
+  });
+
+  test('from an OCI layout and an oci-archive listing the artifacts in index.json (as oras writes them)', async () => {
+    const dir = join(tmp.path, 'with-referrers');
+    await skopeoCopy(`oci:${image.layout}:${image.tag}`, `oci:${dir}:v1`, { all: true });
+    const indexPath = join(dir, 'index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests: Descriptor[] };
+    for (const d of [sig, sbom, sbomSig]) {
+      const artifact = artifacts.get(d.digest);
+      assert.ok(artifact);
+      for (const [blob, bytes] of [...artifact.blobs, [d, artifact.manifest] as const])
+        await writeFile(join(dir, 'blobs', 'sha256', blob.digest.slice(7)), bytes);
+      index.manifests.push({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
+    await writeFile(indexPath, JSON.stringify(index));
+    const archive = join(tmp.path, 'with-referrers.tar');
+    await run('tar', ['-cf', archive, '-C', dir, '.']);
+    for (const [src, repo] of [
+      [`oci:${dir}:v1`, 'fromlayout/app'],
+      [`oci-archive:${archive}:v1`, 'fromarchive/app'],
+    ] as const) {
+      const r = await kimg('copy', '--referrers', src, `docker://${b.host}/${repo}:v1`, '-o', 'json');
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as { referrers: unknown[] }).referrers.length, 3, r.stdout);
+      assert.deepEqual(await listed(b.host, repo, subject.digest), sorted(sig, sbom));
+      assert.deepEqual(await listed(b.host, repo, sbom.digest), sorted(sbomSig));
+    }
   });
 
   test('--referrers to a layout or archive is refused before anything is written', async () => {
