@@ -1,7 +1,10 @@
-// Writing what `kimg pin` produced: one stream on standard output, or files replaced atomically.
+// Writing what `kimg pin` and `kimg relocate` produced: one stream on standard output, records, or
+// files replaced atomically.
 import { randomBytes } from 'node:crypto';
 import { open, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { formatImageLock, makeImageLock, type LockEntry, type PinnedFile } from '../../manifests/index.ts';
+import { printRecords, writeLine, type Io } from '../io.ts';
 
 /**
  * Several files as one YAML stream, in order: each file's text as it is, with `---` between
@@ -70,5 +73,54 @@ export async function writeFilesAtomically(files: readonly FileWrite[]): Promise
     }
   } finally {
     await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
+  }
+}
+
+/** What a rewrite of manifests produced, and where the user asked for it. */
+export interface RewriteOutput {
+  readonly files: readonly PinnedFile[];
+  /** For `--lock`. */
+  readonly resolutions: readonly LockEntry[];
+  readonly resolveMode: string;
+  /** `-w`: replace the files instead of printing them. */
+  readonly write: boolean;
+  readonly lock: string | undefined;
+  readonly format: 'text' | 'json' | 'yaml';
+  /** The verb of the records' new-value field and of the `-w` lines: `pinned`, `relocated`. */
+  readonly verb: 'pinned' | 'relocated';
+}
+
+/**
+ * Writes a finished rewrite: `-w` files and the `--lock` file together, all or none; then one
+ * record per changed slot (`-o json|yaml`, docs/cli-output.md), a line per rewritten file on
+ * stderr (`-w`), or the rewritten manifests as one stream on stdout.
+ */
+export async function writeRewrite(io: Io, out: RewriteOutput): Promise<void> {
+  const writes: FileWrite[] = [];
+  if (out.write) writes.push(...out.files.filter((f) => f.changed).map((f) => ({ path: f.file, text: f.text })));
+  if (out.lock !== undefined)
+    writes.push({ path: out.lock, text: formatImageLock(makeImageLock(out.resolveMode, out.resolutions)) });
+  await writeFilesAtomically(writes);
+  if (out.format !== 'text') {
+    await printRecords(
+      io,
+      out.format,
+      out.files.flatMap((f) =>
+        f.changes.map(({ slot, image }) => ({
+          file: slot.file,
+          line: slot.line,
+          column: slot.column,
+          path: slot.path,
+          image: slot.image,
+          [out.verb]: image,
+        })),
+      ),
+    );
+  } else if (out.write) {
+    for (const f of out.files)
+      if (f.changed)
+        writeLine(io.stderr, `${f.file}: ${out.verb} ${f.changes.length} image${f.changes.length === 1 ? '' : 's'}`);
+  } else {
+    io.stdout.write(concatenateStreams(out.files.map((f) => f.text)));
   }
 }

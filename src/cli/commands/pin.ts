@@ -15,7 +15,7 @@ import {
   type SlotOptions,
 } from '../../manifests/index.ts';
 import { escapeControls } from '../format.ts';
-import { formatError, printRecords, writeLine, type Io } from '../io.ts';
+import { formatError, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags } from '../registry-options.ts';
 import {
   collect,
@@ -27,7 +27,7 @@ import {
   type PinFlags,
 } from './pin-engine.ts';
 import { readAll, readManifests, UsageError } from './pin-input.ts';
-import { concatenateStreams, writeFilesAtomically, type FileWrite } from './pin-output.ts';
+import { writeFilesAtomically, writeRewrite } from './pin-output.ts';
 import { failWith, outputFormat, printFindings, where } from './pin-report.ts';
 
 export function registerPin(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -161,36 +161,15 @@ async function finish(io: Io, flags: PinFlags, resolveMode: string, report: PinR
       writeLine(io.stderr, `${where(slot)}: ${escapeControls(slot.image)}: ${cause}`);
     return 1;
   }
-  const writes: FileWrite[] = [];
-  if (flags.write === true)
-    writes.push(...report.files.filter((f) => f.changed).map((f) => ({ path: f.file, text: f.text })));
-  if (flags.lock !== undefined)
-    writes.push({ path: flags.lock, text: formatImageLock(makeImageLock(resolveMode, report.resolutions)) });
-  await writeFilesAtomically(writes);
-  const format = outputFormat(flags.output);
-  if (format !== 'text') {
-    // For programs: one record per pinned image instead of the manifests (docs/cli-output.md).
-    await printRecords(
-      io,
-      format,
-      report.files.flatMap((f) =>
-        f.changes.map(({ slot, image }) => ({
-          file: slot.file,
-          line: slot.line,
-          column: slot.column,
-          path: slot.path,
-          image: slot.image,
-          pinned: image,
-        })),
-      ),
-    );
-  } else if (flags.write === true) {
-    for (const f of report.files)
-      if (f.changed)
-        writeLine(io.stderr, `${f.file}: pinned ${f.changes.length} image${f.changes.length === 1 ? '' : 's'}`);
-  } else {
-    io.stdout.write(concatenateStreams(report.files.map((f) => f.text)));
-  }
+  await writeRewrite(io, {
+    files: report.files,
+    resolutions: report.resolutions,
+    resolveMode,
+    write: flags.write === true,
+    lock: flags.lock,
+    format: outputFormat(flags.output),
+    verb: 'pinned',
+  });
   return 0;
 }
 

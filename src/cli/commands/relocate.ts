@@ -5,9 +5,7 @@ import type { Command } from 'commander';
 import type { CopyResult } from '../../copy/index.ts';
 import {
   RelocateError,
-  formatImageLock,
   formatRelocateTarget,
-  makeImageLock,
   parseFieldPath,
   parseRelocateTarget,
   relocate,
@@ -23,7 +21,7 @@ import { printRecords, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags, registryFrom } from '../registry-options.ts';
 import { collect, loadConfig, mutateFromFlags, resolveModeOf, type PinFlags } from './pin-engine.ts';
 import { readManifests, UsageError } from './pin-input.ts';
-import { concatenateStreams, writeFilesAtomically, type FileWrite } from './pin-output.ts';
+import { writeRewrite } from './pin-output.ts';
 import { failWith, outputFormat, where } from './pin-report.ts';
 
 interface RelocateFlags extends PinFlags {
@@ -243,33 +241,14 @@ async function finish(
   report: RelocateReport,
   format: 'text' | 'json' | 'yaml',
 ): Promise<number> {
-  const writes: FileWrite[] = [];
-  if (flags.write === true)
-    writes.push(...report.files.filter((f) => f.changed).map((f) => ({ path: f.file, text: f.text })));
-  if (flags.lock !== undefined)
-    writes.push({ path: flags.lock, text: formatImageLock(makeImageLock(resolveMode, report.resolutions)) });
-  await writeFilesAtomically(writes);
-  if (format !== 'text') {
-    await printRecords(
-      io,
-      format,
-      report.files.flatMap((f) =>
-        f.changes.map(({ slot, image }) => ({
-          file: slot.file,
-          line: slot.line,
-          column: slot.column,
-          path: slot.path,
-          image: slot.image,
-          relocated: image,
-        })),
-      ),
-    );
-  } else if (flags.write === true) {
-    for (const f of report.files)
-      if (f.changed)
-        writeLine(io.stderr, `${f.file}: relocated ${f.changes.length} image${f.changes.length === 1 ? '' : 's'}`);
-  } else {
-    io.stdout.write(concatenateStreams(report.files.map((f) => f.text)));
-  }
+  await writeRewrite(io, {
+    files: report.files,
+    resolutions: report.resolutions,
+    resolveMode,
+    write: flags.write === true,
+    lock: flags.lock,
+    format,
+    verb: 'relocated',
+  });
   return 0;
 }
