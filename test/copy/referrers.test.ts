@@ -105,6 +105,16 @@ describe('kimg copy --referrers', { skip }, () => {
     return (JSON.parse(res.body.toString()) as { manifests: Descriptor[] }).manifests.map((m) => m.digest).sort();
   };
   const kimg = (...args: string[]) => runCli([...args, '--store', join(tmp.path, 'store')], { killAfterMs: 120_000 });
+  interface CopiedJson {
+    upToDate: boolean;
+    referrers: { digest: string; subject: string; via: string }[];
+  }
+  /** `kimg copy [--referrers] SRC DST -o json`, which must succeed. */
+  const copyJson = async (src: string, dst: string, referrers = true): Promise<CopiedJson> => {
+    const r = await kimg('copy', ...(referrers ? ['--referrers'] : []), src, dst, '-o', 'json');
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as CopiedJson;
+  };
   const sorted = (...ds: Descriptor[]) => ds.map((d) => d.digest).sort();
 
   /** The library's copy, as the CLI wires it, for the hostile cases. */
@@ -146,16 +156,7 @@ describe('kimg copy --referrers', { skip }, () => {
   test('Distribution to Distribution: the signature, the SBOM and the SBOM’s signature land, in fallback tags', async () => {
     // The source holds them through its own fallback tags (Distribution 2.8 has no API).
     assert.deepEqual(await listed(a.host, 'team/app', subject.digest), sorted(sig, sbom));
-    const r = await kimg(
-      'copy',
-      '--referrers',
-      `docker://${a.host}/team/app:v1`,
-      `docker://${b.host}/mirror/app:v1`,
-      '-o',
-      'json',
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { referrers: { digest: string; subject: string; via: string }[] };
+    const result = await copyJson(`docker://${a.host}/team/app:v1`, `docker://${b.host}/mirror/app:v1`);
     assert.deepEqual(result.referrers.map((x) => x.digest).sort(), sorted(sig, sbom, sbomSig));
     assert.ok(result.referrers.every((x) => x.via === 'tag'));
     assert.deepEqual(await listed(b.host, 'mirror/app', subject.digest), sorted(sig, sbom));
@@ -163,57 +164,32 @@ describe('kimg copy --referrers', { skip }, () => {
     // The referrer's exact bytes, by digest.
     assert.equal(digestOf(await inspectRaw(`${b.host}/mirror/app@${sig.digest}`, { tlsVerify: false })), sig.digest);
     // Again: the image is up to date, the referrers are already listed (the tag is not rewritten).
-    const again = await kimg(
-      'copy',
-      '--referrers',
-      `docker://${a.host}/team/app:v1`,
-      `docker://${b.host}/mirror/app:v1`,
-      '-o',
-      'json',
-    );
-    assert.equal(again.status, 0, again.stderr);
-    assert.equal((JSON.parse(again.stdout) as { upToDate: boolean }).upToDate, true);
+    const again = await copyJson(`docker://${a.host}/team/app:v1`, `docker://${b.host}/mirror/app:v1`);
+    assert.equal(again.upToDate, true);
+    assert.equal(again.referrers.length, 3);
     assert.deepEqual(await listed(b.host, 'mirror/app', subject.digest), sorted(sig, sbom));
   });
 
   test('without --referrers nothing but the image is copied', async () => {
-    const r = await kimg('copy', `docker://${a.host}/team/app:v1`, `docker://${b.host}/plain/app:v1`, '-o', 'json');
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual((JSON.parse(r.stdout) as { referrers: unknown[] }).referrers, []);
+    const r = await copyJson(`docker://${a.host}/team/app:v1`, `docker://${b.host}/plain/app:v1`, false);
+    assert.deepEqual(r.referrers, []);
     await assert.rejects(inspectRaw(`${b.host}/plain/app:${referrersTag(subject.digest)}`, { tlsVerify: false }));
     await assert.rejects(inspectRaw(`${b.host}/plain/app@${sig.digest}`, { tlsVerify: false }));
   });
 
   test('to kimg registry serve (referrers API, OCI-Subject): no fallback tag; back out to Distribution', async () => {
-    const r = await kimg(
-      'copy',
-      '--referrers',
-      `docker://${a.host}/team/app:v1`,
-      `docker://${k.host}/team/app:v1`,
-      '-o',
-      'json',
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { referrers: { via: string }[] };
+    const result = await copyJson(`docker://${a.host}/team/app:v1`, `docker://${k.host}/team/app:v1`);
     assert.equal(result.referrers.length, 3);
     assert.ok(
       result.referrers.every((x) => x.via === 'api'),
-      r.stdout,
+      JSON.stringify(result),
     );
     assert.deepEqual(await viaApi(k.host, 'team/app', subject.digest), sorted(sig, sbom));
     assert.deepEqual(await viaApi(k.host, 'team/app', sbom.digest), sorted(sbomSig));
     await assert.rejects(inspectRaw(`${k.host}/team/app:${referrersTag(subject.digest)}`, { tlsVerify: false }));
     // kimg serve as the source: discovered through its API, written to Distribution's tags.
-    const out = await kimg(
-      'copy',
-      '--referrers',
-      `docker://${k.host}/team/app:v1`,
-      `docker://${b.host}/fromk/app:v1`,
-      '-o',
-      'json',
-    );
-    assert.equal(out.status, 0, out.stderr);
-    assert.equal((JSON.parse(out.stdout) as { referrers: unknown[] }).referrers.length, 3);
+    const out = await copyJson(`docker://${k.host}/team/app:v1`, `docker://${b.host}/fromk/app:v1`);
+    assert.equal(out.referrers.length, 3);
     assert.deepEqual(await listed(b.host, 'fromk/app', subject.digest), sorted(sig, sbom));
     assert.deepEqual(await listed(b.host, 'fromk/app', sbom.digest), sorted(sbomSig));
   });
@@ -297,9 +273,8 @@ describe('kimg copy --referrers', { skip }, () => {
       [`oci:${dir}:v1`, 'fromlayout/app'],
       [`oci-archive:${archive}:v1`, 'fromarchive/app'],
     ] as const) {
-      const r = await kimg('copy', '--referrers', src, `docker://${b.host}/${repo}:v1`, '-o', 'json');
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal((JSON.parse(r.stdout) as { referrers: unknown[] }).referrers.length, 3, r.stdout);
+      const r = await copyJson(src, `docker://${b.host}/${repo}:v1`);
+      assert.equal(r.referrers.length, 3, JSON.stringify(r));
       assert.deepEqual(await listed(b.host, repo, subject.digest), sorted(sig, sbom));
       assert.deepEqual(await listed(b.host, repo, sbom.digest), sorted(sbomSig));
     }
