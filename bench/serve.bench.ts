@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Client, request } from 'undici';
+import { Agent, request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
+import { request } from 'undici';
 import { MANIFEST_ACCEPT } from '../src/oci/index.ts';
 import { openStore } from '../src/store/index.ts';
 import {
@@ -302,32 +304,50 @@ export async function runServeBench(): Promise<void> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** `clients` keep-alive connections, each sending `each` HEADs at a pace; every latency in ms. */
+/**
+ * `clients` keep-alive connections (node:http agents of one socket each), each sending `each`
+ * HEADs at a pace; every latency in ms. Not undici: it closes the connection after every HEAD
+ * (undici lib/dispatcher/client-h1.js, "Close after a HEAD request to interop with misbehaving
+ * servers", nodejs/undici#258), which would measure a TCP connect per request.
+ */
 async function headStorm(base: string, path: string, clients: number, each: number): Promise<number[]> {
+  const url = new URL(base);
   const latencies: number[] = [];
-  const connections = Array.from({ length: clients }, () => new Client(base, { pipelining: 1 }));
+  const sockets = new Set<Socket>();
+  const agents = Array.from({ length: clients }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
+  const head = (agent: Agent): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, path, method: 'HEAD', agent, headers: ACCEPT },
+        (res) => {
+          res.resume();
+          res.once('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.once('socket', (socket) => sockets.add(socket));
+      req.once('error', reject);
+      req.end();
+    });
   try {
     // One request per connection first, so that connecting is not measured.
+    await Promise.all(agents.map((agent) => head(agent)));
     await Promise.all(
-      connections.map(async (c) => (await c.request({ method: 'HEAD', path, headers: ACCEPT })).body.resume()),
-    );
-    await Promise.all(
-      connections.map(async (client) => {
+      agents.map(async (agent) => {
         // Spread the clients' starts over one pace, then each waits PACE_MS between requests.
         await sleep(Math.random() * PACE_MS);
         for (let i = 0; i < each; i++) {
           if (i > 0) await sleep(PACE_MS);
           const t0 = performance.now();
-          const res = await client.request({ method: 'HEAD', path, headers: ACCEPT });
-          res.body.resume();
-          if (res.statusCode !== 200) throw new Error(`HEAD ${path}: ${res.statusCode}`);
+          const status = await head(agent);
+          if (status !== 200) throw new Error(`HEAD ${path}: ${status}`);
           latencies.push(performance.now() - t0);
         }
       }),
     );
   } finally {
-    await Promise.all(connections.map((c) => c.close()));
+    for (const agent of agents) agent.destroy();
   }
+  if (sockets.size !== clients) console.log(`(${sockets.size} connections for ${clients} clients: not all kept alive)`);
   return latencies;
 }
 

@@ -31,10 +31,26 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end: Math.min(end, size - 1) };
 }
 
+/** Accept headers seen, parsed: a client sends the same one on every request. */
+const acceptSeen = new Map<string, ReadonlySet<string> | undefined>();
+const MAX_ACCEPT_SEEN = 256;
+
 /** The media types an `Accept` header lists (parameters dropped); undefined = anything. */
-export function acceptedTypes(header: string | string[] | undefined): Set<string> | undefined {
+export function acceptedTypes(header: string | string[] | undefined): ReadonlySet<string> | undefined {
   const text = Array.isArray(header) ? header.join(',') : header;
-  if (text === undefined || text.trim() === '') return undefined;
+  if (text === undefined) return undefined;
+  const seen = acceptSeen.get(text);
+  if (seen !== undefined || acceptSeen.has(text)) return seen;
+  const types = parseAccept(text);
+  if (text.length <= 4096) {
+    if (acceptSeen.size >= MAX_ACCEPT_SEEN) acceptSeen.clear();
+    acceptSeen.set(text, types);
+  }
+  return types;
+}
+
+function parseAccept(text: string): ReadonlySet<string> | undefined {
+  if (text.trim() === '') return undefined;
   const types = new Set<string>();
   for (const part of text.split(',').slice(0, 64)) {
     const type = stripMediaTypeParameters(part);

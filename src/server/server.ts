@@ -108,6 +108,12 @@ export function isLoopback(host: string): boolean {
 const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_256_GCM_SHA384'];
 const SERVER_CIPHERS = [...TLS13_SUITES, ...DEFAULT_CIPHERS.split(':').filter((c) => !c.startsWith('TLS_'))].join(':');
 
+/** Most repository names remembered; past it the memory starts afresh. */
+const MAX_REMEMBERED_NAMES = 4096;
+
+/** The signal of requests that nothing cancels. */
+const NEVER_ABORTED = new AbortController().signal;
+
 /** What the access log shows of a request target: printable, bounded. */
 function shownTarget(url: string): string {
   const printable = url.replace(/[^\x21-\x7e]/g, '?');
@@ -132,6 +138,8 @@ export class RegistryServer {
   private readonly writes: WriteSide | undefined;
   private readonly maxManifestBytes: number;
   private readonly scheme: 'http' | 'https';
+  /** Valid repository names met (`ns` and name → parsed); invalid ones are not kept. */
+  private readonly repositories = new Map<string, RepositoryName>();
 
   private constructor(private readonly options: RegistryServerOptions) {
     this.metrics = options.metrics ?? new ServerMetrics();
@@ -249,23 +257,27 @@ export class RegistryServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const controller = new AbortController();
+    // Only pull-through work is cancelled when the client goes; without it no request needs a
+    // signal of its own (one per request is a measurable part of a manifest HEAD).
+    const controller = this.options.pullThrough === undefined ? undefined : new AbortController();
     let routeName = 'other';
     let user: string | undefined;
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort(new Error('the client went away'));
+      if (!res.writableFinished) controller?.abort(new Error('the client went away'));
       const status = res.writableFinished || res.headersSent ? res.statusCode : 0;
       this.metrics.requests.add({ method: req.method ?? '', route: routeName, status: String(status) });
+      const accessLog = this.options.accessLog;
+      if (accessLog === undefined) return;
       const ms = (performance.now() - started).toFixed(1);
       const remote = req.socket.remoteAddress ?? '-';
-      this.options.accessLog?.(
+      accessLog(
         `${remote} ${user ?? '-'} "${req.method ?? ''} ${shownTarget(req.url ?? '')}" ${status}${res.writableFinished ? '' : ' (cut)'} ${ms}ms`,
       );
     });
     this.dispatch(
       req,
       res,
-      controller.signal,
+      controller?.signal ?? NEVER_ABORTED,
       (name) => (routeName = name),
       (name) => (user = name),
     ).catch((err: unknown) => this.fail(req, res, err));
@@ -350,7 +362,7 @@ export class RegistryServer {
       return;
     }
     const ns = query.get('ns') ?? undefined;
-    const repo = repositoryOf(route.name, ns, this.defaultUpstream);
+    const repo = this.repositoryOf(route.name, ns);
     const agent = req.headers['user-agent'];
     const read =
       this.loopToken !== undefined && typeof agent === 'string' && agent.includes(this.loopToken)
@@ -374,6 +386,18 @@ export class RegistryServer {
     }
     if (this.writes === undefined) return refuseWrite(route.kind, req, res, query, this.maxManifestBytes);
     return this.writes.handle(route, repo, req, res, query);
+  }
+
+  /** `repositoryOf`, remembered: clients ask for the same few names over and over. */
+  private repositoryOf(name: string, ns: string | undefined): RepositoryName {
+    const key = ns === undefined ? name : `${ns}\n${name}`;
+    let repo = this.repositories.get(key);
+    if (repo === undefined) {
+      repo = repositoryOf(name, ns, this.defaultUpstream);
+      if (this.repositories.size >= MAX_REMEMBERED_NAMES) this.repositories.clear();
+      this.repositories.set(key, repo);
+    }
+    return repo;
   }
 
   /** The user a request authenticated as ('-' without auth); UNAUTHORIZED otherwise. */
