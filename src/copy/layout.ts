@@ -20,12 +20,33 @@ import {
 
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
 
-/** A blob file of a layout from any offset, never through a symlink. */
+/** Bytes read at a time from a blob file. */
+const READ_BYTES = 1 << 20;
+
+/**
+ * A blob file of a layout from any offset, never through a symlink. With `reuse` one buffer is
+ * read into again for every chunk (a push reads a GiB without 1024 fresh allocations and the
+ * garbage collections they drive); otherwise each chunk is a buffer of its own.
+ */
 export function layoutBlobSource(store: Store, descriptor: Descriptor): BlobSource {
   return {
-    async *open(offset: number) {
+    async *open(offset: number, _signal?: AbortSignal, reuse = false) {
       const handle = await open(store.blobPath(descriptor.digest), constants.O_RDONLY | constants.O_NOFOLLOW);
-      yield* createReadStream('', { fd: handle, start: offset, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+      if (!reuse) {
+        yield* createReadStream('', { fd: handle, start: offset, highWaterMark: READ_BYTES }) as AsyncIterable<Buffer>;
+        return;
+      }
+      try {
+        const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+        for (let position = offset; ;) {
+          const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, position);
+          if (bytesRead === 0) return;
+          position += bytesRead;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await handle.close();
+      }
     },
   };
 }

@@ -570,6 +570,8 @@ class SendHasher {
         counters.bytesSent += chunk.byteLength;
         yield chunk;
       }
+      // Every byte is out: the source's file or connection closes now, not when collected.
+      if (self.iteratorOffset === self.descriptor.size) self.close();
       if (last) {
         try {
           self.verifier.finish();
