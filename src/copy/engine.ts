@@ -293,6 +293,19 @@ async function copyReferrers(
           );
         }
         const bytes = await source.manifest(found, signal);
+        // The listing is the source's word; the manifest's own `subject` decides where it goes.
+        const document = parseManifestDocument(bytes, {
+          what: `${what}: ${found.digest}`,
+          descriptorMediaType: found.mediaType,
+        });
+        const own = document.kind === 'manifest' ? document.manifest.subject : document.index.subject;
+        if (own?.digest !== subject.digest) {
+          throw new CopyError(
+            'ErrManifestInvalid',
+            `${what}: the source lists ${found.digest} as a referrer of ${subject.digest}, but its subject is ${own?.digest ?? 'absent'}; nothing of it was copied`,
+            { image: source.label, digest: found.digest },
+          );
+        }
         const { annotations: _a, artifactType: _t, ...plain } = found;
         const rp = await plan(source, { ...options, allPlatforms: true }, { descriptor: plain, bytes });
         await checkBlobs(source, rp, `${what}: ${found.digest}`);

@@ -240,6 +240,12 @@ describe('kimg copy --referrers', { skip }, () => {
         : undefined,
     );
     await assert.rejects(libraryCopy(src, `docker://${b.host}/hostile/app:v1`), /more than 1024 referrers/);
+    // A listing naming a manifest whose own subject is another one.
+    answer(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [sbomSig] }));
+    await assert.rejects(
+      libraryCopy(src, `docker://${b.host}/hostile/app:v1`),
+      new RegExp(`lists ${sbomSig.digest} as a referrer of ${subject.digest}, but its subject is ${sbom.digest}`),
+    );
     // Every page links to itself: read once, then the listing ends; the real referrers are copied.
     proxy.reset();
     answer(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [sig] }), {
