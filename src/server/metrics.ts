@@ -1,46 +1,8 @@
 /**
  * The server's Prometheus metrics, in the text exposition format 0.0.4: requests by method,
- * route and status, bytes served, and pull-through hits, misses and upstream fetches. Counters
- * only, so no client library.
+ * route and status, bytes served, and pull-through hits, misses and upstream fetches.
  */
-
-type Labels = Readonly<Record<string, string>>;
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-class Counter {
-  private readonly series = new Map<string, { labels: Labels; value: number }>();
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-
-  add(labels: Labels, amount = 1): void {
-    let key = '';
-    for (const name in labels) key += `${labels[name] ?? ''}\u0000`;
-    const found = this.series.get(key);
-    if (found !== undefined) found.value += amount;
-    else this.series.set(key, { labels, value: amount });
-  }
-
-  value(labels: Labels = {}): number {
-    let total = 0;
-    for (const s of this.series.values())
-      if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
-    return total;
-  }
-
-  render(out: string[]): void {
-    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
-    for (const s of this.series.values()) {
-      const parts = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-      out.push(`${this.name}${parts.length === 0 ? '' : `{${parts.join(',')}}`} ${s.value}`);
-    }
-  }
-}
+import { Counter, renderMetrics } from '../metrics/index.ts';
 
 /**
  * The registry server's Prometheus counters (requests by method, route and status, bytes
@@ -63,9 +25,6 @@ export class ServerMetrics {
   readonly uploads = new Counter('kimg_registry_uploads_total', 'Blob uploads finished, by result.');
 
   render(): string {
-    const out: string[] = [];
-    for (const c of [this.requests, this.bytesServed, this.pullThrough, this.upstreamBytes, this.uploads])
-      c.render(out);
-    return `${out.join('\n')}\n`;
+    return renderMetrics([this.requests, this.bytesServed, this.pullThrough, this.upstreamBytes, this.uploads]);
   }
 }

@@ -85,7 +85,7 @@ export class PullThrough implements Upstream {
   }
 
   private count(kind: string, result: string): void {
-    this.options.metrics.pullThrough.add({ kind, result });
+    this.options.metrics.pullThrough.inc({ kind, result });
   }
 
   /** Remembers the blobs a manifest names (and records tags whose image is now complete). */
@@ -279,7 +279,7 @@ export class PullThrough implements Upstream {
         this.options.store,
         this.options.client,
         { registry: repo.domain, path: repo.path },
-        (n) => this.options.metrics.upstreamBytes.add({}, n),
+        (n) => this.options.metrics.upstreamBytes.inc({}, n),
       );
       download = started;
       this.downloads.set(digest, started);
@@ -321,7 +321,7 @@ export class PullThrough implements Upstream {
       res.end();
       return true;
     }
-    await download.follow(res, start, end, (n) => this.options.metrics.bytesServed.add({}, n));
+    await download.follow(res, start, end, (n) => this.options.metrics.bytesServed.inc({}, n));
     return true;
   }
 }

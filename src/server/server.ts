@@ -161,7 +161,7 @@ export class RegistryServer {
             ...(options.pullThrough.tagTtlMs !== undefined && { tagTtlMs: options.pullThrough.tagTtlMs }),
             ...(options.log !== undefined && { log: options.log }),
           });
-    const counters = { bytesServed: (n: number) => this.metrics.bytesServed.add({}, n) };
+    const counters = { bytesServed: (n: number) => this.metrics.bytesServed.inc({}, n) };
     this.read = new ReadHandler(view, content, referrers, this.defaultUpstream, counters, upstream);
     this.readLocal = new ReadHandler(view, content, referrers, this.defaultUpstream, counters, undefined);
     this.loopToken = options.pullThrough?.loopToken;
@@ -265,7 +265,7 @@ export class RegistryServer {
     res.once('close', () => {
       if (!res.writableFinished) controller?.abort(new Error('the client went away'));
       const status = res.writableFinished || res.headersSent ? res.statusCode : 0;
-      this.metrics.requests.add({ method: req.method ?? '', route: routeName, status: String(status) });
+      this.metrics.requests.inc({ method: req.method ?? '', route: routeName, status: String(status) });
       const accessLog = this.options.accessLog;
       if (accessLog === undefined) return;
       const ms = (performance.now() - started).toFixed(1);

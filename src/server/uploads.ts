@@ -220,14 +220,14 @@ class Uploads implements WriteSide {
         : `${parsed.algorithm}:${await hashFile(session.path, parsed.algorithm)}`;
     if (actual !== digest) {
       await this.drop(session);
-      this.context.metrics.uploads.add({ result: 'digest-mismatch' });
+      this.context.metrics.uploads.inc({ result: 'digest-mismatch' });
       throw new DistributionError('DIGEST_INVALID', `the upload hashes to ${actual}, not ${digest}`, {
         detail: { digest },
       });
     }
     await this.ingest({ mediaType: 'application/octet-stream', digest, size: session.size }, session.path);
     await this.drop(session);
-    this.context.metrics.uploads.add({ result: 'ok' });
+    this.context.metrics.uploads.inc({ result: 'ok' });
     return this.created(repo, digest, res);
   }
 
@@ -265,12 +265,12 @@ class Uploads implements WriteSide {
       await ingest.commit();
     } catch (err) {
       await ingest.abort().catch(() => undefined);
-      this.context.metrics.uploads.add({ result: 'digest-mismatch' });
+      this.context.metrics.uploads.inc({ result: 'digest-mismatch' });
       throw new DistributionError('DIGEST_INVALID', `the upload is not ${digest}: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    this.context.metrics.uploads.add({ result: 'ok' });
+    this.context.metrics.uploads.inc({ result: 'ok' });
     return this.created(repo, digest, res);
   }
 

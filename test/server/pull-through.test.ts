@@ -123,7 +123,7 @@ describe('kimg registry serve --pull-through', { skip }, () => {
 
   test('20 concurrent clients on one uncached image: one upstream download per blob', async () => {
     proxy.reset();
-    const missesBefore = server.metrics.pullThrough.value({ kind: 'blob', result: 'miss' });
+    const missesBefore = server.metrics.pullThrough.sum({ kind: 'blob', result: 'miss' });
     const results = await Promise.all(Array.from({ length: 20 }, () => pullAll(server.url, 'team/wide', '1')));
     const digests = results[0] ?? [];
     const counts = blobGetCounts(proxy);
@@ -135,7 +135,7 @@ describe('kimg registry serve --pull-through', { skip }, () => {
     // Distribution's proxy); the manifest itself is fetched once.
     const manifestGets = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/'));
     assert.equal(manifestGets.length, 1, manifestGets.map((r) => `${r.method} ${r.path}`).join('\n'));
-    assert.equal(server.metrics.pullThrough.value({ kind: 'blob', result: 'miss' }) - missesBefore, digests.length);
+    assert.equal(server.metrics.pullThrough.sum({ kind: 'blob', result: 'miss' }) - missesBefore, digests.length);
   });
 
   test('a blob that fails verification resets the client and never reaches the store; the next request completes', async () => {
