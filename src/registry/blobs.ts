@@ -10,6 +10,7 @@ import type { Descriptor } from '../oci/index.ts';
 import type { Authenticator } from './auth.ts';
 import { discard } from './body.ts';
 import { LeanBody } from './lean-http.ts';
+import { ThreadBody } from './lean-thread.ts';
 import { pullScope, type Scope } from './challenge.ts';
 import { errorFromResponse, type OperationContext } from './context.ts';
 import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
@@ -370,7 +371,7 @@ async function pump(opened: OpenedRange, transfer: BlobTransfer, ctx: OperationC
   };
   let failure: unknown;
   try {
-    if (res.body instanceof LeanBody) {
+    if (res.body instanceof LeanBody || res.body instanceof ThreadBody) {
       await res.body.pump((chunk) => consume(chunk, true));
     } else {
       for await (const chunk of chunksOf(res.body)) await consume(chunk, false);

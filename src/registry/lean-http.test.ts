@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { text } from 'node:stream/consumers';
-import { LeanBody, leanGet, type LeanRequestOptions } from './lean-http.ts';
+import { leanGet, type ChunkConsumer, type LeanRequestOptions } from './lean-http.ts';
+import { threadGet, type ThreadRequestOptions } from './lean-thread.ts';
 
 /** A TCP server that answers each connection with `answer(socket, request head)`. */
 async function rawServer(
@@ -53,7 +54,7 @@ function options(url: URL, extra: Partial<LeanRequestOptions> = {}): LeanRequest
 }
 
 /** Pumps the body, copying each chunk (the reader reuses its memory), optionally slowly. */
-async function pumpAll(body: LeanBody, slow = false): Promise<Buffer> {
+async function pumpAll(body: { pump(consumer: ChunkConsumer): Promise<void> }, slow = false): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   await body.pump((chunk) => {
@@ -302,5 +303,118 @@ describe('leanGet', () => {
       (err) => err === boom,
     );
     assert.ok(res.body.destroyed);
+  });
+});
+
+describe('threadGet (the same GET on a blob thread)', () => {
+  const threadOptions = (url: URL, extra: Partial<ThreadRequestOptions> = {}): ThreadRequestOptions => ({
+    url,
+    headers: {},
+    connect: { timeout: 5000 },
+    headersTimeoutMs: 5000,
+    bodyTimeoutMs: 5000,
+    ...extra,
+  });
+
+  it('pumps a body intact through a slow consumer (the thread waits for its buffers back)', async () => {
+    const payload = randomBytes(5 * 1024 * 1024 + 17);
+    const s = await serve((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\nDocker-Content-Digest: x\r\n\r\n`);
+      writeInPieces(socket, payload, 70_000);
+    });
+    const res = await threadGet(threadOptions(s.url, { headers: { authorization: 'Bearer t' } }));
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['docker-content-digest'], 'x');
+    const got = await pumpAll(res.body, true);
+    assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+    assert.match(s.heads[0] ?? '', /\r\nauthorization: Bearer t\r\n/);
+    assert.ok(res.body.destroyed);
+  });
+
+  it('resolves the host here, with the lookup given (its refusal is the error)', async () => {
+    const s = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const named = new URL(s.url.href.replace('127.0.0.1', 'registry.test'));
+    const lookup = ((host: string, _options: unknown, callback: (...args: unknown[]) => void) =>
+      host === 'registry.test'
+        ? callback(null, [{ address: '127.0.0.1', family: 4 }])
+        : callback(
+            Object.assign(new Error('refused'), { code: 'ERR_KIMG_ADDRESS_REFUSED' }),
+          )) as unknown as NonNullable<ThreadRequestOptions['connect']['lookup']>;
+    const res = await threadGet(threadOptions(named, { connect: { timeout: 5000, lookup } }));
+    assert.equal((await pumpAll(res.body)).toString(), 'ok');
+    assert.match(s.heads[0] ?? '', /\r\nhost: registry\.test:\d+\r\n/);
+    const other = new URL(s.url.href.replace('127.0.0.1', 'elsewhere.test'));
+    await assert.rejects(threadGet(threadOptions(other, { connect: { timeout: 5000, lookup } })), {
+      code: 'ERR_KIMG_ADDRESS_REFUSED',
+    });
+  });
+
+  it('reads a small (error) body as an ordinary stream', async () => {
+    const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
+    const s = await serve((socket) =>
+      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Length: ${json.length}\r\n\r\n${json}`),
+    );
+    const res = await threadGet(threadOptions(s.url));
+    assert.equal(res.statusCode, 404);
+    assert.equal(await text(res.body), json);
+  });
+
+  it('fails a body cut short with UND_ERR_SOCKET, after handing on what arrived', async () => {
+    const s = await serve((socket) => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(400)}`));
+    const res = await threadGet(threadOptions(s.url));
+    let received = 0;
+    await assert.rejects(
+      res.body.pump((chunk) => {
+        received += chunk.length;
+        return undefined;
+      }),
+      { code: 'UND_ERR_SOCKET' },
+    );
+    assert.equal(received, 400);
+  });
+
+  it('times out a silent server and a stalled body with the same codes', async () => {
+    const silent = await serve(() => undefined);
+    await assert.rejects(threadGet(threadOptions(silent.url, { headersTimeoutMs: 200 })), {
+      code: 'UND_ERR_HEADERS_TIMEOUT',
+    });
+    const stalling = await serve((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
+    const res = await threadGet(threadOptions(stalling.url, { bodyTimeoutMs: 200 }));
+    await assert.rejects(pumpAll(res.body), { code: 'UND_ERR_BODY_TIMEOUT' });
+  });
+
+  it('rejects with the signal’s reason when aborted mid-body, and the thread closes the connection', async () => {
+    let closed!: Promise<void>;
+    const s = await serve((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n${'c'.repeat(1000)}`);
+    });
+    const controller = new AbortController();
+    const res = await threadGet(threadOptions(s.url, { signal: controller.signal }));
+    const reason = new Error('stop');
+    await assert.rejects(
+      res.body.pump(() => {
+        controller.abort(reason);
+        return undefined;
+      }),
+      (err) => err === reason,
+    );
+    await closed;
+  });
+
+  it('passes on a consumer’s failure and closes the connection', async () => {
+    let closed!: Promise<void>;
+    const s = await serve((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`);
+    });
+    const res = await threadGet(threadOptions(s.url));
+    const boom = new Error('sink full');
+    await assert.rejects(
+      res.body.pump(() => Promise.reject(boom)),
+      (err) => err === boom,
+    );
+    assert.ok(res.body.destroyed);
+    await closed;
   });
 });

@@ -11,6 +11,7 @@ import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { discard } from './body.ts';
 import { bulkUpload, copiedChunks, isChunkedBody, type BulkUploadResponse, type ChunkedBody } from './bulk-upload.ts';
 import { leanGet, type LeanResponse } from './lean-http.ts';
+import { threadGet, type ThreadResponse } from './lean-thread.ts';
 import { RegistryError, type RegistryErrorFacts } from './errors.ts';
 import { classifyHost, type AddressClass } from './realm.ts';
 import { headerValue, type ResponseHeaders } from './headers.ts';
@@ -51,6 +52,8 @@ export interface TransportOptions {
   readonly userAgent?: string;
   /** Also report every HTTP exchange to `onEvent` as an `http` event (traces, `kimg -v`). */
   readonly traceRequests?: boolean;
+  /** Read large blob bodies (`bulk`) on worker threads (lean-thread.ts); default true. */
+  readonly blobThreads?: boolean;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -158,11 +161,15 @@ export class Transport {
             bodyTimeoutMs: req.bodyTimeoutMs ?? 60_000,
           }
         : undefined;
+    const onThread = lean !== undefined && this.options.blobThreads !== false;
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
       const sent = performance.now();
       let response:
-        Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'> | LeanResponse | BulkUploadResponse;
+        | Pick<Dispatcher.ResponseData, 'statusCode' | 'headers' | 'body'>
+        | LeanResponse
+        | ThreadResponse
+        | BulkUploadResponse;
       try {
         response =
           upload !== undefined
@@ -172,29 +179,43 @@ export class Transport {
                 headers: { 'user-agent': this.userAgent, ...req.headers },
                 ...(req.signal !== undefined && { signal: req.signal }),
               })
-            : lean !== undefined
-              ? await leanGet({
-                  ...lean,
+            : lean !== undefined && onThread
+              ? await threadGet({
                   url: req.url,
                   headers: { 'user-agent': this.userAgent, ...req.headers },
                   ...(req.signal !== undefined && { signal: req.signal }),
+                  connect: {
+                    ...(req.tls?.ca !== undefined && { ca: req.tls.ca }),
+                    ...(req.tls?.skipVerify === true && { rejectUnauthorized: false }),
+                    lookup: lean.connect.lookup,
+                    timeout: lean.connect.timeout,
+                  },
+                  headersTimeoutMs: lean.headersTimeoutMs,
+                  bodyTimeoutMs: lean.bodyTimeoutMs,
                 })
-              : await dispatcher.request({
-                  origin: req.url.origin,
-                  path: `${req.url.pathname}${req.url.search}`,
-                  method: req.method,
-                  headers: { 'user-agent': this.userAgent, ...req.headers },
-                  body:
-                    typeof req.body === 'function'
-                      ? req.body()
-                      : isChunkedBody(req.body)
-                        ? copiedChunks(req.body)
-                        : (req.body ?? null),
-                  signal: req.signal ?? null,
-                  headersTimeout: this.options.headersTimeoutMs ?? 60_000,
-                  bodyTimeout: req.bodyTimeoutMs ?? 60_000,
-                  highWaterMark: 256 * 1024,
-                });
+              : lean !== undefined
+                ? await leanGet({
+                    ...lean,
+                    url: req.url,
+                    headers: { 'user-agent': this.userAgent, ...req.headers },
+                    ...(req.signal !== undefined && { signal: req.signal }),
+                  })
+                : await dispatcher.request({
+                    origin: req.url.origin,
+                    path: `${req.url.pathname}${req.url.search}`,
+                    method: req.method,
+                    headers: { 'user-agent': this.userAgent, ...req.headers },
+                    body:
+                      typeof req.body === 'function'
+                        ? req.body()
+                        : isChunkedBody(req.body)
+                          ? copiedChunks(req.body)
+                          : (req.body ?? null),
+                    signal: req.signal ?? null,
+                    headersTimeout: this.options.headersTimeoutMs ?? 60_000,
+                    bodyTimeout: req.bodyTimeoutMs ?? 60_000,
+                    highWaterMark: 256 * 1024,
+                  });
       } catch (err) {
         release();
         this.traced(req, attempt, sent, 0, undefined, errorCode(err) ?? 'transport error');

@@ -5,10 +5,13 @@
 // ErrTLS naming the image.
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PullError, Puller } from '../../src/pull/index.ts';
 import { loadHostsConfig } from '../../src/registry/hosts/index.ts';
+import { threadGet } from '../../src/registry/lean-thread.ts';
+import { isTlsError } from '../../src/registry/retry.ts';
 import {
   buildImage,
   makeTempDir,
@@ -53,7 +56,9 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
     assert.ok(registry.caPem && registry.caFile);
     caPem = registry.caPem;
     caFile = registry.caFile;
-    image = await buildImage({ layers: [40_000], seed: 'pull-tls' });
+    // The second layer is over 1 MiB: it is read on a blob thread (lean-thread.ts), which builds
+    // its own TLS context from the CA it is handed.
+    image = await buildImage({ layers: [40_000, 1_500_000], seed: 'pull-tls' });
     await pushImage(image, registry, 'test/tls:v1');
   });
   after(async () => {
@@ -68,7 +73,7 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
     const result = await puller.pull(ref());
     assert.equal(result.descriptor.digest, image.digest);
     const store = await puller.store();
-    assert.equal((await storedBlobs(store.root)).length, 3);
+    assert.equal((await storedBlobs(store.root)).length, 4);
     assert.equal((await store.fsck()).ok, true);
   });
 
@@ -83,6 +88,24 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
       return true;
     });
     assert.deepEqual(await storedBlobs((await puller.store()).root), []);
+  });
+
+  test('a blob thread verifies with the CA handed over, fails with a TLS error without it', async () => {
+    const get = (connect: { ca?: string[]; rejectUnauthorized?: boolean }) =>
+      threadGet({
+        url: new URL(`${registry.url}/v2/`),
+        headers: {},
+        connect: { timeout: 5000, ...connect },
+        headersTimeoutMs: 5000,
+        bodyTimeoutMs: 5000,
+      });
+    const res = await get({ ca: [caPem] });
+    assert.equal(res.statusCode, 200);
+    assert.equal((await text(res.body)).trim(), '{}');
+    await assert.rejects(get({}), (err) => isTlsError(err));
+    const unverified = await get({ rejectUnauthorized: false });
+    assert.equal(unverified.statusCode, 200);
+    unverified.body.destroy();
   });
 
   test('by default a loopback registry is reached over unverified TLS, as containerd does', async () => {
