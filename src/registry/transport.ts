@@ -52,7 +52,7 @@ export interface TransportOptions {
   readonly userAgent?: string;
   /** Also report every HTTP exchange to `onEvent` as an `http` event (traces, `kimg -v`). */
   readonly traceRequests?: boolean;
-  /** Read large blob bodies (`bulk`) on worker threads (lean-thread.ts); default true. */
+  /** Read large blob bodies (`bulk`) over TLS on worker threads (lean-thread.ts); default true. */
   readonly blobThreads?: boolean;
 }
 
@@ -161,7 +161,9 @@ export class Transport {
             bodyTimeoutMs: req.bodyTimeoutMs ?? 60_000,
           }
         : undefined;
-    const onThread = lean !== undefined && this.options.blobThreads !== false;
+    // Over TLS only: measured over plain HTTP (8 × 64 MiB, A/B), the thread took 0.4 CPU s per
+    // GiB off the event loop but cost 0.2 s more in all, and the pull was no faster.
+    const onThread = lean !== undefined && req.url.protocol === 'https:' && this.options.blobThreads !== false;
     for (let attempt = 1; ; attempt++) {
       const release = await gate.enter(req.signal);
       const sent = performance.now();
