@@ -53,7 +53,7 @@ export function createProgress(
  * (time queued behind other blobs does not count) and over the bytes of this download (bytes a
  * resumed download already had on disk do not count).
  */
-class BlobRate {
+export class BlobRate {
   #start: { at: number; bytes: number } | undefined;
 
   /** The bytes already on disk when the download (re)started. */
@@ -74,7 +74,7 @@ class BlobRate {
   }
 }
 
-const rateText = (rate: number | undefined) => (rate === undefined ? '' : `${formatBytes(rate)}/s`);
+export const rateText = (rate: number | undefined): string => (rate === undefined ? '' : `${formatBytes(rate)}/s`);
 
 /**
  * docker pull's non-terminal output: one line per state change of each layer, and while a blob
@@ -142,7 +142,7 @@ function plainProgress(stream: NodeJS.WritableStream, intervalMs: number, now: (
  * `--progress tty` forced where standard output is not a terminal (a log, a test): the bars are
  * drawn anyway, as asked, through a stream that says it is one.
  */
-function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): NodeJS.WriteStream {
+export function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): NodeJS.WriteStream {
   if (stream.isTTY === true) return stream as NodeJS.WriteStream;
   const terminal = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {

@@ -40,7 +40,8 @@ export interface PushBlobOptions extends CallOptions {
   readonly chunkBytes?: number;
   /** Skip the `HEAD` (the caller knows the blob is missing). */
   readonly skipExistsCheck?: boolean;
-  /** Bytes the registry has accepted so far. */
+  /** Bytes sent so far (a few times a second while a body streams), and the registry's
+   * accepted offset after each request (lower after a resume). */
   readonly onProgress?: (bytes: number) => void;
   /** Most session restarts and resumes without progress in a row; default 3. */
   readonly maxAttemptsWithoutProgress?: number;
@@ -270,7 +271,7 @@ export async function pushBlobOnEndpoint(
   const maxWithoutProgress = options.maxAttemptsWithoutProgress ?? 3;
   const monolithic = size <= (options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC);
   const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK);
-  const hasher = new SendHasher(descriptor, source, ctx);
+  const hasher = new SendHasher(descriptor, source, ctx, options.onProgress);
   let offset = 0;
   let withoutProgress = 0;
   /** The furthest offset any attempt reached: a restart that gets no further is no progress. */
@@ -473,6 +474,9 @@ async function finish(
   }
 }
 
+/** Progress while a body streams is reported at most this often. */
+const SENT_PROGRESS_MS = 100;
+
 /** Thrown inside a request body to stop it; the real failure is kept on the hasher. */
 class BodyStopped extends Error {}
 
@@ -494,9 +498,13 @@ class SendHasher {
     readonly descriptor: Descriptor,
     readonly source: BlobSource,
     readonly ctx: OperationContext,
+    private readonly onSent?: (bytes: number) => void,
   ) {
     this.verifier = new DigestVerifier(descriptor.digest, descriptor.size);
   }
+
+  /** When progress was last reported while sending. */
+  private reportedAt = 0;
 
   /** Makes the hash and the source iterator line up with `offset` before sending from it. */
   expectFrom(offset: number): void {
@@ -568,6 +576,10 @@ class SendHasher {
         self.iteratorOffset += chunk.byteLength;
         self.verifier.update(chunk);
         counters.bytesSent += chunk.byteLength;
+        if (self.onSent !== undefined && performance.now() - self.reportedAt >= SENT_PROGRESS_MS) {
+          self.reportedAt = performance.now();
+          self.onSent(self.iteratorOffset);
+        }
         yield chunk;
       }
       // Every byte is out: the source's file or connection closes now, not when collected.

@@ -4,13 +4,23 @@ import {
   openDestination,
   openSource,
   parseTransport,
-  type CopyEvent,
   type CopyResult,
   type TransportRef,
 } from '../../copy/index.ts';
 import { parsePlatform } from '../../oci/index.ts';
 import { formatBytes, formatDuration } from '../format.ts';
-import { OUTPUT_OPTION, UsageError, parseOutputFormat, writeLine, type Io } from '../io.ts';
+import { createCopyProgress } from '../copy-progress.ts';
+import { listenForInterrupt } from '../interrupt.ts';
+import {
+  OUTPUT_OPTION,
+  UsageError,
+  durationFlag,
+  parseOutputFormat,
+  writeLine,
+  type Io,
+  type OutputFormat,
+} from '../io.ts';
+import { parseProgressMode, type ProgressMode } from '../progress.ts';
 import { addRegistryFlags, registryFrom, storeFrom, type RegistryFlags } from '../registry-options.ts';
 
 interface CopyFlags extends RegistryFlags {
@@ -21,21 +31,17 @@ interface CopyFlags extends RegistryFlags {
   readonly referrers?: boolean;
   readonly output: string;
   readonly quiet?: boolean;
+  readonly progress?: string;
+  readonly progressInterval?: string;
 }
 
-/** Per-blob lines on stderr (exists, mounted, pushed), as pull reports its blobs. */
-function progressLines(io: Io, quiet: boolean): (event: CopyEvent) => void {
-  return (event) => {
-    if (quiet) return;
-    if (event.type === 'blob')
-      writeLine(io.stderr, `${event.outcome.padEnd(7)} ${event.digest.slice(0, 19)} ${formatBytes(event.size)}`);
-    else if (event.type === 'up-to-date') writeLine(io.stderr, `up to date ${event.destination} ${event.digest}`);
-    else if (event.type === 'referrer')
-      writeLine(
-        io.stderr,
-        `referrer ${event.digest.slice(0, 19)} ${event.artifactType ?? event.mediaType} of ${event.subject.slice(0, 19)}${event.via === 'tag' ? ' (+ tag)' : ''}`,
-      );
-  };
+/** Where progress goes: standard error (standard output carries the summary or the record); with
+ * -o json or yaml only when that is a terminal, unless a mode is asked for. */
+function progressMode(flags: CopyFlags, format: OutputFormat, io: Io): ProgressMode {
+  if (flags.quiet === true) return 'quiet';
+  const asked = parseProgressMode(flags.progress ?? 'auto');
+  if (asked === 'auto' && format !== 'text') return io.stderr.isTTY === true ? 'tty' : 'quiet';
+  return asked;
 }
 
 function summary(result: CopyResult): string {
@@ -70,11 +76,15 @@ function credentialImage(...ends: TransportRef[]): string | undefined {
 
 async function runCopy(io: Io, flags: CopyFlags, src: TransportRef, dst: TransportRef): Promise<void> {
   const format = parseOutputFormat(flags.output);
+  const intervalMs = durationFlag('--progress-interval', flags.progressInterval ?? '5s', { allowZero: true });
+  const mode = progressMode(flags, format, io);
   const registry = await registryFrom(flags, io, credentialImage(dst, src));
   const ctx = { registry, store: () => storeFrom(flags, io, { create: dst.kind === 'store' }) };
   const source = await openSource(src, ctx);
   try {
     const destination = await openDestination(dst, ctx);
+    const progress = createCopyProgress(mode, io.stderr, { intervalMs });
+    const interrupt = listenForInterrupt(() => progress.stop());
     try {
       const result = await copyImage(source, destination, {
         ...(flags.platform !== undefined && { platform: parsePlatform(flags.platform) }),
@@ -82,10 +92,14 @@ async function runCopy(io: Io, flags: CopyFlags, src: TransportRef, dst: Transpo
         ...(flags.dryRun === true && { dryRun: true }),
         ...(flags.force === true && { force: true }),
         ...(flags.referrers === true && { referrers: true }),
-        onEvent: progressLines(io, flags.quiet === true || format !== 'text'),
+        onEvent: progress.onEvent,
+        signal: interrupt.signal,
       });
+      progress.stop();
       writeLine(io.stdout, format === 'text' ? summary(result) : jsonResult(result));
     } finally {
+      progress.stop();
+      interrupt.dispose();
       await destination.close();
     }
   } finally {
@@ -105,7 +119,13 @@ function copyFlags(command: Command): Command {
         '--referrers',
         'also copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of every manifest copied, and theirs; registry to registry',
       )
-      .option('-q, --quiet', 'no per-blob lines on stderr')
+      .option(
+        '--progress <mode>',
+        'auto (bars on a terminal, lines otherwise; nothing with -o json unless stderr is a terminal), tty, plain, json (events as JSON lines) or quiet; on stderr',
+        'auto',
+      )
+      .option('--progress-interval <duration>', 'plain progress: a line per uploading blob this often', '5s')
+      .option('-q, --quiet', 'no progress on stderr')
       .option(...OUTPUT_OPTION),
   );
 }

@@ -1,0 +1,155 @@
+/**
+ * Progress of `kimg copy` and `kimg push`, shown as `kimg pull` shows its own (progress.ts): a bar
+ * per blob on a terminal, redrawn in place; lines at each state change (and every few seconds
+ * while a blob uploads) elsewhere; JSON lines for programs. Blob states: pushing, then already
+ * exists, mounted or pushed.
+ */
+import cliProgress from 'cli-progress';
+import type { BlobOutcome, CopyEvent, CopyEventSink } from '../copy/index.ts';
+import { escapeControls, formatBytes, jsonLine, shortDigest } from './format.ts';
+import { writeLine } from './io.ts';
+import { BlobRate, asTerminal, rateText, type ProgressMode, type ProgressOptions } from './progress.ts';
+
+export interface CopyProgress {
+  readonly onEvent: CopyEventSink;
+  /** Stops redrawing (the terminal keeps the final frame) and shows the cursor again. */
+  stop(): void;
+}
+
+const OUTCOME: Record<BlobOutcome, string> = { exists: 'Already exists', mounted: 'Mounted', pushed: 'Pushed' };
+
+/** A line for the events that are not about one blob's bytes; undefined for the others. */
+function eventLine(event: CopyEvent): string | undefined {
+  switch (event.type) {
+    case 'up-to-date':
+      return `${event.destination}: up to date at ${event.digest}`;
+    case 'manifest':
+      return `${shortDigest(event.digest)}: Manifest ${event.mediaType}${event.platform === undefined ? '' : ` (${event.platform})`} written`;
+    case 'referrer':
+      return `${shortDigest(event.digest)}: Referrer ${event.artifactType ?? event.mediaType} of ${shortDigest(event.subject)}${event.via === 'tag' ? ' (+ tag)' : ''}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Picks the renderer: bars on a terminal, plain lines elsewhere, JSON lines for programs. */
+export function createCopyProgress(
+  mode: ProgressMode,
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  options: ProgressOptions = {},
+): CopyProgress {
+  const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
+  const now = options.now ?? Date.now;
+  switch (resolved) {
+    case 'quiet':
+      return { onEvent: () => undefined, stop: () => undefined };
+    case 'json':
+      return {
+        onEvent: (event) => stream.write(`${jsonLine({ time: new Date(now()).toISOString(), ...event })}\n`),
+        stop: () => undefined,
+      };
+    case 'plain':
+      return plainCopyProgress(stream, options.intervalMs ?? 5000, now);
+    case 'tty':
+      return ttyCopyProgress(stream, now);
+  }
+}
+
+/** A line when a blob starts uploading, every `intervalMs` while it does, and at its outcome. */
+function plainCopyProgress(stream: NodeJS.WritableStream, intervalMs: number, now: () => number): CopyProgress {
+  const say = (digest: string, text: string) => writeLine(stream, `${shortDigest(digest)}: ${text}`);
+  const blobs = new Map<string, { rate: BlobRate; lastLine: number }>();
+  return {
+    onEvent(event: CopyEvent) {
+      if (event.type === 'blob-progress') {
+        let b = blobs.get(event.digest);
+        if (b === undefined) {
+          b = { rate: new BlobRate(), lastLine: now() };
+          blobs.set(event.digest, b);
+          if (event.bytes < event.size) say(event.digest, `Pushing ${formatBytes(event.size)}`);
+        }
+        const at = now();
+        const rate = b.rate.update(event.bytes, at);
+        if (at - b.lastLine >= intervalMs && event.bytes < event.size) {
+          b.lastLine = at;
+          say(
+            event.digest,
+            `Pushing ${formatBytes(event.bytes)} of ${formatBytes(event.size)}${rate === undefined ? '' : ` (${rateText(rate)})`}`,
+          );
+        }
+      } else if (event.type === 'blob') {
+        const timing =
+          event.outcome === 'pushed' ? ` (${formatBytes(event.size)} in ${(event.ms / 1000).toFixed(1)}s)` : '';
+        say(event.digest, `${OUTCOME[event.outcome]}${timing}`);
+      } else {
+        const line = eventLine(event);
+        if (line !== undefined) writeLine(stream, line);
+      }
+    },
+    stop: () => undefined,
+  };
+}
+
+/** One bar per blob with bytes and rate, redrawn in place; other events as lines above them. */
+function ttyCopyProgress(stream: NodeJS.WritableStream, now: () => number): CopyProgress {
+  const bars = new cliProgress.MultiBar(
+    {
+      stream: asTerminal(stream),
+      format: '{id}: {state} [{bar}] {done}/{size} {rate}',
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      forceRedraw: true,
+      fps: 10,
+    },
+    cliProgress.Presets.legacy,
+  );
+  const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
+  let stopped = false;
+  const row = (digest: string, size: number) => {
+    let r = rows.get(digest);
+    if (r === undefined) {
+      const bar = bars.create(Math.max(size, 1), 0, {
+        id: shortDigest(digest),
+        state: 'Pushing'.padEnd(14),
+        done: '0B',
+        size: formatBytes(size),
+        rate: '',
+      });
+      r = { bar, rate: new BlobRate() };
+      rows.set(digest, r);
+    }
+    return r;
+  };
+  return {
+    onEvent(event: CopyEvent) {
+      if (stopped) return;
+      if (event.type === 'blob-progress') {
+        const r = row(event.digest, event.size);
+        const rate = r.rate.update(event.bytes, now());
+        r.bar.update(event.bytes, {
+          state: 'Pushing'.padEnd(14),
+          done: formatBytes(event.bytes),
+          rate: rateText(rate),
+        });
+      } else if (event.type === 'blob') {
+        // Blobs the destination has get their row too: the image is all there, not half.
+        row(event.digest, event.size).bar.update(event.size, {
+          state: OUTCOME[event.outcome].padEnd(14),
+          done: formatBytes(event.size),
+          rate: '',
+        });
+      } else {
+        const line = eventLine(event);
+        if (line !== undefined) bars.log(`${escapeControls(line)}\n`);
+      }
+    },
+    stop: () => {
+      // A second stop would redraw the bars over what was printed after the first.
+      if (stopped) return;
+      stopped = true;
+      bars.stop();
+    },
+  };
+}
