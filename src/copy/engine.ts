@@ -17,7 +17,14 @@ import {
   type ManifestDocument,
   type Platform,
 } from '../oci/index.ts';
-import { CopyError, type BlobOutcome, type ImageDestination, type ImageSource, type TopLevel } from './types.ts';
+import {
+  CopyError,
+  type BlobOutcome,
+  type ImageDestination,
+  type ImageSource,
+  type ReferrerPlacement,
+  type TopLevel,
+} from './types.ts';
 
 export type CopyEvent =
   | { readonly type: 'resolved'; readonly source: string; readonly digest: string; readonly mediaType: string }
@@ -38,7 +45,7 @@ export type CopyEvent =
       readonly subject: string;
       readonly artifactType?: string;
       /** How the destination made it findable: its referrers API, or the fallback tag too. */
-      readonly via: 'api' | 'tag' | 'dry-run';
+      readonly via: ReferrerPlacement | 'dry-run';
     }
   | {
       readonly type: 'done';
@@ -92,7 +99,7 @@ export interface CopiedReferrer {
   readonly artifactType?: string;
   /** The digest of the manifest it refers to. */
   readonly subject: string;
-  readonly via: 'api' | 'tag' | 'dry-run';
+  readonly via: ReferrerPlacement | 'dry-run';
 }
 
 /** Referrers of referrers are followed this deep (a signature of an SBOM of the image is 2). */
@@ -370,6 +377,7 @@ export async function copyImage(
         // Referrers may have come since (a new signature): they are looked for all the same.
         const referrers =
           options.referrers === true ? await copyReferrers(source, destination, p, options, counts) : [];
+        if (referrers.length > 0) await destination.finish?.(signal);
         return {
           ...base,
           ...counts,
@@ -398,6 +406,7 @@ export async function copyImage(
     emit({ type: 'manifest', digest: top.descriptor.digest, mediaType: top.descriptor.mediaType });
     // After the subject landed: a registry that validates `subject` finds it.
     const referrers = options.referrers === true ? await copyReferrers(source, destination, p, options, counts) : [];
+    await destination.finish?.(signal);
     const ms = performance.now() - started;
     emit({ type: 'done', destination: name, digest: top.descriptor.digest, ms });
     return { ...base, ...counts, destination: name, upToDate: false, referrers, ms };

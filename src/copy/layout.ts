@@ -164,13 +164,18 @@ export function layoutName(reference: string | undefined, sourceName: string | u
   return `${repository}:${reference ?? splitImageName(sourceName ?? '')?.tag ?? 'latest'}`;
 }
 
-/** A layout (or the store) as a destination; blobs are verified on ingest. */
+/** A layout (or the store) as a destination; blobs are verified on ingest. Referrers are kept
+ * as entries of `index.json` named `REPOSITORY@DIGEST` (what a layout source finds them by). */
 export class LayoutDestination implements ImageDestination {
+  /** Every name written, the image's first. */
+  private readonly names: string[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly reference: string | undefined,
     readonly label: string,
-    private readonly onCommit: (name: string, top: TopLevel) => Promise<void> = async () => undefined,
+    /** After the image and its referrers (an archive is written then). */
+    private readonly onFinish: (names: readonly string[]) => Promise<void> = async () => undefined,
     private readonly onClose: () => Promise<void> = async () => undefined,
   ) {}
 
@@ -212,8 +217,21 @@ export class LayoutDestination implements ImageDestination {
     await this.store.putBlob(top.descriptor, top.bytes);
     const name = layoutName(this.reference, top.name);
     await this.store.setImage(name, top.descriptor);
-    await this.onCommit(name, top);
+    this.names.push(name);
     return name;
+  }
+
+  async putReferrer(descriptor: Descriptor, bytes: Uint8Array): Promise<'index'> {
+    await this.store.putBlob(descriptor, bytes);
+    const image = this.names[0] ?? layoutName(this.reference, undefined);
+    const name = `${splitImageName(image)?.repository ?? 'localhost/image'}@${descriptor.digest}`;
+    await this.store.setImage(name, descriptor);
+    this.names.push(name);
+    return 'index';
+  }
+
+  finish(): Promise<void> {
+    return this.onFinish(this.names);
   }
 
   close(): Promise<void> {

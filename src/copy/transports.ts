@@ -91,7 +91,7 @@ function normalizedReference(t: FileTransport): string | undefined {
 }
 
 /** Opens the destination a transport names. An archive is written as a layout in a temp
- * directory and written by `kimg save`'s writer when the image is committed. */
+ * directory and written by `kimg save`'s writer once the image and its referrers landed. */
 export async function openDestination(t: TransportRef, ctx: TransportContext): Promise<ImageDestination> {
   switch (t.kind) {
     case 'docker':
@@ -124,8 +124,11 @@ async function archiveDestination(
       store,
       reference,
       label,
-      async (name, top) => {
-        await saveArchive(store, [{ name, descriptor: top.descriptor }], file);
+      async (names) => {
+        // The image and its referrers (named REPOSITORY@DIGEST), as `kimg save` writes images.
+        const images = [];
+        for (const name of names) images.push({ name, descriptor: (await store.requireImage(name)).descriptor });
+        await saveArchive(store, images, file);
       },
       () => rm(dir, { recursive: true, force: true }),
     );

@@ -7,6 +7,9 @@ import { KimgError } from '../errors/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import type { BlobSource, RepositoryRef } from '../registry/index.ts';
 
+/** How a destination made a referrer findable (see `ImageDestination.putReferrer`). */
+export type ReferrerPlacement = 'api' | 'tag' | 'index';
+
 /** What a blob copy did at the destination. */
 export type BlobOutcome = 'exists' | 'mounted' | 'pushed';
 
@@ -53,13 +56,15 @@ export interface ImageDestination {
   commit(top: TopLevel, signal?: AbortSignal): Promise<string>;
   /** A referrer manifest (its blobs already pushed), with its exact bytes, made findable from
    * `subject`: `api` when the destination indexes subjects itself, `tag` when it also keeps the
-   * fallback tag `sha256-<hex>`. Absent on a destination that cannot take referrers. */
+   * fallback tag `sha256-<hex>`, `index` when a layout lists it in `index.json`. */
   putReferrer?(
     descriptor: Descriptor,
     bytes: Uint8Array,
     subject: Descriptor,
     signal?: AbortSignal,
-  ): Promise<'api' | 'tag'>;
+  ): Promise<ReferrerPlacement>;
+  /** After the image and its referrers landed (an archive is written now). */
+  finish?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

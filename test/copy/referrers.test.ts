@@ -286,9 +286,30 @@ describe('kimg copy --referrers', { skip }, () => {
     }
   });
 
-  test('--referrers to a layout or archive is refused before anything is written', async () => {
-    const r = await kimg('copy', '--referrers', `docker://${a.host}/team/app:v1`, `oci:${join(tmp.path, 'layout')}:v1`);
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /cannot take referrers/);
+  test('to an OCI layout and an oci-archive: referrers kept in index.json as REPOSITORY@DIGEST, and back out', async () => {
+    const layout = join(tmp.path, 'to-layout');
+    const archive = join(tmp.path, 'to-archive.tar');
+    for (const dst of [`oci:${layout}:v1`, `oci-archive:${archive}:v1`]) {
+      const r = await copyJson(`docker://${a.host}/team/app:v1`, dst);
+      assert.equal(r.referrers.length, 3, JSON.stringify(r));
+      assert.ok(r.referrers.every((x) => x.via === 'index'));
+    }
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    const names = index.manifests.map((m) => m.annotations?.['io.containerd.image.name']).sort();
+    assert.deepEqual(
+      names,
+      [`${a.host}/team/app:v1`, ...[sig, sbom, sbomSig].map((d) => `${a.host}/team/app@${d.digest}`)].sort(),
+    );
+    // skopeo reads the archive's image by tag; kimg copies image and referrers back to a registry.
+    await skopeoCopy(`oci-archive:${archive}:v1`, `oci:${join(tmp.path, 'skopeo-read')}:v1`, { all: true });
+    for (const [src, repo] of [
+      [`oci:${layout}:v1`, 'backfromlayout/app'],
+      [`oci-archive:${archive}:v1`, 'backfromarchive/app'],
+    ] as const) {
+      const r = await copyJson(src, `docker://${b.host}/${repo}:v1`);
+      assert.equal(r.referrers.length, 3, JSON.stringify(r));
+      assert.deepEqual(await listed(b.host, repo, subject.digest), sorted(sig, sbom));
+      assert.deepEqual(await listed(b.host, repo, sbom.digest), sorted(sbomSig));
+    }
   });
 });

@@ -117,7 +117,7 @@ function copyFlags(command: Command): Command {
       .option('--force', 'copy even when the destination already points at the same digest')
       .option(
         '--referrers',
-        'also copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of every manifest copied, and theirs; registry to registry',
+        'also copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of every manifest copied, and theirs',
       )
       .option(
         '--progress <mode>',
