@@ -67,13 +67,40 @@ export function tempNamePid(name: string): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
-export async function fsyncDir(path: string): Promise<void> {
+async function syncDirectoryNow(path: string): Promise<void> {
   const fh = await open(path, O_RDONLY | O_DIRECTORY);
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
+}
+
+/** Per directory: the fsync running now, and the one queued to start after it. */
+const dirSyncs = new Map<string, { readonly running: Promise<void>; next: Promise<void> | undefined }>();
+
+function startDirSync(path: string): Promise<void> {
+  const running: Promise<void> = syncDirectoryNow(path).finally(() => {
+    if (dirSyncs.get(path)?.running === running) dirSyncs.delete(path);
+  });
+  dirSyncs.set(path, { running, next: undefined });
+  return running;
+}
+
+/**
+ * Makes the directory's entries (renames, links, unlinks done before the call) durable. Group
+ * commit: a call while an fsync of the same directory runs joins the single fsync queued to start
+ * after it (the running one may predate the caller's rename), so N blobs committed together into
+ * blobs/sha256 cost 2 directory fsyncs, not N, with every caller's guarantee intact.
+ */
+export function fsyncDir(path: string): Promise<void> {
+  const group = dirSyncs.get(path);
+  if (group === undefined) return startDirSync(path);
+  group.next ??= group.running.then(
+    () => startDirSync(path),
+    () => startDirSync(path),
+  );
+  return group.next;
 }
 
 /** Writes `data` to a new file `tmpDir/<temp>`, fsynced; returns its path. */
