@@ -26,6 +26,10 @@ export interface SaveImage {
 }
 
 export interface SaveOptions {
+  /** OCI referrers (signatures, SBOMs) stored with the images: listed in `index.json` without a
+   * name, as oras writes them into a layout, so `ctr images import` does not make (and unpack)
+   * images of them; Docker's `manifest.json` leaves them out. */
+  readonly referrers?: readonly Descriptor[];
   readonly signal?: AbortSignal;
   readonly onBlob?: (digest: string, size: number) => void;
 }
@@ -86,6 +90,13 @@ export async function saveArchive(
   };
   const plans: ImagePlan[] = [];
   for (const image of images) plans.push(await planImage(source, image.name, image.descriptor));
+  const referrers = (options.referrers ?? []).map(({ annotations, ...plain }) => {
+    const kept = Object.entries(annotations ?? {}).filter(
+      ([key]) => key !== ANNOTATION_IMAGE_NAME && key !== ANNOTATION_REF_NAME,
+    );
+    return kept.length > 0 ? { ...plain, annotations: Object.fromEntries(kept) } : plain;
+  });
+  for (const referrer of referrers) plans.push(await planImage(source, referrer.digest, referrer));
 
   const blobs = new Map<string, Descriptor>();
   const documents = new Map<string, Descriptor>();
@@ -98,14 +109,16 @@ export async function saveArchive(
     mediaType: MediaType.OciIndex,
     // ref.name is the tag, as `ctr images export` and Docker 25's `docker save` write it (so
     // `skopeo … oci-archive:FILE:v1` finds it); the full name is in io.containerd.image.name.
-    manifests: images.map(({ name, descriptor }) => ({
-      ...descriptor,
-      annotations: {
-        ...descriptor.annotations,
-        [ANNOTATION_IMAGE_NAME]: name,
-        [ANNOTATION_REF_NAME]: parseDockerRef(name).tag ?? name,
-      },
-    })),
+    manifests: images
+      .map(({ name, descriptor }): Descriptor => ({
+        ...descriptor,
+        annotations: {
+          ...descriptor.annotations,
+          [ANNOTATION_IMAGE_NAME]: name,
+          [ANNOTATION_REF_NAME]: parseDockerRef(name).tag ?? name,
+        },
+      }))
+      .concat(referrers),
   };
   // docker load: one item per image manifest, with every tag naming it.
   const docker = new Map<string, { Config: string; RepoTags: string[]; Layers: string[] }>();

@@ -124,11 +124,14 @@ async function archiveDestination(
       store,
       reference,
       label,
-      async (names) => {
-        // The image and its referrers (named REPOSITORY@DIGEST), as `kimg save` writes images.
-        const images = [];
-        for (const name of names) images.push({ name, descriptor: (await store.requireImage(name)).descriptor });
-        await saveArchive(store, images, file);
+      async ([image, ...referrers]) => {
+        // The image as `kimg save` writes it; its referrers (REPOSITORY@DIGEST in the temp
+        // layout) without names, so `ctr images import` does not take them for images.
+        const descriptor = async (name: string) => (await store.requireImage(name)).descriptor;
+        if (image === undefined) return;
+        await saveArchive(store, [{ name: image, descriptor: await descriptor(image) }], file, {
+          referrers: await Promise.all(referrers.map(descriptor)),
+        });
       },
       () => rm(dir, { recursive: true, force: true }),
     );

@@ -12,6 +12,7 @@ import { MediaType, type Descriptor } from '../../src/oci/index.ts';
 import { RegistryClient, referrersTag, type RepositoryRef } from '../../src/registry/index.ts';
 import { allowPush, type RegistryServer } from '../../src/server/index.ts';
 import {
+  Containerd,
   buildImage,
   copyImage as skopeoCopy,
   httpRequest,
@@ -26,6 +27,7 @@ import {
   type FaultProxy,
   type RunningRegistry,
   type TempDir,
+  which,
 } from '../harness/index.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { startServer } from '../server/helpers.ts';
@@ -302,6 +304,18 @@ describe('kimg copy --referrers', { skip }, () => {
     );
     // skopeo reads the archive's image by tag; kimg copies image and referrers back to a registry.
     await skopeoCopy(`oci-archive:${archive}:v1`, `oci:${join(tmp.path, 'skopeo-read')}:v1`, { all: true });
+    // containerd imports it; the referrers, unnamed, are not taken for images.
+    if (which('containerd') !== undefined && which('ctr') !== undefined) {
+      const daemon = await Containerd.start(join(tmp.path, 'containerd'), 'kimg-referrers');
+      try {
+        await daemon.ctr(['images', 'import', '--all-platforms', archive]);
+        const listed = await daemon.ctr(['images', 'ls', '-q']);
+        assert.ok(listed.includes(`${a.host}/team/app:v1`), listed);
+        assert.ok(!listed.includes(sig.digest), listed);
+      } finally {
+        await daemon.stop();
+      }
+    }
     for (const [src, repo] of [
       [`oci:${layout}:v1`, 'backfromlayout/app'],
       [`oci-archive:${archive}:v1`, 'backfromarchive/app'],
