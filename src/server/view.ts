@@ -2,7 +2,8 @@
  * The store's `index.json` as the server reads it: repositories, their tags and what each tag
  * points at, re-read only when the file changed (every write replaces it by a rename, so its
  * inode, size or mtime differs). The store's directory is watched (inotify on Linux), so a
- * manifest HEAD by tag costs no system call at all; where watching is not possible, one `stat`.
+ * manifest HEAD by tag costs no system call (one `stat` a second in all); where watching is not
+ * possible, one `stat` each.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -11,6 +12,10 @@ import type { Descriptor } from '../oci/index.ts';
 import { splitImageName, type Store } from '../store/index.ts';
 
 const INDEX_FILE = 'index.json';
+
+/** Even with a watcher the file is checked this often: a change made where the kernel does not
+ * report it (another machine writing a network file system) is seen within this time. */
+const RECHECK_MS = 1000;
 
 /** What one repository of the store holds. */
 export interface StoredRepository {
@@ -52,13 +57,16 @@ export function snapshotOf(records: readonly { name: string | undefined; descrip
 /**
  * The current snapshot of a store's index. The store's directory is watched: a change of
  * `index.json` reported by the kernel (queued at the rename, so before any request that follows
- * the write) or an `invalidate` drops the snapshot and the next call reads the file again.
- * Without a watcher, each call `stat`s the file and re-reads it when its identity changed.
+ * the write) or an `invalidate` drops the snapshot and the next call reads the file again;
+ * besides, the file is `stat`ed at most once a second and re-read when its identity changed.
+ * Without a watcher, every call `stat`s it.
  */
 export class IndexView {
   private key = '';
   private current: Promise<IndexSnapshot> | undefined;
   private watcher: FSWatcher | undefined;
+  /** When the file was last `stat`ed (performance.now()). */
+  private checkedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly store: Store,
@@ -90,7 +98,10 @@ export class IndexView {
   }
 
   async snapshot(): Promise<IndexSnapshot> {
-    if (this.watcher !== undefined) return (this.current ??= this.load());
+    const now = performance.now();
+    if (this.current !== undefined && this.watcher !== undefined && now - this.checkedAt < RECHECK_MS)
+      return this.current;
+    this.checkedAt = now;
     const info = await stat(join(this.store.root, INDEX_FILE), { bigint: true }).catch(() => undefined);
     const key = info === undefined ? 'absent' : `${info.ino}:${info.size}:${info.mtimeNs}`;
     if (this.current === undefined || key !== this.key) {
