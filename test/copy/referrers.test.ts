@@ -177,6 +177,21 @@ describe('kimg copy --referrers', { skip }, () => {
     assert.deepEqual(r.referrers, []);
     await assert.rejects(inspectRaw(`${b.host}/plain/app:${referrersTag(subject.digest)}`, { tlsVerify: false }));
     await assert.rejects(inspectRaw(`${b.host}/plain/app@${sig.digest}`, { tlsVerify: false }));
+    // --dry-run --referrers finds them and writes nothing.
+    const dry = await kimg(
+      'copy',
+      '--dry-run',
+      '--referrers',
+      `docker://${a.host}/team/app:v1`,
+      `docker://${b.host}/dry/app:v1`,
+      '-o',
+      'json',
+    );
+    assert.equal(dry.status, 0, dry.stderr);
+    const found = (JSON.parse(dry.stdout) as CopiedJson).referrers;
+    assert.deepEqual(found.map((x) => x.digest).sort(), sorted(sig, sbom, sbomSig));
+    assert.ok(found.every((x) => x.via === 'dry-run'));
+    await assert.rejects(inspectRaw(`${b.host}/dry/app@${sig.digest}`, { tlsVerify: false }));
   });
 
   test('to kimg registry serve (referrers API, OCI-Subject): no fallback tag; back out to Distribution', async () => {
