@@ -5,7 +5,7 @@ import { BasicCredential } from '../credentials/index.ts';
 import { Puller, loadCredentialSource, openRegistry } from '../pull/index.ts';
 import { parseDockerRef } from '../reference/index.ts';
 import { DEFAULT_HOSTS_DIRS, loadHostsConfig, type HostsConfig } from '../registry/hosts/index.ts';
-import type { CredentialSource, EventSink, RegistryClient } from '../registry/index.ts';
+import type { CredentialSource, EventSink, RegistryClient, TransportOptions } from '../registry/index.ts';
 import { isKimgError } from '../errors/index.ts';
 import { defaultStorePath, openStore, type Store } from '../store/index.ts';
 import { UsageError, wholeNumberFlag, writeLine, type Io } from './io.ts';
@@ -216,6 +216,7 @@ export async function registryFrom(
   io: Io,
   image?: string,
   onEvent?: EventSink,
+  transport: Pick<TransportOptions, 'blobThreads'> = {},
 ): Promise<RegistryClient> {
   const settings = await registrySettingsFrom(flags, io, image);
   const trace = loggerFrom(flags, io).registryEvents;
@@ -231,7 +232,7 @@ export async function registryFrom(
   return openRegistry({
     ...settings,
     ...(sink !== undefined && { onEvent: sink }),
-    ...(trace !== undefined && { client: { traceRequests: true } }),
+    client: { ...transport, ...(trace !== undefined && { traceRequests: true }) },
   });
 }
 
