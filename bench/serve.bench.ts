@@ -34,7 +34,20 @@ import {
   type RunningRegistry,
 } from '../test/harness/index.ts';
 import { seedStore } from '../test/server/helpers.ts';
-import { MiB, best, fmtBytes, fmtRate, fmtRatio, fmtSeconds, median, peakRss, table, timed } from './measure.ts';
+import {
+  GiB,
+  MiB,
+  best,
+  cpuSecondsOf,
+  fmtBytes,
+  fmtRate,
+  fmtRatio,
+  fmtSeconds,
+  median,
+  peakRss,
+  table,
+  timed,
+} from './measure.ts';
 
 const QUICK = process.env.KIMG_BENCH_QUICK === '1';
 const SCALE = QUICK ? 1 / 8 : 1;
@@ -165,33 +178,40 @@ export async function runServeBench(): Promise<void> {
         {
           name: 'kimg',
           host: transport === 'TLS' ? tls.host : plain.host,
+          pid: transport === 'TLS' ? tls.pid : plain.pid,
           certDir: transport === 'TLS' ? certs.certDir : undefined,
         },
         {
           name: 'Distribution',
           host: transport === 'TLS' ? tlsRegistry.host : plainRegistry.host,
+          pid: transport === 'TLS' ? tlsRegistry.pid : plainRegistry.pid,
           certDir: transport === 'TLS' ? tlsRegistry.certDir : undefined,
         },
       ];
       const samples = new Map<string, number[]>(peers.map((p) => [p.name, []]));
+      /** The server's CPU seconds per GiB served, per run: steadier than wall time on a shared machine. */
+      const cpu = new Map<string, number[]>(peers.map((p) => [p.name, []]));
       // One untimed copy from each first (kimg's server compiles its code on first use).
       for (const peer of peers) await skopeoCopy(`${peer.host}/bench/big:v1`, join(work, 'warm-up'), peer.certDir);
       for (let round = 0; round < ROUNDS; round++) {
         for (let i = 0; i < peers.length; i++) {
           const peer = peers[(round + i) % peers.length];
           if (peer === undefined) continue;
+          const cpu0 = cpuSecondsOf(peer.pid);
           samples
             .get(peer.name)
             ?.push(await skopeoCopy(`${peer.host}/bench/big:v1`, join(work, `out-${peer.name}`), peer.certDir));
+          cpu.get(peer.name)?.push((cpuSecondsOf(peer.pid) - cpu0) / (bigBytes / GiB));
         }
       }
       table(
-        ['server', `MB/s per run (${transport})`, 'best', 'median'],
+        ['server', `MB/s per run (${transport})`, 'best', 'median', 'server CPU s/GiB (median)'],
         [...samples].map(([name, times]) => [
           name,
           times.map((ms) => fmtRate(bigBytes, ms)).join(' '),
           fmtRate(bigBytes, best(times)),
           fmtRate(bigBytes, median(times)),
+          median(cpu.get(name) ?? []).toFixed(2),
         ]),
       );
       const ratio = median(samples.get('Distribution') ?? []) / median(samples.get('kimg') ?? []);
@@ -206,6 +226,7 @@ export async function runServeBench(): Promise<void> {
     );
     const direct: number[] = [];
     const through: number[] = [];
+    const mirrorCpu: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       direct.push(await skopeoCopy(`${plainRegistry.host}/bench/mid:v1`, join(work, 'out-direct'), undefined));
       const mirrorStore = join(work, `mirror-${round}`);
@@ -219,7 +240,9 @@ export async function runServeBench(): Promise<void> {
       try {
         // Untimed: a small image through the new process first, so that its code is compiled.
         await skopeoCopy(`${mirror.host}/bench/tiny:v1`, join(work, 'warm-up'), undefined);
+        const cpu0 = cpuSecondsOf(mirror.pid);
         through.push(await skopeoCopy(`${mirror.host}/bench/mid:v1`, join(work, 'out-through'), undefined));
+        mirrorCpu.push((cpuSecondsOf(mirror.pid) - cpu0) / (midBytes / GiB));
       } finally {
         await mirror.stop();
         await rm(mirrorStore, { recursive: true, force: true });
@@ -232,6 +255,7 @@ export async function runServeBench(): Promise<void> {
         ['through kimg (uncached)', through.map(fmtSeconds).join(' '), fmtSeconds(median(through))],
       ],
     );
+    console.log(`the mirror's CPU: ${median(mirrorCpu).toFixed(2)} s per GiB pulled through (median)`);
     const firstPull = median(through) / median(direct);
     verdict('through ÷ direct', firstPull, '≤ 1.25', firstPull <= 1.25);
 
