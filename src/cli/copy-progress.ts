@@ -18,11 +18,10 @@ export interface CopyProgress {
 
 const OUTCOME: Record<BlobOutcome, string> = { exists: 'Already exists', mounted: 'Mounted', pushed: 'Pushed' };
 
-/** A line for the events that are not about one blob's bytes; undefined for the others. */
+/** A line for the events that are not about one blob's bytes; undefined for the others (an
+ * up-to-date destination is the summary's to say). */
 function eventLine(event: CopyEvent): string | undefined {
   switch (event.type) {
-    case 'up-to-date':
-      return `${event.destination}: up to date at ${event.digest}`;
     case 'manifest':
       return `${shortDigest(event.digest)}: Manifest ${event.mediaType}${event.platform === undefined ? '' : ` (${event.platform})`} written`;
     case 'referrer':
