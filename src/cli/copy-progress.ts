@@ -5,16 +5,21 @@
  * exists, mounted or pushed.
  */
 import cliProgress from 'cli-progress';
-import type { BlobOutcome, CopyEvent, CopyEventSink } from '../copy/index.ts';
-import { escapeControls, formatBytes, jsonLine, shortDigest } from './format.ts';
+import type { BlobOutcome, CopyEvent } from '../copy/index.ts';
+import { escapeControls, formatBytes, shortDigest } from './format.ts';
 import { writeLine } from './io.ts';
-import { BlobRate, asTerminal, rateText, type ProgressMode, type ProgressOptions } from './progress.ts';
+import {
+  BlobRate,
+  asTerminal,
+  pickRenderer,
+  rateText,
+  type Renderer,
+  type ProgressMode,
+  type ProgressOptions,
+} from './progress.ts';
 
-export interface CopyProgress {
-  readonly onEvent: CopyEventSink;
-  /** Stops redrawing (the terminal keeps the final frame) and shows the cursor again. */
-  stop(): void;
-}
+/** `kimg copy`'s and `kimg push`'s progress display. */
+export type CopyProgress = Renderer<CopyEvent>;
 
 const OUTCOME: Record<BlobOutcome, string> = { exists: 'Already exists', mounted: 'Mounted', pushed: 'Pushed' };
 
@@ -31,27 +36,13 @@ function eventLine(event: CopyEvent): string | undefined {
   }
 }
 
-/** Picks the renderer: bars on a terminal, plain lines elsewhere, JSON lines for programs. */
+/** `kimg copy`'s and `kimg push`'s progress, picked as `kimg pull`'s is (`pickRenderer`). */
 export function createCopyProgress(
   mode: ProgressMode,
   stream: NodeJS.WritableStream & { isTTY?: boolean },
   options: ProgressOptions = {},
 ): CopyProgress {
-  const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
-  const now = options.now ?? Date.now;
-  switch (resolved) {
-    case 'quiet':
-      return { onEvent: () => undefined, stop: () => undefined };
-    case 'json':
-      return {
-        onEvent: (event) => stream.write(`${jsonLine({ time: new Date(now()).toISOString(), ...event })}\n`),
-        stop: () => undefined,
-      };
-    case 'plain':
-      return plainCopyProgress(stream, options.intervalMs ?? 5000, now);
-    case 'tty':
-      return ttyCopyProgress(stream, now);
-  }
+  return pickRenderer(mode, stream, options, { plain: plainCopyProgress, tty: ttyCopyProgress });
 }
 
 /** A line when a blob starts uploading, every `intervalMs` while it does, and at its outcome. */

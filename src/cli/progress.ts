@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
-import type { PullEvent, PullEventSink } from '../pull/index.ts';
+import type { PullEvent } from '../pull/index.ts';
 import { escapeControls, formatBytes, jsonLine, shortDigest } from './format.ts';
 import { choiceFlag, writeLine } from './io.ts';
 
@@ -12,11 +12,8 @@ export function parseProgressMode(value: string): ProgressMode {
   return choiceFlag('--progress', value, MODES);
 }
 
-export interface ProgressRenderer {
-  readonly onEvent: PullEventSink;
-  /** Stops redrawing (the terminal keeps the final frame) and shows the cursor again. */
-  stop(): void;
-}
+/** `kimg pull`'s progress display. */
+export type ProgressRenderer = Renderer<PullEvent>;
 
 export interface ProgressOptions {
   /** Plain mode: how often a line is printed for each blob still downloading (default 5 s). */
@@ -25,12 +22,29 @@ export interface ProgressOptions {
   readonly now?: () => number;
 }
 
-/** Picks the renderer: bars on a terminal, plain lines elsewhere, JSON lines for programs. */
-export function createProgress(
+/** A progress display of events `E`: `onEvent` for each, `stop` at the end. */
+export interface Renderer<E> {
+  readonly onEvent: (event: E) => void;
+  /** Stops redrawing (the terminal keeps the final frame) and shows the cursor again. */
+  stop(): void;
+}
+
+/** How one kind of progress draws itself on a terminal and as plain lines. */
+export interface RendererKinds<E> {
+  readonly plain: (stream: NodeJS.WritableStream, intervalMs: number, now: () => number) => Renderer<E>;
+  readonly tty: (stream: NodeJS.WritableStream, now: () => number) => Renderer<E>;
+}
+
+/**
+ * Picks the renderer for `--progress`: bars on a terminal, plain lines elsewhere (`auto`), JSON
+ * lines for programs, nothing (`quiet`). Pull's and copy's progress differ only in `kinds`.
+ */
+export function pickRenderer<E extends object>(
   mode: ProgressMode,
   stream: NodeJS.WritableStream & { isTTY?: boolean },
-  options: ProgressOptions = {},
-): ProgressRenderer {
+  options: ProgressOptions,
+  kinds: RendererKinds<E>,
+): Renderer<E> {
   const resolved = mode === 'auto' ? (stream.isTTY ? 'tty' : 'plain') : mode;
   const now = options.now ?? Date.now;
   switch (resolved) {
@@ -42,10 +56,19 @@ export function createProgress(
         stop: () => undefined,
       };
     case 'plain':
-      return plainProgress(stream, options.intervalMs ?? 5000, now);
+      return kinds.plain(stream, options.intervalMs ?? 5000, now);
     case 'tty':
-      return ttyProgress(stream, now);
+      return kinds.tty(stream, now);
   }
+}
+
+/** `kimg pull`'s progress: a bar per layer on a terminal, lines elsewhere, JSON lines for programs. */
+export function createProgress(
+  mode: ProgressMode,
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  options: ProgressOptions = {},
+): ProgressRenderer {
+  return pickRenderer(mode, stream, options, { plain: plainProgress, tty: ttyProgress });
 }
 
 /**
