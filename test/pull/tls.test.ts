@@ -14,9 +14,13 @@ import { threadGet } from '../../src/registry/lean-thread.ts';
 import { isTlsError } from '../../src/registry/retry.ts';
 import {
   buildImage,
+  createCertificateAuthority,
+  fault,
+  issueCertificate,
   makeTempDir,
   pushImage,
   requireTools,
+  startFaultProxy,
   startRegistry,
   type BuiltImage,
   type RunningRegistry,
@@ -106,6 +110,51 @@ describe('pull engine over TLS with a custom CA', { skip }, () => {
     const unverified = await get({ rejectUnauthorized: false });
     assert.equal(unverified.statusCode, 200);
     unverified.body.destroy();
+  });
+
+  test('a blob thread cut mid-body behind a TLS fault proxy hands on what arrived and the pull resumes there; a flipped byte is never committed', async () => {
+    // The proxy serves TLS with a CA of its own; behind it, the registry's. The layer over 1 MiB
+    // is read on a blob thread (lean-thread.ts).
+    const ca = await createCertificateAuthority(join(tmp.path, 'proxy-ca'));
+    const served = await issueCertificate(ca);
+    const layer = image.images[0]?.layers[1];
+    assert.ok(layer !== undefined && layer.size > 1 << 20);
+    const blobPath = `/v2/test/tls/blobs/${layer.digest}`;
+    const proxy = await startFaultProxy({
+      upstream: registry.url,
+      ca: caPem,
+      tls: { certPem: served.certPem, keyPem: served.keyPem },
+    });
+    try {
+      const proxied = `${proxy.host}/test/tls:v1`;
+      const viaProxy = () => newPuller({ hosts: { insecureLoopback: false }, caPems: [ca.certPem] });
+
+      proxy.setRule((r) =>
+        r.method === 'GET' && r.path === blobPath && r.count === 1 ? fault.cutAfter(600_000) : undefined,
+      );
+      const resumedPuller = viaProxy();
+      const result = await resumedPuller.pull(proxied);
+      assert.equal(result.descriptor.digest, image.digest);
+      assert.equal((await (await resumedPuller.store()).fsck()).ok, true);
+      const gets = proxy.requests.filter((r) => r.path === blobPath);
+      assert.equal(gets.length, 2);
+      const start = Number(/^bytes=(\d+)-$/.exec(String(gets[1]?.headers.range))?.[1]);
+      assert.ok(start > 0 && start <= 600_000, `resumed at ${String(gets[1]?.headers.range)}`);
+
+      proxy.reset();
+      proxy.setRule((r) => (r.method === 'GET' && r.path === blobPath ? fault.flipByte(1_200_000) : undefined));
+      const corrupted = viaProxy();
+      await assert.rejects(corrupted.pull(proxied), (err: unknown) => {
+        assert.ok(err instanceof PullError, String(err));
+        assert.match(err.message, new RegExp(layer.digest));
+        return true;
+      });
+      const store = await corrupted.store();
+      assert.ok(!(await storedBlobs(store.root)).includes(layer.digest));
+      assert.equal((await store.fsck()).ok, true);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test('by default a loopback registry is reached over unverified TLS, as containerd does', async () => {
