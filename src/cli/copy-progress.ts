@@ -10,7 +10,7 @@ import { escapeControls, formatBytes, shortDigest } from './format.ts';
 import { writeLine } from './io.ts';
 import {
   BlobRate,
-  asTerminal,
+  blobBars,
   pickRenderer,
   rateText,
   type Renderer,
@@ -82,19 +82,7 @@ function plainCopyProgress(stream: NodeJS.WritableStream, intervalMs: number, no
 
 /** One bar per blob with bytes and rate, redrawn in place; other events as lines above them. */
 function ttyCopyProgress(stream: NodeJS.WritableStream, now: () => number): CopyProgress {
-  const bars = new cliProgress.MultiBar(
-    {
-      stream: asTerminal(stream),
-      format: '{id}: {state} [{bar}] {done}/{size} {rate}',
-      barsize: 30,
-      hideCursor: true,
-      clearOnComplete: false,
-      stopOnComplete: false,
-      forceRedraw: true,
-      fps: 10,
-    },
-    cliProgress.Presets.legacy,
-  );
+  const bars = blobBars(stream);
   const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
   let stopped = false;
   const row = (digest: string, size: number) => {

@@ -165,7 +165,7 @@ function plainProgress(stream: NodeJS.WritableStream, intervalMs: number, now: (
  * `--progress tty` forced where standard output is not a terminal (a log, a test): the bars are
  * drawn anyway, as asked, through a stream that says it is one.
  */
-export function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): NodeJS.WriteStream {
+function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): NodeJS.WriteStream {
   if (stream.isTTY === true) return stream as NodeJS.WriteStream;
   const terminal = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
@@ -176,9 +176,9 @@ export function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; co
   return Object.assign(terminal, { isTTY: true, columns: stream.columns ?? 100 }) as unknown as NodeJS.WriteStream;
 }
 
-/** One bar per layer with bytes and rate, redrawn in place, like `docker pull` on a terminal. */
-function ttyProgress(stream: NodeJS.WritableStream, now: () => number): ProgressRenderer {
-  const bars = new cliProgress.MultiBar(
+/** The terminal's bars, one per blob: `id: state [bar] done/size rate`, redrawn 10 times a second. */
+export function blobBars(stream: NodeJS.WritableStream): cliProgress.MultiBar {
+  return new cliProgress.MultiBar(
     {
       stream: asTerminal(stream),
       format: '{id}: {state} [{bar}] {done}/{size} {rate}',
@@ -191,6 +191,11 @@ function ttyProgress(stream: NodeJS.WritableStream, now: () => number): Progress
     },
     cliProgress.Presets.legacy,
   );
+}
+
+/** One bar per layer with bytes and rate, redrawn in place, like `docker pull` on a terminal. */
+function ttyProgress(stream: NodeJS.WritableStream, now: () => number): ProgressRenderer {
+  const bars = blobBars(stream);
   const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
   let stopped = false;
   const row = (digest: string, size: number, state: string) => {
