@@ -10,7 +10,7 @@ import {
   type SlotOptions,
 } from '../../manifests/index.ts';
 import type { Io } from '../io.ts';
-import { collect, loadConfig, podSpecPathFlags, type ManifestFlags } from './pin-engine.ts';
+import { addSlotFlags, loadConfig, podSpecPathFlags, type ManifestFlags } from './pin-engine.ts';
 import { readAll, readManifests, UsageError } from './pin-input.ts';
 import { failWith, outputFormat, printFindings } from './pin-report.ts';
 
@@ -26,8 +26,7 @@ export const DEFAULT_LINT_POLICY: Partial<PolicyConfig> = {
 };
 
 export function registerLint(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
-    .command('lint')
+  addSlotFlags(program.command('lint'), 'check')
     .description(
       "check the images of Kubernetes manifests against an image policy, offline (the validating webhook's rules)",
     )
@@ -44,16 +43,6 @@ export function registerLint(program: Command, io: Io, setExit: (code: number) =
       '-o, --output <format>',
       'text (<file>:<line>:<column>: <path>: <rule>: <image>), json (one finding per line) or yaml',
       'text',
-    )
-    .option(
-      '--pod-spec-path <group/Kind=path>',
-      'where a custom kind keeps its pod spec, e.g. argoproj.io/Rollout=spec.template.spec (repeatable)',
-      collect,
-    )
-    .option(
-      '--extra-path <path>',
-      'also check the string at this dotted path from each document root (repeatable)',
-      collect,
     )
     .option(
       '--krm',

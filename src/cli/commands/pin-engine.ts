@@ -2,6 +2,7 @@
 // over the configuration (docs/semantics.md admission §3), resolving through the registry flags, a `--config` resolver
 // section, or a lock file.
 import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
 import {
   Pinner,
   checkPlatform,
@@ -93,6 +94,24 @@ function oneOf<T>(table: Readonly<Record<string, T>>, flags: readonly [string, s
     chosen = { flag, value };
   }
   return chosen?.value;
+}
+
+/**
+ * The slot-finding flags pin, relocate and lint share: `--pod-spec-path` (parsed by
+ * `podSpecPathFlags`) and `--extra-path`, whose help says what `verb` does to the string there.
+ */
+export function addSlotFlags(command: Command, verb: string): Command {
+  return command
+    .option(
+      '--pod-spec-path <group/Kind=path>',
+      'where a custom kind keeps its pod spec, e.g. argoproj.io/Rollout=spec.template.spec (repeatable)',
+      collect,
+    )
+    .option(
+      '--extra-path <path>',
+      `also ${verb} the string at this dotted path from each document root, e.g. spec.image or jobs[*].image (repeatable)`,
+      collect,
+    );
 }
 
 /** `group/Kind=a.b` (repeatable) as `extraPodSpecPaths`; a bare `Kind` is the core group. */

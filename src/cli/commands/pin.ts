@@ -18,6 +18,7 @@ import { escapeControls } from '../format.ts';
 import { formatError, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags } from '../registry-options.ts';
 import {
+  addSlotFlags,
   collect,
   createPinEngine,
   loadConfig,
@@ -32,8 +33,7 @@ import { failWith, outputFormat, printFindings, where } from './pin-report.ts';
 
 export function registerPin(program: Command, io: Io, setExit: (code: number) => void): void {
   addRegistryFlags(
-    program
-      .command('pin')
+    addSlotFlags(program.command('pin'), 'pin')
       .description('pin the images of Kubernetes manifests to digests, changing no other byte of the files')
       .option(
         '-f, --filename <file...>',
@@ -63,16 +63,6 @@ export function registerPin(program: Command, io: Io, setExit: (code: number) =>
       )
       .option('--on-mismatch <mode>', 'the same as --existing-digest, as keep, warn or deny')
       .option('--skip-prefix <prefix>', 'leave images starting with this (as written) alone (repeatable)', collect)
-      .option(
-        '--pod-spec-path <group/Kind=path>',
-        'where a custom kind keeps its pod spec, e.g. argoproj.io/Rollout=spec.template.spec (repeatable)',
-        collect,
-      )
-      .option(
-        '--extra-path <path>',
-        'also pin the string at this dotted path from each document root, e.g. spec.image or jobs[*].image (repeatable)',
-        collect,
-      )
       .option('--timeout <duration>', 'how long one image lookup may take (30s, 500ms, 2m)', '30s')
       .option(
         '--config <file>',

@@ -19,7 +19,7 @@ import { escapeControls, formatBytes, formatDuration } from '../format.ts';
 import { SIGNAL_EXIT, listenForInterrupt } from '../interrupt.ts';
 import { printRecords, writeLine, type Io } from '../io.ts';
 import { addRegistryFlags, registryFrom } from '../registry-options.ts';
-import { collect, loadConfig, mutateFromFlags, resolveModeOf, type PinFlags } from './pin-engine.ts';
+import { addSlotFlags, collect, loadConfig, mutateFromFlags, resolveModeOf, type PinFlags } from './pin-engine.ts';
 import { readManifests, UsageError } from './pin-input.ts';
 import { writeRewrite } from './pin-output.ts';
 import { failWith, outputFormat, where } from './pin-report.ts';
@@ -34,8 +34,7 @@ interface RelocateFlags extends PinFlags {
 
 export function registerRelocate(program: Command, io: Io, setExit: (code: number) => void): void {
   addRegistryFlags(
-    program
-      .command('relocate')
+    addSlotFlags(program.command('relocate'), 'relocate')
       .description(
         'copy every image Kubernetes manifests reference into one registry and rewrite the manifests, byte for byte, to the new names pinned by digest',
       )
@@ -74,16 +73,6 @@ export function registerRelocate(program: Command, io: Io, setExit: (code: numbe
       )
       .option('--all-platforms', 'copy every platform of an index (the default)')
       .option('--skip-prefix <prefix>', 'leave images starting with this (as written) alone (repeatable)', collect)
-      .option(
-        '--pod-spec-path <group/Kind=path>',
-        'where a custom kind keeps its pod spec, e.g. argoproj.io/Rollout=spec.template.spec (repeatable)',
-        collect,
-      )
-      .option(
-        '--extra-path <path>',
-        'also relocate the string at this dotted path from each document root (repeatable)',
-        collect,
-      )
       .option('-q, --quiet', 'no per-image lines on stderr'),
   ).action(async (flags: RelocateFlags, command: Command) => {
     setExit(await runRelocate({ ...command.optsWithGlobals(), ...flags } as RelocateFlags, io));
