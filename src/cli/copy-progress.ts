@@ -4,13 +4,12 @@
  * while a blob uploads) elsewhere; JSON lines for programs. Blob states: pushing, then already
  * exists, mounted or pushed.
  */
-import cliProgress from 'cli-progress';
 import type { BlobOutcome, CopyEvent } from '../copy/index.ts';
 import { escapeControls, formatBytes, shortDigest } from './format.ts';
 import { writeLine } from './io.ts';
 import {
   BlobRate,
-  blobBars,
+  blobRows,
   pickRenderer,
   rateText,
   type Renderer,
@@ -82,24 +81,9 @@ function plainCopyProgress(stream: NodeJS.WritableStream, intervalMs: number, no
 
 /** One bar per blob with bytes and rate, redrawn in place; other events as lines above them. */
 function ttyCopyProgress(stream: NodeJS.WritableStream, now: () => number): CopyProgress {
-  const bars = blobBars(stream);
-  const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
+  const { bars, row: created } = blobRows(stream);
+  const row = (digest: string, size: number) => created(digest, size, 'Pushing');
   let stopped = false;
-  const row = (digest: string, size: number) => {
-    let r = rows.get(digest);
-    if (r === undefined) {
-      const bar = bars.create(Math.max(size, 1), 0, {
-        id: shortDigest(digest),
-        state: 'Pushing'.padEnd(14),
-        done: '0B',
-        size: formatBytes(size),
-        rate: '',
-      });
-      r = { bar, rate: new BlobRate() };
-      rows.set(digest, r);
-    }
-    return r;
-  };
   return {
     onEvent(event: CopyEvent) {
       if (stopped) return;

@@ -176,9 +176,13 @@ function asTerminal(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?:
   return Object.assign(terminal, { isTTY: true, columns: stream.columns ?? 100 }) as unknown as NodeJS.WriteStream;
 }
 
-/** The terminal's bars, one per blob: `id: state [bar] done/size rate`, redrawn 10 times a second. */
-export function blobBars(stream: NodeJS.WritableStream): cliProgress.MultiBar {
-  return new cliProgress.MultiBar(
+/** The terminal's bars, one per blob (`id: state [bar] done/size rate`, redrawn 10 times a
+ * second), created on a blob's first event. */
+export function blobRows(stream: NodeJS.WritableStream): {
+  readonly bars: cliProgress.MultiBar;
+  row(digest: string, size: number, state: string): { bar: cliProgress.SingleBar; rate: BlobRate };
+} {
+  const bars = new cliProgress.MultiBar(
     {
       stream: asTerminal(stream),
       format: '{id}: {state} [{bar}] {done}/{size} {rate}',
@@ -191,28 +195,31 @@ export function blobBars(stream: NodeJS.WritableStream): cliProgress.MultiBar {
     },
     cliProgress.Presets.legacy,
   );
+  const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
+  return {
+    bars,
+    row(digest, size, state) {
+      let r = rows.get(digest);
+      if (r === undefined) {
+        const bar = bars.create(Math.max(size, 1), 0, {
+          id: shortDigest(digest),
+          state: state.padEnd(14),
+          done: '0B',
+          size: formatBytes(size),
+          rate: '',
+        });
+        r = { bar, rate: new BlobRate() };
+        rows.set(digest, r);
+      }
+      return r;
+    },
+  };
 }
 
 /** One bar per layer with bytes and rate, redrawn in place, like `docker pull` on a terminal. */
 function ttyProgress(stream: NodeJS.WritableStream, now: () => number): ProgressRenderer {
-  const bars = blobBars(stream);
-  const rows = new Map<string, { bar: cliProgress.SingleBar; rate: BlobRate }>();
+  const { bars, row } = blobRows(stream);
   let stopped = false;
-  const row = (digest: string, size: number, state: string) => {
-    let r = rows.get(digest);
-    if (r === undefined) {
-      const bar = bars.create(Math.max(size, 1), 0, {
-        id: shortDigest(digest),
-        state: state.padEnd(14),
-        done: '0B',
-        size: formatBytes(size),
-        rate: '',
-      });
-      r = { bar, rate: new BlobRate() };
-      rows.set(digest, r);
-    }
-    return r;
-  };
   const update = (digest: string, size: number, bytes: number, state: string, rate = '') => {
     row(digest, size, state).bar.update(bytes, { state: state.padEnd(14), done: formatBytes(bytes), rate });
   };

@@ -8,6 +8,7 @@ export {
   isLoopback,
   type RegistryServerOptions,
   type WriteSide,
+  type WriteContext,
   type WriteSideFactory,
 } from './server.ts';
 export { DistributionError, type DistributionErrorCode } from './errors.ts';

@@ -38,16 +38,19 @@ export interface WriteSide {
   ): Promise<void>;
 }
 
-/** What the server needs to build its write side (kept as a factory so the read side does not
- * load the upload machinery). */
-export type WriteSideFactory = (context: {
+/** What the write side works on: the server's store and its read-side views. */
+export interface WriteContext {
   readonly store: Store;
   readonly content: ContentReader;
   readonly view: IndexView;
   readonly referrers: ReferrersIndex;
   readonly metrics: ServerMetrics;
   readonly maxManifestBytes: number;
-}) => WriteSide;
+}
+
+/** What the server needs to build its write side (kept as a factory so the read side does not
+ * load the upload machinery). */
+export type WriteSideFactory = (context: WriteContext) => WriteSide;
 
 export interface RegistryServerOptions {
   readonly store: Store;

@@ -13,18 +13,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { parseDigest } from '../digest/index.ts';
 import { manifestBlobs, parseManifestDocument, type Descriptor, type ManifestDocument } from '../oci/index.ts';
-import type { Store } from '../store/index.ts';
 import { readBody } from './body.ts';
-import type { ContentReader, StoredManifest } from './content.ts';
+import type { StoredManifest } from './content.ts';
 import { DistributionError } from './errors.ts';
-import type { ServerMetrics } from './metrics.ts';
 import { isValidTag, type RepositoryName } from './names.ts';
 import { ReadHandler } from './read.ts';
-import type { ReferrersIndex } from './referrers.ts';
 import { API_VERSION_HEADER } from './respond.ts';
 import type { Route } from './routes.ts';
-import type { WriteSide, WriteSideFactory } from './server.ts';
-import type { IndexView } from './view.ts';
+import type { WriteContext, WriteSide, WriteSideFactory } from './server.ts';
 
 /** An upload left alone this long is dropped (Distribution purges after 7 days; a node needs less). */
 const UPLOAD_IDLE_MS = 60 * 60 * 1000;
@@ -58,14 +54,7 @@ class Uploads implements WriteSide {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    private readonly context: {
-      readonly store: Store;
-      readonly content: ContentReader;
-      readonly view: IndexView;
-      readonly referrers: ReferrersIndex;
-      readonly metrics: ServerMetrics;
-      readonly maxManifestBytes: number;
-    },
+    private readonly context: WriteContext,
     options: UploadOptions,
   ) {
     this.dir = join(context.store.root, 'ingest', 'uploads');
