@@ -12,8 +12,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
-import type * as tls from 'node:tls';
 import type { ResponseHeaders } from './headers.ts';
+import type { ConnectOptions } from './lean-http.ts';
 
 /**
  * A request body of chunks whose memory the producer may reuse once the next chunk is asked
@@ -41,12 +41,7 @@ export interface BulkUploadOptions {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: ChunkedBody;
   readonly signal?: AbortSignal;
-  readonly connect: {
-    readonly secureContext?: tls.SecureContext;
-    readonly rejectUnauthorized?: boolean;
-    readonly lookup?: net.LookupFunction;
-    readonly timeout: number;
-  };
+  readonly connect: ConnectOptions;
   /** No byte written or read for this long (a stalled upload, a silent server): fails with
    * UND_ERR_BODY_TIMEOUT. */
   readonly idleTimeoutMs: number;

@@ -20,17 +20,20 @@ import { HEAD_END, LeanHttpError, checkTrailerLine, parseChunkSize, parseHead, t
 
 export { LeanHttpError } from './http1.ts';
 
+/** How a connection of its own is opened: `tls.connect` options for https (trusted roots,
+ * `rejectUnauthorized`), `lookup` for both, and the connect timeout in ms. */
+export interface ConnectOptions {
+  readonly secureContext?: tls.SecureContext;
+  readonly rejectUnauthorized?: boolean;
+  readonly lookup?: net.LookupFunction;
+  readonly timeout: number;
+}
+
 export interface LeanRequestOptions {
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
-  /** `tls.connect` options for https (trusted roots, `rejectUnauthorized`), and `lookup` for both. */
-  readonly connect: {
-    readonly secureContext?: tls.SecureContext;
-    readonly rejectUnauthorized?: boolean;
-    readonly lookup?: net.LookupFunction;
-    readonly timeout: number;
-  };
+  readonly connect: ConnectOptions;
   readonly headersTimeoutMs: number;
   /** No body bytes for this long: the body fails with UND_ERR_BODY_TIMEOUT. */
   readonly bodyTimeoutMs: number;
