@@ -5,6 +5,7 @@
  * under its name. A destination already pointing at the same digest costs one request.
  */
 import { KimgError } from '../errors/index.ts';
+import { eachLimited } from '../signals/index.ts';
 import {
   childrenOf,
   formatPlatform,
@@ -167,28 +168,6 @@ async function plan(source: ImageSource, options: CopyOptions, given?: TopLevel)
   return { top, manifests, blobs };
 }
 
-/** Runs `work` over `items`, `limit` at a time; the first failure stops the rest (and is thrown). */
-export async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await work(item);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  });
-  await Promise.all(runners);
-}
-
 interface Counts {
   pushed: number;
   mounted: number;
@@ -221,20 +200,25 @@ async function transfer(
   const signal = options.signal;
   const emit = options.onEvent ?? (() => undefined);
 
-  await eachLimited([...p.blobs.values()], Math.max(1, options.concurrency ?? 3), async (blob) => {
-    const t = performance.now();
-    const outcome = await destination.pushBlob(blob, source.blob(blob), {
-      ...(signal !== undefined && { signal }),
-      ...(source.repository !== undefined && { mountFrom: source.repository }),
-      onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
-    });
-    if (outcome === 'pushed') {
-      counts.pushed++;
-      counts.bytesPushed += blob.size;
-    } else if (outcome === 'mounted') counts.mounted++;
-    else counts.existing++;
-    emit({ type: 'blob', digest: blob.digest, size: blob.size, outcome, ms: performance.now() - t });
-  });
+  await eachLimited(
+    [...p.blobs.values()],
+    options.concurrency ?? 3,
+    async (blob, stop) => {
+      const t = performance.now();
+      const outcome = await destination.pushBlob(blob, source.blob(blob), {
+        signal: stop,
+        ...(source.repository !== undefined && { mountFrom: source.repository }),
+        onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
+      });
+      if (outcome === 'pushed') {
+        counts.pushed++;
+        counts.bytesPushed += blob.size;
+      } else if (outcome === 'mounted') counts.mounted++;
+      else counts.existing++;
+      emit({ type: 'blob', digest: blob.digest, size: blob.size, outcome, ms: performance.now() - t });
+    },
+    signal,
+  );
   for (const m of p.manifests) {
     if (m.descriptor.digest === p.top.descriptor.digest) continue;
     await destination.putManifest(m.descriptor, m.bytes, signal);

@@ -2,7 +2,6 @@
  * save, load), with every byte verified and the name written last. */
 export {
   copyImage,
-  eachLimited,
   MAX_REFERRER_DEPTH,
   MAX_REFERRERS_PER_COPY,
   type CopiedReferrer,

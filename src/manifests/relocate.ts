@@ -10,7 +10,6 @@ import {
   RegistryDestination,
   RegistrySource,
   copyImage,
-  eachLimited,
   type CopyEvent,
   type CopyResult,
   type ImageSource,
@@ -19,6 +18,7 @@ import {
 import type { Descriptor, Platform } from '../oci/index.ts';
 import { parseDockerRef, parseNormalizedNamed, type NamedReference } from '../reference/index.ts';
 import type { BlobSource, RegistryClient } from '../registry/index.ts';
+import { eachLimited } from '../signals/index.ts';
 import type { ManifestSource } from './document.ts';
 import type { LockEntry } from './lock.ts';
 import { rewriteSlots, type PinFailure, type PinnedFile } from './pin.ts';
@@ -259,29 +259,30 @@ export async function relocate(sources: readonly ManifestSource[], options: Relo
 
   if (failures.length > 0 || images.some((p) => p.failure !== undefined) || options.check === true) return report([]);
 
-  // Copy; the first failure stops the rest.
-  const controller = new AbortController();
-  const both = signal === undefined ? controller.signal : AbortSignal.any([signal, controller.signal]);
-  await eachLimited(images, limit, async (p) => {
-    // The source as the plan saw it (its root and manifests remembered): a tag moving meanwhile
-    // cannot make the copy and the rewrite disagree, and nothing is fetched twice.
-    const source = p.source as ImageSource;
-    const destination = new RegistryDestination(options.registry, parseDockerRef(destinationOf(p)));
-    try {
-      p.copy = await copyImage(source, destination, {
-        ...copyOptions,
-        signal: both,
-        onEvent: (event) => emit({ type: 'copy', source: p.key, destination: destinationOf(p), event }),
-      });
-      emit({ type: 'copied', source: p.key, destination: destinationOf(p), result: p.copy });
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      if (!controller.signal.aborted) {
-        fail(p, err);
-        controller.abort(new Error('another image failed'));
+  // Copy; the first failure stops the rest (eachLimited aborts `stop` for the others).
+  await eachLimited(
+    images,
+    limit,
+    async (p, stop) => {
+      // The source as the plan saw it (its root and manifests remembered): a tag moving meanwhile
+      // cannot make the copy and the rewrite disagree, and nothing is fetched twice.
+      const source = p.source as ImageSource;
+      const destination = new RegistryDestination(options.registry, parseDockerRef(destinationOf(p)));
+      try {
+        p.copy = await copyImage(source, destination, {
+          ...copyOptions,
+          signal: stop,
+          onEvent: (event) => emit({ type: 'copy', source: p.key, destination: destinationOf(p), event }),
+        });
+        emit({ type: 'copied', source: p.key, destination: destinationOf(p), result: p.copy });
+      } catch (err) {
+        // Only the failure that stopped the others is theirs to report.
+        if (!stop.aborted) fail(p, err);
+        throw err;
       }
-    }
-  }).catch((err: unknown) => {
+    },
+    signal,
+  ).catch((err: unknown) => {
     if (signal?.aborted) throw err;
   });
   if (images.some((p) => p.failure !== undefined)) return report([]);
