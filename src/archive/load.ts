@@ -10,7 +10,7 @@ import { parseDockerRef } from '../reference/index.ts';
 import type { Store } from '../store/index.ts';
 import { Archive, type ArchiveImage, type OpenArchiveOptions } from './archive.ts';
 import { ArchiveError } from './errors.ts';
-import { planImage } from './plan.ts';
+import { planImage, type ImagePlan } from './plan.ts';
 
 export type LoadEvent =
   | {
@@ -77,8 +77,17 @@ export async function loadArchive(store: Store, file: string, options: LoadOptio
   }
   const named = archive.images.map((image) => ({ image, name: storeNameOf(image, repository, file) }));
   // Plan every image before writing any: a bad one stops the load before the store changes.
+  // Each top digest is walked once, however many names (RepoTags, index entries) point at it.
+  const byDigest = new Map<string, ImagePlan>();
   const plans = [];
-  for (const { image, name } of named) plans.push(await planImage(source, name, image.descriptor));
+  for (const { image, name } of named) {
+    let plan = byDigest.get(image.descriptor.digest);
+    if (plan === undefined) {
+      plan = await planImage(source, name, image.descriptor);
+      byDigest.set(image.descriptor.digest, plan);
+    }
+    plans.push(plan);
+  }
   const loaded: LoadedImage[] = [];
   for (const [i, { image, name }] of named.entries()) {
     const plan = plans[i] as (typeof plans)[number];
