@@ -1,4 +1,5 @@
-// Reading YAML with bounded work: the one parse function every YAML input goes through.
+// Reading YAML with bounded work: the one parse function every YAML input goes through; and the
+// one way kimg writes a YAML stream.
 export { YamlError, type YamlErrorCode } from './errors.ts';
 export {
   aliasTarget,
@@ -8,3 +9,4 @@ export {
   type YamlPosition,
   type YamlStream,
 } from './parse.ts';
+export { stringifyAll } from './stringify.ts';

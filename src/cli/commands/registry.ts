@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
+import { stringifyAll } from '../../yaml/index.ts';
 import {
   BasicAuthenticator,
   RegistryServer,
@@ -250,9 +250,7 @@ export function registerRegistryManifests(registry: Command, io: Io, setExit: (c
           pullThrough: flags.pullThrough,
           memoryLimit: flags.memoryLimit,
         });
-        io.stdout.write(
-          documents.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'),
-        );
+        io.stdout.write(stringifyAll(documents));
       } catch (err) {
         io.stderr.write(`${formatError(err)}\n`);
         setExit(2);
