@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { link, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { KeyedMutex } from '../signals/index.ts';
+import { KeyedMutex, systemClock } from '../signals/index.ts';
 import { errnoCode } from './errors.ts';
-import { createExclusive, readBounded, sleep, tempName } from './fs-utils.ts';
+import { createExclusive, readBounded, tempName } from './fs-utils.ts';
 
 /**
  * Cross-process locks as files created with link(2) (atomic, never replacing, full content from the
@@ -221,7 +221,7 @@ export async function acquireLock(
         releaseMutex();
         return undefined;
       }
-      await sleep(delay, waitSignal);
+      await systemClock.sleep(delay, waitSignal);
       delay = Math.min(delay * 2, 50);
     }
   } catch (err) {
