@@ -10,10 +10,10 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import type { ResponseHeaders } from './headers.ts';
-import type { ConnectOptions } from './lean-http.ts';
+import { tlsOptionsFor, type ConnectOptions } from './lean-http.ts';
+import { bareHostname } from './realm.ts';
 
 /**
  * A request body of chunks whose memory the producer may reuse once the next chunk is asked
@@ -72,7 +72,7 @@ class BulkUploadError extends Error {
 export function bulkUpload(options: BulkUploadOptions): Promise<BulkUploadResponse> {
   const { url, connect, signal } = options;
   const secure = url.protocol === 'https:';
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = bareHostname(url.hostname);
   const requestOptions: https.RequestOptions = {
     host,
     port: Number(url.port) || (secure ? 443 : 80),
@@ -82,12 +82,7 @@ export function bulkUpload(options: BulkUploadOptions): Promise<BulkUploadRespon
     agent: false,
     timeout: connect.timeout,
     ...(connect.lookup !== undefined && { lookup: connect.lookup }),
-    ...(secure && {
-      ...(net.isIP(host) === 0 && { servername: host }),
-      ...(connect.secureContext !== undefined && { secureContext: connect.secureContext }),
-      rejectUnauthorized: connect.rejectUnauthorized ?? true,
-      ALPNProtocols: ['http/1.1'],
-    }),
+    ...(secure && tlsOptionsFor(host, connect)),
   };
   return new Promise<BulkUploadResponse>((resolve, reject) => {
     let settled = false;

@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { ResponseHeaders } from './headers.ts';
 import { HEAD_END, LeanHttpError, checkTrailerLine, parseChunkSize, parseHead, type Framing } from './http1.ts';
+import { bareHostname } from './realm.ts';
 
 export { LeanHttpError } from './http1.ts';
 
@@ -27,6 +28,17 @@ export interface ConnectOptions {
   readonly rejectUnauthorized?: boolean;
   readonly lookup?: net.LookupFunction;
   readonly timeout: number;
+}
+
+/** The TLS part of a connection of its own: SNI unless the host is an IP, the trusted roots,
+ * verification on unless turned off, HTTP/1.1 only. */
+export function tlsOptionsFor(host: string, connect: ConnectOptions): tls.ConnectionOptions {
+  return {
+    ...(net.isIP(host) === 0 && { servername: host }),
+    ...(connect.secureContext !== undefined && { secureContext: connect.secureContext }),
+    rejectUnauthorized: connect.rejectUnauthorized ?? true,
+    ALPNProtocols: ['http/1.1'],
+  };
 }
 
 export interface LeanRequestOptions {
@@ -71,7 +83,7 @@ export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
   const { url, signal } = options;
   const requestHead = formatRequest(url, options.headers);
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = bareHostname(url.hostname);
   const body = new LeanBody(options.bodyTimeoutMs);
   const onread = {
     buffer: Buffer.allocUnsafeSlow(READ_BUFFER),
@@ -85,13 +97,7 @@ export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
   };
   const socket =
     url.protocol === 'https:'
-      ? tls.connect({
-          ...common,
-          ...(net.isIP(host) === 0 && { servername: host }),
-          ...(options.connect.secureContext !== undefined && { secureContext: options.connect.secureContext }),
-          rejectUnauthorized: options.connect.rejectUnauthorized ?? true,
-          ALPNProtocols: ['http/1.1'],
-        })
+      ? tls.connect({ ...common, ...tlsOptionsFor(host, options.connect) })
       : net.connect(common);
   body.attach(socket);
   return body.start(

@@ -20,6 +20,7 @@ import { Worker } from 'node:worker_threads';
 import type { ResponseHeaders } from './headers.ts';
 import { LeanHttpError } from './http1.ts';
 import type { ChunkConsumer } from './lean-http.ts';
+import { bareHostname } from './realm.ts';
 
 /** A request for the thread (structured-clone data only). */
 export interface ThreadGet {
@@ -173,7 +174,7 @@ function resolve(host: string, lookup: LookupFunction | undefined): Promise<{ ad
  */
 export async function threadGet(options: ThreadRequestOptions): Promise<ThreadResponse> {
   const { url, signal } = options;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = bareHostname(url.hostname);
   const addresses = await resolve(host, options.connect.lookup);
   signal?.throwIfAborted();
   const thread = pickThread();
