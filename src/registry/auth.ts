@@ -28,6 +28,7 @@ import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts
 import {
   POST_REFUSED_STATUSES,
   TokenCache,
+  basicHeader,
   credentialIdentity,
   getForToken,
   postForToken,
@@ -299,7 +300,7 @@ export class Authenticator {
         return { kind: 'none' };
       }
       ctx.secrets.add(credential.password);
-      const header = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+      const header = basicHeader(credential.username, credential.password);
       ctx.secrets.add(header);
       return { kind: 'basic', header };
     }

@@ -188,7 +188,8 @@ function secretsOf(credential: Credential | undefined): Set<string> {
   return secrets;
 }
 
-function basicHeader(username: string, password: string): string {
+/** `Authorization: Basic …` for a username and password. */
+export function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
 
