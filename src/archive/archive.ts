@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { digestOf } from '../digest/index.ts';
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../store/index.ts';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, withoutNameAnnotations } from '../store/index.ts';
 import { parseManifestDocument, parseStrictJson, type Descriptor } from '../oci/index.ts';
 import type { BlobSource } from '../registry/index.ts';
 import { dockerImages } from './docker.ts';
@@ -189,13 +189,9 @@ function layoutImages(file: string, bytes: Buffer): ArchiveImage[] {
       entry: 'index.json',
     });
   return document.index.manifests.map((d) => {
-    const { annotations, ...plain } = d;
-    const kept = Object.fromEntries(
-      Object.entries(annotations ?? {}).filter(([k]) => k !== ANNOTATION_IMAGE_NAME && k !== ANNOTATION_REF_NAME),
-    );
-    const descriptor: Descriptor = Object.keys(kept).length > 0 ? { ...plain, annotations: kept } : plain;
-    const full = annotations?.[ANNOTATION_IMAGE_NAME];
-    const ref = annotations?.[ANNOTATION_REF_NAME];
+    const descriptor = withoutNameAnnotations(d);
+    const full = d.annotations?.[ANNOTATION_IMAGE_NAME];
+    const ref = d.annotations?.[ANNOTATION_REF_NAME];
     const refIsTag = ref !== undefined && BARE_TAG.test(ref);
     return { name: full ?? (refIsTag ? undefined : ref), tag: refIsTag ? ref : undefined, descriptor };
   });

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { pack, type Pack } from 'tar-stream';
 import { MediaType, hostPlatform, platformMatcher, type Descriptor } from '../oci/index.ts';
 import { familiarName, parseDockerRef } from '../reference/index.ts';
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type Store } from '../store/index.ts';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, withoutNameAnnotations, type Store } from '../store/index.ts';
 import { MAX_METADATA_BYTES } from './archive.ts';
 import { planImage, type ImagePlan } from './plan.ts';
 
@@ -90,12 +90,7 @@ export async function saveArchive(
   };
   const plans: ImagePlan[] = [];
   for (const image of images) plans.push(await planImage(source, image.name, image.descriptor));
-  const referrers = (options.referrers ?? []).map(({ annotations, ...plain }) => {
-    const kept = Object.entries(annotations ?? {}).filter(
-      ([key]) => key !== ANNOTATION_IMAGE_NAME && key !== ANNOTATION_REF_NAME,
-    );
-    return kept.length > 0 ? { ...plain, annotations: Object.fromEntries(kept) } : plain;
-  });
+  const referrers = (options.referrers ?? []).map(withoutNameAnnotations);
   for (const referrer of referrers) plans.push(await planImage(source, referrer.digest, referrer));
 
   const blobs = new Map<string, Descriptor>();

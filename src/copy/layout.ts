@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { referrersAmong, type Descriptor } from '../oci/index.ts';
 import type { BlobSource } from '../registry/index.ts';
-import { splitImageName, type Store } from '../store/index.ts';
+import { splitImageName, withoutNameAnnotations, type Store } from '../store/index.ts';
 import {
   CopyError,
   type BlobOutcome,
@@ -92,13 +92,7 @@ export class LayoutSource implements ImageSource {
 
   async root(): Promise<TopLevel> {
     const record = await findRoot(this.store, this.reference, this.label);
-    const { annotations, ...plain } = record.descriptor;
-    const kept = Object.fromEntries(
-      Object.entries(annotations ?? {}).filter(
-        ([key]) => key !== 'io.containerd.image.name' && key !== 'org.opencontainers.image.ref.name',
-      ),
-    );
-    const descriptor: Descriptor = Object.keys(kept).length > 0 ? { ...plain, annotations: kept } : plain;
+    const descriptor = withoutNameAnnotations(record.descriptor);
     const bytes = await this.manifest(descriptor);
     return { descriptor, bytes, ...(record.name !== undefined && { name: record.name }) };
   }

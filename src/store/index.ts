@@ -11,7 +11,12 @@ export {
 export { StoreError, type StoreErrorCode } from './errors.ts';
 export { isNoSpace } from './reserve.ts';
 export type { Ingest } from './ingest.ts';
-export { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type ImageRecord } from './layout-index.ts';
+export {
+  ANNOTATION_IMAGE_NAME,
+  ANNOTATION_REF_NAME,
+  withoutNameAnnotations,
+  type ImageRecord,
+} from './layout-index.ts';
 export { splitImageName, type ImageNameParts } from './image-name.ts';
 export type { GcOptions, GcResult, OverLimitImage } from './gc.ts';
 export type { FsckProblem, FsckProblemKind, FsckReport } from './fsck.ts';

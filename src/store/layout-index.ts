@@ -42,6 +42,16 @@ export function serializeLayoutIndex(index: ImageIndex): string {
   return JSON.stringify({ ...index, schemaVersion: 2, mediaType: MediaType.OciIndex });
 }
 
+/** The descriptor without the layout's naming annotations (`io.containerd.image.name`,
+ * `org.opencontainers.image.ref.name`): the image itself, as another layout or registry gets it. */
+export function withoutNameAnnotations(descriptor: Descriptor): Descriptor {
+  const { annotations, ...plain } = descriptor;
+  const kept = Object.entries(annotations ?? {}).filter(
+    ([key]) => key !== ANNOTATION_IMAGE_NAME && key !== ANNOTATION_REF_NAME,
+  );
+  return kept.length > 0 ? { ...plain, annotations: Object.fromEntries(kept) } : plain;
+}
+
 export function toRecord(descriptor: Descriptor): ImageRecord {
   const fullName = descriptor.annotations?.[ANNOTATION_IMAGE_NAME];
   const refName = descriptor.annotations?.[ANNOTATION_REF_NAME];
