@@ -5,10 +5,10 @@
  * and registries.
  */
 import { referrersAmong, type Descriptor } from '../oci/index.ts';
+import { tryParseDockerRef } from '../reference/index.ts';
 import type { BlobSource } from '../registry/index.ts';
 import { Archive, type ArchiveImage, type OpenArchiveOptions } from './archive.ts';
 import { ArchiveError } from './errors.ts';
-import { storeNameOf } from './load.ts';
 
 /** The image's top level: descriptor, exact bytes and the name the archive gives it. */
 export interface ArchiveTopLevel {
@@ -32,11 +32,8 @@ export interface ArchiveImageSource {
 
 /** A name normalized as the store records it; undefined when it is not a valid reference. */
 function normalizeName(name: string): string | undefined {
-  try {
-    return storeNameOf({ name, tag: undefined, descriptor: { mediaType: '', digest: '', size: 0 } }, '', '');
-  } catch {
-    return undefined;
-  }
+  const parsed = tryParseDockerRef(name);
+  return parsed.ok ? parsed.value.toString() : undefined;
 }
 
 /**
