@@ -331,6 +331,22 @@ describe('threadGet (the same GET on a blob thread)', () => {
     assert.ok(res.body.destroyed);
   });
 
+  it('streams a large body intact to a slow reader (every buffer goes back to the thread)', async () => {
+    const payload = randomBytes(5 * 1024 * 1024 + 17);
+    const s = await serve((socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+      writeInPieces(socket, payload, 70_000);
+    });
+    const res = await threadGet(threadOptions(s.url));
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.body) {
+      chunks.push(chunk as Buffer);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const got = Buffer.concat(chunks);
+    assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  });
+
   it('resolves the host here, with the lookup given (its refusal is the error)', async () => {
     const s = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
     const named = new URL(s.url.href.replace('127.0.0.1', 'registry.test'));

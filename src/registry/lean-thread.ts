@@ -289,8 +289,11 @@ export class ThreadBody extends Readable {
       return;
     }
     const held = this.held;
+    if (held === undefined) return;
     this.held = undefined;
-    if (held !== undefined) this.credit(held);
+    this.busy = false;
+    this.credit(held);
+    this.drain();
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
@@ -315,8 +318,13 @@ export class ThreadBody extends Readable {
       const chunk = Buffer.from(msg.buffer, 0, msg.length);
       const consumer = this.consumer;
       if (consumer === undefined) {
-        if (this.push(Buffer.from(chunk))) this.credit(msg.buffer);
-        else this.held = msg.buffer;
+        if (this.push(Buffer.from(chunk))) {
+          this.credit(msg.buffer);
+        } else {
+          // Read as a stream and full: what comes next waits (in order) until `_read` asks again.
+          this.held = msg.buffer;
+          this.busy = true;
+        }
         return;
       }
       let wait: Promise<void> | undefined;
