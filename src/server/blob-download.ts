@@ -59,7 +59,11 @@ export class BlobDownload extends EventEmitter {
     const { descriptor } = this;
     let ingest: Ingest | undefined;
     try {
-      ingest = await this.store.openIngest(descriptor, { source: `${this.repo.registry}/${this.repo.path}` });
+      // Followers read the partial file while it grows, whatever the blob's size.
+      ingest = await this.store.openIngest(descriptor, {
+        source: `${this.repo.registry}/${this.repo.path}`,
+        partialFile: true,
+      });
       this.ingest = ingest;
       if (!ingest.alreadyPresent && ingest.offset < descriptor.size) {
         this.state = 'running';

@@ -164,7 +164,7 @@ describe('gc', () => {
     const ingestDir = join(store.root, 'ingest');
     const stale = randomBytes(1000);
     const staleDescriptor = { mediaType: 'application/octet-stream', digest: digestOf(stale), size: stale.length };
-    const first = await store.openIngest(staleDescriptor);
+    const first = await store.openIngest(staleDescriptor, { partialFile: true });
     await first.write(stale.subarray(0, 500));
     await first.abort({ keepPartial: true });
     const old = new Date(Date.now() - 48 * 3600 * 1000);
@@ -189,17 +189,17 @@ describe('gc', () => {
 
     const fresh = randomBytes(1000);
     const freshDescriptor = { mediaType: 'application/octet-stream', digest: digestOf(fresh), size: fresh.length };
-    const keptPartial = await store.openIngest(freshDescriptor);
+    const keptPartial = await store.openIngest(freshDescriptor, { partialFile: true });
     await keptPartial.write(fresh.subarray(0, 10));
     await keptPartial.abort({ keepPartial: true });
 
     const live = randomBytes(1000);
     const liveDescriptor = { mediaType: 'application/octet-stream', digest: digestOf(live), size: live.length };
-    const inProgress = await store.openIngest(liveDescriptor);
+    const inProgress = await store.openIngest(liveDescriptor, { partialFile: true });
     await inProgress.write(live.subarray(0, 10));
     const liveBase = `sha256-${liveDescriptor.digest.slice(7)}`;
     await inProgress.abort({ keepPartial: true });
-    const again = await store.openIngest(liveDescriptor); // holds the lock during gc
+    const again = await store.openIngest(liveDescriptor, { partialFile: true }); // holds the lock during gc
     await utimes(join(ingestDir, `${liveBase}.data`), old, old);
 
     const result = await store.gc();

@@ -11,6 +11,7 @@ export {
 export { StoreError, type StoreErrorCode } from './errors.ts';
 export { isNoSpace } from './reserve.ts';
 export type { Ingest } from './ingest.ts';
+export { SMALL_INGEST_BYTES } from './small-ingest.ts';
 export {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DigestError, VerifyError, digestOf } from '../digest/index.ts';
 import { isKimgError } from '../errors/index.ts';
-import { openStore, type Store } from './index.ts';
+import { SMALL_INGEST_BYTES, openStore, type Ingest, type OpenIngestOptions, type Store } from './index.ts';
+import type { Descriptor } from '../oci/index.ts';
 
 const octet = 'application/octet-stream';
 function descriptorOf(bytes: Uint8Array): { mediaType: string; digest: string; size: number } {
@@ -20,6 +21,11 @@ async function writeInChunks(
   chunk = 64 * 1024,
 ): Promise<void> {
   for (let i = 0; i < bytes.byteLength; i += chunk) await ingest.write(bytes.subarray(i, i + chunk));
+}
+
+/** The resumable ingest (a partial file under ingest/), whatever the blob's size. */
+function openFile(store: Store, d: Descriptor, options: OpenIngestOptions = {}): Promise<Ingest> {
+  return store.openIngest(d, { partialFile: true, ...options });
 }
 
 /** Files in ingest/ that belong to a download (partials, metadata, locks). */
@@ -39,7 +45,7 @@ describe('ingest', () => {
   it('writes, verifies and commits into blobs/<alg>/<hex>, leaving nothing in ingest/', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17); // several write buffers and a tail
     const d = descriptorOf(bytes);
-    const ingest = await store.openIngest(d, {
+    const ingest = await openFile(store, d, {
       source: 'https://user:secret@registry.example/v2/x/blobs/y?X-Amz-Signature=abc',
     });
     assert.equal(ingest.offset, 0);
@@ -59,7 +65,7 @@ describe('ingest', () => {
   it('fails the moment more bytes than the descriptor declares arrive, and discards the partial', async () => {
     const bytes = randomBytes(200_000);
     const d = { ...descriptorOf(bytes), size: 150_000 };
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     await ingest.write(bytes.subarray(0, 100_000));
     await assert.rejects(ingest.write(bytes.subarray(100_000, 165_536)), (err: unknown) => {
       assert.ok(err instanceof VerifyError);
@@ -75,7 +81,7 @@ describe('ingest', () => {
   it('rejects a short body at commit', async () => {
     const bytes = randomBytes(1000);
     const d = descriptorOf(bytes);
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     await ingest.write(bytes.subarray(0, 999));
     await assert.rejects(
       ingest.commit(),
@@ -90,7 +96,7 @@ describe('ingest', () => {
     const d = descriptorOf(bytes);
     const tampered = Buffer.from(bytes);
     tampered[1_000_000] = (tampered[1_000_000] ?? 0) ^ 0x01;
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     await writeInChunks(ingest, tampered);
     await assert.rejects(ingest.commit(), (err: unknown) => {
       assert.ok(err instanceof VerifyError);
@@ -102,7 +108,7 @@ describe('ingest', () => {
     assert.equal(existsSync(store.blobPath(d.digest)), false);
     assert.deepEqual(await ingestLeftovers(store), []);
     // A later, honest download still works.
-    const retry = await store.openIngest(d);
+    const retry = await openFile(store, d);
     assert.equal(retry.offset, 0);
     await writeInChunks(retry, bytes);
     await retry.commit();
@@ -112,7 +118,7 @@ describe('ingest', () => {
   it('resumes a partial kept by abort({ keepPartial: true }), re-hashing what is there', async () => {
     const bytes = randomBytes(5 * 1024 * 1024 + 3);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d, { source: 'https://registry.example/v2/x/blobs/y?sig=secret' });
+    const first = await openFile(store, d, { source: 'https://registry.example/v2/x/blobs/y?sig=secret' });
     await writeInChunks(first, bytes.subarray(0, 3 * 1024 * 1024 + 5));
     await first.abort({ keepPartial: true });
     const meta = JSON.parse(
@@ -124,7 +130,7 @@ describe('ingest', () => {
     assert.equal(typeof meta.startedAt, 'string');
     assert.equal(typeof meta.updatedAt, 'string');
 
-    const second = await store.openIngest(d);
+    const second = await openFile(store, d);
     assert.equal(second.resumed, true);
     assert.equal(second.offset, 3 * 1024 * 1024 + 5);
     await writeInChunks(second, bytes.subarray(second.offset));
@@ -136,10 +142,10 @@ describe('ingest', () => {
   it('a resumed partial that was wrong fails at commit and is removed', async () => {
     const bytes = randomBytes(300_000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
+    const first = await openFile(store, d);
     await first.write(randomBytes(100_000)); // not the blob's bytes
     await first.abort({ keepPartial: true });
-    const second = await store.openIngest(d);
+    const second = await openFile(store, d);
     assert.equal(second.offset, 100_000);
     await second.write(bytes.subarray(100_000));
     await assert.rejects(
@@ -147,7 +153,7 @@ describe('ingest', () => {
       (err: unknown) => err instanceof VerifyError && err.code === 'ErrDigestMismatch',
     );
     assert.deepEqual(await ingestLeftovers(store), []);
-    const third = await store.openIngest(d);
+    const third = await openFile(store, d);
     assert.equal(third.offset, 0);
     await third.abort();
   });
@@ -155,10 +161,10 @@ describe('ingest', () => {
   it('reset() discards a resumed partial when the server ignored Range', async () => {
     const bytes = randomBytes(2_000_000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
+    const first = await openFile(store, d);
     await first.write(bytes.subarray(0, 1_500_000));
     await first.abort({ keepPartial: true });
-    const second = await store.openIngest(d);
+    const second = await openFile(store, d);
     assert.equal(second.offset, 1_500_000);
     await second.reset();
     assert.equal(second.offset, 0);
@@ -171,18 +177,18 @@ describe('ingest', () => {
   it('abort() without keepPartial deletes the partial', async () => {
     const bytes = randomBytes(10_000);
     const d = descriptorOf(bytes);
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     await ingest.write(bytes.subarray(0, 5000));
     await ingest.abort();
     assert.deepEqual(await ingestLeftovers(store), []);
-    assert.equal((await store.openIngest(d)).offset, 0);
+    assert.equal((await openFile(store, d)).offset, 0);
   });
 
   it('a partial longer than the blob is discarded on open', async () => {
     const bytes = randomBytes(1000);
     const d = descriptorOf(bytes);
     await writeFile(join(store.root, 'ingest', `sha256-${d.digest.slice(7)}.data`), randomBytes(5000));
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     assert.equal(ingest.offset, 0);
     await ingest.write(bytes);
     await ingest.commit();
@@ -193,7 +199,7 @@ describe('ingest', () => {
     const bytes = randomBytes(4096);
     const d = descriptorOf(bytes);
     await store.putBlob(d, bytes);
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     assert.equal(ingest.alreadyPresent, true);
     assert.equal(ingest.offset, d.size);
     await assert.rejects(ingest.write(bytes), (err: unknown) => isKimgError(err, 'ErrIngestClosed'));
@@ -209,19 +215,19 @@ describe('ingest', () => {
     const tampered = Buffer.from(bytes);
     tampered[5] = (tampered[5] ?? 0) ^ 0x40;
     await writeFile(store.blobPath(d.digest), tampered);
-    assert.equal((await store.openIngest(d)).alreadyPresent, true, 'trusted by default (size matches)');
-    const ingest = await store.openIngest(d, { verifyExisting: true });
+    assert.equal((await openFile(store, d)).alreadyPresent, true, 'trusted by default (size matches)');
+    const ingest = await openFile(store, d, { verifyExisting: true });
     assert.equal(ingest.alreadyPresent, false);
     await ingest.write(bytes);
     await ingest.commit();
     assert.deepEqual(await readFile(store.blobPath(d.digest)), bytes);
-    assert.equal((await store.openIngest(d, { verifyExisting: true })).alreadyPresent, true);
+    assert.equal((await openFile(store, d, { verifyExisting: true })).alreadyPresent, true);
   });
 
   it('refuses writes after commit with ErrIngestClosed', async () => {
     const bytes = randomBytes(100);
     const d = descriptorOf(bytes);
-    const ingest = await store.openIngest(d);
+    const ingest = await openFile(store, d);
     await ingest.write(bytes);
     await ingest.commit();
     await assert.rejects(ingest.write(bytes), (err: unknown) => isKimgError(err, 'ErrIngestClosed'));
@@ -233,9 +239,9 @@ describe('ingest', () => {
   it('a second ingest of the same digest in one process waits, then finds the blob present', async () => {
     const bytes = randomBytes(1_000_000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
+    const first = await openFile(store, d);
     let secondOpened = false;
-    const secondPromise = store.openIngest(d).then((i) => {
+    const secondPromise = openFile(store, d).then((i) => {
       secondOpened = true;
       return i;
     });
@@ -251,8 +257,8 @@ describe('ingest', () => {
   it('a waiting ingest takes over when the first one aborts, resuming its partial', async () => {
     const bytes = randomBytes(1_000_000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
-    const secondPromise = store.openIngest(d);
+    const first = await openFile(store, d);
+    const secondPromise = openFile(store, d);
     await first.write(bytes.subarray(0, 400_000));
     await first.abort({ keepPartial: true });
     const second = await secondPromise;
@@ -266,9 +272,9 @@ describe('ingest', () => {
   it('waiting for another ingest is abortable', async () => {
     const bytes = randomBytes(1000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
+    const first = await openFile(store, d);
     const controller = new AbortController();
-    const waiting = store.openIngest(d, { signal: controller.signal });
+    const waiting = openFile(store, d, { signal: controller.signal });
     setTimeout(() => controller.abort(new Error('pull cancelled')), 20);
     await assert.rejects(waiting, /pull cancelled/);
     await first.abort();
@@ -277,8 +283,8 @@ describe('ingest', () => {
   it('waiting for another ingest times out with ErrStoreLocked when asked to', async () => {
     const bytes = randomBytes(1000);
     const d = descriptorOf(bytes);
-    const first = await store.openIngest(d);
-    await assert.rejects(store.openIngest(d, { timeoutMs: 30 }), (err: unknown) => isKimgError(err, 'ErrStoreLocked'));
+    const first = await openFile(store, d);
+    await assert.rejects(openFile(store, d, { timeoutMs: 30 }), (err: unknown) => isKimgError(err, 'ErrStoreLocked'));
     await first.abort();
   });
 
@@ -391,5 +397,100 @@ describe('putBlob, readBlob, openBlobStream', () => {
       },
       (err: unknown) => isKimgError(err, 'ErrBlobUnknown'),
     );
+  });
+});
+
+describe('ingest of a small blob (in memory)', () => {
+  let dir: string;
+  let store: Store;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kimg-store-small-ingest-'));
+    store = await openStore(join(dir, 'store'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('writes no partial, metadata or lock, and commits the verified bytes', async () => {
+    const bytes = randomBytes(64 * 1024);
+    const d = descriptorOf(bytes);
+    const ingest = await store.openIngest(d, { source: 'https://registry.example/v2/x/blobs/y' });
+    assert.equal(ingest.partialPath, undefined);
+    await writeInChunks(ingest, bytes, 16 * 1024);
+    assert.deepEqual(await ingestLeftovers(store), [], 'nothing on disk before the commit');
+    await ingest.commit();
+    assert.deepEqual(await readFile(store.blobPath(d.digest)), bytes);
+    assert.deepEqual(
+      await readdir(join(store.root, 'ingest')).then((n) => n.filter((f) => !f.startsWith('claims-'))),
+      [],
+    );
+    assert.equal((await store.openIngest(d)).alreadyPresent, true);
+  });
+
+  it('refuses a byte more than declared, and a digest mismatch at commit, leaving nothing', async () => {
+    const bytes = randomBytes(1000);
+    const d = descriptorOf(bytes);
+    const tooMany = await store.openIngest(d);
+    await tooMany.write(bytes);
+    await assert.rejects(tooMany.write(Buffer.from('x')), (err: unknown) => isKimgError(err, 'ErrSizeMismatch'));
+    await assert.rejects(tooMany.commit(), (err: unknown) => isKimgError(err, 'ErrIngestClosed'));
+    const wrong = await store.openIngest(d);
+    await wrong.write(randomBytes(1000));
+    await assert.rejects(wrong.commit(), (err: unknown) => isKimgError(err, 'ErrDigestMismatch'));
+    const short = await store.openIngest(d);
+    await short.write(bytes.subarray(0, 10));
+    await assert.rejects(short.commit(), (err: unknown) => isKimgError(err, 'ErrSizeMismatch'));
+    assert.equal(await store.hasBlob(d.digest), false);
+    assert.deepEqual(await ingestLeftovers(store), []);
+  });
+
+  it('starts again from 0 after reset, and never resumes (abort keeps nothing)', async () => {
+    const bytes = randomBytes(5000);
+    const d = descriptorOf(bytes);
+    const first = await store.openIngest(d);
+    await first.write(bytes.subarray(0, 100));
+    await first.abort({ keepPartial: true });
+    const second = await store.openIngest(d);
+    assert.equal(second.offset, 0);
+    await second.write(randomBytes(300));
+    await second.reset();
+    await second.write(bytes);
+    await second.commit();
+    assert.deepEqual(await readFile(store.blobPath(d.digest)), bytes);
+  });
+
+  it('a second ingest of the same small digest in this process waits, then finds it present', async () => {
+    const bytes = randomBytes(2000);
+    const d = descriptorOf(bytes);
+    const first = await store.openIngest(d);
+    let settled = false;
+    const second = store.openIngest(d).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(settled, false, 'waits for the first');
+    await first.write(bytes);
+    await first.commit();
+    assert.equal((await second).alreadyPresent, true);
+    // After an abort, the waiting one downloads itself; a timeout gives ErrStoreLocked.
+    const other = descriptorOf(randomBytes(10));
+    const holder = await store.openIngest(other);
+    await assert.rejects(store.openIngest(other, { timeoutMs: 20 }), (err: unknown) =>
+      isKimgError(err, 'ErrStoreLocked'),
+    );
+    const waiting = store.openIngest(other);
+    await holder.abort();
+    assert.equal((await waiting).alreadyPresent, false);
+    await (await waiting).abort();
+  });
+
+  it('a blob over the limit, or one asked with partialFile, goes through a partial file', async () => {
+    const big = randomBytes(SMALL_INGEST_BYTES + 1);
+    const small = randomBytes(10);
+    for (const [bytes, options] of [
+      [big, {}],
+      [small, { partialFile: true }],
+    ] as const) {
+      const ingest = await store.openIngest(descriptorOf(bytes), options);
+      assert.notEqual(ingest.partialPath, undefined);
+      await ingest.write(bytes);
+      await ingest.commit();
+    }
   });
 });

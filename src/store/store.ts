@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DigestVerifier, digestOf, parseDigest, type ParsedDigest } from '../digest/index.ts';
@@ -16,13 +15,11 @@ import {
   createExclusive,
   ensureRealDir,
   readBounded,
-  tempName,
-  unlinkIfPresent,
   writeFileAtomic,
 } from './fs-utils.ts';
 import { gc, type GcOptions, type GcResult } from './gc.ts';
 import { splitImageName } from './image-name.ts';
-import { FileIngest, PresentIngest, hashFile, publish, touch, type Ingest, type IngestPaths } from './ingest.ts';
+import { FileIngest, PresentIngest, hashFile, touch, type Ingest, type IngestPaths } from './ingest.ts';
 import {
   emptyLayoutIndex,
   findEntries,
@@ -37,6 +34,7 @@ import {
 import type { LayoutReader } from './layout-reader.ts';
 import { LockTimeoutError, acquireLock, type FileLock } from './lock.ts';
 import { SpaceReserve } from './reserve.ts';
+import { SMALL_INGEST_BYTES, SmallIngest, writeVerifiedBlob } from './small-ingest.ts';
 import {
   BLOBS_DIR,
   INDEX_FILE,
@@ -73,6 +71,9 @@ export interface OpenIngestOptions {
   /** Re-hash a blob already present instead of trusting it; a corrupt one is downloaded again
    * and replaced. */
   readonly verifyExisting?: boolean;
+  /** Keep the bytes in a partial file under `ingest/` (`Ingest.partialPath`) even for a small
+   * blob, which is otherwise gathered in memory (a reader follows the file while it grows). */
+  readonly partialFile?: boolean;
 }
 
 export interface OpenBlobStreamOptions {
@@ -364,20 +365,9 @@ export class LayoutStore implements Store, LayoutReader {
     await this.prepareWrite();
     await this.claims.claim(descriptor.digest);
     if (await this.presentWithSize(paths.blobFile, descriptor.size)) return;
-    const temp = join(this.ingestDir, tempName('blob'));
-    const handle = await open(
-      temp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o644,
-    );
     try {
-      await handle.writeFile(bytes);
-      await handle.datasync();
-      await handle.close();
-      await publish(temp, paths, descriptor.size);
+      await writeVerifiedBlob(this.ingestDir, bytes, paths, descriptor.size);
     } catch (err) {
-      await handle.close().catch(() => undefined);
-      await unlinkIfPresent(temp).catch(() => undefined);
       if (err instanceof NotRegularError) throw this.corrupt(err.message, err, { digest: descriptor.digest });
       throw err;
     }
@@ -400,6 +390,25 @@ export class LayoutStore implements Store, LayoutReader {
         return new PresentIngest(descriptor, this.root, paths.blobFile);
       }
       replaceExisting = true;
+    }
+    if (descriptor.size <= SMALL_INGEST_BYTES && options.partialFile !== true) {
+      // No lock file: within this process a second ingest of the digest waits for the first
+      // (and then finds it present); another process may fetch the same small blob meanwhile.
+      const release = await this.waitForSmallIngest(paths.blobFile, descriptor.digest, options);
+      if (!replaceExisting && (await present())) {
+        release();
+        await touch(paths.blobFile);
+        return new PresentIngest(descriptor, this.root, paths.blobFile);
+      }
+      return new SmallIngest(
+        descriptor,
+        parsed,
+        paths,
+        this.ingestDir,
+        () => this.claims.claim(descriptor.digest),
+        replaceExisting,
+        release,
+      );
     }
     const lockPath = join(this.ingestDir, `${ingestBaseName(parsed)}.lock`);
     let lock: FileLock | undefined;
@@ -433,6 +442,30 @@ export class LayoutStore implements Store, LayoutReader {
       if (errnoCode(err) === 'ELOOP')
         throw this.corrupt(`${paths.data} is a symlink (refused)`, err, { digest: descriptor.digest });
       throw err;
+    }
+  }
+
+  /** Holds `blobFile` for this process's small ingest; waits as long as `options` allow, failing
+   * with ErrStoreLocked when its timeout passes first. */
+  private async waitForSmallIngest(blobFile: string, digest: string, options: OpenIngestOptions): Promise<() => void> {
+    const now = smallIngests.tryAcquire(blobFile);
+    if (now !== undefined) return now;
+    const { signal, timeoutMs } = options;
+    // A timer of our own, not AbortSignal.timeout: that one does not keep the process alive.
+    const timeout = timeoutMs === undefined ? undefined : new AbortController();
+    const timer = timeout && setTimeout(() => timeout.abort(), timeoutMs);
+    const signals = [signal, timeout?.signal].filter((s): s is AbortSignal => s !== undefined);
+    try {
+      return await smallIngests.acquire(blobFile, signals.length > 1 ? AbortSignal.any(signals) : signals[0]);
+    } catch (err) {
+      if (timeout?.signal.aborted !== true || signal?.aborted === true) throw err;
+      throw this.error(
+        'ErrStoreLocked',
+        `image store ${this.root}: timed out waiting for the ingest of ${digest} in this process`,
+        { digest },
+      );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -598,6 +631,8 @@ export class LayoutStore implements Store, LayoutReader {
 
 /** `index.json` writes of every store object in this process, one at a time per file. */
 const indexWriters = new KeyedMutex();
+/** Small ingests in progress in this process, by blob path (see openIngest). */
+const smallIngests = new KeyedMutex();
 
 /** The digest parsed (DigestError passes through) and the size checked. */
 function checkDescriptor(descriptor: Descriptor): ParsedDigest {

@@ -14,7 +14,7 @@ import { parseManifestDocument } from '../../src/oci/index.ts';
 import { PullError, Puller, type PullerOptions, type PullEvent, type PullResult } from '../../src/pull/index.ts';
 import { RegistryClient, type BlobSink, type Credential } from '../../src/registry/index.ts';
 import { loadHostsConfig } from '../../src/registry/hosts/index.ts';
-import { openStore } from '../../src/store/index.ts';
+import { SMALL_INGEST_BYTES, openStore } from '../../src/store/index.ts';
 import {
   buildImage,
   fault,
@@ -883,18 +883,29 @@ describe('pull engine against hostile registries (docs/semantics.md registry §1
     });
 
     test('a symlink planted as a partial download in ingest/ is refused, never written through', async () => {
-      const { puller, dir } = newPuller();
-      const store = await puller.store();
-      const victim = join(tmp.path, 'victim-ingest');
-      await writeFile(victim, 'precious');
-      const layer = layers[0] ?? assert.fail();
-      await symlink(victim, join(store.root, 'ingest', `sha256-${layer.digest.slice(7)}.data`));
-      const err = await failing(puller.pull(ref('attack/base', 'v1')));
-      assertClearFailure(err, { code: 'ErrStoreCorrupt', image: ref('attack/base', 'v1'), says: [/symlink/] });
-      assert.equal(await readFile(victim, 'utf8'), 'precious');
-      assert.ok(!(await store.hasBlob(layer.digest)));
-      assert.deepEqual((await store.fsck()).problems, []);
-      void dir;
+      // Only blobs over SMALL_INGEST_BYTES go through a partial file; smaller ones are gathered in
+      // memory and never open it (checked below with the small base layer).
+      const large = await buildImage({ layers: [SMALL_INGEST_BYTES + 1], seed: 'attacks-partial' });
+      try {
+        await pushImage(large, registry, 'attack/large:v1');
+        const { puller } = newPuller();
+        const store = await puller.store();
+        const victim = join(tmp.path, 'victim-ingest');
+        await writeFile(victim, 'precious');
+        const layer = large.images[0]?.layers[0] ?? assert.fail();
+        const small = layers[0] ?? assert.fail();
+        for (const planted of [layer, small])
+          await symlink(victim, join(store.root, 'ingest', `sha256-${planted.digest.slice(7)}.data`));
+        const err = await failing(puller.pull(ref('attack/large', 'v1')));
+        assertClearFailure(err, { code: 'ErrStoreCorrupt', image: ref('attack/large', 'v1'), says: [/symlink/] });
+        assert.ok(!(await store.hasBlob(layer.digest)));
+        await puller.pull(ref('attack/base', 'v1'));
+        assert.ok((await lstat(store.blobPath(small.digest))).isFile());
+        assert.equal(await readFile(victim, 'utf8'), 'precious');
+        assert.deepEqual((await store.fsck()).problems, []);
+      } finally {
+        await large.remove();
+      }
     });
 
     test('hostile ref.name and title annotations never become paths; index.json names the image as pulled', async () => {
