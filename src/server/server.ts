@@ -36,6 +36,9 @@ export interface WriteSide {
     res: ServerResponse,
     query: URLSearchParams,
   ): Promise<void>;
+  /** Called once when the server closes, after its connections: stops timers and drops what
+   * only this server could finish (uploads in progress). */
+  close?(): Promise<void>;
 }
 
 /** What the write side works on: the server's store and its read-side views. */
@@ -256,6 +259,7 @@ export class RegistryServer {
     this.server.closeAllConnections();
     await closed;
     this.view.close();
+    await this.writes?.close?.();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -288,6 +292,8 @@ export class RegistryServer {
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const head = req.method === 'HEAD';
+    // The client went away (or its socket was cut) while sending: no one to answer, nothing to log.
+    if (req.destroyed && !req.complete && res.destroyed) return;
     if (err instanceof DistributionError) {
       if (err.status >= 400 && !req.readableEnded && req.method !== 'GET' && req.method !== 'HEAD')
         res.setHeader('connection', 'close');

@@ -2,17 +2,17 @@
  * The write side (`--allow-push`): blob uploads (monolithic, chunked with `Content-Range`, and
  * resumable: `GET` on the upload tells how far it got), cross-repository mounts, and manifest
  * `PUT` accepted only when every blob and child manifest it references is in the store
- * (opencontainers/distribution-spec spec.md, "Push"). Upload bytes go to a file of the server's
- * own under `ingest/uploads/`; on `PUT ?digest=` they pass through the store's verified ingest
- * into `blobs/`. Tags move in one `index.json` write.
+ * (opencontainers/distribution-spec spec.md, "Push"). Upload bytes go to a store upload
+ * (`Store.openUpload`), hashed once as they are written and verified by the store when
+ * `PUT ?digest=` (or `POST ?digest=` with the whole blob) commits them into `blobs/`; no digest
+ * lock is held while a body arrives, so a client that trickles or stalls blocks no one. Every
+ * upload in progress counts against a total cap on disk. Tags move in one `index.json` write.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
-import { parseDigest } from '../digest/index.ts';
+import { VerifyError, parseDigest } from '../digest/index.ts';
 import { manifestBlobs, parseManifestDocument, type Descriptor, type ManifestDocument } from '../oci/index.ts';
+import type { BlobUpload } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { StoredManifest } from './content.ts';
 import { DistributionError } from './errors.ts';
@@ -25,21 +25,39 @@ import type { WriteContext, WriteSide, WriteSideFactory } from './server.ts';
 /** An upload left alone this long is dropped (Distribution purges after 7 days; a node needs less). */
 const UPLOAD_IDLE_MS = 60 * 60 * 1000;
 const MAX_UPLOADS = 1000;
+const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 ** 3;
+/**
+ * The default total cap, in largest blobs: a push sends a few layers at once (skopeo and
+ * containerd upload layers in parallel), so four blobs of the largest size accepted at once
+ * still go through, while sessions opened and abandoned (up to MAX_UPLOADS of them) cannot
+ * fill the node's disk beyond this.
+ */
+const DEFAULT_TOTAL_IN_BLOBS = 4;
 
 interface Session {
   readonly id: string;
   readonly repo: string;
-  readonly path: string;
-  size: number;
-  hash: Hash;
+  readonly upload: BlobUpload;
   touched: number;
   /** A request is writing to it: a second one at once is refused. */
   busy: boolean;
+  /** Bytes this session counts in `Uploads.held`: what it wrote, plus what a running request
+   * let through and has not written yet. */
+  held: number;
+  /** Dropped or committed: it holds nothing any more, and a running request stops. */
+  closed: boolean;
 }
 
 export interface UploadOptions {
-  /** Largest blob accepted; default 16 GiB. */
+  /** Largest blob accepted (SIZE_INVALID, 413, past it); default 16 GiB. */
   readonly maxBlobBytes?: number;
+  /**
+   * Most bytes all uploads in progress may hold on disk together: chunked uploads not yet
+   * committed and monolithic bodies being received (a monolithic one counts its whole
+   * `Content-Length` from the start). An upload that would pass it is refused with DENIED.
+   * Default 4 × `maxBlobBytes` (64 GiB with the default blob cap).
+   */
+  readonly maxUploadBytes?: number;
 }
 
 /** The write side, as the server's factory wants it. */
@@ -47,18 +65,31 @@ export function allowPush(options: UploadOptions = {}): WriteSideFactory {
   return (context) => new Uploads(context, options);
 }
 
+/** True when the request ended because its client went away (or the server cut the socket),
+ * not because of what it sent. */
+function clientGone(req: IncomingMessage): boolean {
+  return req.destroyed && !req.complete;
+}
+
+/** BLOB_UPLOAD_UNKNOWN for a session dropped (DELETE, swept, server closing) while in use. */
+function cancelled(session: Session): DistributionError {
+  return new DistributionError('BLOB_UPLOAD_UNKNOWN', `the upload ${session.id} was cancelled`);
+}
+
 class Uploads implements WriteSide {
   private readonly sessions = new Map<string, Session>();
-  private readonly dir: string;
   private readonly maxBlobBytes: number;
+  private readonly maxUploadBytes: number;
+  /** Bytes all uploads in progress hold (see UploadOptions.maxUploadBytes). */
+  private held = 0;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly context: WriteContext,
     options: UploadOptions,
   ) {
-    this.dir = join(context.store.root, 'ingest', 'uploads');
-    this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 ** 3;
+    this.maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
+    this.maxUploadBytes = options.maxUploadBytes ?? DEFAULT_TOTAL_IN_BLOBS * this.maxBlobBytes;
     this.sweeper = setInterval(() => void this.sweep(), 60_000);
     this.sweeper.unref();
   }
@@ -91,6 +122,13 @@ class Uploads implements WriteSide {
     throw new DistributionError('UNSUPPORTED', `${method} is not supported here`);
   }
 
+  /** Stops the sweeper and removes every upload in progress (they cannot be resumed once the
+   * server is gone). Requests still writing fail. */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.all([...this.sessions.values()].map((session) => this.drop(session).catch(() => undefined)));
+  }
+
   private location(repo: RepositoryName, suffix: string): string {
     const ns = repo.ns === undefined ? '' : `?ns=${encodeURIComponent(repo.ns)}`;
     return `/v2/${repo.requested}/${suffix}${ns}`;
@@ -116,23 +154,13 @@ class Uploads implements WriteSide {
     if (digest !== null) return this.monolithic(repo, ReadHandler.digest(digest), req, res);
     if (this.sessions.size >= MAX_UPLOADS)
       throw new DistributionError('TOOMANYREQUESTS', `more than ${MAX_UPLOADS} uploads in progress`);
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const id = randomUUID();
-    const session: Session = {
-      id,
-      repo: repo.full,
-      path: join(this.dir, id),
-      size: 0,
-      hash: createHash('sha256'),
-      touched: Date.now(),
-      busy: false,
-    };
-    const handle = await open(session.path, 'wx', 0o600);
-    await handle.close();
+    const upload = await this.context.store.openUpload();
+    const session: Session = { id, repo: repo.full, upload, touched: Date.now(), busy: false, held: 0, closed: false };
     this.sessions.set(id, session);
-    // A POST may carry the first chunk (spec: "POST then PUT" with a body is allowed).
-    if (Number(req.headers['content-length'] ?? 0) > 0) await this.append(session, req);
-    else req.resume();
+    // A POST may carry the first chunk (spec: "POST then PUT" with a body is allowed), with a
+    // Content-Length or chunked: an empty body appends nothing.
+    await this.append(session, req);
     return this.status(session, repo, res, 202);
   }
 
@@ -141,7 +169,7 @@ class Uploads implements WriteSide {
     res.writeHead(status, {
       ...API_VERSION_HEADER,
       location: this.location(repo, `blobs/uploads/${session.id}`),
-      range: `0-${Math.max(0, session.size - 1)}`,
+      range: `0-${Math.max(0, session.upload.size - 1)}`,
       'docker-upload-uuid': session.id,
       'content-length': 0,
     });
@@ -154,40 +182,68 @@ class Uploads implements WriteSide {
       const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(range.trim());
       if (match === null)
         throw new DistributionError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${range.slice(0, 64)}`);
-      if (Number(match[1]) !== session.size) {
-        throw new DistributionError('BLOB_UPLOAD_INVALID', `the upload is at byte ${session.size}, not ${match[1]}`, {
-          status: 416,
-          headers: {
-            range: `0-${Math.max(0, session.size - 1)}`,
-            location: this.location(repo, `blobs/uploads/${session.id}`),
+      if (Number(match[1]) !== session.upload.size) {
+        throw new DistributionError(
+          'BLOB_UPLOAD_INVALID',
+          `the upload is at byte ${session.upload.size}, not ${match[1]}`,
+          {
+            status: 416,
+            headers: {
+              range: `0-${Math.max(0, session.upload.size - 1)}`,
+              location: this.location(repo, `blobs/uploads/${session.id}`),
+            },
           },
-        });
+        );
       }
     }
     await this.append(session, req);
     return this.status(session, repo, res, 202);
   }
 
-  /** Appends the request body to the upload, hashing as it goes. */
+  /** SIZE_INVALID (413) for a blob past `maxBlobBytes`. */
+  private tooLarge(): DistributionError {
+    return new DistributionError('SIZE_INVALID', `the blob is larger than ${this.maxBlobBytes} bytes`, { status: 413 });
+  }
+
+  /** Counts `bytes` more in `held`, or refuses them (DENIED) when all uploads would pass the cap. */
+  private reserve(bytes: number): void {
+    if (this.held + bytes > this.maxUploadBytes) {
+      throw new DistributionError(
+        'DENIED',
+        `uploads in progress hold ${this.held} bytes and this one needs ${bytes} more, past the server's limit of ${this.maxUploadBytes} bytes for all uploads together; finish or cancel uploads, or try again later`,
+      );
+    }
+    this.held += bytes;
+  }
+
+  /** The request body's chunks, each counted in the session's and the server's `held` before it
+   * is let through; the blob cap and the total cap refuse a chunk that would pass them. */
+  private async *metered(session: Session, req: IncomingMessage): AsyncGenerator<Buffer> {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (session.closed) throw cancelled(session);
+      if (session.held + chunk.byteLength > this.maxBlobBytes) throw this.tooLarge();
+      this.reserve(chunk.byteLength);
+      session.held += chunk.byteLength;
+      yield chunk;
+    }
+  }
+
+  /** Appends the request body to the upload (hashed once, by the store, as it is written). */
   private async append(session: Session, req: IncomingMessage): Promise<void> {
     if (session.busy) throw new DistributionError('BLOB_UPLOAD_INVALID', 'another request is writing this upload');
     session.busy = true;
-    let handle: FileHandle | undefined;
     try {
-      handle = await open(session.path, 'a');
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        if (session.size + chunk.byteLength > this.maxBlobBytes)
-          throw new DistributionError('SIZE_INVALID', `the blob is larger than ${this.maxBlobBytes} bytes`, {
-            status: 413,
-          });
-        await handle.write(chunk);
-        session.hash.update(chunk);
-        session.size += chunk.byteLength;
-      }
+      await session.upload.append(this.metered(session, req));
+    } catch (err) {
+      throw session.closed ? cancelled(session) : err;
     } finally {
       session.busy = false;
       session.touched = Date.now();
-      await handle?.close();
+      // What was let through but not written (the write or the client failed) is given back.
+      if (!session.closed) {
+        this.held -= session.held - session.upload.size;
+        session.held = session.upload.size;
+      }
     }
   }
 
@@ -202,64 +258,63 @@ class Uploads implements WriteSide {
     if (digestText === null) throw new DistributionError('DIGEST_INVALID', 'PUT needs ?digest=');
     const digest = ReadHandler.digest(digestText);
     await this.append(session, req);
-    const parsed = parseDigest(digest);
-    const actual =
-      parsed.algorithm === 'sha256'
-        ? `sha256:${session.hash.copy().digest('hex')}`
-        : `${parsed.algorithm}:${await hashFile(session.path, parsed.algorithm)}`;
-    if (actual !== digest) {
-      await this.drop(session);
-      this.context.metrics.uploads.inc({ result: 'digest-mismatch' });
-      throw new DistributionError('DIGEST_INVALID', `the upload hashes to ${actual}, not ${digest}`, {
-        detail: { digest },
-      });
-    }
-    await this.ingest({ mediaType: 'application/octet-stream', digest, size: session.size }, session.path);
-    await this.drop(session);
-    this.context.metrics.uploads.inc({ result: 'ok' });
+    // Cancelled (DELETE) or swept while the body arrived.
+    if (session.closed) throw cancelled(session);
+    // The upload ends here whatever the outcome (Distribution cancels it on a failed commit).
+    this.forget(session);
+    await this.commit(session.upload, digest);
     return this.created(repo, digest, res);
   }
 
-  /** Copies a verified upload into the store through its ingest (which verifies again). */
-  private async ingest(descriptor: Descriptor, path: string): Promise<void> {
-    const ingest = await this.context.store.openIngest(descriptor, { source: 'push' });
-    if (ingest.alreadyPresent) return;
+  /** Commits an upload into the store under `digest`; a mismatch is answered as the spec says. */
+  private async commit(upload: BlobUpload, digest: string, size?: number): Promise<void> {
     try {
-      if (ingest.offset > 0) await ingest.reset();
-      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await ingest.write(chunk as Buffer);
-      await ingest.commit();
+      await upload.commit(digest, size === undefined ? {} : { size });
     } catch (err) {
-      await ingest.abort().catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /** `POST ?digest=`: the whole blob in one request, streamed into the store's ingest. */
-  private async monolithic(repo: RepositoryName, digest: string, req: IncomingMessage, res: ServerResponse) {
-    const length = Number(req.headers['content-length']);
-    if (!Number.isSafeInteger(length) || length < 0)
-      throw new DistributionError('SIZE_INVALID', 'a monolithic upload needs Content-Length', { status: 411 });
-    if (length > this.maxBlobBytes)
-      throw new DistributionError('SIZE_INVALID', `the blob is larger than ${this.maxBlobBytes} bytes`, {
-        status: 413,
-      });
-    const ingest = await this.context.store.openIngest({ mediaType: 'application/octet-stream', digest, size: length });
-    if (ingest.alreadyPresent) {
-      req.resume();
-      return this.created(repo, digest, res);
-    }
-    try {
-      if (ingest.offset > 0) await ingest.reset();
-      for await (const chunk of req as AsyncIterable<Buffer>) await ingest.write(chunk);
-      await ingest.commit();
-    } catch (err) {
-      await ingest.abort().catch(() => undefined);
+      if (!(err instanceof VerifyError)) {
+        this.context.metrics.uploads.inc({ result: 'error' });
+        throw err;
+      }
+      if (err.code === 'ErrSizeMismatch') {
+        this.context.metrics.uploads.inc({ result: 'size-mismatch' });
+        throw new DistributionError('SIZE_INVALID', `${err.actualSize} bytes arrived, not ${err.expectedSize}`, {
+          cause: err,
+        });
+      }
       this.context.metrics.uploads.inc({ result: 'digest-mismatch' });
-      throw new DistributionError('DIGEST_INVALID', `the upload is not ${digest}: ${(err as Error).message}`, {
+      throw new DistributionError('DIGEST_INVALID', `the upload hashes to ${err.actualDigest}, not ${digest}`, {
+        detail: { digest },
         cause: err,
       });
     }
     this.context.metrics.uploads.inc({ result: 'ok' });
+  }
+
+  /** `POST ?digest=`: the whole blob in one request, into an upload of its own, committed when
+   * the body is complete. The whole `Content-Length` counts against the total cap from the start. */
+  private async monolithic(repo: RepositoryName, digest: string, req: IncomingMessage, res: ServerResponse) {
+    const length = Number(req.headers['content-length']);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new DistributionError('SIZE_INVALID', 'a monolithic upload needs Content-Length', { status: 411 });
+    if (length > this.maxBlobBytes) throw this.tooLarge();
+    this.reserve(length);
+    let upload: BlobUpload | undefined;
+    try {
+      upload = await this.context.store.openUpload();
+      try {
+        await upload.append(req as AsyncIterable<Buffer>);
+      } catch (err) {
+        // The client went away (or the server cut its socket): nothing to answer. Otherwise a
+        // read or write failed: not the content's fault either.
+        this.context.metrics.uploads.inc({ result: clientGone(req) ? 'aborted' : 'error' });
+        throw err;
+      }
+      await this.commit(upload, digest, length);
+    } finally {
+      // The file is gone after a commit, whatever its outcome; this removes it otherwise.
+      await upload?.abort().catch(() => undefined);
+      this.held -= length;
+    }
     return this.created(repo, digest, res);
   }
 
@@ -273,9 +328,18 @@ class Uploads implements WriteSide {
     res.end();
   }
 
-  private async drop(session: Session): Promise<void> {
+  /** Ends a session's life in the server: forgotten, its bytes no longer counted. */
+  private forget(session: Session): void {
     this.sessions.delete(session.id);
-    await rm(session.path, { force: true });
+    if (session.closed) return;
+    session.closed = true;
+    this.held -= session.held;
+    session.held = 0;
+  }
+
+  private async drop(session: Session): Promise<void> {
+    this.forget(session);
+    await session.upload.abort();
   }
 
   private async sweep(): Promise<void> {
@@ -338,10 +402,4 @@ class Uploads implements WriteSide {
     });
     res.end();
   }
-}
-
-async function hashFile(path: string, algorithm: string): Promise<string> {
-  const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

@@ -12,6 +12,7 @@ export { StoreError, type StoreErrorCode } from './errors.ts';
 export { isNoSpace } from './reserve.ts';
 export type { Ingest } from './ingest.ts';
 export { SMALL_INGEST_BYTES } from './small-ingest.ts';
+export type { BlobUpload } from './upload.ts';
 export {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,

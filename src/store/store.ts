@@ -15,11 +15,13 @@ import {
   createExclusive,
   ensureRealDir,
   readBounded,
+  tempName,
   writeFileAtomic,
 } from './fs-utils.ts';
 import { gc, type GcOptions, type GcResult } from './gc.ts';
 import { splitImageName } from './image-name.ts';
 import { FileIngest, PresentIngest, hashFile, touch, type Ingest, type IngestPaths } from './ingest.ts';
+import { FileUpload, type BlobUpload } from './upload.ts';
 import {
   emptyLayoutIndex,
   findEntries,
@@ -104,6 +106,9 @@ export interface Store {
   /** Starts or resumes the download of a blob. When another process (or call) ingests the same
    * digest, waits until it committed (then `alreadyPresent`) or gave up (then takes over). */
   openIngest(descriptor: Descriptor, options?: OpenIngestOptions): Promise<Ingest>;
+  /** Starts the upload of a blob whose digest is told only at its commit (a registry push):
+   * hashed once as it is written, verified at commit, no digest lock held meanwhile. */
+  openUpload(): Promise<BlobUpload>;
   /** Points a full normalized reference (`docker.io/library/busybox:1.36`, or `…@sha256:…`) at a
    * top-level descriptor, replacing that reference's entry. */
   setImage(name: string, descriptor: Descriptor): Promise<void>;
@@ -467,6 +472,16 @@ export class LayoutStore implements Store, LayoutReader {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  async openUpload(): Promise<BlobUpload> {
+    await this.prepareWrite();
+    return FileUpload.create(
+      join(this.ingestDir, tempName('upload')),
+      this.root,
+      (digest) => this.ingestPaths(parseDigest(digest)),
+      (digest) => this.claims.claim(digest),
+    );
   }
 
   private lockError(err: unknown, what: string, digest?: string): unknown {
