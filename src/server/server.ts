@@ -269,6 +269,8 @@ export class RegistryServer {
     const controller = this.options.pullThrough === undefined ? undefined : new AbortController();
     let routeName = 'other';
     let user: string | undefined;
+    // Read now: a socket cut mid-request is detached from the request by the time it closes.
+    const remote = this.options.accessLog === undefined ? '-' : (req.socket.remoteAddress ?? '-');
     res.once('close', () => {
       if (!res.writableFinished) controller?.abort(new Error('the client went away'));
       const status = res.writableFinished || res.headersSent ? res.statusCode : 0;
@@ -276,7 +278,6 @@ export class RegistryServer {
       const accessLog = this.options.accessLog;
       if (accessLog === undefined) return;
       const ms = (performance.now() - started).toFixed(1);
-      const remote = req.socket.remoteAddress ?? '-';
       accessLog(
         `${remote} ${user ?? '-'} "${req.method ?? ''} ${shownTarget(req.url ?? '')}" ${status}${res.writableFinished ? '' : ' (cut)'} ${ms}ms`,
       );
