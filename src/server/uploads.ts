@@ -159,8 +159,14 @@ class Uploads implements WriteSide {
     const session: Session = { id, repo: repo.full, upload, touched: Date.now(), busy: false, held: 0, closed: false };
     this.sessions.set(id, session);
     // A POST may carry the first chunk (spec: "POST then PUT" with a body is allowed), with a
-    // Content-Length or chunked: an empty body appends nothing.
-    await this.append(session, req);
+    // Content-Length or chunked: an empty body appends nothing. Refused, the session goes: its
+    // client never learns where it is.
+    try {
+      await this.append(session, req);
+    } catch (err) {
+      await this.drop(session).catch(() => undefined);
+      throw err;
+    }
     return this.status(session, repo, res, 202);
   }
 
