@@ -48,6 +48,7 @@ interface Session {
   closed: boolean;
 }
 
+/** Limits of the write side (`allowPush`). */
 export interface UploadOptions {
   /** Largest blob accepted (SIZE_INVALID, 413, past it); default 16 GiB. */
   readonly maxBlobBytes?: number;

@@ -29,10 +29,10 @@ describe('openUpload', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  it('appends in runs (small chunks gathered, large ones written as they come) and commits verified', async () => {
+  it('appends in runs (tiny and large chunks gathered into batched writes) and commits verified', async () => {
     const bytes = randomBytes(1_500_000);
     const upload = await store.openUpload();
-    await upload.append(chunksOf(bytes.subarray(0, 100_000), 1000));
+    await upload.append(chunksOf(bytes.subarray(0, 100_000), 10));
     assert.equal(upload.size, 100_000);
     await upload.append(chunksOf(bytes.subarray(100_000), 400_000));
     assert.equal(upload.size, bytes.byteLength);

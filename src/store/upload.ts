@@ -9,10 +9,13 @@ import { hashFile, publish, type IngestPaths } from './ingest.ts';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
 /**
- * Received chunks are gathered into writes of this size: a socket hands over 16–64 KiB at a time,
- * and one write call per chunk costs more than the copy into the batch (see ingest.ts).
+ * Received chunks are gathered (by reference, not copied) into one vectored write of about this
+ * size: a socket hands over 16–64 KiB at a time, and a write call per chunk costs more than the
+ * hashing (see ingest.ts). Memory held is what a client sent, never a buffer per request.
  */
 const WRITE_BATCH = 256 * 1024;
+/** A client trickling tiny chunks is written every so many of them (IOV_MAX on Linux). */
+const WRITE_BATCH_CHUNKS = 1024;
 
 /**
  * A blob whose digest is not known until the end (a registry push: `POST`, `PATCH`es, then
@@ -32,7 +35,8 @@ export interface BlobUpload {
    * Writes `chunks` after what is there, hashing each byte once. When the source fails (a
    * client that went away), what was received before the failure is kept, so the upload can be
    * resumed from `size`; a write that failed half-way is overwritten by the next `append` or cut
-   * at `commit`. The file is open only while this runs.
+   * at `commit`. The file is open only while this runs. A chunk must not change once yielded
+   * (it may be written after the next one arrives).
    */
   append(chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /**
@@ -88,44 +92,45 @@ export class FileUpload implements BlobUpload {
     try {
       handle = await open(this.path, O_WRONLY | O_NOFOLLOW);
       const file = handle;
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
       let writeFailed = false;
       // Written at explicit positions: what a failed write left past `written` is overwritten.
-      const flush = async (bytes: Uint8Array): Promise<void> => {
+      const flush = async (): Promise<void> => {
         if (this.state !== 'busy') throw this.closed('append');
+        const batch = pending;
+        const bytes = pendingBytes;
+        pending = [];
+        pendingBytes = 0;
         try {
-          for (let done = 0; done < bytes.byteLength;) {
-            const { bytesWritten } = await file.write(bytes, done, bytes.byteLength - done, this.written + done);
-            done += bytesWritten;
+          const { bytesWritten } = await file.writev(batch, this.written);
+          if (bytesWritten < bytes) {
+            const rest = Buffer.concat(batch).subarray(bytesWritten);
+            for (let done = 0; done < rest.byteLength;) {
+              const written = await file.write(rest, done, rest.byteLength - done, this.written + bytesWritten + done);
+              done += written.bytesWritten;
+            }
           }
         } catch (err) {
           writeFailed = true;
           throw err;
         }
         // Hashed only once written, so the hash always covers exactly the first `written` bytes.
-        this.hash.update(bytes);
-        this.written += bytes.byteLength;
+        for (const chunk of batch) this.hash.update(chunk);
+        this.written += bytes;
       };
-      const staged = Buffer.allocUnsafeSlow(WRITE_BATCH);
-      let stagedBytes = 0;
       let failure: unknown;
       try {
         for await (const chunk of chunks) {
-          if (stagedBytes + chunk.byteLength > WRITE_BATCH && stagedBytes > 0) {
-            await flush(staged.subarray(0, stagedBytes));
-            stagedBytes = 0;
-          }
-          if (chunk.byteLength >= WRITE_BATCH) {
-            await flush(chunk);
-          } else {
-            staged.set(chunk, stagedBytes);
-            stagedBytes += chunk.byteLength;
-          }
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
+          if (pendingBytes >= WRITE_BATCH || pending.length >= WRITE_BATCH_CHUNKS) await flush();
         }
       } catch (err) {
         failure = err;
       }
       // What arrived before a source failure is kept for a resume.
-      if (stagedBytes > 0 && !writeFailed) await flush(staged.subarray(0, stagedBytes));
+      if (pendingBytes > 0 && !writeFailed) await flush();
       if (failure !== undefined) throw failure;
     } finally {
       await handle?.close().catch(() => undefined);
