@@ -13,13 +13,14 @@
  * where one exists, so retry and resume logic treats both clients alike.
  */
 import * as net from 'node:net';
-import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { ResponseHeaders } from './headers.ts';
 import { HEAD_END, LeanHttpError, checkTrailerLine, parseChunkSize, parseHead, type Framing } from './http1.ts';
+import { PumpedBody, type ChunkConsumer } from './pumped-body.ts';
 import { bareHostname } from './realm.ts';
 
 export { LeanHttpError } from './http1.ts';
+export type { ChunkConsumer } from './pumped-body.ts';
 
 /** How a connection of its own is opened: `tls.connect` options for https (trusted roots,
  * `rejectUnauthorized`), `lookup` for both, and the connect timeout in ms. */
@@ -71,12 +72,6 @@ const MAX_CHUNK_LINE = 4096;
 /** Trailer lines after the last chunk, and their bytes in all (each line is also within MAX_CHUNK_LINE). */
 const MAX_TRAILERS = 32;
 const MAX_TRAILER_BYTES = MAX_HEAD;
-
-/**
- * What a consumer does with each chunk: it must be used up before returning (the buffer is
- * read into again); a returned promise pauses the socket until it settles.
- */
-export type ChunkConsumer = (chunk: Buffer) => Promise<void> | undefined;
 
 /** Sends a GET and resolves once the response head is in; the body is left on the socket. */
 export function leanGet(options: LeanRequestOptions): Promise<LeanResponse> {
@@ -130,7 +125,7 @@ function formatRequest(url: URL, headers: Readonly<Record<string, string>>): str
  * (the fast path, no copies) or read as an ordinary Readable (copies; for small error bodies).
  * Destroying it closes the connection.
  */
-export class LeanBody extends Readable {
+export class LeanBody extends PumpedBody<Buffer, undefined> {
   private socket: net.Socket | undefined;
   private head: Buffer | undefined = Buffer.alloc(0);
   private framing: Framing = { kind: 'close' };
@@ -145,19 +140,12 @@ export class LeanBody extends Readable {
   private interim = 0;
   /** The deadline for the whole response head, interim responses included. */
   private headTimer: NodeJS.Timeout | undefined;
-  private finished = false;
-  private consumer: ChunkConsumer | undefined;
-  private settlePump: ((err?: Error) => void) | undefined;
   private onHead: ((err: Error | undefined, res?: LeanResponse) => void) | undefined;
   private resumeWhenRead = false;
-  /** Chunks that arrived while the consumer was still busy with an earlier one. */
-  private readonly queued: Buffer[] = [];
   /** Body bytes that arrived with the head, held until someone reads. */
   private leftover: Buffer | undefined;
   /** The error for the socket's idle timeout in the current phase (connect, head, body). */
   private idle: () => Error = () => new LeanHttpError('UND_ERR_SOCKET', 'idle');
-  /** The consumer's last unsettled promise. */
-  private pendingWait: Promise<void> | undefined;
 
   constructor(private readonly bodyTimeoutMs: number) {
     super({ highWaterMark: READ_BUFFER });
@@ -210,25 +198,19 @@ export class LeanBody extends Readable {
     });
   }
 
-  /**
-   * Feeds every body chunk to `consumer`; resolves when the body is complete, rejects when the
-   * connection fails or the consumer throws or rejects. The connection is closed either way.
-   */
-  pump(consumer: ChunkConsumer): Promise<void> {
-    if (this.consumer !== undefined || this.readableFlowing !== null || this.readableLength > 0) {
-      return Promise.reject(new LeanHttpError('UND_ERR_INVALID_ARG', 'the body is already being read'));
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.settlePump = (err) => {
-        this.settlePump = undefined;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      this.consumer = consumer;
-      this.resumeWhenRead = false;
-      if (this.finished) this.complete();
-      else this.flow();
-    });
+  protected override readingStarted(): boolean {
+    return this.readableFlowing !== null || this.readableLength > 0;
+  }
+
+  protected override startPump(): void {
+    this.resumeWhenRead = false;
+    if (this.finished) this.complete();
+    else this.flow();
+  }
+
+  protected override release(): void {
+    this.clearHeadTimer();
+    this.socket?.destroy();
   }
 
   override _read(): void {
@@ -236,13 +218,6 @@ export class LeanBody extends Readable {
       this.resumeWhenRead = false;
       this.flow();
     }
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.clearHeadTimer();
-    this.socket?.destroy();
-    this.settlePump?.(err ?? new LeanHttpError('UND_ERR_ABORTED', 'the body was destroyed before it was read'));
-    callback(err);
   }
 
   /**
@@ -402,64 +377,28 @@ export class LeanBody extends Readable {
     // A TLS socket decrypts all it has read in one go and hands over every record, even after a
     // pause was asked for: those wait, copied, until the consumer is done with the one before.
     if (this.pendingWait !== undefined) {
-      this.queued.push(Buffer.from(chunk));
+      this.waiting.push(Buffer.from(chunk));
       return false;
     }
-    return this.consume(consumer, chunk);
+    return this.consume(consumer, chunk, undefined);
   }
 
-  /** One chunk to the consumer; false when it asked to wait (or failed). */
-  private consume(consumer: ChunkConsumer, chunk: Buffer): boolean {
-    let wait: Promise<void> | undefined;
-    try {
-      wait = consumer(chunk);
-    } catch (err) {
-      this.fail(err as Error);
-      return false;
-    }
-    if (wait === undefined) return true;
-    this.pendingWait = wait;
-    wait.then(
-      () => {
-        if (this.pendingWait !== wait) return;
-        this.pendingWait = undefined;
-        this.afterWait(consumer);
-      },
-      (err: unknown) => this.fail(err as Error),
-    );
-    return false;
+  /** A chunk that waited, to the consumer. */
+  protected override handle(chunk: Buffer): boolean {
+    return this.consume(this.consumer as ChunkConsumer, chunk, undefined);
   }
 
   /** The consumer is ready again: the held chunks first, then the socket (or the end). */
-  private afterWait(consumer: ChunkConsumer): void {
-    for (let next = this.queued.shift(); next !== undefined; next = this.queued.shift()) {
-      if (!this.consume(consumer, next)) return;
-    }
+  protected override consumed(): void {
+    if (!this.drain()) return;
     if (!this.finished) this.socket?.resume();
-    else if (this.settlePump !== undefined) this.complete();
+    else if (this.pumping) this.complete();
   }
 
   private finish(): void {
     if (this.finished) return;
-    this.finished = true;
     this.socket?.setTimeout(0);
-    if (this.consumer !== undefined) {
-      // The last chunk's promise (if any) settles first, then the pump completes.
-      if (this.pendingWait === undefined) this.complete();
-    } else {
-      this.push(null);
-      this.socket?.destroy();
-    }
-  }
-
-  /** Body complete and the consumer done with it. */
-  private complete(): void {
-    this.pendingWait = undefined;
-    this.socket?.destroy();
-    const settle = this.settlePump;
-    this.settlePump = undefined;
-    settle?.();
-    if (!this.destroyed) this.destroy();
+    this.ended();
   }
 
   private socketClosed(): void {
@@ -475,23 +414,17 @@ export class LeanBody extends Readable {
     this.fail(new LeanHttpError('UND_ERR_SOCKET', 'other side closed before the end of the body'));
   }
 
-  private fail(err: Error): void {
+  /** As {@link PumpedBody.fail}; before the head, `leanGet`'s promise rejects instead. */
+  override fail(err: Error): void {
     this.clearHeadTimer();
-    if (this.finished && this.settlePump === undefined && this.onHead === undefined) return;
-    this.finished = true;
-    this.socket?.destroy();
-    if (this.onHead !== undefined) {
-      this.onHead(err);
-      this.destroy();
+    const onHead = this.onHead;
+    if (onHead === undefined) {
+      super.fail(err);
       return;
     }
-    const settle = this.settlePump;
-    this.settlePump = undefined;
-    if (settle !== undefined) {
-      settle(err);
-      this.destroy();
-    } else {
-      this.destroy(err);
-    }
+    this.finished = true;
+    this.release();
+    onHead(err);
+    this.destroy();
   }
 }

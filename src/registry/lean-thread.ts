@@ -15,11 +15,10 @@ import { availableParallelism } from 'node:os';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
-import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type { ResponseHeaders } from './headers.ts';
 import { LeanHttpError } from './http1.ts';
-import type { ChunkConsumer } from './lean-http.ts';
+import { PumpedBody } from './pumped-body.ts';
 import { bareHostname } from './realm.ts';
 
 /** A request for the thread (structured-clone data only). */
@@ -228,17 +227,14 @@ export async function threadGet(options: ThreadRequestOptions): Promise<ThreadRe
 }
 
 /**
- * A body on a blob thread: {@link pump} hands its buffers to a consumer (as LeanBody.pump, but
- * each chunk is a whole buffer of many socket reads), or it is read as an ordinary Readable (for
- * small error bodies). Destroying it closes the connection.
+ * A body on a blob thread: {@link PumpedBody.pump} hands its buffers to a consumer (as
+ * LeanBody's, but each chunk is a whole buffer of many socket reads), or it is read as an
+ * ordinary Readable (for small error bodies). Destroying it closes the connection. Messages wait
+ * in order while a chunk is with the consumer or the reader is full; a buffer goes back to the
+ * thread (credit) once nobody needs its bytes.
  */
-export class ThreadBody extends Readable {
+export class ThreadBody extends PumpedBody<FromThread, ArrayBuffer> {
   private started = false;
-  private finished = false;
-  private consumer: ChunkConsumer | undefined;
-  private settlePump: ((err?: Error) => void) | undefined;
-  /** Buffers that arrived while the consumer (or the reader) was busy, in order. */
-  private readonly waiting: FromThread[] = [];
   /** A chunk is with the consumer, or nobody reads yet: what arrives waits. */
   private busy = true;
   /** (Readable mode) A buffer whose copy was pushed over the high-water mark: given back on `_read`. */
@@ -252,35 +248,22 @@ export class ThreadBody extends Readable {
     super({ highWaterMark: 256 * 1024 });
   }
 
-  /** Feeds every body chunk to `consumer`; as {@link LeanBody.pump}. */
-  pump(consumer: ChunkConsumer): Promise<void> {
-    if (this.started || this.destroyed) {
-      return Promise.reject(new LeanHttpError('UND_ERR_INVALID_ARG', 'the body is already being read'));
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.settlePump = (err) => {
-        this.settlePump = undefined;
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      this.consumer = consumer;
-      this.begin();
-    });
+  protected override readingStarted(): boolean {
+    return this.started;
+  }
+
+  protected override startPump(): void {
+    this.begin();
+  }
+
+  protected override release(): void {
+    this.done();
   }
 
   private begin(): void {
     this.started = true;
     this.busy = false;
     this.drain();
-  }
-
-  /** Handles what waited, in order, until the consumer is busy again or the body ended. */
-  private drain(): void {
-    while (!this.busy && !this.finished) {
-      const next = this.waiting.shift();
-      if (next === undefined) break;
-      this.handle(next);
-    }
   }
 
   override _read(): void {
@@ -296,13 +279,6 @@ export class ThreadBody extends Readable {
     this.drain();
   }
 
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.finished = true;
-    this.done();
-    this.settlePump?.(err ?? new LeanHttpError('UND_ERR_ABORTED', 'the body was destroyed before it was read'));
-    callback(err);
-  }
-
   /** A message from the thread for this body. */
   received(msg: FromThread): void {
     if (this.finished) return;
@@ -313,7 +289,8 @@ export class ThreadBody extends Readable {
     this.handle(msg);
   }
 
-  private handle(msg: FromThread): void {
+  protected override handle(msg: FromThread): boolean {
+    if (this.finished) return false;
     if (msg.type === 'data') {
       const chunk = Buffer.from(msg.buffer, 0, msg.length);
       const consumer = this.consumer;
@@ -325,61 +302,27 @@ export class ThreadBody extends Readable {
           this.held = msg.buffer;
           this.busy = true;
         }
-        return;
-      }
-      let wait: Promise<void> | undefined;
-      try {
-        wait = consumer(chunk);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
-      if (wait === undefined) {
+      } else if (this.consume(consumer, chunk, msg.buffer)) {
         this.credit(msg.buffer);
-        return;
-      }
-      this.busy = true;
-      wait.then(
-        () => {
-          this.busy = false;
-          if (this.finished) return;
-          this.credit(msg.buffer);
-          this.drain();
-        },
-        (err: unknown) => this.fail(err as Error),
-      );
-    } else if (msg.type === 'end') {
-      this.finished = true;
-      this.done();
-      if (this.consumer !== undefined) {
-        const settle = this.settlePump;
-        this.settlePump = undefined;
-        settle?.();
-        this.destroy();
       } else {
-        this.push(null);
+        this.busy = true;
       }
+    } else if (msg.type === 'end') {
+      this.ended();
     } else if (msg.type === 'error') {
       this.fail(rebuild(msg.error));
     }
+    return !this.busy && !this.finished;
+  }
+
+  protected override consumed(buffer: ArrayBuffer): void {
+    this.busy = false;
+    if (this.finished) return;
+    this.credit(buffer);
+    this.drain();
   }
 
   private credit(buffer: ArrayBuffer): void {
     if (!this.finished) this.thread.post({ type: 'credit', id: this.id, buffer }, [buffer]);
-  }
-
-  /** Ends the body with `err`: the pump rejects (or the Readable errors) and the connection closes. */
-  fail(err: Error): void {
-    if (this.finished && this.settlePump === undefined) return;
-    this.finished = true;
-    this.done();
-    const settle = this.settlePump;
-    this.settlePump = undefined;
-    if (settle !== undefined) {
-      settle(err);
-      this.destroy();
-    } else {
-      this.destroy(err);
-    }
   }
 }
