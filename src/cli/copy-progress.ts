@@ -8,7 +8,7 @@ import type { BlobOutcome, CopyEvent } from '../copy/index.ts';
 import { escapeControls, formatBytes, shortDigest } from './format.ts';
 import { writeLine } from './io.ts';
 import {
-  BlobRate,
+  PlainBlobLines,
   blobRows,
   pickRenderer,
   rateText,
@@ -46,30 +46,17 @@ export function createCopyProgress(
 
 /** A line when a blob starts uploading, every `intervalMs` while it does, and at its outcome. */
 function plainCopyProgress(stream: NodeJS.WritableStream, intervalMs: number, now: () => number): CopyProgress {
-  const say = (digest: string, text: string) => writeLine(stream, `${shortDigest(digest)}: ${text}`);
-  const blobs = new Map<string, { rate: BlobRate; lastLine: number }>();
+  const lines = new PlainBlobLines(stream, intervalMs, now);
   return {
     onEvent(event: CopyEvent) {
       if (event.type === 'blob-progress') {
-        let b = blobs.get(event.digest);
-        if (b === undefined) {
-          b = { rate: new BlobRate(), lastLine: now() };
-          blobs.set(event.digest, b);
-          if (event.bytes < event.size) say(event.digest, `Pushing ${formatBytes(event.size)}`);
-        }
-        const at = now();
-        const rate = b.rate.update(event.bytes, at);
-        if (at - b.lastLine >= intervalMs && event.bytes < event.size) {
-          b.lastLine = at;
-          say(
-            event.digest,
-            `Pushing ${formatBytes(event.bytes)} of ${formatBytes(event.size)}${rate === undefined ? '' : ` (${rateText(rate)})`}`,
-          );
-        }
+        if (!lines.has(event.digest) && event.bytes < event.size)
+          lines.say(event.digest, `Pushing ${formatBytes(event.size)}`);
+        lines.progress(event.digest, 'Pushing', event.bytes, event.size);
       } else if (event.type === 'blob') {
         const timing =
           event.outcome === 'pushed' ? ` (${formatBytes(event.size)} in ${(event.ms / 1000).toFixed(1)}s)` : '';
-        say(event.digest, `${OUTCOME[event.outcome]}${timing}`);
+        lines.say(event.digest, `${OUTCOME[event.outcome]}${timing}`);
       } else {
         const line = eventLine(event);
         if (line !== undefined) writeLine(stream, line);

@@ -100,21 +100,66 @@ export class BlobRate {
 export const rateText = (rate: number | undefined): string => (rate === undefined ? '' : `${formatBytes(rate)}/s`);
 
 /**
+ * Plain lines about blobs, shared by pull's and copy's non-terminal progress: `id: text` lines,
+ * each blob's rate, and while a blob moves, a line with its bytes and rate at most every
+ * `intervalMs` (a pipe is never silent for minutes during a large blob, nor flooded).
+ */
+export class PlainBlobLines {
+  private readonly blobs = new Map<string, { rate: BlobRate; lastLine: number }>();
+
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly intervalMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** A line `id: text` about one blob. */
+  say(digest: string, text: string): void {
+    writeLine(this.stream, `${shortDigest(digest)}: ${text}`);
+  }
+
+  /** Whether the blob has been seen (by `rate` or `progress`). */
+  has(digest: string): boolean {
+    return this.blobs.has(digest);
+  }
+
+  /** The blob's rate, its clock started now when it is new. */
+  rate(digest: string): BlobRate {
+    return this.blob(digest).rate;
+  }
+
+  /** A progress report: `id: verb BYTES of SIZE (RATE)` when the last line is `intervalMs` old and
+   * the blob is not done. */
+  progress(digest: string, verb: string, bytes: number, size: number): void {
+    const b = this.blob(digest);
+    const at = this.now();
+    const rate = b.rate.update(bytes, at);
+    if (at - b.lastLine >= this.intervalMs && bytes < size) {
+      b.lastLine = at;
+      this.say(
+        digest,
+        `${verb} ${formatBytes(bytes)} of ${formatBytes(size)}${rate === undefined ? '' : ` (${rateText(rate)})`}`,
+      );
+    }
+  }
+
+  private blob(digest: string): { rate: BlobRate; lastLine: number } {
+    let b = this.blobs.get(digest);
+    if (b === undefined) {
+      b = { rate: new BlobRate(), lastLine: this.now() };
+      this.blobs.set(digest, b);
+    }
+    return b;
+  }
+}
+
+/**
  * docker pull's non-terminal output: one line per state change of each layer, and while a blob
  * downloads, a line every `intervalMs` with its bytes and rate (a pipe is never silent for
  * minutes during a large blob).
  */
 function plainProgress(stream: NodeJS.WritableStream, intervalMs: number, now: () => number): ProgressRenderer {
-  const say = (digest: string, text: string) => writeLine(stream, `${shortDigest(digest)}: ${text}`);
-  const blobs = new Map<string, { rate: BlobRate; lastLine: number }>();
-  const blob = (digest: string) => {
-    let b = blobs.get(digest);
-    if (b === undefined) {
-      b = { rate: new BlobRate(), lastLine: now() };
-      blobs.set(digest, b);
-    }
-    return b;
-  };
+  const lines = new PlainBlobLines(stream, intervalMs, now);
   return {
     onEvent(event: PullEvent) {
       switch (event.type) {
@@ -122,30 +167,23 @@ function plainProgress(stream: NodeJS.WritableStream, intervalMs: number, now: (
           writeLine(stream, `${event.image}: resolved to ${event.digest}`);
           break;
         case 'blob-waiting':
-          say(event.digest, `Pulling ${formatBytes(event.size)}`);
+          lines.say(event.digest, `Pulling ${formatBytes(event.size)}`);
           break;
         case 'blob-exists':
-          say(event.digest, 'Already exists');
+          lines.say(event.digest, 'Already exists');
           break;
         case 'blob-resumed':
-          blob(event.digest).rate.resumedAt(event.offset, now());
-          say(event.digest, `Resuming at ${formatBytes(event.offset)} of ${formatBytes(event.size)}`);
+          lines.rate(event.digest).resumedAt(event.offset, now());
+          lines.say(event.digest, `Resuming at ${formatBytes(event.offset)} of ${formatBytes(event.size)}`);
           break;
-        case 'blob-progress': {
-          const b = blob(event.digest);
-          const at = now();
-          const rate = b.rate.update(event.bytes, at);
-          if (at - b.lastLine >= intervalMs && event.bytes < event.size) {
-            b.lastLine = at;
-            say(
-              event.digest,
-              `Downloading ${formatBytes(event.bytes)} of ${formatBytes(event.size)}${rate === undefined ? '' : ` (${rateText(rate)})`}`,
-            );
-          }
+        case 'blob-progress':
+          lines.progress(event.digest, 'Downloading', event.bytes, event.size);
           break;
-        }
         case 'blob-done':
-          say(event.digest, `Pull complete (${formatBytes(event.bytesReceived)} in ${(event.ms / 1000).toFixed(1)}s)`);
+          lines.say(
+            event.digest,
+            `Pull complete (${formatBytes(event.bytesReceived)} in ${(event.ms / 1000).toFixed(1)}s)`,
+          );
           break;
         case 'retrying':
           writeLine(stream, `retrying ${event.host} (attempt ${event.attempt}): ${event.reason}`);
