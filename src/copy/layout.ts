@@ -3,9 +3,6 @@
  * skopeo, crane, umoci or `ctr images export`. Reads go through the store's bounded, symlink-
  * refusing readers; writes through its verified ingest, the name recorded last.
  */
-import { createReadStream } from 'node:fs';
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { referrersAmong, type Descriptor } from '../oci/index.ts';
 import type { BlobSource } from '../registry/index.ts';
 import { splitImageName, withoutNameAnnotations, type Store } from '../store/index.ts';
@@ -20,33 +17,17 @@ import {
 
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
 
-/** Bytes read at a time from a blob file. */
-const READ_BYTES = 1 << 20;
-
 /**
- * A blob file of a layout from any offset, never through a symlink. With `reuse` one buffer is
- * read into again for every chunk (a push reads a GiB without 1024 fresh allocations and the
- * garbage collections they drive); otherwise each chunk is a buffer of its own.
+ * A blob of a layout from any offset, read as the store reads its blobs (never through a symlink,
+ * only a regular file, the store's errors). With `reuse` one buffer is read into again for every
+ * chunk (Store.readBlobChunks); otherwise each chunk is a buffer of its own (openBlobStream). The
+ * file opens when the first chunk is asked for, not before.
  */
 export function layoutBlobSource(store: Store, descriptor: Descriptor): BlobSource {
   return {
     async *open(offset: number, _signal?: AbortSignal, reuse = false) {
-      const handle = await open(store.blobPath(descriptor.digest), constants.O_RDONLY | constants.O_NOFOLLOW);
-      if (!reuse) {
-        yield* createReadStream('', { fd: handle, start: offset, highWaterMark: READ_BYTES }) as AsyncIterable<Buffer>;
-        return;
-      }
-      try {
-        const buffer = Buffer.allocUnsafeSlow(READ_BYTES);
-        for (let position = offset; ;) {
-          const { bytesRead } = await handle.read(buffer, 0, READ_BYTES, position);
-          if (bytesRead === 0) return;
-          position += bytesRead;
-          yield buffer.subarray(0, bytesRead);
-        }
-      } finally {
-        await handle.close();
-      }
+      if (reuse) yield* store.readBlobChunks(descriptor.digest, offset);
+      else yield* store.openBlobStream(descriptor.digest, { start: offset }) as AsyncIterable<Buffer>;
     },
   };
 }

@@ -398,6 +398,30 @@ describe('putBlob, readBlob, openBlobStream', () => {
       (err: unknown) => isKimgError(err, 'ErrBlobUnknown'),
     );
   });
+
+  it('readBlobChunks reads from any offset into one buffer, with the errors of openBlobStream', async () => {
+    const bytes = randomBytes(3_000_000);
+    const d = descriptorOf(bytes);
+    await store.putBlob(d, bytes);
+    for (const start of [0, 1, 2_500_000, 3_000_000]) {
+      const copies: Buffer[] = [];
+      const seen = new Set<ArrayBuffer>();
+      for await (const chunk of store.readBlobChunks(d.digest, start)) {
+        seen.add(chunk.buffer as ArrayBuffer);
+        copies.push(Buffer.from(chunk)); // the next chunk is read into the same memory
+      }
+      assert.deepEqual(Buffer.concat(copies), bytes.subarray(start));
+      assert.ok(seen.size <= 1, 'every chunk is read into the same buffer');
+    }
+    await assert.rejects(
+      async () => {
+        for await (const _ of store.readBlobChunks(digestOf('nope'))) {
+          // drain
+        }
+      },
+      (err: unknown) => isKimgError(err, 'ErrBlobUnknown'),
+    );
+  });
 });
 
 describe('ingest of a small blob (in memory)', () => {

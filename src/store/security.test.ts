@@ -41,6 +41,14 @@ describe('planted symlinks and hostile digests (S8, S11)', () => {
       },
       (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'),
     );
+    await assert.rejects(
+      async () => {
+        for await (const _ of store.readBlobChunks(digest)) {
+          // drain
+        }
+      },
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt'),
+    );
     // A real download replaces the symlink itself; the target is not written through it.
     const ingest = await store.openIngest({ mediaType: octet, digest, size: bytes.length });
     assert.equal(ingest.alreadyPresent, false);

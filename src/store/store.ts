@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { DigestVerifier, digestOf, parseDigest, type ParsedDigest } from '../digest/index.ts';
 import { KeyedMutex } from '../signals/index.ts';
 import { parseDescriptor, type Descriptor, type ImageIndex } from '../oci/index.ts';
-import { BlobReadStream } from './blob-stream.ts';
+import { BlobReadStream, readBlobChunks } from './blob-stream.ts';
 import { ClaimLog } from './claims.ts';
 import { StoreError, errnoCode } from './errors.ts';
 import { fsck, type FsckReport } from './fsck.ts';
@@ -100,6 +100,12 @@ export interface Store {
   readBlob(digest: string, maxBytes: number): Promise<Buffer>;
   /** Streams a blob; errors (ErrBlobUnknown, ErrStoreCorrupt) arrive as stream errors. */
   openBlobStream(digest: string, options?: OpenBlobStreamOptions): Readable;
+  /**
+   * A blob from byte `start` as openBlobStream reads it (same checks, same errors), but every
+   * chunk read into one buffer again once the next is asked for: for a caller that is done with
+   * each chunk by then (a push of a large blob), which a stream cannot promise.
+   */
+  readBlobChunks(digest: string, start?: number): AsyncIterable<Buffer>;
   /** Stores small content held in memory (manifests, configs): verified, then written through a
    * temporary file renamed into place. VerifyError when the bytes are not the descriptor's. */
   putBlob(descriptor: Descriptor, bytes: Uint8Array): Promise<void>;
@@ -324,17 +330,25 @@ export class LayoutStore implements Store, LayoutReader {
     return new BlobReadStream(
       path,
       parsed,
-      (err) => {
-        const mapped = this.blobError(err, digest);
-        if (mapped !== err) return mapped as Error;
-        return err instanceof Error && errnoCode(err) !== undefined
-          ? err
-          : this.corrupt(`blob ${digest} at ${path}: ${(err as Error).message}`, err, { digest, path });
-      },
+      (err) => this.readError(err, digest, path),
       options.verify === true,
       options.start ?? 0,
       options.end,
     );
+  }
+
+  readBlobChunks(digest: string, start = 0): AsyncIterable<Buffer> {
+    const path = join(this.root, blobRelativePath(digest).file);
+    return readBlobChunks(path, (err) => this.readError(err, digest, path), start);
+  }
+
+  /** An error while reading blob `digest` at `path`, as the store reports it. */
+  private readError(err: unknown, digest: string, path: string): Error {
+    const mapped = this.blobError(err, digest);
+    if (mapped !== err) return mapped as Error;
+    return err instanceof Error && errnoCode(err) !== undefined
+      ? err
+      : this.corrupt(`blob ${digest} at ${path}: ${(err as Error).message}`, err, { digest, path });
   }
 
   private ingestPaths(parsed: ParsedDigest): IngestPaths {
