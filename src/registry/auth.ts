@@ -6,7 +6,7 @@
  * answered.
  */
 import { Readable } from 'node:stream';
-import { raceSignal } from '../signals/index.ts';
+import { SingleFlight, raceSignal } from '../signals/index.ts';
 import { classifyHost, checkRealm, type AddressClass } from './realm.ts';
 import {
   ChallengeTooLargeError,
@@ -110,10 +110,14 @@ const TWICE_REJECTED_MS = 60_000;
  */
 export class Authenticator {
   private readonly challenges = new Map<string, KnownChallenge>();
-  private readonly pings = new Map<string, Promise<PingResult>>();
+  /** Each endpoint's ping answer, by label, kept once it came (a failed ping is asked again). */
+  private readonly pings = new Map<string, PingResult>();
+  private readonly pingFlights = new SingleFlight<PingResult>();
   /** Token cache keys whose freshly fetched token was rejected as well, and when. */
   private readonly twiceRejected = new Map<string, number>();
-  private readonly credentialCache = new Map<string, { at: number; value: Promise<Credential | undefined> }>();
+  /** Looked-up credentials by host, and when the lookup started (a failed one is not kept). */
+  private readonly credentialCache = new Map<string, { at: number; value: Credential | undefined }>();
+  private readonly credentialLookups = new SingleFlight<Credential | undefined>();
   /** Realms that refused the OAuth2 password POST: GET from then on. */
   private readonly noPost = new Set<string>();
 
@@ -201,17 +205,25 @@ export class Authenticator {
     return at !== undefined && this.clock.now() - at < TWICE_REJECTED_MS;
   }
 
-  /** `GET /v2/` without credentials; learns and caches the endpoint's challenge. */
+  /**
+   * `GET /v2/` without credentials; learns and caches the endpoint's challenge. Callers that ask
+   * while a ping runs share it, each leaving on its own signal; the ping stops when all left.
+   */
   ping(ep: PreparedEndpoint, ctx: OperationContext): Promise<PingResult> {
-    const cached = this.pings.get(ep.label);
-    if (cached !== undefined) return cached;
-    const started = this.doPing(ep, ctx);
-    this.pings.set(ep.label, started);
-    started.catch(() => this.pings.delete(ep.label));
-    return started;
+    const known = this.pings.get(ep.label);
+    if (known !== undefined) return Promise.resolve(known);
+    return this.pingFlights.run(
+      ep.label,
+      async (signal) => {
+        const result = await this.doPing(ep, ctx, signal);
+        this.pings.set(ep.label, result);
+        return result;
+      },
+      ctx.signal,
+    ).result;
   }
 
-  private async doPing(ep: PreparedEndpoint, ctx: OperationContext): Promise<PingResult> {
+  private async doPing(ep: PreparedEndpoint, ctx: OperationContext, signal: AbortSignal): Promise<PingResult> {
     const res = await exchangeFollowingRedirects(this.transport, {
       url: apiUrl(ep, ''),
       method: 'GET',
@@ -219,7 +231,7 @@ export class Authenticator {
       tls: ep.tls,
       description: `ping ${ep.label}`,
       facts: { registry: ep.registry, host: ep.host },
-      ...(ctx.signal !== undefined && { signal: ctx.signal }),
+      signal,
     });
     await discard(res.body);
     const apiVersion = headerValue(res.headers, 'docker-distribution-api-version');
@@ -359,10 +371,13 @@ export class Authenticator {
     const ttl = this.options.credentialCacheMs ?? 60_000;
     const cached = this.credentialCache.get(ep.host);
     if (cached !== undefined && this.clock.now() - cached.at < ttl) return cached.value;
-    const value = source(ep.host, { registry: ep.registry, endpoint: ep.endpoint });
-    this.credentialCache.set(ep.host, { at: this.clock.now(), value });
-    value.catch(() => this.credentialCache.delete(ep.host));
-    return value;
+    const at = this.clock.now();
+    // Not tied to a caller's signal (a credential helper runs to its end): callers wait as before.
+    return this.credentialLookups.run(ep.host, async () => {
+      const value = await source(ep.host, { registry: ep.registry, endpoint: ep.endpoint });
+      this.credentialCache.set(ep.host, { at, value });
+      return value;
+    }).result;
   }
 
   /**
