@@ -4,10 +4,11 @@
  * host or port changes. Presigned storage URLs also break when they receive `Authorization`.
  */
 import { discard } from './body.ts';
-import { RegistryError } from './errors.ts';
+import { RegistryError, type RegistryErrorFacts } from './errors.ts';
 import { headerValue } from './headers.ts';
 import { redactUrl } from './redact.ts';
 import type { HttpRequest, HttpResponse, Transport } from './transport.ts';
+import type { EndpointTls } from './types.ts';
 
 export const MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -18,6 +19,68 @@ export interface FollowedResponse extends HttpResponse {
    * the original credentials. */
   readonly crossOrigin: boolean;
   readonly redirects: number;
+}
+
+/** Where a `Location` came from, for the errors about it. */
+export interface LocationSource {
+  /** What it is, in messages: `redirect`, `upload Location`. */
+  readonly what: string;
+  /** The host that sent it. */
+  readonly host: string;
+  readonly description: string;
+  readonly facts: RegistryErrorFacts;
+}
+
+/**
+ * The URL a `Location` names (a redirect's, or an upload session's), relative or absolute,
+ * resolved against the URL it answers: only http or https, never from https down to plain http
+ * (ErrInsecureRedirect), and without user info or fragment. ErrUnexpectedStatus when it is not
+ * a URL. Whether credentials may follow it is {@link sameOrigin}'s to say.
+ */
+export function resolveLocation(location: string, from: URL, source: LocationSource): URL {
+  const { what, host, description, facts } = source;
+  let next: URL;
+  try {
+    next = new URL(location, from);
+  } catch {
+    throw new RegistryError(
+      'ErrUnexpectedStatus',
+      `${description}: the ${what} from ${host} is not a valid URL`,
+      facts,
+    );
+  }
+  if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+    throw new RegistryError(
+      'ErrInsecureRedirect',
+      `${description}: the ${what} from ${host} is a ${next.protocol} URL, refused`,
+      facts,
+    );
+  }
+  if (from.protocol === 'https:' && next.protocol === 'http:') {
+    throw new RegistryError(
+      'ErrInsecureRedirect',
+      `${description}: the ${what} from ${host} moves from https to plain http (${redactUrl(next)}), refused`,
+      facts,
+    );
+  }
+  next.username = '';
+  next.password = '';
+  next.hash = '';
+  return next;
+}
+
+/**
+ * The credentials rule (S5): `Authorization`, cookies and the endpoint's TLS exceptions go to
+ * `url` only when it has the origin (scheme, host, port) of `origin`.
+ */
+export function sameOrigin(url: URL, origin: URL): boolean {
+  return url.origin === origin.origin;
+}
+
+/** The TLS settings a request to another origin keeps: the extra CAs (an endpoint's storage may
+ * be served under them), never `skipVerify`, which belongs to the endpoint's own origin. */
+export function tlsForOtherOrigin(tls: EndpointTls | undefined): EndpointTls | undefined {
+  return tls?.ca === undefined ? undefined : { ca: tls.ca };
 }
 
 export async function exchangeFollowingRedirects(
@@ -47,41 +110,20 @@ export async function exchangeFollowingRedirects(
         facts,
       );
     }
-    let next: URL;
-    try {
-      next = new URL(location, req.url);
-    } catch {
-      throw new RegistryError(
-        'ErrUnexpectedStatus',
-        `${req.description}: ${req.url.host} redirected to an invalid Location`,
-        facts,
-      );
-    }
-    if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-      throw new RegistryError(
-        'ErrInsecureRedirect',
-        `${req.description}: ${req.url.host} redirected to a ${next.protocol} URL, refused`,
-        facts,
-      );
-    }
-    if (req.url.protocol === 'https:' && next.protocol === 'http:') {
-      throw new RegistryError(
-        'ErrInsecureRedirect',
-        `${req.description}: ${redactUrl(req.url)} redirected from https to plain http (${redactUrl(next)}), refused`,
-        facts,
-      );
-    }
-    next.username = '';
-    next.password = '';
-    const sameOrigin = next.origin === req.url.origin;
-    if (!sameOrigin) crossOrigin = true;
+    const next = resolveLocation(location, req.url, {
+      what: 'redirect',
+      host: req.url.host,
+      description: req.description,
+      facts,
+    });
+    const same = sameOrigin(next, req.url);
+    if (!same) crossOrigin = true;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (crossOrigin && CREDENTIAL_HEADERS.includes(name.toLowerCase())) continue;
       headers[name] = value;
     }
-    // skipVerify belongs to the endpoint's own origin; extra CAs may serve its storage too.
-    const tls = sameOrigin ? req.tls : req.tls?.ca === undefined ? undefined : { ca: req.tls.ca };
+    const tls = same ? req.tls : tlsForOtherOrigin(req.tls);
     req = {
       ...req,
       url: next,

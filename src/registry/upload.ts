@@ -16,8 +16,8 @@ import { errorFromResponse, type OperationContext } from './context.ts';
 import { apiUrl, type PreparedEndpoint } from './endpoints.ts';
 import { RegistryError } from './errors.ts';
 import { contentLength, headerValue } from './headers.ts';
-import { errorCode, redactUrl, sanitizeCause } from './redact.ts';
-import type { FollowedResponse } from './redirect.ts';
+import { errorCode, sanitizeCause } from './redact.ts';
+import { resolveLocation, sameOrigin, tlsForOtherOrigin, type FollowedResponse } from './redirect.ts';
 import { backoffDelay, DEFAULT_RETRY_POLICY } from './retry.ts';
 import type { HttpMethod, RequestBody, Transport } from './transport.ts';
 import type { CallOptions, Clock, RepositoryRef } from './types.ts';
@@ -118,7 +118,7 @@ class UploadSession {
   ): Promise<FollowedResponse> {
     const { ep, ctx } = this;
     const bulk = body !== undefined && Number(headers['content-length'] ?? 0) >= BULK_BYTES;
-    if (url.origin === ep.base.origin) {
+    if (sameOrigin(url, ep.base)) {
       return this.deps.auth.send(
         ep,
         {
@@ -134,13 +134,14 @@ class UploadSession {
         ctx,
       );
     }
-    // Another host: its own CA settings do not carry over, nor do credentials.
+    // Another origin: no credentials, and of the endpoint's TLS settings only its CAs.
+    const tls = tlsForOtherOrigin(ep.tls);
     const res = await this.deps.transport.exchange({
       url,
       method,
       headers,
       ...(body !== undefined && { body }),
-      ...(ep.tls?.ca !== undefined && { tls: { ca: ep.tls.ca } }),
+      ...(tls !== undefined && { tls }),
       description: ctx.description,
       facts: { ...ctx.facts, host: url.host },
       bodyTimeoutMs: STALL_MS,
@@ -162,33 +163,12 @@ class UploadSession {
         { ...ctx.facts, host: res.url.host, status: res.status },
       );
     }
-    let next: URL;
-    try {
-      next = new URL(text, current);
-    } catch {
-      throw new RegistryError('ErrUnexpectedStatus', `${ctx.description}: ${res.url.host} sent an invalid Location`, {
-        ...ctx.facts,
-        host: res.url.host,
-      });
-    }
-    if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-      throw new RegistryError(
-        'ErrInsecureRedirect',
-        `${ctx.description}: the upload Location from ${res.url.host} is a ${next.protocol} URL, refused`,
-        { ...ctx.facts, host: res.url.host },
-      );
-    }
-    if (current.protocol === 'https:' && next.protocol === 'http:') {
-      throw new RegistryError(
-        'ErrInsecureRedirect',
-        `${ctx.description}: the upload Location from ${res.url.host} moves from https to plain http (${redactUrl(next)}), refused`,
-        { ...ctx.facts, host: res.url.host },
-      );
-    }
-    next.username = '';
-    next.password = '';
-    next.hash = '';
-    return next;
+    return resolveLocation(text, current, {
+      what: 'upload Location',
+      host: res.url.host,
+      description: ctx.description,
+      facts: { ...ctx.facts, host: res.url.host },
+    });
   }
 }
 
