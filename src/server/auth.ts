@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
+import { SingleFlight } from '../signals/index.ts';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -61,6 +62,9 @@ function sameText(a: string, b: string): boolean {
 export class BasicAuthenticator {
   /** Verdicts on bcrypt entries, by sha256(user, entry, password). */
   private readonly verdicts = new Map<string, boolean>();
+  /** `htpasswd -v` runs in flight, by the same key: parallel requests with one header (a client
+   * pulling layers at once) wait for one run instead of starting one each. */
+  private readonly checks = new SingleFlight<boolean>();
 
   private constructor(
     private readonly entries: ReadonlyMap<string, string>,
@@ -116,10 +120,12 @@ export class BasicAuthenticator {
         .digest('hex');
       const known = this.verdicts.get(key);
       if (known !== undefined) return known;
-      const verdict = await verifyWithHtpasswd(this.htpasswdFile, user, password);
-      if (this.verdicts.size > 10_000) this.verdicts.clear();
-      this.verdicts.set(key, verdict);
-      return verdict;
+      return this.checks.run(key, async () => {
+        const verdict = await verifyWithHtpasswd(this.htpasswdFile, user, password);
+        if (this.verdicts.size > 10_000) this.verdicts.clear();
+        this.verdicts.set(key, verdict);
+        return verdict;
+      }).result;
     }
     return false;
   }

@@ -104,6 +104,11 @@ describe('htpasswd', () => {
       assert.equal(await auth.check(basic('alice', 'secret pass')), 'alice');
       assert.equal(await auth.check(basic('alice', 'wrong')), undefined);
       assert.equal(await auth.check(basic('bob', 'hunter2')), 'bob');
+      // Parallel requests with one header wait for one htpasswd run; each gets its own answer.
+      assert.deepEqual(
+        await Promise.all(['p@ss', 'p@ss', 'nope', 'p@ss', 'nope'].map((p) => auth.check(basic('carol', p)))),
+        ['carol', 'carol', undefined, 'carol', undefined],
+      );
       assert.equal(await auth.check(basic('carol', 'p@ss')), 'carol');
       assert.equal(await auth.check(basic('carol', 'p@ss2')), undefined);
       assert.equal(await auth.check(basic('nobody', 'x')), undefined);
