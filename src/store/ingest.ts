@@ -8,6 +8,7 @@ import { StoreError, errnoCode } from './errors.ts';
 import { isNoSpace } from './reserve.ts';
 import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
+import { DirectWriter } from './direct-write.ts';
 
 const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = constants;
 
@@ -154,6 +155,8 @@ export class FileIngest implements Ingest {
   /** Small chunks gathered for one write (see {@link WRITE_BATCH}); `stagedBytes` of it are taken. */
   private staged: Buffer | undefined;
   private stagedBytes = 0;
+  /** Writes with O_DIRECT (a new partial nobody reads while it grows), until settled. */
+  private direct: DirectWriter | undefined;
 
   private constructor(
     descriptor: Descriptor,
@@ -166,7 +169,9 @@ export class FileIngest implements Ingest {
     private readonly replaceExisting: boolean,
     hash: Hash,
     present: number,
+    direct: DirectWriter | undefined,
   ) {
+    this.direct = direct;
     this.descriptor = descriptor;
     this.hash = hash;
     this.startOffset = present;
@@ -184,6 +189,7 @@ export class FileIngest implements Ingest {
     source: string | undefined,
     beforePublish: () => Promise<void>,
     replaceExisting = false,
+    allowDirect = false,
   ): Promise<FileIngest> {
     const handle = await open(paths.data, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644);
     try {
@@ -208,6 +214,7 @@ export class FileIngest implements Ingest {
         updatedAt: now,
       };
       await writeMetadata(paths.meta, metadata);
+      const direct = allowDirect && present === 0 ? await DirectWriter.open(paths.data) : undefined;
       return new FileIngest(
         descriptor,
         parsed,
@@ -219,6 +226,7 @@ export class FileIngest implements Ingest {
         replaceExisting,
         hash,
         present,
+        direct,
       );
     } catch (err) {
       await handle.close().catch(() => undefined);
@@ -268,6 +276,11 @@ export class FileIngest implements Ingest {
       );
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
+    if (this.direct !== undefined) {
+      this.hash.update(chunk);
+      this.received = total;
+      return this.direct.take(chunk);
+    }
     try {
       if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
       if (chunk.byteLength >= WRITE_BATCH) {
@@ -301,8 +314,15 @@ export class FileIngest implements Ingest {
     this.filePosition += bytes.byteLength;
   }
 
-  /** Writes the staged bytes before a sync; returns the write error, if any write failed. */
-  private settleWrites(): unknown {
+  /** Writes what is staged or in flight before a sync; returns the write error, if any write
+   * failed (the file then holds good bytes up to `filePosition`). */
+  private async settleWrites(): Promise<unknown> {
+    if (this.direct !== undefined) {
+      const { good, failure } = await this.direct.finish(this.handle.fd);
+      this.direct = undefined;
+      this.filePosition = good;
+      this.writeError ??= failure;
+    }
     if (this.writeError === undefined) {
       try {
         this.flushStaged();
@@ -315,6 +335,7 @@ export class FileIngest implements Ingest {
 
   async reset(): Promise<void> {
     this.assertOpen('reset');
+    await this.settleWrites();
     this.writeError = undefined;
     this.stagedBytes = 0;
     await this.handle.truncate(0);
@@ -327,7 +348,7 @@ export class FileIngest implements Ingest {
 
   async commit(options?: { onVerified?: () => void }): Promise<void> {
     this.assertOpen('commit');
-    const writeError = this.settleWrites();
+    const writeError = await this.settleWrites();
     if (writeError !== undefined) await this.fail(writeError);
     const { digest, size } = this.descriptor;
     if (this.received !== size) {
@@ -387,8 +408,8 @@ export class FileIngest implements Ingest {
         // tail, so keep only what is known to be on disk. A write refused for lack of space is not
         // torn: writes are sequential and stop at the first failure, so the file is a prefix.
         try {
-          const error = this.settleWrites();
-          if (error !== undefined && !isNoSpace(error)) await this.handle.truncate(0);
+          const error = await this.settleWrites();
+          if (error !== undefined) await this.handle.truncate(isNoSpace(error) ? this.filePosition : 0);
           await this.handle.datasync();
         } finally {
           await this.handle.close();
@@ -400,6 +421,7 @@ export class FileIngest implements Ingest {
           },
         );
       } else {
+        await this.settleWrites().catch(() => undefined);
         await this.handle.close().catch(() => undefined);
         await unlinkIfPresent(this.paths.data);
         await unlinkIfPresent(this.paths.meta);
@@ -427,6 +449,7 @@ export class FileIngest implements Ingest {
   private async fail(err: unknown): Promise<never> {
     this.state = 'closed';
     try {
+      await this.settleWrites().catch(() => undefined);
       await this.handle.close().catch(() => undefined);
       await unlinkIfPresent(this.paths.data).catch(() => undefined);
       await unlinkIfPresent(this.paths.meta).catch(() => undefined);

@@ -455,6 +455,8 @@ export class LayoutStore implements Store, LayoutReader {
         options.source,
         () => this.claims.claim(descriptor.digest),
         replaceExisting,
+        // Followers of a partial file read it as it grows: through the page cache.
+        options.partialFile !== true,
       );
     } catch (err) {
       await lock.release();

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { PullEvent } from '../../src/pull/index.ts';
 import { Puller } from '../../src/pull/index.ts';
-import { openStore } from '../../src/store/index.ts';
+import { SMALL_INGEST_BYTES, openStore } from '../../src/store/index.ts';
 import {
   buildImage,
   fault,
@@ -326,11 +326,14 @@ describe('pulls that crash and pulls that race', { skip, timeout: LARGE ? 1_800_
       const children = await race(pullArgs(store, ref('crash/a')), pullArgs(store, ref('crash/a')));
       const platform = a.images[0] ?? assert.fail();
       for (const blob of [platform.config, ...platform.layers]) {
-        assert.equal(
-          proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest)).length,
-          1,
-          `${blob.digest} downloaded twice`,
-        );
+        const downloads = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(blob.digest)).length;
+        // A blob up to SMALL_INGEST_BYTES is gathered in memory with no lock across processes:
+        // both may fetch it (the store keeps the first file published).
+        if (blob.size <= SMALL_INGEST_BYTES) {
+          assert.ok(downloads >= 1 && downloads <= 2, `${blob.digest} downloaded ${downloads} times`);
+          continue;
+        }
+        assert.equal(downloads, 1, `${blob.digest} downloaded twice`);
         assert.deepEqual(doneBy(children, blob.digest).sort(), [0, 1], `${blob.digest} written by both`);
       }
       const entries = await layoutEntries(store);
