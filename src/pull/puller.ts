@@ -22,7 +22,7 @@ import {
 import { parseDockerRef, type NamedReference } from '../reference/index.ts';
 import type { BlobSink, CallOptions, CredentialSource, RegistryClient, RegistryEvent } from '../registry/index.ts';
 import { SingleFlight } from '../signals/index.ts';
-import { StoreError, isNoSpace, openStore, type Store } from '../store/index.ts';
+import { StoreError, isNoSpace, openStore, type Ingest, type Store } from '../store/index.ts';
 import type { PullEvent, PullEventSink } from './events.ts';
 import { openRegistry, type RegistryAccessOptions } from './registry-access.ts';
 
@@ -478,12 +478,7 @@ export class Puller {
     } catch (err) {
       // A partial download is kept for the next pull to resume, unless nothing arrived.
       await ingest.abort({ keepPartial: ingest.bytes > 0 }).catch(() => undefined);
-      if (isNoSpace(err)) {
-        // What reached the disk, which is less than what arrived when the disk filled up.
-        const partial = ingest.partialPath;
-        const kept = partial === undefined ? 0 : ((await stat(partial).catch(() => undefined))?.size ?? 0);
-        throw storeFull(store, blob, `${kept} of its ${blob.size} bytes are kept`, err);
-      }
+      if (isNoSpace(err)) throw await keptAfterNoSpace(store, blob, ingest, err);
       throw err;
     }
     // Verifying and syncing to disk take a while for a large blob: the download slot goes to
@@ -493,7 +488,7 @@ export class Puller {
       try {
         await ingest.commit();
       } catch (err) {
-        if (isNoSpace(err)) throw storeFull(store, blob, 'all of it is kept', err);
+        if (isNoSpace(err)) throw await keptAfterNoSpace(store, blob, ingest, err);
         // A failed commit has already closed the ingest and removed its bytes.
         if (err instanceof VerifyError) {
           const what = blob.mediaType.includes('config') ? 'config' : 'layer';
@@ -509,4 +504,11 @@ export class Puller {
     })();
     return { bytes: bytesReceived, committed };
   }
+}
+
+/** ErrStoreFull naming what reached the disk (less than what arrived) and stays for the next pull. */
+async function keptAfterNoSpace(store: Store, blob: Descriptor, ingest: Ingest, err: unknown): Promise<StoreError> {
+  const partial = ingest.partialPath;
+  const kept = partial === undefined ? 0 : ((await stat(partial).catch(() => undefined))?.size ?? 0);
+  return storeFull(store, blob, `${kept} of its ${blob.size} bytes are kept`, err);
 }

@@ -35,15 +35,17 @@ export interface Ingest {
   readonly alreadyPresent: boolean;
   /** Bytes received so far, `offset` included. */
   readonly bytes: number;
-  /** The partial file the bytes go to (undefined when the blob was already present). Every
-   * `write` is in it (in the page cache) when it returns, so a reader may follow the file to
-   * pass the bytes on while they arrive; it is renamed into `blobs/` at commit. */
+  /** The partial file the bytes go to (undefined when the blob was already present, or gathered
+   * in memory). Opened with `partialFile`, every `write` is in it (in the page cache) when it
+   * returns, so a reader may follow the file to pass the bytes on while they arrive; otherwise a
+   * large blob's bytes reach it with O_DIRECT up to ≈ 2 MiB later. Renamed into `blobs/` at commit. */
   readonly partialPath: string | undefined;
   /** Hashes and writes; throws VerifyError ErrSizeMismatch the moment the total exceeds the
    * descriptor's size (the partial is then discarded and the ingest closed). */
   write(chunk: Uint8Array): Promise<void>;
-  /** `write` for a caller that reuses the chunk's memory: the chunk is hashed and written (to
-   * the page cache) before this returns; a returned promise carries a failure. */
+  /** `write` for a caller that reuses the chunk's memory: the chunk is hashed, and written or
+   * copied, before this returns. A returned promise is a failure, or (O_DIRECT) a wait for the
+   * disk: await it before the next call. A write error may surface at a later call or at commit. */
   take(chunk: Uint8Array): Promise<void> | undefined;
   /** Discards what is there (a server that ignored `Range`) and starts again from 0. */
   reset(): Promise<void>;
@@ -214,7 +216,7 @@ export class FileIngest implements Ingest {
         updatedAt: now,
       };
       await writeMetadata(paths.meta, metadata);
-      const direct = allowDirect && present === 0 ? await DirectWriter.open(paths.data) : undefined;
+      const direct = allowDirect && present === 0 ? await DirectWriter.open(paths.data, handle.fd) : undefined;
       return new FileIngest(
         descriptor,
         parsed,
@@ -317,9 +319,10 @@ export class FileIngest implements Ingest {
   /** Writes what is staged or in flight before a sync; returns the write error, if any write
    * failed (the file then holds good bytes up to `filePosition`). */
   private async settleWrites(): Promise<unknown> {
-    if (this.direct !== undefined) {
-      const { good, failure } = await this.direct.finish(this.handle.fd);
-      this.direct = undefined;
+    const direct = this.direct;
+    if (direct !== undefined) {
+      const { good, failure } = await direct.finish();
+      if (this.direct === direct) this.direct = undefined;
       this.filePosition = good;
       this.writeError ??= failure;
     }
@@ -349,7 +352,14 @@ export class FileIngest implements Ingest {
   async commit(options?: { onVerified?: () => void }): Promise<void> {
     this.assertOpen('commit');
     const writeError = await this.settleWrites();
-    if (writeError !== undefined) await this.fail(writeError);
+    if (writeError !== undefined) {
+      // The disk filled up under the last writes: what reached it stays for the next pull.
+      if (isNoSpace(writeError)) {
+        await this.abort({ keepPartial: true });
+        throw writeError;
+      }
+      await this.fail(writeError);
+    }
     const { digest, size } = this.descriptor;
     if (this.received !== size) {
       await this.fail(

@@ -414,10 +414,15 @@ export class LayoutStore implements Store, LayoutReader {
       // No lock file: within this process a second ingest of the digest waits for the first
       // (and then finds it present); another process may fetch the same small blob meanwhile.
       const release = await this.waitForSmallIngest(paths.blobFile, descriptor.digest, options);
-      if (!replaceExisting && (await present())) {
+      try {
+        if (!replaceExisting && (await present())) {
+          release();
+          await touch(paths.blobFile);
+          return new PresentIngest(descriptor, this.root, paths.blobFile);
+        }
+      } catch (err) {
         release();
-        await touch(paths.blobFile);
-        return new PresentIngest(descriptor, this.root, paths.blobFile);
+        throw err;
       }
       return new SmallIngest(
         descriptor,
