@@ -136,6 +136,32 @@ export class PresentIngest implements Ingest {
 
 type State = 'open' | 'committed' | 'closed';
 
+/** ErrSizeMismatch: the blob of `expected` came to `actualSize` bytes. */
+export function sizeMismatch(
+  expected: { readonly digest: string; readonly size: number },
+  actualSize: number,
+): VerifyError {
+  return new VerifyError('ErrSizeMismatch', {
+    expectedDigest: expected.digest,
+    expectedSize: expected.size,
+    actualSize,
+  });
+}
+
+/** ErrDigestMismatch when `actualDigest` is not `expected`'s (its size checked already), else undefined. */
+export function digestMismatch(
+  expected: { readonly digest: string; readonly size: number },
+  actualDigest: string,
+): VerifyError | undefined {
+  if (actualDigest === expected.digest) return undefined;
+  return new VerifyError('ErrDigestMismatch', {
+    expectedDigest: expected.digest,
+    actualDigest,
+    expectedSize: expected.size,
+    actualSize: expected.size,
+  });
+}
+
 /**
  * Chunks smaller than this are gathered into one write. A TLS socket hands over one record
  * (≤ 16 KiB) at a time, and a write system call per record cost ≈ 1 CPU s per GiB on a pull
@@ -258,24 +284,19 @@ export class FileIngest implements Ingest {
   }
 
   /**
-   * Hashes the chunk and writes it to the partial file (a small chunk: copies it into the write
-   * batch) before returning, so the caller may reuse its memory at once. The write is synchronous, into the page cache (the fdatasync waits for
-   * commit): measured on a 1 GiB pull, queueing copies of the chunks for the thread pool cost
-   * ≈ 25 % more CPU and 15 % of the throughput, in copies and hand-offs, for the sake of a write
-   * that takes ≈ 40 µs per 256 KiB. Returns a rejected promise when the blob grew too large or
-   * a write failed.
+   * Hashes the chunk and, before returning (so the caller may reuse its memory at once), either
+   * copies it into the direct writer's buffer (O_DIRECT, see direct-write.ts: the promise it may
+   * return is a wait for the disk) or writes it to the partial file through the page cache (a
+   * small chunk: copies it into the write batch). The page-cache write is synchronous: measured
+   * on a 1 GiB pull, queueing copies of the chunks for the thread pool cost ≈ 25 % more CPU and
+   * 15 % of the throughput, for the sake of a write that takes ≈ 40 µs per 256 KiB. Returns a
+   * rejected promise when the blob grew too large or a write failed.
    */
   take(chunk: Uint8Array): Promise<void> | undefined {
     this.assertOpen('write');
     const total = this.received + chunk.byteLength;
     if (total > this.descriptor.size) {
-      return this.fail(
-        new VerifyError('ErrSizeMismatch', {
-          expectedDigest: this.descriptor.digest,
-          expectedSize: this.descriptor.size,
-          actualSize: total,
-        }),
-      );
+      return this.fail(sizeMismatch(this.descriptor, total));
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
     if (this.direct !== undefined) {
@@ -361,22 +382,9 @@ export class FileIngest implements Ingest {
       await this.fail(writeError);
     }
     const { digest, size } = this.descriptor;
-    if (this.received !== size) {
-      await this.fail(
-        new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize: size, actualSize: this.received }),
-      );
-    }
-    const actual = `${this.parsed.algorithm}:${this.hash.digest('hex')}`;
-    if (actual !== digest) {
-      await this.fail(
-        new VerifyError('ErrDigestMismatch', {
-          expectedDigest: digest,
-          actualDigest: actual,
-          expectedSize: size,
-          actualSize: size,
-        }),
-      );
-    }
+    if (this.received !== size) await this.fail(sizeMismatch(this.descriptor, this.received));
+    const mismatch = digestMismatch(this.descriptor, `${this.parsed.algorithm}:${this.hash.digest('hex')}`);
+    if (mismatch !== undefined) await this.fail(mismatch);
     this.state = 'committed';
     try {
       options?.onVerified?.();

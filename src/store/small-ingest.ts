@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { VerifyError, digestOf, type ParsedDigest } from '../digest/index.ts';
+import { digestOf, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError } from './errors.ts';
 import { NotRegularError, tempName, unlinkIfPresent } from './fs-utils.ts';
-import { publish, type Ingest, type IngestPaths } from './ingest.ts';
+import { digestMismatch, publish, sizeMismatch, type Ingest, type IngestPaths } from './ingest.ts';
 
 /**
  * Blobs up to this size are ingested in memory: no partial file, no metadata, no ingest lock.
@@ -86,13 +86,7 @@ export class SmallIngest implements Ingest {
     const total = this.received + chunk.byteLength;
     if (total > this.descriptor.size) {
       this.close('closed');
-      return Promise.reject(
-        new VerifyError('ErrSizeMismatch', {
-          expectedDigest: this.descriptor.digest,
-          expectedSize: this.descriptor.size,
-          actualSize: total,
-        }),
-      );
+      return Promise.reject(sizeMismatch(this.descriptor, total));
     }
     this.buffer.set(chunk, this.received);
     this.received = total;
@@ -108,22 +102,9 @@ export class SmallIngest implements Ingest {
     this.assertOpen('commit');
     const { digest, size } = this.descriptor;
     try {
-      if (this.received !== size) {
-        throw new VerifyError('ErrSizeMismatch', {
-          expectedDigest: digest,
-          expectedSize: size,
-          actualSize: this.received,
-        });
-      }
-      const actual = digestOf(this.buffer, this.parsed.algorithm);
-      if (actual !== digest) {
-        throw new VerifyError('ErrDigestMismatch', {
-          expectedDigest: digest,
-          actualDigest: actual,
-          expectedSize: size,
-          actualSize: size,
-        });
-      }
+      if (this.received !== size) throw sizeMismatch(this.descriptor, this.received);
+      const mismatch = digestMismatch(this.descriptor, digestOf(this.buffer, this.parsed.algorithm));
+      if (mismatch !== undefined) throw mismatch;
       this.state = 'committed';
       options?.onVerified?.();
       await this.beforePublish();

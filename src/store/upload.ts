@@ -1,10 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { VerifyError, parseDigest } from '../digest/index.ts';
+import { parseDigest } from '../digest/index.ts';
 import { StoreError } from './errors.ts';
 import { NotRegularError, unlinkIfPresent } from './fs-utils.ts';
-import { hashFile, publish, type IngestPaths } from './ingest.ts';
+import { digestMismatch, hashFile, publish, sizeMismatch, type IngestPaths } from './ingest.ts';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
@@ -144,9 +144,7 @@ export class FileUpload implements BlobUpload {
     try {
       const parsed = parseDigest(digest);
       const expectedSize = options.size ?? this.written;
-      if (this.written !== expectedSize) {
-        throw new VerifyError('ErrSizeMismatch', { expectedDigest: digest, expectedSize, actualSize: this.written });
-      }
+      if (this.written !== expectedSize) throw sizeMismatch({ digest, size: expectedSize }, this.written);
       const handle = await open(this.path, O_WRONLY | O_NOFOLLOW);
       try {
         // A write that failed half-way may have left bytes past the last whole one.
@@ -155,14 +153,8 @@ export class FileUpload implements BlobUpload {
           parsed.algorithm === 'sha256'
             ? `sha256:${this.hash.digest('hex')}`
             : `${parsed.algorithm}:${(await hashFile(this.path, parsed.algorithm)).hex}`;
-        if (actual !== digest) {
-          throw new VerifyError('ErrDigestMismatch', {
-            expectedDigest: digest,
-            actualDigest: actual,
-            expectedSize,
-            actualSize: this.written,
-          });
-        }
+        const mismatch = digestMismatch({ digest, size: expectedSize }, actual);
+        if (mismatch !== undefined) throw mismatch;
         await handle.datasync();
       } finally {
         await handle.close();
