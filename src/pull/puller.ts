@@ -489,7 +489,7 @@ export class Puller {
         await ingest.commit();
       } catch (err) {
         if (isNoSpace(err)) throw await keptAfterNoSpace(store, blob, ingest, err);
-        // A failed commit has already closed the ingest and removed its bytes.
+        // A failed commit has already closed the ingest (and, but for ENOSPC, removed its bytes).
         if (err instanceof VerifyError) {
           const what = blob.mediaType.includes('config') ? 'config' : 'layer';
           throw new KimgError(

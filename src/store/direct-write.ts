@@ -84,7 +84,7 @@ export class DirectWriter {
   private filled = 0;
   /** File offset of `buffer[0]`. */
   private position = 0;
-  private inflight: { readonly buffer: Buffer; readonly done: Promise<void> } | undefined;
+  private inflight: { readonly buffer: Buffer; readonly done: Promise<void>; settled: boolean } | undefined;
   /** A `take` waiting for the write in flight. */
   private pending: Promise<void> | undefined;
   private finished: Promise<{ good: number; failure: unknown }> | undefined;
@@ -123,9 +123,10 @@ export class DirectWriter {
     let handle: FileHandle;
     try {
       handle = await open(path, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW);
-    } catch (err) {
+    } catch {
+      // Out of descriptors, say: this file goes through the page cache.
       release(dir, pair);
-      throw err;
+      return undefined;
     }
     return new DirectWriter(handle, dir, bufferedFd, pair);
   }
@@ -137,23 +138,40 @@ export class DirectWriter {
 
   /**
    * Copies `chunk` in before returning (its memory is the caller's again at once); a promise
-   * when the write in flight must finish before the rest fits (or one failed).
+   * when the write in flight must finish before the rest fits. A take while an earlier one still
+   * waits (its caller gave up on it: a body cut while paused for the disk, then resumed) queues
+   * behind it, in order. Throws, taking nothing, once finished or after a failed write.
    */
   take(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.finished !== undefined) return Promise.reject(new Error('the direct writer is finished'));
-    if (this.pending !== undefined) return Promise.reject(new Error('take while the previous take is pending'));
-    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.finished !== undefined) throw new Error('the direct writer is finished');
+    if (this.failure !== undefined) throw this.failure;
+    if (this.pending !== undefined) {
+      const copy = Buffer.from(chunk);
+      return this.queue(this.pending.then(() => this.takeAfterWrite(copy)));
+    }
     let done = this.copyIn(chunk, 0);
     while (this.filled === BLOCK_BYTES) {
+      if (this.inflight?.settled === true) {
+        this.reclaim();
+        // A failed write: what is taken stays taken; the failure surfaces here and at finish.
+        if (this.failure !== undefined) return Promise.reject(this.failure);
+      }
       if (this.inflight !== undefined) {
-        const rest = Buffer.from(chunk.subarray(done));
-        this.pending = this.takeAfterWrite(rest).finally(() => (this.pending = undefined));
-        return this.pending;
+        return this.queue(this.takeAfterWrite(Buffer.from(chunk.subarray(done))));
       }
       this.send();
       done = this.copyIn(chunk, done);
     }
     return undefined;
+  }
+
+  /** Makes `work` the pending take until it settles. */
+  private queue(work: Promise<void>): Promise<void> {
+    const pending: Promise<void> = work.finally(() => {
+      if (this.pending === pending) this.pending = undefined;
+    });
+    this.pending = pending;
+    return pending;
   }
 
   /** Copies what fits of `source` from `from`; returns where it stopped. */
@@ -166,6 +184,7 @@ export class DirectWriter {
 
   /** The rest of a take, once the write in flight is done. */
   private async takeAfterWrite(rest: Buffer): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
     let done = 0;
     for (;;) {
       if (this.filled === BLOCK_BYTES) {
@@ -199,7 +218,9 @@ export class DirectWriter {
         }
       },
     );
-    this.inflight = { buffer, done };
+    const flight = { buffer, done, settled: false };
+    void done.then(() => (flight.settled = true));
+    this.inflight = flight;
     this.position += BLOCK_BYTES;
     this.filled = 0;
     this.buffer = this.spare as Buffer;
@@ -208,9 +229,15 @@ export class DirectWriter {
 
   /** Waits for the write in flight; its buffer is the spare again. */
   private async settle(): Promise<void> {
+    if (this.inflight === undefined) return;
+    await this.inflight.done;
+    this.reclaim();
+  }
+
+  /** The write in flight has settled: its buffer is the spare again. */
+  private reclaim(): void {
     const flight = this.inflight;
     if (flight === undefined) return;
-    await flight.done;
     this.inflight = undefined;
     this.spare = flight.buffer;
   }
@@ -250,6 +277,7 @@ export class DirectWriter {
 }
 
 function release(dir: string, buffers: readonly Buffer[]): void {
+  if (refusedIn.has(dir)) return;
   const pool = pools.get(dir) ?? [];
   pools.set(dir, pool);
   for (const buffer of buffers) if (pool.length < POOL_MAX) pool.push(buffer);

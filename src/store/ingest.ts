@@ -52,7 +52,8 @@ export interface Ingest {
   /** Verifies size and digest (VerifyError on a mismatch: the partial is removed and nothing
    * reaches `blobs/`), fsyncs, renames into `blobs/<alg>/<hex>` and fsyncs the directory.
    * `onVerified` is called once the content is known good, before the syncs (a server passing
-   * the bytes on lets its clients finish then). */
+   * the bytes on lets its clients finish then). When the disk fills up under the last writes
+   * (ENOSPC), what reached it is kept for a later resume and the error is thrown. */
   commit(options?: { onVerified?: () => void }): Promise<void>;
   /** Closes without committing: `keepPartial` leaves the bytes for a later resume, otherwise
    * they are deleted. Idempotent; does nothing after commit. */
@@ -300,9 +301,17 @@ export class FileIngest implements Ingest {
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
     if (this.direct !== undefined) {
+      let wait: Promise<void> | undefined;
+      try {
+        wait = this.direct.take(chunk);
+      } catch (err) {
+        // Nothing of the chunk was taken: nothing of it is counted or hashed.
+        this.writeError = err;
+        return Promise.reject(err);
+      }
       this.hash.update(chunk);
       this.received = total;
-      return this.direct.take(chunk);
+      return wait;
     }
     try {
       if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
@@ -383,6 +392,9 @@ export class FileIngest implements Ingest {
     }
     const { digest, size } = this.descriptor;
     if (this.received !== size) await this.fail(sizeMismatch(this.descriptor, this.received));
+    // What was hashed is what reached the file, or nothing is published.
+    if (this.filePosition !== this.received)
+      await this.fail(new Error(`${this.filePosition} of the ${this.received} bytes taken reached ${this.paths.data}`));
     const mismatch = digestMismatch(this.descriptor, `${this.parsed.algorithm}:${this.hash.digest('hex')}`);
     if (mismatch !== undefined) await this.fail(mismatch);
     this.state = 'committed';
