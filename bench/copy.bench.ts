@@ -5,10 +5,7 @@
 // same copy within one registry (mounts), copying again when the destination has it (requests
 // counted by a pass-through proxy), and the peak resident memory of the CLI copying one 2 GiB
 // layer registry to registry. KIMG_BENCH_ROUNDS sets the rounds (default 3).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   buildImage,
   makeTempDir,
@@ -18,66 +15,9 @@ import {
   type BuiltImage,
   type RunningRegistry,
 } from '../test/harness/index.ts';
-import { GiB, childrenCpuSeconds, fmtRatio, fmtRate, median, mbps, table } from './measure.ts';
+import { CLI, GiB, buildCli, fmtRatio, fmtRate, median, mbps, runChild, table, type ChildRun } from './measure.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'bin', 'kimg.js');
 const ROUNDS = Math.max(1, Number(process.env.KIMG_BENCH_ROUNDS ?? '3') || 3);
-
-interface ChildRun {
-  readonly ms: number;
-  /** CPU seconds of the process (user + system, all threads), from this process's children
-   * totals: nothing else of ours exits while it runs. */
-  readonly cpu: number;
-  /** Peak resident bytes (VmHWM), sampled every 20 ms until it exits. */
-  readonly peakRss: number;
-  readonly stdout: string;
-}
-
-/** Runs a command to completion, reading its CPU time and peak RSS from /proc while it runs. */
-function runChild(command: string, args: readonly string[], env: Record<string, string> = {}): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const cpu0 = childrenCpuSeconds();
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let peakRss = 0;
-    const sample = () => {
-      const pid = child.pid;
-      if (pid === undefined) return;
-      try {
-        const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-        if (hwm !== undefined) peakRss = Math.max(peakRss, Number(hwm) * 1024);
-      } catch {
-        // Gone already.
-      }
-    };
-    const timer = setInterval(sample, 20);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearInterval(timer);
-      if (code !== 0) reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-400)}`));
-      else resolve({ ms: performance.now() - started, cpu: childrenCpuSeconds() - cpu0, peakRss, stdout });
-    });
-  });
-}
-
-/** Builds dist/ (the published CLI) when it is missing or older than the sources. */
-function buildCli(): void {
-  const built = spawnSync(
-    process.execPath,
-    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    {
-      cwd: ROOT,
-      stdio: 'inherit',
-    },
-  );
-  if (built.status !== 0 || !existsSync(join(ROOT, 'dist/cli/main.js')))
-    throw new Error('building the CLI (tsc -p tsconfig.build.json) failed');
-}
 
 /** One transport's view of a registry: kimg and skopeo flags that trust it. */
 function trust(registries: readonly RunningRegistry[]) {

@@ -1,7 +1,13 @@
-// Small helpers shared by the pull benchmark: figures (best, median, rates), tables, and the CPU
+// Small helpers shared by the benchmarks: figures (best, median, rates), tables, and the CPU
 // time of processes read from /proc, so that a figure can be put next to what it cost.
-import { readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The built CLI, as users run it (see buildCli). */
+export const CLI = join(ROOT, 'bin', 'kimg.js');
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -120,4 +126,64 @@ export async function timed(
   await fn();
   const ms = performance.now() - start;
   return { ms, cpu: cpu() - cpu0 };
+}
+
+/** What `runChild` saw of a process. */
+export interface ChildRun {
+  readonly ms: number;
+  /** CPU seconds of the process (user + system, all threads), from this process's children
+   * totals: nothing else of ours exits while it runs. */
+  readonly cpu: number;
+  /** Peak resident bytes (VmHWM), sampled every 20 ms until it exits. */
+  readonly peakRss: number;
+  readonly stdout: string;
+}
+
+/** Runs a command to completion, reading its CPU time and peak RSS from /proc while it runs. */
+export function runChild(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const cpu0 = childrenCpuSeconds();
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let peakRss = 0;
+    const sample = () => {
+      const pid = child.pid;
+      if (pid === undefined) return;
+      try {
+        const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+        if (hwm !== undefined) peakRss = Math.max(peakRss, Number(hwm) * 1024);
+      } catch {
+        // Gone already.
+      }
+    };
+    const timer = setInterval(sample, 20);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-400)}`));
+      else resolve({ ms: performance.now() - started, cpu: childrenCpuSeconds() - cpu0, peakRss, stdout });
+    });
+  });
+}
+
+/** Builds dist/ (the published CLI) when it is missing or older than the sources. */
+export function buildCli(): void {
+  const built = spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+  if (built.status !== 0 || !existsSync(join(ROOT, 'dist/cli/main.js')))
+    throw new Error('building the CLI (tsc -p tsconfig.build.json) failed');
 }

@@ -8,7 +8,7 @@
 //      then plain HTTP
 //   2. 200 layers of 64 KiB: kimg and skopeo, over TLS
 //   3. re-pull of a stored image: HTTP requests seen by a counting proxy (tag and digest)
-//   4. peak resident memory of a child process pulling a 2 GiB single-layer image, over TLS
+//   4. peak resident memory of the built CLI pulling a 2 GiB single-layer image, over TLS
 //   5. where the time goes: sha256, disk, store ingest, raw HTTP, registry client, full pull
 // Figures vary by ±40 % between runs on a shared machine: compare the ratios, measured here in
 // the same run. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes as a smoke test; KIMG_BENCH_PULL_PARTS
@@ -20,7 +20,7 @@ import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
 import { Puller, type PullEvent } from '../src/pull/index.ts';
 import { RegistryClient, type BlobSink } from '../src/registry/index.ts';
@@ -37,9 +37,11 @@ import {
   type RunningRegistry,
 } from '../test/harness/index.ts';
 import {
+  CLI,
   GiB,
   MiB,
   best,
+  buildCli,
   childrenCpuSeconds,
   cpuSecondsOf,
   fmtBytes,
@@ -51,10 +53,10 @@ import {
   mbps,
   median,
   ownCpuSeconds,
+  runChild,
   table,
   timed,
 } from './measure.ts';
-import type { RssReport } from './pull-rss-child.ts';
 import { Containerd, skopeoPull } from './pull-peers.ts';
 
 const QUICK = process.env.KIMG_BENCH_QUICK === '1';
@@ -445,68 +447,26 @@ async function partRepull(many: PushedBench): Promise<void> {
 async function partMemory(huge: PushedBench): Promise<void> {
   current = registry === undefined ? undefined : tlsTransport(registry);
   console.log(
-    `\n## 4. Peak resident memory of a process pulling ${huge.plan.title} (${fmtBytes(huge.bytes)}), over ${current?.label}`,
+    `\n## 4. Peak resident memory of the built CLI (\`bin/kimg.js pull\`) pulling ${huge.plan.title} (${fmtBytes(huge.bytes)}), over ${current?.label}`,
   );
-  const store = freshDir('rss');
-  const child = spawn(
-    process.execPath,
-    [
-      ...process.execArgv,
-      fileURLToPath(new URL('./pull-rss-child.ts', import.meta.url)),
-      refOn(huge),
-      store,
-      ...(current?.caFile === undefined ? [] : [current.caFile]),
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  await rm(store, { recursive: true, force: true });
-  if (code !== 0) throw new Error(`the memory child exited with ${code}: ${out}`);
-  const report = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as RssReport;
-  const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
-  table(
-    ['RSS before the pull (MB)', 'peak RSS, VmHWM (MB)', 'ru_maxrss (MB)', 'growth (MB)', 'pull MB/s', 'target'],
-    [
-      [
-        mb(report.rssBefore),
-        mb(report.peakRss),
-        mb(report.maxRss),
-        mb(report.peakRss - report.rssBefore),
-        fmtRate(report.bytesReceived, report.ms),
-        report.peakRss < 150e6 ? '< 150 MB: met' : '< 150 MB: NOT met',
-      ],
-    ],
-  );
-  // The TypeScript loader is a cost of running from source: the built CLI has none.
-  const bare = await idleRss([]);
-  const withLoader = await idleRss(process.execArgv);
-  const withoutLoader = report.peakRss - (withLoader - bare);
-  console.log(
-    `an idle \`node\`: ${mb(bare)} MB; idle with this run's loader (${process.execArgv.join(' ') || 'none'}): ${mb(withLoader)} MB; ` +
-      `so the peak without the loader, as the built CLI runs, ≈ ${mb(withoutLoader)} MB (< 150 MB: ${withoutLoader < 150e6 ? 'met' : 'NOT met'})`,
-  );
-}
-
-/** Resident bytes of an idle `node` started with `execArgv`. */
-async function idleRss(execArgv: readonly string[]): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [...execArgv, '--input-type=module', '-e', 'setTimeout(() => console.log(process.memoryUsage.rss()), 300)'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
-  await new Promise((resolve) => child.once('close', resolve));
-  return Number(out.trim());
+  buildCli();
+  const trust = current?.caFile === undefined ? [] : ['--tls-verify-loopback', '--ca-file', current.caFile];
+  const rows: string[][] = [];
+  for (let round = 0; round < 3; round++) {
+    const store = freshDir('rss');
+    const run = await runChild(process.execPath, [CLI, 'pull', '-q', ...trust, refOn(huge)], { KIMG_STORE: store });
+    await rm(store, { recursive: true, force: true });
+    settleDisk();
+    rows.push([
+      String(round + 1),
+      (run.peakRss / 1e6).toFixed(0),
+      fmtRate(huge.bytes, run.ms),
+      run.peakRss < 150e6 ? '< 150 MB: met' : '< 150 MB: NOT met',
+    ]);
+  }
+  const idle = await runChild(process.execPath, [CLI, '--version']);
+  table(['run', 'peak RSS, VmHWM (MB)', 'MB/s', 'target'], rows);
+  console.log(`the CLI at rest (\`--version\`): ${(idle.peakRss / 1e6).toFixed(0)} MB`);
 }
 
 // ---------------------------------------------------------------- 5: where the time goes
