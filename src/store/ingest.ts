@@ -300,34 +300,29 @@ export class FileIngest implements Ingest {
       return this.fail(sizeMismatch(this.descriptor, total));
     }
     if (this.writeError !== undefined) return Promise.reject(this.writeError);
-    if (this.direct !== undefined) {
-      let wait: Promise<void> | undefined;
-      try {
-        wait = this.direct.take(chunk);
-      } catch (err) {
-        // Nothing of the chunk was taken: nothing of it is counted or hashed.
-        this.writeError = err;
-        return Promise.reject(err);
-      }
-      this.hash.update(chunk);
-      this.received = total;
-      return wait;
-    }
+    let wait: Promise<void> | undefined;
     try {
-      if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
-      if (chunk.byteLength >= WRITE_BATCH) {
-        this.writeAt(chunk);
-      } else {
-        this.staged ??= Buffer.allocUnsafeSlow(WRITE_BATCH);
-        this.staged.set(chunk, this.stagedBytes);
-        this.stagedBytes += chunk.byteLength;
-      }
+      wait = this.direct !== undefined ? this.direct.take(chunk) : this.stageOrWrite(chunk);
     } catch (err) {
+      // Nothing of the chunk was taken: nothing of it is counted or hashed.
       this.writeError = err;
       return Promise.reject(err);
     }
     this.hash.update(chunk);
     this.received = total;
+    return wait;
+  }
+
+  /** The page-cache path of `take`: a small chunk into the write batch, a large one written. */
+  private stageOrWrite(chunk: Uint8Array): undefined {
+    if (this.stagedBytes + chunk.byteLength > WRITE_BATCH) this.flushStaged();
+    if (chunk.byteLength >= WRITE_BATCH) {
+      this.writeAt(chunk);
+    } else {
+      this.staged ??= Buffer.allocUnsafeSlow(WRITE_BATCH);
+      this.staged.set(chunk, this.stagedBytes);
+      this.stagedBytes += chunk.byteLength;
+    }
     return undefined;
   }
 

@@ -198,35 +198,70 @@ export interface AcquireOptions {
 }
 
 /** Waits for the lock (or for `until`); undefined when `until` ended the wait. */
-export async function acquireLock(
+export function acquireLock(path: string, tmpDir: string, options: AcquireOptions = {}): Promise<FileLock | undefined> {
+  const { until, purpose } = options;
+  let holder: LockOwner | undefined;
+  return waiting(
+    path,
+    options,
+    async (signal) => {
+      const releaseMutex = await mutex.acquire(path, signal);
+      try {
+        let delay = 2;
+        for (;;) {
+          const result = await tryLockFile(path, tmpDir, purpose);
+          if (result.acquired) return new FileLock(path, result.nonce, releaseMutex);
+          holder = result.holder;
+          if (until !== undefined && (await until())) {
+            releaseMutex();
+            return undefined;
+          }
+          await systemClock.sleep(delay, signal);
+          delay = Math.min(delay * 2, 50);
+        }
+      } catch (err) {
+        releaseMutex();
+        throw err;
+      }
+    },
+    () => holder,
+  );
+}
+
+/**
+ * The in-process half of acquireLock: `path`'s in-memory mutex without the lock file, for work
+ * that needs no exclusion across processes (a small blob gathered in memory). An acquireLock of
+ * the same path in this process waits for it, and it for that. Resolves to the release.
+ */
+export function acquireInProcess(
   path: string,
-  tmpDir: string,
-  options: AcquireOptions = {},
-): Promise<FileLock | undefined> {
-  const { signal, timeoutMs, until, purpose } = options;
+  options: Pick<AcquireOptions, 'signal' | 'timeoutMs'> = {},
+): Promise<() => void> {
+  return waiting(
+    path,
+    options,
+    (signal) => mutex.acquire(path, signal),
+    () => undefined,
+  );
+}
+
+/** Runs a wait for `path` on the caller's signal, ended also after `timeoutMs` (then
+ * LockTimeoutError naming the holder last seen). */
+async function waiting<T>(
+  path: string,
+  options: Pick<AcquireOptions, 'signal' | 'timeoutMs'>,
+  wait: (signal: AbortSignal | undefined) => Promise<T>,
+  holder: () => LockOwner | undefined,
+): Promise<T> {
+  const { signal, timeoutMs } = options;
   const timer = timeoutMs === undefined ? undefined : new AbortController();
   const timeout = timer === undefined ? undefined : setTimeout(() => timer.abort(), timeoutMs);
   const waitSignal =
     timer === undefined ? signal : signal === undefined ? timer.signal : AbortSignal.any([signal, timer.signal]);
-  let holder: LockOwner | undefined;
-  let releaseMutex: (() => void) | undefined;
   try {
-    releaseMutex = await mutex.acquire(path, waitSignal);
-    let delay = 2;
-    for (;;) {
-      const result = await tryLockFile(path, tmpDir, purpose);
-      if (result.acquired) return new FileLock(path, result.nonce, releaseMutex);
-      holder = result.holder;
-      if (until !== undefined && (await until())) {
-        releaseMutex();
-        return undefined;
-      }
-      await systemClock.sleep(delay, waitSignal);
-      delay = Math.min(delay * 2, 50);
-    }
+    return await wait(waitSignal);
   } catch (err) {
-    releaseMutex?.();
-    if (timer?.signal.aborted && !signal?.aborted) throw new LockTimeoutError(path, holder, timeoutMs ?? 0);
+    if (timer?.signal.aborted && !signal?.aborted) throw new LockTimeoutError(path, holder(), timeoutMs ?? 0);
     throw err;
   } finally {
     if (timeout !== undefined) clearTimeout(timeout);

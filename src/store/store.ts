@@ -34,7 +34,7 @@ import {
   type ImageRecord,
 } from './layout-index.ts';
 import type { LayoutReader } from './layout-reader.ts';
-import { LockTimeoutError, acquireLock, type FileLock } from './lock.ts';
+import { LockTimeoutError, acquireInProcess, acquireLock, type FileLock } from './lock.ts';
 import { SpaceReserve } from './reserve.ts';
 import { SMALL_INGEST_BYTES, SmallIngest, writeVerifiedBlob } from './small-ingest.ts';
 import {
@@ -410,10 +410,16 @@ export class LayoutStore implements Store, LayoutReader {
       }
       replaceExisting = true;
     }
+    const lockPath = join(this.ingestDir, `${ingestBaseName(parsed)}.lock`);
     if (descriptor.size <= SMALL_INGEST_BYTES && options.partialFile !== true) {
-      // No lock file: within this process a second ingest of the digest waits for the first
-      // (and then finds it present); another process may fetch the same small blob meanwhile.
-      const release = await this.waitForSmallIngest(paths.blobFile, descriptor.digest, options);
+      // No lock file: within this process a second ingest of the digest (small or not) waits for
+      // the first, then finds it present; another process may fetch the same small blob meanwhile.
+      let release: () => void;
+      try {
+        release = await acquireInProcess(lockPath, options);
+      } catch (err) {
+        throw this.lockError(err, `the ingest of ${descriptor.digest}`, descriptor.digest);
+      }
       try {
         if (!replaceExisting && (await present())) {
           release();
@@ -434,7 +440,6 @@ export class LayoutStore implements Store, LayoutReader {
         release,
       );
     }
-    const lockPath = join(this.ingestDir, `${ingestBaseName(parsed)}.lock`);
     let lock: FileLock | undefined;
     try {
       lock = await acquireLock(lockPath, this.ingestDir, {
@@ -468,30 +473,6 @@ export class LayoutStore implements Store, LayoutReader {
       if (errnoCode(err) === 'ELOOP')
         throw this.corrupt(`${paths.data} is a symlink (refused)`, err, { digest: descriptor.digest });
       throw err;
-    }
-  }
-
-  /** Holds `blobFile` for this process's small ingest; waits as long as `options` allow, failing
-   * with ErrStoreLocked when its timeout passes first. */
-  private async waitForSmallIngest(blobFile: string, digest: string, options: OpenIngestOptions): Promise<() => void> {
-    const now = smallIngests.tryAcquire(blobFile);
-    if (now !== undefined) return now;
-    const { signal, timeoutMs } = options;
-    // A timer of our own, not AbortSignal.timeout: that one does not keep the process alive.
-    const timeout = timeoutMs === undefined ? undefined : new AbortController();
-    const timer = timeout && setTimeout(() => timeout.abort(), timeoutMs);
-    const signals = [signal, timeout?.signal].filter((s): s is AbortSignal => s !== undefined);
-    try {
-      return await smallIngests.acquire(blobFile, signals.length > 1 ? AbortSignal.any(signals) : signals[0]);
-    } catch (err) {
-      if (timeout?.signal.aborted !== true || signal?.aborted === true) throw err;
-      throw this.error(
-        'ErrStoreLocked',
-        `image store ${this.root}: timed out waiting for the ingest of ${digest} in this process`,
-        { digest },
-      );
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -667,8 +648,6 @@ export class LayoutStore implements Store, LayoutReader {
 
 /** `index.json` writes of every store object in this process, one at a time per file. */
 const indexWriters = new KeyedMutex();
-/** Small ingests in progress in this process, by blob path (see openIngest). */
-const smallIngests = new KeyedMutex();
 
 /** The digest parsed (DigestError passes through) and the size checked. */
 function checkDescriptor(descriptor: Descriptor): ParsedDigest {
