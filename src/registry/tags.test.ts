@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlainHttpAnswer } from './retry.ts';
-import { nextLink } from './tags.ts';
+import { nextLink } from './paging.ts';
 
 describe('nextLink (Link: <…>; rel="next", RFC 8288 as registries send it)', () => {
   const base = new URL('https://registry.example/v2/team/app/tags/list?n=2');

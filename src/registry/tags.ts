@@ -1,16 +1,12 @@
 /**
  * Listing a repository's tags on one endpoint (OCI distribution spec, "Content discovery":
  * `GET /v2/<name>/tags/list?n=<n>`, the next page named by a `Link: <…>; rel="next"` header, as
- * Distribution and crane do it). Everything a registry sends is bounded: pages, tags, bytes per
- * page; a next link may not leave the endpoint's origin or its tags path.
+ * Distribution and crane do it). The paging and its bounds are paging.ts's.
  */
-import type { Authenticator } from './auth.ts';
-import { BodyTooLargeError, readCapped } from './body.ts';
 import { pullScope } from './challenge.ts';
-import { errorFromResponse, observeResponse, type OperationContext } from './context.ts';
+import type { OperationContext } from './context.ts';
 import { apiUrl, isValidTag, type PreparedEndpoint } from './endpoints.ts';
-import { RegistryError } from './errors.ts';
-import { contentLength, headerValues } from './headers.ts';
+import { listPages, sentInvalid, type Listed, type ListingDeps } from './paging.ts';
 import type { CallOptions, RepositoryRef } from './types.ts';
 
 export interface ListTagsOptions extends CallOptions {
@@ -36,42 +32,10 @@ export interface TagList {
   readonly endpoint: string;
 }
 
-export interface TagsDeps {
-  readonly auth: Authenticator;
-  readonly now: () => number;
-  readonly onWarning: (host: string, text: string) => void;
-}
-
 export const DEFAULT_TAG_PAGE_SIZE = 1000;
 export const DEFAULT_MAX_TAGS = 100_000;
 export const DEFAULT_MAX_TAG_PAGES = 1000;
 const DEFAULT_MAX_PAGE_BYTES = 4 * 1024 * 1024;
-
-/** The target of a `Link: <url>; rel="next"` header, resolved against the page's URL. */
-export function nextLink(values: readonly string[], base: URL): URL | undefined {
-  for (const value of values) {
-    // Several links may share one header, comma-separated.
-    for (const part of value.split(/,(?=\s*<)/)) {
-      const match = /^\s*<([^>]*)>\s*((?:;[^;]*)*)$/.exec(part);
-      if (match === null) continue;
-      const params = (match[2] ?? '').split(';').map((p) => p.trim().toLowerCase());
-      if (!params.some((p) => /^rel\s*=\s*"?([^"]*)"?$/.exec(p)?.[1]?.split(/\s+/).includes('next'))) continue;
-      try {
-        return new URL(match[1] ?? '', base);
-      } catch {
-        return undefined;
-      }
-    }
-  }
-  return undefined;
-}
-
-function invalid(ctx: OperationContext, host: string, what: string): RegistryError {
-  return new RegistryError('ErrUnexpectedStatus', `${ctx.description}: ${host} sent ${what}`, {
-    ...ctx.facts,
-    host,
-  });
-}
 
 /** Reads one page's `{"name": …, "tags": […]}`; every tag must be one the reference grammar allows. */
 function parsePage(bytes: Buffer, ctx: OperationContext, host: string): { name?: string; tags: string[] } {
@@ -79,18 +43,18 @@ function parsePage(bytes: Buffer, ctx: OperationContext, host: string): { name?:
   try {
     body = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw invalid(ctx, host, 'a tag list that is not JSON');
+    throw sentInvalid(ctx, host, 'a tag list that is not JSON');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw invalid(ctx, host, 'a tag list that is not a JSON object');
+    throw sentInvalid(ctx, host, 'a tag list that is not a JSON object');
   const { name, tags } = body as { name?: unknown; tags?: unknown };
   // Distribution answers `"tags": null` for a repository without tags.
   if (tags !== null && tags !== undefined && !Array.isArray(tags))
-    throw invalid(ctx, host, 'a tag list whose "tags" is not an array');
+    throw sentInvalid(ctx, host, 'a tag list whose "tags" is not an array');
   const list: string[] = [];
   for (const tag of (tags ?? []) as unknown[]) {
     if (typeof tag !== 'string' || !isValidTag(tag))
-      throw invalid(ctx, host, `an invalid tag ${JSON.stringify(String(tag).slice(0, 200))}`);
+      throw sentInvalid(ctx, host, `an invalid tag ${JSON.stringify(String(tag).slice(0, 200))}`);
     list.push(tag);
   }
   return { ...(typeof name === 'string' && { name }), tags: list };
@@ -100,60 +64,43 @@ export async function listTagsOnEndpoint(
   ep: PreparedEndpoint,
   repo: RepositoryRef,
   ctx: OperationContext,
-  deps: TagsDeps,
+  deps: ListingDeps,
   options: ListTagsOptions,
 ): Promise<TagList> {
-  const pageSize = options.pageSize ?? DEFAULT_TAG_PAGE_SIZE;
-  const maxTags = options.maxTags ?? DEFAULT_MAX_TAGS;
-  const maxPages = options.maxPages ?? DEFAULT_MAX_TAG_PAGES;
-  const maxPageBytes = options.maxPageBytes ?? DEFAULT_MAX_PAGE_BYTES;
   const first = apiUrl(ep, `${repo.path}/tags/list`);
-  first.searchParams.set('n', String(pageSize));
-  const scopes = [pullScope(repo.path)];
-  const tags: string[] = [];
-  const seen = new Set<string>();
+  first.searchParams.set('n', String(options.pageSize ?? DEFAULT_TAG_PAGE_SIZE));
   let name: string | undefined;
-  let url: URL | undefined = first;
-  let pages = 0;
-  while (url !== undefined) {
-    if (pages >= maxPages || tags.length >= maxTags) {
-      return { name: name ?? repo.path, tags, truncated: true, pages, endpoint: ep.label };
-    }
-    const res = await deps.auth.send(ep, { url, method: 'GET', headers: { accept: 'application/json' } }, scopes, ctx);
-    observeResponse(ctx, res, deps.onWarning);
-    if (res.status !== 200) throw await errorFromResponse(res, ctx, 'ErrNameUnknown', deps.now());
-    let bytes: Buffer;
-    try {
-      bytes = await readCapped(res.body, maxPageBytes, contentLength(res.headers));
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        throw new RegistryError(
-          'ErrBodyTooLarge',
-          `${ctx.description}: a tag list page from ${res.url.host} is larger than the limit of ${maxPageBytes} bytes`,
-          { ...ctx.facts, host: res.url.host, actualSize: err.seen },
-        );
-      }
-      throw err;
-    }
-    pages++;
-    const page = parsePage(bytes, ctx, res.url.host);
-    name ??= page.name;
-    let added = 0;
-    for (const tag of page.tags) {
-      if (seen.has(tag)) continue;
-      if (tags.length >= maxTags) return { name: name ?? repo.path, tags, truncated: true, pages, endpoint: ep.label };
-      seen.add(tag);
-      tags.push(tag);
-      added++;
-    }
-    const next = nextLink(headerValues(res.headers, 'link'), res.url);
-    if (next !== undefined && (next.origin !== first.origin || next.pathname !== first.pathname)) {
-      throw invalid(ctx, res.url.host, `a next-page link away from its tag list (${next.origin}${next.pathname})`);
-    }
-    // A page without new tags cannot lead anywhere new: a loop, or a registry that ignores `last`.
-    url = next !== undefined && added > 0 ? keepEndpointQuery(next, first) : undefined;
-  }
-  return { name: name ?? repo.path, tags, truncated: false, pages, endpoint: ep.label };
+  // Never undefined: only a listing with `absentOn404` answers that.
+  const listed = (await listPages<string>(
+    ep,
+    {
+      first,
+      scopes: [pullScope(repo.path)],
+      accept: 'application/json',
+      page: 'a tag list page',
+      of: 'its tag list',
+      missing: 'ErrNameUnknown',
+      maxItems: options.maxTags ?? DEFAULT_MAX_TAGS,
+      maxPages: options.maxPages ?? DEFAULT_MAX_TAG_PAGES,
+      maxPageBytes: options.maxPageBytes ?? DEFAULT_MAX_PAGE_BYTES,
+      items: (bytes, host) => {
+        const page = parsePage(bytes, ctx, host);
+        name ??= page.name;
+        return page.tags;
+      },
+      key: (tag) => tag,
+      follow: (next) => keepEndpointQuery(next, first),
+    },
+    ctx,
+    deps,
+  )) as Listed<string>;
+  return {
+    name: name ?? repo.path,
+    tags: listed.items,
+    truncated: listed.truncated,
+    pages: listed.pages,
+    endpoint: ep.label,
+  };
 }
 
 /** The next page's URL with the endpoint's own query parameters (`ns=`) kept when it dropped them. */
