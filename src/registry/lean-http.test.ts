@@ -80,7 +80,91 @@ function writeInPieces(socket: net.Socket, data: Buffer, piece: number, end = tr
   next();
 }
 
+/** A GET as leanGet and threadGet both make it, with the options these cases change. */
+type Get = (
+  url: URL,
+  extra?: { headersTimeoutMs?: number; bodyTimeoutMs?: number; signal?: AbortSignal },
+) => Promise<{
+  statusCode: number;
+  body: Awaited<ReturnType<typeof leanGet>>['body'] | Awaited<ReturnType<typeof threadGet>>['body'];
+}>;
+
+/** What leanGet and threadGet must both do with a body: the same framing, errors and codes.
+ * `closer` names who closes the connection. */
+function bodyCases(get: Get, closer: string): void {
+  it('reads a small (error) body as an ordinary stream', async () => {
+    const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
+    const s = await serve((socket) =>
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`,
+      ),
+    );
+    const res = await get(s.url);
+    assert.equal(res.statusCode, 404);
+    assert.equal(await text(res.body), json);
+  });
+
+  it('fails a body cut short with UND_ERR_SOCKET, after handing on what arrived', async () => {
+    const s = await serve((socket) => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(400)}`));
+    const res = await get(s.url);
+    let received = 0;
+    await assert.rejects(
+      res.body.pump((chunk) => {
+        received += chunk.length;
+        return undefined;
+      }),
+      { code: 'UND_ERR_SOCKET' },
+    );
+    assert.equal(received, 400);
+  });
+
+  it('times out a server that never answers (headers) and one that stalls mid-body', async () => {
+    const silent = await serve(() => undefined);
+    await assert.rejects(get(silent.url, { headersTimeoutMs: 200 }), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    const stalling = await serve((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
+    const res = await get(stalling.url, { bodyTimeoutMs: 200 });
+    await assert.rejects(pumpAll(res.body), { code: 'UND_ERR_BODY_TIMEOUT' });
+  });
+
+  it(`rejects with the signal’s reason when aborted mid-body, and ${closer} the connection`, async () => {
+    let closed!: Promise<void>;
+    const s = await serve((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n${'c'.repeat(1000)}`);
+    });
+    const controller = new AbortController();
+    const res = await get(s.url, { signal: controller.signal });
+    const reason = new Error('stop');
+    await assert.rejects(
+      res.body.pump(() => {
+        controller.abort(reason);
+        return undefined;
+      }),
+      (err) => err === reason,
+    );
+    await closed;
+  });
+
+  it(`passes on a consumer’s failure and ${closer} the connection`, async () => {
+    let closed!: Promise<void>;
+    const s = await serve((socket) => {
+      closed = new Promise((resolve) => socket.on('close', () => resolve()));
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`);
+    });
+    const res = await get(s.url);
+    const boom = new Error('sink full');
+    await assert.rejects(
+      res.body.pump(() => Promise.reject(boom)),
+      (err) => err === boom,
+    );
+    assert.ok(res.body.destroyed);
+    await closed;
+  });
+}
+
 describe('leanGet', () => {
+  bodyCases((url, extra) => leanGet(options(url, extra)), 'closes');
+
   it('sends one GET with the headers given and Connection: close, and pumps a Content-Length body intact', async () => {
     const payload = randomBytes(3 * 1024 * 1024 + 17);
     const s = await serve((socket) => {
@@ -183,32 +267,6 @@ describe('leanGet', () => {
     assert.equal((await pumpAll((await leanGet(options(fine.url))).body)).toString(), 'ok');
   });
 
-  it('reads a small (error) body as an ordinary stream', async () => {
-    const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
-    const s = await serve((socket) =>
-      socket.end(
-        `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n${json}`,
-      ),
-    );
-    const res = await leanGet(options(s.url));
-    assert.equal(res.statusCode, 404);
-    assert.equal(await text(res.body), json);
-  });
-
-  it('fails a body cut short with UND_ERR_SOCKET, after handing on what arrived', async () => {
-    const s = await serve((socket) => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(400)}`));
-    const res = await leanGet(options(s.url));
-    let received = 0;
-    await assert.rejects(
-      res.body.pump((chunk) => {
-        received += chunk.length;
-        return undefined;
-      }),
-      { code: 'UND_ERR_SOCKET' },
-    );
-    assert.equal(received, 400);
-  });
-
   it('stops at Content-Length even when the server sends more', async () => {
     const s = await serve((socket) =>
       socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n${'b'.repeat(10)}EXTRA-BYTES`),
@@ -264,46 +322,6 @@ describe('leanGet', () => {
       code: 'UND_ERR_INVALID_ARG',
     });
   });
-
-  it('times out a server that never answers (headers) and one that stalls mid-body', async () => {
-    const silent = await serve(() => undefined);
-    await assert.rejects(leanGet(options(silent.url, { headersTimeoutMs: 200 })), { code: 'UND_ERR_HEADERS_TIMEOUT' });
-    const stalling = await serve((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
-    const res = await leanGet(options(stalling.url, { bodyTimeoutMs: 200 }));
-    await assert.rejects(pumpAll(res.body), { code: 'UND_ERR_BODY_TIMEOUT' });
-  });
-
-  it('rejects with the signal’s reason when aborted mid-body, and closes the connection', async () => {
-    let closed!: Promise<void>;
-    const s = await serve((socket) => {
-      closed = new Promise((resolve) => socket.on('close', () => resolve()));
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n${'c'.repeat(1000)}`);
-    });
-    const controller = new AbortController();
-    const res = await leanGet(options(s.url, { signal: controller.signal }));
-    const reason = new Error('stop');
-    await assert.rejects(
-      res.body.pump(() => {
-        controller.abort(reason);
-        return undefined;
-      }),
-      (err) => err === reason,
-    );
-    await closed;
-  });
-
-  it('passes on a consumer’s failure and closes the connection', async () => {
-    const s = await serve((socket) =>
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`),
-    );
-    const res = await leanGet(options(s.url));
-    const boom = new Error('sink full');
-    await assert.rejects(
-      res.body.pump(() => Promise.reject(boom)),
-      (err) => err === boom,
-    );
-    assert.ok(res.body.destroyed);
-  });
 });
 
 describe('threadGet (the same GET on a blob thread)', () => {
@@ -315,6 +333,8 @@ describe('threadGet (the same GET on a blob thread)', () => {
     bodyTimeoutMs: 5000,
     ...extra,
   });
+
+  bodyCases((url, extra) => threadGet(threadOptions(url, extra)), 'the thread closes');
 
   it('pumps a body intact through a slow consumer (the thread waits for its buffers back)', async () => {
     const payload = randomBytes(5 * 1024 * 1024 + 17);
@@ -363,74 +383,5 @@ describe('threadGet (the same GET on a blob thread)', () => {
     await assert.rejects(threadGet(threadOptions(other, { connect: { timeout: 5000, lookup } })), {
       code: 'ERR_KIMG_ADDRESS_REFUSED',
     });
-  });
-
-  it('reads a small (error) body as an ordinary stream', async () => {
-    const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
-    const s = await serve((socket) =>
-      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Length: ${json.length}\r\n\r\n${json}`),
-    );
-    const res = await threadGet(threadOptions(s.url));
-    assert.equal(res.statusCode, 404);
-    assert.equal(await text(res.body), json);
-  });
-
-  it('fails a body cut short with UND_ERR_SOCKET, after handing on what arrived', async () => {
-    const s = await serve((socket) => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'a'.repeat(400)}`));
-    const res = await threadGet(threadOptions(s.url));
-    let received = 0;
-    await assert.rejects(
-      res.body.pump((chunk) => {
-        received += chunk.length;
-        return undefined;
-      }),
-      { code: 'UND_ERR_SOCKET' },
-    );
-    assert.equal(received, 400);
-  });
-
-  it('times out a silent server and a stalled body with the same codes', async () => {
-    const silent = await serve(() => undefined);
-    await assert.rejects(threadGet(threadOptions(silent.url, { headersTimeoutMs: 200 })), {
-      code: 'UND_ERR_HEADERS_TIMEOUT',
-    });
-    const stalling = await serve((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'));
-    const res = await threadGet(threadOptions(stalling.url, { bodyTimeoutMs: 200 }));
-    await assert.rejects(pumpAll(res.body), { code: 'UND_ERR_BODY_TIMEOUT' });
-  });
-
-  it('rejects with the signal’s reason when aborted mid-body, and the thread closes the connection', async () => {
-    let closed!: Promise<void>;
-    const s = await serve((socket) => {
-      closed = new Promise((resolve) => socket.on('close', () => resolve()));
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n${'c'.repeat(1000)}`);
-    });
-    const controller = new AbortController();
-    const res = await threadGet(threadOptions(s.url, { signal: controller.signal }));
-    const reason = new Error('stop');
-    await assert.rejects(
-      res.body.pump(() => {
-        controller.abort(reason);
-        return undefined;
-      }),
-      (err) => err === reason,
-    );
-    await closed;
-  });
-
-  it('passes on a consumer’s failure and closes the connection', async () => {
-    let closed!: Promise<void>;
-    const s = await serve((socket) => {
-      closed = new Promise((resolve) => socket.on('close', () => resolve()));
-      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'d'.repeat(100)}`);
-    });
-    const res = await threadGet(threadOptions(s.url));
-    const boom = new Error('sink full');
-    await assert.rejects(
-      res.body.pump(() => Promise.reject(boom)),
-      (err) => err === boom,
-    );
-    assert.ok(res.body.destroyed);
-    await closed;
   });
 });
