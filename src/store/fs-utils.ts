@@ -103,8 +103,9 @@ export function fsyncDir(path: string): Promise<void> {
   return group.next;
 }
 
-/** Writes `data` to a new file `tmpDir/<temp>`, fsynced; returns its path. */
-async function writeTemp(tmpDir: string, purpose: string, data: Uint8Array | string): Promise<string> {
+/** Writes `data` to a new file `tmpDir/<temp>`, fsynced; returns its path. Nothing stays
+ * behind when it fails. */
+export async function writeTemp(tmpDir: string, purpose: string, data: Uint8Array | string): Promise<string> {
   const temp = join(tmpDir, tempName(purpose));
   const fh = await open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
   try {

@@ -1,10 +1,7 @@
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
 import { digestOf, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError } from './errors.ts';
-import { NotRegularError, tempName, unlinkIfPresent } from './fs-utils.ts';
+import { NotRegularError, unlinkIfPresent, writeTemp } from './fs-utils.ts';
 import { digestMismatch, publish, sizeMismatch, type Ingest, type IngestPaths } from './ingest.ts';
 
 /**
@@ -26,19 +23,10 @@ export async function writeVerifiedBlob(
   size: number,
   replace = false,
 ): Promise<void> {
-  const temp = join(ingestDir, tempName('blob'));
-  const handle = await open(
-    temp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o644,
-  );
+  const temp = await writeTemp(ingestDir, 'blob', bytes);
   try {
-    await handle.writeFile(bytes);
-    await handle.datasync();
-    await handle.close();
     await publish(temp, paths, size, replace);
   } catch (err) {
-    await handle.close().catch(() => undefined);
     await unlinkIfPresent(temp).catch(() => undefined);
     throw err;
   }
