@@ -8,16 +8,13 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 
-/** Bytes per read and per write over plain HTTP: large enough that per-chunk costs (a read, a
- * write) vanish next to the copy, small enough that 20 clients hold ≈ 10 MiB. */
-export const CHUNK_BYTES = 256 * 1024;
-
-/** Over TLS each write also goes through the TLS socket's encryption and output queue: 1 MiB
- * chunks cost ≈ 10 % less server CPU per byte than 256 KiB (1 GiB to curl and to skopeo,
- * measured A/B), for 1.5 MiB more per client. */
-export const TLS_CHUNK_BYTES = 1024 * 1024;
+/** Bytes per read and per write, 1 MiB: over TLS each write also goes through the socket's
+ * encryption and output queue, and 1 MiB cost ≈ 10 % less server CPU per byte than 256 KiB
+ * (1 GiB to curl and to skopeo, measured A/B); over plain HTTP, serving skopeo, the server's
+ * user time per GiB went from 0.42 to 0.27 s (fewer reads, thread-pool round trips and wake-ups
+ * per byte). 20 clients hold 40 MiB. */
+export const CHUNK_BYTES = 1024 * 1024;
 
 const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
@@ -43,8 +40,7 @@ export class ChunkSender {
     private readonly res: ServerResponse,
     total: number,
   ) {
-    const encrypted = (res.socket as TLSSocket | null)?.encrypted === true;
-    const size = Math.max(1, Math.min(encrypted ? TLS_CHUNK_BYTES : CHUNK_BYTES, total));
+    const size = Math.max(1, Math.min(CHUNK_BYTES, total));
     this.buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
     res.once('close', this.onClose);
   }
