@@ -178,6 +178,6 @@ export class BlobDownload extends EventEmitter {
         // Renamed into blobs/ meanwhile: read it there.
       }
     }
-    return openForReading(this.store.blobPath(this.descriptor.digest));
+    return (await this.store.openBlobFile(this.descriptor.digest)).handle;
   }
 }

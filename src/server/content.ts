@@ -3,10 +3,9 @@
  * verified against their digest once and kept in a small cache by digest (content-addressed, so
  * a cached copy never goes stale); blobs are only `stat`ed here and streamed by the caller.
  */
-import { lstat, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { parseManifestDocument, type ManifestDocument } from '../oci/index.ts';
 import { StoreError, type Store } from '../store/index.ts';
-import { openForReading } from './chunk-sender.ts';
 import { DistributionError } from './errors.ts';
 
 /** A manifest or index as served: the exact stored bytes and their media type. */
@@ -33,31 +32,13 @@ export class ContentReader {
 
   /** The size of a blob in the store, or undefined when absent (a symlink is not a blob). */
   async blobSize(digest: string): Promise<number | undefined> {
-    try {
-      const info = await lstat(this.store.blobPath(digest));
-      return info.isFile() ? info.size : undefined;
-    } catch {
-      return undefined;
-    }
+    return this.store.blobSize(digest).catch(() => undefined);
   }
 
-  /** A blob opened for reading with its size, or undefined when absent (a symlink is not a
-   * blob). The caller closes the handle. */
+  /** A blob opened for reading with its size, or undefined when absent or unreadable (a symlink
+   * is not a blob). The caller closes the handle. */
   async openBlob(digest: string): Promise<{ handle: FileHandle; size: number } | undefined> {
-    let handle: FileHandle;
-    try {
-      handle = await openForReading(this.store.blobPath(digest));
-    } catch {
-      return undefined;
-    }
-    try {
-      const info = await handle.stat();
-      if (info.isFile()) return { handle, size: info.size };
-    } catch {
-      // Unreadable: answered as absent.
-    }
-    await handle.close().catch(() => undefined);
-    return undefined;
+    return this.store.openBlobFile(digest).catch(() => undefined);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errnoCode } from './errors.ts';
 
@@ -29,20 +29,32 @@ export class NotRegularError extends Error {
   }
 }
 
+/** A regular file opened for reading, never through a symlink, with its size; the caller closes
+ * the handle. NotRegularError for a symlink or anything but a regular file. */
+export async function openRegular(path: string): Promise<{ handle: FileHandle; size: number }> {
+  const handle = await open(path, READ_NOFOLLOW).catch((err: unknown) => {
+    if (errnoCode(err) === 'ELOOP') throw new NotRegularError(path, 'a symlink (refused)');
+    throw err;
+  });
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new NotRegularError(path, 'not a regular file');
+    return { handle, size: stat.size };
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 /**
  * Reads a whole file, refusing symlinks and anything but a regular file, and never reading more
  * than `maxBytes` (+1, to notice a file that grew past the cap while it was read).
  */
 export async function readBounded(path: string, maxBytes: number): Promise<Buffer> {
-  const fh = await open(path, READ_NOFOLLOW).catch((err: unknown) => {
-    if (errnoCode(err) === 'ELOOP') throw new NotRegularError(path, 'a symlink (refused)');
-    throw err;
-  });
+  const { handle: fh, size } = await openRegular(path);
   try {
-    const stat = await fh.stat();
-    if (!stat.isFile()) throw new NotRegularError(path, 'not a regular file');
-    if (stat.size > maxBytes) throw new FileTooLargeError(path, stat.size, maxBytes);
-    const buffer = Buffer.allocUnsafe(Math.min(stat.size, maxBytes) + 1);
+    if (size > maxBytes) throw new FileTooLargeError(path, size, maxBytes);
+    const buffer = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
     let filled = 0;
     while (filled < buffer.length) {
       const { bytesRead } = await fh.read(buffer, filled, buffer.length - filled, filled);

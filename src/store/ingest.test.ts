@@ -360,14 +360,17 @@ describe('putBlob, readBlob, openBlobStream', () => {
     );
   });
 
-  it('readBlob of an absent blob is ErrBlobUnknown naming the blob and the store', async () => {
+  it('readBlob and openBlobFile of an absent blob are ErrBlobUnknown naming the blob and the store', async () => {
     const digest = digestOf('absent');
-    await assert.rejects(store.readBlob(digest, 10), (err: unknown) => {
-      assert.ok(isKimgError(err, 'ErrBlobUnknown'));
-      assert.match(err.message, new RegExp(digest));
-      assert.match(err.message, new RegExp(dir));
-      return true;
-    });
+    for (const attempt of [store.readBlob(digest, 10), store.openBlobFile(digest)]) {
+      await assert.rejects(attempt, (err: unknown) => {
+        assert.ok(isKimgError(err, 'ErrBlobUnknown'));
+        assert.match(err.message, new RegExp(digest));
+        assert.match(err.message, new RegExp(dir));
+        return true;
+      });
+    }
+    assert.equal(await store.blobSize(digest), undefined);
   });
 
   it('openBlobStream streams the blob, and with verify fails on corrupt content', async () => {

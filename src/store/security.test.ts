@@ -29,6 +29,11 @@ describe('planted symlinks and hostile digests (S8, S11)', () => {
     await writeFile(target, bytes); // even with the right content
     await symlink(target, store.blobPath(digest));
     assert.equal(await store.hasBlob(digest), false);
+    assert.equal(await store.blobSize(digest), undefined);
+    await assert.rejects(
+      store.openBlobFile(digest),
+      (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message),
+    );
     await assert.rejects(
       store.readBlob(digest, 2000),
       (err: unknown) => isKimgError(err, 'ErrStoreCorrupt') && /symlink/.test(err.message),
@@ -56,6 +61,16 @@ describe('planted symlinks and hostile digests (S8, S11)', () => {
     await ingest.commit();
     assert.ok((await lstat(store.blobPath(digest))).isFile());
     assert.equal(await store.hasBlob(digest), true);
+    assert.equal(await store.blobSize(digest), bytes.length);
+    const opened = await store.openBlobFile(digest);
+    try {
+      assert.equal(opened.size, bytes.length);
+      const back = Buffer.alloc(10);
+      await opened.handle.read(back, 0, 10, 990);
+      assert.deepEqual(back, bytes.subarray(990));
+    } finally {
+      await opened.handle.close();
+    }
     assert.deepEqual(await readFile(target), bytes);
   });
 

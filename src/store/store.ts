@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DigestVerifier, digestOf, parseDigest, type ParsedDigest } from '../digest/index.ts';
@@ -14,6 +14,7 @@ import {
   NotRegularError,
   createExclusive,
   ensureRealDir,
+  openRegular,
   readBounded,
   tempName,
   writeFileAtomic,
@@ -93,6 +94,12 @@ export interface Store {
   /** True when `blobs/<alg>/<hex>` is a regular file (a symlink there is not a blob). Throws a
    * DigestError for an invalid digest. */
   hasBlob(digest: string): Promise<boolean>;
+  /** The size of a blob, or undefined when it is absent (as for `hasBlob`). */
+  blobSize(digest: string): Promise<number | undefined>;
+  /** A blob opened for reading at random offsets, with its size; the caller closes the handle.
+   * It reads the same content if a gc removes the file meanwhile. ErrBlobUnknown when absent,
+   * ErrStoreCorrupt for a symlink or anything but a regular file. */
+  openBlobFile(digest: string): Promise<{ handle: FileHandle; size: number }>;
   /** The path of a blob; throws a DigestError for an invalid digest (S8, S11). */
   blobPath(digest: string): string;
   /** The whole blob, at most `maxBytes` (ErrBlobTooLarge beyond), verified against its digest
@@ -267,12 +274,25 @@ export class LayoutStore implements Store, LayoutReader {
   }
 
   async hasBlob(digest: string): Promise<boolean> {
+    return (await this.blobSize(digest)) !== undefined;
+  }
+
+  async blobSize(digest: string): Promise<number | undefined> {
     const path = this.blobPath(digest);
     try {
-      return (await lstat(path)).isFile();
+      const info = await lstat(path);
+      return info.isFile() ? info.size : undefined;
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw err;
+    }
+  }
+
+  async openBlobFile(digest: string): Promise<{ handle: FileHandle; size: number }> {
+    try {
+      return await openRegular(this.blobPath(digest));
+    } catch (err) {
+      throw this.blobError(err, digest);
     }
   }
 
