@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { Descriptor } from '../oci/index.ts';
 import type { BlobSink, RegistryClient } from '../registry/index.ts';
 import type { Ingest, Store } from '../store/index.ts';
-import { CHUNK_BYTES, ChunkSender, openForReading } from './chunk-sender.ts';
+import { CHUNK_BYTES, ChunkSender } from './chunk-sender.ts';
 
 /** `verified`: every byte arrived and the ingest's commit found them hashing to the digest (its
  * fsync and rename may still be running): clients may have their last byte. */
@@ -40,10 +40,6 @@ export class BlobDownload extends EventEmitter {
   get bytes(): number {
     if (this.state === 'committed' || this.state === 'verified') return this.descriptor.size;
     return this.ingest?.bytes ?? 0;
-  }
-
-  get partialPath(): string | undefined {
-    return this.ingest?.partialPath;
   }
 
   private changed(): void {
@@ -170,13 +166,10 @@ export class BlobDownload extends EventEmitter {
 
   /** The partial file while downloading (it stays readable after the rename at commit), else the blob. */
   private async openSource(committed: boolean): Promise<FileHandle> {
-    const partial = this.partialPath;
-    if (!committed && partial !== undefined) {
-      try {
-        return await openForReading(partial);
-      } catch {
-        // Renamed into blobs/ meanwhile: read it there.
-      }
+    if (!committed) {
+      const partial = await this.ingest?.openPartial().catch(() => undefined);
+      // Without one (renamed into blobs/ meanwhile, or never a file): read the blob.
+      if (partial !== undefined) return partial;
     }
     return (await this.store.openBlobFile(this.descriptor.digest)).handle;
   }

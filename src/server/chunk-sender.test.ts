@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CHUNK_BYTES, openForReading, sendFileRange } from './chunk-sender.ts';
+import { CHUNK_BYTES, sendFileRange } from './chunk-sender.ts';
 
 /** A body read whole; rejects when the connection breaks before it ended. */
 function fetchBody(url: string): Promise<{ status: number; body: Buffer }> {
@@ -44,7 +44,7 @@ describe('sendFileRange', () => {
   ): Promise<T> {
     const server = createServer((_req, res: ServerResponse) => {
       void (async () => {
-        const handle = await openForReading(file);
+        const handle = await open(file, 'r');
         try {
           res.writeHead(200, { 'content-length': announced });
           let counted = 0;

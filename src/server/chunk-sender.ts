@@ -5,8 +5,7 @@
  * ≈ 3 MB of garbage per concurrent download for the collector to find: 20 downloads of 128 MiB
  * took the server from 72 to ≈ 150 MB of RSS).
  */
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
 /** Bytes per read and per write, 1 MiB: over TLS each write also goes through the socket's
@@ -15,13 +14,6 @@ import type { ServerResponse } from 'node:http';
  * user time per GiB went from 0.42 to 0.27 s (fewer reads, thread-pool round trips and wake-ups
  * per byte). 20 clients hold 40 MiB. */
 export const CHUNK_BYTES = 1024 * 1024;
-
-const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
-
-/** Opens a blob or partial file for reading, never through a symlink. */
-export function openForReading(path: string): Promise<FileHandle> {
-  return open(path, READ_NOFOLLOW);
-}
 
 /**
  * Writes chunks to `res` from two buffers it hands out in turn. `buffer()` gives the one whose

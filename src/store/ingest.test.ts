@@ -441,6 +441,7 @@ describe('ingest of a small blob (in memory)', () => {
     const d = descriptorOf(bytes);
     const ingest = await store.openIngest(d, { source: 'https://registry.example/v2/x/blobs/y' });
     assert.equal(ingest.partialPath, undefined);
+    assert.equal(await ingest.openPartial(), undefined);
     await writeInChunks(ingest, bytes, 16 * 1024);
     assert.deepEqual(await ingestLeftovers(store), [], 'nothing on disk before the commit');
     await ingest.commit();
@@ -517,7 +518,17 @@ describe('ingest of a small blob (in memory)', () => {
       const ingest = await store.openIngest(descriptorOf(bytes), options);
       assert.notEqual(ingest.partialPath, undefined);
       await ingest.write(bytes);
-      await ingest.commit();
+      if (options.partialFile === true) {
+        // A follower reads what was written; the handle outlives the rename at commit.
+        const partial = await ingest.openPartial();
+        assert.ok(partial !== undefined);
+        try {
+          await ingest.commit();
+          assert.deepEqual((await partial.read(Buffer.alloc(bytes.length), 0, bytes.length, 0)).buffer, bytes);
+        } finally {
+          await partial.close();
+        }
+      } else await ingest.commit();
     }
   });
 });

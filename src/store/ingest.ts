@@ -6,7 +6,7 @@ import { VerifyError, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError, errnoCode } from './errors.ts';
 import { isNoSpace } from './reserve.ts';
-import { NotRegularError, ensureRealDir, fsyncDir, readBounded, unlinkIfPresent } from './fs-utils.ts';
+import { NotRegularError, ensureRealDir, fsyncDir, openRegular, readBounded, unlinkIfPresent } from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
 import { DirectWriter } from './direct-write.ts';
 
@@ -40,6 +40,10 @@ export interface Ingest {
    * returns, so a reader may follow the file to pass the bytes on while they arrive; otherwise a
    * large blob's bytes reach it with O_DIRECT up to ≈ 2 MiB later. Renamed into `blobs/` at commit. */
   readonly partialPath: string | undefined;
+  /** The partial file opened for reading (never through a symlink), for a reader following it;
+   * it stays readable after the rename at commit. Undefined without a partial; ENOENT once it
+   * was renamed or removed. The caller closes the handle. */
+  openPartial(): Promise<FileHandle | undefined>;
   /** Hashes and writes; throws VerifyError ErrSizeMismatch the moment the total exceeds the
    * descriptor's size (the partial is then discarded and the ingest closed). */
   write(chunk: Uint8Array): Promise<void>;
@@ -99,6 +103,10 @@ export class PresentIngest implements Ingest {
   readonly bytes: number;
   readonly partialPath = undefined;
   private readonly blobFile: string;
+
+  async openPartial(): Promise<undefined> {
+    return undefined;
+  }
   private readonly store: string;
 
   constructor(descriptor: Descriptor, store: string, blobFile: string) {
@@ -277,6 +285,10 @@ export class FileIngest implements Ingest {
 
   get partialPath(): string {
     return this.paths.data;
+  }
+
+  async openPartial(): Promise<FileHandle> {
+    return (await openRegular(this.paths.data)).handle;
   }
 
   async write(chunk: Uint8Array): Promise<void> {

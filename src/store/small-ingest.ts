@@ -44,6 +44,10 @@ export class SmallIngest implements Ingest {
   readonly alreadyPresent = false;
   readonly partialPath = undefined;
   private readonly buffer: Buffer;
+
+  async openPartial(): Promise<undefined> {
+    return undefined;
+  }
   private received = 0;
   private state: 'open' | 'committed' | 'closed' = 'open';
 
