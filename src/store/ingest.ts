@@ -103,10 +103,6 @@ export class PresentIngest implements Ingest {
   readonly bytes: number;
   readonly partialPath = undefined;
   private readonly blobFile: string;
-
-  async openPartial(): Promise<undefined> {
-    return undefined;
-  }
   private readonly store: string;
 
   constructor(descriptor: Descriptor, store: string, blobFile: string) {
@@ -115,6 +111,10 @@ export class PresentIngest implements Ingest {
     this.offset = descriptor.size;
     this.bytes = descriptor.size;
     this.blobFile = blobFile;
+  }
+
+  async openPartial(): Promise<undefined> {
+    return undefined;
   }
 
   write(): Promise<void> {
@@ -143,7 +143,21 @@ export class PresentIngest implements Ingest {
   async abort(): Promise<void> {}
 }
 
-type State = 'open' | 'committed' | 'closed';
+type IngestState = 'open' | 'committed' | 'closed';
+
+/** ErrIngestClosed: `what` was asked of the ingest of `digest` in `store` after it ended. */
+export function ingestClosed(what: string, digest: string, store: string, state: IngestState): StoreError {
+  return new StoreError('ErrIngestClosed', `cannot ${what}: the ingest of ${digest} in ${store} is ${state}`, {
+    store,
+    digest,
+  });
+}
+
+/** `Ingest.write` of an ingest whose `take` copies the chunk: take it, then wait for what take returned. */
+export async function writeByTaking(ingest: Pick<Ingest, 'take'>, chunk: Uint8Array): Promise<void> {
+  const wait = ingest.take(chunk);
+  if (wait !== undefined) await wait;
+}
 
 /** ErrSizeMismatch: the blob of `expected` came to `actualSize` bytes. */
 export function sizeMismatch(
@@ -185,7 +199,7 @@ export class FileIngest implements Ingest {
   private wasResumed: boolean;
   private received: number;
   private hash: Hash;
-  private state: State = 'open';
+  private state: IngestState = 'open';
   private filePosition: number;
   /** A write failed: what is on disk past the last good write is unknown. */
   private writeError: unknown;
@@ -291,9 +305,8 @@ export class FileIngest implements Ingest {
     return (await openRegular(this.paths.data)).handle;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    const failed = this.take(chunk);
-    if (failed !== undefined) await failed;
+  write(chunk: Uint8Array): Promise<void> {
+    return writeByTaking(this, chunk);
   }
 
   /**
@@ -469,17 +482,7 @@ export class FileIngest implements Ingest {
   }
 
   private assertOpen(what: string): void {
-    if (this.state !== 'open') {
-      const digest = this.descriptor.digest;
-      throw new StoreError(
-        'ErrIngestClosed',
-        `cannot ${what}: the ingest of ${digest} in ${this.paths.store} is ${this.state}`,
-        {
-          store: this.paths.store,
-          digest,
-        },
-      );
-    }
+    if (this.state !== 'open') throw ingestClosed(what, this.descriptor.digest, this.paths.store, this.state);
   }
 
   /** Closes, removes the partial and its metadata, releases the lock, then throws `err`. */

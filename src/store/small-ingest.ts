@@ -2,7 +2,15 @@ import { digestOf, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError } from './errors.ts';
 import { NotRegularError, unlinkIfPresent, writeTemp } from './fs-utils.ts';
-import { digestMismatch, publish, sizeMismatch, type Ingest, type IngestPaths } from './ingest.ts';
+import {
+  digestMismatch,
+  ingestClosed,
+  publish,
+  sizeMismatch,
+  writeByTaking,
+  type Ingest,
+  type IngestPaths,
+} from './ingest.ts';
 
 /**
  * Blobs up to this size are ingested in memory: no partial file, no metadata, no ingest lock.
@@ -68,9 +76,8 @@ export class SmallIngest implements Ingest {
     return this.received;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    const failed = this.take(chunk);
-    if (failed !== undefined) await failed;
+  write(chunk: Uint8Array): Promise<void> {
+    return writeByTaking(this, chunk);
   }
 
   take(chunk: Uint8Array): Promise<void> | undefined {
@@ -128,12 +135,6 @@ export class SmallIngest implements Ingest {
   }
 
   private assertOpen(what: string): void {
-    if (this.state === 'open') return;
-    const digest = this.descriptor.digest;
-    throw new StoreError(
-      'ErrIngestClosed',
-      `cannot ${what}: the ingest of ${digest} in ${this.paths.store} is ${this.state}`,
-      { store: this.paths.store, digest },
-    );
+    if (this.state !== 'open') throw ingestClosed(what, this.descriptor.digest, this.paths.store, this.state);
   }
 }
