@@ -24,7 +24,7 @@ import type { OperationContext } from './context.ts';
 import { RegistryError, factsOf } from './errors.ts';
 import { headerValue, headerValues } from './headers.ts';
 import { redactUrl, scrubSecrets } from './redact.ts';
-import { exchangeFollowingRedirects, type FollowedResponse } from './redirect.ts';
+import { exchangeFollowingRedirects, sameOrigin, tlsForOtherOrigin, type FollowedResponse } from './redirect.ts';
 import {
   POST_REFUSED_STATUSES,
   TokenCache,
@@ -437,7 +437,7 @@ export class Authenticator {
       this.options.strictRealmAddresses === true && !allowListed
         ? ['public', ...(registryClass === 'public' ? [] : [registryClass])]
         : undefined;
-    const tls = realm.origin === ep.base.origin ? ep.tls : ep.tls?.ca === undefined ? undefined : { ca: ep.tls.ca };
+    const tls = sameOrigin(realm, ep.base) ? ep.tls : tlsForOtherOrigin(ep.tls);
     const scopeText = request.scopes.map(formatScope).join(' ');
     return {
       ...(tls !== undefined && { tls }),

@@ -1,24 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ParsedDigest } from '../digest/index.ts';
-import { READ_NOFOLLOW } from './fs-utils.ts';
+import { openRegular } from './fs-utils.ts';
 
 const CHUNK = 256 * 1024;
 /** Bytes read at a time into the one buffer of {@link readBlobChunks}. */
 const REUSED_CHUNK = 1 << 20;
-
-/** Opens a blob file for reading: never through a symlink at its path, only a regular file. */
-async function openBlobFile(path: string): Promise<FileHandle> {
-  const handle = await open(path, READ_NOFOLLOW);
-  try {
-    if (!(await handle.stat()).isFile()) throw new Error(`${path} is not a regular file`);
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
-  return handle;
-}
 
 /**
  * The bytes of a blob file from `start`, opened as {@link BlobReadStream} opens it, each chunk
@@ -33,7 +21,7 @@ export async function* readBlobChunks(
 ): AsyncGenerator<Buffer> {
   let handle: FileHandle;
   try {
-    handle = await openBlobFile(path);
+    ({ handle } = await openRegular(path));
   } catch (err) {
     throw mapError(err);
   }
@@ -88,8 +76,8 @@ export class BlobReadStream extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    openBlobFile(this.path)
-      .then((handle) => {
+    openRegular(this.path)
+      .then(({ handle }) => {
         this.handle = handle;
         callback();
       })

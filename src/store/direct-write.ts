@@ -211,6 +211,7 @@ export class DirectWriter {
         // Taken at open, refused now (a filesystem that checks alignment per write): this block
         // through the page cache, and no direct writes there from now on.
         refusedIn.add(this.dir);
+        pools.delete(this.dir);
         try {
           for (let n = 0; n < BLOCK_BYTES;) n += writeSync(this.bufferedFd, buffer, n, BLOCK_BYTES - n, position + n);
         } catch (fallback) {

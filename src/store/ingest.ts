@@ -143,7 +143,8 @@ export class PresentIngest implements Ingest {
   async abort(): Promise<void> {}
 }
 
-type IngestState = 'open' | 'committed' | 'closed';
+/** Where an ingest is: taking bytes, committed, or closed without committing. */
+export type IngestState = 'open' | 'committed' | 'closed';
 
 /** ErrIngestClosed: `what` was asked of the ingest of `digest` in `store` after it ended. */
 export function ingestClosed(what: string, digest: string, store: string, state: IngestState): StoreError {

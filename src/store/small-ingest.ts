@@ -10,6 +10,7 @@ import {
   writeByTaking,
   type Ingest,
   type IngestPaths,
+  type IngestState,
 } from './ingest.ts';
 
 /**
@@ -52,12 +53,8 @@ export class SmallIngest implements Ingest {
   readonly alreadyPresent = false;
   readonly partialPath = undefined;
   private readonly buffer: Buffer;
-
-  async openPartial(): Promise<undefined> {
-    return undefined;
-  }
   private received = 0;
-  private state: 'open' | 'committed' | 'closed' = 'open';
+  private state: IngestState = 'open';
 
   constructor(
     readonly descriptor: Descriptor,
@@ -74,6 +71,10 @@ export class SmallIngest implements Ingest {
 
   get bytes(): number {
     return this.received;
+  }
+
+  async openPartial(): Promise<undefined> {
+    return undefined;
   }
 
   write(chunk: Uint8Array): Promise<void> {
@@ -129,7 +130,7 @@ export class SmallIngest implements Ingest {
     if (this.state === 'open') this.close('closed');
   }
 
-  private close(state: 'committed' | 'closed'): void {
+  private close(state: Exclude<IngestState, 'open'>): void {
     this.state = state;
     this.release();
   }

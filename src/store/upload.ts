@@ -94,7 +94,6 @@ export class FileUpload implements BlobUpload {
       const file = handle;
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
-      let writeFailed = false;
       // Written at explicit positions: what a failed write left past `written` is overwritten.
       const flush = async (): Promise<void> => {
         if (this.state !== 'busy') throw this.closed('append');
@@ -102,18 +101,13 @@ export class FileUpload implements BlobUpload {
         const bytes = pendingBytes;
         pending = [];
         pendingBytes = 0;
-        try {
-          const { bytesWritten } = await file.writev(batch, this.written);
-          if (bytesWritten < bytes) {
-            const rest = Buffer.concat(batch).subarray(bytesWritten);
-            for (let done = 0; done < rest.byteLength;) {
-              const written = await file.write(rest, done, rest.byteLength - done, this.written + bytesWritten + done);
-              done += written.bytesWritten;
-            }
+        const { bytesWritten } = await file.writev(batch, this.written);
+        if (bytesWritten < bytes) {
+          const rest = Buffer.concat(batch).subarray(bytesWritten);
+          for (let done = 0; done < rest.byteLength;) {
+            const written = await file.write(rest, done, rest.byteLength - done, this.written + bytesWritten + done);
+            done += written.bytesWritten;
           }
-        } catch (err) {
-          writeFailed = true;
-          throw err;
         }
         // Hashed only once written, so the hash always covers exactly the first `written` bytes.
         for (const chunk of batch) this.hash.update(chunk);
@@ -129,8 +123,8 @@ export class FileUpload implements BlobUpload {
       } catch (err) {
         failure = err;
       }
-      // What arrived before a source failure is kept for a resume.
-      if (pendingBytes > 0 && !writeFailed) await flush();
+      // What arrived before a source failure is kept for a resume (a failed write emptied the batch).
+      if (pendingBytes > 0) await flush();
       if (failure !== undefined) throw failure;
     } finally {
       await handle?.close().catch(() => undefined);
