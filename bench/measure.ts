@@ -149,16 +149,10 @@ export function runChild(
     const started = performance.now();
     const cpu0 = childrenCpuSeconds();
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    let peakRss = 0;
+    let peak = 0;
     const sample = () => {
-      const pid = child.pid;
-      if (pid === undefined) return;
-      try {
-        const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-        if (hwm !== undefined) peakRss = Math.max(peakRss, Number(hwm) * 1024);
-      } catch {
-        // Gone already.
-      }
+      // Undefined once the child is gone.
+      if (child.pid !== undefined) peak = Math.max(peak, peakRss(child.pid) ?? 0);
     };
     const timer = setInterval(sample, 20);
     let stdout = '';
@@ -169,7 +163,7 @@ export function runChild(
     child.once('close', (code) => {
       clearInterval(timer);
       if (code !== 0) reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-400)}`));
-      else resolve({ ms: performance.now() - started, cpu: childrenCpuSeconds() - cpu0, peakRss, stdout });
+      else resolve({ ms: performance.now() - started, cpu: childrenCpuSeconds() - cpu0, peakRss: peak, stdout });
     });
   });
 }

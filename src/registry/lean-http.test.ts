@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { text } from 'node:stream/consumers';
-import { leanGet, type ChunkConsumer, type LeanRequestOptions } from './lean-http.ts';
+import { leanGet, type LeanRequestOptions } from './lean-http.ts';
+import type { ChunkConsumer } from './pumped-body.ts';
 import { threadGet, type ThreadRequestOptions } from './lean-thread.ts';
 
 /** A TCP server that answers each connection with `answer(socket, request head)`. */

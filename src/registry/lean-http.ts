@@ -20,7 +20,6 @@ import { PumpedBody, type ChunkConsumer } from './pumped-body.ts';
 import { bareHostname } from './realm.ts';
 
 export { LeanHttpError } from './http1.ts';
-export type { ChunkConsumer } from './pumped-body.ts';
 
 /** How a connection of its own is opened: `tls.connect` options for https (trusted roots,
  * `rejectUnauthorized`), `lookup` for both, and the connect timeout in ms. */

@@ -2,6 +2,12 @@
 import type { IncomingMessage } from 'node:http';
 import { DistributionError } from './errors.ts';
 
+/** True when the request ended because its client went away (or the server cut the socket),
+ * not because of what it sent. */
+export function clientGone(req: IncomingMessage): boolean {
+  return req.destroyed && !req.complete;
+}
+
 /** The whole body, at most `limit` bytes: a larger one is SIZE_INVALID (413) and the request is
  * left unread (the connection is then closed). */
 export function readBody(req: IncomingMessage, limit: number, what: string): Promise<Buffer> {

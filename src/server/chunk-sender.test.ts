@@ -75,6 +75,14 @@ describe('sendFileRange', () => {
     assert.equal(none.body.length, 0);
   });
 
+  test('40 answers at once, past the large-chunk budget, each get the whole file', async () => {
+    // 40 × 2 MiB of large chunks is more than the budget: the later answers go in small chunks.
+    const bodies = await serve(0, content.length, content.length, (url) =>
+      Promise.all(Array.from({ length: 40 }, () => fetchBody(url))),
+    );
+    for (const { body } of bodies) assert.deepEqual(body, content);
+  });
+
   test('a file that ends early breaks the connection instead of ending the body cleanly', async () => {
     const length = content.length + 1000;
     await assert.rejects(serve(0, length, length, fetchBody));

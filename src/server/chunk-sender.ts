@@ -15,6 +15,13 @@ import type { ServerResponse } from 'node:http';
  * per byte). 20 clients hold 40 MiB. */
 export const CHUNK_BYTES = 1024 * 1024;
 
+/** What the large chunks of all answers in progress may hold together; past it, an answer gets
+ * {@link SMALL_CHUNK_BYTES}, so that thousands of connections (4096 by default) cannot pin
+ * gigabytes of buffers. */
+const LARGE_BUDGET_BYTES = 64 << 20;
+const SMALL_CHUNK_BYTES = 64 * 1024;
+let largeHeld = 0;
+
 /**
  * Writes chunks to `res` from two buffers it hands out in turn. `buffer()` gives the one whose
  * last write finished; `send` waits for the write in progress (of the other buffer), then
@@ -27,12 +34,20 @@ export class ChunkSender {
   /** Settles the write in progress; also called when the answer closes under it. */
   private settle: ((err?: Error | null) => void) | undefined;
   private readonly onClose = (): void => this.settle?.(new Error('the client went away'));
+  /** Bytes of the large-chunk budget this answer holds until `finish`. */
+  private held = 0;
 
   constructor(
     private readonly res: ServerResponse,
     total: number,
   ) {
-    const size = Math.max(1, Math.min(CHUNK_BYTES, total));
+    let size = Math.max(1, Math.min(SMALL_CHUNK_BYTES, total));
+    const large = Math.min(CHUNK_BYTES, total);
+    if (large > size && largeHeld + 2 * large <= LARGE_BUDGET_BYTES) {
+      size = large;
+      this.held = 2 * large;
+      largeHeld += this.held;
+    }
     this.buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
     res.once('close', this.onClose);
   }
@@ -59,6 +74,8 @@ export class ChunkSender {
       await this.pending;
     } finally {
       this.res.off('close', this.onClose);
+      largeHeld -= this.held;
+      this.held = 0;
     }
   }
 

@@ -16,6 +16,7 @@ import type { RegistryClient } from '../registry/index.ts';
 import type { Store } from '../store/index.ts';
 import type { BasicAuthenticator } from './auth.ts';
 import { ContentReader, DEFAULT_MAX_MANIFEST_BYTES } from './content.ts';
+import { clientGone } from './body.ts';
 import { DistributionError } from './errors.ts';
 import { ServerMetrics } from './metrics.ts';
 import { checkHost, repositoryOf, type RepositoryName } from './names.ts';
@@ -294,7 +295,7 @@ export class RegistryServer {
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const head = req.method === 'HEAD';
     // The client went away (or its socket was cut) while sending: no one to answer, nothing to log.
-    if (req.destroyed && !req.complete && res.destroyed) return;
+    if (clientGone(req) && res.destroyed) return;
     if (err instanceof DistributionError) {
       if (err.status >= 400 && !req.readableEnded && req.method !== 'GET' && req.method !== 'HEAD')
         res.setHeader('connection', 'close');

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { VerifyError, parseDigest } from '../digest/index.ts';
 import { manifestBlobs, parseManifestDocument, type Descriptor, type ManifestDocument } from '../oci/index.ts';
 import type { BlobUpload } from '../store/index.ts';
-import { readBody } from './body.ts';
+import { clientGone, readBody } from './body.ts';
 import type { StoredManifest } from './content.ts';
 import { DistributionError } from './errors.ts';
 import { isValidTag, type RepositoryName } from './names.ts';
@@ -64,12 +64,6 @@ export interface UploadOptions {
 /** The write side, as the server's factory wants it. */
 export function allowPush(options: UploadOptions = {}): WriteSideFactory {
   return (context) => new Uploads(context, options);
-}
-
-/** True when the request ended because its client went away (or the server cut the socket),
- * not because of what it sent. */
-function clientGone(req: IncomingMessage): boolean {
-  return req.destroyed && !req.complete;
 }
 
 /** BLOB_UPLOAD_UNKNOWN for a session dropped (DELETE, swept, server closing) while in use. */
@@ -153,10 +147,15 @@ class Uploads implements WriteSide {
     }
     const digest = query.get('digest');
     if (digest !== null) return this.monolithic(repo, ReadHandler.digest(digest), req, res);
-    if (this.sessions.size >= MAX_UPLOADS)
-      throw new DistributionError('TOOMANYREQUESTS', `more than ${MAX_UPLOADS} uploads in progress`);
+    const tooMany = () => new DistributionError('TOOMANYREQUESTS', `more than ${MAX_UPLOADS} uploads in progress`);
+    if (this.sessions.size >= MAX_UPLOADS) throw tooMany();
     const id = randomUUID();
     const upload = await this.context.store.openUpload();
+    // Others may have opened theirs while this one was being opened.
+    if (this.sessions.size >= MAX_UPLOADS) {
+      await upload.abort();
+      throw tooMany();
+    }
     const session: Session = { id, repo: repo.full, upload, touched: Date.now(), busy: false, held: 0, closed: false };
     this.sessions.set(id, session);
     // A POST may carry the first chunk (spec: "POST then PUT" with a body is allowed), with a
