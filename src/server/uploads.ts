@@ -303,6 +303,11 @@ class Uploads implements WriteSide {
     if (!Number.isSafeInteger(length) || length < 0)
       throw new DistributionError('SIZE_INVALID', 'a monolithic upload needs Content-Length', { status: 411 });
     if (length > this.maxBlobBytes) throw this.tooLarge();
+    // Already stored (a re-push): nothing to write or to make room for, as for a mount.
+    if ((await this.context.content.blobSize(digest)) === length) {
+      req.resume();
+      return this.created(repo, digest, res);
+    }
     this.reserve(length);
     let upload: BlobUpload | undefined;
     try {

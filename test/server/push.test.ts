@@ -341,6 +341,15 @@ describe('kimg registry serve --allow-push: caps, stalled and cut uploads', { sk
       body: whole,
     });
     assert.equal(accepted.status, 201);
+    // Pushed again while other uploads hold the room: already stored, so nothing is written.
+    const c = await open();
+    assert.equal((await httpRequest(c, { method: 'PATCH', body: randomBytes(18_000) })).status, 202);
+    const again = await httpRequest(`${server.url}/v2/team/caps/blobs/uploads/?digest=${digestOf(whole)}`, {
+      method: 'POST',
+      body: whole,
+    });
+    assert.equal(again.status, 201);
+    assert.equal((await httpRequest(c, { method: 'DELETE' })).status, 204);
     assert.deepEqual(await partials(store), []);
     assert.equal(metric('digest-mismatch'), undefined);
   });
