@@ -362,7 +362,8 @@ describe('putBlob, readBlob, openBlobStream', () => {
 
   it('readBlob and openBlobFile of an absent blob are ErrBlobUnknown naming the blob and the store', async () => {
     const digest = digestOf('absent');
-    for (const attempt of [store.readBlob(digest, 10), store.openBlobFile(digest)]) {
+    // Each started only when asserted on: a rejection waiting unhandled fails the run.
+    for (const attempt of [() => store.readBlob(digest, 10), () => store.openBlobFile(digest)]) {
       await assert.rejects(attempt, (err: unknown) => {
         assert.ok(isKimgError(err, 'ErrBlobUnknown'));
         assert.match(err.message, new RegExp(digest));
