@@ -203,10 +203,13 @@ async function transfer(
   await eachLimited(
     [...p.blobs.values()],
     options.concurrency ?? 3,
-    async (blob, stop) => {
+    async (blob, stop, release) => {
       const t = performance.now();
       const outcome = await destination.pushBlob(blob, source.blob(blob), {
         signal: stop,
+        // The next blob starts while this one's commit runs (Distribution fsyncs it then): with
+        // the place held until the commit, a registry's disk and the copy took turns.
+        onSent: release,
         ...(source.repository !== undefined && { mountFrom: source.repository }),
         onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
       });

@@ -43,6 +43,10 @@ export interface PushBlobOptions extends CallOptions {
   /** Bytes sent so far (a few times a second while a body streams), and the registry's
    * accepted offset after each request (lower after a resume). */
   readonly onProgress?: (bytes: number) => void;
+  /** Every byte of a chunked upload is with the registry; only the closing `PUT` remains, which
+   * may take a while (Distribution fsyncs the blob there). A caller limiting uploads in flight
+   * may start the next one now. Not called for a monolithic upload (one request for both). */
+  readonly onSent?: () => void;
   /** Most session restarts and resumes without progress in a row; default 3. */
   readonly maxAttemptsWithoutProgress?: number;
 }
@@ -313,6 +317,7 @@ export async function pushBlobOnEndpoint(
         offset += length;
         options.onProgress?.(offset);
       }
+      options.onSent?.();
       await finish(session, location, descriptor, hasher, counters, ctx, deps, false);
       return result('pushed');
     } catch (err) {
@@ -478,7 +483,7 @@ class SendHasher {
     readonly descriptor: Descriptor,
     readonly source: BlobSource,
     readonly ctx: OperationContext,
-    private readonly onSent?: (bytes: number) => void,
+    private readonly onProgress?: (bytes: number) => void,
   ) {
     this.verifier = new DigestVerifier(descriptor.digest, descriptor.size);
   }
@@ -556,9 +561,9 @@ class SendHasher {
         self.iteratorOffset += chunk.byteLength;
         self.verifier.update(chunk);
         counters.bytesSent += chunk.byteLength;
-        if (self.onSent !== undefined && performance.now() - self.reportedAt >= SENT_PROGRESS_MS) {
+        if (self.onProgress !== undefined && performance.now() - self.reportedAt >= SENT_PROGRESS_MS) {
           self.reportedAt = performance.now();
-          self.onSent(self.iteratorOffset);
+          self.onProgress(self.iteratorOffset);
         }
         yield chunk;
       }

@@ -128,6 +128,29 @@ describe('registry uploads', { skip }, () => {
     assert.ok(await c.hasBlob('127.0.0.1/up/dst', layer));
   });
 
+  test('onSent comes once every PATCH is in, before the closing PUT is sent (a caller may start the next upload)', async () => {
+    const c = client(proxy.url);
+    const layer = layers()[1];
+    assert.ok(layer);
+    proxy.reset();
+    let putsAtSent: number | undefined;
+    const puts = () => proxy.requests.filter((q) => q.method === 'PUT').length;
+    const patched = () => proxy.requests.filter((q) => q.method === 'PATCH').reduce((n, q) => n + q.bytesReceived, 0);
+    let patchedAtSent = 0;
+    const r = await c.pushBlob('127.0.0.1/up/sent', layer, fileSource(image.blobPath(layer.digest)), {
+      monolithicMaxBytes: 100_000,
+      chunkBytes: 1_400_000,
+      onSent: () => {
+        putsAtSent = puts();
+        patchedAtSent = patched();
+      },
+    });
+    assert.equal(r.outcome, 'pushed');
+    assert.equal(putsAtSent, 0, 'onSent before the PUT');
+    assert.equal(patchedAtSent, layer.size, 'every byte was with the registry at onSent');
+    assert.equal(puts(), 1);
+  });
+
   test('a mount the registry cannot do (unknown source) falls back to an upload', async () => {
     const c = client(proxy.url);
     const layer = layers()[0];
