@@ -37,8 +37,6 @@ export interface Listing<T> {
   readonly items: (bytes: Buffer, host: string) => readonly T[];
   /** What makes two items the same one. */
   readonly key: (item: T) => string;
-  /** The URL asked for after `next` (default `next` itself). */
-  readonly follow?: (next: URL) => URL;
   /** A 404 on the first page is an answer of its own (undefined), not an error. */
   readonly absentOn404?: boolean;
 }
@@ -51,7 +49,20 @@ export interface Listed<T> {
 }
 
 /** Every page of `listing` on `ep`, within its bounds; undefined on a first-page 404 when
- * `absentOn404`. */
+ * `absentOn404`. Each next page is asked for with the endpoint's own query parameters (the
+ * `ns=` of a mirror) that the registry's link dropped. */
+export async function listPages<T>(
+  ep: PreparedEndpoint,
+  listing: Listing<T> & { readonly absentOn404?: false },
+  ctx: OperationContext,
+  deps: ListingDeps,
+): Promise<Listed<T>>;
+export async function listPages<T>(
+  ep: PreparedEndpoint,
+  listing: Listing<T>,
+  ctx: OperationContext,
+  deps: ListingDeps,
+): Promise<Listed<T> | undefined>;
 export async function listPages<T>(
   ep: PreparedEndpoint,
   listing: Listing<T>,
@@ -102,9 +113,18 @@ export async function listPages<T>(
     if (next !== undefined && (next.origin !== first.origin || next.pathname !== first.pathname)) {
       throw sentInvalid(ctx, res.url.host, `a next-page link away from ${listing.of} (${next.origin}${next.pathname})`);
     }
-    url = next !== undefined && added > 0 ? (listing.follow?.(next) ?? next) : undefined;
+    url = next !== undefined && added > 0 ? keepEndpointQuery(next, first) : undefined;
   }
   return { items, truncated: false, pages };
+}
+
+/** The next page's URL with the first one's query parameters (the endpoint's `ns=`) that it
+ * lacks; not `n`, which the registry may lower. */
+function keepEndpointQuery(next: URL, first: URL): URL {
+  for (const [key, value] of first.searchParams) {
+    if (key !== 'n' && !next.searchParams.has(key)) next.searchParams.append(key, value);
+  }
+  return next;
 }
 
 /** The target of a `Link: <url>; rel="next"` header, resolved against the page's URL. */

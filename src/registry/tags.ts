@@ -6,7 +6,7 @@
 import { pullScope } from './challenge.ts';
 import type { OperationContext } from './context.ts';
 import { apiUrl, isValidTag, type PreparedEndpoint } from './endpoints.ts';
-import { listPages, sentInvalid, type Listed, type ListingDeps } from './paging.ts';
+import { listPages, sentInvalid, type ListingDeps } from './paging.ts';
 import type { CallOptions, RepositoryRef } from './types.ts';
 
 export interface ListTagsOptions extends CallOptions {
@@ -70,8 +70,7 @@ export async function listTagsOnEndpoint(
   const first = apiUrl(ep, `${repo.path}/tags/list`);
   first.searchParams.set('n', String(options.pageSize ?? DEFAULT_TAG_PAGE_SIZE));
   let name: string | undefined;
-  // Never undefined: only a listing with `absentOn404` answers that.
-  const listed = (await listPages<string>(
+  const listed = await listPages<string>(
     ep,
     {
       first,
@@ -89,11 +88,10 @@ export async function listTagsOnEndpoint(
         return page.tags;
       },
       key: (tag) => tag,
-      follow: (next) => keepEndpointQuery(next, first),
     },
     ctx,
     deps,
-  )) as Listed<string>;
+  );
   return {
     name: name ?? repo.path,
     tags: listed.items,
@@ -101,12 +99,4 @@ export async function listTagsOnEndpoint(
     pages: listed.pages,
     endpoint: ep.label,
   };
-}
-
-/** The next page's URL with the endpoint's own query parameters (`ns=`) kept when it dropped them. */
-function keepEndpointQuery(next: URL, first: URL): URL {
-  for (const [key, value] of first.searchParams) {
-    if (key !== 'n' && !next.searchParams.has(key)) next.searchParams.append(key, value);
-  }
-  return next;
 }

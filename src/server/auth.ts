@@ -58,13 +58,23 @@ function sameText(a: string, b: string): boolean {
   return timingSafeEqual(x, y) && a === b;
 }
 
+/** Verdicts on bcrypt entries kept; past it the oldest goes. */
+const MAX_VERDICTS = 10_000;
+/** `htpasswd -v` processes at once, and checks waiting for one; past both a check is refused
+ * (not cached): a flood of distinct wrong passwords must not fork a process each. */
+const MAX_RUNS = 4;
+const MAX_WAITING = 256;
+
 /** Checks `user:password` pairs from an htpasswd file. */
 export class BasicAuthenticator {
-  /** Verdicts on bcrypt entries, by sha256(user, entry, password). */
+  /** Verdicts on bcrypt entries, by sha256(user, entry, password), oldest first. */
   private readonly verdicts = new Map<string, boolean>();
   /** `htpasswd -v` runs in flight, by the same key: parallel requests with one header (a client
    * pulling layers at once) wait for one run instead of starting one each. */
   private readonly checks = new SingleFlight<boolean>();
+  private running = 0;
+  /** Checks waiting for a run to end, each handed its place in turn. */
+  private readonly waiting: (() => void)[] = [];
 
   private constructor(
     private readonly entries: ReadonlyMap<string, string>,
@@ -121,13 +131,37 @@ export class BasicAuthenticator {
       const known = this.verdicts.get(key);
       if (known !== undefined) return known;
       return this.checks.run(key, async () => {
-        const verdict = await verifyWithHtpasswd(this.htpasswdFile, user, password);
-        if (this.verdicts.size > 10_000) this.verdicts.clear();
+        if (!(await this.takeRun())) return false;
+        let verdict: boolean;
+        try {
+          verdict = await verifyWithHtpasswd(this.htpasswdFile, user, password);
+        } finally {
+          this.endRun();
+        }
+        if (this.verdicts.size >= MAX_VERDICTS) this.verdicts.delete(this.verdicts.keys().next().value as string);
         this.verdicts.set(key, verdict);
         return verdict;
       }).result;
     }
     return false;
+  }
+
+  /** A place to run `htpasswd -v`, waiting for one if need be; false when too many wait. */
+  private async takeRun(): Promise<boolean> {
+    if (this.running < MAX_RUNS) {
+      this.running++;
+      return true;
+    }
+    if (this.waiting.length >= MAX_WAITING) return false;
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return true;
+  }
+
+  /** Hands the place on to the next waiting check, if any. */
+  private endRun(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.running--;
   }
 }
 

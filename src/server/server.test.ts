@@ -91,13 +91,14 @@ describe('htpasswd', () => {
     const md5 = htpasswd(['-nbm', 'alice', 'secret pass']);
     const sha = htpasswd(['-nbs', 'bob', 'hunter2']);
     const bcrypt = htpasswd(['-nbB', 'carol', 'p@ss']);
-    if (md5 === undefined || sha === undefined || bcrypt === undefined) return;
+    const bcrypt2 = htpasswd(['-nbB', 'dave', 'd4ve']);
+    if (md5 === undefined || sha === undefined || bcrypt === undefined || bcrypt2 === undefined) return;
     const entry = md5.slice(md5.indexOf(':') + 1);
     assert.equal(apr1('secret pass', entry.split('$')[2] ?? ''), entry);
     const dir = await mkdtemp(join(tmpdir(), 'kimg-htpasswd-'));
     try {
       const file = join(dir, 'htpasswd');
-      await writeFile(file, `${md5}\n${sha}\n# comment\n${bcrypt}\n`);
+      await writeFile(file, `${md5}\n${sha}\n# comment\n${bcrypt}\n${bcrypt2}\n`);
       const auth = await BasicAuthenticator.load(file);
       const basic = (user: string, password: string) =>
         `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -112,6 +113,11 @@ describe('htpasswd', () => {
       assert.equal(await auth.check(basic('carol', 'p@ss')), 'carol');
       assert.equal(await auth.check(basic('carol', 'p@ss2')), undefined);
       assert.equal(await auth.check(basic('nobody', 'x')), undefined);
+      // A flood of distinct wrong passwords: a few htpasswd runs at once, the excess refused
+      // without a run; every answer is a refusal, and the right password still works after it.
+      const flood = await Promise.all(Array.from({ length: 400 }, (_, i) => auth.check(basic('carol', `guess ${i}`))));
+      assert.ok(flood.every((user) => user === undefined));
+      assert.equal(await auth.check(basic('dave', 'd4ve')), 'dave');
       assert.equal(await auth.check('Bearer abc'), undefined);
       assert.equal(await auth.check(undefined), undefined);
     } finally {

@@ -19,6 +19,7 @@ export async function* readBlobChunks(
   mapError: (err: unknown) => Error,
   start: number,
 ): AsyncGenerator<Buffer> {
+  if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`a blob is read from byte ${start}`);
   let handle: FileHandle;
   try {
     ({ handle } = await openRegular(path));

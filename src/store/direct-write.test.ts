@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,19 @@ describe('DirectWriter', () => {
       assert.equal(result.failure, undefined);
       assert.equal(result.good, expected.byteLength);
       assert.deepEqual(await readFile(path), expected);
+    }
+  });
+
+  it('is not opened when another file has taken the path since the caller opened it', async () => {
+    const path = join(dir, 'replaced');
+    await writeFile(path, '');
+    const fd = openSync(path, 'r+');
+    try {
+      await writeFile(join(dir, 'other'), '');
+      await rename(join(dir, 'other'), path);
+      assert.equal(await DirectWriter.open(path, fd), undefined);
+    } finally {
+      closeSync(fd);
     }
   });
 

@@ -1,4 +1,4 @@
-import { constants, writeSync } from 'node:fs';
+import { constants, fstatSync, writeSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errnoCode } from './errors.ts';
@@ -34,11 +34,14 @@ async function alignedPair(dir: string): Promise<[Buffer, Buffer] | undefined> {
   while (found.length < 2 && pool.length > 0) found.push(pool.pop() as Buffer);
   if (found.length === 2) return found as [Buffer, Buffer];
   const scratch = join(dir, tempName('direct-probe'));
-  const probe = await open(
-    scratch,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT,
-    0o600,
-  );
+  let probe: FileHandle;
+  try {
+    probe = await open(scratch, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
+  } catch (err) {
+    // What came from the pool goes back to it.
+    release(dir, found);
+    throw err;
+  }
   try {
     await unlink(scratch);
     while (found.length < 2) {
@@ -125,6 +128,12 @@ export class DirectWriter {
       handle = await open(path, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW);
     } catch {
       // Out of descriptors, say: this file goes through the page cache.
+      release(dir, pair);
+      return undefined;
+    }
+    // Opened again by path: it must be the file the caller holds (not one put at the path since).
+    if (!sameFile(handle.fd, bufferedFd)) {
+      await handle.close();
       release(dir, pair);
       return undefined;
     }
@@ -275,6 +284,13 @@ export class DirectWriter {
     release(this.dir, [this.buffer, this.spare as Buffer]);
     return { good: this.failure === undefined ? this.position : this.goodUntil, failure: this.failure };
   }
+}
+
+/** Do two descriptors name one file (device and inode)? */
+function sameFile(a: number, b: number): boolean {
+  const x = fstatSync(a, { bigint: true });
+  const y = fstatSync(b, { bigint: true });
+  return x.dev === y.dev && x.ino === y.ino;
 }
 
 function release(dir: string, buffers: readonly Buffer[]): void {

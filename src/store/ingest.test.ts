@@ -425,6 +425,12 @@ describe('putBlob, readBlob, openBlobStream', () => {
       },
       (err: unknown) => isKimgError(err, 'ErrBlobUnknown'),
     );
+    for (const start of [-1, 0.5, Number.NaN])
+      await assert.rejects(async () => {
+        for await (const _ of store.readBlobChunks(d.digest, start)) {
+          // drain
+        }
+      }, RangeError);
   });
 });
 

@@ -147,6 +147,61 @@ describe('kimg tags, manifest, config, resolve: remote look-ups', { skip }, () =
     }
   });
 
+  test("next pages keep a mirror endpoint's ns= that the registry's Link dropped, for tags and referrers", async () => {
+    const subject = `sha256:${'a'.repeat(64)}`;
+    const referrer = (i: number) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${String(i).repeat(64)}`,
+      size: 100 + i,
+      artifactType: 'application/example',
+    });
+    proxy.reset();
+    proxy.setRule((r) => {
+      const second = r.query.has('last');
+      if (r.path.endsWith('/tags/list')) {
+        const page = second ? tags.slice(2) : tags.slice(0, 2);
+        const faults = [fault.replaceBody(JSON.stringify({ name: 'remote/app', tags: page }))];
+        if (!second)
+          faults.push(fault.forgeHeader('link', `</v2/remote/app/tags/list?n=2&last=${page[1]}>; rel="next"`));
+        return faults;
+      }
+      if (r.path.endsWith(`/referrers/${subject}`)) {
+        const index = {
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [referrer(second ? 2 : 1)],
+        };
+        return fault.status(
+          200,
+          {
+            'content-type': 'application/vnd.oci.image.index.v1+json',
+            ...(!second && { link: `</v2/remote/app/referrers/${subject}?last=x>; rel="next"` }),
+          },
+          JSON.stringify(index),
+        );
+      }
+      return undefined;
+    });
+    const client = new RegistryClient({
+      endpoints: () => [{ baseUrl: proxy.url, insecure: true, query: { ns: 'docker.io' } }],
+    });
+    try {
+      const list = await client.listTags(`${proxy.host}/remote/app`, { pageSize: 2 });
+      assert.deepEqual(list.tags, tags);
+      const referrers = await client.listReferrers(`${proxy.host}/remote/app`, subject);
+      assert.deepEqual(
+        referrers.manifests.map((m) => m.digest),
+        [referrer(1).digest, referrer(2).digest],
+      );
+      const pages = proxy.requests.filter((r) => r.path.endsWith('/tags/list') || r.path.includes('/referrers/'));
+      assert.equal(pages.length, 4);
+      for (const page of pages) assert.match(page.url, /[?&]ns=docker\.io(&|$)/, page.url);
+    } finally {
+      proxy.reset();
+      await client.close();
+    }
+  });
+
   test("listTags pages through kimg's own registry server, which sends real Link headers", async () => {
     const { server, store, host } = await startServer(join(tmp.path, 'served-store'));
     const client = new RegistryClient({ endpoints: () => [{ baseUrl: `http://${host}`, insecure: true }] });
