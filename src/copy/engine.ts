@@ -5,7 +5,7 @@
  * under its name. A destination already pointing at the same digest costs one request.
  */
 import { KimgError } from '../errors/index.ts';
-import { eachLimited } from '../signals/index.ts';
+import { Semaphore, eachLimited } from '../signals/index.ts';
 import {
   childrenOf,
   formatPlatform,
@@ -200,19 +200,34 @@ async function transfer(
   const signal = options.signal;
   const emit = options.onEvent ?? (() => undefined);
 
+  // `concurrency` bodies in flight, and as many blobs again ahead of them with their upload
+  // sessions open: when a body is sent, the next starts at once, while the registry commits the
+  // one before. Distribution fsyncs the blob at the commit, and small files at every POST, which
+  // wait behind that fsync: with a blob's place held from its POST to its commit, the registry's
+  // disk and the copy took turns (a second or more per GiB with the CPU idle).
+  const concurrency = Math.max(1, options.concurrency ?? 3);
+  const bodies = new Semaphore(concurrency);
   await eachLimited(
     [...p.blobs.values()],
-    options.concurrency ?? 3,
-    async (blob, stop, release) => {
+    2 * concurrency,
+    async (blob, stop) => {
       const t = performance.now();
-      const outcome = await destination.pushBlob(blob, source.blob(blob), {
-        signal: stop,
-        // The next blob starts while this one's commit runs (Distribution fsyncs it then): with
-        // the place held until the commit, a registry's disk and the copy took turns.
-        onSent: release,
-        ...(source.repository !== undefined && { mountFrom: source.repository }),
-        onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
-      });
+      let giveBack: (() => void) | undefined;
+      let outcome: BlobOutcome;
+      try {
+        outcome = await destination.pushBlob(blob, source.blob(blob), {
+          signal: stop,
+          waitToSend: async () => {
+            giveBack = await bodies.acquire(stop);
+          },
+          onSent: () => giveBack?.(),
+          ...(source.repository !== undefined && { mountFrom: source.repository }),
+          onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
+        });
+      } finally {
+        // A monolithic upload (body and commit in one request) or a failure gives it back here.
+        giveBack?.();
+      }
       if (outcome === 'pushed') {
         counts.pushed++;
         counts.bytesPushed += blob.size;

@@ -165,12 +165,14 @@ export class LayoutDestination implements ImageDestination {
     });
     if (ingest.alreadyPresent) return 'exists';
     try {
+      await context.waitToSend?.();
       let done = ingest.offset;
       for await (const chunk of source.open(ingest.offset, context.signal)) {
         await ingest.write(chunk);
         done += chunk.byteLength;
         context.onProgress?.(done);
       }
+      context.onSent?.();
       await ingest.commit();
     } catch (err) {
       await ingest.abort().catch(() => undefined);

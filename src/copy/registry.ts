@@ -260,6 +260,7 @@ export class RegistryDestination implements ImageDestination {
       ...(context.signal !== undefined && { signal: context.signal }),
       ...(mountFrom !== undefined && { mountFrom }),
       ...(context.onProgress !== undefined && { onProgress: context.onProgress }),
+      ...(context.waitToSend !== undefined && { waitToSend: context.waitToSend }),
       ...(context.onSent !== undefined && { onSent: context.onSent }),
     });
     return result.outcome;

@@ -42,6 +42,8 @@ export interface PushBlobContext {
   readonly signal?: AbortSignal;
   readonly mountFrom?: RepositoryRef;
   readonly onProgress?: (bytes: number) => void;
+  /** Awaited when the destination is ready for the blob's bytes, before the first is sent. */
+  readonly waitToSend?: () => Promise<void>;
   /** The blob's bytes are all sent and only the destination's commit remains. */
   readonly onSent?: () => void;
 }

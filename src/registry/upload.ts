@@ -43,8 +43,11 @@ export interface PushBlobOptions extends CallOptions {
   /** Bytes sent so far (a few times a second while a body streams), and the registry's
    * accepted offset after each request (lower after a resume). */
   readonly onProgress?: (bytes: number) => void;
+  /** Awaited once the upload session is open, before the first byte is sent: a caller limiting
+   * bodies in flight holds an upload here, its session ready, until its turn. */
+  readonly waitToSend?: () => Promise<void>;
   /** Every byte of a chunked upload is with the registry; only the closing `PUT` remains, which
-   * may take a while (Distribution fsyncs the blob there). A caller limiting uploads in flight
+   * may take a while (Distribution fsyncs the blob there). A caller limiting bodies in flight
    * may start the next one now. Not called for a monolithic upload (one request for both). */
   readonly onSent?: () => void;
   /** Most session restarts and resumes without progress in a row; default 3. */
@@ -252,6 +255,7 @@ export async function pushBlobOnEndpoint(
     return result('mounted');
   }
   let location = first.location;
+  await options.waitToSend?.();
   const maxWithoutProgress = options.maxAttemptsWithoutProgress ?? 3;
   const monolithic = size <= (options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC);
   const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK);

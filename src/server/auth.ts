@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KimgError } from '../errors/index.ts';
-import { SingleFlight } from '../signals/index.ts';
+import { Semaphore, SingleFlight } from '../signals/index.ts';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -72,9 +72,7 @@ export class BasicAuthenticator {
   /** `htpasswd -v` runs in flight, by the same key: parallel requests with one header (a client
    * pulling layers at once) wait for one run instead of starting one each. */
   private readonly checks = new SingleFlight<boolean>();
-  private running = 0;
-  /** Checks waiting for a run to end, each handed its place in turn. */
-  private readonly waiting: (() => void)[] = [];
+  private readonly runs = new Semaphore(MAX_RUNS, MAX_WAITING);
 
   private constructor(
     private readonly entries: ReadonlyMap<string, string>,
@@ -131,12 +129,13 @@ export class BasicAuthenticator {
       const known = this.verdicts.get(key);
       if (known !== undefined) return known;
       return this.checks.run(key, async () => {
-        if (!(await this.takeRun())) return false;
+        const release = await this.runs.acquire();
+        if (release === undefined) return false;
         let verdict: boolean;
         try {
           verdict = await verifyWithHtpasswd(this.htpasswdFile, user, password);
         } finally {
-          this.endRun();
+          release();
         }
         if (this.verdicts.size >= MAX_VERDICTS) this.verdicts.delete(this.verdicts.keys().next().value as string);
         this.verdicts.set(key, verdict);
@@ -144,24 +143,6 @@ export class BasicAuthenticator {
       }).result;
     }
     return false;
-  }
-
-  /** A place to run `htpasswd -v`, waiting for one if need be; false when too many wait. */
-  private async takeRun(): Promise<boolean> {
-    if (this.running < MAX_RUNS) {
-      this.running++;
-      return true;
-    }
-    if (this.waiting.length >= MAX_WAITING) return false;
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-    return true;
-  }
-
-  /** Hands the place on to the next waiting check, if any. */
-  private endRun(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.running--;
   }
 }
 

@@ -44,52 +44,6 @@ describe('eachLimited', () => {
     assert.equal(settled, 2);
   });
 
-  it('starts the next item when one releases its place, and settles only once every item has', async () => {
-    const order: string[] = [];
-    let finishFirst = (): void => undefined;
-    const firstDone = new Promise<void>((resolve) => (finishFirst = resolve));
-    const all = eachLimited([1, 2], 1, async (n, _stop, release) => {
-      order.push(`start ${n}`);
-      if (n === 1) {
-        release();
-        await firstDone;
-      }
-      order.push(`end ${n}`);
-    });
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(order, ['start 1', 'start 2', 'end 2']);
-    let returned = false;
-    void all.then(() => (returned = true));
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(returned, false, 'item 1 has not settled');
-    finishFirst();
-    await all;
-    assert.deepEqual(order, ['start 1', 'start 2', 'end 2', 'end 1']);
-  });
-
-  it('a released item that fails still fails the whole and stops what has not started', async () => {
-    const started: number[] = [];
-    await assert.rejects(
-      eachLimited([1, 2, 3], 1, async (n, stop, release) => {
-        started.push(n);
-        if (n === 1) {
-          release();
-          await new Promise((resolve) => setImmediate(resolve));
-          throw new Error('commit of 1 failed');
-        }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 5000);
-          stop.addEventListener('abort', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }),
-      /commit of 1 failed/,
-    );
-    assert.deepEqual(started, [1, 2]);
-  });
-
   it("stops when the caller's signal aborts", async () => {
     const controller = new AbortController();
     controller.abort(new Error('caller gave up'));

@@ -4,15 +4,11 @@
  * aborts so that work in flight can stop. It returns, or throws that first failure, only once
  * every item it started has settled, so nothing is still writing when the caller cleans up.
  * `signal` (the caller's) stops it the same way.
- *
- * `release`, handed to `work`, gives the item's place to the next item before the work settles:
- * the part that the limit is for is over and only a wait remains (an upload whose bytes are all
- * sent, waiting for the registry to commit them). Its outcome still counts as above.
  */
 export async function eachLimited<T>(
   items: readonly T[],
   limit: number,
-  work: (item: T, stop: AbortSignal, release: () => void) => Promise<void>,
+  work: (item: T, stop: AbortSignal) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
   const controller = new AbortController();
@@ -21,26 +17,21 @@ export async function eachLimited<T>(
   else signal?.addEventListener('abort', onAbort, { once: true });
   let next = 0;
   let failure: { readonly error: unknown } | undefined;
-  /** Every item started, settled or not (none rejects: a failure is kept above). */
-  const started: Promise<void>[] = [];
   const runners = Array.from({ length: Math.min(Math.max(1, limit), items.length) }, async () => {
     while (failure === undefined && !controller.signal.aborted && next < items.length) {
       const item = items[next++] as T;
-      let release = (): void => undefined;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const settled = work(item, controller.signal, release).catch((error: unknown) => {
+      try {
+        await work(item, controller.signal);
+      } catch (error) {
         if (failure === undefined) {
           failure = { error };
           controller.abort(error);
         }
-      });
-      started.push(settled);
-      await Promise.race([settled, released]);
+      }
     }
   });
   try {
     await Promise.all(runners);
-    await Promise.all(started);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -128,7 +128,7 @@ describe('registry uploads', { skip }, () => {
     assert.ok(await c.hasBlob('127.0.0.1/up/dst', layer));
   });
 
-  test('onSent comes once every PATCH is in, before the closing PUT is sent (a caller may start the next upload)', async () => {
+  test('waitToSend is awaited with the session open and nothing sent; onSent comes once every PATCH is in, before the closing PUT', async () => {
     const c = client(proxy.url);
     const layer = layers()[1];
     assert.ok(layer);
@@ -137,15 +137,24 @@ describe('registry uploads', { skip }, () => {
     const puts = () => proxy.requests.filter((q) => q.method === 'PUT').length;
     const patched = () => proxy.requests.filter((q) => q.method === 'PATCH').reduce((n, q) => n + q.bytesReceived, 0);
     let patchedAtSent = 0;
+    let atWait: { posts: number; patches: number } | undefined;
     const r = await c.pushBlob('127.0.0.1/up/sent', layer, fileSource(image.blobPath(layer.digest)), {
       monolithicMaxBytes: 100_000,
       chunkBytes: 1_400_000,
+      waitToSend: async () => {
+        atWait = {
+          posts: proxy.requests.filter((q) => q.method === 'POST').length,
+          patches: proxy.requests.filter((q) => q.method === 'PATCH').length,
+        };
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      },
       onSent: () => {
         putsAtSent = puts();
         patchedAtSent = patched();
       },
     });
     assert.equal(r.outcome, 'pushed');
+    assert.deepEqual(atWait, { posts: 1, patches: 0 });
     assert.equal(putsAtSent, 0, 'onSent before the PUT');
     assert.equal(patchedAtSent, layer.size, 'every byte was with the registry at onSent');
     assert.equal(puts(), 1);
