@@ -62,7 +62,8 @@ export interface CopyOptions {
   readonly platform?: Platform;
   /** Copy every platform of an index (the default when no platform is given). */
   readonly allPlatforms?: boolean;
-  /** Blobs copied at once; default 3. */
+  /** Blob bodies sent at once; default 3. As many blobs again wait with their upload sessions
+   * open, so that the next body starts as soon as one is sent. */
   readonly concurrency?: number;
   /** Copy even when the destination already points at the digest. */
   readonly force?: boolean;
