@@ -213,21 +213,26 @@ async function transfer(
     2 * concurrency,
     async (blob, stop) => {
       const t = performance.now();
+      // The body's permit while it holds one (a destination that tries again waits again).
       let giveBack: (() => void) | undefined;
+      const release = (): void => {
+        giveBack?.();
+        giveBack = undefined;
+      };
       let outcome: BlobOutcome;
       try {
         outcome = await destination.pushBlob(blob, source.blob(blob), {
           signal: stop,
           waitToSend: async () => {
-            giveBack = await bodies.acquire(stop);
+            giveBack ??= await bodies.acquire(stop);
           },
-          onSent: () => giveBack?.(),
+          onSent: release,
           ...(source.repository !== undefined && { mountFrom: source.repository }),
           onProgress: (bytes) => emit({ type: 'blob-progress', digest: blob.digest, size: blob.size, bytes }),
         });
       } finally {
         // A monolithic upload (body and commit in one request) or a failure gives it back here.
-        giveBack?.();
+        release();
       }
       if (outcome === 'pushed') {
         counts.pushed++;
