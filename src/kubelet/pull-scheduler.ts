@@ -5,7 +5,7 @@
  * unlimited); extra requests wait, never fail. Identical requests are not de-duplicated. The
  * pull time (`<pull>` in the Pulled event) starts when the puller picks the request.
  */
-import type { Clock } from '../signals/index.ts';
+import { Semaphore, type Clock } from '../signals/index.ts';
 
 export const SERIAL_QUEUE_CAPACITY = 10;
 
@@ -98,8 +98,7 @@ export class ParallelPullScheduler implements PullScheduler {
   /** Undefined = unlimited. */
   readonly maxParallel: number | undefined;
   readonly #clock: Clock;
-  readonly #waiting: (() => void)[] = [];
-  #running = 0;
+  readonly #slots: Semaphore;
 
   constructor(clock: Clock, maxParallel?: number) {
     if (maxParallel !== undefined && !(Number.isInteger(maxParallel) && maxParallel >= 1)) {
@@ -107,26 +106,20 @@ export class ParallelPullScheduler implements PullScheduler {
     }
     this.#clock = clock;
     this.maxParallel = maxParallel;
+    this.#slots = new Semaphore(maxParallel ?? Number.POSITIVE_INFINITY);
   }
 
   async schedule<T>(task: () => Promise<T>): Promise<ScheduledPullResult<T>> {
-    if (this.maxParallel !== undefined && this.#running >= this.maxParallel) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    } else {
-      this.#running++;
-    }
+    const release = await this.#slots.acquire();
     try {
       return await timed(this.#clock, task);
     } finally {
-      const next = this.#waiting.shift();
-      // The slot passes straight to the next waiter, so the count stays right.
-      if (next !== undefined) next();
-      else this.#running--;
+      release();
     }
   }
 
   stats(): { running: number; queued: number; blocked: number } {
-    return { running: this.#running, queued: this.#waiting.length, blocked: 0 };
+    return { running: this.#slots.inUse, queued: this.#slots.queued, blocked: 0 };
   }
 }
 

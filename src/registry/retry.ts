@@ -2,6 +2,7 @@
  * Retry decisions, back-off and per-host admission (docs/semantics.md registry §8, R2, R4). Time comes from an
  * injectable Clock so tests never wait in wall time.
  */
+import { Semaphore } from '../signals/index.ts';
 import { errorCode } from './redact.ts';
 import type { Clock } from './types.ts';
 
@@ -143,18 +144,19 @@ export function decideRetry(
  * every request to the host, so one 429 slows the whole pull instead of multiplying load.
  */
 export class HostGate {
-  private active = 0;
-  private readonly waiters: Array<() => void> = [];
+  private readonly slots: Semaphore;
   /** No request starts before this time (ms since epoch). */
   private notBefore = 0;
 
   constructor(
     readonly limit: number,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.slots = new Semaphore(limit);
+  }
 
   get inFlight(): number {
-    return this.active;
+    return this.slots.inUse;
   }
 
   get backoffUntil(): number {
@@ -175,40 +177,11 @@ export class HostGate {
         continue;
       }
       signal?.throwIfAborted();
-      const release = await this.acquire(signal);
+      const release = await this.slots.acquire(signal);
       // Another request may have pushed the back-off out while this one queued for a slot.
       if (this.notBefore <= this.clock.now()) return release;
       release();
     }
-  }
-
-  private async acquire(signal?: AbortSignal): Promise<() => void> {
-    if (this.active >= this.limit) {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          const i = this.waiters.indexOf(wake);
-          if (i !== -1) this.waiters.splice(i, 1);
-          reject(signal?.reason);
-        };
-        const wake = () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        this.waiters.push(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    } else {
-      this.active++;
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiters.shift();
-      // The slot passes straight to the next waiter, so `active` stays the same.
-      if (next !== undefined) next();
-      else this.active--;
-    };
   }
 }
 

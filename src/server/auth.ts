@@ -72,7 +72,7 @@ export class BasicAuthenticator {
   /** `htpasswd -v` runs in flight, by the same key: parallel requests with one header (a client
    * pulling layers at once) wait for one run instead of starting one each. */
   private readonly checks = new SingleFlight<boolean>();
-  private readonly runs = new Semaphore(MAX_RUNS, MAX_WAITING);
+  private readonly runs = new Semaphore(MAX_RUNS);
 
   private constructor(
     private readonly entries: ReadonlyMap<string, string>,
@@ -129,7 +129,7 @@ export class BasicAuthenticator {
       const known = this.verdicts.get(key);
       if (known !== undefined) return known;
       return this.checks.run(key, async () => {
-        const release = await this.runs.acquire();
+        const release = await this.runs.acquireUnlessQueued(MAX_WAITING);
         if (release === undefined) return false;
         let verdict: boolean;
         try {

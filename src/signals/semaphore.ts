@@ -1,31 +1,37 @@
 /**
- * At most `permits` holders at once; the rest wait in order (the copy engine's bodies in flight,
- * the server's `htpasswd -v` runs). With `maxWaiting`, a caller past that many waiting is refused
- * at once instead of queued, so a flood cannot grow the queue without bound.
+ * At most `permits` holders at once; the rest wait in order, and a permit given back passes
+ * straight to the first of them (the copy engine's bodies in flight, a registry host's requests,
+ * the kubelet's parallel pulls, the server's `htpasswd -v` runs).
  */
 export class Semaphore {
   private held = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(
-    private readonly permits: number,
-    private readonly maxWaiting = Number.POSITIVE_INFINITY,
-  ) {
-    if (!Number.isInteger(permits) || permits < 1) throw new RangeError(`a semaphore of ${permits} permits`);
+  constructor(private readonly permits: number) {
+    if (!(Number.isInteger(permits) || permits === Number.POSITIVE_INFINITY) || permits < 0)
+      throw new RangeError(`a semaphore of ${permits} permits`);
+  }
+
+  /** Permits held now. */
+  get inUse(): number {
+    return this.held;
+  }
+
+  /** Callers waiting for a permit now. */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   /**
    * A permit, once one is free: the function that gives it back (calling it again does nothing).
-   * Undefined when `maxWaiting` callers already wait. Rejects with the signal's reason if it
-   * aborts first, and then takes nothing.
+   * Rejects with the signal's reason if it aborts first, and then takes nothing.
    */
-  async acquire(signal?: AbortSignal): Promise<(() => void) | undefined> {
+  async acquire(signal?: AbortSignal): Promise<() => void> {
     signal?.throwIfAborted();
     if (this.held < this.permits) {
       this.held++;
       return this.releaser();
     }
-    if (this.waiting.length >= this.maxWaiting) return undefined;
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         const at = this.waiting.indexOf(wake);
@@ -41,6 +47,13 @@ export class Semaphore {
     });
     // The permit came from the one who gave it back (held did not change).
     return this.releaser();
+  }
+
+  /** As {@link acquire}, but undefined at once when `maxWaiting` callers already wait: a flood
+   * cannot grow the queue without bound. */
+  async acquireUnlessQueued(maxWaiting: number, signal?: AbortSignal): Promise<(() => void) | undefined> {
+    if (this.held >= this.permits && this.waiting.length >= maxWaiting) return undefined;
+    return this.acquire(signal);
   }
 
   private releaser(): () => void {
