@@ -5,20 +5,16 @@
  * leave the first page's origin and path, and a page that adds nothing ends the listing (a loop,
  * or a registry that ignores `last`).
  */
-import type { Authenticator } from './auth.ts';
 import { BodyTooLargeError, discard, readCapped } from './body.ts';
 import type { Scope } from './challenge.ts';
 import { errorFromResponse, observeResponse, type OperationContext } from './context.ts';
 import type { PreparedEndpoint } from './endpoints.ts';
 import { RegistryError, type RegistryErrorCode } from './errors.ts';
 import { contentLength, headerValues } from './headers.ts';
+import type { ManifestDeps } from './manifests.ts';
 
-/** What a listing needs of the client. */
-export interface ListingDeps {
-  readonly auth: Authenticator;
-  readonly now: () => number;
-  readonly onWarning: (host: string, text: string) => void;
-}
+/** What a listing needs of the client: the manifest operations' dependencies less their size cap. */
+export type ListingDeps = Pick<ManifestDeps, 'auth' | 'now' | 'onWarning'>;
 
 export interface Listing<T> {
   readonly first: URL;

@@ -174,6 +174,19 @@ describe('ingest', () => {
     assert.deepEqual(await readFile(store.blobPath(d.digest)), bytes);
   });
 
+  it('reset() after small writes still gathered in memory starts the partial from nothing', async () => {
+    const bytes = randomBytes(2_000_000);
+    const d = descriptorOf(bytes);
+    const ingest = await openFile(store, d);
+    // Small writes are gathered in memory before they reach the partial file.
+    await writeInChunks(ingest, bytes.subarray(0, 100_000), 10_000);
+    await ingest.reset();
+    assert.equal((await stat(ingest.partialPath as string)).size, 0);
+    await writeInChunks(ingest, bytes);
+    await ingest.commit();
+    assert.deepEqual(await readFile(store.blobPath(d.digest)), bytes);
+  });
+
   it('abort() without keepPartial deletes the partial', async () => {
     const bytes = randomBytes(10_000);
     const d = descriptorOf(bytes);

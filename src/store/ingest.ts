@@ -6,7 +6,15 @@ import { VerifyError, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError, errnoCode } from './errors.ts';
 import { isNoSpace } from './reserve.ts';
-import { NotRegularError, ensureRealDir, fsyncDir, openRegular, readBounded, unlinkIfPresent } from './fs-utils.ts';
+import {
+  NotRegularError,
+  ensureRealDir,
+  fsyncDir,
+  openRegular,
+  readBounded,
+  unlinkIfPresent,
+  writeTemp,
+} from './fs-utils.ts';
 import type { FileLock } from './lock.ts';
 import { DirectWriter } from './direct-write.ts';
 
@@ -389,9 +397,10 @@ export class FileIngest implements Ingest {
 
   async reset(): Promise<void> {
     this.assertOpen('reset');
+    // What is staged is about to be truncated away: not written first.
+    this.stagedBytes = 0;
     await this.settleWrites();
     this.writeError = undefined;
-    this.stagedBytes = 0;
     await this.handle.truncate(0);
     this.hash = createHash(this.parsed.algorithm);
     this.received = 0;
@@ -472,6 +481,8 @@ export class FileIngest implements Ingest {
           },
         );
       } else {
+        // The file goes: what is staged is not written, only writes in flight are waited for.
+        this.stagedBytes = 0;
         await this.settleWrites().catch(() => undefined);
         await this.handle.close().catch(() => undefined);
         await unlinkIfPresent(this.paths.data);
@@ -546,6 +557,26 @@ async function writeMetadata(path: string, metadata: IngestMetadata): Promise<vo
     await handle.writeFile(`${JSON.stringify(metadata)}\n`);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Writes verified bytes to a new temp file in `ingestDir`, fdatasyncs it and publishes it at
+ * `paths.blobFile` (see {@link publish}). The temp file is removed on failure.
+ */
+export async function writeVerifiedBlob(
+  ingestDir: string,
+  bytes: Uint8Array,
+  paths: IngestPaths,
+  size: number,
+  replace = false,
+): Promise<void> {
+  const temp = await writeTemp(ingestDir, 'blob', bytes);
+  try {
+    await publish(temp, paths, size, replace);
+  } catch (err) {
+    await unlinkIfPresent(temp).catch(() => undefined);
+    throw err;
   }
 }
 

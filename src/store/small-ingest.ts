@@ -1,13 +1,13 @@
 import { digestOf, type ParsedDigest } from '../digest/index.ts';
 import type { Descriptor } from '../oci/index.ts';
 import { StoreError } from './errors.ts';
-import { NotRegularError, unlinkIfPresent, writeTemp } from './fs-utils.ts';
+import { NotRegularError } from './fs-utils.ts';
 import {
   digestMismatch,
   ingestClosed,
-  publish,
   sizeMismatch,
   writeByTaking,
+  writeVerifiedBlob,
   type Ingest,
   type IngestPaths,
   type IngestState,
@@ -20,26 +20,6 @@ import {
  * saves nothing, and two processes fetching it at once cost one extra small download.
  */
 export const SMALL_INGEST_BYTES = 1 << 20;
-
-/**
- * Writes verified bytes to a new temp file in `ingestDir`, fdatasyncs it and publishes it at
- * `paths.blobFile` (see {@link publish}). The temp file is removed on failure.
- */
-export async function writeVerifiedBlob(
-  ingestDir: string,
-  bytes: Uint8Array,
-  paths: IngestPaths,
-  size: number,
-  replace = false,
-): Promise<void> {
-  const temp = await writeTemp(ingestDir, 'blob', bytes);
-  try {
-    await publish(temp, paths, size, replace);
-  } catch (err) {
-    await unlinkIfPresent(temp).catch(() => undefined);
-    throw err;
-  }
-}
 
 /**
  * An ingest of a small blob (≤ {@link SMALL_INGEST_BYTES}) that gathers the bytes in memory and,

@@ -21,7 +21,15 @@ import {
 } from './fs-utils.ts';
 import { gc, type GcOptions, type GcResult } from './gc.ts';
 import { splitImageName } from './image-name.ts';
-import { FileIngest, PresentIngest, hashFile, touch, type Ingest, type IngestPaths } from './ingest.ts';
+import {
+  FileIngest,
+  PresentIngest,
+  hashFile,
+  touch,
+  writeVerifiedBlob,
+  type Ingest,
+  type IngestPaths,
+} from './ingest.ts';
 import { FileUpload, type BlobUpload } from './upload.ts';
 import {
   emptyLayoutIndex,
@@ -37,7 +45,7 @@ import {
 import type { LayoutReader } from './layout-reader.ts';
 import { LockTimeoutError, acquireInProcess, acquireLock, type FileLock } from './lock.ts';
 import { SpaceReserve } from './reserve.ts';
-import { SMALL_INGEST_BYTES, SmallIngest, writeVerifiedBlob } from './small-ingest.ts';
+import { SMALL_INGEST_BYTES, SmallIngest } from './small-ingest.ts';
 import {
   BLOBS_DIR,
   INDEX_FILE,
