@@ -7,7 +7,7 @@
 //      client, a new empty mirror each round)
 //   3. manifest HEAD by tag from 200 concurrent keep-alive clients: latency percentiles
 //   4. peak RSS of the server while 20 clients download 128 MiB blobs at once
-// KIMG_BENCH_QUICK=1 runs 1/8 of the sizes. Run alone with `node --import tsx bench/serve.bench.ts`
+// Part 3's clients run in a process of their own. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes. Run alone with `node --import tsx bench/serve.bench.ts`
 // or through `npm run bench serve`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -61,6 +61,8 @@ const MIRROR_ROUNDS = QUICK ? 2 : 6;
 const PACE_MS = 250;
 const EACH = 40;
 const WARM_UP_EACH = 4;
+/** The argument that makes this file a HEAD storm's client process (see headStormInChild). */
+const HEAD_STORM = '--head-storm';
 /** As containerd sends it (Distribution answers 404 to a HEAD without it for an OCI manifest). */
 const ACCEPT = { accept: MANIFEST_ACCEPT };
 const BIN = fileURLToPath(new URL('../src/cli/bin.ts', import.meta.url));
@@ -303,8 +305,8 @@ export async function runServeBench(): Promise<void> {
     ] as const) {
       // Untimed first, for both servers: 200 connections opened and the HEAD path compiled, so
       // that the percentiles are a server's steady state (as after a load tool's warm-up run).
-      await headStorm(base, '/v2/bench/big/manifests/v1', 200, WARM_UP_EACH);
-      const latencies = await headStorm(base, '/v2/bench/big/manifests/v1', 200, EACH);
+      await headStormInChild(base, '/v2/bench/big/manifests/v1', 200, WARM_UP_EACH);
+      const latencies = await headStormInChild(base, '/v2/bench/big/manifests/v1', 200, EACH);
       latencies.sort((a, b) => a - b);
       const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
       if (name === 'kimg') kimgP99 = at(0.99);
@@ -372,6 +374,25 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * 6.3–6.7 ms through it, 3.4–4.2 ms through this). Not undici either: it closes the connection
  * after every HEAD (undici lib/dispatcher/client-h1.js, nodejs/undici#258).
  */
+/**
+ * {@link headStorm} in a process of its own, as a load tool (wrk, hey) is one: the bench process
+ * has started registries and skopeo and gathered their output by then, and its own collector and
+ * timers must not be in the latencies measured.
+ */
+async function headStormInChild(base: string, path: string, clients: number, each: number): Promise<number[]> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), HEAD_STORM, base, path, String(clients), String(each)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  trackChild(child);
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => (out += text));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the HEAD storm against ${base} exited with ${code}`);
+  return JSON.parse(out) as number[];
+}
+
 async function headStorm(base: string, path: string, clients: number, each: number): Promise<number[]> {
   const url = new URL(base);
   const request = Buffer.from(
@@ -429,5 +450,10 @@ async function headStorm(base: string, path: string, clients: number, each: numb
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await runServeBench();
+  const [mode, base, path, clients, each] = process.argv.slice(2);
+  if (mode === HEAD_STORM && base !== undefined && path !== undefined) {
+    process.stdout.write(JSON.stringify(await headStorm(base, path, Number(clients), Number(each))));
+  } else {
+    await runServeBench();
+  }
 }
