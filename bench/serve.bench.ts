@@ -7,8 +7,8 @@
 //      client, a new empty mirror each round)
 //   3. manifest HEAD by tag from 200 concurrent keep-alive clients: latency percentiles
 //   4. peak RSS of the server while 20 clients download 128 MiB blobs at once
-// Part 3's clients run in a process of their own. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes. Run alone with `node --import tsx bench/serve.bench.ts`
-// or through `npm run bench serve`.
+// Part 3's clients run in a process of their own. KIMG_BENCH_QUICK=1 runs 1/8 of the sizes. Run
+// alone with `node --import tsx bench/serve.bench.ts` or through `npm run bench serve`.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -278,18 +278,19 @@ export async function runServeBench(): Promise<void> {
         }
       }
     }
+    const pullRows: [string, number[], string][] = [
+      ['direct from Distribution', pulls.direct, '—'],
+      ['through kimg (uncached)', pulls.kimg, median(mirrorCpu.kimg).toFixed(2)],
+      ["through Distribution's proxy (uncached)", pulls.Distribution, median(mirrorCpu.Distribution).toFixed(2)],
+    ];
     table(
       ['path', 's per run', 'median s', '÷ direct', "mirror's CPU s/GiB (median)"],
-      [
-        ['direct from Distribution', pulls.direct, '—'],
-        ['through kimg (uncached)', pulls.kimg, median(mirrorCpu.kimg).toFixed(2)],
-        ["through Distribution's proxy (uncached)", pulls.Distribution, median(mirrorCpu.Distribution).toFixed(2)],
-      ].map(([name, times, cpu]) => [
-        name as string,
-        (times as number[]).map(fmtSeconds).join(' '),
-        fmtSeconds(median(times as number[])),
-        fmtRatio(median(times as number[]) / median(pulls.direct)),
-        cpu as string,
+      pullRows.map(([name, times, cpu]) => [
+        name,
+        times.map(fmtSeconds).join(' '),
+        fmtSeconds(median(times)),
+        fmtRatio(median(times) / median(pulls.direct)),
+        cpu,
       ]),
     );
     const firstPull = median(pulls.kimg) / median(pulls.direct);
@@ -372,15 +373,6 @@ export async function runServeBench(): Promise<void> {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * `clients` keep-alive connections, each sending `each` HEADs at a pace; every latency in ms.
- * Each client is a raw socket that writes the request's bytes and takes the answer's blank line
- * as its end (a HEAD answer has no body), as wrk does: Node's HTTP client cost ≈ 300 µs of CPU
- * per request on a machine of this kind, more than the server it measures, and its queueing
- * showed in the latencies (a bare node:http server answering a fixed HEAD measured a p99 of
- * 6.3–6.7 ms through it, 3.4–4.2 ms through this). Not undici either: it closes the connection
- * after every HEAD (undici lib/dispatcher/client-h1.js, nodejs/undici#258).
- */
-/**
  * {@link headStorm} in a process of its own, as a load tool (wrk, hey) is one: the bench process
  * has started registries and skopeo and gathered their output by then, and its own collector and
  * timers must not be in the latencies measured.
@@ -399,6 +391,15 @@ async function headStormInChild(base: string, path: string, clients: number, eac
   return JSON.parse(out) as number[];
 }
 
+/**
+ * `clients` keep-alive connections, each sending `each` HEADs at a pace; every latency in ms.
+ * Each client is a raw socket that writes the request's bytes and takes the answer's blank line
+ * as its end (a HEAD answer has no body), as wrk does: Node's HTTP client cost ≈ 300 µs of CPU
+ * per request on a machine of this kind, more than the server it measures, and its queueing
+ * showed in the latencies (a bare node:http server answering a fixed HEAD measured a p99 of
+ * 6.3–6.7 ms through it, 3.4–4.2 ms through this). Not undici either: it closes the connection
+ * after every HEAD (undici lib/dispatcher/client-h1.js, nodejs/undici#258).
+ */
 async function headStorm(base: string, path: string, clients: number, each: number): Promise<number[]> {
   const url = new URL(base);
   const request = Buffer.from(
