@@ -27,6 +27,7 @@ import {
   makeServerCertificates,
   onExit,
   pushImage,
+  run,
   startRegistry,
   stopChild,
   trackChild,
@@ -378,17 +379,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * timers must not be in the latencies measured.
  */
 async function headStormInChild(base: string, path: string, clients: number, each: number): Promise<number[]> {
-  const child = spawn(
+  const { stdout } = await run(
     process.execPath,
     ['--import', 'tsx', fileURLToPath(import.meta.url), HEAD_STORM, base, path, String(clients), String(each)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { timeoutMs: 600_000 },
   );
-  trackChild(child);
-  let out = '';
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => (out += text));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`the HEAD storm against ${base} exited with ${code}`);
-  return JSON.parse(out) as number[];
+  return JSON.parse(stdout.toString('utf8')) as number[];
 }
 
 /**
